@@ -1,0 +1,166 @@
+"""Deciding what to send: post, edit, reconcile, point to a new thread, or wait.
+
+Pure and synchronous: it reads the stored incidents and comment rows plus the current
+megathread and the time, and returns the actions due now and when to look again.
+The rules it keeps:
+
+* One comment per (incident, thread). An incident gets a comment in the current
+  megathread while it is open, or if it never got one anywhere (nothing is dropped).
+* A ``posting`` row is an intent whose outcome is unknown: it is reconciled (the bot
+  looks for its own comment by marker) before anything is posted again.
+* Edits carry the latest rendered body, never one already delivered, and keep a
+  minimum gap per comment, so bursts coalesce into a few edits.
+* After the megathread changes, an open incident's old comment gets one last edit
+  pointing to the new comment, once that exists.
+* Removed comments are never re-posted; comments in closed threads are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modbot.store import CommentRow, IncidentRow
+
+PENDING = "pending"
+POSTING = "posting"
+POSTED = "posted"
+MOVED = "moved"
+REMOVED = "removed"
+CLOSED = "closed"
+HOMED = frozenset({POSTING, POSTED, MOVED, REMOVED})  # the incident has (had) a comment there
+
+
+@dataclass(frozen=True)
+class Post:
+    """Create the incident's comment in ``thread_id``."""
+
+    incident_id: str
+    thread_id: str
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """Look for the bot's own comment before posting again."""
+
+    incident_id: str
+    thread_id: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the body of an existing comment with the latest render."""
+
+    incident_id: str
+    thread_id: str
+    comment_id: str
+
+
+@dataclass(frozen=True)
+class Point:
+    """Last edit of an old-thread comment: link to the comment in the new thread."""
+
+    incident_id: str
+    thread_id: str
+    comment_id: str
+    new_permalink: str
+
+
+Action = Post | Reconcile | Edit | Point
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Actions due now, and the earliest time something else becomes due."""
+
+    actions: tuple[Action, ...]
+    wake_at: float | None
+
+
+def plan(
+    incidents: Sequence[IncidentRow],
+    comments: Sequence[CommentRow],
+    *,
+    thread_id: str | None,
+    now: float,
+    min_edit_interval: float,
+) -> Plan:
+    """Everything due for delivery at ``now`` in megathread ``thread_id`` (None: none)."""
+    actions: list[Action] = []
+    wakes: list[float] = []
+    by_incident: dict[str, dict[str, CommentRow]] = {}
+    for row in comments:
+        by_incident.setdefault(row.incident_id, {})[row.thread_id] = row
+    for incident in incidents:
+        if incident.rendered_hash is None:
+            continue
+        rows = by_incident.get(incident.incident_id, {})
+        _plan_incident(
+            incident,
+            rows=rows,
+            thread_id=thread_id,
+            now=now,
+            gap=min_edit_interval,
+            actions=actions,
+            wakes=wakes,
+        )
+    future = [t for t in wakes if t > now]
+    return Plan(tuple(actions), min(future) if future else None)
+
+
+def needs_home(incident: IncidentRow, rows: dict[str, CommentRow], thread_id: str) -> bool:
+    """True when the incident should have a comment in ``thread_id``."""
+    if thread_id in rows:
+        return rows[thread_id].state != CLOSED
+    if incident.is_open:
+        return True
+    return not any(row.state in HOMED for row in rows.values())
+
+
+def _plan_incident(
+    incident: IncidentRow,
+    *,
+    rows: dict[str, CommentRow],
+    thread_id: str | None,
+    now: float,
+    gap: float,
+    actions: list[Action],
+    wakes: list[float],
+) -> None:
+    home = rows.get(thread_id) if thread_id is not None else None
+    if thread_id is not None and needs_home(incident, rows, thread_id):
+        state = home.state if home is not None else PENDING
+        not_before = home.not_before if home is not None else 0.0
+        if state in (PENDING, POSTING):
+            if not_before > now:
+                wakes.append(not_before)
+            elif state == PENDING:
+                actions.append(Post(incident.incident_id, thread_id))
+            else:
+                actions.append(Reconcile(incident.incident_id, thread_id))
+    for row in rows.values():
+        if row.state != POSTED or row.comment_id is None:
+            continue
+        moved_to = home if row.thread_id != thread_id and incident.is_open else None
+        if moved_to is not None and moved_to.state == POSTED and moved_to.permalink:
+            point = Point(incident.incident_id, row.thread_id, row.comment_id, moved_to.permalink)
+            _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=point)
+        elif row.delivered_hash != incident.rendered_hash:
+            edit = Edit(incident.incident_id, row.thread_id, row.comment_id)
+            _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=edit)
+
+
+def _due(
+    row: CommentRow,
+    *,
+    now: float,
+    gap: float,
+    wakes: list[float],
+    actions: list[Action],
+    action: Action,
+) -> None:
+    ready_at = max(row.not_before, (row.delivered_at or 0.0) + gap)
+    if ready_at > now:
+        wakes.append(ready_at)
+    else:
+        actions.append(action)

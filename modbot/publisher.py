@@ -1,0 +1,365 @@
+"""Carrying out delivery plans: the intent/result protocol around each Reddit call.
+
+``Target`` is the narrow interface to wherever comments go: Reddit (``reddit.py``) or
+the terminal in dry-run (``DryRunTarget``). ``Publisher`` asks ``delivery.plan`` what is
+due, and for each action records its intent in the store before the call and its
+result after, so a crash at any point leaves a row that says what to do next:
+
+* ``pending`` -> claim (``posting``, committed) -> post -> ``posted`` with the comment id.
+* A post whose outcome is unknown stays ``posting`` and is reconciled: the bot looks
+  for its own comment by marker; found, it adopts it (and deletes any duplicates,
+  keeping the oldest); not found after the listing-lag grace, it posts again.
+* A definite refusal goes back to ``pending`` with a ``not_before`` to wait for.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TextIO
+
+from modbot import delivery, markdown
+from modbot.delivery import Action, Edit, Point, Post, Reconcile
+from modbot.errors import (
+    CommentGone,
+    RedditError,
+    RedditRejected,
+    RedditUnavailable,
+    StoreError,
+    ThreadUnavailable,
+)
+from modbot.render import digest
+from modbot.store import CommentRow, Store
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 900.0
+RECONCILE_SOON = 2.0
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A megathread the bot can comment in."""
+
+    id: str
+    title: str
+    permalink: str
+
+
+@dataclass(frozen=True)
+class PostedComment:
+    """A comment of the bot's, as Reddit reports it."""
+
+    id: str
+    permalink: str
+    created_utc: float
+    body: str = ""
+
+
+class Target(Protocol):
+    """Where comments go. Implementations raise the ``RedditError`` family."""
+
+    async def current_thread(self) -> Thread | None:
+        """The megathread to post in now, or ``None`` when there is none."""
+        ...
+
+    def thread_suspect(self) -> None:
+        """Something failed in the thread: look it up again before the next post."""
+        ...
+
+    async def post(self, thread: Thread, body: str) -> PostedComment:
+        """Create a top-level comment."""
+        ...
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        """Replace a comment's body."""
+        ...
+
+    async def find(self, thread: Thread, marker_id: str) -> list[PostedComment]:
+        """The bot's own comments in ``thread`` carrying the marker, oldest first."""
+        ...
+
+    async def delete(self, comment_id: str) -> None:
+        """Delete one of the bot's comments."""
+        ...
+
+
+def backoff(attempts: int, base: float = 5.0) -> float:
+    """Seconds to wait after ``attempts`` failures in a row (capped)."""
+    return float(min(MAX_BACKOFF, base * 2 ** max(attempts - 1, 0)))
+
+
+def pointer_body(new_permalink: str, incident_id: str) -> str:
+    """The last edit of an old-thread comment after the megathread changed."""
+    return (
+        "This incident is now tracked in the current megathread: "
+        f"{new_permalink}\n\n{markdown.marker('inc', incident_id)}"
+    )
+
+
+@dataclass
+class DeliveryStats:
+    """Counts of what the publisher did, for logs and benchmarks."""
+
+    posts: int = 0
+    edits: int = 0
+    reconciles: int = 0
+    duplicates_deleted: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def failed(self, error: Exception) -> None:
+        """Count one failure by its kind."""
+        kind = type(error).__name__
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+
+
+class Publisher:
+    """Executes delivery plans for one status page against one target."""
+
+    def __init__(
+        self,
+        store: Store,
+        target: Target,
+        *,
+        page: str,
+        min_edit_interval: float,
+        reconcile_grace: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.page = page
+        self.min_edit_interval = min_edit_interval
+        self.reconcile_grace = reconcile_grace
+        self.clock = clock
+        self.stats = DeliveryStats()
+
+    async def deliver_due(self, *, paused: bool = False, max_rounds: int = 20) -> float | None:
+        """Run every due action; return when something next becomes due (or ``None``)."""
+        if paused:
+            return None
+        thread = await self.target.current_thread()
+        for _ in range(max_rounds):
+            planned = delivery.plan(
+                self.store.announced(self.page),
+                self.store.comments(self.page),
+                thread_id=thread.id if thread else None,
+                now=self.clock(),
+                min_edit_interval=self.min_edit_interval,
+            )
+            if not planned.actions:
+                return planned.wake_at
+            for action in planned.actions:
+                await self._execute(action, thread)
+        return self.clock() + 1.0
+
+    async def _execute(self, action: Action, thread: Thread | None) -> None:
+        try:
+            if isinstance(action, Post) and thread is not None:
+                await self._post(action, thread)
+            elif isinstance(action, Reconcile) and thread is not None:
+                await self._reconcile(action, thread)
+            elif isinstance(action, Edit):
+                await self._edit(action)
+            elif isinstance(action, Point):
+                await self._point(action)
+        except StoreError:
+            raise
+        except RedditError as exc:
+            self.stats.failed(exc)
+            self._failed(action, exc)
+
+    # --- posting --------------------------------------------------------------------
+    async def _post(self, action: Post, thread: Thread) -> None:
+        incident = self.store.incident(self.page, action.incident_id)
+        if incident is None or incident.rendered is None or incident.rendered_hash is None:
+            return
+        now = self.clock()
+        if not self.store.claim_post(
+            self.page, action.incident_id, thread.id, intent_hash=incident.rendered_hash, now=now
+        ):
+            return
+        try:
+            posted = await self.target.post(thread, incident.rendered)
+        except RedditUnavailable as exc:
+            log.warning(
+                "posting incident %s: outcome unknown (%s); will look for the comment before "
+                "posting again",
+                action.incident_id,
+                exc,
+            )
+            self._update(action, last_error=str(exc), not_before=self.clock() + RECONCILE_SOON)
+            raise
+        self.stats.posts += 1
+        self._update(
+            action,
+            state=delivery.POSTED,
+            comment_id=posted.id,
+            permalink=posted.permalink,
+            delivered_hash=incident.rendered_hash,
+            delivered_at=self.clock(),
+            attempts=0,
+            not_before=0.0,
+            last_error=None,
+        )
+        log.info("posted incident %s as comment %s", action.incident_id, posted.id)
+
+    async def _reconcile(self, action: Reconcile, thread: Thread) -> None:
+        row = self.store.comment(self.page, action.incident_id, thread.id)
+        if row is None or row.state != delivery.POSTING:
+            return
+        self.stats.reconciles += 1
+        found = await self.target.find(thread, markdown.marker_id("inc", action.incident_id))
+        now = self.clock()
+        if found:
+            await self._adopt(action, found)
+            return
+        intent_at = row.intent_at or 0.0
+        if now - intent_at >= self.reconcile_grace:
+            log.info("incident %s: earlier post did not land; posting again", action.incident_id)
+            self._update(action, state=delivery.PENDING, not_before=0.0)
+        else:
+            self._update(action, not_before=intent_at + self.reconcile_grace)
+
+    async def _adopt(self, action: Post | Reconcile, found: Sequence[PostedComment]) -> None:
+        keep, *extra = sorted(found, key=lambda c: (c.created_utc, c.id))
+        for duplicate in extra:
+            log.warning(
+                "incident %s: duplicate comment %s found; keeping the oldest (%s), deleting it",
+                action.incident_id,
+                duplicate.id,
+                keep.id,
+            )
+            await self.target.delete(duplicate.id)
+            self.stats.duplicates_deleted += 1
+        log.info("incident %s: found own comment %s; adopting it", action.incident_id, keep.id)
+        self._update(
+            action,
+            state=delivery.POSTED,
+            comment_id=keep.id,
+            permalink=keep.permalink,
+            delivered_hash=digest(keep.body) if keep.body else None,
+            delivered_at=keep.created_utc,
+            attempts=0,
+            not_before=0.0,
+            last_error=None,
+        )
+
+    # --- editing --------------------------------------------------------------------
+    async def _edit(self, action: Edit) -> None:
+        incident = self.store.incident(self.page, action.incident_id)
+        if incident is None or incident.rendered is None:
+            return
+        await self.target.edit(action.comment_id, incident.rendered)
+        self.stats.edits += 1
+        self._update(
+            action,
+            delivered_hash=incident.rendered_hash,
+            delivered_at=self.clock(),
+            attempts=0,
+            not_before=0.0,
+            last_error=None,
+        )
+        log.info("edited comment %s for incident %s", action.comment_id, action.incident_id)
+
+    async def _point(self, action: Point) -> None:
+        await self.target.edit(
+            action.comment_id, pointer_body(action.new_permalink, action.incident_id)
+        )
+        self.stats.edits += 1
+        self._update(action, state=delivery.MOVED, delivered_at=self.clock(), last_error=None)
+        log.info(
+            "incident %s moved to the new megathread; old comment points there", action.incident_id
+        )
+
+    # --- failures -------------------------------------------------------------------
+    def _failed(self, action: Action, error: RedditError) -> None:
+        row = self.store.comment(self.page, action.incident_id, action.thread_id)
+        # A claim already counted this attempt for posts; edits count theirs here.
+        attempts = (row.attempts if row else 0) + (0 if isinstance(action, Post) else 1)
+        wait = error.retry_after if error.retry_after is not None else backoff(attempts)
+        fields: dict[str, object] = {"last_error": str(error)}
+        if isinstance(error, CommentGone):
+            log.warning(
+                "incident %s: its comment was deleted or removed by a moderator; not re-posting",
+                action.incident_id,
+            )
+            fields["state"] = delivery.REMOVED
+        elif isinstance(error, ThreadUnavailable):
+            log.warning("incident %s: thread %s: %s", action.incident_id, action.thread_id, error)
+            self.target.thread_suspect()
+            closed = isinstance(action, Edit | Point)
+            fields.update(
+                state=delivery.CLOSED if closed else delivery.PENDING,
+                not_before=self.clock() + wait,
+            )
+        elif isinstance(action, Post) and not isinstance(error, RedditRejected):
+            return  # the post recorded its unknown outcome already; reconcile decides
+        else:
+            log.warning("incident %s: %s; trying again in %.0f s", action.incident_id, error, wait)
+            if isinstance(action, Post):
+                fields["state"] = delivery.PENDING
+            fields.update(attempts=attempts, not_before=self.clock() + wait)
+        self._update(action, **fields)
+
+    def _update(self, action: Action, **fields: object) -> None:
+        self.store.update_comment(self.page, action.incident_id, action.thread_id, **fields)
+
+
+class DryRunTarget:
+    """Prints each comment instead of posting it, so a moderator sees what would happen."""
+
+    THREAD = Thread(id="dry-run", title="(dry run: no megathread)", permalink="")
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self._bodies: dict[str, str] = {}
+        self._count = 0
+
+    async def current_thread(self) -> Thread | None:
+        """Dry-run has one pretend thread."""
+        return self.THREAD
+
+    def thread_suspect(self) -> None:
+        """Nothing to look up in dry-run."""
+
+    async def post(self, thread: Thread, body: str) -> PostedComment:
+        """Print the body as a new comment."""
+        self._count += 1
+        comment_id = f"dry{self._count}"
+        self._bodies[comment_id] = body
+        self._print("NEW comment", body)
+        return PostedComment(id=comment_id, permalink="(dry run)", created_utc=time.time())
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        """Print the body as an edit."""
+        self._bodies[comment_id] = body
+        self._print("EDIT of the comment", body)
+
+    async def find(self, thread: Thread, marker_id: str) -> list[PostedComment]:
+        """Dry-run comments live only in the terminal: nothing to find."""
+        return []
+
+    async def delete(self, comment_id: str) -> None:
+        """Forget a printed comment."""
+        self._bodies.pop(comment_id, None)
+
+    def _print(self, what: str, body: str) -> None:
+        ids = markdown.markers_in(body)
+        about = (
+            ids[-1].replace("inc-", "incident ", 1).replace("note-", "notice ", 1) if ids else "?"
+        )
+        rule = "-" * 72
+        self.out.write(f"{rule}\n[dry-run] {what} for {about}\n{rule}\n{body}\n{rule}\n\n")
+        self.out.flush()
+
+
+def comment_summary(rows: Sequence[CommentRow]) -> dict[str, int]:
+    """How many comment rows are in each state."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    return counts

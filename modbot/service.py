@@ -1,0 +1,323 @@
+"""What each CLI command does, wired from settings (the CLI only parses arguments).
+
+Everything is built here per call and passed down: no module-level singletons, so
+one process could watch several (status page, subreddit) pairs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from modbot import __version__, incidents, timeline
+from modbot.bot import Bot, page_info_from
+from modbot.errors import FeedError, ModbotError, StoreError, TemplateError
+from modbot.feed import IncidentsFeed, parse_incidents
+from modbot.publisher import DryRunTarget, Publisher, Target
+from modbot.render import PageInfo, Renderer
+from modbot.settings import Settings
+from modbot.statuspage import StatuspageClient, make_http_client
+from modbot.store import Store
+
+log = logging.getLogger(__name__)
+
+DRY_RUN_PAGE_PREFIX = "dry-run "
+
+
+def page_key(settings: Settings, dry_run: bool) -> str:
+    """The store key of the watched page; dry-run keeps its own baseline and comments."""
+    return (DRY_RUN_PAGE_PREFIX if dry_run else "") + settings.statuspage_url
+
+
+def is_dry_run(settings: Settings, requested: bool = False) -> bool:
+    """Dry-run when asked to, or when Reddit credentials are absent."""
+    return requested or settings.dry_run or not settings.has_reddit_credentials
+
+
+def make_renderer(settings: Settings, page: PageInfo | None = None) -> Renderer:
+    """The renderer for ``settings`` (templates are checked while loading)."""
+    url = settings.statuspage_url
+    host_page = page or PageInfo(name=url.split("//", 1)[-1], url=url)
+    return Renderer(
+        settings.templates_path,
+        page=host_page,
+        zone=ZoneInfo(settings.timezone) if settings.timezone else None,
+        subreddit=settings.subreddit,
+        max_length=settings.max_comment_length,
+    )
+
+
+@dataclass
+class Runtime:
+    """The pieces of one running bot, closed together."""
+
+    bot: Bot
+    store: Store
+    target: Target
+
+
+@asynccontextmanager
+async def runtime(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    out: TextIO,
+    http: httpx.AsyncClient | None = None,
+    target: Target | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the store and the HTTP client, build the bot, and close it all afterwards."""
+    store = Store.open(settings.database)
+    own_http = http is None
+    client = http or make_http_client(settings.http_timeout)
+    try:
+        renderer = make_renderer(settings)
+        chosen = target or DryRunTarget(out)
+        page = page_key(settings, dry_run)
+        publisher = Publisher(
+            store,
+            chosen,
+            page=page,
+            min_edit_interval=settings.min_edit_interval,
+            reconcile_grace=settings.reconcile_grace,
+        )
+        bot = Bot(
+            store=store,
+            feed=StatuspageClient(settings.statuspage_url, client),
+            renderer=renderer,
+            publisher=publisher,
+            page=page,
+            poll_interval=settings.poll_interval,
+            components=settings.components,
+        )
+        yield Runtime(bot=bot, store=store, target=chosen)
+    finally:
+        if own_http:
+            await client.aclose()
+        store.close()
+
+
+def dry_run_banner(settings: Settings, requested: bool) -> str:
+    """The first line ``modbot run`` prints in dry-run."""
+    why = (
+        "--dry-run was given" if requested or settings.dry_run else "no Reddit credentials are set"
+    )
+    return (
+        f"modbot {__version__}: DRY-RUN ({why}): nothing will be posted to Reddit; "
+        "each comment the bot would post or edit is printed here instead."
+    )
+
+
+async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
+    """``modbot run``: poll and deliver until stopped (or once)."""
+    dry = is_dry_run(settings, dry_run)
+    if dry:
+        out.write(dry_run_banner(settings, dry_run) + "\n")
+        out.flush()
+    log.info(
+        "watching %s every %g s; state in %s%s",
+        settings.statuspage_url,
+        settings.poll_interval,
+        settings.database,
+        "" if once else "; Ctrl-C stops",
+    )
+    async with runtime(settings, dry_run=dry, out=out) as rt:
+        if once:
+            report = await rt.bot.run_once()
+            return 0 if report.ok else 1
+        stop = asyncio.Event()
+        with _stop_on_signals(stop):
+            await rt.bot.run(stop)
+    log.info("stopped; state saved in %s", settings.database)
+    return 0
+
+
+class _stop_on_signals:  # noqa: N801 - used like a function in a with statement
+    """Set ``stop`` on SIGINT/SIGTERM while inside the block (handlers only set a flag)."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self.loop = asyncio.get_running_loop()
+        self.installed: list[signal.Signals] = []
+
+    def __enter__(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises instead
+                continue
+            self.installed.append(sig)
+
+    def __exit__(self, *_: object) -> None:
+        for sig in self.installed:
+            self.loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self.stop.is_set():
+            log.info("%s received: stopping", sig.name)
+        self.stop.set()
+
+
+# --- preview ----------------------------------------------------------------------------
+
+
+async def load_feed(settings: Settings, feed_file: Path | None) -> IncidentsFeed:
+    """A saved incidents.json, or one live fetch of the configured page."""
+    if feed_file is not None:
+        try:
+            raw = await asyncio.to_thread(feed_file.read_bytes)
+        except OSError as exc:
+            raise ModbotError(f"cannot read {feed_file}: {exc.strerror}") from None
+        return parse_incidents(raw)
+    async with make_http_client(settings.http_timeout) as http:
+        result = await StatuspageClient(settings.statuspage_url, http).fetch()
+    assert result.feed is not None  # a first fetch is never conditional
+    return result.feed
+
+
+async def preview(
+    settings: Settings, incident_id: str | None, feed_file: Path | None, out: TextIO
+) -> int:
+    """``modbot preview``: print the comment for one incident (or every open one)."""
+    feed = await load_feed(settings, feed_file)
+    renderer = make_renderer(settings, page_info_from(feed, settings.statuspage_url))
+    views = [incidents.view_of(i) for i in feed.incidents]
+    if incident_id is not None:
+        chosen = [v for v in views if v.id == incident_id]
+        if not chosen:
+            known = ", ".join(v.id for v in views[:10]) or "none"
+            raise ModbotError(f"incident {incident_id} is not in the feed (first ids: {known})")
+    else:
+        chosen = [v for v in views if v.is_open]
+        if not chosen:
+            out.write("No open incidents on the page. Give an incident id to preview a past one.\n")
+            return 0
+    for view in chosen:
+        rendered = renderer.render_incident(view)
+        out.write(
+            f"===== incident {view.id} ({view.status}), {len(rendered.body)} characters =====\n"
+        )
+        out.write(rendered.body + "\n\n")
+    return 0
+
+
+# --- check ------------------------------------------------------------------------------
+
+
+def check(settings: Settings, out: TextIO) -> int:
+    """``modbot check``: settings, templates and state file; non-zero when one is broken."""
+    problems = 0
+    line = _printer(out)
+    line("settings", "ok")
+    line("status page", f"{settings.statuspage_url} (polled every {settings.poll_interval:g} s)")
+    if settings.components:
+        line("components", ", ".join(settings.components))
+    line("time zone", settings.timezone or "UTC only")
+    try:
+        names = make_renderer(settings).check()
+        line("templates", f"ok: {', '.join(names)} in {settings.templates_path}")
+    except TemplateError as exc:
+        line("templates", f"BROKEN: {exc}")
+        problems += 1
+    problems += _check_store(settings, line)
+    if settings.has_reddit_credentials:
+        line("reddit", f"credentials set for u/{settings.reddit_username}, r/{settings.subreddit}")
+    else:
+        line("reddit", "no credentials: `modbot run` works in dry-run (prints instead of posting)")
+    return 1 if problems else 0
+
+
+def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:
+    if not settings.database.exists():
+        line("state file", f"{settings.database} (not created yet; `modbot run` creates it)")
+        return 0
+    try:
+        store = Store.open(settings.database)
+    except StoreError as exc:
+        line("state file", f"BROKEN: {exc}")
+        return 1
+    try:
+        problems = store.integrity_problems()
+        if problems:
+            line("state file", f"BROKEN: {settings.database}: {problems[0]}")
+            return 1
+        line("state file", f"ok: {settings.database} (schema {store.schema_version})")
+        return 0
+    finally:
+        store.close()
+
+
+def _printer(out: TextIO) -> Callable[[str, str], None]:
+    def line(what: str, text: str) -> None:
+        out.write(f"{what + ':':<14}{text}\n")
+
+    return line
+
+
+# --- demo -------------------------------------------------------------------------------
+
+
+def demo_documents() -> tuple[list[dict[str, Any]], str]:
+    """The bundled real incident as a list of feed snapshots, and its source note."""
+    raw = resources.files("modbot").joinpath("data/demo_incident.json").read_text("utf-8")
+    data = json.loads(raw)
+    return timeline.replay(data["incident"], data["page"], postmortem=True), data["_source"]
+
+
+class ReplayFeed:
+    """Serves prepared snapshots through httpx's in-memory transport, one per step."""
+
+    def __init__(self, documents: list[dict[str, Any]]) -> None:
+        self.documents = documents
+        self.step = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request with the current snapshot."""
+        return httpx.Response(200, json=self.documents[self.step])
+
+
+async def demo(settings: Settings, out: TextIO, delay: float) -> int:
+    """``modbot demo``: replay a real incident through the real pipeline, offline."""
+    documents, source = demo_documents()
+    replay = ReplayFeed(documents)
+    out.write(
+        "modbot demo: replaying a real incident from status.claude.com, one status update at a\n"
+        "time, through the real pipeline (feed client, diff, templates, store) in dry-run.\n"
+        "No network and no Reddit account are used; each comment version is printed below.\n\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="modbot-demo-") as folder:
+        demo_settings = settings.model_copy(
+            update={
+                "database": Path(folder) / "demo.sqlite3",
+                "statuspage_url": "https://status.claude.com",
+                "min_edit_interval": 0.0,
+                "components": (),
+            }
+        )
+        http = httpx.AsyncClient(transport=httpx.MockTransport(replay.handle))
+        async with http, runtime(demo_settings, dry_run=True, out=out, http=http) as rt:
+            for number in range(len(documents)):
+                replay.step = number
+                status = documents[number]["incidents"][0]["status"]
+                out.write(
+                    f">>> step {number + 1}/{len(documents)}: the page says {status.upper()}\n\n"
+                )
+                out.flush()
+                report = await rt.bot.run_once()
+                if not report.ok:
+                    raise FeedError(report.message)
+                if number + 1 < len(documents):
+                    await asyncio.sleep(delay)
+    out.write(f"That is what modbot does. Data: {source}\n")
+    return 0

@@ -1,0 +1,221 @@
+"""All of modbot's settings, in one pydantic-settings class.
+
+Values come from the environment (prefix ``MODBOT_``) and from a ``.env`` file; every
+field is documented for moderators in ``.env.example``. Secrets are ``SecretStr`` and
+error messages name settings, never their values.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from modbot import __version__
+from modbot.errors import ConfigError
+
+ENV_PREFIX = "MODBOT_"
+REQUIRED_TEMPLATES = ("incident.md.j2", "manual.md.j2")
+REDDIT_CREDENTIALS = (
+    "reddit_client_id",
+    "reddit_client_secret",
+    "reddit_username",
+    "reddit_password",
+)
+
+
+def default_templates_dir() -> Path:
+    """Return the templates shipped with modbot (inside a wheel, or in the checkout)."""
+    packaged = Path(__file__).with_name("templates")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def _http_url(value: str, setting: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{setting} must be an http(s) URL such as https://status.claude.com")
+    return value.strip().rstrip("/")
+
+
+class Settings(BaseSettings):
+    """modbot's configuration; see ``.env.example`` for each field's meaning."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- status page -------------------------------------------------------------
+    statuspage_url: str = "https://status.claude.com"
+    poll_interval: float = Field(default=15.0, gt=0, le=3600)
+    http_timeout: float = Field(default=10.0, gt=0, le=300)
+    components: Annotated[tuple[str, ...], NoDecode] = ()
+    timezone: str | None = None
+
+    # --- state and templates -----------------------------------------------------
+    database: Path = Path("modbot.sqlite3")
+    templates_dir: Path | None = None
+    max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
+
+    # --- Reddit --------------------------------------------------------------------
+    subreddit: str | None = None
+    megathread_title: str = "Performance and Bugs Megathread"
+    reddit_client_id: str | None = None
+    reddit_client_secret: SecretStr | None = None
+    reddit_username: str | None = None
+    reddit_password: SecretStr | None = None
+    reddit_user_agent: str | None = None
+    reddit_url: str = "https://www.reddit.com"
+    reddit_oauth_url: str = "https://oauth.reddit.com"
+    reddit_timeout: float = Field(default=20.0, gt=0, le=300)
+    min_edit_interval: float = Field(default=5.0, ge=0, le=3600)
+    megathread_check_interval: float = Field(default=300.0, gt=0, le=86_400)
+    reconcile_grace: float = Field(default=30.0, ge=0, le=3600)
+    distinguish: bool = False
+    inbox_interval: float = Field(default=30.0, gt=0, le=3600)
+    dry_run: bool = False
+
+    # --- logging -------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("statuspage_url")
+    @classmethod
+    def _check_statuspage_url(cls, value: str) -> str:
+        return _http_url(value, "MODBOT_STATUSPAGE_URL")
+
+    @field_validator("reddit_url", "reddit_oauth_url")
+    @classmethod
+    def _check_reddit_urls(cls, value: str) -> str:
+        return _http_url(value, "the Reddit URL")
+
+    @field_validator("components", mode="before")
+    @classmethod
+    def _split_components(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _check_timezone(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str):
+            try:
+                ZoneInfo(value.strip())
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(
+                    "not a known IANA time zone name such as America/Los_Angeles"
+                ) from exc
+            return value.strip()
+        return value
+
+    @field_validator("templates_dir", mode="before")
+    @classmethod
+    def _empty_templates_dir(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _check_templates_dir(cls, value: Path | None) -> Path | None:
+        folder = value if value is not None else default_templates_dir()
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is not a readable folder")
+        missing = [name for name in REQUIRED_TEMPLATES if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"{folder} lacks {', '.join(missing)}")
+        return value
+
+    @field_validator("megathread_title")
+    @classmethod
+    def _check_title_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value, re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc.msg})") from exc
+        return value
+
+    @field_validator("subreddit", mode="before")
+    @classmethod
+    def _strip_subreddit(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().removeprefix("/").removeprefix("r/").strip("/")
+            return value or None
+        return value
+
+    @model_validator(mode="after")
+    def _all_or_no_credentials(self) -> Settings:
+        present = [name for name in REDDIT_CREDENTIALS if getattr(self, name)]
+        if present and len(present) < len(REDDIT_CREDENTIALS):
+            missing = [env_name(n) for n in REDDIT_CREDENTIALS if n not in present]
+            raise ValueError(
+                "Reddit credentials are incomplete: set "
+                + ", ".join(missing)
+                + " (or unset all four for dry-run)"
+            )
+        if present and not self.subreddit:
+            raise ValueError("MODBOT_SUBREDDIT is required when Reddit credentials are set")
+        return self
+
+    # --- derived values --------------------------------------------------------------
+    @property
+    def templates_path(self) -> Path:
+        """The folder templates are read from."""
+        return self.templates_dir if self.templates_dir is not None else default_templates_dir()
+
+    @property
+    def has_reddit_credentials(self) -> bool:
+        """True when all four Reddit credentials are set."""
+        return all(getattr(self, name) for name in REDDIT_CREDENTIALS)
+
+    @property
+    def user_agent(self) -> str:
+        """Reddit's recommended ``<platform>:<app id>:<version> (by u/<username>)``."""
+        if self.reddit_user_agent:
+            return self.reddit_user_agent
+        return f"python:modbot:{__version__} (by u/{self.reddit_username or 'unknown'})"
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds, for the log redaction filter."""
+        secrets = [self.reddit_client_secret, self.reddit_password]
+        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(env_file: Path | str | None = ".env", **overrides: object) -> Settings:
+    """Build the settings, turning validation errors into one ``ConfigError`` line.
+
+    Pydantic can echo input values in its messages; only field names and our own
+    messages are kept, so a secret never reaches the terminal.
+    """
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        location = [str(part) for part in error["loc"]]
+        if location:
+            problems.append(f"{env_name(location[0])}: {message}")
+        else:
+            problems.append(message)
+    return "invalid settings: " + "; ".join(problems)

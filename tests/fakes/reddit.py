@@ -1,0 +1,1035 @@
+"""A fake Reddit HTTP server that real asyncpraw talks to.
+
+``FakeReddit`` is an aiohttp server on 127.0.0.1 (ephemeral port) that implements the
+slice of Reddit's OAuth API modbot uses, with real state held in plain dataclasses.
+asyncpraw is pointed at it through ``oauth_url``/``reddit_url``, so tests exercise
+the exact requests, response shapes and exceptions seen in production. A bot in
+another process only needs ``fake.url``; tests in this process read and change state
+through the Python methods below. Usage::
+
+    async with FakeReddit(subreddit="ClaudeAI", username="modbot", password="hunter2",
+                          client_id="cid", client_secret="csecret") as fake:
+        post = fake.add_submission("Weekly thread", sticky=1)
+        async with asyncpraw.Reddit(**fake.asyncpraw_kwargs()) as reddit:
+            submission = await reddit.submission(post.id)
+            await submission.reply("hello")
+        assert [c.body for c in fake.comments_by("modbot")] == ["hello"]
+
+Faults (each consumed by the next matching request; ``path_regex`` is searched in the
+path as sent, e.g. "/api/comment/"): ``fail_next`` answers a status before or *after*
+performing the write, ``ratelimit_next`` answers Reddit's 200 + ``RATELIMIT`` error,
+``delay_next`` hangs (use ``asyncio.timeout`` on the client side), ``down = True``
+answers 503 to everything, ``expire_tokens()`` makes the next call get 401
+``invalid_token``. ``listing_lag`` hides young comments from the thread and user
+listings (not from /api/info). ``ratelimit_headers`` is "auto" (never makes
+asyncprawcore sleep), a ``(remaining, used, reset)`` tuple, or None to omit them.
+The hooks ``on_comment_created``/``on_comment_edited``/``on_message_read`` run
+synchronously after a change made over HTTP and before the answer is written (e.g. to
+SIGKILL a bot subprocess at that instant). ``calls`` records every request, secrets
+masked; ``unexpected_calls`` lists those to endpoints the fake does not know (404).
+
+What asyncpraw 8.0.3 / asyncprawcore 4.0.0 raise for each answer (see the tests):
+
+- 500/502/503/504: ``asyncprawcore.ServerError`` after 3 attempts, sleeping 0-2 s then
+  2-4 s between them. POSTs are retried too, so ``fail_next(..., when="after")``
+  leaves duplicate comments behind a call that looks successful.
+- 200 + API error (THREAD_LOCKED, TOO_OLD, DELETED_LINK, DELETED_COMMENT, TOO_LONG,
+  NO_TEXT, RATELIMIT): ``asyncpraw.exceptions.RedditAPIException``; branch on
+  ``items[0].error_type``. RATELIMIT is retried only if it fits ``ratelimit_seconds``.
+- 400: a bare ``aiohttp.ClientConnectionError("Connection closed")``: asyncpraw
+  reads the body of a response asyncprawcore has already released.
+- 401 ``invalid_token``: asyncprawcore logs in again and retries by itself, through
+  the same retry loop (one attempt used, 0-2 s sleep).
+- 403: ``asyncprawcore.Forbidden``; 404: ``asyncprawcore.NotFound``;
+  429: ``asyncprawcore.TooManyRequests`` (``retry_after`` = the header or None).
+- Unknown subreddit: 302 to ``/subreddits/search`` -> ``asyncprawcore.Redirect``.
+- Wrong password: 200 ``{"error": "invalid_grant"}`` -> ``asyncprawcore.OAuthException``;
+  wrong client id/secret: 401 -> ``asyncprawcore.ResponseException``.
+
+Simplifications: ``limit`` on ``/comments/{id}/`` counts top-level comments and no
+"more" stubs are ever sent; scores are always 1; only the bot account logs in.
+Non-moderators see a removed comment as body "[removed]", author "[deleted]".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from aiohttp import encode_basic_auth, web
+
+JSON = dict[str, Any]
+When = Literal["before", "after"]
+
+MAX_COMMENT_LENGTH = 10_000
+RATELIMIT_WINDOW = 60  # seconds; see _ratelimit_headers
+SECRET_FIELDS = frozenset({"password", "refresh_token", "access_token", "token", "code"})
+INVALID_TOKEN = 'Bearer realm="reddit", error="invalid_token"'
+
+# Reddit's API errors: code -> (message, field), as sent in {"json": {"errors": [...]}}.
+API_ERRORS: dict[str, tuple[str, str]] = {
+    "THREAD_LOCKED": ("Comments are locked.", "parent"),
+    "TOO_OLD": ("that's a piece of history now; it's too late to reply to it", "parent"),
+    "DELETED_LINK": ("the link you are commenting on has been deleted", "parent"),
+    "DELETED_COMMENT": ("that comment has been deleted", "parent"),
+    "TOO_LONG": (f"this is too long (max: {MAX_COMMENT_LENGTH})", "text"),
+    "NO_TEXT": ("we need something here", "text"),
+}
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class Account:
+    name: str
+    id: str
+    created_utc: float
+
+
+@dataclass
+class Comment:
+    id: str
+    author: str
+    body: str
+    link_id: str  # "t3_..."
+    parent_id: str  # "t3_..." for top-level comments, else "t1_..."
+    created_utc: float
+    edited: float | Literal[False] = False
+    history: list[str] = field(default_factory=list)  # every body, first = as posted
+    distinguished: str | None = None
+    stickied: bool = False
+    removed: bool = False  # by a moderator
+    removed_by: str | None = None
+    deleted: bool = False  # by its author
+
+    @property
+    def fullname(self) -> str:
+        return f"t1_{self.id}"
+
+    @property
+    def submission_id(self) -> str:
+        return self.link_id.removeprefix("t3_")
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id.startswith("t3_")
+
+
+@dataclass
+class Submission:
+    id: str
+    title: str
+    author: str
+    selftext: str
+    created_utc: float
+    sticky: int | None = None  # slot 1 or 2
+    locked: bool = False
+    archived: bool = False
+    removed_by_category: str | None = None  # "moderator" or "deleted"
+    comments: list[Comment] = field(default_factory=list)  # all, in creation order
+
+    @property
+    def fullname(self) -> str:
+        return f"t3_{self.id}"
+
+
+@dataclass
+class Message:
+    id: str
+    author: str
+    dest: str
+    subject: str
+    body: str
+    created_utc: float
+    new: bool = True
+    parent_id: str | None = None  # "t4_..." when this is a reply
+
+    @property
+    def fullname(self) -> str:
+        return f"t4_{self.id}"
+
+
+@dataclass
+class Mention:
+    """A username mention in the bot's inbox; the thing itself is ``comment``."""
+
+    comment: Comment
+    new: bool = True
+
+    @property
+    def fullname(self) -> str:
+        return self.comment.fullname
+
+    @property
+    def created_utc(self) -> float:
+        return self.comment.created_utc
+
+
+@dataclass
+class Call:
+    method: str
+    path: str  # as sent, without the query string
+    query: dict[str, str]
+    form: dict[str, str]  # secrets replaced with "***"
+    time: float  # time.monotonic() on arrival
+    status: int = 0
+    route: str | None = None  # None: no such endpoint in the fake
+
+
+@dataclass
+class _Fault:
+    kind: Literal["fail", "ratelimit", "delay"]
+    method: str  # "*" matches any
+    pattern: re.Pattern[str]
+    when: When
+    count: int
+    status: int = 503
+    headers: dict[str, str] | None = None
+    body: Any = None
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class _Ctx:
+    request: web.Request
+    query: dict[str, str]
+    form: dict[str, str]
+    match: re.Match[str] | None = None
+
+    def arg(self, name: str) -> str:
+        """A named group of the route's path pattern."""
+        assert self.match is not None
+        return self.match[name]
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    name: str
+    handler: Callable[[_Ctx], web.Response]
+
+
+class _HandlerError(Exception):
+    """Raised by a handler to answer with ``response`` straight away."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while number:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(payload, status=status, headers=headers)
+
+
+def _http_error(
+    status: int, headers: dict[str, str] | None = None, body: Any = None
+) -> web.Response:
+    if body is None:
+        body = {"message": web.Response(status=status).reason, "error": status}
+    if isinstance(body, str | bytes):
+        return web.Response(body=body, status=status, headers=headers)
+    return _json(body, status=status, headers=headers)
+
+
+def _api_error(
+    code: str, message: str | None = None, field_name: str | None = None
+) -> _HandlerError:
+    default_message, default_field = API_ERRORS.get(code, (code, ""))
+    errors = [[code, message or default_message, field_name or default_field]]
+    return _HandlerError(_json({"json": {"errors": errors}}))
+
+
+def _redact(values: dict[str, str]) -> dict[str, str]:
+    return {k: "***" if k in SECRET_FIELDS else v for k, v in values.items()}
+
+
+def _thing(kind: str, data: JSON) -> JSON:
+    return {"kind": kind, "data": data}
+
+
+def _things(things: list[JSON]) -> web.Response:
+    return _json({"json": {"errors": [], "data": {"things": things}}})
+
+
+def _listing(children: list[JSON], *, limit: int | None = None, after: str | None = None) -> JSON:
+    if after:
+        names = [child["data"]["name"] for child in children]
+        children = children[names.index(after) + 1 :] if after in names else []
+    page = children if limit is None else children[:limit]
+    more = len(page) < len(children)
+    data = {
+        "after": page[-1]["data"]["name"] if more else None,
+        "before": None,
+        "dist": len(page),
+        "children": page,
+    }
+    return {"kind": "Listing", "data": data}
+
+
+def _limit(query: dict[str, str], default: int = 25, cap: int = 100) -> int:
+    try:
+        return max(1, min(int(query.get("limit", default)), cap))
+    except ValueError:
+        return default
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:50] or "_"
+
+
+# --------------------------------------------------------------------------- server
+
+
+class FakeReddit:
+    """Fake Reddit: one subreddit, one logged-in bot account, faults on demand."""
+
+    def __init__(
+        self,
+        *,
+        subreddit: str = "ClaudeAI",
+        username: str = "modbot",
+        password: str = "hunter2",
+        client_id: str = "cid",
+        client_secret: str = "csecret",
+    ) -> None:
+        self.subreddit = subreddit
+        self.subreddit_exists = True
+        self.subreddit_fullname = "t5_2qh1i"
+        self.username = username
+        self.password = password
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_lifetime = 86400
+
+        self._ids = itertools.count(36**5)  # base36 ids of six characters
+        self._last_created = 0.0
+        self.accounts: dict[str, Account] = {}
+        self.moderators: dict[str, list[str]] = {}
+        self.submissions: dict[str, Submission] = {}
+        self.comments: dict[str, Comment] = {}
+        self.messages: dict[str, Message] = {}  # received by the bot and its replies
+        self.mentions: dict[str, Mention] = {}  # keyed by comment id
+        self.calls: list[Call] = []
+        self.add_account(username)
+
+        # Knobs.
+        self.down = False
+        self.listing_lag = 0.0
+        self.ratelimit_headers: tuple[int, int, int] | Literal["auto"] | None = "auto"
+        self.on_comment_created: Callable[[Comment], None] | None = None
+        self.on_comment_edited: Callable[[Comment], None] | None = None
+        self.on_message_read: Callable[[Message | Mention], None] | None = None
+
+        self._tokens: set[str] = set()
+        self._faults: list[_Fault] = []
+        self._window = (0.0, 0)  # (start, requests in window) for rate-limit headers
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self.url = ""
+        self._routes: list[_Route] = []
+        sr = r"/r/(?P<sr>[^/]+)"
+        for method, pattern, handler in [
+            ("POST", r"/api/v1/access_token", self._h_access_token),
+            ("GET", r"/api/v1/me", self._h_me),
+            ("GET", sr + r"/about", self._h_subreddit_about),
+            ("GET", sr + r"/about/sticky", self._h_sticky),
+            ("GET", sr + r"/about/moderators", self._h_moderators),
+            ("GET", sr + r"/hot", self._h_hot),
+            ("GET", r"(?:/r/[^/]+)?/comments/(?P<id>[a-z0-9]+)(?:/[^/]*)?", self._h_comments),
+            ("POST", r"/api/comment", self._h_comment),
+            ("POST", r"/api/editusertext", self._h_edit),
+            ("POST", r"/api/del", self._h_delete),
+            ("POST", r"/api/distinguish", self._h_distinguish),
+            ("GET", r"/api/info", self._h_info),
+            ("GET", r"/user/(?P<name>[^/]+)/comments", self._h_user_comments),
+            ("GET", r"/message/(?P<box>unread|inbox)", self._h_inbox),
+            ("POST", r"/api/(?P<action>read|unread)_message", self._h_read_message),
+        ]:
+            name = handler.__name__.removeprefix("_h_")
+            self._routes.append(_Route(method, re.compile(pattern), name, handler))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> str:
+        """Start serving; return the base URL ("http://127.0.0.1:PORT")."""
+        self._stopping.clear()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving; pending delays wake up and answer 503."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeReddit:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def asyncpraw_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for ``asyncpraw.Reddit(**kwargs)`` aimed at this server."""
+        kwargs: dict[str, Any] = {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "username": self.username,
+            "password": self.password,
+            "user_agent": f"python:modbot-tests:v0 (by u/{self.username})",
+            "oauth_url": self.url,
+            "reddit_url": self.url,
+            "short_url": self.url,
+            "check_for_updates": False,
+            "ratelimit_seconds": 0,
+        }
+        return kwargs | overrides
+
+    # ------------------------------------------------------------------ state helpers
+
+    def _new_id(self) -> str:
+        return _base36(next(self._ids))
+
+    def _now(self) -> float:
+        """time.time(), nudged so that successive calls strictly increase."""
+        self._last_created = max(time.time(), self._last_created + 0.001)
+        return self._last_created
+
+    def add_account(self, name: str) -> Account:
+        if name not in self.accounts:
+            self.accounts[name] = Account(name=name, id=self._new_id(), created_utc=self._now())
+        return self.accounts[name]
+
+    def add_moderator(self, name: str, perms: Iterable[str] = ("all",)) -> None:
+        self.add_account(name)
+        self.moderators[name] = list(perms)
+
+    def remove_moderator(self, name: str) -> None:
+        self.moderators.pop(name, None)
+
+    @property
+    def bot_is_moderator(self) -> bool:
+        return self.username in self.moderators
+
+    def add_submission(
+        self,
+        title: str,
+        *,
+        author: str = "AutoModerator",
+        selftext: str = "",
+        sticky: int | None = None,
+        locked: bool = False,
+        archived: bool = False,
+    ) -> Submission:
+        self.add_account(author)
+        post = Submission(
+            self._new_id(), title, author, selftext, self._now(), locked=locked, archived=archived
+        )
+        self.submissions[post.id] = post
+        if sticky is not None:
+            self.set_sticky(post.id, sticky)
+        return post
+
+    def set_sticky(self, sub_id: str, slot: int) -> None:
+        """Pin ``sub_id`` to ``slot`` (1 or 2), unpinning whatever held that slot."""
+        for post in self.submissions.values():
+            if post.sticky == slot:
+                post.sticky = None
+        self.submissions[sub_id].sticky = slot
+
+    def unsticky(self, sub_id: str) -> None:
+        self.submissions[sub_id].sticky = None
+
+    def lock(self, sub_id: str, locked: bool = True) -> None:
+        self.submissions[sub_id].locked = locked
+
+    def archive(self, sub_id: str) -> None:
+        self.submissions[sub_id].archived = True
+
+    def remove_submission(self, sub_id: str) -> None:
+        """A moderator removes the post (``removed_by_category="moderator"``)."""
+        self.submissions[sub_id].removed_by_category = "moderator"
+        self.submissions[sub_id].sticky = None
+
+    def delete_submission(self, sub_id: str) -> None:
+        """Its author deletes the post (``removed_by_category="deleted"``)."""
+        self.submissions[sub_id].removed_by_category = "deleted"
+        self.submissions[sub_id].sticky = None
+
+    def add_comment(
+        self, sub_id: str, body: str, *, author: str, parent_id: str | None = None
+    ) -> Comment:
+        """Store a comment by ``author`` (no hooks fire: hooks are for HTTP writes)."""
+        self.add_account(author)
+        post = self.submissions[sub_id]
+        comment = Comment(
+            self._new_id(),
+            author,
+            body,
+            post.fullname,
+            parent_id or post.fullname,
+            self._now(),
+            history=[body],
+        )
+        self.comments[comment.id] = comment
+        post.comments.append(comment)
+        return comment
+
+    def remove_comment(self, comment_id: str, *, by: str = "AutoModerator") -> None:
+        """A moderator removes the comment."""
+        comment = self.comments[comment_id]
+        comment.removed, comment.removed_by, comment.stickied = True, by, False
+
+    def comments_in(self, sub_id: str) -> list[Comment]:
+        """Live (not deleted, not removed) comments of a thread, oldest first."""
+        return [c for c in self.submissions[sub_id].comments if not (c.deleted or c.removed)]
+
+    def comments_by(self, author: str) -> list[Comment]:
+        """Every comment ``author`` wrote and did not delete, oldest first."""
+        return [c for c in self.comments.values() if c.author == author and not c.deleted]
+
+    def send_message(self, author: str, body: str, subject: str = "command") -> str:
+        """``author`` sends the bot a private message; return its id."""
+        self.add_account(author)
+        message = Message(self._new_id(), author, self.username, subject, body, self._now())
+        self.messages[message.id] = message
+        return message.id
+
+    def mention(self, author: str, sub_id: str, body: str) -> str:
+        """``author`` comments ``body`` in ``sub_id`` mentioning the bot; return the comment id."""
+        comment = self.add_comment(sub_id, body, author=author)
+        self.mentions[comment.id] = Mention(comment)
+        return comment.id
+
+    def replies_to(self, message_id: str) -> list[str]:
+        """Bodies of the bot's replies to message ``message_id``, oldest first."""
+        return [m.body for m in self.messages.values() if m.parent_id == f"t4_{message_id}"]
+
+    def expire_tokens(self) -> None:
+        """Invalidate every access token: the next call gets 401 invalid_token."""
+        self._tokens.clear()
+
+    # ------------------------------------------------------------------ fault knobs
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int = 503,
+        *,
+        when: When = "before",
+        count: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
+        """Answer ``status`` to the next ``count`` matching requests.
+
+        ``when="before"`` leaves state untouched; ``when="after"`` performs the request
+        (e.g. stores the comment) and then answers the error. ``body`` is JSON-encoded
+        unless it is str/bytes; a 401 carries ``www-authenticate: invalid_token``.
+        """
+        if status == 401:
+            headers = {"www-authenticate": INVALID_TOKEN} | (headers or {})
+        self._add_fault(
+            _Fault("fail", method, re.compile(path_regex), when, count, status, headers, body)
+        )
+
+    def ratelimit_next(
+        self,
+        path_regex: str = "/api/comment",
+        *,
+        minutes: int | None = None,
+        seconds: int | None = None,
+        count: int = 1,
+    ) -> None:
+        """Answer 200 + Reddit's RATELIMIT error to the next ``count`` matching requests."""
+        wait = (
+            f"{seconds} second{'s' * (seconds != 1)}"
+            if seconds is not None
+            else f"{minutes or 5} minutes"
+        )
+        message = (
+            f"Looks like you've been doing that a lot. Take a break for {wait} before trying again."
+        )
+        self._add_fault(
+            _Fault("ratelimit", "*", re.compile(path_regex), "before", count, message=message)
+        )
+
+    def delay_next(
+        self, method: str, path_regex: str, seconds: float, *, count: int = 1, when: When = "before"
+    ) -> None:
+        """Sleep ``seconds`` before handling (``"before"``) or before answering (``"after"``).
+
+        With ``"before"``, a request whose client hung up during the delay is dropped
+        without touching state; with ``"after"`` the write has already happened.
+        """
+        self._add_fault(
+            _Fault("delay", method, re.compile(path_regex), when, count, seconds=seconds)
+        )
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def _add_fault(self, fault: _Fault) -> None:
+        fault.method = fault.method.upper()
+        self._faults.append(fault)
+
+    def _take(self, kind: str, method: str, path: str, when: When) -> _Fault | None:
+        for fault in self._faults:
+            if (
+                fault.kind == kind
+                and fault.when == when
+                and fault.method in ("*", method)
+                and fault.pattern.search(path)
+            ):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    # ------------------------------------------------------------------ observability
+
+    def count(
+        self, method: str | None = None, path_regex: str | None = None, since: float | None = None
+    ) -> int:
+        """Number of recorded calls matching ``method``, ``path_regex`` (searched) and
+        arrival ``since`` (a ``time.monotonic()`` value)."""
+        pattern = re.compile(path_regex) if path_regex else None
+        return sum(
+            1
+            for call in self.calls
+            if (method is None or call.method == method.upper())
+            and (pattern is None or pattern.search(call.path))
+            and (since is None or call.time >= since)
+        )
+
+    @property
+    def unexpected_calls(self) -> list[Call]:
+        """Calls to endpoints this fake does not implement (answered 404)."""
+        return [call for call in self.calls if call.route is None]
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.removesuffix(".json").rstrip("/") or "/"
+        form: dict[str, str] = {}
+        if request.method == "POST":
+            form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        found = self._find_route(request.method, path)
+        query = dict(request.query)
+        call = Call(request.method, request.path, _redact(query), _redact(form), time.monotonic())
+        call.route = found[0].name if found else None
+        self.calls.append(call)
+
+        response = await self._answer(request, found, _Ctx(request, query, form))
+
+        call.status = response.status
+        if call.route != "access_token":  # logins live outside the API budget
+            response.headers.update(self._ratelimit_headers())
+        return response
+
+    def _find_route(self, method: str, path: str) -> tuple[_Route, re.Match[str]] | None:
+        for route in self._routes:
+            if route.method == method and (match := route.pattern.fullmatch(path)):
+                return route, match
+        return None
+
+    async def _answer(
+        self,
+        request: web.Request,
+        found: tuple[_Route, re.Match[str]] | None,
+        ctx: _Ctx,
+    ) -> web.Response:
+        method, path = request.method, request.path  # faults match the path as sent
+        if self.down:
+            return _http_error(503)
+        if delay := self._take("delay", method, path, "before"):
+            await self._sleep(delay.seconds)
+            transport = request.transport
+            if transport is None or transport.is_closing() or self._stopping.is_set():
+                return _http_error(503)  # nobody is listening: drop it, state untouched
+        if fault := self._take("fail", method, path, "before"):
+            return _http_error(fault.status, fault.headers, fault.body)
+        if fault := self._take("ratelimit", method, path, "before"):
+            return _api_error("RATELIMIT", fault.message, "ratelimit").response
+
+        response = self._handle(found, ctx)
+
+        if fault := self._take("fail", method, path, "after"):
+            response = _http_error(fault.status, fault.headers, fault.body)
+        if delay := self._take("delay", method, path, "after"):
+            await self._sleep(delay.seconds)
+        return response
+
+    def _handle(self, found: tuple[_Route, re.Match[str]] | None, ctx: _Ctx) -> web.Response:
+        if found is None:
+            return _http_error(404)
+        route, ctx.match = found
+        if route.name != "access_token" and not self._authorised(ctx.request):
+            return _http_error(401, {"www-authenticate": INVALID_TOKEN})
+        sr = ctx.match.groupdict().get("sr")
+        if sr is not None and not (self.subreddit_exists and sr.lower() == self.subreddit.lower()):
+            search = f"{self.url}/subreddits/search.json?q={sr}"
+            return web.Response(status=302, headers={"location": search})
+        try:
+            return route.handler(ctx)
+        except _HandlerError as error:
+            return error.response
+
+    def _authorised(self, request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and token in self._tokens
+
+    def _ratelimit_headers(self) -> dict[str, str]:
+        """Reddit's budget headers. By default they never make asyncprawcore sleep: its
+        delay is min(reset, reset - (600 - 600 * used / (remaining + used)), 10), which
+        stays <= 0 while used < 900 of 1000 with a 60 s window."""
+        if self.ratelimit_headers is None:
+            return {}
+        if self.ratelimit_headers == "auto":
+            now = time.monotonic()
+            start, used = self._window
+            if now - start >= RATELIMIT_WINDOW:
+                start, used = now, 0
+            used += 1
+            self._window = (start, used)
+            remaining, reset = max(0, 1000 - used), max(1, round(RATELIMIT_WINDOW - (now - start)))
+        else:
+            remaining, used, reset = self.ratelimit_headers
+        return {
+            "x-ratelimit-remaining": f"{remaining:.1f}",
+            "x-ratelimit-used": str(used),
+            "x-ratelimit-reset": str(reset),
+        }
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    # ------------------------------------------------------------------ rendering
+
+    def _submission_data(self, post: Submission) -> JSON:
+        sr, removed = self.subreddit, post.removed_by_category
+        permalink = f"/r/{sr}/comments/{post.id}/{_slug(post.title)}/"
+        selftext = post.selftext
+        if removed == "deleted" or (removed and not self.bot_is_moderator):
+            selftext = f"[{'deleted' if removed == 'deleted' else 'removed'}]"
+        return {
+            "id": post.id, "name": post.fullname, "title": post.title, "selftext": selftext,
+            "author": "[deleted]" if removed == "deleted" else post.author,
+            "created_utc": post.created_utc, "created": post.created_utc,
+            "stickied": post.sticky is not None, "locked": post.locked, "archived": post.archived,
+            "removed_by_category": removed, "subreddit": sr, "subreddit_name_prefixed": f"r/{sr}",
+            "subreddit_id": self.subreddit_fullname, "permalink": permalink,
+            "url": self.url + permalink, "num_comments": sum(not c.deleted for c in post.comments),
+            "score": 1, "ups": 1, "upvote_ratio": 1.0, "is_self": True, "over_18": False,
+            "spoiler": False, "distinguished": None, "edited": False, "link_flair_text": None,
+        }  # fmt: skip
+
+    def _comment_data(self, comment: Comment, *, replies: JSON | str = "", depth: int = 0) -> JSON:
+        post = self.submissions[comment.submission_id]
+        sr, mod = self.subreddit, self.bot_is_moderator
+        author, body = comment.author, comment.body
+        if comment.deleted:
+            author = body = "[deleted]"
+        elif comment.removed and not mod:
+            author, body = "[deleted]", "[removed]"
+        data: JSON = {
+            "id": comment.id, "name": comment.fullname, "author": author, "body": body,
+            "link_id": comment.link_id, "parent_id": comment.parent_id,
+            "created_utc": comment.created_utc, "created": comment.created_utc,
+            "edited": comment.edited, "distinguished": comment.distinguished,
+            "stickied": comment.stickied, "subreddit": sr, "subreddit_id": self.subreddit_fullname,
+            "subreddit_name_prefixed": f"r/{sr}",
+            "permalink": f"/r/{sr}/comments/{post.id}/{_slug(post.title)}/{comment.id}/",
+            "score": 1, "ups": 1, "downs": 0, "likes": None, "replies": replies, "depth": depth,
+            "is_submitter": comment.author == post.author, "locked": False,
+            "archived": post.archived, "collapsed": False, "send_replies": True, "saved": False,
+        }  # fmt: skip
+        if mod:  # moderators see why a comment is gone
+            data |= {"removed": comment.removed, "banned_by": comment.removed_by}
+        return data
+
+    def _user_comment_data(self, comment: Comment) -> JSON:
+        post = self.submissions[comment.submission_id]
+        data = self._comment_data(comment)
+        link_permalink = self.url + data["permalink"].rsplit("/", 2)[0] + "/"
+        return data | {"link_title": post.title, "link_author": post.author,
+                       "link_permalink": link_permalink}  # fmt: skip
+
+    def _message_data(self, message: Message) -> JSON:
+        return {
+            "id": message.id, "name": message.fullname, "author": message.author,
+            "dest": message.dest, "subject": message.subject, "body": message.body,
+            "created_utc": message.created_utc, "created": message.created_utc,
+            "new": message.new, "was_comment": False, "replies": "", "subreddit": None,
+            "parent_id": message.parent_id, "first_message_name": message.parent_id,
+            "first_message": None, "context": "", "distinguished": None,
+        }  # fmt: skip
+
+    def _mention_data(self, mention: Mention) -> JSON:
+        comment = mention.comment
+        post = self.submissions[comment.submission_id]
+        data = self._comment_data(comment)
+        return data | {
+            "subject": "username mention", "type": "username_mention", "was_comment": True,
+            "new": mention.new, "context": f"{data['permalink']}?context=3",
+            "link_title": post.title, "dest": self.username,
+        }  # fmt: skip
+
+    def _comment_tree(
+        self, parent: str, by_parent: dict[str, list[Comment]], sort: str, depth: int = 0
+    ) -> list[JSON]:
+        children = sorted(
+            by_parent.get(parent, []), key=lambda c: c.created_utc, reverse=sort == "new"
+        )
+        children.sort(key=lambda c: not c.stickied)  # stable: the pinned comment first
+        out = []
+        for comment in children:
+            replies = self._comment_tree(comment.fullname, by_parent, sort, depth + 1)
+            if comment.deleted and not replies:
+                continue  # like Reddit: a deleted leaf vanishes from the thread
+            listing = _listing(replies) if replies else ""
+            out.append(_thing("t1", self._comment_data(comment, replies=listing, depth=depth)))
+        return out
+
+    def _is_lagging(self, comment: Comment) -> bool:
+        return self.listing_lag > 0 and time.time() - comment.created_utc < self.listing_lag
+
+    # ------------------------------------------------------------------ handlers: auth, subreddit
+
+    def _h_access_token(self, ctx: _Ctx) -> web.Response:
+        client = encode_basic_auth(self.client_id, self.client_secret)
+        if ctx.request.headers.get("Authorization") != client:
+            return _http_error(401)
+        user = (ctx.form.get("grant_type"), ctx.form.get("username"), ctx.form.get("password"))
+        if user != ("password", self.username, self.password):
+            return _json({"error": "invalid_grant"})  # Reddit answers 200 here
+        token = secrets.token_urlsafe(24)
+        self._tokens.add(token)
+        return _json({"access_token": token, "token_type": "bearer", "scope": "*",
+                      "expires_in": self.token_lifetime})  # fmt: skip
+
+    def _h_me(self, ctx: _Ctx) -> web.Response:
+        account = self.accounts[self.username]
+        return _json({
+            "name": account.name, "id": account.id, "created_utc": account.created_utc,
+            "comment_karma": 0, "link_karma": 0, "is_mod": self.bot_is_moderator,
+        })  # fmt: skip
+
+    def _h_subreddit_about(self, ctx: _Ctx) -> web.Response:
+        sr = self.subreddit
+        return _json(_thing("t5", {
+            "display_name": sr, "display_name_prefixed": f"r/{sr}", "title": sr,
+            "name": self.subreddit_fullname, "id": self.subreddit_fullname.removeprefix("t5_"),
+            "subscribers": 1000, "user_is_moderator": self.bot_is_moderator, "url": f"/r/{sr}/",
+            "subreddit_type": "public", "over18": False, "quarantine": False,
+            "created_utc": 1_600_000_000.0, "public_description": "",
+        }))  # fmt: skip
+
+    def _h_sticky(self, ctx: _Ctx) -> web.Response:
+        slot = int(ctx.query.get("num", "1"))
+        for post in self.submissions.values():
+            if post.sticky == slot:
+                location = f"{self.url}/r/{self.subreddit}/comments/{post.id}/{_slug(post.title)}/"
+                return web.Response(status=302, headers={"location": location})
+        return _http_error(404)
+
+    def _h_moderators(self, ctx: _Ctx) -> web.Response:
+        children = [
+            {"name": name, "id": f"t2_{self.add_account(name).id}", "mod_permissions": perms,
+             "date": 1_600_000_000.0}
+            for name, perms in self.moderators.items()
+        ]  # fmt: skip
+        return _json({"kind": "UserList", "data": {"children": children}})
+
+    def _h_hot(self, ctx: _Ctx) -> web.Response:
+        live = [p for p in self.submissions.values() if p.removed_by_category is None]
+        pinned = sorted((p for p in live if p.sticky is not None), key=lambda p: p.sticky or 0)
+        others = sorted(
+            (p for p in live if p.sticky is None), key=lambda p: p.created_utc, reverse=True
+        )
+        children = [_thing("t3", self._submission_data(p)) for p in pinned + others]
+        return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
+
+    # ------------------------------------------------------------------ handlers: comments
+
+    def _h_comments(self, ctx: _Ctx) -> web.Response:
+        post = self.submissions.get(ctx.arg("id"))
+        if post is None:
+            return _http_error(404)
+        by_parent: dict[str, list[Comment]] = {}
+        for comment in post.comments:
+            if not self._is_lagging(comment):
+                by_parent.setdefault(comment.parent_id, []).append(comment)
+        tree = self._comment_tree(post.fullname, by_parent, ctx.query.get("sort", "confidence"))
+        limit = int(ctx.query["limit"]) if ctx.query.get("limit", "").isdigit() else None
+        return _json(
+            [_listing([_thing("t3", self._submission_data(post))]), _listing(tree[:limit])]
+        )
+
+    def _h_comment(self, ctx: _Ctx) -> web.Response:
+        text, thing_id = ctx.form.get("text", ""), ctx.form.get("thing_id", "")
+        self._check_text(text)
+        if thing_id.startswith("t4_"):
+            return self._reply_to_message(thing_id, text)
+        parent = self.comments.get(thing_id[3:]) if thing_id.startswith("t1_") else None
+        post = self._writable_post(parent.submission_id if parent else thing_id.removeprefix("t3_"))
+        if parent is not None and parent.deleted:
+            raise _api_error("DELETED_COMMENT")
+        comment = self.add_comment(post.id, text, author=self.username, parent_id=thing_id)
+        if self.on_comment_created is not None:
+            self.on_comment_created(comment)
+        return _things([_thing("t1", self._comment_data(comment))])
+
+    def _reply_to_message(self, thing_id: str, text: str) -> web.Response:
+        parent = self.messages.get(thing_id.removeprefix("t4_"))
+        if parent is None:
+            return _http_error(403)
+        subject = f"re: {parent.subject}"
+        reply = Message(self._new_id(), self.username, parent.author, subject, text, self._now())
+        reply.new, reply.parent_id = False, parent.fullname
+        self.messages[reply.id] = reply
+        return _things([_thing("t4", self._message_data(reply))])
+
+    def _h_edit(self, ctx: _Ctx) -> web.Response:
+        comment = self._own_comment(ctx.form.get("thing_id", ""))
+        text = ctx.form.get("text", "")
+        self._check_text(text)
+        if comment.deleted:
+            raise _api_error("DELETED_COMMENT")
+        self._writable_post(comment.submission_id, deleted_ok=True)
+        comment.body, comment.edited = text, self._now()
+        comment.history.append(text)  # a removed comment stays removed, but is editable
+        if self.on_comment_edited is not None:
+            self.on_comment_edited(comment)
+        return _things([_thing("t1", self._comment_data(comment))])
+
+    def _h_delete(self, ctx: _Ctx) -> web.Response:
+        comment = self._own_comment(ctx.form.get("id", ""))
+        comment.deleted, comment.stickied = True, False
+        return _json({})
+
+    def _h_distinguish(self, ctx: _Ctx) -> web.Response:
+        comment = self.comments.get(ctx.form.get("id", "").removeprefix("t1_"))
+        if comment is None:
+            return _http_error(404)
+        if not self.bot_is_moderator:
+            return _http_error(403)
+        how, sticky = ctx.form.get("how", "yes"), ctx.form.get("sticky") == "true"
+        comment.distinguished = None if how == "no" else "moderator" if how == "yes" else how
+        if sticky and comment.is_root and how != "no":
+            for other in self.submissions[comment.submission_id].comments:
+                other.stickied = False
+            comment.stickied = True
+        elif how == "no":
+            comment.stickied = False
+        return _things([_thing("t1", self._comment_data(comment))])
+
+    def _h_info(self, ctx: _Ctx) -> web.Response:
+        children = []
+        for fullname in filter(None, ctx.query.get("id", "").split(",")[:100]):
+            kind, _, thing_id = fullname.partition("_")
+            if kind == "t1" and thing_id in self.comments:
+                children.append(_thing("t1", self._comment_data(self.comments[thing_id])))
+            elif kind == "t3" and thing_id in self.submissions:
+                children.append(_thing("t3", self._submission_data(self.submissions[thing_id])))
+        return _json(_listing(children))
+
+    def _h_user_comments(self, ctx: _Ctx) -> web.Response:
+        name = ctx.arg("name")
+        if name not in self.accounts:
+            return _http_error(404)
+        mine = [c for c in self.comments_by(name) if not self._is_lagging(c)]
+        mine.sort(key=lambda c: c.created_utc, reverse=True)
+        children = [_thing("t1", self._user_comment_data(c)) for c in mine]
+        return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
+
+    def _check_text(self, text: str) -> None:
+        if not text.strip():
+            raise _api_error("NO_TEXT")
+        if len(text) > MAX_COMMENT_LENGTH:
+            raise _api_error("TOO_LONG")
+
+    def _writable_post(self, sub_id: str, *, deleted_ok: bool = False) -> Submission:
+        """The thread ``sub_id`` if the bot may write in it, else raise Reddit's error."""
+        post = self.submissions.get(sub_id)
+        if post is None:
+            raise _HandlerError(_http_error(404))
+        if post.removed_by_category and not deleted_ok:
+            raise _api_error("DELETED_LINK")
+        if post.archived:
+            raise _api_error("TOO_OLD")
+        if post.locked and not self.bot_is_moderator:
+            raise _api_error("THREAD_LOCKED")
+        return post
+
+    def _own_comment(self, fullname: str) -> Comment:
+        comment = self.comments.get(fullname.removeprefix("t1_"))
+        if comment is None:
+            raise _HandlerError(_http_error(404))
+        if comment.author != self.username:
+            raise _HandlerError(_http_error(403))
+        return comment
+
+    # ------------------------------------------------------------------ handlers: inbox
+
+    def _inbox(self) -> list[Message | Mention]:
+        """Everything in the bot's inbox, oldest first (its own replies are not in it)."""
+        received = [m for m in self.messages.values() if m.dest == self.username]
+        return sorted([*received, *self.mentions.values()], key=lambda item: item.created_utc)
+
+    def _h_inbox(self, ctx: _Ctx) -> web.Response:
+        items = [i for i in reversed(self._inbox()) if i.new or ctx.arg("box") == "inbox"]
+        children = [
+            _thing("t4", self._message_data(i))
+            if isinstance(i, Message)
+            else _thing("t1", self._mention_data(i))
+            for i in items
+        ]
+        return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
+
+    def _h_read_message(self, ctx: _Ctx) -> web.Response:
+        wanted = set(ctx.form.get("id", "").split(","))
+        unread = ctx.arg("action") == "unread"
+        for item in self._inbox():
+            if item.fullname in wanted and item.new != unread:
+                item.new = unread
+                if not unread and self.on_message_read is not None:
+                    self.on_message_read(item)
+        return _json({})
