@@ -76,6 +76,7 @@ class Bot:
         poll_interval: float,
         components: Collection[str] = (),
         clock: Callable[[], float] = time.time,
+        on_poll: Callable[[PollReport], None] | None = None,
     ) -> None:
         self.store = store
         self.feed = feed
@@ -85,6 +86,7 @@ class Bot:
         self.poll_interval = poll_interval
         self.components = tuple(components)
         self.clock = clock
+        self.on_poll = on_poll
         self.known: dict[str, Tracked] = store.tracked(page)
         self._work = asyncio.Event()
         self._feed_failures = 0
@@ -209,11 +211,20 @@ class Bot:
 
     # --- the loops ----------------------------------------------------------------------
     async def run_once(self) -> PollReport:
-        """One poll, then every delivery due right away (for cron and scripts)."""
+        """One poll, then every delivery due (for cron and scripts).
+
+        An edit held back by the minimum edit gap is waited for, so the run ends with
+        every comment current; longer waits (rate limits, backoff) are left for the
+        next run.
+        """
         report = await self.poll()
         if not report.ok:
             log.warning("status page: %s", report.message)
-        await self.deliver()
+        horizon = self.clock() + self.publisher.min_edit_interval
+        wake_at = await self.deliver()
+        while wake_at is not None and wake_at <= horizon:
+            await asyncio.sleep(max(wake_at - self.clock(), 0.0))
+            wake_at = await self.deliver()
         return report
 
     async def run(self, stop: asyncio.Event, extra: Mapping[str, Step] | None = None) -> None:
@@ -251,6 +262,8 @@ class Bot:
     async def _poll_step(self) -> float:
         started = self.clock()
         report = await self.poll()
+        if self.on_poll is not None:
+            self.on_poll(report)
         if report.ok:
             if self._feed_failures:
                 log.info("status page reachable again")

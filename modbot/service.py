@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from modbot import __version__, incidents, timeline
-from modbot.bot import Bot, page_info_from
+from modbot.bot import Bot, PollReport, page_info_from
 from modbot.errors import FeedError, ModbotError, StoreError, TemplateError
 from modbot.feed import IncidentsFeed, parse_incidents
 from modbot.publisher import DryRunTarget, Publisher, Target
@@ -136,11 +136,29 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
         if once:
             report = await rt.bot.run_once()
             return 0 if report.ok else 1
+        rt.bot.on_poll = _first_poll_note(settings, out) if dry else None
         stop = asyncio.Event()
         with _stop_on_signals(stop):
             await rt.bot.run(stop)
     log.info("stopped; state saved in %s", settings.database)
     return 0
+
+
+def _first_poll_note(settings: Settings, out: TextIO) -> Callable[[PollReport], None]:
+    """In dry-run, say plainly what happens when the first poll fails (e.g. offline)."""
+    state = {"first": True}
+
+    def note(report: PollReport) -> None:
+        if state["first"] and not report.ok:
+            out.write(
+                f"modbot: cannot read {settings.statuspage_url} yet ({report.message}).\n"
+                f"Still trying every {settings.poll_interval:g} s; comments appear here once it "
+                "answers. To see what the bot posts without any network, run: modbot demo\n"
+            )
+            out.flush()
+        state["first"] = False
+
+    return note
 
 
 class _stop_on_signals:  # noqa: N801 - used like a function in a with statement

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -378,10 +378,12 @@ async def test_removed_comment_as_seen_by_non_mod_and_mod(
     ],
 )
 async def test_reply_api_errors(
-    fake: FakeReddit, reddit: asyncpraw.Reddit, setup: object, error_type: str
+    fake: FakeReddit,
+    reddit: asyncpraw.Reddit,
+    setup: Callable[[FakeReddit, str], None],
+    error_type: str,
 ) -> None:
     post = fake.add_submission("Megathread")
-    assert callable(setup)
     setup(fake, post.id)
     submission = await reddit.submission(post.id, fetch=False)
 
@@ -557,6 +559,22 @@ async def test_expired_token_is_renewed_transparently(
     fake.fail_next("GET", "/api/v1/me", 401)  # carries www-authenticate: invalid_token
     assert await reddit.user.me(use_cache=False) is not None
     assert fake.count("POST", "access_token") == 3
+
+
+async def test_expired_token_with_retries_off_raises_invalid_token_once(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    """Without the retry loop the 401 surfaces; the token is dropped, so the next call
+    logs in again."""
+    core(reddit)._retry_strategy_class = NoRetryStrategy
+    await reddit.user.me()
+    fake.expire_tokens()
+
+    with pytest.raises(asyncprawcore.InvalidToken):
+        await reddit.user.me(use_cache=False)
+
+    assert await reddit.user.me(use_cache=False) is not None
+    assert fake.count("POST", "access_token") == 2
 
 
 async def test_403_raises_forbidden(fake: FakeReddit, reddit: asyncpraw.Reddit) -> None:

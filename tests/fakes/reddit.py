@@ -39,7 +39,8 @@ What asyncpraw 8.0.3 / asyncprawcore 4.0.0 raise for each answer (see the tests)
 - 400: a bare ``aiohttp.ClientConnectionError("Connection closed")``: asyncpraw
   reads the body of a response asyncprawcore has already released.
 - 401 ``invalid_token``: asyncprawcore logs in again and retries by itself, through
-  the same retry loop (one attempt used, 0-2 s sleep).
+  the same retry loop (one attempt used, 0-2 s sleep). With that loop turned off it
+  raises ``asyncprawcore.InvalidToken`` once and the next call logs in again.
 - 403: ``asyncprawcore.Forbidden``; 404: ``asyncprawcore.NotFound``;
   429: ``asyncprawcore.TooManyRequests`` (``retry_after`` = the header or None).
 - Unknown subreddit: 302 to ``/subreddits/search`` -> ``asyncprawcore.Redirect``.

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints figures measured against the local fakes (see README)."""

@@ -1,0 +1,147 @@
+"""Cost of one poll: CPU, requests and bytes, and memory over many polls.
+
+Runs the real bot in-process (dry-run, nothing delivered during the measurement)
+against the fake status page running in a child process, so only the bot's own CPU
+is counted. Prints: CPU ms per unchanged poll (the 304 path), per poll of a
+50-incident feed where one incident changed and where all 50 changed (parse, diff,
+render, save), requests and bytes per unchanged poll, and RSS along 1,000 polls.
+
+    python -m bench.core [--polls 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.fakes import fake_in_subprocess
+from modbot import service
+from modbot.settings import load_settings
+from tests.fakes.statuspage import PAGE, incident, update
+
+INCIDENTS = 50
+
+
+def rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc, else peak)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return pages * resource.getpagesize() / 1024 / 1024
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def feed(version: int, changed: int) -> dict[str, Any]:
+    """50 open incidents; the first ``changed`` carry ``version`` extra updates."""
+    incidents = []
+    for number in range(INCIDENTS):
+        extra = 1 + version % 7 if number < changed else 0
+        updates = [
+            update(
+                f"i{number}u{k}",
+                "investigating",
+                f"Update {k} on incident {number}: " + "text " * 40,
+                k,
+            )
+            for k in range(3 + extra)
+        ]
+        incidents.append(incident(f"inc{number:04d}", "investigating", list(reversed(updates))))
+    return {"page": dict(PAGE), "incidents": incidents}
+
+
+def summary(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[max(int(len(ordered) * 0.95) - 1, 0)]
+    median, mean = statistics.median(ordered), statistics.fmean(ordered)
+    return f"median {median:6.2f}  p95 {p95:6.2f}  mean {mean:6.2f}"
+
+
+async def cpu_per_poll(bot: Any, count: int, before: Any = None) -> list[float]:
+    """CPU milliseconds of ``count`` polls (``before`` runs first, unmeasured)."""
+    samples = []
+    for number in range(count):
+        if before is not None:
+            before(number)
+        started = time.process_time()
+        report = await bot.poll()
+        samples.append((time.process_time() - started) * 1000)
+        if not report.ok:
+            raise RuntimeError(report.message)
+    return samples
+
+
+async def main(polls: int) -> None:
+    with fake_in_subprocess("tests.fakes.statuspage") as url, tempfile.TemporaryDirectory() as tmp:
+        control = httpx.Client(base_url=url)
+        control.put("/_fake/document", json=feed(0, 0)).raise_for_status()
+        settings = load_settings(
+            env_file=None,
+            statuspage_url=url,
+            database=Path(tmp) / "bench.sqlite3",
+            poll_interval=15,
+        )
+        async with service.runtime(settings, dry_run=True, out=io.StringIO()) as rt:
+            bot = rt.bot
+            first = await cpu_per_poll(bot, 1)
+            print(f"status page: fake in a child process at {url}; {INCIDENTS} open incidents")
+            print(f"first poll (baseline, {INCIDENTS} incidents rendered): {first[0]:.2f} ms CPU")
+
+            requests_before = len(control.get("/_fake/stats").json())
+            rss = [(0, rss_mb())]
+            unchanged: list[float] = []
+            for chunk in range(4):
+                unchanged += await cpu_per_poll(bot, polls // 4)
+                rss.append(((chunk + 1) * (polls // 4), rss_mb()))
+            stats = control.get("/_fake/stats").json()[requests_before:]
+            statuses = {s["status"] for s in stats}
+            wire = statistics.fmean(s["bytes_in"] + s["bytes_out"] for s in stats)
+
+            def change_one(number: int) -> None:
+                control.put("/_fake/document", json=feed(number + 1, 1)).raise_for_status()
+
+            one_changed = await cpu_per_poll(bot, 100, change_one)
+
+            def change_all(number: int) -> None:
+                control.put(
+                    "/_fake/document", json=feed(number + 200, INCIDENTS)
+                ).raise_for_status()
+
+            all_changed = await cpu_per_poll(bot, 30, change_all)
+
+        rows = [
+            (f"CPU ms per unchanged poll (304), {polls} polls", summary(unchanged)),
+            (
+                "requests per unchanged poll",
+                f"{len(stats) / len(unchanged):.2f} (HTTP {sorted(statuses)})",
+            ),
+            ("bytes on the wire per unchanged poll", f"{wire:.0f} (request + response)"),
+            ("CPU ms per poll, 50-incident feed, 1 changed", summary(one_changed)),
+            ("CPU ms per poll, 50-incident feed, all 50 changed", summary(all_changed)),
+            ("RSS MB at poll 0, 1/4, 1/2, 3/4, end", ", ".join(f"{m:.1f}" for _, m in rss)),
+            ("peak RSS MB", f"{peak_rss_mb():.1f}"),
+        ]
+        print()
+        for name, value in [("measure", "value"), *rows]:
+            print(f"{name:<52} {value}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--polls", type=int, default=1000, help="unchanged polls to run (default 1000)"
+    )
+    asyncio.run(main(parser.parse_args().polls))

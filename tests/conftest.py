@@ -1,0 +1,81 @@
+"""Shared fixtures: the fake status page, settings for a temporary state file, CLI runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modbot.settings import Settings, load_settings
+from tests.fakes.statuspage import FakeStatuspage
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "tests" / "data" / "samples"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings on the developer's machine must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith(("MODBOT_", "PRAW")):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def statuspage() -> AsyncIterator[FakeStatuspage]:
+    """A running fake status page."""
+    async with FakeStatuspage() as page:
+        yield page
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Build settings with a temporary state file and fast timings."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database": tmp_path / "state.sqlite3",
+            "poll_interval": 0.05,
+            "http_timeout": 1.0,
+            "min_edit_interval": 0.0,
+            "reconcile_grace": 0.5,
+        }
+        values.update(overrides)
+        return load_settings(env_file=None, **values)
+
+    return make
+
+
+@dataclass
+class CliResult:
+    """What a ``python -m modbot`` subprocess did."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 30.0) -> CliResult:
+    """Run ``python -m modbot ARGS`` with only ``env`` as its MODBOT_ settings."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODBOT_")}
+    full_env.update(env)
+    full_env["PYTHONPATH"] = str(ROOT)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "modbot",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=full_env,
+        cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return CliResult(process.returncode, out.decode(), err.decode())

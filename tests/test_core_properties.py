@@ -1,0 +1,175 @@
+"""Property test of the pure pipeline: diff -> render -> plan, with an in-memory target.
+
+Random sequences of feed snapshots (new updates, edited bodies, status, impact and
+name changes, incidents vanishing from the window, no-op churn) must never produce
+an edit that leaves the text unchanged, and once things settle each incident's
+comment must show exactly the render of its latest view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modbot.delivery import Edit, Point, Post, Reconcile, plan
+from modbot.feed import parse_incidents_object
+from modbot.incidents import Tracked, diff
+from modbot.render import PageInfo, Rendered, Renderer
+from modbot.settings import default_templates_dir
+from modbot.store import CommentRow, IncidentRow
+from tests.fakes.statuspage import incident, update
+
+RENDERER = Renderer(default_templates_dir(), page=PageInfo("example", "https://example.com"))
+STATUSES = ["investigating", "identified", "monitoring", "resolved", "postmortem"]
+BASELINE = datetime(2026, 10, 7, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Model:
+    """The status page as the test changes it."""
+
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    minute: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        shown = [i for key, i in self.incidents.items() if key not in self.hidden]
+        return {"incidents": shown}
+
+
+operation = st.one_of(
+    st.tuples(st.just("open"), st.sampled_from(["a", "b", "c"])),
+    st.tuples(st.just("update"), st.sampled_from(["a", "b", "c"]), st.sampled_from(STATUSES)),
+    st.tuples(st.just("edit"), st.sampled_from(["a", "b", "c"]), st.text(max_size=20)),
+    st.tuples(
+        st.just("rename"), st.sampled_from(["a", "b", "c"]), st.text(min_size=1, max_size=15)
+    ),
+    st.tuples(
+        st.just("impact"), st.sampled_from(["a", "b", "c"]), st.sampled_from(["minor", "critical"])
+    ),
+    st.tuples(st.just("hide"), st.sampled_from(["a", "b", "c"])),
+    st.tuples(st.just("churn"), st.sampled_from(["a", "b", "c"])),
+    st.tuples(st.just("wait"), st.floats(min_value=0, max_value=20)),
+)
+
+
+def mutate(model: Model, op: tuple[Any, ...]) -> float:
+    """Apply one operation; returns seconds of time that pass."""
+    model.minute += 1
+    kind, key = op[0], op[1]
+    item = model.incidents.get(key) if isinstance(key, str) else None
+    if kind == "open" and item is None:
+        model.incidents[key] = incident(
+            key, "investigating", [update(f"{key}0", "investigating", "start", model.minute)]
+        )
+    elif item is not None and kind == "update":
+        uid = f"{key}{len(item['incident_updates'])}"
+        item["incident_updates"].insert(0, update(uid, op[2], f"now {op[2]}", model.minute))
+        item["status"] = op[2]
+    elif item is not None and kind == "edit":
+        item["incident_updates"][-1]["body"] = op[2] or "x"
+    elif item is not None and kind == "rename":
+        item["name"] = op[2]
+    elif item is not None and kind == "impact":
+        item["impact"] = op[2]
+    elif item is not None and kind == "hide":
+        model.hidden ^= {key}
+    elif item is not None and kind == "churn":
+        item["updated_at"] = f"2026-10-07T{model.minute % 24:02d}:00:00Z"
+    return float(op[1]) if kind == "wait" else 1.0
+
+
+@dataclass
+class World:
+    """Incident rows, comment rows and the comments 'on Reddit', all in memory."""
+
+    known: dict[str, Tracked] = field(default_factory=dict)
+    rows: dict[str, IncidentRow] = field(default_factory=dict)
+    comments: dict[str, CommentRow] = field(default_factory=dict)
+    reddit: dict[str, str] = field(default_factory=dict)
+    wasted_edits: int = 0
+
+    def absorb(self, snapshot: dict[str, Any], first: bool) -> None:
+        outcome = diff(
+            self.known, parse_incidents_object(snapshot), baseline_at=None if first else BASELINE
+        )
+        self.known.update(outcome.changed)
+        for key, tracked in outcome.changed.items():
+            if not tracked.announce:
+                continue
+            body: Rendered = RENDERER.render_incident(tracked.view)
+            self.rows[key] = IncidentRow(
+                key, tracked.view.is_open, body.body, body.digest, None, "", ""
+            )
+
+    def deliver(self, now: float, gap: float) -> float | None:
+        for _ in range(50):
+            result = plan(
+                list(self.rows.values()),
+                list(self.comments.values()),
+                thread_id="t",
+                now=now,
+                min_edit_interval=gap,
+            )
+            if not result.actions:
+                return result.wake_at
+            for action in result.actions:
+                self.execute(action, now)
+        raise AssertionError("planner did not settle")
+
+    def execute(self, action: Any, now: float) -> None:
+        row = self.rows[action.incident_id]
+        assert not isinstance(action, Reconcile | Point)
+        if isinstance(action, Post):
+            comment_id = f"c{len(self.reddit)}"
+            assert action.incident_id not in self.comments, "second post for one incident"
+            self.reddit[comment_id] = row.rendered or ""
+            self.comments[action.incident_id] = CommentRow(
+                action.incident_id,
+                "t",
+                "posted",
+                comment_id,
+                "/" + comment_id,
+                row.rendered_hash,
+                now,
+            )
+        elif isinstance(action, Edit):
+            if self.reddit[action.comment_id] == row.rendered:
+                self.wasted_edits += 1
+            self.reddit[action.comment_id] = row.rendered or ""
+            self.comments[action.incident_id] = replace(
+                self.comments[action.incident_id],
+                delivered_hash=row.rendered_hash,
+                delivered_at=now,
+            )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    operations=st.lists(operation, max_size=40),
+    gap=st.sampled_from([0.0, 5.0]),
+    deliver_every=st.integers(min_value=1, max_value=3),
+)
+def test_edits_always_change_text_and_comments_end_at_latest_state(
+    operations: list[tuple[Any, ...]], gap: float, deliver_every: int
+) -> None:
+    model, world, now = Model(), World(), 0.0
+    world.absorb(model.snapshot(), first=True)
+    for number, op in enumerate(operations):
+        now += mutate(model, op)
+        world.absorb(model.snapshot(), first=False)
+        if number % deliver_every == 0:
+            world.deliver(now, gap)
+    now += gap + 1
+    world.deliver(now, gap)
+    assert world.wasted_edits == 0
+    for key, row in world.rows.items():
+        latest = RENDERER.render_incident(world.known[key].view).body
+        assert row.rendered == latest
+        comment = world.comments[key]
+        assert world.reddit[comment.comment_id or ""] == latest
+    assert len(world.reddit) == len(world.rows)  # one comment per announced incident

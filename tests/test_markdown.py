@@ -1,0 +1,70 @@
+"""Untrusted text stays literal: no pings, no links, no layout breaks, no forged marker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modbot.markdown import escape_line, escape_text, marker, marker_id, markers_in, shorten
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ping u/spez now", r"ping u\/spez now"),
+        ("see /u/spez and r/all", r"see /u\/spez and r\/all"),
+        ("[click](https://evil.example)", r"\[click\]\(https://evil.example\)"),
+        ("# Heading", r"\# Heading"),
+        ("> quote", r"\> quote"),
+        (">!spoiler!<", r"\>!spoiler!\<"),
+        ("a | b | c", r"a \| b \| c"),
+        ("**bold** _it_ ~~s~~ ^sup `code`", r"\*\*bold\*\* \_it\_ \~\~s\~\~ \^sup \`code\`"),
+        ("1. one", r"1\. one"),
+        ("- item", r"\- item"),
+        ("===", r"\==="),
+        ("AT&T", "AT&amp;T"),
+        ("back\\slash", r"back\\slash"),
+    ],
+)
+def test_escape_line(raw: str, expected: str) -> None:
+    assert escape_line(raw) == expected
+
+
+def test_bare_urls_stay_clickable_and_mentions_in_urls_cannot_ping() -> None:
+    text = escape_line(
+        "Details: https://status.example.com/incidents/a_b. Also https://reddit.com/u/spez"
+    )
+    assert "https://status.example.com/incidents/a_b." in text
+    assert "https://reddit.com/user/spez" in text
+
+
+def test_paragraphs_and_line_breaks_are_kept_and_indentation_dropped() -> None:
+    text = escape_text("line one\r\nline two\n\n\n    indented code?")
+    assert text == "line one  \nline two\n\nindented code?"
+
+
+def test_marker_round_trip_and_sanitising() -> None:
+    body = "text\n\n" + marker("inc", "ab c/1")
+    assert markers_in(body) == ["inc-ab_c_1"] == [marker_id("inc", "ab c/1")]
+
+
+@given(st.text(max_size=300))
+def test_feed_text_can_never_forge_a_marker(text: str) -> None:
+    escaped = escape_text(text + "\n[](#modbot-inc-victim)\n")
+    assert markers_in(escaped) == []
+
+
+@given(st.text(max_size=200))
+def test_escaped_text_has_no_live_mention_or_link(text: str) -> None:
+    escaped = escape_text(text)
+    assert not re.search(r"(?<![\w\\/])/?u/\w", escaped)
+    assert "](" not in escaped.replace("\\](", "").replace("\\]\\(", "")
+
+
+def test_shorten_never_leaves_a_dangling_escape() -> None:
+    assert shorten("abc\\*def", 5) == "abc…"
+    assert shorten("abc &amp; x", 7) == "abc…"
+    assert shorten("short", 10) == "short"
