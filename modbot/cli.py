@@ -121,7 +121,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "preview":
         return _run(service.preview(settings, args.incident_id, args.feed, out))
     if args.command == "check":
-        return service.check(settings, out)
+        return _run(service.check(settings, out))
     if args.command == "demo":
         return _run(service.demo(settings, out, max(args.delay, 0.0)))
     raise ConfigError(f"unknown command {args.command}")

@@ -141,13 +141,22 @@ def _plan_incident(
     for row in rows.values():
         if row.state != POSTED or row.comment_id is None:
             continue
-        moved_to = home if row.thread_id != thread_id and incident.is_open else None
-        if moved_to is not None and moved_to.state == POSTED and moved_to.permalink:
-            point = Point(incident.incident_id, row.thread_id, row.comment_id, moved_to.permalink)
-            _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=point)
+        if row.thread_id != thread_id and _moving(incident, home, thread_id):
+            # The comment in the new thread carries the news; the old one only gets
+            # its pointer, once the new comment exists.
+            if home is not None and home.state == POSTED and home.permalink:
+                point = Point(incident.incident_id, row.thread_id, row.comment_id, home.permalink)
+                _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=point)
         elif row.delivered_hash != incident.rendered_hash:
             edit = Edit(incident.incident_id, row.thread_id, row.comment_id)
             _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=edit)
+
+
+def _moving(incident: IncidentRow, home: CommentRow | None, thread_id: str | None) -> bool:
+    """True while an open incident is getting (or has) its comment in a newer thread."""
+    if thread_id is None or not incident.is_open:
+        return False
+    return home is None or home.state in (PENDING, POSTING, POSTED)
 
 
 def _due(

@@ -57,6 +57,7 @@ class PostedComment:
     permalink: str
     created_utc: float
     body: str = ""
+    marker: str = ""  # the marker id found in the body, e.g. "inc-abc123"
 
 
 class Target(Protocol):
@@ -78,12 +79,16 @@ class Target(Protocol):
         """Replace a comment's body."""
         ...
 
-    async def find(self, thread: Thread, marker_id: str) -> list[PostedComment]:
-        """The bot's own comments in ``thread`` carrying the marker, oldest first."""
+    async def find(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
+        """The bot's own comments in ``thread`` with this marker (None: any incident's)."""
         ...
 
     async def delete(self, comment_id: str) -> None:
         """Delete one of the bot's comments."""
+        ...
+
+    async def removed(self, comment_ids: list[str]) -> set[str]:
+        """Which of these comments were deleted or removed by a moderator."""
         ...
 
 
@@ -127,6 +132,7 @@ class Publisher:
         page: str,
         min_edit_interval: float,
         reconcile_grace: float,
+        verify_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -134,14 +140,20 @@ class Publisher:
         self.page = page
         self.min_edit_interval = min_edit_interval
         self.reconcile_grace = reconcile_grace
+        self.verify_interval = verify_interval
         self.clock = clock
         self.stats = DeliveryStats()
+        self._verified_at = clock()
+        self._heal_at: float | None = clock()
 
     async def deliver_due(self, *, paused: bool = False, max_rounds: int = 20) -> float | None:
         """Run every due action; return when something next becomes due (or ``None``)."""
         if paused:
             return None
         thread = await self.target.current_thread()
+        await self._verify_comments()
+        if thread is not None and self._heal_at is not None and self._heal_at <= self.clock():
+            await self._heal(thread)
         for _ in range(max_rounds):
             planned = delivery.plan(
                 self.store.announced(self.page),
@@ -155,6 +167,66 @@ class Publisher:
             for action in planned.actions:
                 await self._execute(action, thread)
         return self.clock() + 1.0
+
+    async def _verify_comments(self) -> None:
+        """Every ``verify_interval`` s, notice comments a moderator removed (one call)."""
+        now = self.clock()
+        if now - self._verified_at < self.verify_interval:
+            return
+        self._verified_at = now
+        open_ids = {i.incident_id for i in self.store.announced(self.page) if i.is_open}
+        rows = [
+            r
+            for r in self.store.comments(self.page)
+            if r.state == delivery.POSTED and r.comment_id and r.incident_id in open_ids
+        ]
+        if not rows:
+            return
+        try:
+            gone = await self.target.removed([r.comment_id for r in rows if r.comment_id])
+        except RedditError as exc:
+            log.warning("could not check the bot's comments: %s", exc)
+            return
+        for row in rows:
+            if row.comment_id in gone:
+                log.warning(
+                    "incident %s: comment %s was removed or deleted; not re-posting it",
+                    row.incident_id,
+                    row.comment_id,
+                )
+                self.store.update_comment(
+                    self.page,
+                    row.incident_id,
+                    row.thread_id,
+                    state=delivery.REMOVED,
+                    last_error="removed or deleted on Reddit",
+                )
+
+    async def _heal(self, thread: Thread) -> None:
+        """Delete duplicate comments (same marker) in ``thread``, keeping the oldest.
+
+        Runs at start-up and again a grace period after any post that followed an
+        unknown outcome: the only ways a second comment can exist.
+        """
+        try:
+            comments = await self.target.find(thread, None)
+        except RedditError as exc:
+            log.warning("could not look for duplicate comments: %s", exc)
+            self._heal_at = self.clock() + self.reconcile_grace
+            return
+        self._heal_at = None
+        groups: dict[str, list[PostedComment]] = {}
+        for comment in comments:
+            groups.setdefault(comment.marker, []).append(comment)
+        for incident in self.store.announced(self.page):
+            group = groups.get(markdown.marker_id("inc", incident.incident_id), [])
+            if len(group) < 2:
+                continue
+            row = self.store.comment(self.page, incident.incident_id, thread.id)
+            if row is not None and row.state in (delivery.POSTING, delivery.POSTED):
+                await self._adopt(Reconcile(incident.incident_id, thread.id), group)
+            else:
+                await self._delete_duplicates(incident.incident_id, group)
 
     async def _execute(self, action: Action, thread: Thread | None) -> None:
         try:
@@ -194,6 +266,9 @@ class Publisher:
             self._update(action, last_error=str(exc), not_before=self.clock() + RECONCILE_SOON)
             raise
         self.stats.posts += 1
+        row = self.store.comment(self.page, action.incident_id, thread.id)
+        if row is not None and row.attempts > 1:
+            self._heal_at = self.clock() + self.reconcile_grace
         self._update(
             action,
             state=delivery.POSTED,
@@ -224,17 +299,8 @@ class Publisher:
         else:
             self._update(action, not_before=intent_at + self.reconcile_grace)
 
-    async def _adopt(self, action: Post | Reconcile, found: Sequence[PostedComment]) -> None:
-        keep, *extra = sorted(found, key=lambda c: (c.created_utc, c.id))
-        for duplicate in extra:
-            log.warning(
-                "incident %s: duplicate comment %s found; keeping the oldest (%s), deleting it",
-                action.incident_id,
-                duplicate.id,
-                keep.id,
-            )
-            await self.target.delete(duplicate.id)
-            self.stats.duplicates_deleted += 1
+    async def _adopt(self, action: Reconcile, found: Sequence[PostedComment]) -> None:
+        keep = await self._delete_duplicates(action.incident_id, found)
         log.info("incident %s: found own comment %s; adopting it", action.incident_id, keep.id)
         self._update(
             action,
@@ -247,6 +313,22 @@ class Publisher:
             not_before=0.0,
             last_error=None,
         )
+
+    async def _delete_duplicates(
+        self, incident_id: str, found: Sequence[PostedComment]
+    ) -> PostedComment:
+        """Keep the oldest comment, delete the others; return the one kept."""
+        keep, *extra = sorted(found, key=lambda c: (c.created_utc, c.id))
+        for duplicate in extra:
+            log.warning(
+                "incident %s: duplicate comment %s found; keeping the oldest (%s), deleting it",
+                incident_id,
+                duplicate.id,
+                keep.id,
+            )
+            await self.target.delete(duplicate.id)
+            self.stats.duplicates_deleted += 1
+        return keep
 
     # --- editing --------------------------------------------------------------------
     async def _edit(self, action: Edit) -> None:
@@ -339,13 +421,17 @@ class DryRunTarget:
         self._bodies[comment_id] = body
         self._print("EDIT of the comment", body)
 
-    async def find(self, thread: Thread, marker_id: str) -> list[PostedComment]:
+    async def find(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
         """Dry-run comments live only in the terminal: nothing to find."""
         return []
 
     async def delete(self, comment_id: str) -> None:
         """Forget a printed comment."""
         self._bodies.pop(comment_id, None)
+
+    async def removed(self, comment_ids: list[str]) -> set[str]:
+        """Nobody removes printed comments."""
+        return set()
 
     def _print(self, what: str, body: str) -> None:
         ids = markdown.markers_in(body)

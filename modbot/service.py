@@ -23,9 +23,10 @@ import httpx
 
 from modbot import __version__, incidents, timeline
 from modbot.bot import Bot, PollReport, page_info_from
-from modbot.errors import FeedError, ModbotError, StoreError, TemplateError
+from modbot.errors import FeedError, ModbotError, RedditError, StoreError, TemplateError
 from modbot.feed import IncidentsFeed, parse_incidents
 from modbot.publisher import DryRunTarget, Publisher, Target
+from modbot.reddit import RedditClient
 from modbot.render import PageInfo, Renderer
 from modbot.settings import Settings
 from modbot.statuspage import StatuspageClient, make_http_client
@@ -81,9 +82,10 @@ async def runtime(
     store = Store.open(settings.database)
     own_http = http is None
     client = http or make_http_client(settings.http_timeout)
+    reddit = None if dry_run or target is not None else RedditClient(settings)
     try:
         renderer = make_renderer(settings)
-        chosen = target or DryRunTarget(out)
+        chosen: Target = target or reddit or DryRunTarget(out)
         page = page_key(settings, dry_run)
         publisher = Publisher(
             store,
@@ -91,6 +93,7 @@ async def runtime(
             page=page,
             min_edit_interval=settings.min_edit_interval,
             reconcile_grace=settings.reconcile_grace,
+            verify_interval=settings.megathread_check_interval,
         )
         bot = Bot(
             store=store,
@@ -103,6 +106,8 @@ async def runtime(
         )
         yield Runtime(bot=bot, store=store, target=chosen)
     finally:
+        if reddit is not None:
+            await reddit.close()
         if own_http:
             await client.aclose()
         store.close()
@@ -233,8 +238,11 @@ async def preview(
 # --- check ------------------------------------------------------------------------------
 
 
-def check(settings: Settings, out: TextIO) -> int:
-    """``modbot check``: settings, templates and state file; non-zero when one is broken."""
+async def check(settings: Settings, out: TextIO) -> int:
+    """``modbot check``: settings, templates, state file and, with credentials, Reddit.
+
+    Returns 1 when something would stop the bot from working.
+    """
     problems = 0
     line = _printer(out)
     line("settings", "ok")
@@ -250,10 +258,45 @@ def check(settings: Settings, out: TextIO) -> int:
         problems += 1
     problems += _check_store(settings, line)
     if settings.has_reddit_credentials:
-        line("reddit", f"credentials set for u/{settings.reddit_username}, r/{settings.subreddit}")
+        problems += await _check_reddit(settings, line)
     else:
         line("reddit", "no credentials: `modbot run` works in dry-run (prints instead of posting)")
     return 1 if problems else 0
+
+
+async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) -> int:
+    """Log in and report what posting needs; returns the number of blocking problems."""
+    async with RedditClient(settings) as reddit:
+        try:
+            name = await reddit.me()
+        except RedditError as exc:
+            line("reddit login", f"FAILED: {exc}")
+            return 1
+        line("reddit login", f"ok: logged in as u/{name}")
+        try:
+            if not await reddit.subreddit_exists():
+                line("subreddit", f"FAILED: r/{reddit.subreddit_name} does not exist")
+                return 1
+            line("subreddit", f"r/{reddit.subreddit_name} exists")
+            moderators = await reddit.moderators()
+            mine = moderators.get(name.lower())
+            if mine is None:
+                line("moderator", "no: it can post, but cannot distinguish or pin its comments")
+            else:
+                line("moderator", f"yes, permissions: {', '.join(mine.permissions) or 'none'}")
+            thread = await reddit.find_megathread()
+        except RedditError as exc:
+            line("reddit", f"FAILED: {exc}")
+            return 1
+        if thread is None:
+            line(
+                "megathread",
+                f"NONE: no pinned post in r/{reddit.subreddit_name} matches "
+                f"{settings.megathread_title!r} (or it is locked/archived)",
+            )
+            return 1
+        line("megathread", f"{thread.title} ({thread.permalink})")
+    return 0
 
 
 def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:

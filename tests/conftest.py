@@ -79,3 +79,42 @@ async def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 3
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return CliResult(process.returncode, out.decode(), err.decode())
+
+
+BOT = {
+    "username": "modbot",
+    "password": "hunter2-secret-pw",
+    "client_id": "cid-123",
+    "client_secret": "csecret-xyz-789",
+}
+MEGATHREAD_TITLE = "Performance and Bugs Megathread (week 47)"
+
+
+@pytest.fixture
+async def reddit() -> AsyncIterator[Any]:
+    """A running fake Reddit with a pinned megathread (``reddit.megathread``)."""
+    from tests.fakes.reddit import FakeReddit
+
+    async with FakeReddit(subreddit="ClaudeAI", **BOT) as fake:
+        fake.megathread = fake.add_submission(MEGATHREAD_TITLE, sticky=1)  # type: ignore[attr-defined]
+        yield fake
+
+
+def reddit_settings(fake: Any) -> dict[str, Any]:
+    """Settings values that point modbot at the fake Reddit."""
+    return {
+        "subreddit": "ClaudeAI",
+        "reddit_client_id": BOT["client_id"],
+        "reddit_client_secret": BOT["client_secret"],
+        "reddit_username": BOT["username"],
+        "reddit_password": BOT["password"],
+        "reddit_url": fake.url,
+        "reddit_oauth_url": fake.url,
+        "reddit_timeout": 2.0,
+        "megathread_check_interval": 0.2,
+    }
+
+
+def reddit_env(fake: Any) -> dict[str, str]:
+    """The same settings as ``MODBOT_*`` environment variables, for subprocesses."""
+    return {f"MODBOT_{k.upper()}": str(v) for k, v in reddit_settings(fake).items()}

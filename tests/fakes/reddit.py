@@ -345,6 +345,7 @@ class FakeReddit:
         self.on_message_read: Callable[[Message | Mention], None] | None = None
 
         self._tokens: set[str] = set()
+        self.issued_tokens: list[str] = []  # every access token handed out, for leak checks
         self._faults: list[_Fault] = []
         self._window = (0.0, 0)  # (start, requests in window) for rate-limit headers
         self._runner: web.AppRunner | None = None
@@ -843,6 +844,7 @@ class FakeReddit:
             return _json({"error": "invalid_grant"})  # Reddit answers 200 here
         token = secrets.token_urlsafe(24)
         self._tokens.add(token)
+        self.issued_tokens.append(token)
         return _json({"access_token": token, "token_type": "bearer", "scope": "*",
                       "expires_in": self.token_lifetime})  # fmt: skip
 

@@ -1,0 +1,481 @@
+"""Reddit through asyncpraw: the only module that imports it.
+
+``RedditClient`` implements the publisher's ``Target`` (find the megathread, post,
+edit, find the bot's own comments, delete) plus what ``check`` and the moderator
+commands need (who am I, the subreddit, its moderators, the inbox).
+
+asyncpraw 8.0.3 is pinned, and three of its habits are handled here:
+
+* asyncprawcore retries any 5xx up to three times, POSTs included, so a comment that
+  was stored before the error gets posted again behind a call that looks
+  successful. That retry is switched off (``_NoRetry``); this module retries only
+  what is safe (reads, edits, deletes) with tenacity, and a post whose outcome is
+  unknown goes back to the publisher, which reconciles before posting again.
+* Its ``timeout`` setting is ignored for API calls, so each call runs under
+  ``asyncio.timeout``. Waits that asyncprawcore's rate limiter asks for happen
+  before that timeout starts, so a slow budget never looks like a lost request.
+* HTTP 400 surfaces as a bare ``aiohttp.ClientConnectionError`` (asyncpraw reads a
+  body that asyncprawcore already released); it is mapped to a refusal.
+
+Errors are translated into the ``RedditError`` family from ``modbot.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpraw
+import asyncprawcore
+from asyncpraw.exceptions import RedditAPIException
+from asyncprawcore.sessions import FiniteRetryStrategy
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from modbot import markdown
+from modbot.errors import (
+    CommentGone,
+    RedditAuthError,
+    RedditError,
+    RedditForbidden,
+    RedditRateLimited,
+    RedditRejected,
+    RedditUnavailable,
+    ThreadUnavailable,
+)
+from modbot.publisher import PostedComment, Thread
+from modbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+THREAD_ERRORS = frozenset({"THREAD_LOCKED", "TOO_OLD", "DELETED_LINK", "LOCKED"})
+COMMENT_ERRORS = frozenset({"DELETED_COMMENT", "COMMENT_DELETED"})
+DEFAULT_RATELIMIT_WAIT = 60.0
+NO_MEGATHREAD_RECHECK = 60.0
+HISTORY_LIMIT = 100
+_WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
+
+
+class _NoRetry(FiniteRetryStrategy):
+    """asyncprawcore's retry strategy with no retries and no initial sleep."""
+
+    DEFAULT_RETRIES = 0
+
+    def __init__(self, retries: int = 0) -> None:
+        super().__init__(retries=0)
+
+
+@dataclass(frozen=True)
+class Moderator:
+    """A moderator of the subreddit and their permissions."""
+
+    name: str
+    permissions: tuple[str, ...]
+
+
+def ratelimit_wait(message: str | None) -> float:
+    """Seconds from Reddit's "try again in N minutes" text (the wording varies)."""
+    found = _WAIT_RE.search(message or "")
+    if not found:
+        return DEFAULT_RATELIMIT_WAIT
+    amount, unit = int(found.group(1)), found.group(2).lower()
+    factor = {"millisecond": 0.001, "second": 1, "minute": 60, "hour": 3600}[unit]
+    return max(amount * factor, 1.0)
+
+
+def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911 - one per failure kind
+    """The ``RedditError`` for an asyncpraw/asyncprawcore/aiohttp exception."""
+    if isinstance(exc, TimeoutError):
+        return RedditUnavailable(f"{what}: Reddit did not answer in time")
+    if isinstance(exc, RedditAPIException):
+        return _api_error(exc, what)
+    if isinstance(exc, asyncprawcore.TooManyRequests):
+        wait = _seconds(exc.retry_after) or DEFAULT_RATELIMIT_WAIT
+        return RedditRateLimited(f"{what}: rate limited (HTTP 429)", retry_after=wait)
+    if isinstance(exc, asyncprawcore.ServerError):
+        return RedditUnavailable(f"{what}: Reddit error {exc.response.status}")
+    if isinstance(exc, asyncprawcore.OAuthException | asyncprawcore.InvalidToken):
+        return RedditAuthError(f"{what}: Reddit login failed ({exc})")
+    if isinstance(exc, asyncprawcore.Forbidden):
+        return RedditForbidden(f"{what}: forbidden (HTTP 403: banned or not allowed)", 600.0)
+    if isinstance(exc, asyncprawcore.NotFound):
+        return RedditRejected(f"{what}: not found (HTTP 404)")
+    if isinstance(exc, asyncprawcore.BadRequest) or (
+        isinstance(exc, aiohttp.ClientConnectionError)
+        and isinstance(exc.__context__, asyncprawcore.BadRequest)
+    ):
+        return RedditRejected(f"{what}: Reddit refused the request (HTTP 400)")
+    if isinstance(exc, asyncprawcore.ResponseException):
+        status = exc.response.status
+        if status == 401:
+            return RedditAuthError(
+                f"{what}: Reddit login failed (HTTP 401: check app id and secret)"
+            )
+        return RedditRejected(f"{what}: unexpected HTTP {status}")
+    if isinstance(exc, asyncprawcore.RequestException | aiohttp.ClientError):
+        return RedditUnavailable(f"{what}: connection to Reddit failed ({_reason(exc)})")
+    return RedditUnavailable(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _api_error(exc: RedditAPIException, what: str) -> RedditError:
+    item = exc.items[0]
+    code = item.error_type
+    text = f"{what}: {code}" + (f" ({item.message})" if item.message else "")
+    if code == "RATELIMIT":
+        return RedditRateLimited(text, retry_after=ratelimit_wait(item.message))
+    if code in THREAD_ERRORS:
+        return ThreadUnavailable(text)
+    if code in COMMENT_ERRORS:
+        return CommentGone(text)
+    return RedditRejected(text)
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        return float(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "original_exception", None)
+    if isinstance(inner, TimeoutError):
+        return "timed out"
+    return str(inner or exc) or type(exc).__name__
+
+
+class RedditClient:
+    """One logged-in bot account and one subreddit."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not settings.has_reddit_credentials or not settings.subreddit:
+            raise RedditAuthError("Reddit credentials and MODBOT_SUBREDDIT are required")
+        assert settings.reddit_client_secret is not None
+        assert settings.reddit_password is not None
+        self.settings = settings
+        self.subreddit_name: str = settings.subreddit
+        self.username: str = settings.reddit_username or ""
+        self.clock = clock
+        self._title = re.compile(settings.megathread_title, re.IGNORECASE)
+        self._reddit = asyncpraw.Reddit(
+            client_id=settings.reddit_client_id,
+            client_secret=settings.reddit_client_secret.get_secret_value(),
+            username=settings.reddit_username,
+            password=settings.reddit_password.get_secret_value(),
+            user_agent=settings.user_agent,
+            reddit_url=settings.reddit_url,
+            oauth_url=settings.reddit_oauth_url,
+            short_url=settings.reddit_url,
+            check_for_updates=False,
+            ratelimit_seconds=0,
+            timeout=int(settings.reddit_timeout),
+        )
+        self._disable_hidden_retries()
+        self._cooldown_until = 0.0
+        self._thread: Thread | None = None
+        self._thread_checked_at: float | None = None
+        self._moderators: dict[str, Moderator] | None = None
+        self._moderators_at = 0.0
+        self.calls = 0
+
+    def _disable_hidden_retries(self) -> None:
+        reddit: Any = self._reddit
+        for name in ("_core", "_authorized_core", "_read_only_core"):
+            core = getattr(reddit, name, None)
+            if core is not None:
+                core._retry_strategy_class = _NoRetry
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._reddit.close()
+
+    async def __aenter__(self) -> RedditClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    # --- the call wrapper ---------------------------------------------------------------
+    async def _pace(self) -> None:
+        """Wait out a 429/RATELIMIT cooldown and asyncprawcore's own rate budget."""
+        delay = self._cooldown_until - self.clock()
+        core: Any = getattr(self._reddit, "_core", None)
+        limiter = getattr(core, "rate_limiter", None)
+        next_ns = getattr(limiter, "next_request_timestamp_ns", None)
+        if isinstance(next_ns, int):
+            delay = max(delay, (next_ns - time.monotonic_ns()) / 1e9)
+        if delay > 0:
+            log.info("Reddit asked to slow down: waiting %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    async def _once(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        await self._pace()
+        for attempt in (1, 2):
+            self.calls += 1
+            try:
+                async with asyncio.timeout(self.settings.reddit_timeout):
+                    return await call()
+            except asyncprawcore.InvalidToken:
+                # 401: asyncprawcore dropped the token; the next request logs in again.
+                if attempt == 2:
+                    raise RedditAuthError(f"{what}: Reddit rejected a fresh login token") from None
+                log.info("Reddit token expired; logging in again")
+            except RedditError:
+                raise
+            except Exception as exc:  # translated into our error tree
+                error = translate(exc, what)
+                if isinstance(error, RedditRateLimited) and error.retry_after:
+                    self._cooldown_until = self.clock() + error.retry_after
+                raise error from None
+        raise AssertionError("unreachable")
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]], *, retry: bool) -> T:
+        """Run one asyncpraw call with a timeout; ``retry`` only where repeating is safe."""
+        if not retry:
+            return await self._once(what, call)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RedditUnavailable),
+            stop=stop_after_attempt(3),
+            wait=wait_random_exponential(multiplier=1, max=8),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(what, call)
+        raise AssertionError("unreachable")
+
+    # --- identity and subreddit -----------------------------------------------------------
+    async def me(self) -> str:
+        """Log in and return the account's name."""
+
+        async def call() -> str:
+            user = await self._reddit.user.me()
+            return str(user) if user is not None else ""
+
+        return await self._call("login", call, retry=True)
+
+    async def subreddit_exists(self) -> bool:
+        """True when the subreddit exists and can be read."""
+
+        async def call() -> bool:
+            try:
+                await self._reddit.subreddit(self.subreddit_name, fetch=True)
+            except (asyncprawcore.Redirect, asyncprawcore.NotFound):
+                return False
+            return True
+
+        return await self._call(f"reading r/{self.subreddit_name}", call, retry=True)
+
+    async def moderators(self, *, max_age: float = 300.0) -> dict[str, Moderator]:
+        """The subreddit's moderators by lower-case name (cached for ``max_age`` s)."""
+        now = self.clock()
+        if self._moderators is not None and now - self._moderators_at < max_age:
+            return self._moderators
+
+        async def call() -> dict[str, Moderator]:
+            subreddit = await self._reddit.subreddit(self.subreddit_name)
+            found: dict[str, Moderator] = {}
+            for mod in await subreddit.moderator():
+                perms = tuple(getattr(mod, "mod_permissions", ()) or ())
+                found[str(mod).lower()] = Moderator(str(mod), perms)
+            return found
+
+        self._moderators = await self._call("reading the moderator list", call, retry=True)
+        self._moderators_at = now
+        return self._moderators
+
+    async def is_moderator(self) -> bool:
+        """True when the bot account moderates the subreddit."""
+        return self.username.lower() in await self.moderators()
+
+    # --- the megathread -------------------------------------------------------------------
+    def thread_suspect(self) -> None:
+        """Look the megathread up again before the next delivery."""
+        self._thread_checked_at = None
+
+    async def current_thread(self) -> Thread | None:
+        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL``."""
+        interval = self.settings.megathread_check_interval
+        if self._thread is None:
+            interval = min(interval, NO_MEGATHREAD_RECHECK)
+        now = self.clock()
+        if self._thread_checked_at is not None and now - self._thread_checked_at < interval:
+            return self._thread
+        try:
+            found = await self.find_megathread()
+        except RedditError as exc:
+            log.warning("could not check which post is pinned: %s", exc)
+            self._thread_checked_at = now - interval + NO_MEGATHREAD_RECHECK / 2
+            return self._thread
+        if found is None:
+            log.warning(
+                "no usable pinned post in r/%s matches %r (none pinned, or locked/archived); "
+                "updates are kept until one is pinned",
+                self.subreddit_name,
+                self.settings.megathread_title,
+            )
+        elif self._thread is None or found.id != self._thread.id:
+            log.info("megathread: %s (%s)", found.title, found.permalink)
+        self._thread, self._thread_checked_at = found, now
+        return found
+
+    async def find_megathread(self) -> Thread | None:
+        """Look at the pinned posts now (one listing call); ``None`` if none is usable."""
+
+        async def call() -> Thread | None:
+            subreddit = await self._reddit.subreddit(self.subreddit_name)
+            async for post in subreddit.hot(limit=2):
+                if not getattr(post, "stickied", False) or not self._title.search(post.title):
+                    continue
+                if post.locked or post.archived or getattr(post, "removed_by_category", None):
+                    continue
+                return Thread(id=post.id, title=post.title, permalink=self._url(post.permalink))
+            return None
+
+        return await self._call("finding the megathread", call, retry=True)
+
+    # --- comments (the Target interface) --------------------------------------------------
+    async def post(self, thread: Thread, body: str) -> PostedComment:
+        """Create a top-level comment; never retried here (the outcome may be unknown)."""
+
+        async def call() -> PostedComment:
+            submission = await self._reddit.submission(thread.id, fetch=False)
+            comment = await submission.reply(body)
+            if comment is None:
+                raise RedditUnavailable("posting: Reddit answered without the new comment")
+            return self._posted(comment)
+
+        posted = await self._call("posting a comment", call, retry=False)
+        if self.settings.distinguish:
+            await self._distinguish(posted.id)
+        return posted
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        """Replace a comment's body (idempotent, so retried on 5xx and timeouts)."""
+
+        async def call() -> None:
+            comment = await self._reddit.comment(comment_id, fetch=False)
+            edited = await comment.edit(body)
+            removed_body = getattr(edited, "body", None) == "[removed]"
+            if (
+                removed_body
+                or getattr(edited, "removed", False)
+                or getattr(edited, "banned_by", None)
+            ):
+                raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
+
+        await self._call(f"editing comment {comment_id}", call, retry=True)
+
+    async def delete(self, comment_id: str) -> None:
+        """Delete one of the bot's comments."""
+
+        async def call() -> None:
+            comment = await self._reddit.comment(comment_id, fetch=False)
+            await comment.delete()
+
+        await self._call(f"deleting comment {comment_id}", call, retry=True)
+
+    async def find(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
+        """The bot's comments in ``thread`` carrying ``marker_id`` (None: any incident
+        marker), oldest first.
+
+        Looks in the bot's recent comment history first (one call), then in the thread
+        itself; a listing that cannot be read raises, because "unknown" is not "absent".
+        """
+        found = await self._call(
+            "reading own comments", lambda: self._from_history(thread, marker_id), retry=True
+        )
+        if not found:
+            found = await self._call(
+                "reading the megathread", lambda: self._from_thread(thread, marker_id), retry=True
+            )
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    async def _from_history(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
+        redditor = await self._reddit.redditor(self.username, fetch=False)
+        found = []
+        async for comment in redditor.comments.new(limit=HISTORY_LIMIT):
+            if comment.link_id == f"t3_{thread.id}":
+                found += self._marked(comment, marker_id)
+        return found
+
+    async def _from_thread(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
+        submission = await self._reddit.submission(thread.id, fetch=False)
+        submission.comment_sort = "new"
+        await submission.load()
+        await submission.comments.replace_more(limit=0)
+        found = []
+        for comment in submission.comments.list():
+            if not isinstance(comment, asyncpraw.models.Comment):
+                continue
+            if str(comment.author or "").lower() == self.username.lower():
+                found += self._marked(comment, marker_id)
+        return found
+
+    def _marked(self, comment: Any, marker_id: str | None) -> list[PostedComment]:
+        """``[comment]`` when it carries the marker (any incident's, if None), else []."""
+        for found in reversed(markdown.markers_in(getattr(comment, "body", "") or "")):
+            if found == marker_id or (marker_id is None and found.startswith("inc-")):
+                return [self._posted(comment, found)]
+        return []
+
+    async def _distinguish(self, comment_id: str) -> None:
+        try:
+            if not await self.is_moderator():
+                log.info("MODBOT_DISTINGUISH is on but the bot is not a moderator; skipping")
+                return
+
+            async def call() -> None:
+                comment = await self._reddit.comment(comment_id, fetch=False)
+                await comment.mod.distinguish(how="yes", sticky=True)
+
+            await self._call(f"distinguishing comment {comment_id}", call, retry=True)
+        except RedditError as exc:
+            log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
+
+    async def removed(self, comment_ids: list[str]) -> set[str]:
+        """Which of these comments were deleted or removed by a moderator (one call per 100)."""
+        gone: set[str] = set()
+        for start in range(0, len(comment_ids), 100):
+            chunk = comment_ids[start : start + 100]
+
+            async def call(chunk: list[str] = chunk) -> set[str]:
+                seen = set()
+                async for thing in self._reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
+                    author = str(getattr(thing, "author", "") or "")
+                    if (
+                        getattr(thing, "removed", False)
+                        or getattr(thing, "banned_by", None)
+                        or thing.body in ("[removed]", "[deleted]")
+                        or not author
+                    ):
+                        seen.add(thing.id)
+                return seen
+
+            gone |= await self._call("checking the bot's comments", call, retry=True)
+        return gone
+
+    # --- helpers --------------------------------------------------------------------------
+    def _url(self, permalink: str) -> str:
+        return "https://www.reddit.com" + permalink if permalink.startswith("/") else permalink
+
+    def _posted(self, comment: Any, marker: str = "") -> PostedComment:
+        return PostedComment(
+            id=comment.id,
+            permalink=self._url(getattr(comment, "permalink", "") or ""),
+            created_utc=float(getattr(comment, "created_utc", 0.0) or 0.0),
+            body=getattr(comment, "body", "") or "",
+            marker=marker,
+        )

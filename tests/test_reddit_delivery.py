@@ -1,0 +1,417 @@
+"""Posting and editing for real: fake status page -> bot -> asyncpraw -> fake Reddit.
+
+Every test checks the two promises: never a second comment for one incident in one
+megathread, and once faults stop, the comment shows the latest state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from modbot import delivery, service
+from modbot.feed import parse_incidents_object
+from modbot.incidents import view_of
+from modbot.markdown import markers_in
+from modbot.render import PageInfo
+from modbot.settings import Settings
+from tests.conftest import reddit_settings
+from tests.fakes.reddit import Comment, FakeReddit
+from tests.fakes.statuspage import FakeStatuspage, incident, update
+
+STAGES = ["investigating", "identified", "monitoring", "resolved", "postmortem"]
+
+
+def stage(step: int, incident_id: str = "inc1") -> dict[str, Any]:
+    """The incident at stage ``step`` (0..4) of its life."""
+    count = min(step, 3) + 1
+    updates = [
+        update(f"{incident_id}u{i}", STAGES[i], f"{STAGES[i]} text", 10 * i) for i in range(count)
+    ]
+    return incident(incident_id, STAGES[step], list(reversed(updates)))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for ``condition`` with a deadline (never a bare sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+class Harness:
+    """One bot wired to both fakes; ``step`` is one ``run --once``."""
+
+    def __init__(self, page: FakeStatuspage, fake: FakeReddit, settings: Settings, rt: Any) -> None:
+        self.page, self.fake, self.settings, self.rt = page, fake, settings, rt
+
+    async def step(self, *incidents: dict[str, Any]) -> None:
+        if incidents:
+            self.page.set_incidents(list(incidents))
+        await self.rt.bot.run_once()
+
+    def bot_comments(self, thread_id: str | None = None) -> list[Comment]:
+        thread = thread_id or self.fake.megathread.id  # type: ignore[attr-defined]
+        return [c for c in self.fake.comments_by("modbot") if c.submission_id == thread]
+
+    def only_comment(self, thread_id: str | None = None) -> Comment:
+        found = self.bot_comments(thread_id)
+        assert len(found) == 1, [c.body[:60] for c in found]
+        return found[0]
+
+    def expected(self, *incidents: dict[str, Any]) -> str:
+        renderer = service.make_renderer(
+            self.settings, PageInfo("status.example.com", "https://status.example.com")
+        )
+        view = view_of(parse_incidents_object({"incidents": list(incidents)}).incidents[0])
+        return renderer.render_incident(view).body
+
+    def row(self, incident_id: str = "inc1") -> delivery.CommentRow:
+        thread = self.fake.megathread.id  # type: ignore[attr-defined]
+        found = self.rt.store.comment(self.rt.bot.page, incident_id, thread)
+        assert found is not None
+        return found  # type: ignore[no-any-return]
+
+    def expire_waits(self) -> None:
+        """Pretend every backoff and rate-limit wait is over (time travel for the store)."""
+        self.rt.store._db.execute(
+            "UPDATE comments SET not_before = 0, intent_at = intent_at - 3600"
+        )
+        self.rt.target._cooldown_until = 0.0
+
+
+@pytest.fixture
+async def harness(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Harness]:
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        yield Harness(statuspage, reddit, settings, rt)
+
+
+async def test_full_life_is_one_comment_edited_at_each_stage(harness: Harness) -> None:
+    for step in range(5):
+        await harness.step(stage(step))
+    comment = harness.only_comment()
+    assert len(comment.history) == 5  # posted once, edited four times
+    assert comment.body == harness.expected(stage(4))
+    assert markers_in(comment.body) == ["inc-inc1"]
+
+
+async def test_unchanged_polls_make_no_reddit_calls(harness: Harness) -> None:
+    await harness.step(stage(0))
+    await harness.step(stage(1))
+    before = harness.fake.count()
+    for _ in range(5):
+        await harness.step()
+    assert harness.fake.count() == before
+
+
+async def test_one_reddit_call_per_update_in_steady_state(harness: Harness) -> None:
+    await harness.step(stage(0))
+    before = harness.fake.count()
+    await harness.step(stage(1))
+    await harness.step(stage(2))
+    assert harness.fake.count() - before == 2
+
+
+async def test_resolved_incidents_at_first_start_are_not_posted(harness: Harness) -> None:
+    old = incident("old", "resolved", [update("o1", "resolved", "over", -900)])
+    await harness.step(old, stage(0))
+    assert [markers_in(c.body) for c in harness.bot_comments()] == [["inc-inc1"]]
+
+
+async def test_5xx_before_the_post_landed_posts_once_after_reconciling(harness: Harness) -> None:
+    harness.fake.fail_next("POST", "/api/comment/", 503, when="before")
+    await harness.step(stage(0))
+    assert harness.bot_comments() == []
+    assert harness.row().state == delivery.POSTING
+    harness.expire_waits()
+    await harness.step()
+    assert harness.only_comment().body == harness.expected(stage(0))
+
+
+async def test_5xx_after_the_post_landed_adopts_it_instead_of_posting_again(
+    harness: Harness,
+) -> None:
+    harness.fake.fail_next("POST", "/api/comment/", 503, when="after")
+    await harness.step(stage(0))
+    assert len(harness.bot_comments()) == 1  # asyncprawcore's hidden retry is off
+    harness.expire_waits()
+    await harness.step(stage(1))
+    comment = harness.only_comment()
+    assert comment.body == harness.expected(stage(1))
+    assert harness.row().comment_id == comment.id
+
+
+async def test_timeout_after_the_post_landed_never_duplicates(harness: Harness) -> None:
+    harness.fake.delay_next("POST", "/api/comment/", 5, when="after")
+    await harness.step(stage(0))
+    harness.expire_waits()
+    await harness.step(stage(1))
+    assert harness.only_comment().body == harness.expected(stage(1))
+
+
+async def test_listing_lag_delays_the_repost_until_the_grace_has_passed(harness: Harness) -> None:
+    harness.fake.fail_next("POST", "/api/comment/", 503, when="after")
+    harness.fake.listing_lag = 3600
+    await harness.step(stage(0))
+    harness.rt.store._db.execute("UPDATE comments SET not_before = 0")
+    await harness.step()  # reconcile sees nothing yet, but the grace has not passed
+    assert len(harness.bot_comments()) == 1
+    assert harness.row().state == delivery.POSTING
+    harness.fake.listing_lag = 0
+    harness.expire_waits()
+    await harness.step()
+    assert harness.row().state == delivery.POSTED
+    assert len(harness.bot_comments()) == 1
+
+
+async def test_429_waits_as_told_and_loses_nothing(harness: Harness) -> None:
+    harness.fake.fail_next("POST", "/api/comment/", 429, headers={"Retry-After": "120"})
+    await harness.step(stage(0))
+    row = harness.row()
+    assert row.state == delivery.PENDING
+    assert row.not_before > harness.rt.bot.clock() + 100
+    await harness.step(stage(1))  # still waiting: nothing posted, update kept
+    assert harness.bot_comments() == []
+    harness.expire_waits()
+    await harness.step()
+    assert harness.only_comment().body == harness.expected(stage(1))
+
+
+async def test_ratelimit_error_waits_the_minutes_reddit_names(harness: Harness) -> None:
+    harness.fake.ratelimit_next("/api/comment/", minutes=3)
+    await harness.step(stage(0))
+    row = harness.row()
+    assert row.state == delivery.PENDING
+    assert 170 < row.not_before - harness.rt.bot.clock() <= 181
+    assert "RATELIMIT" in (row.last_error or "")
+    harness.expire_waits()
+    await harness.step()
+    assert harness.only_comment().body == harness.expected(stage(0))
+
+
+async def test_edits_are_retried_on_5xx(harness: Harness) -> None:
+    await harness.step(stage(0))
+    harness.fake.fail_next("POST", "/api/editusertext/", 502, when="before")
+    await harness.step(stage(1))
+    assert harness.only_comment().body == harness.expected(stage(1))
+
+
+async def test_updates_during_a_reddit_outage_are_coalesced(harness: Harness) -> None:
+    await harness.step(stage(0))
+    harness.fake.down = True
+    for step in (1, 2, 3):
+        await harness.step(stage(step))
+    harness.fake.down = False
+    harness.expire_waits()
+    await harness.step()
+    comment = harness.only_comment()
+    assert comment.body == harness.expected(stage(3))
+    assert len(comment.history) == 2  # the outage's three updates became one edit
+
+
+async def test_expired_token_is_renewed_once(harness: Harness) -> None:
+    await harness.step(stage(0))
+    harness.fake.expire_tokens()
+    await harness.step(stage(1))
+    assert harness.only_comment().body == harness.expected(stage(1))
+
+
+async def test_403_is_one_clear_error_and_retried_slowly(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.fake.fail_next("POST", "/api/comment/", 403)
+    await harness.step(stage(0))
+    row = harness.row()
+    assert row.state == delivery.PENDING
+    assert row.not_before - harness.rt.bot.clock() > 300
+    assert any("403" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    harness.expire_waits()
+    await harness.step()
+    assert len(harness.bot_comments()) == 1
+
+
+async def test_http_400_is_a_refusal_not_a_crash(harness: Harness) -> None:
+    harness.fake.fail_next(
+        "POST", "/api/comment/", 400, body='{"message": "Bad Request", "error": 400}'
+    )
+    await harness.step(stage(0))
+    assert harness.row().state == delivery.PENDING
+    assert "HTTP 400" in (harness.row().last_error or "")
+
+
+async def test_locked_megathread_holds_updates_until_a_new_one_is_pinned(harness: Harness) -> None:
+    fake = harness.fake
+    fake.lock(fake.megathread.id)  # type: ignore[attr-defined]
+    await harness.step(stage(0))
+    await harness.step(stage(1))
+    assert fake.comments_by("modbot") == []
+    fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
+    harness.rt.target.thread_suspect()
+    await harness.step()
+    assert harness.only_comment(fresh.id).body == harness.expected(stage(1))
+
+
+async def test_thread_locked_while_posting_is_rechecked(harness: Harness) -> None:
+    fake = harness.fake
+    await harness.step(stage(0, "a"))
+    fake.lock(fake.megathread.id)  # type: ignore[attr-defined]
+    await harness.step(stage(1, "a"), stage(0, "b"))  # the bot still thinks the thread is fine
+    assert len(fake.comments_by("modbot")) == 1
+    fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
+    harness.expire_waits()
+    await harness.step()
+    in_new = harness.bot_comments(fresh.id)
+    assert sorted(markers_in(c.body)[0] for c in in_new) == ["inc-a", "inc-b"]
+
+
+async def test_rotation_moves_open_incidents_and_points_the_old_comment(harness: Harness) -> None:
+    fake = harness.fake
+    old_thread = fake.megathread  # type: ignore[attr-defined]
+    await harness.step(stage(0))
+    new_thread = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
+    fake.megathread = new_thread  # type: ignore[attr-defined]
+    harness.rt.target.thread_suspect()
+    await harness.step(stage(1))
+    new_comment = harness.only_comment(new_thread.id)
+    old_comment = harness.only_comment(old_thread.id)
+    assert new_comment.body == harness.expected(stage(1))
+    assert "now tracked in the current megathread" in old_comment.body
+    assert new_comment.id in old_comment.body
+    await harness.step(stage(2))
+    assert harness.only_comment(new_thread.id).body == harness.expected(stage(2))
+    assert len(harness.only_comment(old_thread.id).history) == 2  # posted, then the pointer
+
+
+async def test_resolved_incident_stays_in_its_old_thread_after_rotation(harness: Harness) -> None:
+    fake = harness.fake
+    old_thread = fake.megathread  # type: ignore[attr-defined]
+    await harness.step(stage(0))
+    await harness.step(stage(3))
+    fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
+    harness.rt.target.thread_suspect()
+    await harness.step(stage(4))
+    assert len(fake.comments_by("modbot")) == 1
+    assert harness.only_comment(old_thread.id).body == harness.expected(stage(4))
+
+
+async def test_no_megathread_keeps_updates_and_warns(
+    statuspage: FakeStatuspage,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeReddit(
+        subreddit="ClaudeAI", username="modbot", password="pw", client_id="c", client_secret="s"
+    ) as fake:
+        values = reddit_settings(fake) | {
+            "reddit_password": "pw",
+            "reddit_client_id": "c",
+            "reddit_client_secret": "s",
+        }
+        settings = make_settings(statuspage_url=statuspage.url, **values)
+        async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+            statuspage.set_incidents([stage(0)])
+            await rt.bot.run_once()
+            assert any("no usable pinned post" in r.getMessage() for r in caplog.records)
+            thread = fake.add_submission("performance AND bugs megathread", sticky=2)
+            rt.target.thread_suspect()
+            await rt.bot.run_once()
+            assert [c.submission_id for c in fake.comments_by("modbot")] == [thread.id]
+
+
+async def test_comment_removed_by_a_moderator_is_not_reposted(harness: Harness) -> None:
+    fake = harness.fake
+    await harness.step(stage(0))
+    fake.remove_comment(harness.only_comment().id)
+    harness.rt.bot.publisher._verified_at = -1e9  # the periodic check is due
+    await harness.step(stage(1))
+    assert harness.row().state == delivery.REMOVED
+    await harness.step(stage(2))
+    assert len(fake.comments_by("modbot")) == 1
+
+
+async def test_comment_deleted_on_reddit_is_not_reposted(harness: Harness) -> None:
+    fake = harness.fake
+    await harness.step(stage(0))
+    fake.comments[harness.only_comment().id].deleted = True
+    await harness.step(stage(1))  # the edit answers DELETED_COMMENT
+    assert harness.row().state == delivery.REMOVED
+    await harness.step(stage(2))
+    assert [c for c in fake.comments.values() if not c.deleted] == []
+
+
+async def test_duplicates_are_healed_on_start_keeping_the_oldest(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    statuspage.set_incidents([stage(0)])
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        await rt.bot.run_once()
+    first = reddit.comments_by("modbot")[0]
+    thread = reddit.megathread  # type: ignore[attr-defined]
+    extra = reddit.add_comment(thread.id, first.body, author="modbot")  # e.g. a retried POST
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        statuspage.set_incidents([stage(1)])
+        await rt.bot.run_once()
+    assert reddit.comments[extra.id].deleted
+    live = [c for c in reddit.comments_by("modbot") if not c.deleted]
+    assert [c.id for c in live] == [first.id]
+    assert live[0].body.startswith("### Elevated errors")
+    assert "Identified" in live[0].body
+
+
+async def test_a_burst_of_changes_costs_few_edits_and_ends_current(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        statuspage_url=statuspage.url,
+        poll_interval=0.02,
+        min_edit_interval=0.5,
+        **reddit_settings(reddit),
+    )
+    statuspage.set_incidents([stage(0)])
+    stop = asyncio.Event()
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        task = asyncio.create_task(rt.bot.run(stop))
+        await until(lambda: bool(reddit.comments_by("modbot")))
+        for step in range(1, 5):
+            statuspage.set_incidents([stage(step)])
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.2)
+        stop.set()
+        await task
+    comment = reddit.comments_by("modbot")[0]
+    assert len(reddit.comments_by("modbot")) == 1
+    assert len(comment.history) <= 4  # 1 post + at most ~3 edits for 4 changes in 0.4 s
+    view = view_of(parse_incidents_object({"incidents": [stage(4)]}).incidents[0])
+    renderer = service.make_renderer(
+        settings, PageInfo("status.example.com", "https://status.example.com")
+    )
+    assert comment.body == renderer.render_incident(view).body
+
+
+async def test_distinguish_pins_the_newest_open_incident(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    reddit.add_moderator("modbot", ["posts"])
+    settings = make_settings(
+        statuspage_url=statuspage.url, distinguish=True, **reddit_settings(reddit)
+    )
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        statuspage.set_incidents([stage(0, "a")])
+        await rt.bot.run_once()
+        statuspage.set_incidents([stage(0, "b"), stage(0, "a")])
+        await rt.bot.run_once()
+    by_marker = {markers_in(c.body)[0]: c for c in reddit.comments_by("modbot")}
+    assert by_marker["inc-a"].distinguished == "moderator"
+    assert by_marker["inc-b"].stickied
+    assert not by_marker["inc-a"].stickied
