@@ -415,3 +415,31 @@ async def test_distinguish_pins_the_newest_open_incident(
     assert by_marker["inc-a"].distinguished == "moderator"
     assert by_marker["inc-b"].stickied
     assert not by_marker["inc-a"].stickied
+
+
+@pytest.mark.parametrize("closing", ["archive", "delete_submission", "remove_submission"])
+async def test_archived_or_deleted_megathread_counts_as_none(
+    harness: Harness, closing: str
+) -> None:
+    fake = harness.fake
+    getattr(fake, closing)(fake.megathread.id)  # type: ignore[attr-defined]
+    await harness.step(stage(0))
+    assert fake.comments_by("modbot") == []
+    fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=2)
+    harness.rt.target.thread_suspect()
+    await harness.step()
+    assert harness.only_comment(fresh.id).body == harness.expected(stage(0))
+
+
+async def test_ratelimit_headers_slow_the_next_call_down(harness: Harness) -> None:
+    await harness.step(stage(0))
+    harness.fake.ratelimit_headers = (0, 600, 1)  # budget spent; resets in 1 s
+    await harness.step(stage(1))  # this edit's answer says: no requests left
+    harness.fake.ratelimit_headers = "auto"
+    loop = asyncio.get_running_loop()
+    before = harness.fake.count()
+    started = loop.time()
+    await harness.step(stage(2))
+    assert loop.time() - started >= 0.9  # waited for the reset before the next edit
+    assert harness.fake.count() - before == 1
+    assert harness.only_comment().body == harness.expected(stage(2))
