@@ -53,7 +53,7 @@ def expected(document: dict[str, Any]) -> str:
 
 def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(int(round(share * (len(ordered) - 1))), len(ordered) - 1)]
+    return ordered[min(round(share * (len(ordered) - 1)), len(ordered) - 1)]
 
 
 async def wait_for_body(fake: FakeReddit, body: str, timeout: float) -> float:
