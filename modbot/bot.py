@@ -55,6 +55,20 @@ class PollReport:
     retry_after: float | None = None
 
 
+def pause_state(store: Store) -> dict[str, object] | None:
+    """Who paused posting and when, or ``None`` when the bot is not paused."""
+    saved = store.get(PAUSED_KEY)
+    if not saved:
+        return None
+    value = json.loads(saved)
+    return value if isinstance(value, dict) and value.get("paused") else None
+
+
+def set_paused(store: Store, paused: bool, *, by: str, at: float) -> None:
+    """Pause or resume posting; the running bot notices within one poll interval."""
+    store.put(PAUSED_KEY, json.dumps({"paused": paused, "by": by, "at": at}))
+
+
 def page_info_from(feed: IncidentsFeed, configured_url: str) -> PageInfo:
     """The page name and public URL to show: the feed's own, else the configured URL."""
     url = (feed.page.url if feed.page and feed.page.url else configured_url).rstrip("/")
@@ -121,7 +135,8 @@ class Bot:
         self._sync_page_info(feed)
         baseline = self.store.baseline_at(self.page)
         outcome = incidents.diff(self.known, feed, baseline_at=baseline, components=self.components)
-        to_render = {i: t for i, t in outcome.changed.items() if t.announce}
+        forced = self.store.forced(self.page) if outcome.changed else set()
+        to_render = {i: t for i, t in outcome.changed.items() if t.announce or i in forced}
         rendered, errors = self.render(to_render)
         now = self.clock()
         self.store.save_poll(
@@ -164,8 +179,11 @@ class Bot:
 
     def rerender_all(self, *, only_open: bool = True) -> int:
         """Re-render announced incidents with the current templates; returns how many."""
+        forced = self.store.forced(self.page)
         chosen = {
-            i: t for i, t in self.known.items() if t.announce and (t.view.is_open or not only_open)
+            i: t
+            for i, t in self.known.items()
+            if (t.announce or i in forced) and (t.view.is_open or not only_open)
         }
         rendered, errors = self.render(chosen)
         self.store.save_renders(self.page, rendered, errors)
@@ -197,13 +215,17 @@ class Bot:
         self.rerender_all(only_open=False)
 
     def _record_poll(self, report: PollReport) -> None:
-        value = {"at": self.clock(), "ok": report.ok, "message": report.message}
+        now = self.clock()
+        value: dict[str, object] = {"at": now, "ok": report.ok, "message": report.message}
+        saved = self.store.get(LAST_POLL_KEY.format(page=self.page))
+        last_ok = json.loads(saved).get("last_ok") if saved else None
+        value["last_ok"] = now if report.ok else last_ok
         self.store.put(LAST_POLL_KEY.format(page=self.page), json.dumps(value))
 
     # --- delivery -----------------------------------------------------------------------
     def paused(self) -> bool:
         """True while a moderator has paused posting."""
-        return self.store.get(PAUSED_KEY) == "1"
+        return pause_state(self.store) is not None
 
     async def deliver(self) -> float | None:
         """Deliver what is due now; return when to look again (``None``: on the next poll)."""

@@ -10,9 +10,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from modbot import __version__, logs, service
 from modbot.errors import ConfigError, ModbotError
@@ -85,6 +85,51 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="pause between steps (default: 1)",
     )
+
+    post = commands.add_parser(
+        "post",
+        help="post a moderator notice, or one incident's comment, into the megathread",
+        description="Post a moderator notice (rendered through templates/manual.md.j2; the "
+        "text is shown literally) into the current megathread, replace an earlier notice "
+        "with --edit, or render and post/edit one incident's comment now with --incident. "
+        "Works while `modbot run` is running. Without credentials it shows what it would post.",
+    )
+    what = post.add_mutually_exclusive_group(required=True)
+    what.add_argument("text", nargs="?", metavar="TEXT", help="the notice's text")
+    what.add_argument("--file", type=Path, metavar="FILE", help="read the notice's text from FILE")
+    what.add_argument("--incident", metavar="ID", help="post or edit this incident's comment now")
+    post.add_argument(
+        "--edit", metavar="COMMENT_ID", help="replace the notice posted as COMMENT_ID"
+    )
+    post.add_argument("--dry-run", action="store_true", help="show what would be posted")
+
+    refresh = commands.add_parser(
+        "refresh",
+        help="re-render open incidents with the current templates; edit what changed",
+        description="Re-render every tracked open incident (or one) with the current templates "
+        "and edit the comments whose text changed.",
+    )
+    refresh.add_argument("incident_id", nargs="?", metavar="INCIDENT_ID", help="only this one")
+    refresh.add_argument("--dry-run", action="store_true", help="show the edits instead")
+
+    commands.add_parser(
+        "status",
+        help="what the bot is doing: megathread, incidents, deliveries, last poll",
+        description="One screen from the state file: the megathread in use, each tracked "
+        "incident with its comment and last delivery, pending or failed deliveries and why, "
+        "the last poll, and whether the bot is paused. Needs no network.",
+    )
+    commands.add_parser(
+        "pause",
+        help="stop posting (the running bot notices within one poll interval)",
+        description="Stop posting and editing. The bot keeps polling; updates are delivered, "
+        "coalesced to the latest state, after `modbot resume`.",
+    )
+    commands.add_parser(
+        "resume",
+        help="start posting again after a pause",
+        description="Start posting again; held updates go out within one poll interval.",
+    )
     return parser
 
 
@@ -115,16 +160,47 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run the chosen command."""
-    out = sys.stdout
-    if args.command == "run":
-        return _run(service.run(settings, once=args.once, dry_run=args.dry_run, out=out))
-    if args.command == "preview":
-        return _run(service.preview(settings, args.incident_id, args.feed, out))
-    if args.command == "check":
-        return _run(service.check(settings, out))
-    if args.command == "demo":
-        return _run(service.demo(settings, out, max(args.delay, 0.0)))
-    raise ConfigError(f"unknown command {args.command}")
+    return COMMANDS[args.command](args, settings, sys.stdout)
+
+
+Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
+
+COMMANDS: dict[str, Handler] = {
+    "run": lambda a, s, out: _run(service.run(s, once=a.once, dry_run=a.dry_run, out=out)),
+    "preview": lambda a, s, out: _run(service.preview(s, a.incident_id, a.feed, out)),
+    "check": lambda a, s, out: _run(service.check(s, out)),
+    "demo": lambda a, s, out: _run(service.demo(s, out, max(a.delay, 0.0))),
+    "post": lambda a, s, out: _run(
+        service.post(
+            s,
+            text=_notice_text(a),
+            incident_id=a.incident,
+            edit=a.edit,
+            dry_run=a.dry_run,
+            out=out,
+        )
+    ),
+    "refresh": lambda a, s, out: _run(
+        service.refresh(s, incident_id=a.incident_id, dry_run=a.dry_run, out=out)
+    ),
+    "status": lambda a, s, out: _run(service.status(s, out)),
+    "pause": lambda a, s, out: _run(service.set_pause(s, paused=True, out=out)),
+    "resume": lambda a, s, out: _run(service.set_pause(s, paused=False, out=out)),
+}
+
+
+def _notice_text(args: argparse.Namespace) -> str | None:
+    if args.incident and args.edit:
+        raise ConfigError("--edit replaces a notice; it cannot be used with --incident")
+    if args.file is None:
+        return str(args.text) if args.text is not None else None
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModbotError(f"cannot read {args.file}: {exc.strerror}") from None
+    if not text.strip():
+        raise ModbotError(f"{args.file} is empty")
+    return text
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

@@ -82,3 +82,11 @@ class ThreadUnavailable(RedditError):
 
 class CommentGone(RedditError):
     """The comment was deleted or removed by a moderator."""
+
+
+class NoMegathread(ModbotError):
+    """No usable pinned megathread right now, so a notice cannot be posted."""
+
+
+class CommandError(ModbotError):
+    """A moderator command that cannot be understood or carried out."""

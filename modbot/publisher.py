@@ -14,17 +14,20 @@ result after, so a crash at any point leaves a row that says what to do next:
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
 from modbot import delivery, markdown
 from modbot.delivery import Action, Edit, Point, Post, Reconcile
 from modbot.errors import (
+    CommandError,
     CommentGone,
+    NoMegathread,
     RedditError,
     RedditRejected,
     RedditUnavailable,
@@ -32,12 +35,18 @@ from modbot.errors import (
     ThreadUnavailable,
 )
 from modbot.render import digest
-from modbot.store import CommentRow, Store
+from modbot.store import CommentRow, NoteRow, Store
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 900.0
 RECONCILE_SOON = 2.0
+MEGATHREAD_KEY = "megathread:{page}"
+REDDIT_OK_KEY = "reddit_ok"
+LAST_ERROR_KEY = "last_error"
+_UNSET = object()
+NOTE_POSTING = "posting"
+NOTE_FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,10 @@ class Target(Protocol):
     """Where comments go. Implementations raise the ``RedditError`` family."""
 
     async def current_thread(self) -> Thread | None:
-        """The megathread to post in now, or ``None`` when there is none."""
+        """The megathread to post in now, or ``None`` when there is none.
+
+        Raises a ``RedditError`` when that cannot be known right now.
+        """
         ...
 
     def thread_suspect(self) -> None:
@@ -145,18 +157,39 @@ class Publisher:
         self.stats = DeliveryStats()
         self._verified_at = clock()
         self._heal_at: float | None = clock()
+        self._recorded_thread: Thread | object | None = _UNSET
 
-    async def deliver_due(self, *, paused: bool = False, max_rounds: int = 20) -> float | None:
-        """Run every due action; return when something next becomes due (or ``None``)."""
+    async def deliver_due(
+        self,
+        *,
+        paused: bool = False,
+        only: Collection[str] | None = None,
+        max_rounds: int = 20,
+    ) -> float | None:
+        """Run every due action (for ``only`` these incidents, if given).
+
+        Returns when something next becomes due, or ``None``.
+        """
         if paused:
             return None
-        thread = await self.target.current_thread()
+        try:
+            thread = await self.target.current_thread()
+        except RedditError as exc:
+            log.warning("cannot tell which megathread to use: %s", exc)
+            self._reddit_failed(exc)
+            thread = None
+        else:
+            self._record_thread(thread)
         await self._verify_comments()
         if thread is not None and self._heal_at is not None and self._heal_at <= self.clock():
             await self._heal(thread)
+        await self._reconcile_notes()
         for _ in range(max_rounds):
+            incidents = self.store.announced(self.page)
+            if only is not None:
+                incidents = [i for i in incidents if i.incident_id in only]
             planned = delivery.plan(
-                self.store.announced(self.page),
+                incidents,
                 self.store.comments(self.page),
                 thread_id=thread.id if thread else None,
                 now=self.clock(),
@@ -167,6 +200,21 @@ class Publisher:
             for action in planned.actions:
                 await self._execute(action, thread)
         return self.clock() + 1.0
+
+    def _record_thread(self, thread: Thread | None) -> None:
+        """Remember the megathread in use, for ``modbot status``."""
+        if thread == self._recorded_thread and self._recorded_thread is not _UNSET:
+            return
+        self._recorded_thread = thread
+        value = {"at": self.clock(), **(thread.__dict__ if thread else {"id": None})}
+        self.store.put(MEGATHREAD_KEY.format(page=self.page), json.dumps(value))
+
+    def _reddit_ok(self) -> None:
+        self.store.put(REDDIT_OK_KEY, json.dumps({"at": self.clock()}))
+
+    def _reddit_failed(self, error: RedditError) -> None:
+        value = {"at": self.clock(), "kind": type(error).__name__, "message": str(error)}
+        self.store.put(LAST_ERROR_KEY, json.dumps(value))
 
     async def _verify_comments(self) -> None:
         """Every ``verify_interval`` s, notice comments a moderator removed (one call)."""
@@ -242,7 +290,10 @@ class Publisher:
             raise
         except RedditError as exc:
             self.stats.failed(exc)
+            self._reddit_failed(exc)
             self._failed(action, exc)
+        else:
+            self._reddit_ok()
 
     # --- posting --------------------------------------------------------------------
     async def _post(self, action: Post, thread: Thread) -> None:
@@ -356,6 +407,105 @@ class Publisher:
         log.info(
             "incident %s moved to the new megathread; old comment points there", action.incident_id
         )
+
+    # --- notices --------------------------------------------------------------------
+    async def post_note(self, note_id: str) -> NoteRow:
+        """Post a recorded notice into the current megathread, exactly once.
+
+        Raises ``NoMegathread``, or a ``RedditError`` when Reddit refused (the notice is
+        then ``failed``) or the outcome is unknown (it stays ``posting`` and the running
+        bot reconciles it, re-posting only if it did not land).
+        """
+        note = self._note(note_id)
+        if note.state == NOTE_POSTING:
+            await self._reconcile_note(note, force=True)
+            return self._note(note_id)
+        if note.state != delivery.PENDING:
+            return note
+        try:
+            thread = await self.target.current_thread()
+        except RedditError as exc:
+            self.store.update_note(self.page, note_id, state=NOTE_FAILED, last_error=str(exc))
+            raise NoMegathread(f"cannot find the megathread right now ({exc})") from None
+        if thread is None:
+            self.store.update_note(
+                self.page, note_id, state=NOTE_FAILED, last_error="no megathread"
+            )
+            raise NoMegathread("no usable pinned megathread right now")
+        if not self.store.claim_note(self.page, note_id, thread.id, now=self.clock()):
+            return self._note(note_id)
+        try:
+            posted = await self.target.post(thread, note.body)
+        except RedditUnavailable as exc:
+            self._reddit_failed(exc)
+            self.store.update_note(self.page, note_id, last_error=str(exc))
+            raise
+        except RedditError as exc:
+            self._reddit_failed(exc)
+            self.store.update_note(self.page, note_id, state=NOTE_FAILED, last_error=str(exc))
+            raise
+        self._reddit_ok()
+        self._note_posted(note_id, posted)
+        return self._note(note_id)
+
+    async def edit_note(self, note_id: str, body: str, text: str) -> NoteRow:
+        """Replace a posted notice's body."""
+        note = self._note(note_id)
+        if note.state != delivery.POSTED or note.comment_id is None:
+            raise CommandError(f"notice {note_id} was never posted, so it cannot be edited")
+        await self.target.edit(note.comment_id, body)
+        self._reddit_ok()
+        self.store.update_note(
+            self.page,
+            note_id,
+            text=text,
+            body=body,
+            body_hash=digest(body),
+            delivered_at=self.clock(),
+            last_error=None,
+        )
+        return self._note(note_id)
+
+    async def _reconcile_notes(self) -> None:
+        """Finish notices whose post had an unknown outcome (after the listing grace)."""
+        for note in self.store.notes(self.page):
+            if note.state == NOTE_POSTING:
+                try:
+                    await self._reconcile_note(note, force=False)
+                except RedditError as exc:
+                    log.warning("notice %s: %s", note.note_id, exc)
+
+    async def _reconcile_note(self, note: NoteRow, *, force: bool) -> None:
+        waited = self.clock() - (note.intent_at or 0.0)
+        if not force and waited < self.reconcile_grace:
+            return
+        thread = Thread(id=note.thread_id or "", title="", permalink="")
+        found = await self.target.find(thread, markdown.marker_id("note", note.note_id))
+        if found:
+            keep = await self._delete_duplicates(f"notice {note.note_id}", found)
+            self._note_posted(note.note_id, keep)
+        elif waited >= self.reconcile_grace:
+            log.info("notice %s did not land; posting it again", note.note_id)
+            self.store.update_note(self.page, note.note_id, state=delivery.PENDING)
+            await self.post_note(note.note_id)
+
+    def _note_posted(self, note_id: str, posted: PostedComment) -> None:
+        self.store.update_note(
+            self.page,
+            note_id,
+            state=delivery.POSTED,
+            comment_id=posted.id,
+            permalink=posted.permalink,
+            delivered_at=self.clock(),
+            last_error=None,
+        )
+        log.info("posted notice %s as comment %s", note_id, posted.id)
+
+    def _note(self, note_id: str) -> NoteRow:
+        note = self.store.note(self.page, note_id)
+        if note is None:
+            raise CommandError(f"unknown notice {note_id}")
+        return note
 
     # --- failures -------------------------------------------------------------------
     def _failed(self, action: Action, error: RedditError) -> None:

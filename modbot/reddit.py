@@ -64,6 +64,7 @@ THREAD_ERRORS = frozenset({"THREAD_LOCKED", "TOO_OLD", "DELETED_LINK", "LOCKED"}
 COMMENT_ERRORS = frozenset({"DELETED_COMMENT", "COMMENT_DELETED"})
 DEFAULT_RATELIMIT_WAIT = 60.0
 NO_MEGATHREAD_RECHECK = 60.0
+MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
 HISTORY_LIMIT = 100
 _WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
 
@@ -75,6 +76,17 @@ class _NoRetry(FiniteRetryStrategy):
 
     def __init__(self, retries: int = 0) -> None:
         super().__init__(retries=0)
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """An unread private message or username mention."""
+
+    fullname: str
+    author: str | None
+    body: str
+    is_mention: bool
+    handle: Any  # the asyncpraw object, to reply to and mark read
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,8 @@ def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911 - 
         return RedditRejected(f"{what}: Reddit refused the request (HTTP 400)")
     if isinstance(exc, asyncprawcore.ResponseException):
         status = exc.response.status
+        if status >= 500:  # e.g. the token endpoint, which asyncprawcore does not map
+            return RedditUnavailable(f"{what}: Reddit error {status}")
         if status == 401:
             return RedditAuthError(
                 f"{what}: Reddit login failed (HTTP 401: check app id and secret)"
@@ -184,6 +198,7 @@ class RedditClient:
         )
         self._disable_hidden_retries()
         self._cooldown_until = 0.0
+        self._create_cooldown_until = 0.0
         self._thread: Thread | None = None
         self._thread_checked_at: float | None = None
         self._moderators: dict[str, Moderator] | None = None
@@ -208,20 +223,31 @@ class RedditClient:
         await self.close()
 
     # --- the call wrapper ---------------------------------------------------------------
-    async def _pace(self) -> None:
-        """Wait out a 429/RATELIMIT cooldown and asyncprawcore's own rate budget."""
-        delay = self._cooldown_until - self.clock()
+    async def _pace(self, what: str, *, creates: bool) -> None:
+        """Honour Reddit's requests to slow down before a call.
+
+        A cooldown from a 429 (every call) or a RATELIMIT error (creating comments)
+        raises ``RedditRateLimited`` at once, so the caller reschedules instead of a
+        task sleeping for minutes. asyncprawcore's header-based pacing is short and
+        is slept here, outside the call's timeout.
+        """
+        now = self.clock()
+        until = max(self._cooldown_until, self._create_cooldown_until if creates else 0.0)
+        if until > now:
+            wait = until - now
+            raise RedditRateLimited(f"{what}: Reddit asked to wait {wait:.0f} s more", wait)
         core: Any = getattr(self._reddit, "_core", None)
         limiter = getattr(core, "rate_limiter", None)
         next_ns = getattr(limiter, "next_request_timestamp_ns", None)
-        if isinstance(next_ns, int):
-            delay = max(delay, (next_ns - time.monotonic_ns()) / 1e9)
+        delay = (next_ns - time.monotonic_ns()) / 1e9 if isinstance(next_ns, int) else 0.0
+        if delay > MAX_PACING_SLEEP:
+            raise RedditRateLimited(f"{what}: request budget spent for {delay:.0f} s", delay)
         if delay > 0:
-            log.info("Reddit asked to slow down: waiting %.1f s", delay)
+            log.info("Reddit's rate budget says wait %.1f s", delay)
             await asyncio.sleep(delay)
 
-    async def _once(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        await self._pace()
+    async def _once(self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool) -> T:
+        await self._pace(what, creates=creates)
         for attempt in (1, 2):
             self.calls += 1
             try:
@@ -236,15 +262,25 @@ class RedditClient:
                 raise
             except Exception as exc:  # translated into our error tree
                 error = translate(exc, what)
-                if isinstance(error, RedditRateLimited) and error.retry_after:
-                    self._cooldown_until = self.clock() + error.retry_after
+                self._note_cooldown(exc, error)
                 raise error from None
         raise AssertionError("unreachable")
 
-    async def _call(self, what: str, call: Callable[[], Awaitable[T]], *, retry: bool) -> T:
+    def _note_cooldown(self, exc: BaseException, error: RedditError) -> None:
+        if not isinstance(error, RedditRateLimited) or not error.retry_after:
+            return
+        until = self.clock() + error.retry_after
+        if isinstance(exc, RedditAPIException):  # RATELIMIT: creating comments only
+            self._create_cooldown_until = max(self._create_cooldown_until, until)
+        else:  # 429: the whole request budget
+            self._cooldown_until = max(self._cooldown_until, until)
+
+    async def _call(
+        self, what: str, call: Callable[[], Awaitable[T]], *, retry: bool, creates: bool = False
+    ) -> T:
         """Run one asyncpraw call with a timeout; ``retry`` only where repeating is safe."""
         if not retry:
-            return await self._once(what, call)
+            return await self._once(what, call, creates=creates)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RedditUnavailable),
             stop=stop_after_attempt(3),
@@ -253,7 +289,7 @@ class RedditClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._once(what, call)
+                return await self._once(what, call, creates=creates)
         raise AssertionError("unreachable")
 
     # --- identity and subreddit -----------------------------------------------------------
@@ -306,7 +342,10 @@ class RedditClient:
         self._thread_checked_at = None
 
     async def current_thread(self) -> Thread | None:
-        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL``."""
+        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL``.
+
+        Raises when Reddit cannot be asked and no megathread is known yet.
+        """
         interval = self.settings.megathread_check_interval
         if self._thread is None:
             interval = min(interval, NO_MEGATHREAD_RECHECK)
@@ -316,7 +355,9 @@ class RedditClient:
         try:
             found = await self.find_megathread()
         except RedditError as exc:
-            log.warning("could not check which post is pinned: %s", exc)
+            if self._thread is None:
+                raise
+            log.warning("could not check which post is pinned, keeping the last one: %s", exc)
             self._thread_checked_at = now - interval + NO_MEGATHREAD_RECHECK / 2
             return self._thread
         if found is None:
@@ -357,7 +398,7 @@ class RedditClient:
                 raise RedditUnavailable("posting: Reddit answered without the new comment")
             return self._posted(comment)
 
-        posted = await self._call("posting a comment", call, retry=False)
+        posted = await self._call("posting a comment", call, retry=False, creates=True)
         if self.settings.distinguish:
             await self._distinguish(posted.id)
         return posted
@@ -466,6 +507,43 @@ class RedditClient:
 
             gone |= await self._call("checking the bot's comments", call, retry=True)
         return gone
+
+    # --- the inbox ----------------------------------------------------------------------
+    async def unread(self, limit: int = 25) -> list[InboxItem]:
+        """Unread private messages and username mentions, oldest first (not marked read)."""
+
+        async def call() -> list[InboxItem]:
+            items = []
+            async for item in self._reddit.inbox.unread(limit=limit, mark_read=False):
+                author = getattr(item, "author", None)
+                items.append(
+                    InboxItem(
+                        fullname=item.fullname,
+                        author=str(author) if author else None,
+                        body=getattr(item, "body", "") or "",
+                        is_mention=isinstance(item, asyncpraw.models.Comment),
+                        handle=item,
+                    )
+                )
+            return list(reversed(items))
+
+        return await self._call("reading the inbox", call, retry=True)
+
+    async def reply(self, item: InboxItem, text: str) -> None:
+        """Answer a message or mention (not retried: a lost answer beats a double one)."""
+
+        async def call() -> None:
+            await item.handle.reply(text)
+
+        await self._call(f"replying to {item.fullname}", call, retry=False, creates=True)
+
+    async def mark_read(self, item: InboxItem) -> None:
+        """Mark one inbox item read."""
+
+        async def call() -> None:
+            await self._reddit.inbox.mark_read([item.handle])
+
+        await self._call(f"marking {item.fullname} read", call, retry=True)
 
     # --- helpers --------------------------------------------------------------------------
     def _url(self, permalink: str) -> str:

@@ -7,11 +7,12 @@ one process could watch several (status page, subreddit) pairs.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -23,8 +24,10 @@ import httpx
 
 from modbot import __version__, incidents, timeline
 from modbot.bot import Bot, PollReport, page_info_from
+from modbot.commands import Operations
 from modbot.errors import FeedError, ModbotError, RedditError, StoreError, TemplateError
 from modbot.feed import IncidentsFeed, parse_incidents
+from modbot.inbox import Inbox
 from modbot.publisher import DryRunTarget, Publisher, Target
 from modbot.reddit import RedditClient
 from modbot.render import PageInfo, Renderer
@@ -142,11 +145,25 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
             report = await rt.bot.run_once()
             return 0 if report.ok else 1
         rt.bot.on_poll = _first_poll_note(settings, out) if dry else None
+        extra = {} if dry else {"inbox": _inbox_step(settings, rt)}
         stop = asyncio.Event()
         with _stop_on_signals(stop):
-            await rt.bot.run(stop)
+            await rt.bot.run(stop, extra)
     log.info("stopped; state saved in %s", settings.database)
     return 0
+
+
+def _inbox_step(settings: Settings, rt: Runtime) -> Callable[[], Awaitable[float]]:
+    """The loop step that handles moderator commands sent on Reddit."""
+    assert isinstance(rt.target, RedditClient)
+    operations = Operations(rt.bot, subreddit=settings.subreddit, dry_run=False)
+    inbox = Inbox(rt.target, operations, rt.store, rt.bot.clock)
+
+    async def step() -> float:
+        await inbox.check()
+        return settings.inbox_interval
+
+    return step
 
 
 def _first_poll_note(settings: Settings, out: TextIO) -> Callable[[PollReport], None]:
@@ -381,4 +398,75 @@ async def demo(settings: Settings, out: TextIO, delay: float) -> int:
                 if number + 1 < len(documents):
                     await asyncio.sleep(delay)
     out.write(f"That is what modbot does. Data: {source}\n")
+    return 0
+
+
+# --- moderator commands -------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def operations(
+    settings: Settings, *, dry_run: bool, out: TextIO
+) -> AsyncIterator[Operations]:
+    """A bot without its loops, for one moderator command from the CLI."""
+    dry = is_dry_run(settings, dry_run)
+    async with runtime(settings, dry_run=dry, out=out) as rt:
+        yield Operations(rt.bot, subreddit=settings.subreddit, dry_run=dry)
+
+
+def _say_dry_run(settings: Settings, requested: bool, out: TextIO) -> None:
+    if is_dry_run(settings, requested):
+        out.write(dry_run_banner(settings, requested) + "\n")
+
+
+async def post(
+    settings: Settings,
+    *,
+    text: str | None,
+    incident_id: str | None,
+    edit: str | None,
+    dry_run: bool,
+    out: TextIO,
+) -> int:
+    """``modbot post``: a notice (new or ``edit``), or one incident's comment now."""
+    _say_dry_run(settings, dry_run, out)
+    async with operations(settings, dry_run=dry_run, out=out) as ops:
+        if incident_id is not None:
+            feed = None if incident_id in ops.bot.known else await load_feed(settings, None)
+            outcome = await ops.post_incident(incident_id, feed)
+        elif edit is not None:
+            outcome = await ops.edit_notice(edit, text or "")
+        else:
+            outcome = await ops.post_notice(text or "", source="cli")
+    out.write(outcome.text + "\n")
+    return 0
+
+
+async def refresh(
+    settings: Settings, *, incident_id: str | None, dry_run: bool, out: TextIO
+) -> int:
+    """``modbot refresh``: re-render tracked open incidents and edit what changed."""
+    _say_dry_run(settings, dry_run, out)
+    async with operations(settings, dry_run=dry_run, out=out) as ops:
+        outcome = await ops.refresh(incident_id)
+    out.write(outcome.text + "\n")
+    return 0
+
+
+async def status(settings: Settings, out: TextIO) -> int:
+    """``modbot status``: one screen from the state file (no network)."""
+    if not settings.database.exists():
+        out.write(f"No state yet at {settings.database}: start the bot with `modbot run`.\n")
+        return 1
+    async with operations(settings, dry_run=False, out=out) as ops:
+        out.write(ops.status().text + "\n")
+    return 0
+
+
+async def set_pause(settings: Settings, *, paused: bool, out: TextIO) -> int:
+    """``modbot pause`` / ``modbot resume``."""
+    who = f"{getpass.getuser()} (CLI)"
+    async with operations(settings, dry_run=False, out=out) as ops:
+        outcome = ops.pause(who) if paused else ops.resume(who)
+    out.write(outcome.text + "\n")
     return 0

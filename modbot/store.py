@@ -65,6 +65,44 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # v2: moderator commands and notices; incidents keep name and status in columns
+    # (so listings need not parse views) and can be forced into announcement.
+    """
+    ALTER TABLE incidents ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE incidents ADD COLUMN status TEXT NOT NULL DEFAULT '';
+    ALTER TABLE incidents ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+    UPDATE incidents SET name = json_extract(view, '$.name'),
+                         status = json_extract(view, '$.status');
+    CREATE TABLE notes (
+        page TEXT NOT NULL,
+        note_id TEXT NOT NULL,
+        thread_id TEXT,
+        state TEXT NOT NULL,
+        text TEXT NOT NULL,
+        body TEXT NOT NULL,
+        body_hash TEXT NOT NULL,
+        comment_id TEXT,
+        permalink TEXT,
+        source TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        intent_at REAL,
+        delivered_at REAL,
+        last_error TEXT,
+        PRIMARY KEY (page, note_id)
+    );
+    CREATE TABLE commands (
+        message_id TEXT PRIMARY KEY,
+        author TEXT NOT NULL,
+        command TEXT NOT NULL,
+        argument TEXT NOT NULL,
+        state TEXT NOT NULL,
+        result TEXT,
+        reply_state TEXT NOT NULL DEFAULT 'none',
+        marked_read INTEGER NOT NULL DEFAULT 0,
+        received_at REAL NOT NULL,
+        done_at REAL
+    );
+    """,
 )
 
 
@@ -99,9 +137,56 @@ class CommentRow:
     last_error: str | None = None
 
 
+@dataclass(frozen=True)
+class NoteRow:
+    """A moderator's notice and where it was posted."""
+
+    note_id: str
+    state: str  # pending | posting | posted
+    text: str
+    body: str
+    body_hash: str
+    source: str
+    created_at: float
+    thread_id: str | None = None
+    comment_id: str | None = None
+    permalink: str | None = None
+    intent_at: float | None = None
+    delivered_at: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    """A command received in the inbox and what became of it."""
+
+    message_id: str
+    author: str
+    command: str
+    argument: str
+    state: str  # running | done | refused
+    received_at: float
+    result: str | None = None
+    reply_state: str = "none"  # none | sending | sent
+    marked_read: int = 0
+    done_at: float | None = None
+
+
 COMMENT_FIELDS = tuple(CommentRow.__dataclass_fields__)
+NOTE_FIELDS = tuple(NoteRow.__dataclass_fields__)
+COMMAND_FIELDS = tuple(CommandRow.__dataclass_fields__)
+INCIDENT_FIELDS = tuple(IncidentRow.__dataclass_fields__)
 # Column names come from the dataclass above, never from input.
 _SELECT_COMMENTS = f"SELECT {', '.join(COMMENT_FIELDS)} FROM comments"  # noqa: S608
+_SELECT_INCIDENTS = f"SELECT {', '.join(INCIDENT_FIELDS)} FROM incidents"  # noqa: S608
+_SELECT_NOTES = f"SELECT {', '.join(NOTE_FIELDS)} FROM notes"  # noqa: S608
+_SELECT_COMMANDS = f"SELECT {', '.join(COMMAND_FIELDS)} FROM commands"  # noqa: S608
+
+
+def _incident_row(row: sqlite3.Row) -> IncidentRow:
+    data = dict(row)
+    data["is_open"] = bool(data["is_open"])
+    return IncidentRow(**data)
 
 
 class Store:
@@ -222,18 +307,21 @@ class Store:
             )
             for incident_id, tracked in changed.items():
                 db.execute(
-                    """INSERT INTO incidents
-                       (page, incident_id, view, announce, is_open, first_seen, changed_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """INSERT INTO incidents (page, incident_id, view, announce, is_open,
+                                            name, status, first_seen, changed_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT (page, incident_id) DO UPDATE SET
                          view = excluded.view, announce = excluded.announce,
-                         is_open = excluded.is_open, changed_at = excluded.changed_at""",
+                         is_open = excluded.is_open, name = excluded.name,
+                         status = excluded.status, changed_at = excluded.changed_at""",
                     (
                         page,
                         incident_id,
                         view_to_json(tracked.view),
                         int(tracked.announce),
                         int(tracked.view.is_open),
+                        tracked.view.name,
+                        tracked.view.status,
                         now,
                         now,
                     ),
@@ -267,35 +355,49 @@ class Store:
             )
 
     def announced(self, page: str) -> list[IncidentRow]:
-        """Announced incidents of ``page``, newest first."""
+        """Announced (or moderator-forced) incidents of ``page``, newest first."""
         rows = self._db.execute(
-            """SELECT incident_id, is_open, rendered, rendered_hash, render_error, view
-               FROM incidents WHERE page = ? AND announce = 1
-               ORDER BY first_seen DESC, incident_id""",
+            _SELECT_INCIDENTS + " WHERE page = ? AND (announce = 1 OR forced = 1) "
+            "ORDER BY first_seen DESC, incident_id",
             (page,),
         )
-        result = []
-        for r in rows:
-            view = view_from_json(r["view"])
-            result.append(
-                IncidentRow(
-                    incident_id=r["incident_id"],
-                    is_open=bool(r["is_open"]),
-                    rendered=r["rendered"],
-                    rendered_hash=r["rendered_hash"],
-                    render_error=r["render_error"],
-                    name=view.name,
-                    status=view.status,
-                )
-            )
-        return result
+        return [_incident_row(r) for r in rows]
 
     def incident(self, page: str, incident_id: str) -> IncidentRow | None:
-        """One announced incident, or ``None``."""
-        for row in self.announced(page):
-            if row.incident_id == incident_id:
-                return row
-        return None
+        """One announced (or forced) incident, or ``None``."""
+        row = self._db.execute(
+            _SELECT_INCIDENTS
+            + " WHERE page = ? AND incident_id = ? AND (announce = 1 OR forced = 1)",
+            (page, incident_id),
+        ).fetchone()
+        return None if row is None else _incident_row(row)
+
+    def forced(self, page: str) -> set[str]:
+        """Incidents a moderator asked to post although the rules would not."""
+        rows = self._db.execute(
+            "SELECT incident_id FROM incidents WHERE page = ? AND forced = 1", (page,)
+        )
+        return {r[0] for r in rows}
+
+    def force(self, page: str, tracked: Tracked, *, now: float) -> None:
+        """Record ``tracked`` (if new) and mark it to be posted whatever the rules say."""
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO incidents (page, incident_id, view, announce, is_open, name,
+                                          status, forced, first_seen, changed_at)
+                   VALUES (?, ?, ?, 0, ?, ?, ?, 1, ?, ?)
+                   ON CONFLICT (page, incident_id) DO UPDATE SET forced = 1""",
+                (
+                    page,
+                    tracked.view.id,
+                    view_to_json(tracked.view),
+                    int(tracked.view.is_open),
+                    tracked.view.name,
+                    tracked.view.status,
+                    now,
+                    now,
+                ),
+            )
 
     # --- comments -----------------------------------------------------------------------
     def comments(self, page: str) -> list[CommentRow]:
@@ -336,21 +438,110 @@ class Store:
 
     def update_comment(self, page: str, incident_id: str, thread_id: str, **fields: Any) -> None:
         """Set fields of one comment row (creating it as ``pending`` if missing)."""
-        unknown = set(fields) - set(COMMENT_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown comment fields: {sorted(unknown)}")
-        assignments = ", ".join(f"{name} = :{name}" for name in fields)
-        params = dict(fields, page=page, incident_id=incident_id, thread_id=thread_id)
+        keys = {"page": page, "incident_id": incident_id, "thread_id": thread_id}
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO comments (page, incident_id, thread_id, state) "
                 "VALUES (:page, :incident_id, :thread_id, 'pending') "
                 "ON CONFLICT (page, incident_id, thread_id) DO NOTHING",
-                params,
+                keys,
             )
-            if fields:
-                db.execute(
-                    f"UPDATE comments SET {assignments} "  # noqa: S608 - names checked above
-                    "WHERE page = :page AND incident_id = :incident_id AND thread_id = :thread_id",
-                    params,
-                )
+            _set(db, "comments", keys, fields, COMMENT_FIELDS)
+
+    # --- notices ------------------------------------------------------------------------
+    def add_note(self, page: str, note: NoteRow) -> NoteRow:
+        """Record a new notice (kept as it is if ``note_id`` exists); return the stored row."""
+        values = {name: getattr(note, name) for name in NOTE_FIELDS}
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO notes (page, {', '.join(NOTE_FIELDS)}) "  # noqa: S608
+                f"VALUES (:page, {', '.join(':' + n for n in NOTE_FIELDS)}) "
+                "ON CONFLICT (page, note_id) DO NOTHING",
+                dict(values, page=page),
+            )
+        stored = self.note(page, note.note_id)
+        assert stored is not None
+        return stored
+
+    def note(self, page: str, note_id: str) -> NoteRow | None:
+        """One notice, or ``None``."""
+        row = self._db.execute(
+            _SELECT_NOTES + " WHERE page = ? AND note_id = ?", (page, note_id)
+        ).fetchone()
+        return None if row is None else NoteRow(**dict(row))
+
+    def note_by_comment(self, page: str, comment_id: str) -> NoteRow | None:
+        """The notice posted as ``comment_id``, or ``None``."""
+        row = self._db.execute(
+            _SELECT_NOTES + " WHERE page = ? AND comment_id = ?", (page, comment_id)
+        ).fetchone()
+        return None if row is None else NoteRow(**dict(row))
+
+    def notes(self, page: str) -> list[NoteRow]:
+        """Every notice of ``page``, newest first."""
+        rows = self._db.execute(_SELECT_NOTES + " WHERE page = ? ORDER BY created_at DESC", (page,))
+        return [NoteRow(**dict(r)) for r in rows]
+
+    def claim_note(self, page: str, note_id: str, thread_id: str, *, now: float) -> bool:
+        """Mark a pending notice as being posted in ``thread_id``; False if not pending."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE notes SET state = 'posting', thread_id = ?, intent_at = ? "
+                "WHERE page = ? AND note_id = ? AND state = 'pending'",
+                (thread_id, now, page, note_id),
+            )
+            return cursor.rowcount == 1
+
+    def update_note(self, page: str, note_id: str, **fields: Any) -> None:
+        """Set fields of one notice."""
+        with self.transaction() as db:
+            _set(db, "notes", {"page": page, "note_id": note_id}, fields, NOTE_FIELDS)
+
+    # --- inbox commands -----------------------------------------------------------------
+    def claim_command(self, row: CommandRow) -> tuple[CommandRow, bool]:
+        """Record a received command; returns the stored row and whether it is new."""
+        values = {name: getattr(row, name) for name in COMMAND_FIELDS}
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"INSERT INTO commands ({', '.join(COMMAND_FIELDS)}) "  # noqa: S608
+                f"VALUES ({', '.join(':' + n for n in COMMAND_FIELDS)}) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                values,
+            )
+            new = cursor.rowcount == 1
+        stored = self.command(row.message_id)
+        assert stored is not None
+        return stored, new
+
+    def command(self, message_id: str) -> CommandRow | None:
+        """One received command, or ``None``."""
+        row = self._db.execute(_SELECT_COMMANDS + " WHERE message_id = ?", (message_id,)).fetchone()
+        return None if row is None else CommandRow(**dict(row))
+
+    def commands(self) -> list[CommandRow]:
+        """Every received command, oldest first."""
+        rows = self._db.execute(_SELECT_COMMANDS + " ORDER BY received_at, message_id")
+        return [CommandRow(**dict(r)) for r in rows]
+
+    def update_command(self, message_id: str, **fields: Any) -> None:
+        """Set fields of one received command."""
+        with self.transaction() as db:
+            _set(db, "commands", {"message_id": message_id}, fields, COMMAND_FIELDS)
+
+
+def _set(
+    db: sqlite3.Connection,
+    table: str,
+    keys: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    allowed: tuple[str, ...],
+) -> None:
+    """``UPDATE table SET fields WHERE keys``; column names are checked against ``allowed``."""
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
+    if not fields:
+        return
+    assignments = ", ".join(f"{name} = :{name}" for name in fields)
+    where = " AND ".join(f"{name} = :{name}" for name in keys)
+    db.execute(f"UPDATE {table} SET {assignments} WHERE {where}", {**fields, **keys})  # noqa: S608

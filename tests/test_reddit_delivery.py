@@ -84,7 +84,7 @@ class Harness:
         self.rt.store._db.execute(
             "UPDATE comments SET not_before = 0, intent_at = intent_at - 3600"
         )
-        self.rt.target._cooldown_until = 0.0
+        self.rt.target._cooldown_until = self.rt.target._create_cooldown_until = 0.0
 
 
 @pytest.fixture

@@ -102,5 +102,5 @@ def test_pending_row_waits_for_not_before(tmp_path: Path) -> None:
 
 def test_unknown_comment_fields_are_rejected(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.sqlite3")
-    with pytest.raises(ValueError, match="unknown comment fields"):
+    with pytest.raises(ValueError, match="unknown comments fields"):
         store.update_comment("p", "a", "t", bogus=1)

@@ -1,0 +1,390 @@
+"""Moderator commands: parsing, the CLI commands, and commands sent on Reddit."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modbot import service
+from modbot.commands import Command, Operations, parse
+from modbot.errors import CommandError
+from modbot.inbox import Inbox
+from modbot.markdown import markers_in
+from modbot.settings import Settings, default_templates_dir
+from tests.conftest import reddit_settings, run_cli
+from tests.fakes.reddit import Comment, FakeReddit
+from tests.fakes.statuspage import FakeStatuspage
+from tests.test_reddit_delivery import stage
+from tests.test_reddit_process import bot_env, start_bot, until
+
+# --- parsing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("!status", Command("status")),
+        ("  !STATUS  ", Command("status")),
+        ("!post Hello\nsecond line", Command("post", "Hello\nsecond line")),
+        ("u/modbot !refresh abc123", Command("refresh", "abc123")),
+        ("/u/ModBot: !pause", Command("pause")),
+        ("!refresh", Command("refresh")),
+        ("thanks for the bot!", None),
+        ("hello u/modbot !status", None),
+        ("", None),
+    ],
+)
+def test_parse(text: str, expected: Command | None) -> None:
+    assert parse(text, "modbot") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("!post", "needs the text"),
+        ("!launch rockets", "unknown command !launch"),
+        ("!refresh a b", "at most one incident id"),
+        ("! status", "a command is ! followed by its name"),
+    ],
+)
+def test_malformed_commands_say_why(text: str, problem: str) -> None:
+    with pytest.raises(CommandError, match=problem):
+        parse(text, "modbot")
+
+
+# --- shared set-up --------------------------------------------------------------------
+
+
+def bot_comments(fake: FakeReddit) -> list[Comment]:
+    return [c for c in fake.comments_by("modbot") if not c.deleted]
+
+
+def notices(fake: FakeReddit) -> list[Comment]:
+    return [c for c in bot_comments(fake) if any(m.startswith("note-") for m in markers_in(c.body))]
+
+
+class Moderated:
+    """An in-process bot with its inbox, both fakes, and a moderator account."""
+
+    def __init__(self, page: FakeStatuspage, fake: FakeReddit, rt: Any, settings: Settings) -> None:
+        self.page, self.fake, self.rt, self.settings = page, fake, rt, settings
+        self.ops = Operations(rt.bot, subreddit="ClaudeAI", dry_run=False)
+        self.inbox = Inbox(rt.target, self.ops, rt.store, rt.bot.clock)
+
+    def message(self, body: str, author: str = "alice") -> str:
+        return self.fake.send_message(author, body)
+
+    def replies(self, message_id: str) -> list[str]:
+        return self.fake.replies_to(message_id)
+
+    def unread(self, message_id: str) -> bool:
+        return self.fake.messages[message_id].new
+
+
+@pytest.fixture
+async def moderated(
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> AsyncIterator[Moderated]:
+    reddit.add_moderator("alice", ["all"])
+    reddit.add_moderator("wikimod", ["wiki"])
+    folder = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), folder)
+    settings = make_settings(
+        statuspage_url=statuspage.url, templates_dir=folder, **reddit_settings(reddit)
+    )
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        yield Moderated(statuspage, reddit, rt, settings)
+
+
+# --- commands on Reddit ---------------------------------------------------------------
+
+
+async def test_post_from_a_moderator_is_posted_once_answered_and_marked_read(
+    moderated: Moderated,
+) -> None:
+    message = moderated.message("!post Maintenance tonight at 22:00 UTC, see u/spez {{ 7*7 }}")
+    assert await moderated.inbox.check() == 1
+    (notice,) = notices(moderated.fake)
+    assert r"u\/spez" in notice.body
+    assert r"{{ 7\*7 }}" in notice.body
+    (reply,) = moderated.replies(message)
+    assert notice.id in reply
+    assert not moderated.unread(message)
+    assert await moderated.inbox.check() == 0  # read now: nothing runs twice
+    assert len(notices(moderated.fake)) == 1
+
+
+async def test_mention_in_a_thread_is_a_command_too(moderated: Moderated) -> None:
+    thread = moderated.fake.megathread  # type: ignore[attr-defined]
+    mention = moderated.fake.mention("alice", thread.id, "u/modbot !status")
+    await moderated.inbox.check()
+    replies = [c for c in bot_comments(moderated.fake) if c.parent_id == f"t1_{mention}"]
+    assert len(replies) == 1
+    assert "paused:" in replies[0].body
+    assert not moderated.fake.mentions[mention].new
+
+
+async def test_status_pause_resume_and_help(moderated: Moderated) -> None:
+    status = moderated.message("!status")
+    pause = moderated.message("!pause")
+    await moderated.inbox.check()
+    assert "megathread:" in moderated.replies(status)[0]
+    assert "paused" in moderated.replies(pause)[0]
+    assert moderated.rt.bot.paused()
+    resume = moderated.message("!resume")
+    helped = moderated.message("!help")
+    await moderated.inbox.check()
+    assert not moderated.rt.bot.paused()
+    assert "resumed" in moderated.replies(resume)[0]
+    assert "!post TEXT" in moderated.replies(helped)[0]
+
+
+async def test_refresh_from_reddit_applies_a_template_change(moderated: Moderated) -> None:
+    moderated.page.set_incidents([stage(1)])
+    await moderated.rt.bot.run_once()
+    template = moderated.settings.templates_path / "incident.md.j2"
+    template.write_text(template.read_text().replace("Affected:", "Components hit:"))
+    message = moderated.message("!refresh")
+    await moderated.inbox.check()
+    (comment,) = [c for c in bot_comments(moderated.fake) if "inc-inc1" in markers_in(c.body)]
+    assert "Components hit:" in comment.body
+    assert "1 comment(s) changed" in moderated.replies(message)[0]
+
+
+async def test_non_moderator_gets_one_polite_reply_and_nothing_runs(
+    moderated: Moderated, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = moderated.message("!pause", author="mallory")
+    await moderated.inbox.check()
+    await moderated.inbox.check()
+    assert not moderated.rt.bot.paused()
+    (reply,) = moderated.replies(message)
+    assert "only moderators" in reply
+    assert not moderated.unread(message)
+    assert any("mallory" in r.getMessage() for r in caplog.records)
+
+
+async def test_moderator_without_posts_permission_cannot_post(moderated: Moderated) -> None:
+    message = moderated.message("!post hi", author="wikimod")
+    await moderated.inbox.check()
+    assert notices(moderated.fake) == []
+    assert "permission" in moderated.replies(message)[0]
+
+
+async def test_plain_messages_are_left_alone(moderated: Moderated) -> None:
+    message = moderated.message("thanks for running this bot!")
+    assert await moderated.inbox.check() == 0
+    assert moderated.unread(message)
+    assert moderated.replies(message) == []
+
+
+async def test_malformed_command_gets_the_help_text(moderated: Moderated) -> None:
+    message = moderated.message("!post")
+    await moderated.inbox.check()
+    reply = moderated.replies(message)[0]
+    assert "needs the text" in reply
+    assert "!refresh" in reply
+    assert notices(moderated.fake) == []
+
+
+async def test_post_without_a_megathread_says_so(moderated: Moderated) -> None:
+    moderated.fake.unsticky(moderated.fake.megathread.id)  # type: ignore[attr-defined]
+    moderated.rt.target.thread_suspect()
+    message = moderated.message("!post hello")
+    await moderated.inbox.check()
+    assert "no usable pinned megathread" in moderated.replies(message)[0]
+
+
+async def test_reddit_refusing_the_notice_is_reported(moderated: Moderated) -> None:
+    moderated.fake.ratelimit_next("/api/comment/", minutes=2)
+    message = moderated.message("!post hello")
+    await moderated.inbox.check()
+    assert moderated.replies(message) == []  # replying is rate limited too: later
+    assert moderated.unread(message)
+    moderated.rt.target._create_cooldown_until = 0.0  # two minutes pass
+    await moderated.inbox.check()
+    (reply,) = moderated.replies(message)
+    assert "RATELIMIT" in reply
+    assert notices(moderated.fake) == []
+    assert not moderated.unread(message)
+
+
+async def test_notice_whose_answer_was_lost_is_adopted_not_posted_twice(
+    moderated: Moderated,
+) -> None:
+    message = moderated.message("!post only once")
+    moderated.fake.fail_next("POST", "/api/comment/", 503, when="after")  # stored, answer lost
+    await moderated.inbox.check()
+    assert "did not confirm" in moderated.replies(message)[0]
+    store = moderated.rt.store
+    store._db.execute("UPDATE notes SET intent_at = intent_at - 3600")  # the grace has passed
+    await moderated.rt.bot.deliver()
+    (note,) = store.notes(moderated.rt.bot.page)
+    assert note.state == "posted"
+    assert len(notices(moderated.fake)) == 1
+    assert note.comment_id == notices(moderated.fake)[0].id
+
+
+async def test_rerun_of_an_interrupted_post_command_adopts_the_notice(moderated: Moderated) -> None:
+    message = moderated.message("!post only once")
+    moderated.fake.fail_next("POST", "/api/comment/", 503, when="after")
+    await moderated.inbox.check()
+    # As if the process had died before recording the result: running, unanswered, unread.
+    moderated.rt.store.update_command(
+        f"t4_{message}", state="running", result=None, reply_state="none"
+    )
+    moderated.fake.messages[message].new = True
+    moderated.fake.replies_to(message).clear()
+    await moderated.inbox.check()
+    assert len(notices(moderated.fake)) == 1
+    assert "posted notice" in moderated.replies(message)[-1]
+
+
+# --- CLI commands -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_cli_post_edit_and_post_from_file(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    env = bot_env(statuspage, reddit, tmp_path)
+    posted = await run_cli(
+        "post",
+        "Known issue: **logins** fail for u/someone [x](http://e.vil)",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert posted.code == 0, posted.err
+    (notice,) = notices(reddit)
+    assert notice.id in posted.out
+    assert r"\*\*logins\*\*" in notice.body
+    assert "[x](" not in notice.body
+    edited = await run_cli("post", "--edit", notice.id, "Fixed now.", env=env, cwd=tmp_path)
+    assert edited.code == 0, edited.err
+    assert "Fixed now." in reddit.comments[notice.id].body
+    assert markers_in(reddit.comments[notice.id].body) == markers_in(notice.body)
+    (tmp_path / "notice.md").write_text("From a file.\n\nSecond paragraph.")
+    from_file = await run_cli("post", "--file", str(tmp_path / "notice.md"), env=env, cwd=tmp_path)
+    assert from_file.code == 0
+    assert len(notices(reddit)) == 2
+    unknown = await run_cli("post", "--edit", "zzz999", "x", env=env, cwd=tmp_path)
+    assert unknown.code == 1
+    assert "not a notice this bot posted" in unknown.err
+
+
+@pytest.mark.slow
+async def test_cli_without_credentials_shows_what_it_would_post(tmp_path: Path) -> None:
+    result = await run_cli(
+        "post", "Heads up", env={"MODBOT_DATABASE": str(tmp_path / "s.sqlite3")}, cwd=tmp_path
+    )
+    assert result.code == 0
+    assert result.out.splitlines()[0].startswith("modbot 0.1.0: DRY-RUN")
+    assert "Heads up" in result.out
+    assert "[](#modbot-note-" in result.out
+
+
+@pytest.mark.slow
+async def test_cli_post_incident_refresh_and_status(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    env = bot_env(statuspage, reddit, tmp_path)
+    statuspage.set_incidents([stage(1)])
+    first = await run_cli("run", "--once", env=env, cwd=tmp_path)
+    assert first.code == 0, first.err
+    (comment,) = bot_comments(reddit)
+    forced = await run_cli("post", "--incident", "inc1", env=env, cwd=tmp_path)
+    assert forced.code == 0, forced.err
+    assert len(reddit.comments[comment.id].history) == 2  # edited although it was current
+    assert "comment is current" in forced.out
+
+    folder = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), folder)
+    (folder / "incident.md.j2").write_text("NEW LOOK {{ incident.name }} {{ incident.status }}\n")
+    env["MODBOT_TEMPLATES_DIR"] = str(folder)
+    refreshed = await run_cli("refresh", env=env, cwd=tmp_path)
+    assert refreshed.code == 0, refreshed.err
+    assert reddit.comments[comment.id].body.startswith("NEW LOOK")
+    assert "1 comment(s) changed" in refreshed.out
+
+    reddit.down = True
+    statuspage.set_incidents([stage(2)])
+    await run_cli("run", "--once", env=env, cwd=tmp_path)
+    status = await run_cli("status", env=env, cwd=tmp_path)
+    assert status.code == 0, status.err
+    for expected in (
+        "Performance and Bugs Megathread (week 47)",
+        "inc1",
+        "monitoring",
+        comment.id,
+        "an edit is pending",
+        "Reddit error 503",
+        "last poll:",
+        "paused:      no",
+    ):
+        assert expected in status.out, expected
+
+
+@pytest.mark.slow
+async def test_pause_and_resume_steer_a_running_bot(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    env = bot_env(statuspage, reddit, tmp_path)
+    statuspage.set_incidents([stage(0)])
+    bot = await start_bot(env, tmp_path)
+    try:
+        await until(lambda: len(bot_comments(reddit)) == 1)
+        comment = bot_comments(reddit)[0]
+        paused = await run_cli("pause", env=env, cwd=tmp_path)
+        assert paused.code == 0
+        await asyncio.sleep(0.3)  # a few poll intervals: the bot has seen the flag
+        for step in (1, 2, 3):
+            statuspage.set_incidents([stage(step)])
+            await asyncio.sleep(0.3)
+        assert len(reddit.comments[comment.id].history) == 1  # nothing sent while paused
+        resumed = await run_cli("resume", env=env, cwd=tmp_path)
+        assert resumed.code == 0
+        await until(lambda: "Resolved" in reddit.comments[comment.id].body)
+        assert len(reddit.comments[comment.id].history) == 2  # one coalesced edit
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bot.wait(), 5)
+
+
+@pytest.mark.slow
+async def test_crash_between_running_a_command_and_marking_it_read(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    reddit.add_moderator("alice", ["all"])
+    env = bot_env(statuspage, reddit, tmp_path) | {"MODBOT_INBOX_INTERVAL": "0.1"}
+    message = reddit.send_message("alice", "!post Exactly once, please.")
+    bot = await start_bot(env, tmp_path)
+    killed = asyncio.Event()
+
+    def kill(_: object) -> None:
+        os.kill(bot.pid, signal.SIGKILL)  # the notice is posted and answered; not yet read
+        reddit.on_message_read = None
+        killed.set()
+
+    reddit.on_message_read = kill
+    await asyncio.wait_for(killed.wait(), 30)
+    await bot.wait()
+    reddit.messages[message].new = True  # the mark-read never completed
+    again = await start_bot(env, tmp_path)
+    try:
+        await until(lambda: not reddit.messages[message].new)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(again.wait(), 5)
+    assert len(notices(reddit)) == 1
+    assert len(reddit.replies_to(message)) == 1
