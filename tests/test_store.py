@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modbot.errors import StoreError
-from modbot.incidents import Tracked
+from modbot.incidents import Tracked, view_to_json
 from modbot.render import Rendered, sample_incident
 from modbot.store import MIGRATIONS, Store
 
@@ -104,3 +104,27 @@ def test_unknown_comment_fields_are_rejected(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "s.sqlite3")
     with pytest.raises(ValueError, match="unknown comments fields"):
         store.update_comment("p", "a", "t", bogus=1)
+
+
+def test_version_1_file_is_migrated_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    raw = sqlite3.connect(path)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            raw.execute(statement)
+    view = sample_incident()
+    raw.execute(
+        "INSERT INTO incidents (page, incident_id, view, announce, is_open, rendered, "
+        "rendered_hash, first_seen, changed_at) VALUES ('p', ?, ?, 1, 1, 'body', 'h', 1, 1)",
+        (view.id, view_to_json(view)),
+    )
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    store = Store.open(path)
+    assert store.schema_version == len(MIGRATIONS) >= 2
+    row = store.incident("p", view.id)
+    assert row is not None
+    assert (row.name, row.status, row.rendered) == (view.name, view.status, "body")
+    assert store.notes("p") == []
+    assert store.commands() == []
