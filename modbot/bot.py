@@ -23,7 +23,7 @@ from modbot import incidents
 from modbot.errors import FeedError, FeedRateLimited, ModbotError, TemplateError
 from modbot.feed import IncidentsFeed
 from modbot.incidents import Tracked
-from modbot.publisher import Publisher
+from modbot.publisher import LAST_ERROR_KEY, Publisher
 from modbot.render import PageInfo, Rendered, Renderer
 from modbot.statuspage import FetchResult
 from modbot.store import Store
@@ -221,6 +221,9 @@ class Bot:
         last_ok = json.loads(saved).get("last_ok") if saved else None
         value["last_ok"] = now if report.ok else last_ok
         self.store.put(LAST_POLL_KEY.format(page=self.page), json.dumps(value))
+        if not report.ok:
+            error = {"at": now, "kind": "status page", "message": report.message}
+            self.store.put(LAST_ERROR_KEY, json.dumps(error))
 
     # --- delivery -----------------------------------------------------------------------
     def paused(self) -> bool:

@@ -65,11 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("incident_id", nargs="?", metavar="INCIDENT_ID", help="incident id")
     preview.add_argument("--feed", type=Path, metavar="FILE", help="a saved incidents.json")
 
-    commands.add_parser(
+    check = commands.add_parser(
         "check",
         help="validate settings, templates and the state file",
-        description="Validate settings and render every template against sample data. "
-        "Exits 1 when something would stop the bot from working.",
+        description="Validate settings and render every template against sample data; with "
+        "Reddit credentials, log in and report the account, subreddit, moderator permissions "
+        "and megathread. Exits 1 when something would stop the bot from working.",
+    )
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="health check: also require a reachable status page, a healthy state file, "
+        "a working Reddit login and a megathread (for cron, systemd or containers)",
     )
 
     demo = commands.add_parser(
@@ -168,7 +175,7 @@ Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
 COMMANDS: dict[str, Handler] = {
     "run": lambda a, s, out: _run(service.run(s, once=a.once, dry_run=a.dry_run, out=out)),
     "preview": lambda a, s, out: _run(service.preview(s, a.incident_id, a.feed, out)),
-    "check": lambda a, s, out: _run(service.check(s, out)),
+    "check": lambda a, s, out: _run(service.check(s, out, live=a.live)),
     "demo": lambda a, s, out: _run(service.demo(s, out, max(a.delay, 0.0))),
     "post": lambda a, s, out: _run(
         service.post(

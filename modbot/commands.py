@@ -216,7 +216,7 @@ class Operations:
             f"paused:      {self._paused_line()}",
             f"megathread:  {self._megathread_line()}",
             f"last poll:   {self._poll_line()}",
-            f"reddit:      {self._reddit_line()}",
+            f"heartbeat:   {self._heartbeat_line()}",
             "incidents:",
             *self._incident_lines(),
         ]
@@ -252,12 +252,15 @@ class Operations:
             line += f" (last good poll {_when(saved.get('last_ok'))})"
         return line
 
-    def _reddit_line(self) -> str:
-        ok = _load(self.store.get(REDDIT_OK_KEY))
+    def _heartbeat_line(self) -> str:
+        poll = _load(self.store.get(LAST_POLL_KEY.format(page=self.page))) or {}
+        ok = _load(self.store.get(REDDIT_OK_KEY)) or {}
         error = _load(self.store.get(LAST_ERROR_KEY))
-        line = f"last good call {_when(ok.get('at')) if ok else 'never'}"
+        line = f"last good poll {_when(poll.get('last_ok'))}"
+        line += f"; last good Reddit call {_when(ok.get('at'))}"
         if error:
-            line += f"; last error {_when(error.get('at'))}: {error.get('message')}"
+            line += f"; last error {_when(error.get('at'))}"
+            line += f" ({error.get('kind')}): {error.get('message')}"
         return line
 
     def _incident_lines(self) -> list[str]:

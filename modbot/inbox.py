@@ -42,6 +42,7 @@ class Inbox:
         self.operations = operations
         self.store = store
         self.clock = clock
+        self.checkpoint = operations.publisher.checkpoint
 
     async def check(self) -> int:
         """Handle every unread command once; returns how many were handled."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -67,6 +69,33 @@ class PostedComment:
     created_utc: float
     body: str = ""
     marker: str = ""  # the marker id found in the body, e.g. "inc-abc123"
+
+
+Checkpoint = Callable[[str], None]
+CRASH_POINTS = ("after-intent", "after-answer", "after-edit", "after-command", "after-reply")
+
+
+def no_checkpoint(name: str) -> None:
+    """The default: named crash points do nothing."""
+
+
+def crash_at(point: str | None) -> Checkpoint:
+    """A checkpoint that SIGKILLs this process at ``point`` (for the crash tests only).
+
+    The points are the moments where a crash matters for exactly-once delivery: after
+    an intent is committed, after Reddit answered a post but before the id is saved,
+    after an edit landed but before it is recorded, after a command ran but before
+    its reply, after the reply but before the message is marked read.
+    """
+    if not point:
+        return no_checkpoint
+
+    def checkpoint(name: str) -> None:
+        if name == point:
+            log.warning("crash point %s reached: killing the process (MODBOT_CRASH_AT)", name)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint
 
 
 class Target(Protocol):
@@ -146,6 +175,7 @@ class Publisher:
         reconcile_grace: float,
         verify_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.store = store
         self.target = target
@@ -154,6 +184,7 @@ class Publisher:
         self.reconcile_grace = reconcile_grace
         self.verify_interval = verify_interval
         self.clock = clock
+        self.checkpoint: Checkpoint = checkpoint or no_checkpoint
         self.stats = DeliveryStats()
         self._verified_at = clock()
         self._heal_at: float | None = clock()
@@ -305,6 +336,7 @@ class Publisher:
             self.page, action.incident_id, thread.id, intent_hash=incident.rendered_hash, now=now
         ):
             return
+        self.checkpoint("after-intent")
         try:
             posted = await self.target.post(thread, incident.rendered)
         except RedditUnavailable as exc:
@@ -316,6 +348,7 @@ class Publisher:
             )
             self._update(action, last_error=str(exc), not_before=self.clock() + RECONCILE_SOON)
             raise
+        self.checkpoint("after-answer")
         self.stats.posts += 1
         row = self.store.comment(self.page, action.incident_id, thread.id)
         if row is not None and row.attempts > 1:
@@ -387,6 +420,7 @@ class Publisher:
         if incident is None or incident.rendered is None:
             return
         await self.target.edit(action.comment_id, incident.rendered)
+        self.checkpoint("after-edit")
         self.stats.edits += 1
         self._update(
             action,
@@ -434,6 +468,7 @@ class Publisher:
             raise NoMegathread("no usable pinned megathread right now")
         if not self.store.claim_note(self.page, note_id, thread.id, now=self.clock()):
             return self._note(note_id)
+        self.checkpoint("after-intent")
         try:
             posted = await self.target.post(thread, note.body)
         except RedditUnavailable as exc:
@@ -444,6 +479,7 @@ class Publisher:
             self._reddit_failed(exc)
             self.store.update_note(self.page, note_id, state=NOTE_FAILED, last_error=str(exc))
             raise
+        self.checkpoint("after-answer")
         self._reddit_ok()
         self._note_posted(note_id, posted)
         return self._note(note_id)

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -65,6 +66,7 @@ COMMENT_ERRORS = frozenset({"DELETED_COMMENT", "COMMENT_DELETED"})
 DEFAULT_RATELIMIT_WAIT = 60.0
 NO_MEGATHREAD_RECHECK = 60.0
 MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
+BUDGET_WINDOW = 60.0
 HISTORY_LIMIT = 100
 _WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
 
@@ -199,6 +201,7 @@ class RedditClient:
         self._disable_hidden_retries()
         self._cooldown_until = 0.0
         self._create_cooldown_until = 0.0
+        self._recent: deque[float] = deque()
         self._thread: Thread | None = None
         self._thread_checked_at: float | None = None
         self._moderators: dict[str, Moderator] | None = None
@@ -236,6 +239,7 @@ class RedditClient:
         if until > now:
             wait = until - now
             raise RedditRateLimited(f"{what}: Reddit asked to wait {wait:.0f} s more", wait)
+        await self._within_budget(what)
         core: Any = getattr(self._reddit, "_core", None)
         limiter = getattr(core, "rate_limiter", None)
         next_ns = getattr(limiter, "next_request_timestamp_ns", None)
@@ -246,10 +250,23 @@ class RedditClient:
             log.info("Reddit's rate budget says wait %.1f s", delay)
             await asyncio.sleep(delay)
 
+    async def _within_budget(self, what: str) -> None:
+        """Keep to ``MODBOT_REDDIT_CALLS_PER_MINUTE`` over any 60 s (Reddit allows 100)."""
+        now = self.clock()
+        while self._recent and self._recent[0] <= now - BUDGET_WINDOW:
+            self._recent.popleft()
+        if len(self._recent) < self.settings.reddit_calls_per_minute:
+            return
+        wait = self._recent[0] + BUDGET_WINDOW - now
+        if wait > MAX_PACING_SLEEP:
+            raise RedditRateLimited(f"{what}: own budget of calls per minute spent", wait)
+        await asyncio.sleep(wait)
+
     async def _once(self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool) -> T:
         await self._pace(what, creates=creates)
         for attempt in (1, 2):
             self.calls += 1
+            self._recent.append(self.clock())
             try:
                 async with asyncio.timeout(self.settings.reddit_timeout):
                     return await call()

@@ -28,7 +28,7 @@ from modbot.commands import Operations
 from modbot.errors import FeedError, ModbotError, RedditError, StoreError, TemplateError
 from modbot.feed import IncidentsFeed, parse_incidents
 from modbot.inbox import Inbox
-from modbot.publisher import DryRunTarget, Publisher, Target
+from modbot.publisher import DryRunTarget, Publisher, Target, crash_at
 from modbot.reddit import RedditClient
 from modbot.render import PageInfo, Renderer
 from modbot.settings import Settings
@@ -97,6 +97,7 @@ async def runtime(
             min_edit_interval=settings.min_edit_interval,
             reconcile_grace=settings.reconcile_grace,
             verify_interval=settings.megathread_check_interval,
+            checkpoint=crash_at(settings.crash_at),
         )
         bot = Bot(
             store=store,
@@ -255,10 +256,12 @@ async def preview(
 # --- check ------------------------------------------------------------------------------
 
 
-async def check(settings: Settings, out: TextIO) -> int:
+async def check(settings: Settings, out: TextIO, *, live: bool = False) -> int:
     """``modbot check``: settings, templates, state file and, with credentials, Reddit.
 
-    Returns 1 when something would stop the bot from working.
+    With ``live`` it also reads the status page once and insists on a healthy state
+    file, a working Reddit login and a megathread, for health checks. Returns 1 when
+    something would stop the bot from working.
     """
     problems = 0
     line = _printer(out)
@@ -273,12 +276,27 @@ async def check(settings: Settings, out: TextIO) -> int:
     except TemplateError as exc:
         line("templates", f"BROKEN: {exc}")
         problems += 1
-    problems += _check_store(settings, line)
+    problems += _check_store(settings, line, required=live)
+    if live:
+        problems += await _check_feed(settings, line)
     if settings.has_reddit_credentials:
         problems += await _check_reddit(settings, line)
+    elif live:
+        line("reddit", "FAILED: no credentials, so nothing can be posted (dry-run)")
+        problems += 1
     else:
         line("reddit", "no credentials: `modbot run` works in dry-run (prints instead of posting)")
     return 1 if problems else 0
+
+
+async def _check_feed(settings: Settings, line: Callable[[str, str], None]) -> int:
+    try:
+        feed = await load_feed(settings, None)
+    except FeedError as exc:
+        line("feed", f"FAILED: {exc}")
+        return 1
+    line("feed", f"ok: {len(feed.incidents)} incidents listed")
+    return 0
 
 
 async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) -> int:
@@ -316,8 +334,11 @@ async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) ->
     return 0
 
 
-def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:
+def _check_store(settings: Settings, line: Callable[[str, str], None], *, required: bool) -> int:
     if not settings.database.exists():
+        if required:
+            line("state file", f"FAILED: {settings.database} does not exist (is the bot running?)")
+            return 1
         line("state file", f"{settings.database} (not created yet; `modbot run` creates it)")
         return 0
     try:

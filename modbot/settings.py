@@ -78,12 +78,18 @@ class Settings(BaseSettings):
     reddit_url: str = "https://www.reddit.com"
     reddit_oauth_url: str = "https://oauth.reddit.com"
     reddit_timeout: float = Field(default=20.0, gt=0, le=300)
+    reddit_calls_per_minute: int = Field(default=90, ge=1, le=600)
     min_edit_interval: float = Field(default=5.0, ge=0, le=3600)
     megathread_check_interval: float = Field(default=300.0, gt=0, le=86_400)
     reconcile_grace: float = Field(default=30.0, ge=0, le=3600)
     distinguish: bool = False
     inbox_interval: float = Field(default=30.0, gt=0, le=3600)
     dry_run: bool = False
+
+    # --- testing only ----------------------------------------------------------------
+    crash_at: (
+        Literal["after-intent", "after-answer", "after-edit", "after-command", "after-reply"] | None
+    ) = None
 
     # --- logging -------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -120,6 +126,11 @@ class Settings(BaseSettings):
                 ) from exc
             return value.strip()
         return value
+
+    @field_validator("crash_at", "timezone", "subreddit", "reddit_user_agent", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("templates_dir", mode="before")
     @classmethod

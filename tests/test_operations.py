@@ -1,0 +1,124 @@
+"""Running the bot in production: health check, call budget, logs that keep secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from modbot import delivery, logs, service
+from modbot.settings import Settings
+from tests.conftest import BOT, reddit_env, reddit_settings, run_cli
+from tests.fakes.reddit import FakeReddit
+from tests.fakes.statuspage import FakeStatuspage
+from tests.test_reddit_delivery import stage
+
+SECRETS = (BOT["password"], BOT["client_secret"])
+
+
+@pytest.mark.slow
+async def test_check_live_passes_only_when_everything_works(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    env = {
+        **reddit_env(reddit),
+        "MODBOT_STATUSPAGE_URL": statuspage.url,
+        "MODBOT_DATABASE": str(tmp_path / "s.sqlite3"),
+    }
+    no_state = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    assert no_state.code == 1
+    assert "does not exist" in no_state.out
+    assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
+    healthy = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    assert healthy.code == 0, healthy.out
+    assert "feed:" in healthy.out
+    statuspage.misbehave("html200", count=None)
+    html = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    assert html.code == 1
+    assert "HTML" in html.out
+    statuspage.heal()
+    reddit.unsticky(reddit.megathread.id)  # type: ignore[attr-defined]
+    assert (await run_cli("check", "--live", env=env, cwd=tmp_path)).code == 1
+
+
+@pytest.mark.slow
+async def test_check_live_without_credentials_fails(
+    statuspage: FakeStatuspage, tmp_path: Path
+) -> None:
+    env = {"MODBOT_STATUSPAGE_URL": statuspage.url, "MODBOT_DATABASE": str(tmp_path / "s.sqlite3")}
+    await run_cli("run", "--once", env=env, cwd=tmp_path)
+    result = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    assert result.code == 1
+    assert "no credentials" in result.out
+
+
+async def test_call_budget_reschedules_instead_of_bursting(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        statuspage_url=statuspage.url, reddit_calls_per_minute=3, **reddit_settings(reddit)
+    )
+    statuspage.set_incidents([stage(0, f"i{n}") for n in range(5)])
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        await rt.bot.run_once()
+        calls = [c for c in reddit.calls if c.path != "/api/v1/access_token"]
+        assert len(calls) == 3  # the megathread lookup and two posts; the rest wait
+        rows = rt.store.comments(rt.bot.page)
+        waiting = [r for r in rows if r.state == delivery.PENDING]
+        assert waiting
+        assert all(r.not_before > rt.bot.clock() + 30 for r in waiting)
+        assert all("budget" in (r.last_error or "") for r in waiting)
+
+
+def test_json_logs_are_one_object_per_line() -> None:
+    stream = io.StringIO()
+    logs.setup("INFO", "json", stream=stream)
+    logging.getLogger("modbot.test").info("hello %s", "world")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("modbot.test").exception("it broke")
+    lines = stream.getvalue().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records[0]["message"] == "hello world"
+    assert records[0]["level"] == "INFO"
+    assert "ValueError: boom" in records[1]["traceback"]
+
+
+def test_secrets_and_tokens_are_redacted_everywhere_at_debug() -> None:
+    stream = io.StringIO()
+    logs.setup("DEBUG", "text", secrets=SECRETS, stream=stream)
+    log = logging.getLogger("asyncprawcore")
+    log.debug("Data: %s", [("grant_type", "password"), ("password", BOT["password"])])
+    log.debug("headers {'Authorization': 'bearer abcdefghijklmnop1234'}")
+    log.debug("refresh_token=rt-1234567890abc&access_token=at-abcdef123456")
+    try:
+        raise RuntimeError(f"login failed with secret {BOT['client_secret']}")
+    except RuntimeError:
+        logging.getLogger("modbot").exception("unexpected error")
+    text = stream.getvalue()
+    for secret in (*SECRETS, "abcdefghijklmnop1234", "rt-1234567890abc", "at-abcdef123456"):
+        assert secret not in text
+    assert "Traceback" in text
+    assert text.count("***") >= 5
+
+
+@pytest.mark.slow
+async def test_settings_error_never_echoes_secrets(tmp_path: Path) -> None:
+    env = {
+        "MODBOT_REDDIT_CLIENT_ID": "cid",
+        "MODBOT_REDDIT_CLIENT_SECRET": BOT["client_secret"],
+        "MODBOT_REDDIT_USERNAME": "modbot",
+        "MODBOT_REDDIT_PASSWORD": BOT["password"],
+        "MODBOT_POLL_INTERVAL": "-1",
+        "MODBOT_LOG_LEVEL": "DEBUG",
+    }
+    result = await run_cli("-v", "run", "--once", env=env, cwd=tmp_path)
+    assert result.code == 2
+    assert "MODBOT_POLL_INTERVAL" in result.err
+    for secret in SECRETS:
+        assert secret not in result.out + result.err
