@@ -47,7 +47,12 @@ class Inbox:
     async def check(self) -> int:
         """Handle every unread command once; returns how many were handled."""
         handled = 0
-        for item in await self.reddit.unread():
+        try:
+            unread = await self.reddit.unread()
+        except RedditError as exc:
+            log.warning("inbox: cannot read it now: %s", exc)
+            return 0
+        for item in unread:
             try:
                 if await self.handle(item):
                     handled += 1
@@ -80,7 +85,9 @@ class Inbox:
             self.store.update_command(
                 item.fullname, state=state, result=result, done_at=self.clock()
             )
+        self.checkpoint("after-command")
         await self._reply_once(item)
+        self.checkpoint("after-reply")
         await self._mark_read_once(item)
         return True
 

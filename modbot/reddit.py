@@ -109,7 +109,7 @@ def ratelimit_wait(message: str | None) -> float:
     return max(amount * factor, 1.0)
 
 
-def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911 - one per failure kind
+def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911, PLR0912 - one per kind
     """The ``RedditError`` for an asyncpraw/asyncprawcore/aiohttp exception."""
     if isinstance(exc, TimeoutError):
         return RedditUnavailable(f"{what}: Reddit did not answer in time")
@@ -135,6 +135,9 @@ def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911 - 
         status = exc.response.status
         if status >= 500:  # e.g. the token endpoint, which asyncprawcore does not map
             return RedditUnavailable(f"{what}: Reddit error {status}")
+        if status == 429:
+            wait = _seconds(exc.response.headers.get("Retry-After")) or DEFAULT_RATELIMIT_WAIT
+            return RedditRateLimited(f"{what}: rate limited (HTTP 429)", retry_after=wait)
         if status == 401:
             return RedditAuthError(
                 f"{what}: Reddit login failed (HTTP 401: check app id and secret)"

@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from modbot.commands import Operations
 from modbot.errors import FeedError, ModbotError, RedditError, StoreError, TemplateError
 from modbot.feed import IncidentsFeed, parse_incidents
 from modbot.inbox import Inbox
-from modbot.publisher import DryRunTarget, Publisher, Target, crash_at
+from modbot.publisher import Checkpoint, DryRunTarget, Publisher, Target, crash_at
 from modbot.reddit import RedditClient
 from modbot.render import PageInfo, Renderer
 from modbot.settings import Settings
@@ -80,12 +81,19 @@ async def runtime(
     out: TextIO,
     http: httpx.AsyncClient | None = None,
     target: Target | None = None,
+    clock: Callable[[], float] = time.time,
+    feed_attempts: int = 3,
+    checkpoint: Checkpoint | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the store and the HTTP client, build the bot, and close it all afterwards."""
+    """Open the store and the HTTP client, build the bot, and close it all afterwards.
+
+    ``clock``, ``feed_attempts`` and ``checkpoint`` let tests control time, retries
+    and crash points; the CLI uses the defaults.
+    """
     store = Store.open(settings.database)
     own_http = http is None
     client = http or make_http_client(settings.http_timeout)
-    reddit = None if dry_run or target is not None else RedditClient(settings)
+    reddit = None if dry_run or target is not None else RedditClient(settings, clock=clock)
     try:
         renderer = make_renderer(settings)
         chosen: Target = target or reddit or DryRunTarget(out)
@@ -97,16 +105,18 @@ async def runtime(
             min_edit_interval=settings.min_edit_interval,
             reconcile_grace=settings.reconcile_grace,
             verify_interval=settings.megathread_check_interval,
-            checkpoint=crash_at(settings.crash_at),
+            clock=clock,
+            checkpoint=checkpoint or crash_at(settings.crash_at),
         )
         bot = Bot(
             store=store,
-            feed=StatuspageClient(settings.statuspage_url, client),
+            feed=StatuspageClient(settings.statuspage_url, client, attempts=feed_attempts),
             renderer=renderer,
             publisher=publisher,
             page=page,
             poll_interval=settings.poll_interval,
             components=settings.components,
+            clock=clock,
         )
         yield Runtime(bot=bot, store=store, target=chosen)
     finally:

@@ -11,9 +11,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from modbot.settings import Settings, load_settings
 from tests.fakes.statuspage import FakeStatuspage
+
+# "ci" (the default) is bounded and derandomised so CI is repeatable and fits its time;
+# "long" explores far more: pytest tests/test_model.py --hypothesis-profile=long
+settings.register_profile(
+    "ci",
+    max_examples=30,
+    stateful_step_count=35,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.register_profile(
+    "long",
+    max_examples=3000,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.load_profile("ci")
+
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"

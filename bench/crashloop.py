@@ -1,0 +1,206 @@
+"""Crash-point loop: SIGKILL the real ``modbot run`` at every point that matters.
+
+Each iteration starts from an empty state file, sends a moderator ``!post`` command,
+and drives a real incident timeline (from the samples) to its end while the bot is
+killed with SIGKILL at one crash point, then restarted:
+
+* in the bot (``MODBOT_CRASH_AT``): after the intent commit, after Reddit answered a
+  post but before the id was saved, after an edit landed but before it was recorded,
+  after a command ran but before its reply, after the reply but before the mark-read;
+* at the fake Reddit, before it answers: right after it stored a comment, right
+  after it stored an edit, right after a message was marked read;
+* and at a random moment.
+
+At the end it checks the fake Reddit: duplicate comments (two live bot comments with
+one marker), updates missing from final comments (the comment is not the final
+state), commands executed twice (a notice posted more than once) or never.
+
+    python -m bench.crashloop [--iterations 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.harness import (
+    BotProcess,
+    Fakes,
+    bot_env,
+    expected_body,
+    fakes,
+    live_comments,
+    real_timelines,
+)
+from modbot.markdown import markers_in
+from modbot.publisher import CRASH_POINTS
+
+FAKE_POINTS = ("reddit-stored-comment", "reddit-stored-edit", "reddit-marked-read")
+POINTS = (*CRASH_POINTS, *FAKE_POINTS, "random")
+STEP_TIMEOUT = 20.0
+
+
+@dataclass
+class Tally:
+    """What the loop saw."""
+
+    iterations: int = 0
+    kills: int = 0
+    duplicates: int = 0
+    missing_updates: int = 0
+    commands_twice: int = 0
+    commands_lost: int = 0
+    kills_by_point: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+async def iteration(number: int, point: str, timelines: list, tally: Tally, logs: Path) -> None:
+    incident_id, documents = timelines[number % len(timelines)]
+    notice = f"Crash loop notice {number}."
+    with tempfile.TemporaryDirectory() as tmp:
+        async with fakes() as both:
+            env = bot_env(both, Path(tmp) / "state.sqlite3")
+            if point in CRASH_POINTS:
+                env["MODBOT_CRASH_AT"] = point
+            bot = BotProcess(env, Path(tmp), logs / f"iteration-{number:03d}.log")
+            arm_fake(point, both, bot, tally)
+            await bot.start()
+            both.reddit.send_message("alice", f"!post {notice}")
+            for document in documents:
+                both.page.set_document(document)
+                want = expected_body(document, incident_id)
+                await drive(bot, both, lambda w=want: current(both, incident_id, w), point, tally)
+            await drive(bot, both, lambda: notice_done(both, notice), point, tally)
+            await bot.stop()
+        check(both, incident_id, expected_body(documents[-1], incident_id), notice, number, tally)
+    tally.iterations += 1
+
+
+def arm_fake(point: str, both: Fakes, bot: BotProcess, tally: Tally) -> None:
+    """Make the fake Reddit kill the bot at ``point``, once, before answering."""
+
+    def kill(_: object) -> None:
+        if bot.alive:
+            bot.kill()
+            tally.kills += 1
+            tally.kills_by_point[point] += 1
+        both.reddit.on_comment_created = both.reddit.on_comment_edited = None
+        both.reddit.on_message_read = None
+
+    if point == "reddit-stored-comment":
+        both.reddit.on_comment_created = kill
+    elif point == "reddit-stored-edit":
+        both.reddit.on_comment_edited = kill
+    elif point == "reddit-marked-read":
+        both.reddit.on_message_read = kill
+
+
+async def drive(bot: BotProcess, both: Fakes, done: object, point: str, tally: Tally) -> None:
+    """Wait for ``done()``, restarting the bot whenever it died; maybe kill it at random."""
+    assert callable(done)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STEP_TIMEOUT
+    random_kill_at = loop.time() + random.uniform(0.05, 1.0) if point == "random" else None
+    while not done():
+        if loop.time() > deadline:
+            raise TimeoutError("the bot did not catch up")
+        if random_kill_at is not None and loop.time() >= random_kill_at and bot.alive:
+            bot.kill()
+            tally.kills += 1
+            tally.kills_by_point[point] += 1
+            random_kill_at = None
+        if not bot.alive:
+            await bot.wait()
+            if bot.process is not None and bot.process.returncode == -9 and point in CRASH_POINTS:
+                tally.kills += 1
+                tally.kills_by_point[point] += 1
+            bot.env.pop("MODBOT_CRASH_AT", None)  # once per iteration, then carry on
+            await bot.start()
+        await asyncio.sleep(0.02)
+
+
+def current(both: Fakes, incident_id: str, body: str) -> bool:
+    return any(c.body == body for c in live_comments(both.reddit) if _incident(c) == incident_id)
+
+
+def notice_done(both: Fakes, notice: str) -> bool:
+    """The command was answered and marked read, and its notice is in the thread."""
+    message = next(m for m in both.reddit.messages.values() if m.author == "alice")
+    posted = any(notice in c.body for c in live_comments(both.reddit))
+    return not message.new and posted
+
+
+def _incident(comment: object) -> str | None:
+    found = [m for m in markers_in(getattr(comment, "body", "")) if m.startswith("inc-")]
+    return found[-1].removeprefix("inc-") if found else None
+
+
+def check(  # noqa: PLR0917 - one iteration's whole outcome
+    both: Fakes, incident_id: str, final: str, notice: str, number: int, tally: Tally
+) -> None:
+    live = live_comments(both.reddit)
+    per_marker = Counter((markers_in(c.body)[-1], c.link_id) for c in live if markers_in(c.body))
+    duplicates = sum(count - 1 for count in per_marker.values() if count > 1)
+    tally.duplicates += duplicates
+    mine = [c for c in live if _incident(c) == incident_id]
+    if not mine or mine[0].body != final:
+        tally.missing_updates += 1
+        tally.failures.append(f"iteration {number}: final comment is not the final state")
+    notices = sum(notice in c.body for c in live)
+    if notices > 1:
+        tally.commands_twice += 1
+        tally.failures.append(f"iteration {number}: the notice was posted {notices} times")
+    if notices == 0:
+        tally.commands_lost += 1
+        tally.failures.append(f"iteration {number}: the notice was never posted")
+    if duplicates:
+        tally.failures.append(f"iteration {number}: {duplicates} duplicate comment(s)")
+
+
+async def main(iterations: int, seed: int) -> Tally:
+    random.seed(seed)
+    timelines = real_timelines(min_updates=2)
+    tally = Tally()
+    logs = Path(tempfile.mkdtemp(prefix="modbot-crashloop-"))
+    started = time.monotonic()
+    for number in range(iterations):
+        point = POINTS[number % len(POINTS)]
+        try:
+            await iteration(number, point, timelines, tally, logs)
+        except TimeoutError as exc:
+            tally.failures.append(f"iteration {number} ({point}): {exc}; logs in {logs}")
+    elapsed = time.monotonic() - started
+    print(f"crash loop: {tally.iterations} of {iterations} iterations in {elapsed:.0f} s")
+    print(f"({len(timelines)} real incident timelines; crash points: {', '.join(POINTS)})")
+    print(f"{'iterations':<40} {tally.iterations}")
+    print(f"{'kills (SIGKILL)':<40} {tally.kills}")
+    for point, count in sorted(tally.kills_by_point.items()):
+        print(f"{'  at ' + point:<40} {count}")
+    print(f"{'duplicate comments found':<40} {tally.duplicates}")
+    print(f"{'updates missing from final comments':<40} {tally.missing_updates}")
+    print(f"{'commands executed twice':<40} {tally.commands_twice}")
+    print(f"{'commands never executed':<40} {tally.commands_lost}")
+    for failure in tally.failures:
+        print(f"FAILED: {failure}")
+    return tally
+
+
+def succeeded(tally: Tally, iterations: int) -> bool:
+    """True when every iteration finished and every count is zero."""
+    counts = (tally.duplicates, tally.missing_updates, tally.commands_twice, tally.commands_lost)
+    return tally.iterations == iterations and not any(counts) and not tally.failures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    result = asyncio.run(main(args.iterations, args.seed))
+    raise SystemExit(0 if succeeded(result, args.iterations) else 1)

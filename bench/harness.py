@@ -1,0 +1,184 @@
+"""What the process-level scripts share: both fakes, the real bot as a subprocess,
+expected comment bodies, and the real incident timelines from the samples."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modbot import timeline
+from modbot.feed import parse_incidents_object
+from modbot.incidents import view_of
+from modbot.render import PageInfo, Renderer
+from modbot.settings import default_templates_dir
+from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, SAMPLES, reddit_env
+from tests.fakes.reddit import Comment, FakeReddit
+from tests.fakes.statuspage import FakeStatuspage
+
+Document = dict[str, Any]
+
+
+@dataclass
+class Fakes:
+    """Both fake servers, running in this process."""
+
+    page: FakeStatuspage
+    reddit: FakeReddit
+
+
+@asynccontextmanager
+async def fakes() -> AsyncIterator[Fakes]:
+    """Start the fake status page and the fake Reddit (megathread pinned, u/alice a mod)."""
+    async with FakeStatuspage() as page, FakeReddit(subreddit="ClaudeAI", **BOT) as reddit:
+        reddit.add_submission(MEGATHREAD_TITLE, sticky=1)
+        reddit.add_moderator("alice", ["all"])
+        page.set_incidents([])
+        yield Fakes(page, reddit)
+
+
+def bot_env(both: Fakes, database: Path, **extra: str) -> dict[str, str]:
+    """The environment of a bot process pointed at ``both``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODBOT_")}
+    env.update(reddit_env(both.reddit), PYTHONPATH=str(ROOT))
+    env.update(
+        MODBOT_STATUSPAGE_URL=both.page.url,
+        MODBOT_DATABASE=str(database),
+        MODBOT_POLL_INTERVAL="0.2",
+        MODBOT_MIN_EDIT_INTERVAL="0",
+        MODBOT_RECONCILE_GRACE="2",
+        MODBOT_INBOX_INTERVAL="0.2",
+        MODBOT_MEGATHREAD_CHECK_INTERVAL="5",
+        MODBOT_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+class BotProcess:
+    """``python -m modbot run`` as a child process."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log: Path | None = None) -> None:
+        self.env, self.cwd, self.log = env, cwd, log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start the bot (logs appended to ``log``, if given)."""
+        sink = self.log.open("ab") if self.log else None
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "modbot", "run", env=self.env, cwd=self.cwd,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink if sink else asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        if sink:
+            sink.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    def kill(self) -> None:
+        """SIGKILL, the way a power cut or the OOM killer ends a process."""
+        if self.alive:
+            os.kill(self.pid, signal.SIGKILL)
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        return await self.process.wait()
+
+    async def stop(self, timeout: float = 5.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.alive:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.kill()
+        return await self.wait()
+
+    def rss_mb(self) -> float:
+        return _proc_status(self.pid, "VmRSS")
+
+    def peak_rss_mb(self) -> float:
+        return _proc_status(self.pid, "VmHWM")
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _proc_status(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def renderer_for(document: Document) -> Renderer:
+    """A renderer showing the page the way the bot will (the feed's own page URL)."""
+    url = (document.get("page") or {}).get("url") or "https://status.example.com"
+    return Renderer(
+        default_templates_dir(),
+        page=PageInfo(url.split("//", 1)[-1], url),
+        subreddit="ClaudeAI",
+    )
+
+
+def expected_body(document: Document, incident_id: str) -> str:
+    """The comment the bot should end up with for ``incident_id`` in ``document``."""
+    feed = parse_incidents_object(document)
+    incident = next(i for i in feed.incidents if i.id == incident_id)
+    return renderer_for(document).render_incident(view_of(incident)).body
+
+
+def live_comments(reddit: FakeReddit) -> list[Comment]:
+    """The bot's comments that are not deleted."""
+    return [c for c in reddit.comments_by(BOT["username"]) if not c.deleted]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
+    """Poll ``condition`` until true or ``timeout``; returns whether it became true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(step)
+    return True
+
+
+def real_timelines(min_updates: int = 2) -> list[tuple[str, list[Document]]]:
+    """Every real incident in the samples with ``min_updates`` or more, replayed.
+
+    Claude's feed (25 incidents, from its Atom history), Cloudflare's and Emma's JSON;
+    each timeline ends with a published postmortem.
+    """
+    found = []
+    for name in (
+        "claude-incidents-derived.json",
+        "cloudflare-incidents.json",
+        "emma-incidents.json",
+    ):
+        data = json.loads((SAMPLES / name).read_text())
+        page = data.get("page") or {"name": name, "url": "https://status.example.com"}
+        for incident in data["incidents"]:
+            if len(incident.get("incident_updates") or []) >= min_updates:
+                found.append((incident["id"], timeline.replay(incident, page, postmortem=True)))
+    return found

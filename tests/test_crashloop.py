@@ -1,0 +1,16 @@
+"""The short crash loop: one SIGKILL at each crash point of the real process (CI size)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import crashloop
+
+pytestmark = pytest.mark.slow
+
+
+async def test_every_crash_point_once_no_duplicates_nothing_lost() -> None:
+    iterations = len(crashloop.POINTS)
+    tally = await crashloop.main(iterations, seed=7)
+    assert tally.kills >= iterations
+    assert crashloop.succeeded(tally, iterations), tally.failures
