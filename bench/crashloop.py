@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.harness import (
@@ -37,6 +38,7 @@ from bench.harness import (
     fakes,
     live_comments,
     real_timelines,
+    retimed,
 )
 from modbot.markdown import markers_in
 from modbot.publisher import CRASH_POINTS
@@ -61,7 +63,9 @@ class Tally:
 
 
 async def iteration(number: int, point: str, timelines: list, tally: Tally, logs: Path) -> None:
-    incident_id, documents = timelines[number % len(timelines)]
+    incident_id, documents = retimed(
+        timelines[number % len(timelines)][1], f"n{number}", datetime.now(UTC)
+    )
     notice = f"Crash loop notice {number}."
     with tempfile.TemporaryDirectory() as tmp:
         async with fakes() as both:

@@ -4,6 +4,7 @@ expected comment bodies, and the real incident timelines from the samples."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +184,52 @@ def real_timelines(min_updates: int = 2) -> list[tuple[str, list[Document]]]:
             if len(incident.get("incident_updates") or []) >= min_updates:
                 found.append((incident["id"], timeline.replay(incident, page, postmortem=True)))
     return found
+
+
+def retimed(documents: list[Document], suffix: str, start: datetime) -> tuple[str, list[Document]]:
+    """A timeline under a fresh id (``suffix`` added), moved so it begins at ``start``.
+
+    Replaying history as if it happened now matters: an incident first seen already
+    resolved before the bot's baseline is, by design, never announced.
+    """
+    first = min(_times(documents[0]), default=start)
+    shift = start - first
+    out = [_shifted(copy.deepcopy(d), shift) for d in documents]
+    for document in out:
+        incident = document["incidents"][0]
+        incident["id"] = f"{incident['id']}{suffix}"
+        for update in incident["incident_updates"]:
+            update["id"] = f"{update['id']}{suffix}"
+    return out[0]["incidents"][0]["id"], out
+
+
+def _times(value: Any) -> list[datetime]:
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            found += _parse(item) if key.endswith("_at") else _times(item)
+        return found
+    if isinstance(value, list):
+        return [t for item in value for t in _times(item)]
+    return []
+
+
+def _parse(value: Any) -> list[datetime]:
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return []
+    return [moment if moment.tzinfo else moment.replace(tzinfo=UTC)]
+
+
+def _shifted(value: Any, shift: timedelta) -> Any:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            parsed = _parse(item) if key.endswith("_at") else []
+            value[key] = (parsed[0] + shift).isoformat() if parsed else _shifted(item, shift)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            value[index] = _shifted(item, shift)
+    return value

@@ -7,7 +7,8 @@ The rules it keeps:
 * One comment per (incident, thread). An incident gets a comment in the current
   megathread while it is open, or if it never got one anywhere (nothing is dropped).
 * A ``posting`` row is an intent whose outcome is unknown: it is reconciled (the bot
-  looks for its own comment by marker) before anything is posted again.
+  looks for its own comment by marker) before anything is posted again, in whatever
+  thread it was meant for. While unsettled it counts as the incident's comment.
 * Edits carry the latest rendered body, never one already delivered, and keep a
   minimum gap per comment, so bursts coalesce into a few edits.
 * After the megathread changes, an open incident's old comment gets one last edit
@@ -130,26 +131,56 @@ def _plan_incident(
     home = rows.get(thread_id) if thread_id is not None else None
     if thread_id is not None and needs_home(incident, rows, thread_id):
         state = home.state if home is not None else PENDING
-        not_before = home.not_before if home is not None else 0.0
-        if state in (PENDING, POSTING):
-            if not_before > now:
-                wakes.append(not_before)
-            elif state == PENDING:
-                actions.append(Post(incident.incident_id, thread_id))
-            else:
-                actions.append(Reconcile(incident.incident_id, thread_id))
+        if state == PENDING:
+            _due_at(
+                home.not_before if home else 0.0,
+                now,
+                wakes,
+                actions,
+                Post(incident.incident_id, thread_id),
+            )
     for row in rows.values():
-        if row.state != POSTED or row.comment_id is None:
-            continue
-        if row.thread_id != thread_id and _moving(incident, home, thread_id):
-            # The comment in the new thread carries the news; the old one only gets
-            # its pointer, once the new comment exists.
-            if home is not None and home.state == POSTED and home.permalink:
-                point = Point(incident.incident_id, row.thread_id, row.comment_id, home.permalink)
-                _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=point)
-        elif row.delivered_hash != incident.rendered_hash:
-            edit = Edit(incident.incident_id, row.thread_id, row.comment_id)
-            _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=edit)
+        if row.state == POSTING:
+            # An unknown outcome is settled in the thread it was meant for, wherever
+            # the megathread is now: the comment may exist there.
+            reconcile = Reconcile(incident.incident_id, row.thread_id)
+            _due_at(row.not_before, now, wakes, actions, reconcile)
+        elif row.state == POSTED and row.comment_id is not None:
+            _plan_posted(
+                incident, row, home, thread_id, now=now, gap=gap, actions=actions, wakes=wakes
+            )
+
+
+def _plan_posted(
+    incident: IncidentRow,
+    row: CommentRow,
+    home: CommentRow | None,
+    thread_id: str | None,
+    *,
+    now: float,
+    gap: float,
+    actions: list[Action],
+    wakes: list[float],
+) -> None:
+    assert row.comment_id is not None
+    if row.thread_id != thread_id and _moving(incident, home, thread_id):
+        # The comment in the new thread carries the news; the old one only gets its
+        # pointer, once the new comment exists.
+        if home is not None and home.state == POSTED and home.permalink:
+            point = Point(incident.incident_id, row.thread_id, row.comment_id, home.permalink)
+            _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=point)
+    elif row.delivered_hash != incident.rendered_hash:
+        edit = Edit(incident.incident_id, row.thread_id, row.comment_id)
+        _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=edit)
+
+
+def _due_at(
+    ready_at: float, now: float, wakes: list[float], actions: list[Action], action: Action
+) -> None:
+    if ready_at > now:
+        wakes.append(ready_at)
+    else:
+        actions.append(action)
 
 
 def _moving(incident: IncidentRow, home: CommentRow | None, thread_id: str | None) -> bool:
@@ -169,7 +200,4 @@ def _due(
     action: Action,
 ) -> None:
     ready_at = max(row.not_before, (row.delivered_at or 0.0) + gap)
-    if ready_at > now:
-        wakes.append(ready_at)
-    else:
-        actions.append(action)
+    _due_at(ready_at, now, wakes, actions, action)

@@ -311,7 +311,7 @@ class Publisher:
         try:
             if isinstance(action, Post) and thread is not None:
                 await self._post(action, thread)
-            elif isinstance(action, Reconcile) and thread is not None:
+            elif isinstance(action, Reconcile):
                 await self._reconcile(action, thread)
             elif isinstance(action, Edit):
                 await self._edit(action)
@@ -366,22 +366,28 @@ class Publisher:
         )
         log.info("posted incident %s as comment %s", action.incident_id, posted.id)
 
-    async def _reconcile(self, action: Reconcile, thread: Thread) -> None:
-        row = self.store.comment(self.page, action.incident_id, thread.id)
+    async def _reconcile(self, action: Reconcile, current: Thread | None) -> None:
+        row = self.store.comment(self.page, action.incident_id, action.thread_id)
         if row is None or row.state != delivery.POSTING:
             return
         self.stats.reconciles += 1
-        found = await self.target.find(thread, markdown.marker_id("inc", action.incident_id))
+        where = Thread(id=action.thread_id, title="", permalink="")
+        found = await self.target.find(where, markdown.marker_id("inc", action.incident_id))
         now = self.clock()
         if found:
             await self._adopt(action, found)
             return
         intent_at = row.intent_at or 0.0
-        if now - intent_at >= self.reconcile_grace:
+        if now - intent_at < self.reconcile_grace:
+            self._update(action, not_before=intent_at + self.reconcile_grace)
+        elif current is not None and current.id == action.thread_id:
             log.info("incident %s: earlier post did not land; posting again", action.incident_id)
             self._update(action, state=delivery.PENDING, not_before=0.0)
         else:
-            self._update(action, not_before=intent_at + self.reconcile_grace)
+            # It never landed in a thread that is no longer the megathread: the
+            # incident gets its comment in the current one instead.
+            log.info("incident %s: earlier post did not land in an old thread", action.incident_id)
+            self._update(action, state=delivery.CLOSED, last_error="post did not land")
 
     async def _adopt(self, action: Reconcile, found: Sequence[PostedComment]) -> None:
         keep = await self._delete_duplicates(action.incident_id, found)

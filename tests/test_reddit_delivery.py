@@ -443,3 +443,21 @@ async def test_ratelimit_headers_slow_the_next_call_down(harness: Harness) -> No
     assert loop.time() - started >= 0.9  # waited for the reset before the next edit
     assert harness.fake.count() - before == 1
     assert harness.only_comment().body == harness.expected(stage(2))
+
+
+async def test_unknown_post_in_a_thread_locked_meanwhile_still_gets_delivered(
+    harness: Harness,
+) -> None:
+    """Found by the model test: 5xx on the post, incident resolves, thread locked."""
+    fake = harness.fake
+    harness.fake.fail_next("POST", "/api/comment/", 503, when="before")
+    await harness.step(stage(0))  # the post fails: outcome unknown
+    assert harness.row().state == delivery.POSTING
+    await harness.step(stage(3))  # resolved before that is settled (still waiting)
+    fake.lock(fake.megathread.id)  # type: ignore[attr-defined]
+    fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
+    harness.rt.target.thread_suspect()
+    harness.expire_waits()
+    await harness.step()  # reconciled in the old thread: it never landed there
+    await harness.step()
+    assert harness.only_comment(fresh.id).body == harness.expected(stage(3))
