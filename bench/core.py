@@ -84,7 +84,7 @@ async def cpu_per_poll(bot: Any, count: int, before: Any = None) -> list[float]:
     return samples
 
 
-async def main(polls: int) -> None:
+async def main(polls: int) -> dict[str, float]:
     with fake_in_subprocess("tests.fakes.statuspage") as url, tempfile.TemporaryDirectory() as tmp:
         control = httpx.Client(base_url=url)
         control.put("/_fake/document", json=feed(0, 0)).raise_for_status()
@@ -137,6 +137,12 @@ async def main(polls: int) -> None:
         print()
         for name, value in [("measure", "value"), *rows]:
             print(f"{name:<52} {value}")
+    return {
+        "unchanged_median": statistics.median(unchanged),
+        "one_changed_median": statistics.median(one_changed),
+        "all_changed_median": statistics.median(all_changed),
+        "bytes_per_unchanged_poll": wire,
+    }
 
 
 if __name__ == "__main__":

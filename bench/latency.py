@@ -1,10 +1,11 @@
-"""Latency from a status-page change to the comment on Reddit, and Reddit calls per update.
+"""Latency from a status-page change to the comment on Reddit, and what each poll costs.
 
 Runs the real ``modbot run`` as a subprocess against the fake status page and the fake
 Reddit (both served from this process, which timestamps what arrives). It opens an
 incident, then changes it ``--changes`` times, spaced wider than the minimum edit gap,
 and measures each change's time until the fake Reddit holds the new body. It also
-counts Reddit API calls per update, and during a quiet stretch where nothing changes.
+counts Reddit calls per update and during a quiet stretch, status-page requests and
+bytes per unchanged poll, the bot's CPU per poll (from /proc) and its peak RSS.
 
     python -m bench.latency [--changes 20] [--poll-interval 2] [--quiet-polls 10]
 """
@@ -13,42 +14,56 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modbot.feed import parse_incidents_object
-from modbot.incidents import view_of
-from modbot.render import PageInfo, Renderer
-from modbot.settings import default_templates_dir
-from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, reddit_env
+from bench.harness import BotProcess, bot_env, expected_body, fakes, live_comments
 from tests.fakes.reddit import FakeReddit
-from tests.fakes.statuspage import FakeStatuspage, incident, update
+from tests.fakes.statuspage import PAGE, incident, update
 
-RENDERER = Renderer(
-    default_templates_dir(),
-    page=PageInfo("status.example.com", "https://status.example.com"),
-    subreddit="ClaudeAI",
-)
 LOGIN_PATH = "/api/v1/access_token"
 
 
+@dataclass
+class Latency:
+    """What one latency run measured."""
+
+    poll: float
+    gap: float
+    changes: int
+    first_comment: float
+    latencies: list[float]
+    calls_per_update: float
+    quiet_polls: int
+    quiet_calls: int
+    page_requests_per_quiet_poll: float
+    page_bytes_per_quiet_poll: float
+    page_statuses: list[int]
+    cpu_ms_per_quiet_poll: float
+    cpu_ms_per_changed_poll: float
+    peak_rss_mb: float
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.latencies, 0.95)
+
+
 def version(count: int) -> dict[str, Any]:
-    """The incident after ``count`` extra updates."""
+    """The feed after ``count`` extra updates of the incident."""
     updates = [update("u0", "investigating", "We are investigating elevated errors.", 0)]
     updates += [
         update(f"u{k}", "identified", f"Update number {k}.", k) for k in range(1, count + 1)
     ]
-    return incident("lat1", "identified" if count else "investigating", list(reversed(updates)))
-
-
-def expected(document: dict[str, Any]) -> str:
-    view = view_of(parse_incidents_object({"incidents": [document]}).incidents[0])
-    return RENDERER.render_incident(view).body
+    status = "identified" if count else "investigating"
+    return {"page": dict(PAGE), "incidents": [incident("lat1", status, list(reversed(updates)))]}
 
 
 def percentile(samples: list[float], share: float) -> float:
@@ -60,7 +75,7 @@ async def wait_for_body(fake: FakeReddit, body: str, timeout: float) -> float:
     """Seconds until a bot comment shows ``body``."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if any(c.body == body for c in fake.comments_by(BOT["username"])):
+        if any(c.body == body for c in live_comments(fake)):
             return time.monotonic() - started
         await asyncio.sleep(0.005)
     raise TimeoutError("the comment never showed the change")
@@ -70,57 +85,69 @@ def api_calls(fake: FakeReddit) -> int:
     return sum(1 for call in fake.calls if call.path != LOGIN_PATH)
 
 
-async def measure(changes: int, poll: float, gap: float, quiet_polls: int) -> None:
-    async with FakeStatuspage() as page, FakeReddit(subreddit="ClaudeAI", **BOT) as fake:
-        fake.add_submission(MEGATHREAD_TITLE, sticky=1)
-        page.set_incidents([])
+async def measure(changes: int, poll: float, gap: float, quiet_polls: int) -> Latency:
+    """Run the real bot and measure; see the module docstring."""
+    async with fakes() as both:
         with tempfile.TemporaryDirectory() as tmp:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("MODBOT_")}
-            env.update(reddit_env(fake), PYTHONPATH=str(ROOT))
-            env.update(
-                MODBOT_STATUSPAGE_URL=page.url,
-                MODBOT_DATABASE=str(Path(tmp) / "bench.sqlite3"),
-                MODBOT_POLL_INTERVAL=str(poll),
-                MODBOT_MIN_EDIT_INTERVAL=str(gap),
-                MODBOT_MEGATHREAD_CHECK_INTERVAL="3600",
-                MODBOT_LOG_LEVEL="WARNING",
-            )
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "modbot",
-                "run",
-                env=env,
-                cwd=tmp,
-                stdout=asyncio.subprocess.DEVNULL,
-            )
+            env = bot_env(
+                both, Path(tmp) / "bench.sqlite3",
+                MODBOT_POLL_INTERVAL=str(poll), MODBOT_MIN_EDIT_INTERVAL=str(gap),
+                MODBOT_MEGATHREAD_CHECK_INTERVAL="3600", MODBOT_INBOX_INTERVAL="3600",
+            )  # fmt: skip
+            bot = BotProcess(env, Path(tmp))
+            await bot.start()
             try:
                 await asyncio.sleep(poll * 2)  # start-up and the (empty) baseline poll
-                page.set_incidents([version(0)])
-                first = await wait_for_body(fake, expected(version(0)), poll * 4)
+                both.page.set_document(version(0))
+                first = await wait_for_body(
+                    both.reddit, expected_body(version(0), "lat1"), poll * 4
+                )
                 latencies = []
-                calls_before = api_calls(fake)
+                calls_before, cpu_before = api_calls(both.reddit), bot.cpu_seconds()
                 for count in range(1, changes + 1):
                     await asyncio.sleep(gap + 0.1 + (count * 0.37) % poll)  # varied poll phase
-                    document = version(count)
-                    page.set_incidents([document])
-                    latencies.append(await wait_for_body(fake, expected(document), poll * 4 + gap))
-                calls_per_update = (api_calls(fake) - calls_before) / changes
-                quiet_start = api_calls(fake)
-                await asyncio.sleep(poll * quiet_polls)
-                quiet_calls = api_calls(fake) - quiet_start
+                    both.page.set_document(version(count))
+                    body = expected_body(version(count), "lat1")
+                    latencies.append(await wait_for_body(both.reddit, body, poll * 4 + gap))
+                cpu_changed = (bot.cpu_seconds() - cpu_before) * 1000 / changes
+                calls_per_update = (api_calls(both.reddit) - calls_before) / changes
+                quiet_calls_start = api_calls(both.reddit)
+                requests_start, cpu_start = len(both.page.requests), bot.cpu_seconds()
+                await asyncio.sleep(poll * quiet_polls + poll / 2)
+                quiet = both.page.requests[requests_start:]
+                cpu_quiet = (bot.cpu_seconds() - cpu_start) * 1000 / max(len(quiet), 1)
+                quiet_calls = api_calls(both.reddit) - quiet_calls_start
+                peak = bot.peak_rss_mb()
             finally:
-                bot.terminate()
-                await bot.wait()
-    print(f"poll interval {poll:g} s, minimum edit gap {gap:g} s, {changes} changes")
+                await bot.stop()
+    return Latency(
+        poll=poll, gap=gap, changes=changes, first_comment=first, latencies=latencies,
+        calls_per_update=calls_per_update, quiet_polls=len(quiet), quiet_calls=quiet_calls,
+        page_requests_per_quiet_poll=len(quiet) / max(len(quiet), 1),
+        page_bytes_per_quiet_poll=statistics.fmean(r.bytes_in + r.bytes_out for r in quiet),
+        page_statuses=sorted({r.status for r in quiet}),
+        cpu_ms_per_quiet_poll=cpu_quiet, cpu_ms_per_changed_poll=cpu_changed, peak_rss_mb=peak,
+    )  # fmt: skip
+
+
+def show(result: Latency) -> None:
+    """Print a latency run."""
+    poll = result.poll
+    print(f"poll interval {poll:g} s, minimum edit gap {result.gap:g} s, {result.changes} changes")
+    rows = [
+        ("first comment of a new incident", f"{result.first_comment:.2f} s"),
+        ("feed change -> edited comment, median", f"{result.median:.2f} s"),
+        (
+            "feed change -> edited comment, p95",
+            f"{result.p95:.2f} s (target <= {poll + 0.5:.2f} s)",
+        ),
+        ("feed change -> edited comment, max", f"{max(result.latencies):.2f} s"),
+        ("Reddit API calls per incident update", f"{result.calls_per_update:.2f}"),
+        (f"Reddit API calls in {result.quiet_polls} unchanged polls", result.quiet_calls),
+    ]
     print(f"{'measure':<48} value")
-    print(f"{'first comment of a new incident':<48} {first:.2f} s")
-    print(f"{'feed change -> edited comment, median':<48} {statistics.median(latencies):.2f} s")
-    print(f"{'feed change -> edited comment, p95':<48} {percentile(latencies, 0.95):.2f} s "
-          f"(target <= {poll + 0.5:.2f} s)")  # fmt: skip
-    print(f"{'feed change -> edited comment, max':<48} {max(latencies):.2f} s")
-    print(f"{'Reddit API calls per incident update':<48} {calls_per_update:.2f}")
-    print(f"{f'Reddit API calls in {quiet_polls} unchanged polls':<48} {quiet_calls}")
+    for name, value in rows:
+        print(f"{name:<48} {value}")
 
 
 if __name__ == "__main__":
@@ -130,4 +157,8 @@ if __name__ == "__main__":
     parser.add_argument("--min-edit-interval", type=float, default=1.0)
     parser.add_argument("--quiet-polls", type=int, default=10)
     args = parser.parse_args()
-    asyncio.run(measure(args.changes, args.poll_interval, args.min_edit_interval, args.quiet_polls))
+    show(
+        asyncio.run(
+            measure(args.changes, args.poll_interval, args.min_edit_interval, args.quiet_polls)
+        )
+    )

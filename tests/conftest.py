@@ -20,8 +20,8 @@ from tests.fakes.statuspage import FakeStatuspage
 # "long" explores far more: pytest tests/test_model.py --hypothesis-profile=long
 settings.register_profile(
     "ci",
-    max_examples=30,
-    stateful_step_count=35,
+    max_examples=60,
+    stateful_step_count=40,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -1,0 +1,74 @@
+"""The performance report: ``python -m bench`` prints one table, measured in one run.
+
+It runs, against the local fakes: ``bench.core`` (the bot in-process, the fake page in
+a child process: CPU and bytes per poll), ``bench.latency`` (the real ``modbot run``:
+latency, Reddit calls per update and per unchanged poll, CPU per poll, peak RSS) and
+``bench.scale`` (50 open incidents, then 200 feed changes in 10 seconds).
+
+    python -m bench [--polls 1000] [--poll-interval 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import platform
+import sys
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+
+from bench import core, latency, scale
+
+
+def machine() -> str:
+    """A short description of where the figures were measured."""
+    cpus = os.cpu_count() or 0
+    return (
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}"
+    )
+
+
+async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
+    """Run every measurement; rows of (measure, value, target)."""
+    with redirect_stdout(io.StringIO()):
+        polled = await core.main(polls)
+    timed = await latency.measure(changes=20, poll=poll, gap=1.0, quiet_polls=10)
+    scaled = await scale.measure(poll)
+    under = "yes" if scaled.max_calls_per_minute < 100 else "NO"
+    return [
+        ("latency feed change -> edited comment, median", f"{timed.median:.2f} s", f"poll interval {poll:g} s"),
+        ("latency feed change -> edited comment, p95", f"{timed.p95:.2f} s", f"<= {poll + 0.5:.2f} s"),
+        ("first comment of a new incident", f"{timed.first_comment:.2f} s", ""),
+        ("Reddit calls per incident update (steady state)", f"{timed.calls_per_update:.2f}", "1"),
+        ("Reddit calls per unchanged poll", f"{timed.quiet_calls / max(timed.quiet_polls, 1):.2f}", "0"),
+        ("status-page requests per unchanged poll", f"{timed.page_requests_per_quiet_poll:.2f} (HTTP {timed.page_statuses})", "1, a 304"),
+        ("status-page bytes per unchanged poll", f"{timed.page_bytes_per_quiet_poll:.0f}", "< 1024"),
+        ("bot CPU ms per unchanged poll (whole process)", f"{timed.cpu_ms_per_quiet_poll:.2f}", ""),
+        ("bot CPU ms per changed poll (whole process, incl. edit)", f"{timed.cpu_ms_per_changed_poll:.2f}", ""),
+        ("CPU ms per unchanged poll (in-process, median)", f"{polled['unchanged_median']:.2f}", "< 2"),
+        ("CPU ms per 50-incident feed, all changed (median)", f"{polled['all_changed_median']:.2f}", "< 20"),
+        ("peak RSS of the running bot", f"{max(timed.peak_rss_mb, scaled.peak_rss_mb):.1f} MB", "< 100 MB"),
+        ("50 open incidents: Reddit calls / time to all posted", f"{scaled.first_calls} / {scaled.first_seconds:.1f} s", ""),
+        ("burst of 200 changes in 10 s: Reddit calls", f"{scaled.burst_calls}", ""),
+        ("burst: time until every comment is current", f"{scaled.burst_seconds:.1f} s", ""),
+        ("most Reddit calls in any 60 s", f"{scaled.max_calls_per_minute} (under 100: {under})", "< 100"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--polls", type=int, default=1000, help="unchanged polls for bench.core")
+    parser.add_argument("--poll-interval", type=float, default=2.0, help="the bot's poll interval")
+    args = parser.parse_args()
+    rows = asyncio.run(report(args.polls, args.poll_interval))
+    print(f"modbot performance, {datetime.now(UTC):%Y-%m-%d}, {machine()}")
+    print(f"{'measure':<56} {'value':<26} target")
+    for name, value, target in rows:
+        print(f"{name:<56} {value:<26} {target}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The documentation keeps its promises: every setting and command is described."""
+
+from __future__ import annotations
+
+import re
+
+from modbot.cli import COMMANDS
+from modbot.settings import Settings, env_name
+from tests.conftest import ROOT
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    documented = set(re.findall(r"^(MODBOT_[A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert documented == {env_name(field) for field in Settings.model_fields}
+
+
+def test_quick_start_has_exactly_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", quick, re.S)
+    commands = [line for block in blocks for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2
+    assert "modbot run" in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    test_command = re.findall(r"```sh\n(.*pytest.*)\n```", readme)[0]
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_cli_command_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for command in COMMANDS:
+        assert f"`modbot {command}" in readme, command
