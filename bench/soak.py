@@ -36,6 +36,7 @@ from bench.harness import (
 )
 from modbot.markdown import marker_id
 
+SOAK_PAGE = {"id": "soakpage0001", "name": "Soak", "url": "https://status.example.com"}
 FAULTS = (
     "page-html", "page-503", "page-malformed", "page-hang", "reddit-5xx-before",
     "reddit-5xx-after", "reddit-edit-5xx", "reddit-429", "reddit-ratelimit", "listing-lag",
@@ -57,13 +58,13 @@ class Soak:
     def publish(self) -> None:
         recent = self.order[-50:]  # the API lists the 50 most recent incidents
         incidents = [self.current[i]["incidents"][0] for i in reversed(recent)]
-        page = next(iter(self.current.values()))["page"] if self.current else {}
-        self.both.page.set_document({"page": page, "incidents": incidents})
+        self.both.page.set_document({"page": SOAK_PAGE, "incidents": incidents})
 
     def step(self, incident_id: str, document: dict[str, Any]) -> None:
         if incident_id not in self.current:
             self.order.append(incident_id)
-        self.current[incident_id] = document
+        # One page serves every incident, so expectations use that page too.
+        self.current[incident_id] = {"page": SOAK_PAGE, "incidents": document["incidents"]}
         self.publish()
 
     def fault(self) -> None:

@@ -101,7 +101,9 @@ class Bot:
         self.components = tuple(components)
         self.clock = clock
         self.on_poll = on_poll
-        self.known: dict[str, Tracked] = store.tracked(page)
+        # Only the incidents of the latest snapshot stay in memory (the feed lists 50
+        # at most); the rest live in the store, so memory stays flat over years.
+        self.known: dict[str, Tracked] = {}
         self._work = asyncio.Event()
         self._feed_failures = 0
         self._load_page_info()
@@ -134,6 +136,10 @@ class Bot:
     def _apply(self, feed: IncidentsFeed) -> PollReport:
         self._sync_page_info(feed)
         baseline = self.store.baseline_at(self.page)
+        listed = {incident.id for incident in feed.incidents}
+        missing = listed - self.known.keys()
+        if missing:
+            self.known.update(self.store.tracked(self.page, missing))
         outcome = incidents.diff(self.known, feed, baseline_at=baseline, components=self.components)
         forced = self.store.forced(self.page) if outcome.changed else set()
         to_render = {i: t for i, t in outcome.changed.items() if t.announce or i in forced}
@@ -147,7 +153,7 @@ class Bot:
             now=now,
             baseline_at=baseline or datetime.fromtimestamp(now, UTC),
         )
-        self.known.update(outcome.changed)
+        self.known = {i: t for i, t in {**self.known, **outcome.changed}.items() if i in listed}
         for event in outcome.events:
             log.info("incident %s", event)
         if baseline is None:
@@ -182,7 +188,7 @@ class Bot:
         forced = self.store.forced(self.page)
         chosen = {
             i: t
-            for i, t in self.known.items()
+            for i, t in self.store.tracked(self.page).items()
             if (t.announce or i in forced) and (t.view.is_open or not only_open)
         }
         rendered, errors = self.render(chosen)

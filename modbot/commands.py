@@ -138,7 +138,7 @@ class Operations:
     # --- incidents ------------------------------------------------------------------
     async def post_incident(self, incident_id: str, feed: IncidentsFeed | None = None) -> Outcome:
         """Render one incident now and post or edit its comment, even if it looks current."""
-        known = self.bot.known.get(incident_id)
+        known = self.store.tracked(self.page, [incident_id]).get(incident_id)
         if known is None and feed is not None:
             found = [i for i in feed.incidents if i.id == incident_id]
             if found:
@@ -147,7 +147,6 @@ class Operations:
             raise CommandError(f"incident {incident_id} is not on the status page")
         if not known.announce:
             self.store.force(self.page, known, now=self.clock())
-            self.bot.known[incident_id] = known
         self._rerender({incident_id: known})
         for row in self.store.comments(self.page):
             if row.incident_id == incident_id and row.state == delivery.POSTED:
@@ -167,7 +166,7 @@ class Operations:
         forced = self.store.forced(self.page)
         chosen = {
             key: item
-            for key, item in self.bot.known.items()
+            for key, item in self.store.tracked(self.page).items()
             if (item.announce or key in forced)
             and (key == incident_id if incident_id else item.view.is_open)
         }

@@ -463,7 +463,8 @@ async def post(
     _say_dry_run(settings, dry_run, out)
     async with operations(settings, dry_run=dry_run, out=out) as ops:
         if incident_id is not None:
-            feed = None if incident_id in ops.bot.known else await load_feed(settings, None)
+            known = ops.store.tracked(ops.page, [incident_id])
+            feed = None if known else await load_feed(settings, None)
             outcome = await ops.post_incident(incident_id, feed)
         elif edit is not None:
             outcome = await ops.edit_notice(edit, text or "")

@@ -11,7 +11,7 @@ The schema version lives in ``PRAGMA user_version`` and is migrated on open.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -279,11 +279,20 @@ class Store:
         row = self._db.execute("SELECT baseline_at FROM pages WHERE page = ?", (page,)).fetchone()
         return None if row is None else datetime.fromisoformat(row[0])
 
-    def tracked(self, page: str) -> dict[str, Tracked]:
-        """Every incident the bot knows on ``page``."""
-        rows = self._db.execute(
-            "SELECT incident_id, view, announce FROM incidents WHERE page = ?", (page,)
-        )
+    def tracked(self, page: str, ids: Collection[str] | None = None) -> dict[str, Tracked]:
+        """The incidents the bot knows on ``page`` (only ``ids``, if given)."""
+        if ids is not None:
+            wanted = list(ids)
+            marks = ", ".join("?" * len(wanted))
+            rows = self._db.execute(
+                "SELECT incident_id, view, announce FROM incidents "  # noqa: S608 - only "?"s
+                f"WHERE page = ? AND incident_id IN ({marks})",
+                (page, *wanted),
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT incident_id, view, announce FROM incidents WHERE page = ?", (page,)
+            )
         return {
             r["incident_id"]: Tracked(view=view_from_json(r["view"]), announce=bool(r["announce"]))
             for r in rows

@@ -109,7 +109,8 @@ async def test_bad_inputs_keep_the_bot_running_and_lose_nothing(
             assert not report.ok
             statuspage.heal()
         assert len(printed(out)) == 1  # nothing wrong was printed meanwhile
-        assert rt.bot.known["inc1"].view.status == "investigating"  # state kept
+        saved = rt.store.tracked(rt.bot.page)["inc1"]
+        assert saved.view.status == "investigating"  # state kept
         report = await rt.bot.run_once()
     assert report.ok
     assert [kind for kind, _ in printed(out)] == ["NEW", "EDIT"]
@@ -204,3 +205,22 @@ async def _until(condition: Callable[[], bool], timeout: float) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+async def test_memory_holds_only_the_feed_window_and_returning_incidents_are_edits(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings]
+) -> None:
+    out = io.StringIO()
+    other = incident("other", "investigating", [update("x1", "investigating", "x", 1)])
+    statuspage.set_incidents([life(0)])
+    async with service.runtime(
+        make_settings(statuspage_url=statuspage.url), dry_run=True, out=out
+    ) as rt:
+        await rt.bot.run_once()
+        statuspage.set_incidents([other])  # inc1 falls out of the window
+        await rt.bot.run_once()
+        assert set(rt.bot.known) == {"other"}
+        statuspage.set_incidents([life(1), other])  # ...and comes back, changed
+        await rt.bot.run_once()
+    kinds = [(kind, markers_in(body)) for kind, body in printed(out)]
+    assert kinds == [("NEW", ["inc-inc1"]), ("NEW", ["inc-other"]), ("EDIT", ["inc-inc1"])]
