@@ -216,12 +216,12 @@ class Publisher:
             await self._heal(thread)
         await self._reconcile_notes()
         for _ in range(max_rounds):
-            incidents = self.store.announced(self.page)
+            incidents = self.store.deliverable(self.page)
             if only is not None:
                 incidents = [i for i in incidents if i.incident_id in only]
             planned = delivery.plan(
                 incidents,
-                self.store.comments(self.page),
+                self.store.comments(self.page, [i.incident_id for i in incidents]),
                 thread_id=thread.id if thread else None,
                 now=self.clock(),
                 min_edit_interval=self.min_edit_interval,
@@ -398,7 +398,9 @@ class Publisher:
             comment_id=keep.id,
             permalink=keep.permalink,
             delivered_hash=digest(keep.body) if keep.body else None,
-            delivered_at=keep.created_utc,
+            # Reddit's clock, not ours: never let a skew put the last delivery in our
+            # future, which would hold the next edit back by the difference.
+            delivered_at=min(keep.created_utc, self.clock()),
             attempts=0,
             not_before=0.0,
             last_error=None,

@@ -372,6 +372,32 @@ class Store:
         )
         return [_incident_row(r) for r in rows]
 
+    def deliverable(self, page: str) -> list[IncidentRow]:
+        """Announced incidents that may need delivery work (bodies left out).
+
+        Open incidents, and closed ones without a current comment or with a post of
+        unknown outcome. A long-running bot accumulates thousands of settled
+        incidents; planning never needs to read them again.
+        """
+        rows = self._db.execute(
+            """SELECT incident_id, is_open, NULL AS rendered, rendered_hash, render_error,
+                      name, status
+               FROM incidents i
+               WHERE page = :page AND (announce = 1 OR forced = 1)
+                 AND rendered_hash IS NOT NULL
+                 AND (is_open = 1
+                      OR EXISTS (SELECT 1 FROM comments c
+                                 WHERE c.page = i.page AND c.incident_id = i.incident_id
+                                   AND c.state IN ('posting', 'pending'))
+                      OR NOT EXISTS (SELECT 1 FROM comments c
+                                     WHERE c.page = i.page AND c.incident_id = i.incident_id
+                                       AND (c.state = 'removed' OR (c.state = 'posted'
+                                            AND c.delivered_hash = i.rendered_hash))))
+               ORDER BY first_seen DESC, incident_id""",
+            {"page": page},
+        )
+        return [_incident_row(r) for r in rows]
+
     def incident(self, page: str, incident_id: str) -> IncidentRow | None:
         """One announced (or forced) incident, or ``None``."""
         row = self._db.execute(
@@ -409,9 +435,17 @@ class Store:
             )
 
     # --- comments -----------------------------------------------------------------------
-    def comments(self, page: str) -> list[CommentRow]:
-        """Every comment row of ``page``."""
-        rows = self._db.execute(_SELECT_COMMENTS + " WHERE page = ?", (page,))
+    def comments(self, page: str, incident_ids: Collection[str] | None = None) -> list[CommentRow]:
+        """The comment rows of ``page`` (of these incidents only, if given)."""
+        if incident_ids is None:
+            rows = self._db.execute(_SELECT_COMMENTS + " WHERE page = ?", (page,))
+        else:
+            wanted = list(incident_ids)
+            marks = ", ".join("?" * len(wanted))
+            rows = self._db.execute(
+                _SELECT_COMMENTS + f" WHERE page = ? AND incident_id IN ({marks})",
+                (page, *wanted),
+            )
         return [CommentRow(**dict(r)) for r in rows]
 
     def comment(self, page: str, incident_id: str, thread_id: str) -> CommentRow | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -461,3 +462,33 @@ async def test_unknown_post_in_a_thread_locked_meanwhile_still_gets_delivered(
     await harness.step()  # reconciled in the old thread: it never landed there
     await harness.step()
     assert harness.only_comment(fresh.id).body == harness.expected(stage(3))
+
+
+class _Crash(BaseException):
+    pass
+
+
+async def test_adopted_comment_is_edited_at_once_when_our_clock_is_behind_reddits(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    """Found by the model test: adoption used Reddit's timestamp as our last delivery."""
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+
+    def behind() -> float:
+        return time.time() - 3600  # the bot's clock is an hour behind Reddit's
+
+    def crash_after_answer(name: str) -> None:
+        if name == "after-answer":
+            raise _Crash(name)
+
+    statuspage.set_incidents([stage(0)])
+    with pytest.raises(_Crash):
+        async with service.runtime(
+            settings, dry_run=False, out=io.StringIO(), clock=behind, checkpoint=crash_after_answer
+        ) as rt:
+            await rt.bot.run_once()
+    statuspage.set_incidents([stage(1)])
+    async with service.runtime(settings, dry_run=False, out=io.StringIO(), clock=behind) as rt:
+        await rt.bot.run_once()
+    (comment,) = reddit.comments_by("modbot")
+    assert "Identified" in comment.body

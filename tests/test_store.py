@@ -128,3 +128,26 @@ def test_version_1_file_is_migrated_keeping_its_data(tmp_path: Path) -> None:
     assert (row.name, row.status, row.rendered) == (view.name, view.status, "body")
     assert store.notes("p") == []
     assert store.commands() == []
+
+
+def test_settled_incidents_are_left_out_of_delivery_planning(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.sqlite3")
+    base = sample_incident()
+    views = {
+        name: base.__class__(**{**base.__dict__, "id": name, "status": status})
+        for name, status in [("open", "investigating"), ("settled", "resolved"),
+                             ("stale", "resolved"), ("unsure", "resolved")]
+    }  # fmt: skip
+    store.save_poll(
+        "p", changed={k: Tracked(v, True) for k, v in views.items()},
+        rendered={k: Rendered(f"body {k}", f"h-{k}") for k in views}, render_errors={},
+        now=NOW, baseline_at=BASELINE,
+    )  # fmt: skip
+    store.update_comment("p", "open", "t", state="posted", delivered_hash="h-open")
+    store.update_comment("p", "settled", "t", state="posted", delivered_hash="h-settled")
+    store.update_comment("p", "stale", "t", state="posted", delivered_hash="old")
+    store.update_comment("p", "unsure", "t", state="posted", delivered_hash="h-unsure")
+    store.update_comment("p", "unsure", "t2", state="posting")
+    assert {r.incident_id for r in store.deliverable("p")} == {"open", "stale", "unsure"}
+    assert all(r.rendered is None for r in store.deliverable("p"))
+    assert {r.incident_id for r in store.comments("p", ["stale"])} == {"stale"}
