@@ -388,3 +388,13 @@ async def test_crash_between_running_a_command_and_marking_it_read(
         await asyncio.wait_for(again.wait(), 5)
     assert len(notices(reddit)) == 1
     assert len(reddit.replies_to(message)) == 1
+
+
+async def test_inbox_that_cannot_be_read_is_retried_next_pass(moderated: Moderated) -> None:
+    """Found by the model test: a rate-limited inbox read escaped Inbox.check."""
+    message = moderated.message("!status")
+    moderated.fake.fail_next("GET", "/message/unread", 429, headers={"Retry-After": "20"})
+    assert await moderated.inbox.check() == 0  # logged, not raised
+    moderated.rt.target._cooldown_until = 0.0  # the 20 s pass
+    assert await moderated.inbox.check() == 1
+    assert len(moderated.replies(message)) == 1

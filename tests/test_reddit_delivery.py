@@ -492,3 +492,19 @@ async def test_adopted_comment_is_edited_at_once_when_our_clock_is_behind_reddit
         await rt.bot.run_once()
     (comment,) = reddit.comments_by("modbot")
     assert "Identified" in comment.body
+
+
+async def test_429_from_the_login_endpoint_is_a_rate_limit_not_a_refusal(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    """Found by the model test: asyncprawcore reports it as a bare 429 response."""
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    reddit.fail_next("POST", "/api/v1/access_token", 429, headers={"Retry-After": "30"})
+    statuspage.set_incidents([stage(0)])
+    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        await rt.bot.run_once()
+        assert rt.store.get("last_error") is not None
+        assert "rate limited" in (rt.store.get("last_error") or "")
+        rt.target._cooldown_until = 0.0
+        await rt.bot.run_once()
+    assert len(reddit.comments_by("modbot")) == 1
