@@ -19,7 +19,7 @@ The rules it keeps:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modbot.store import CommentRow, IncidentRow
 
@@ -78,6 +78,27 @@ class Plan:
     wake_at: float | None
 
 
+@dataclass
+class _Round:
+    """One planning pass: the time, the edit gap, and what it has found so far."""
+
+    now: float
+    gap: float
+    actions: list[Action] = field(default_factory=list)
+    wakes: list[float] = field(default_factory=list)
+
+    def at(self, ready_at: float, action: Action) -> None:
+        """Do ``action`` now if it is ready, else remember when it will be."""
+        if ready_at > self.now:
+            self.wakes.append(ready_at)
+        else:
+            self.actions.append(action)
+
+    def after_gap(self, row: CommentRow, action: Action) -> None:
+        """Like ``at``, keeping the minimum gap since the comment's last delivery."""
+        self.at(max(row.not_before, (row.delivered_at or 0.0) + self.gap), action)
+
+
 def plan(
     incidents: Sequence[IncidentRow],
     comments: Sequence[CommentRow],
@@ -87,26 +108,16 @@ def plan(
     min_edit_interval: float,
 ) -> Plan:
     """Everything due for delivery at ``now`` in megathread ``thread_id`` (None: none)."""
-    actions: list[Action] = []
-    wakes: list[float] = []
+    planning = _Round(now=now, gap=min_edit_interval)
     by_incident: dict[str, dict[str, CommentRow]] = {}
     for row in comments:
         by_incident.setdefault(row.incident_id, {})[row.thread_id] = row
     for incident in incidents:
-        if incident.rendered_hash is None:
-            continue
-        rows = by_incident.get(incident.incident_id, {})
-        _plan_incident(
-            incident,
-            rows=rows,
-            thread_id=thread_id,
-            now=now,
-            gap=min_edit_interval,
-            actions=actions,
-            wakes=wakes,
-        )
-    future = [t for t in wakes if t > now]
-    return Plan(tuple(actions), min(future) if future else None)
+        if incident.rendered_hash is not None:
+            rows = by_incident.get(incident.incident_id, {})
+            _plan_incident(incident, rows, thread_id, planning)
+    future = [t for t in planning.wakes if t > now]
+    return Plan(tuple(planning.actions), min(future) if future else None)
 
 
 def needs_home(incident: IncidentRow, rows: dict[str, CommentRow], thread_id: str) -> bool:
@@ -120,35 +131,22 @@ def needs_home(incident: IncidentRow, rows: dict[str, CommentRow], thread_id: st
 
 def _plan_incident(
     incident: IncidentRow,
-    *,
     rows: dict[str, CommentRow],
     thread_id: str | None,
-    now: float,
-    gap: float,
-    actions: list[Action],
-    wakes: list[float],
+    planning: _Round,
 ) -> None:
     home = rows.get(thread_id) if thread_id is not None else None
-    if thread_id is not None and needs_home(incident, rows, thread_id):
-        state = home.state if home is not None else PENDING
-        if state == PENDING:
-            _due_at(
-                home.not_before if home else 0.0,
-                now,
-                wakes,
-                actions,
-                Post(incident.incident_id, thread_id),
-            )
+    unposted = home is None or home.state == PENDING
+    if thread_id is not None and unposted and needs_home(incident, rows, thread_id):
+        ready_at = home.not_before if home else 0.0
+        planning.at(ready_at, Post(incident.incident_id, thread_id))
     for row in rows.values():
         if row.state == POSTING:
             # An unknown outcome is settled in the thread it was meant for, wherever
             # the megathread is now: the comment may exist there.
-            reconcile = Reconcile(incident.incident_id, row.thread_id)
-            _due_at(row.not_before, now, wakes, actions, reconcile)
+            planning.at(row.not_before, Reconcile(incident.incident_id, row.thread_id))
         elif row.state == POSTED and row.comment_id is not None:
-            _plan_posted(
-                incident, row, home, thread_id, now=now, gap=gap, actions=actions, wakes=wakes
-            )
+            _plan_posted(incident, row, home, thread_id, planning)
 
 
 def _plan_posted(
@@ -156,11 +154,7 @@ def _plan_posted(
     row: CommentRow,
     home: CommentRow | None,
     thread_id: str | None,
-    *,
-    now: float,
-    gap: float,
-    actions: list[Action],
-    wakes: list[float],
+    planning: _Round,
 ) -> None:
     assert row.comment_id is not None
     if row.thread_id != thread_id and _moving(incident, home, thread_id):
@@ -168,19 +162,9 @@ def _plan_posted(
         # pointer, once the new comment exists.
         if home is not None and home.state == POSTED and home.permalink:
             point = Point(incident.incident_id, row.thread_id, row.comment_id, home.permalink)
-            _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=point)
+            planning.after_gap(row, point)
     elif row.delivered_hash != incident.rendered_hash:
-        edit = Edit(incident.incident_id, row.thread_id, row.comment_id)
-        _due(row, now=now, gap=gap, wakes=wakes, actions=actions, action=edit)
-
-
-def _due_at(
-    ready_at: float, now: float, wakes: list[float], actions: list[Action], action: Action
-) -> None:
-    if ready_at > now:
-        wakes.append(ready_at)
-    else:
-        actions.append(action)
+        planning.after_gap(row, Edit(incident.incident_id, row.thread_id, row.comment_id))
 
 
 def _moving(incident: IncidentRow, home: CommentRow | None, thread_id: str | None) -> bool:
@@ -188,16 +172,3 @@ def _moving(incident: IncidentRow, home: CommentRow | None, thread_id: str | Non
     if thread_id is None or not incident.is_open:
         return False
     return home is None or home.state in (PENDING, POSTING, POSTED)
-
-
-def _due(
-    row: CommentRow,
-    *,
-    now: float,
-    gap: float,
-    wakes: list[float],
-    actions: list[Action],
-    action: Action,
-) -> None:
-    ready_at = max(row.not_before, (row.delivered_at or 0.0) + gap)
-    _due_at(ready_at, now, wakes, actions, action)
