@@ -34,3 +34,13 @@ def test_every_cli_command_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for command in COMMANDS:
         assert f"`modbot {command}" in readme, command
+
+
+def test_env_example_copied_unchanged_is_a_valid_dry_run_configuration() -> None:
+    from modbot.settings import load_settings
+
+    settings = load_settings(env_file=ROOT / ".env.example")
+    assert not settings.has_reddit_credentials
+    assert settings.statuspage_url == "https://status.claude.com"
+    assert settings.components == ()
+    assert settings.timezone is None
