@@ -464,15 +464,16 @@ class Publisher:
             return self._note(note_id)
         if note.state != delivery.PENDING:
             return note
+        # A notice already promised to the moderator (its first post was attempted)
+        # waits for a megathread; a new one fails at once, and the moderator is told.
+        waiting = delivery.PENDING if note.intent_at is not None else NOTE_FAILED
         try:
             thread = await self.target.current_thread()
         except RedditError as exc:
-            self.store.update_note(self.page, note_id, state=NOTE_FAILED, last_error=str(exc))
+            self.store.update_note(self.page, note_id, state=waiting, last_error=str(exc))
             raise NoMegathread(f"cannot find the megathread right now ({exc})") from None
         if thread is None:
-            self.store.update_note(
-                self.page, note_id, state=NOTE_FAILED, last_error="no megathread"
-            )
+            self.store.update_note(self.page, note_id, state=waiting, last_error="no megathread")
             raise NoMegathread("no usable pinned megathread right now")
         if not self.store.claim_note(self.page, note_id, thread.id, now=self.clock()):
             return self._note(note_id)
@@ -511,13 +512,16 @@ class Publisher:
         return self._note(note_id)
 
     async def _reconcile_notes(self) -> None:
-        """Finish notices whose post had an unknown outcome (after the listing grace)."""
+        """Finish notices whose post had an unknown outcome (after the listing grace),
+        and post those that did not land once there is a megathread again."""
         for note in self.store.notes(self.page):
-            if note.state == NOTE_POSTING:
-                try:
+            try:
+                if note.state == NOTE_POSTING:
                     await self._reconcile_note(note, force=False)
-                except RedditError as exc:
-                    log.warning("notice %s: %s", note.note_id, exc)
+                elif note.state == delivery.PENDING and note.intent_at is not None:
+                    await self.post_note(note.note_id)
+            except (RedditError, NoMegathread) as exc:
+                log.warning("notice %s: not posted yet: %s", note.note_id, exc)
 
     async def _reconcile_note(self, note: NoteRow, *, force: bool) -> None:
         waited = self.clock() - (note.intent_at or 0.0)

@@ -398,3 +398,25 @@ async def test_inbox_that_cannot_be_read_is_retried_next_pass(moderated: Moderat
     moderated.rt.target._cooldown_until = 0.0  # the 20 s pass
     assert await moderated.inbox.check() == 1
     assert len(moderated.replies(message)) == 1
+
+
+async def test_unconfirmed_notice_waits_for_a_megathread_without_blocking_incidents(
+    moderated: Moderated,
+) -> None:
+    """Found by the model test: NoMegathread escaped the notice reconciliation."""
+    fake, rt = moderated.fake, moderated.rt
+    fake.fail_next("POST", "/api/comment/", 503, when="before")
+    moderated.message("!post Wait for me.")
+    await moderated.inbox.check()  # the post's outcome is unknown
+    rt.store._db.execute("UPDATE notes SET intent_at = intent_at - 3600")
+    fake.lock(fake.megathread.id)  # type: ignore[attr-defined]
+    rt.target.thread_suspect()
+    moderated.page.set_incidents([stage(0)])
+    await rt.bot.run_once()  # must not raise
+    (note,) = rt.store.notes(rt.bot.page)
+    assert note.state == "pending"
+    fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
+    rt.target.thread_suspect()
+    await rt.bot.run_once()
+    assert [c.submission_id for c in notices(fake)] == [fresh.id]
+    assert any("inc-inc1" in markers_in(c.body) for c in bot_comments(fake))
