@@ -120,6 +120,8 @@ async def run(minutes: float, seed: int) -> int:
             start = (bot.rss_mb(), bot.open_fds(), bot.cpu_seconds())
             calls_start = len(both.reddit.calls)
             rounds = 0
+            rss_by_minute = [bot.rss_mb()]
+            next_sample = time.monotonic() + 60
             active: list[tuple[str, list[dict[str, Any]]]] = []
             queue = [(i, d) for i, d in timelines]
             while time.monotonic() < deadline:
@@ -139,6 +141,9 @@ async def run(minutes: float, seed: int) -> int:
                     soak.fault()
                 await asyncio.sleep(random.uniform(0.1, 0.4))
                 both.reddit.listing_lag = 0
+                if time.monotonic() >= next_sample:
+                    rss_by_minute.append(bot.rss_mb())
+                    next_sample += 60
             # Let everything settle, then check every finished incident.
             await wait_until(
                 lambda: not unfinished(soak, both) and not notices_pending(soak, both), 60, step=0.5
@@ -148,7 +153,7 @@ async def run(minutes: float, seed: int) -> int:
             exit_code = await bot.stop(10)
             report(
                 soak, both, log, start=start, end=end, calls_start=calls_start, wrong=wrong,
-                exit_code=exit_code, minutes=minutes, rounds=rounds,
+                exit_code=exit_code, minutes=minutes, rounds=rounds, rss=rss_by_minute,
             )  # fmt: skip
             return 0 if not wrong and exit_code == 0 and not crashes(log) else 1
 
@@ -178,7 +183,7 @@ def crashes(log: Path) -> list[str]:
 
 def report(soak: Soak, both: Any, log: Path, *, start: tuple[float, int, float],
            end: tuple[float, int, float], calls_start: int, wrong: list[str], exit_code: int,
-           minutes: float, rounds: int) -> None:  # fmt: skip
+           minutes: float, rounds: int, rss: list[float]) -> None:  # fmt: skip
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     warnings = Counter(f"{r['level']} {r['logger']}" for r in records if r["level"] != "INFO")
     calls = [c for c in both.reddit.calls[calls_start:] if c.path != "/api/v1/access_token"]
@@ -197,6 +202,7 @@ def report(soak: Soak, both: Any, log: Path, *, start: tuple[float, int, float],
         ("Reddit API calls", len(calls)),
         ("status page requests", both.page.count()),
         ("RSS MB, start -> end", f"{start[0]:.1f} -> {end[0]:.1f}"),
+        ("RSS MB at each minute", " ".join(f"{m:.0f}" for m in rss)),
         ("open file descriptors, start -> end", f"{start[1]} -> {end[1]}"),
         ("bot CPU seconds during the soak", f"{end[2] - start[2]:.1f}"),
         ("unhandled exceptions in the log", len(crashes(log))),

@@ -596,7 +596,6 @@ class DryRunTarget:
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
-        self._bodies: dict[str, str] = {}
         self._count = 0
 
     async def current_thread(self) -> Thread | None:
@@ -610,13 +609,11 @@ class DryRunTarget:
         """Print the body as a new comment."""
         self._count += 1
         comment_id = f"dry{self._count}"
-        self._bodies[comment_id] = body
         self._print("NEW comment", body)
         return PostedComment(id=comment_id, permalink="(dry run)", created_utc=time.time())
 
     async def edit(self, comment_id: str, body: str) -> None:
         """Print the body as an edit."""
-        self._bodies[comment_id] = body
         self._print("EDIT of the comment", body)
 
     async def find(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
@@ -624,8 +621,7 @@ class DryRunTarget:
         return []
 
     async def delete(self, comment_id: str) -> None:
-        """Forget a printed comment."""
-        self._bodies.pop(comment_id, None)
+        """Printed comments cannot be taken back: nothing to do."""
 
     async def removed(self, comment_ids: list[str]) -> set[str]:
         """Nobody removes printed comments."""
