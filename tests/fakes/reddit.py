@@ -315,7 +315,11 @@ class FakeReddit:
         password: str = "hunter2",
         client_id: str = "cid",
         client_secret: str = "csecret",
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        # Reddit's clock: creation times and listing lag. Tests that move the bot's
+        # time by hand pass the same clock, so both sides agree on a comment's age.
+        self.clock = clock
         self.subreddit = subreddit
         self.subreddit_exists = True
         self.subreddit_fullname = "t5_2qh1i"
@@ -427,8 +431,8 @@ class FakeReddit:
         return _base36(next(self._ids))
 
     def _now(self) -> float:
-        """time.time(), nudged so that successive calls strictly increase."""
-        self._last_created = max(time.time(), self._last_created + 0.001)
+        """The clock, nudged so that successive calls strictly increase."""
+        self._last_created = max(self.clock(), self._last_created + 0.001)
         return self._last_created
 
     def add_account(self, name: str) -> Account:
@@ -831,7 +835,7 @@ class FakeReddit:
         return out
 
     def _is_lagging(self, comment: Comment) -> bool:
-        return self.listing_lag > 0 and time.time() - comment.created_utc < self.listing_lag
+        return self.listing_lag > 0 and self.clock() - comment.created_utc < self.listing_lag
 
     # ------------------------------------------------------------------ handlers: auth, subreddit
 
