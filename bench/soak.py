@@ -54,6 +54,7 @@ class Soak:
         self.faults: Counter[str] = Counter()
         self.finished: list[tuple[str, str]] = []  # (incident id, final body)
         self.notices: list[str] = []
+        self.messages: dict[str, str] = {}  # notice text -> the command's message id
 
     def publish(self) -> None:
         recent = self.order[-50:]  # the API lists the 50 most recent incidents
@@ -99,7 +100,7 @@ class Soak:
             case "moderator-command":
                 text = f"Soak notice {len(self.notices)}."
                 self.notices.append(text)
-                reddit.send_message("alice", f"!post {text}")
+                self.messages[text] = reddit.send_message("alice", f"!post {text}")
 
 
 async def run(minutes: float, seed: int) -> int:
@@ -188,6 +189,10 @@ def report(soak: Soak, both: Any, log: Path, *, start: tuple[float, int, float],
     warnings = Counter(f"{r['level']} {r['logger']}" for r in records if r["level"] != "INFO")
     calls = [c for c in both.reddit.calls[calls_start:] if c.path != "/api/v1/access_token"]
     counts = [sum(n in c.body for c in live_comments(both.reddit)) for n in soak.notices]
+    refused = [
+        n for n, count in zip(soak.notices, counts, strict=True)
+        if count == 0 and any("failed" in r for r in both.reddit.replies_to(soak.messages[n]))
+    ]  # fmt: skip
     print(
         f"soak: {minutes:g} minutes, {rounds + 1} rounds over the real timelines, poll every 0.2 s"
     )
@@ -199,6 +204,7 @@ def report(soak: Soak, both: Any, log: Path, *, start: tuple[float, int, float],
             f"{counts.count(1)} of {len(counts)} "
             f"(twice or more: {sum(c > 1 for c in counts)}, never: {counts.count(0)})",
         ),
+        ("  never posted: Reddit refused, moderator told", len(refused)),
         ("Reddit API calls", len(calls)),
         ("status page requests", both.page.count()),
         ("RSS MB, start -> end", f"{start[0]:.1f} -> {end[0]:.1f}"),
