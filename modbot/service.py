@@ -471,7 +471,7 @@ async def post(
         else:
             outcome = await ops.post_notice(text or "", source="cli")
     out.write(outcome.text + "\n")
-    return 0
+    return 0 if outcome.link else 1  # 1: not confirmed (yet); the text says why
 
 
 async def refresh(
