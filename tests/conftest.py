@@ -139,3 +139,17 @@ def reddit_settings(fake: Any) -> dict[str, Any]:
 def reddit_env(fake: Any) -> dict[str, str]:
     """The same settings as ``MODBOT_*`` environment variables, for subprocesses."""
     return {f"MODBOT_{k.upper()}": str(v) for k, v in reddit_settings(fake).items()}
+
+
+def page_env(page: FakeStatuspage, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """``MODBOT_*`` settings for a bot subprocess watching the fake ``page``."""
+    values = {
+        "MODBOT_STATUSPAGE_URL": page.url,
+        "MODBOT_DATABASE": str(tmp_path / "state.sqlite3"),
+        "MODBOT_POLL_INTERVAL": "0.1",
+        "MODBOT_HTTP_TIMEOUT": "2",
+        "MODBOT_MIN_EDIT_INTERVAL": "0",
+        "MODBOT_RECONCILE_GRACE": "30",
+    }
+    values.update(extra)
+    return values

@@ -13,22 +13,10 @@ from pathlib import Path
 import pytest
 
 from modbot.settings import default_templates_dir
-from tests.conftest import ROOT, SAMPLES, run_cli
+from tests.conftest import ROOT, SAMPLES, page_env, run_cli
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 pytestmark = pytest.mark.slow
-
-
-def env_for(page: FakeStatuspage, tmp_path: Path, **extra: str) -> dict[str, str]:
-    values = {
-        "MODBOT_STATUSPAGE_URL": page.url,
-        "MODBOT_DATABASE": str(tmp_path / "state.sqlite3"),
-        "MODBOT_POLL_INTERVAL": "0.1",
-        "MODBOT_HTTP_TIMEOUT": "2",
-        "MODBOT_MIN_EDIT_INTERVAL": "0",
-    }
-    values.update(extra)
-    return values
 
 
 def open_incident(status: str = "investigating") -> dict[str, object]:
@@ -87,7 +75,7 @@ async def test_run_once_says_dry_run_first_and_prints_the_comment(
     statuspage: FakeStatuspage, tmp_path: Path
 ) -> None:
     statuspage.set_incidents([open_incident()])
-    result = await run_cli("run", "--once", env=env_for(statuspage, tmp_path), cwd=tmp_path)
+    result = await run_cli("run", "--once", env=page_env(statuspage, tmp_path), cwd=tmp_path)
     assert result.code == 0, result.err
     first_line = result.out.splitlines()[0]
     assert "DRY-RUN" in first_line
@@ -100,7 +88,7 @@ async def test_run_once_says_dry_run_first_and_prints_the_comment(
 async def test_restart_prints_only_the_change(statuspage: FakeStatuspage, tmp_path: Path) -> None:
     old = incident("old1", "resolved", [update("o1", "resolved", "long over", -900)])
     statuspage.set_incidents([open_incident(), old])
-    env = env_for(statuspage, tmp_path)
+    env = page_env(statuspage, tmp_path)
     first = await run_cli("run", "--once", env=env, cwd=tmp_path)
     statuspage.set_incidents([open_incident("identified"), old])
     second = await run_cli("run", "--once", env=env, cwd=tmp_path)
@@ -128,7 +116,7 @@ async def test_signal_stops_the_loop_cleanly(
     statuspage: FakeStatuspage, tmp_path: Path, sig: signal.Signals
 ) -> None:
     statuspage.set_incidents([open_incident()])
-    env = {**os.environ, **env_for(statuspage, tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **page_env(statuspage, tmp_path), "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -176,7 +164,7 @@ async def test_preview_from_a_saved_feed(tmp_path: Path) -> None:
 
 async def test_preview_from_the_live_feed(statuspage: FakeStatuspage, tmp_path: Path) -> None:
     statuspage.set_incidents([open_incident("monitoring")])
-    result = await run_cli("preview", env=env_for(statuspage, tmp_path), cwd=tmp_path)
+    result = await run_cli("preview", env=page_env(statuspage, tmp_path), cwd=tmp_path)
     assert result.code == 0
     assert "incident inc1 (monitoring)" in result.out
 

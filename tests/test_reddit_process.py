@@ -16,7 +16,7 @@ from modbot.incidents import view_of
 from modbot.render import PageInfo, Renderer
 from modbot.settings import default_templates_dir
 from modbot.store import Store
-from tests.conftest import BOT, ROOT, reddit_env, run_cli
+from tests.conftest import BOT, ROOT, page_env, reddit_env, run_cli
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -25,16 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 def bot_env(page: FakeStatuspage, fake: FakeReddit, tmp_path: Path, **extra: str) -> dict[str, str]:
-    values = {
-        "MODBOT_STATUSPAGE_URL": page.url,
-        "MODBOT_DATABASE": str(tmp_path / "state.sqlite3"),
-        "MODBOT_POLL_INTERVAL": "0.1",
-        "MODBOT_MIN_EDIT_INTERVAL": "0",
-        "MODBOT_RECONCILE_GRACE": "30",
-        **reddit_env(fake),
-    }
-    values.update(extra)
-    return values
+    """``MODBOT_*`` settings for a bot subprocess posting to the fake Reddit."""
+    return page_env(page, tmp_path, **reddit_env(fake), **extra)
 
 
 async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
