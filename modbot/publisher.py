@@ -253,10 +253,11 @@ class Publisher:
         if now - self._verified_at < self.verify_interval:
             return
         self._verified_at = now
-        open_ids = {i.incident_id for i in self.store.announced(self.page) if i.is_open}
+        # Open incidents are always deliverable, so this skips settled history.
+        open_ids = {i.incident_id for i in self.store.deliverable(self.page) if i.is_open}
         rows = [
             r
-            for r in self.store.comments(self.page)
+            for r in self.store.comments(self.page, open_ids)
             if r.state == delivery.POSTED and r.comment_id and r.incident_id in open_ids
         ]
         if not rows:
@@ -514,7 +515,7 @@ class Publisher:
     async def _reconcile_notes(self) -> None:
         """Finish notices whose post had an unknown outcome (after the listing grace),
         and post those that did not land once there is a megathread again."""
-        for note in self.store.notes(self.page):
+        for note in self.store.notes(self.page, (NOTE_POSTING, delivery.PENDING)):
             try:
                 if note.state == NOTE_POSTING:
                     await self._reconcile_note(note, force=False)

@@ -520,9 +520,19 @@ class Store:
         ).fetchone()
         return None if row is None else NoteRow(**dict(row))
 
-    def notes(self, page: str) -> list[NoteRow]:
-        """Every notice of ``page``, newest first."""
-        rows = self._db.execute(_SELECT_NOTES + " WHERE page = ? ORDER BY created_at DESC", (page,))
+    def notes(self, page: str, states: Collection[str] | None = None) -> list[NoteRow]:
+        """The notices of ``page`` (in these states only, if given), newest first."""
+        if states is None:
+            rows = self._db.execute(
+                _SELECT_NOTES + " WHERE page = ? ORDER BY created_at DESC", (page,)
+            )
+        else:
+            wanted = list(states)
+            marks = ", ".join("?" * len(wanted))
+            rows = self._db.execute(
+                _SELECT_NOTES + f" WHERE page = ? AND state IN ({marks}) ORDER BY created_at DESC",
+                (page, *wanted),
+            )
         return [NoteRow(**dict(r)) for r in rows]
 
     def claim_note(self, page: str, note_id: str, thread_id: str, *, now: float) -> bool:

@@ -151,3 +151,14 @@ def test_settled_incidents_are_left_out_of_delivery_planning(tmp_path: Path) -> 
     assert {r.incident_id for r in store.deliverable("p")} == {"open", "stale", "unsure"}
     assert all(r.rendered is None for r in store.deliverable("p"))
     assert {r.incident_id for r in store.comments("p", ["stale"])} == {"stale"}
+
+
+def test_notes_can_be_read_by_state(tmp_path: Path) -> None:
+    from modbot.store import NoteRow
+
+    store = Store.open(tmp_path / "s.sqlite3")
+    for number, state in enumerate(["posted", "posting", "failed", "pending"]):
+        note = NoteRow(f"n{number}", state, "t", "b", "h", "cli", created_at=NOW + number)
+        store.add_note("p", note)
+    assert [n.note_id for n in store.notes("p", ("posting", "pending"))] == ["n3", "n1"]
+    assert len(store.notes("p")) == 4
