@@ -176,7 +176,11 @@ class Operations:
         self._rerender(chosen)
         await self.publisher.deliver_due(only=set(chosen))
         changed = self.publisher.stats.edits + self.publisher.stats.posts - before
-        return Outcome(f"re-rendered {len(chosen)} incident(s); {changed} comment(s) changed")
+        summary = f"re-rendered {len(chosen)} incident(s); {changed} comment(s) changed"
+        if incident_id:
+            comment = self._incident_outcome(incident_id)
+            return Outcome(f"{summary}; {comment.text}", comment.link)
+        return Outcome(summary)
 
     def _rerender(self, chosen: dict[str, Tracked]) -> None:
         self.bot.renderer.reload_if_changed()

@@ -420,3 +420,27 @@ async def test_unconfirmed_notice_waits_for_a_megathread_without_blocking_incide
     await rt.bot.run_once()
     assert [c.submission_id for c in notices(fake)] == [fresh.id]
     assert any("inc-inc1" in markers_in(c.body) for c in bot_comments(fake))
+
+
+async def test_refresh_of_one_incident_replies_with_its_comment_link(moderated: Moderated) -> None:
+    moderated.page.set_incidents([stage(1)])
+    await moderated.rt.bot.run_once()
+    (comment,) = bot_comments(moderated.fake)
+    message = moderated.message("!refresh inc1")
+    await moderated.inbox.check()
+    reply = moderated.replies(message)[0]
+    assert "re-rendered 1 incident(s)" in reply
+    assert comment.id in reply
+
+
+@pytest.mark.slow
+async def test_cli_post_exits_1_when_reddit_does_not_confirm(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    env = bot_env(statuspage, reddit, tmp_path)
+    assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
+    reddit.fail_next("POST", "/api/comment/", 503, when="after")
+    unconfirmed = await run_cli("post", "Is this up?", env=env, cwd=tmp_path)
+    assert unconfirmed.code == 1
+    assert "did not confirm" in unconfirmed.out
+    assert len(notices(reddit)) == 1  # it did land; the running bot will adopt it
