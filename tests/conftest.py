@@ -84,19 +84,7 @@ class CliResult:
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 30.0) -> CliResult:
     """Run ``python -m modbot ARGS`` with only ``env`` as its MODBOT_ settings."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODBOT_")}
-    full_env.update(env)
-    full_env["PYTHONPATH"] = str(ROOT)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "modbot",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=full_env,
-        cwd=cwd,
-    )
+    process = await spawn("modbot", *args, env=env, cwd=cwd)
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return CliResult(process.returncode, out.decode(), err.decode())
@@ -153,3 +141,33 @@ def page_env(page: FakeStatuspage, tmp_path: Path, **extra: str) -> dict[str, st
     }
     values.update(extra)
     return values
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without MODBOT_ settings, plus ``env``."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MODBOT_")}
+    full.update(env, PYTHONPATH=str(ROOT))
+    return full
+
+
+async def spawn(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """``python -m ARGS`` with piped output and only ``env`` as its MODBOT_ settings."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", *args, env=child_env(env), cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """``modbot run`` as a child process."""
+    return await spawn("modbot", "run", env=env, cwd=cwd)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for ``condition`` with a deadline (never a bare sleep on luck)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)

@@ -17,7 +17,7 @@ from modbot.incidents import view_of
 from modbot.markdown import markers_in
 from modbot.render import PageInfo
 from modbot.settings import Settings, default_templates_dir
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, until
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 STEPS = ["investigating", "identified", "monitoring", "resolved", "postmortem"]
@@ -189,38 +189,11 @@ async def test_run_loop_follows_changes_and_stops_promptly(
     async with service.runtime(settings, dry_run=True, out=out) as rt:
         runner = asyncio.create_task(rt.bot.run(stop))
         for step in range(1, 5):
-            await _until(lambda step=step: len(printed(out)) == step, 5)
+            await until(lambda step=step: len(printed(out)) == step, 5)
             statuspage.set_incidents([life(step)])
-        await _until(lambda: len(printed(out)) == 5, 5)
+        await until(lambda: len(printed(out)) == 5, 5)
         loop = asyncio.get_running_loop()
         started = loop.time()
         stop.set()
         await asyncio.wait_for(runner, 5)
         assert loop.time() - started < 1.0
-
-
-async def _until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-async def test_memory_holds_only_the_feed_window_and_returning_incidents_are_edits(
-    statuspage: FakeStatuspage, make_settings: Callable[..., Settings]
-) -> None:
-    out = io.StringIO()
-    other = incident("other", "investigating", [update("x1", "investigating", "x", 1)])
-    statuspage.set_incidents([life(0)])
-    async with service.runtime(
-        make_settings(statuspage_url=statuspage.url), dry_run=True, out=out
-    ) as rt:
-        await rt.bot.run_once()
-        statuspage.set_incidents([other])  # inc1 falls out of the window
-        await rt.bot.run_once()
-        assert set(rt.bot.known) == {"other"}
-        statuspage.set_incidents([life(1), other])  # ...and comes back, changed
-        await rt.bot.run_once()
-    kinds = [(kind, markers_in(body)) for kind, body in printed(out)]
-    assert kinds == [("NEW", ["inc-inc1"]), ("NEW", ["inc-other"]), ("EDIT", ["inc-inc1"])]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
 from modbot.settings import default_templates_dir
-from tests.conftest import ROOT, SAMPLES, page_env, run_cli
+from tests.conftest import ROOT, SAMPLES, page_env, run_cli, start_bot
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 pytestmark = pytest.mark.slow
@@ -116,17 +114,7 @@ async def test_signal_stops_the_loop_cleanly(
     statuspage: FakeStatuspage, tmp_path: Path, sig: signal.Signals
 ) -> None:
     statuspage.set_incidents([open_incident()])
-    env = {**os.environ, **page_env(statuspage, tmp_path), "PYTHONPATH": str(ROOT)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "modbot",
-        "run",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_bot(page_env(statuspage, tmp_path), tmp_path)
     assert process.stdout is not None
     seen = b""
     while b"[](#modbot-inc-inc1)" not in seen:

@@ -19,11 +19,11 @@ from modbot.errors import CommandError
 from modbot.inbox import Inbox
 from modbot.markdown import markers_in
 from modbot.settings import Settings, default_templates_dir
-from tests.conftest import reddit_settings, run_cli
+from tests.conftest import reddit_settings, run_cli, start_bot, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
-from tests.test_reddit_process import bot_env, start_bot, until
+from tests.test_reddit_process import bot_env
 
 # --- parsing --------------------------------------------------------------------------
 

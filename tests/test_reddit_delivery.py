@@ -21,7 +21,7 @@ from modbot.incidents import view_of
 from modbot.markdown import markers_in
 from modbot.render import PageInfo
 from modbot.settings import Settings
-from tests.conftest import reddit_settings
+from tests.conftest import reddit_settings, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
@@ -35,16 +35,6 @@ def stage(step: int, incident_id: str = "inc1") -> dict[str, Any]:
         update(f"{incident_id}u{i}", STAGES[i], f"{STAGES[i]} text", 10 * i) for i in range(count)
     ]
     return incident(incident_id, STAGES[step], list(reversed(updates)))
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for ``condition`` with a deadline (never a bare sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 class Harness:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from modbot.incidents import view_of
 from modbot.render import PageInfo, Renderer
 from modbot.settings import default_templates_dir
 from modbot.store import Store
-from tests.conftest import BOT, ROOT, page_env, reddit_env, run_cli
+from tests.conftest import BOT, page_env, reddit_env, run_cli, start_bot, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -27,30 +25,6 @@ pytestmark = pytest.mark.slow
 def bot_env(page: FakeStatuspage, fake: FakeReddit, tmp_path: Path, **extra: str) -> dict[str, str]:
     """``MODBOT_*`` settings for a bot subprocess posting to the fake Reddit."""
     return page_env(page, tmp_path, **reddit_env(fake), **extra)
-
-
-async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("MODBOT_")}
-    full.update(env, PYTHONPATH=str(ROOT))
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "modbot",
-        "run",
-        env=full,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def expected(step: int) -> str:
