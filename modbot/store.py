@@ -281,18 +281,11 @@ class Store:
 
     def tracked(self, page: str, ids: Collection[str] | None = None) -> dict[str, Tracked]:
         """The incidents the bot knows on ``page`` (only ``ids``, if given)."""
-        if ids is not None:
-            wanted = list(ids)
-            marks = ", ".join("?" * len(wanted))
-            rows = self._db.execute(
-                "SELECT incident_id, view, announce FROM incidents "  # noqa: S608 - only "?"s
-                f"WHERE page = ? AND incident_id IN ({marks})",
-                (page, *wanted),
-            )
-        else:
-            rows = self._db.execute(
-                "SELECT incident_id, view, announce FROM incidents WHERE page = ?", (page,)
-            )
+        only, values = _in("incident_id", ids)
+        rows = self._db.execute(
+            "SELECT incident_id, view, announce FROM incidents WHERE page = ?" + only,  # noqa: S608
+            (page, *values),
+        )
         return {
             r["incident_id"]: Tracked(view=view_from_json(r["view"]), announce=bool(r["announce"]))
             for r in rows
@@ -437,15 +430,8 @@ class Store:
     # --- comments -----------------------------------------------------------------------
     def comments(self, page: str, incident_ids: Collection[str] | None = None) -> list[CommentRow]:
         """The comment rows of ``page`` (of these incidents only, if given)."""
-        if incident_ids is None:
-            rows = self._db.execute(_SELECT_COMMENTS + " WHERE page = ?", (page,))
-        else:
-            wanted = list(incident_ids)
-            marks = ", ".join("?" * len(wanted))
-            rows = self._db.execute(
-                _SELECT_COMMENTS + f" WHERE page = ? AND incident_id IN ({marks})",
-                (page, *wanted),
-            )
+        only, values = _in("incident_id", incident_ids)
+        rows = self._db.execute(_SELECT_COMMENTS + " WHERE page = ?" + only, (page, *values))
         return [CommentRow(**dict(r)) for r in rows]
 
     def comment(self, page: str, incident_id: str, thread_id: str) -> CommentRow | None:
@@ -522,17 +508,11 @@ class Store:
 
     def notes(self, page: str, states: Collection[str] | None = None) -> list[NoteRow]:
         """The notices of ``page`` (in these states only, if given), newest first."""
-        if states is None:
-            rows = self._db.execute(
-                _SELECT_NOTES + " WHERE page = ? ORDER BY created_at DESC", (page,)
-            )
-        else:
-            wanted = list(states)
-            marks = ", ".join("?" * len(wanted))
-            rows = self._db.execute(
-                _SELECT_NOTES + f" WHERE page = ? AND state IN ({marks}) ORDER BY created_at DESC",
-                (page, *wanted),
-            )
+        only, values = _in("state", states)
+        rows = self._db.execute(
+            _SELECT_NOTES + " WHERE page = ?" + only + " ORDER BY created_at DESC",
+            (page, *values),
+        )
         return [NoteRow(**dict(r)) for r in rows]
 
     def claim_note(self, page: str, note_id: str, thread_id: str, *, now: float) -> bool:
@@ -580,6 +560,17 @@ class Store:
         """Set fields of one received command."""
         with self.transaction() as db:
             _set(db, "commands", {"message_id": message_id}, fields, COMMAND_FIELDS)
+
+
+def _in(column: str, values: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """``" AND column IN (?, ...)"`` and its parameters; nothing when ``values`` is None.
+
+    ``column`` is always a literal from this module, never input.
+    """
+    if values is None:
+        return "", ()
+    wanted = tuple(values)
+    return f" AND {column} IN ({', '.join('?' * len(wanted))})", wanted
 
 
 def _set(
