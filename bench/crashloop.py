@@ -40,8 +40,8 @@ from bench.harness import (
     real_timelines,
     retimed,
 )
-from modbot.markdown import markers_in
-from modbot.publisher import CRASH_POINTS
+from modbot.crashpoints import CRASH_POINTS
+from modbot.markdown import marker_of
 
 FAKE_POINTS = ("reddit-stored-comment", "reddit-stored-edit", "reddit-marked-read")
 POINTS = (*CRASH_POINTS, *FAKE_POINTS, "random")
@@ -141,7 +141,7 @@ def notice_done(both: Fakes, notice: str) -> bool:
 
 
 def _incident(comment: object) -> str | None:
-    found = [m for m in markers_in(getattr(comment, "body", "")) if m.startswith("inc-")]
+    found = [m for m in [marker_of(getattr(comment, "body", "")) or ""] if m.startswith("inc-")]
     return found[-1].removeprefix("inc-") if found else None
 
 
@@ -149,7 +149,7 @@ def check(  # noqa: PLR0917 - one iteration's whole outcome
     both: Fakes, incident_id: str, final: str, notice: str, number: int, tally: Tally
 ) -> None:
     live = live_comments(both.reddit)
-    per_marker = Counter((markers_in(c.body)[-1], c.link_id) for c in live if markers_in(c.body))
+    per_marker = Counter((marker_of(c.body), c.link_id) for c in live if marker_of(c.body))
     duplicates = sum(count - 1 for count in per_marker.values() if count > 1)
     tally.duplicates += duplicates
     mine = [c for c in live if _incident(c) == incident_id]

@@ -19,7 +19,8 @@ from typing import Any
 from modbot import timeline
 from modbot.feed import parse_incidents_object
 from modbot.incidents import view_of
-from modbot.render import PageInfo, Renderer
+from modbot.records import PageInfo
+from modbot.render import Renderer, incident_job, read_templates
 from modbot.settings import default_templates_dir
 from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, SAMPLES, reddit_env
 from tests.fakes.reddit import Comment, FakeReddit
@@ -133,21 +134,21 @@ def _proc_status(pid: int, key: str) -> float:
     return 0.0
 
 
-def renderer_for(document: Document) -> Renderer:
-    """A renderer showing the page the way the bot will (the feed's own page URL)."""
+SHIPPED = Renderer(read_templates(default_templates_dir()))
+
+
+def page_of(document: Document) -> PageInfo:
+    """The page as the bot will show it (the feed's own page URL)."""
     url = (document.get("page") or {}).get("url") or "https://status.example.com"
-    return Renderer(
-        default_templates_dir(),
-        page=PageInfo(url.split("//", 1)[-1], url),
-        subreddit="ClaudeAI",
-    )
+    return PageInfo(url.split("//", 1)[-1], url)
 
 
 def expected_body(document: Document, incident_id: str) -> str:
     """The comment the bot should end up with for ``incident_id`` in ``document``."""
     feed = parse_incidents_object(document)
     incident = next(i for i in feed.incidents if i.id == incident_id)
-    return renderer_for(document).render_incident(view_of(incident)).body
+    job = incident_job(view_of(incident), page_of(document), subreddit="ClaudeAI")
+    return SHIPPED.body(job).body
 
 
 def live_comments(reddit: FakeReddit) -> list[Comment]:

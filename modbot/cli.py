@@ -2,6 +2,9 @@
 
 Exit codes: 0 success; 1 the command ran and found a problem (a broken template, an
 unreachable feed with ``--once``, an incident not found); 2 bad usage or settings.
+
+Only the standard library is imported until the arguments are parsed, so ``--help``
+answers at once; each command then imports what it needs (see ``service``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from modbot import __version__, logs, service
+from modbot import __version__
 from modbot.errors import ConfigError, ModbotError
-from modbot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from modbot.settings import Settings
 
 log = logging.getLogger("modbot")
 
@@ -45,9 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # -v works after the command too (``modbot run -v``); SUPPRESS keeps a -v given
+    # before the command from being reset by the subcommand's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at DEBUG level"
+    )
 
     run = commands.add_parser(
         "run",
+        parents=[common],
         help="watch the status page and post/edit comments (the main loop)",
         description="Poll the status page and post or edit one comment per incident. "
         "Without Reddit credentials (or with --dry-run) it prints each comment instead. "
@@ -58,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     preview = commands.add_parser(
         "preview",
+        parents=[common],
         help="print the comment for an incident (or all open ones); saves nothing",
         description="Render the comment for one incident, or for every open incident, from "
         "the live feed or a saved incidents.json. Nothing is saved or posted.",
@@ -67,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
+        parents=[common],
         help="validate settings, templates and the state file",
         description="Validate settings and render every template against sample data; with "
         "Reddit credentials, log in and report the account, subreddit, moderator permissions "
@@ -81,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
+        parents=[common],
         help="replay a real incident offline and show each comment version",
         description="Replay a bundled real incident (from status.claude.com) through the real "
         "pipeline in dry-run, with no network and no credentials.",
@@ -95,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     post = commands.add_parser(
         "post",
+        parents=[common],
         help="post a moderator notice, or one incident's comment, into the megathread",
         description="Post a moderator notice (rendered through templates/manual.md.j2; the "
         "text is shown literally) into the current megathread, replace an earlier notice "
@@ -112,15 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     refresh = commands.add_parser(
         "refresh",
+        parents=[common],
         help="re-render open incidents with the current templates; edit what changed",
-        description="Re-render every tracked open incident (or one) with the current templates "
-        "and edit the comments whose text changed.",
+        description="Re-render every tracked open incident (or one, or with --all every "
+        "incident with a comment in the current megathread) with the current templates and "
+        "edit the comments whose text changed. A running bot already re-renders open and "
+        "recently resolved incidents by itself when a template file changes.",
     )
     refresh.add_argument("incident_id", nargs="?", metavar="INCIDENT_ID", help="only this one")
+    refresh.add_argument(
+        "--all",
+        action="store_true",
+        dest="every",
+        help="redo every comment in the current megathread, settled incidents included",
+    )
     refresh.add_argument("--dry-run", action="store_true", help="show the edits instead")
 
     commands.add_parser(
         "status",
+        parents=[common],
         help="what the bot is doing: megathread, incidents, deliveries, last poll",
         description="One screen from the state file: the megathread in use, each tracked "
         "incident with its comment and last delivery, pending or failed deliveries and why, "
@@ -128,12 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "pause",
+        parents=[common],
         help="stop posting (the running bot notices within one poll interval)",
         description="Stop posting and editing. The bot keeps polling; updates are delivered, "
         "coalesced to the latest state, after `modbot resume`.",
     )
     commands.add_parser(
         "resume",
+        parents=[common],
         help="start posting again after a pause",
         description="Start posting again; held updates go out within one poll interval.",
     )
@@ -143,13 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modbot`` script and ``python -m modbot``."""
     args = build_parser().parse_args(argv)
+    from modbot import logs  # noqa: PLC0415 - after --help has had its chance
+    from modbot.settings import load_settings  # noqa: PLC0415 - pydantic loads slowly
+
     try:
         settings = load_settings(args.env_file)
     except ConfigError as exc:
         print(f"modbot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.setup(
-        "DEBUG" if args.verbose else settings.log_level,
+        "DEBUG" if getattr(args, "verbose", False) else settings.log_level,
         settings.log_format,
         secrets=settings.secret_values(),
     )
@@ -167,18 +198,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run the chosen command."""
-    return COMMANDS[args.command](args, settings, sys.stdout)
+    from modbot import service  # noqa: PLC0415 - each command imports what it needs
+
+    return COMMANDS[args.command](service, args, settings, sys.stdout)
 
 
-Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
+Handler = Callable[[Any, argparse.Namespace, "Settings", TextIO], int]
 
 COMMANDS: dict[str, Handler] = {
-    "run": lambda a, s, out: _run(service.run(s, once=a.once, dry_run=a.dry_run, out=out)),
-    "preview": lambda a, s, out: _run(service.preview(s, a.incident_id, a.feed, out)),
-    "check": lambda a, s, out: _run(service.check(s, out, live=a.live)),
-    "demo": lambda a, s, out: _run(service.demo(s, out, max(a.delay, 0.0))),
-    "post": lambda a, s, out: _run(
-        service.post(
+    "run": lambda sv, a, s, out: _run(sv.run(s, once=a.once, dry_run=a.dry_run, out=out)),
+    "preview": lambda sv, a, s, out: _run(sv.preview(s, a.incident_id, a.feed, out)),
+    "check": lambda sv, a, s, out: _run(sv.check(s, out, live=a.live)),
+    "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0))),
+    "post": lambda sv, a, s, out: _run(
+        sv.post(
             s,
             text=_notice_text(a),
             incident_id=a.incident,
@@ -187,12 +220,12 @@ COMMANDS: dict[str, Handler] = {
             out=out,
         )
     ),
-    "refresh": lambda a, s, out: _run(
-        service.refresh(s, incident_id=a.incident_id, dry_run=a.dry_run, out=out)
+    "refresh": lambda sv, a, s, out: _run(
+        sv.refresh(s, incident_id=a.incident_id, every=a.every, dry_run=a.dry_run, out=out)
     ),
-    "status": lambda a, s, out: _run(service.status(s, out)),
-    "pause": lambda a, s, out: _run(service.set_pause(s, paused=True, out=out)),
-    "resume": lambda a, s, out: _run(service.set_pause(s, paused=False, out=out)),
+    "status": lambda sv, a, s, out: _run(sv.status(s, out)),
+    "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out)),
+    "resume": lambda sv, a, s, out: _run(sv.set_pause(s, paused=False, out=out)),
 }
 
 

@@ -2,14 +2,13 @@
 
 Each message is handled exactly once, whatever crashes in between:
 
-1. The message id and the parsed command are recorded (``running``) before anything.
-2. The sender must moderate the subreddit (the list is cached for a few minutes);
-   otherwise the command is ``refused`` and not run.
-3. The command runs. Every operation is safe to repeat (see ``commands``), so a
-   crash here re-runs it to the same effect, never twice over.
-4. The result is recorded (``done``), then sent as the reply (``sending`` ->
-   ``sent``; a reply interrupted by a crash is not sent again), then the message is
-   marked read.
+1. The sender must moderate the subreddit (the list is cached for a few minutes).
+2. The message id is recorded with the command, in the same transaction as its effect
+   when it has one: ``!post`` records the notice's intent there, and the deliverer,
+   the one owner of Reddit calls, posts it. A re-run after a crash finds the intent
+   and only waits for it.
+3. The result is recorded (``done``), then sent as the reply (``sending`` -> ``sent``;
+   a reply interrupted by a crash is not sent again), then the message is marked read.
 
 Messages that are not commands are left alone and stay unread; a malformed command
 gets the help text.
@@ -20,10 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from modbot.commands import CHANGE_PERMISSIONS, CHANGING, Command, Operations, help_text, parse
+from modbot.commands import CHANGE_PERMISSIONS, CHANGING, Command, help_text, parse
+from modbot.crashpoints import Checkpoint, no_checkpoint
 from modbot.errors import CommandError, ModbotError, RedditError, RedditRejected
-from modbot.reddit import InboxItem, RedditClient
-from modbot.store import CommandRow, Store
+from modbot.operations import Operations
+from modbot.ports import Mailbox, Store
+from modbot.records import CommandRow, InboxItem, NoteRow
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +33,33 @@ DONE = "done"
 REFUSED = "refused"
 
 
+def note_id_for(item: InboxItem) -> str:
+    """The notice id of a ``!post`` message: the message names it, so a re-run finds it."""
+    return "msg" + item.fullname.partition("_")[2]
+
+
 class Inbox:
     """Handles the bot account's unread messages and mentions."""
 
     def __init__(
-        self, reddit: RedditClient, operations: Operations, store: Store, clock: Callable[[], float]
+        self,
+        mailbox: Mailbox,
+        operations: Operations,
+        store: Store,
+        clock: Callable[[], float],
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
-        self.reddit = reddit
+        self.mailbox = mailbox
         self.operations = operations
         self.store = store
         self.clock = clock
-        self.checkpoint = operations.publisher.checkpoint
+        self.checkpoint = checkpoint
 
     async def check(self) -> int:
         """Handle every unread command once; returns how many were handled."""
         handled = 0
         try:
-            unread = await self.reddit.unread()
+            unread = await self.mailbox.unread()
         except RedditError as exc:
             log.warning("inbox: cannot read it now: %s", exc)
             return 0
@@ -65,82 +76,99 @@ class Inbox:
         if item.author is None:
             return False  # from Reddit itself or a subreddit: not a command
         try:
-            command = parse(item.body, self.reddit.username)
+            command = parse(item.body, self.mailbox.username)
         except CommandError as exc:
             command = Command("help", f"error: {exc}")
         if command is None:
             return False
-        row, _ = self.store.claim_command(
-            CommandRow(
-                message_id=item.fullname,
-                author=item.author,
-                command=command.name,
-                argument=command.argument,
-                state=RUNNING,
-                received_at=self.clock(),
-            )
-        )
+        row = await self._record(item, item.author, command)
         if row.state == RUNNING:
-            state, result = await self._run(item, item.author, command)
-            self.store.update_command(
-                item.fullname, state=state, result=result, done_at=self.clock()
-            )
+            result = await self._run(item, item.author, command)
+            await self.store.finish_command(item.fullname, DONE, result, self.clock())
         self.checkpoint("after-command")
         await self._reply_once(item)
         self.checkpoint("after-reply")
         await self._mark_read_once(item)
         return True
 
-    async def _run(self, item: InboxItem, author: str, command: Command) -> tuple[str, str]:
-        moderators = await self.reddit.moderators()
+    async def _record(self, item: InboxItem, author: str, command: Command) -> CommandRow:
+        """Record the command (and a notice's intent) once; refusals are recorded as such."""
+        refusal = await self._refusal(author, command)
+        note: NoteRow | None = None
+        state = REFUSED if refusal else RUNNING
+        if refusal is None and command.name == "post":
+            try:
+                note = await self.operations.notice(
+                    command.argument, source=f"u/{author}", note_id=note_id_for(item)
+                )
+            except ModbotError as exc:
+                state, refusal = DONE, f"!post failed: {exc}"
+        row, _ = await self.store.claim_command(
+            CommandRow(
+                message_id=item.fullname,
+                author=author,
+                command=command.name,
+                argument=command.argument,
+                state=state,
+                received_at=self.clock(),
+                result=refusal,
+                done_at=self.clock() if refusal else None,
+            ),
+            note,
+        )
+        return row
+
+    async def _refusal(self, author: str, command: Command) -> str | None:
+        moderators = await self.mailbox.moderators()
         moderator = moderators.get(author.lower())
         if moderator is None:
             log.warning("ignored !%s from u/%s: not a moderator", command.name, author)
-            return REFUSED, (
-                f"Sorry, only moderators of r/{self.reddit.subreddit_name} can give me commands."
+            return (
+                f"Sorry, only moderators of r/{self.mailbox.subreddit_name} can give me commands."
             )
         if command.name in CHANGING and not CHANGE_PERMISSIONS & set(moderator.permissions):
             log.warning("ignored !%s from u/%s: lacks the posts permission", command.name, author)
-            return REFUSED, f"!{command.name} needs the 'posts' (or 'all') moderator permission."
+            return f"!{command.name} needs the 'posts' (or 'all') moderator permission."
+        return None
+
+    async def _run(self, item: InboxItem, author: str, command: Command) -> str:
         log.info("running !%s from u/%s", command.name, author)
         try:
-            return DONE, await self._execute(item, author, command)
+            return await self._execute(item, author, command)
         except (ModbotError, RedditError) as exc:
-            return DONE, f"!{command.name} failed: {exc}"
+            return f"!{command.name} failed: {exc}"
 
     async def _execute(self, item: InboxItem, author: str, command: Command) -> str:
         ops = self.operations
         if command.name == "help":
             prefix = command.argument.removeprefix("error: ")
             head = f"I did not understand that ({prefix}).\n\n" if command.argument else ""
-            return head + help_text(self.reddit.subreddit_name)
+            return head + help_text(self.mailbox.subreddit_name)
         if command.name == "status":
-            return "\n".join("    " + line for line in ops.status().text.splitlines())
+            return "\n".join("    " + line for line in (await ops.status()).text.splitlines())
         if command.name == "pause":
-            return ops.pause(f"u/{author}").text
+            return (await ops.pause(f"u/{author}")).text
         if command.name == "resume":
-            return ops.resume(f"u/{author}").text
+            return (await ops.resume(f"u/{author}")).text
         if command.name == "refresh":
             return (await ops.refresh(command.argument or None)).text
-        # The message id names the notice, so a re-run after a crash finds it.
-        note_id = "msg" + item.fullname.partition("_")[2]
-        return (await ops.post_notice(command.argument, source=f"u/{author}", note_id=note_id)).text
+        return (await ops.notice_outcome(note_id_for(item))).text
 
     async def _reply_once(self, item: InboxItem) -> None:
-        row = self.store.command(item.fullname)
+        row = await self.store.command(item.fullname)
         if row is None or row.result is None or row.reply_state == "sent":
             return
         if row.reply_state == "sending":
             log.info("not replying to %s again: an earlier reply may have gone out", item.fullname)
             return
-        self.store.update_command(item.fullname, reply_state="sending")
+        await self.store.reply_state(item.fullname, "sending")
         try:
-            await self.reddit.reply(item, row.result)
+            await self.mailbox.reply(item, row.result)
         except RedditRejected:
-            self.store.update_command(item.fullname, reply_state="none")  # nothing was sent
+            await self.store.reply_state(item.fullname, "none")  # nothing was sent
             raise
-        self.store.update_command(item.fullname, reply_state="sent")
+        await self.store.reply_state(item.fullname, "sent")
 
     async def _mark_read_once(self, item: InboxItem) -> None:
-        await self.reddit.mark_read(item)
-        self.store.update_command(item.fullname, marked_read=1)
+        await self.mailbox.mark_read(item)
+        await self.store.command_read(item.fullname)

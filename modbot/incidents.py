@@ -16,94 +16,21 @@ Pure and synchronous: no I/O, no clock. The bot keeps, per incident, an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
 from modbot.feed import Incident, IncidentsFeed, IncidentUpdate
+from modbot.records import (
+    ComponentView,
+    Event,
+    EventKind,
+    IncidentView,
+    Tracked,
+    UpdateView,
+)
 
-CLOSED_STATUSES = frozenset({"resolved", "postmortem", "completed"})
 OPERATIONAL = "operational"
-
-
-class EventKind(StrEnum):
-    """What changed in an incident, as a reader of its comment would notice."""
-
-    OPENED = "opened"
-    UPDATE_ADDED = "update added"
-    UPDATE_EDITED = "update edited"
-    UPDATE_REMOVED = "update removed"
-    STATUS_CHANGED = "status changed"
-    RESOLVED = "resolved"
-    REOPENED = "reopened"
-    POSTMORTEM_PUBLISHED = "postmortem published"
-    POSTMORTEM_EDITED = "postmortem edited"
-    IMPACT_CHANGED = "impact changed"
-    RENAMED = "renamed"
-    COMPONENTS_CHANGED = "components changed"
-    DETAILS_CHANGED = "details changed"
-
-
-@dataclass(frozen=True)
-class Event:
-    """One change to one incident."""
-
-    kind: EventKind
-    incident_id: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.incident_id}: {self.kind}" + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass(frozen=True)
-class UpdateView:
-    """An incident update as the comment shows it."""
-
-    id: str
-    status: str
-    body: str
-    shown_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ComponentView:
-    """A component attached to an incident, with its current status."""
-
-    name: str
-    status: str
-
-
-@dataclass(frozen=True)
-class IncidentView:
-    """Everything a comment about one incident shows, and nothing else."""
-
-    id: str
-    name: str
-    status: str
-    impact: str
-    shortlink: str | None
-    created_at: datetime | None
-    resolved_at: datetime | None
-    components: tuple[ComponentView, ...]
-    updates: tuple[UpdateView, ...]  # oldest first
-    postmortem_body: str | None = None
-
-    @property
-    def is_open(self) -> bool:
-        """True until the incident is resolved (unknown statuses count as open)."""
-        return self.status not in CLOSED_STATUSES
-
-
-@dataclass(frozen=True)
-class Tracked:
-    """What the bot remembers about one incident."""
-
-    view: IncidentView
-    announce: bool
 
 
 @dataclass(frozen=True)
@@ -323,51 +250,3 @@ def _unique(incidents: Iterable[Incident]) -> Iterable[Incident]:
         if incident.id not in seen:
             seen.add(incident.id)
             yield incident
-
-
-# --- serialisation (for the store) ------------------------------------------------------
-
-
-def _time_to_json(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _time_from_json(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-
-def view_to_json(view: IncidentView) -> str:
-    """Serialise a view for storage."""
-    data = {
-        "id": view.id,
-        "name": view.name,
-        "status": view.status,
-        "impact": view.impact,
-        "shortlink": view.shortlink,
-        "created_at": _time_to_json(view.created_at),
-        "resolved_at": _time_to_json(view.resolved_at),
-        "components": [[c.name, c.status] for c in view.components],
-        "updates": [[u.id, u.status, u.body, _time_to_json(u.shown_at)] for u in view.updates],
-        "postmortem_body": view.postmortem_body,
-    }
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def view_from_json(text: str) -> IncidentView:
-    """Read back a view written by ``view_to_json``."""
-    data = json.loads(text)
-    return IncidentView(
-        id=data["id"],
-        name=data["name"],
-        status=data["status"],
-        impact=data["impact"],
-        shortlink=data["shortlink"],
-        created_at=_time_from_json(data["created_at"]),
-        resolved_at=_time_from_json(data["resolved_at"]),
-        components=tuple(ComponentView(name, status) for name, status in data["components"]),
-        updates=tuple(
-            UpdateView(uid, status, body, _time_from_json(shown))
-            for uid, status, body, shown in data["updates"]
-        ),
-        postmortem_body=data.get("postmortem_body"),
-    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 MARKER_PREFIX = "modbot-"
-_MARKER_RE = re.compile(r"^\[\]\(#modbot-([A-Za-z0-9_-]{1,100})\)[ \t]*$", re.MULTILINE)
+_MARKER_RE = re.compile(r"\[\]\(#modbot-([A-Za-z0-9_-]{1,100})\)")
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 # Bare URLs end before characters markdown could use to build a link around them.
@@ -27,14 +27,26 @@ def marker(kind: str, ident: str) -> str:
     return f"[](#{MARKER_PREFIX}{kind}-{_UNSAFE_ID.sub('_', ident)})"
 
 
-def markers_in(body: str) -> list[str]:
-    """The marker ids (``inc-abc123``) found on their own lines in ``body``."""
-    return _MARKER_RE.findall(body)
+def marker_of(body: str) -> str | None:
+    """The marker id (``inc-abc123``) of a body the bot wrote, or ``None``.
+
+    Only the body's last line counts, because that is the only place the bot puts it:
+    text above it (a feed field, a moderator's notice) can never claim a comment.
+    """
+    last = body.rstrip().rpartition("\n")[2]
+    found = _MARKER_RE.fullmatch(last.strip())
+    return found.group(1) if found else None
 
 
 def marker_id(kind: str, ident: str) -> str:
-    """The id that ``markers_in`` returns for ``marker(kind, ident)``."""
+    """The id that ``marker_of`` returns for ``marker(kind, ident)``."""
     return f"{kind}-{_UNSAFE_ID.sub('_', ident)}"
+
+
+def parse_marker(found: str) -> tuple[str, str] | None:
+    """``("inc", "abc123")`` for the marker id ``inc-abc123``; ``None`` if not ours."""
+    kind, _, ident = found.partition("-")
+    return (kind, ident) if kind in ("inc", "note") and ident else None
 
 
 def _escape_plain(text: str) -> str:

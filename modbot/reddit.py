@@ -1,8 +1,8 @@
 """Reddit through asyncpraw: the only module that imports it.
 
-``RedditClient`` implements the publisher's ``Target`` (find the megathread, post,
-edit, find the bot's own comments, delete) plus what ``check`` and the moderator
-commands need (who am I, the subreddit, its moderators, the inbox).
+``RedditClient`` implements the ``Target`` port (find the megathread, post, edit, find
+the bot's own comments, delete) and the ``Mailbox`` port (the inbox, the moderators),
+plus what ``check`` needs (who am I, does the subreddit exist).
 
 asyncpraw 8.0.3 is pinned, and three of its habits are handled here:
 
@@ -28,7 +28,6 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -54,7 +53,7 @@ from modbot.errors import (
     RedditUnavailable,
     ThreadUnavailable,
 )
-from modbot.publisher import PostedComment, Thread
+from modbot.records import InboxItem, Moderator, PostedComment, Thread
 from modbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,25 +77,6 @@ class _NoRetry(FiniteRetryStrategy):
 
     def __init__(self, retries: int = 0) -> None:
         super().__init__(retries=0)
-
-
-@dataclass(frozen=True)
-class InboxItem:
-    """An unread private message or username mention."""
-
-    fullname: str
-    author: str | None
-    body: str
-    is_mention: bool
-    handle: Any  # the asyncpraw object, to reply to and mark read
-
-
-@dataclass(frozen=True)
-class Moderator:
-    """A moderator of the subreddit and their permissions."""
-
-    name: str
-    permissions: tuple[str, ...]
 
 
 def ratelimit_wait(message: str | None) -> float:
@@ -448,32 +428,34 @@ class RedditClient:
 
         await self._call(f"deleting comment {comment_id}", call, retry=True)
 
-    async def find(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
-        """The bot's comments in ``thread`` carrying ``marker_id`` (None: any incident
-        marker), oldest first.
+    async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        """The bot's comments in a thread carrying ``marker_id`` (None: any marker),
+        oldest first.
 
         Looks in the bot's recent comment history first (one call), then in the thread
         itself; a listing that cannot be read raises, because "unknown" is not "absent".
         """
         found = await self._call(
-            "reading own comments", lambda: self._from_history(thread, marker_id), retry=True
+            "reading own comments", lambda: self._from_history(thread_id, marker_id), retry=True
         )
         if not found:
             found = await self._call(
-                "reading the megathread", lambda: self._from_thread(thread, marker_id), retry=True
+                "reading the megathread",
+                lambda: self._from_thread(thread_id, marker_id),
+                retry=True,
             )
         return sorted(found, key=lambda c: (c.created_utc, c.id))
 
-    async def _from_history(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
+    async def _from_history(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
         redditor = await self._reddit.redditor(self.username, fetch=False)
         found = []
         async for comment in redditor.comments.new(limit=HISTORY_LIMIT):
-            if comment.link_id == f"t3_{thread.id}":
+            if comment.link_id == f"t3_{thread_id}":
                 found += self._marked(comment, marker_id)
         return found
 
-    async def _from_thread(self, thread: Thread, marker_id: str | None) -> list[PostedComment]:
-        submission = await self._reddit.submission(thread.id, fetch=False)
+    async def _from_thread(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        submission = await self._reddit.submission(thread_id, fetch=False)
         submission.comment_sort = "new"
         await submission.load()
         await submission.comments.replace_more(limit=0)
@@ -486,10 +468,10 @@ class RedditClient:
         return found
 
     def _marked(self, comment: Any, marker_id: str | None) -> list[PostedComment]:
-        """``[comment]`` when it carries the marker (any incident's, if None), else []."""
-        for found in reversed(markdown.markers_in(getattr(comment, "body", "") or "")):
-            if found == marker_id or (marker_id is None and found.startswith("inc-")):
-                return [self._posted(comment, found)]
+        """``[comment]`` when its marker (on its last line) is ``marker_id`` (any, if None)."""
+        found = markdown.marker_of(getattr(comment, "body", "") or "")
+        if found is not None and (marker_id is None or found == marker_id):
+            return [self._posted(comment, found)]
         return []
 
     async def _distinguish(self, comment_id: str) -> None:

@@ -1,16 +1,20 @@
 """Turning incident views and notices into comment bodies with moderators' templates.
 
-Templates run in Jinja2's ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``
-and receive plain data only (dicts, lists, strings, numbers), every string from the
-feed already escaped for Reddit markdown. Output is capped while it is generated, the
-body is kept under the comment length limit by dropping the oldest updates, and the
-bot appends its hidden marker itself, so a template can neither forget nor forge it.
+Two halves. The first is pure data: ``incident_context`` and ``notice_context`` build the
+plain dicts a template receives, every string from the feed already escaped for Reddit
+markdown, and ``finish`` appends the bot's hidden marker, so a template can neither
+forget nor forge it. The second, ``Renderer``, runs a set of templates in Jinja2's
+``ImmutableSandboxedEnvironment`` with ``StrictUndefined``, caps the output while it is
+generated, and keeps a body under the length limit by dropping the oldest updates.
+
+The running bot never calls ``Renderer`` on its event loop: ``sandbox`` runs it in a
+worker process with a time and memory limit, because Jinja's sandbox bounds what a
+template may touch, not how long it runs or how much it allocates.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,17 +24,13 @@ from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from modbot import markdown
 from modbot.errors import TemplateError
-from modbot.incidents import ComponentView, IncidentView, UpdateView
-
-log = logging.getLogger(__name__)
+from modbot.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
 
 INCIDENT_TEMPLATE = "incident.md.j2"
 MANUAL_TEMPLATE = "manual.md.j2"
+TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE)
 OUTPUT_CAP = 50_000  # characters a template may produce before it is stopped
 MAX_UPDATE_CHARS = 4_000
 MAX_TITLE_CHARS = 300
@@ -51,23 +51,6 @@ def label(value: str, labels: Mapping[str, str]) -> str:
     return labels.get(value, value.replace("_", " ").capitalize() or "Unknown")
 
 
-@dataclass(frozen=True)
-class PageInfo:
-    """The status page a comment talks about."""
-
-    name: str
-    url: str
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A finished comment body and its hash."""
-
-    body: str
-    digest: str
-    omitted_updates: int = 0
-
-
 def digest(body: str) -> str:
     """The hash that decides whether a body changed."""
     return hashlib.sha256(body.encode()).hexdigest()
@@ -85,6 +68,53 @@ def format_time(moment: datetime | None, zone: ZoneInfo | None) -> str:
     return local.strftime("%b %d, %H:%M %Z") + " / " + utc.strftime("%H:%M UTC")
 
 
+# --- templates as data ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Templates:
+    """One set of template sources and where they came from (a folder, for now)."""
+
+    origin: str
+    sources: tuple[tuple[str, str], ...]  # (name, source), in TEMPLATE_NAMES order
+
+    @property
+    def digest(self) -> str:
+        """Identifies this exact set of sources."""
+        return digest(repr(self.sources))
+
+    def source(self, name: str) -> str:
+        """The text of one template."""
+        return dict(self.sources)[name]
+
+
+def read_templates(folder: Path) -> Templates:
+    """Read the template files in ``folder``; a missing or unreadable one is an error."""
+    sources = []
+    for name in TEMPLATE_NAMES:
+        try:
+            sources.append((name, (folder / name).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"{folder / name}: cannot read ({exc})") from None
+    return Templates(origin=str(folder), sources=tuple(sources))
+
+
+def folder_stamp(folder: Path) -> tuple[tuple[str, float, int], ...]:
+    """Modification time and size of each template file: cheap change detection."""
+    entries = []
+    for name in TEMPLATE_NAMES:
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            entries.append((name, 0.0, -1))
+        else:
+            entries.append((name, stat.st_mtime, stat.st_size))
+    return tuple(entries)
+
+
+# --- contexts: the plain data a template receives -------------------------------------------
+
+
 def _component(component: ComponentView) -> dict[str, str]:
     status = label(component.status, {})
     name = markdown.escape_line(component.name)
@@ -100,6 +130,10 @@ def _update(update: UpdateView, zone: ZoneInfo | None) -> dict[str, str]:
         "body": markdown.shorten(markdown.escape_text(update.body), MAX_UPDATE_CHARS),
         "time": format_time(update.shown_at, zone),
     }
+
+
+def _page(page: PageInfo) -> dict[str, str]:
+    return {"name": markdown.escape_line(page.name), "url": page.url}
 
 
 def incident_context(
@@ -126,15 +160,77 @@ def incident_context(
         },
         "updates": [_update(u, zone) for u in reversed(view.updates)],
         "omitted_updates": 0,
-        "page": {"name": markdown.escape_line(page.name), "url": page.url},
-        "modmail_url": _modmail_url(subreddit),
+        "page": _page(page),
+        "modmail_url": modmail_url(subreddit),
     }
 
 
-def _modmail_url(subreddit: str | None) -> str:
+def notice_context(text: str, page: PageInfo, subreddit: str | None) -> dict[str, Any]:
+    """What the notice template receives; ``text`` is data shown literally, never code."""
+    return {
+        "text": markdown.escape_text(text),
+        "page": _page(page),
+        "modmail_url": modmail_url(subreddit),
+    }
+
+
+def modmail_url(subreddit: str | None) -> str:
+    """A link to message the subreddit's moderators ("" when there is no subreddit)."""
     if not subreddit:
         return ""
     return f"https://www.reddit.com/message/compose?to=/r/{subreddit}"
+
+
+def incident_tail(incident_id: str) -> str:
+    """What the bot appends to an incident's body: its hidden marker."""
+    return "\n\n" + markdown.marker("inc", incident_id)
+
+
+def notice_tail(note_id: str) -> str:
+    """What the bot appends to a notice's body: its hidden marker."""
+    return "\n\n" + markdown.marker("note", note_id)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One body to render: which template, its context, the room it has, the marker."""
+
+    name: str
+    context: dict[str, Any]
+    limit: int
+    tail: str
+
+    def finish(self, text: str, omitted: int = 0) -> Rendered:
+        """The final body: the template's output and the bot's marker after it."""
+        body = text + self.tail
+        return Rendered(body, digest(body), omitted_updates=omitted)
+
+
+def incident_job(
+    view: IncidentView,
+    page: PageInfo,
+    *,
+    zone: ZoneInfo | None = None,
+    subreddit: str | None = None,
+    max_length: int = 10_000,
+) -> Job:
+    """The job of rendering one incident's comment."""
+    tail = incident_tail(view.id)
+    context = incident_context(view, page, zone, subreddit)
+    return Job(INCIDENT_TEMPLATE, context, max_length - len(tail), tail)
+
+
+def notice_job(
+    text: str,
+    note_id: str,
+    page: PageInfo,
+    *,
+    subreddit: str | None = None,
+    max_length: int = 10_000,
+) -> Job:
+    """The job of rendering a moderator's notice."""
+    tail = notice_tail(note_id)
+    return Job(MANUAL_TEMPLATE, notice_context(text, page, subreddit), max_length - len(tail), tail)
 
 
 def sample_incident() -> IncidentView:
@@ -157,94 +253,56 @@ def sample_incident() -> IncidentView:
     )
 
 
+SAMPLE_PAGE = PageInfo("status.example.com", "https://status.example.com")
+SAMPLE_NOTICE = "A sample notice."
+
+
+def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
+    """Every template with sample data: what a template must render to be accepted."""
+    del templates  # every set has the same templates; the argument keeps call sites honest
+    return [
+        (INCIDENT_TEMPLATE, incident_context(sample_incident(), SAMPLE_PAGE, None, "sample")),
+        (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, SAMPLE_PAGE, "sample")),
+    ]
+
+
+# --- running templates ----------------------------------------------------------------------
+
+
 class Renderer:
-    """Loads a template folder and renders bodies; keeps the last good set in use.
+    """A compiled set of templates. Construction compiles every template (errors name the
+    file and line); ``render`` runs one with a context."""
 
-    ``reload_if_changed`` re-reads the folder when a file changed, and only swaps in
-    the new templates once every one of them renders against sample data.
-    """
+    def __init__(self, templates: Templates) -> None:
+        import jinja2  # noqa: PLC0415 - only the render worker and the tests load Jinja
+        from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: PLC0415
 
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        page: PageInfo,
-        zone: ZoneInfo | None = None,
-        subreddit: str | None = None,
-        max_length: int = 10_000,
-    ) -> None:
-        self.folder = folder
-        self.page = page
-        self.zone = zone
-        self.subreddit = subreddit
-        self.max_length = max_length
-        self._stamp = self._folder_stamp()
-        self._templates = self._load()
-
-    # --- loading -------------------------------------------------------------------
-    def _folder_stamp(self) -> tuple[tuple[str, float, int], ...]:
-        entries = []
-        for name in (INCIDENT_TEMPLATE, MANUAL_TEMPLATE):
-            path = self.folder / name
-            try:
-                stat = path.stat()
-            except OSError:
-                entries.append((name, 0.0, -1))
-            else:
-                entries.append((name, stat.st_mtime, stat.st_size))
-        return tuple(entries)
-
-    def _load(self) -> dict[str, jinja2.Template]:
+        self.templates = templates
         env = ImmutableSandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(self.folder),
+            loader=jinja2.DictLoader(dict(templates.sources)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        templates = {}
-        for name in (INCIDENT_TEMPLATE, MANUAL_TEMPLATE):
+        self._compiled = {}
+        for name, _ in templates.sources:
             try:
-                templates[name] = env.get_template(name)
+                self._compiled[name] = env.get_template(name)
             except jinja2.TemplateSyntaxError as exc:
                 raise TemplateError(
-                    f"{exc.filename or name}, line {exc.lineno}: {exc.message}"
+                    f"{self._path(name)}, line {exc.lineno}: {exc.message}"
                 ) from None
-            except (jinja2.TemplateNotFound, OSError) as exc:
-                raise TemplateError(f"{self.folder / name}: cannot read ({exc})") from None
-        self._templates = templates
-        self.check()
-        return templates
 
-    def check(self) -> list[str]:
-        """Render every template against sample data; return the template names checked."""
-        self.render_incident(sample_incident())
-        self.render_manual("A sample notice.", note_id="sample")
-        return [INCIDENT_TEMPLATE, MANUAL_TEMPLATE]
+    def _path(self, name: str) -> str:
+        return str(Path(self.templates.origin) / name)
 
-    def reload_if_changed(self) -> bool:
-        """Reload templates whose files changed; on error keep the old ones and raise."""
-        stamp = self._folder_stamp()
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        previous = self._templates
-        try:
-            self._templates = self._load()
-        except TemplateError:
-            self._templates = previous
-            raise
-        log.info("templates reloaded from %s", self.folder)
-        return True
-
-    # --- rendering -----------------------------------------------------------------
     def _run(self, name: str, context: Mapping[str, Any]) -> str:
-        template = self._templates[name]
         pieces: list[str] = []
         size = 0
         try:
-            for piece in template.generate(**context):
+            for piece in self._compiled[name].generate(**context):
                 size += len(piece)
                 if size > OUTPUT_CAP:
                     raise TemplateError(
@@ -253,55 +311,73 @@ class Renderer:
                 pieces.append(piece)
         except TemplateError:
             raise
+        except MemoryError:
+            raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
         except Exception as exc:  # any error a template can raise, reported with its line
             raise TemplateError(f"{self._path(name)}{_template_line(exc, name)}: {exc}") from None
         return "".join(pieces).strip()
 
-    def _path(self, name: str) -> str:
-        return str(self.folder / name)
+    def body(self, job: Job) -> Rendered:
+        """Run ``job`` here, in this process (the tests do; the bot uses the worker)."""
+        text, omitted = self.render(job.name, job.context, job.limit)
+        return job.finish(text, omitted)
 
-    def render_incident(self, view: IncidentView) -> Rendered:
-        """The comment body for one incident, under the length limit."""
-        context = incident_context(view, self.page, self.zone, self.subreddit)
-        tail = "\n\n" + markdown.marker("inc", view.id)
+    def render(self, name: str, context: Mapping[str, Any], limit: int) -> tuple[str, int]:
+        """The output for ``context``, at most ``limit`` characters, and how many of the
+        oldest updates were left out to fit (always newest kept; notices are cut)."""
+        updates = context.get("updates")
+        if not isinstance(updates, list) or not updates:
+            return markdown.shorten(self._run(name, context), limit), 0
+        # Leave out the oldest updates that cannot fit before rendering, so that any
+        # incident renders within the output cap, however long its history.
+        keep = _fitting(updates, limit)
+        if keep < len(updates):
+            context = _trimmed(context, keep)
+            updates = context["updates"]
+        omitted = int(context.get("omitted_updates", 0))
+        text = self._run(name, context)
+        if len(text) <= limit:
+            return text, omitted
+        return self._fit(name, context, limit, omitted)
+
+    def _fit(
+        self, name: str, context: Mapping[str, Any], limit: int, omitted: int
+    ) -> tuple[str, int]:
+        """Keep the newest updates that fit (binary search on how many)."""
         updates = context["updates"]
-        body = self._run(INCIDENT_TEMPLATE, context)
-        if len(body) + len(tail) <= self.max_length:
-            return Rendered(body + tail, digest(body + tail))
-        # Too long: keep the newest updates that fit (binary search on how many).
-        limit = self.max_length - len(tail)
         best: tuple[int, str] | None = None
         low, high = 0, len(updates) - 1
         while low <= high:
             keep = (low + high) // 2
-            text = self._run(INCIDENT_TEMPLATE, self._trimmed(context, keep))
+            text = self._run(name, _trimmed(context, keep, omitted))
             if len(text) <= limit:
                 best, low = (keep, text), keep + 1
             else:
                 high = keep - 1
         if best is None:
-            best = (
-                0,
-                markdown.shorten(self._run(INCIDENT_TEMPLATE, self._trimmed(context, 0)), limit),
-            )
-        kept, body = best
-        return Rendered(body + tail, digest(body + tail), omitted_updates=len(updates) - kept)
+            text = markdown.shorten(self._run(name, _trimmed(context, 0, omitted)), limit)
+            best = (0, text)
+        kept, text = best
+        return text, omitted + len(updates) - kept
 
-    @staticmethod
-    def _trimmed(context: Mapping[str, Any], keep: int) -> dict[str, Any]:
-        updates = context["updates"]
-        return dict(context, updates=updates[:keep], omitted_updates=len(updates) - keep)
 
-    def render_manual(self, text: str, *, note_id: str) -> Rendered:
-        """A moderator's notice; ``text`` is data shown literally, never template code."""
-        context = {
-            "text": markdown.escape_text(text),
-            "page": {"name": markdown.escape_line(self.page.name), "url": self.page.url},
-            "modmail_url": _modmail_url(self.subreddit),
-        }
-        tail = "\n\n" + markdown.marker("note", note_id)
-        body = markdown.shorten(self._run(MANUAL_TEMPLATE, context), self.max_length - len(tail))
-        return Rendered(body + tail, digest(body + tail))
+UPDATE_OVERHEAD = 40  # characters a template adds around each update, at least
+
+
+def _fitting(updates: list[Any], limit: int) -> int:
+    """How many of the newest updates could fit in ``limit`` (always at least one)."""
+    total = 0
+    for count, update in enumerate(updates):
+        body = update.get("body", "") if isinstance(update, Mapping) else ""
+        total += len(str(body)) + UPDATE_OVERHEAD
+        if total > limit:
+            return max(count, 1)
+    return len(updates)
+
+
+def _trimmed(context: Mapping[str, Any], keep: int, already: int = 0) -> dict[str, Any]:
+    updates = context["updates"]
+    return dict(context, updates=updates[:keep], omitted_updates=already + len(updates) - keep)
 
 
 def _template_line(exc: BaseException, name: str) -> str:
@@ -309,6 +385,6 @@ def _template_line(exc: BaseException, name: str) -> str:
     tb: TracebackType | None = exc.__traceback__
     line = None
     for frame, lineno in traceback.walk_tb(tb):
-        if frame.f_code.co_filename.endswith(name):
+        if frame.f_code.co_filename.endswith(name) or frame.f_code.co_filename == "<template>":
             line = lineno
     return f", line {line}" if line else ""

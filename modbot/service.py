@@ -1,130 +1,37 @@
-"""What each CLI command does, wired from settings (the CLI only parses arguments).
+"""What each CLI command does: one small function per verb, wired from settings.
 
-Everything is built here per call and passed down: no module-level singletons, so
-one process could watch several (status page, subreddit) pairs.
+Heavy libraries are imported inside the functions that need them, so a command pays
+only for what it uses: ``modbot status`` never loads the Reddit or HTTP libraries,
+and ``--help`` (handled before this module is imported) loads none of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
-import json
 import logging
-import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, TextIO
 
-import httpx
-
-from modbot import __version__, incidents, timeline
-from modbot.bot import Bot, PollReport, page_info_from
-from modbot.commands import Operations
-from modbot.errors import FeedError, ModbotError, RedditError, StoreError, TemplateError
-from modbot.feed import IncidentsFeed, parse_incidents
-from modbot.inbox import Inbox
-from modbot.publisher import Checkpoint, DryRunTarget, Publisher, Target, crash_at
-from modbot.reddit import RedditClient
-from modbot.render import PageInfo, Renderer
+from modbot import __version__
+from modbot.errors import ModbotError, RedditError, StoreError, TemplateError
 from modbot.settings import Settings
-from modbot.statuspage import StatuspageClient, make_http_client
-from modbot.store import Store
+
+if TYPE_CHECKING:
+    from modbot.app import App
+    from modbot.feed import IncidentsFeed
+    from modbot.poller import PollReport
 
 log = logging.getLogger(__name__)
-
-DRY_RUN_PAGE_PREFIX = "dry-run "
-
-
-def page_key(settings: Settings, dry_run: bool) -> str:
-    """The store key of the watched page; dry-run keeps its own baseline and comments."""
-    return (DRY_RUN_PAGE_PREFIX if dry_run else "") + settings.statuspage_url
 
 
 def is_dry_run(settings: Settings, requested: bool = False) -> bool:
     """Dry-run when asked to, or when Reddit credentials are absent."""
     return requested or settings.dry_run or not settings.has_reddit_credentials
-
-
-def make_renderer(settings: Settings, page: PageInfo | None = None) -> Renderer:
-    """The renderer for ``settings`` (templates are checked while loading)."""
-    url = settings.statuspage_url
-    host_page = page or PageInfo(name=url.split("//", 1)[-1], url=url)
-    return Renderer(
-        settings.templates_path,
-        page=host_page,
-        zone=ZoneInfo(settings.timezone) if settings.timezone else None,
-        subreddit=settings.subreddit,
-        max_length=settings.max_comment_length,
-    )
-
-
-@dataclass
-class Runtime:
-    """The pieces of one running bot, closed together."""
-
-    bot: Bot
-    store: Store
-    target: Target
-
-
-@asynccontextmanager
-async def runtime(
-    settings: Settings,
-    *,
-    dry_run: bool,
-    out: TextIO,
-    http: httpx.AsyncClient | None = None,
-    target: Target | None = None,
-    clock: Callable[[], float] = time.time,
-    feed_attempts: int = 3,
-    checkpoint: Checkpoint | None = None,
-) -> AsyncIterator[Runtime]:
-    """Open the store and the HTTP client, build the bot, and close it all afterwards.
-
-    ``clock``, ``feed_attempts`` and ``checkpoint`` let tests control time, retries
-    and crash points; the CLI uses the defaults.
-    """
-    store = Store.open(settings.database)
-    own_http = http is None
-    client = http or make_http_client(settings.http_timeout)
-    reddit = None if dry_run or target is not None else RedditClient(settings, clock=clock)
-    try:
-        renderer = make_renderer(settings)
-        chosen: Target = target or reddit or DryRunTarget(out)
-        page = page_key(settings, dry_run)
-        publisher = Publisher(
-            store,
-            chosen,
-            page=page,
-            min_edit_interval=settings.min_edit_interval,
-            reconcile_grace=settings.reconcile_grace,
-            verify_interval=settings.megathread_check_interval,
-            clock=clock,
-            checkpoint=checkpoint or crash_at(settings.crash_at),
-        )
-        bot = Bot(
-            store=store,
-            feed=StatuspageClient(settings.statuspage_url, client, attempts=feed_attempts),
-            renderer=renderer,
-            publisher=publisher,
-            page=page,
-            poll_interval=settings.poll_interval,
-            components=settings.components,
-            clock=clock,
-        )
-        yield Runtime(bot=bot, store=store, target=chosen)
-    finally:
-        if reddit is not None:
-            await reddit.close()
-        if own_http:
-            await client.aclose()
-        store.close()
 
 
 def dry_run_banner(settings: Settings, requested: bool) -> str:
@@ -138,12 +45,29 @@ def dry_run_banner(settings: Settings, requested: bool) -> str:
     )
 
 
+def _say_dry_run(settings: Settings, requested: bool, out: TextIO) -> None:
+    if is_dry_run(settings, requested):
+        out.write(dry_run_banner(settings, requested) + "\n")
+        out.flush()
+
+
+@asynccontextmanager
+async def _app(settings: Settings, *, dry_run: bool, out: TextIO) -> AsyncIterator[App]:
+    from modbot.app import App  # noqa: PLC0415 - loads the HTTP and Reddit libraries
+
+    async with App(settings, dry_run=is_dry_run(settings, dry_run), out=out) as app:
+        yield app
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
 async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
     """``modbot run``: poll and deliver until stopped (or once)."""
+    from modbot.app import stop_on_signals  # noqa: PLC0415
+
     dry = is_dry_run(settings, dry_run)
-    if dry:
-        out.write(dry_run_banner(settings, dry_run) + "\n")
-        out.flush()
+    _say_dry_run(settings, dry_run, out)
     log.info(
         "watching %s every %g s; state in %s%s",
         settings.statuspage_url,
@@ -151,30 +75,15 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
         settings.database,
         "" if once else "; Ctrl-C stops",
     )
-    async with runtime(settings, dry_run=dry, out=out) as rt:
+    async with _app(settings, dry_run=dry, out=out) as app:
         if once:
-            report = await rt.bot.run_once()
+            report = await app.run_once()
             return 0 if report.ok else 1
-        rt.bot.on_poll = _first_poll_note(settings, out) if dry else None
-        extra = {} if dry else {"inbox": _inbox_step(settings, rt)}
         stop = asyncio.Event()
-        with _stop_on_signals(stop):
-            await rt.bot.run(stop, extra)
+        with stop_on_signals(stop):
+            await app.run(stop, _first_poll_note(settings, out) if dry else None)
     log.info("stopped; state saved in %s", settings.database)
     return 0
-
-
-def _inbox_step(settings: Settings, rt: Runtime) -> Callable[[], Awaitable[float]]:
-    """The loop step that handles moderator commands sent on Reddit."""
-    assert isinstance(rt.target, RedditClient)
-    operations = Operations(rt.bot, subreddit=settings.subreddit, dry_run=False)
-    inbox = Inbox(rt.target, operations, rt.store, rt.bot.clock)
-
-    async def step() -> float:
-        await inbox.check()
-        return settings.inbox_interval
-
-    return step
 
 
 def _first_poll_note(settings: Settings, out: TextIO) -> Callable[[PollReport], None]:
@@ -194,37 +103,15 @@ def _first_poll_note(settings: Settings, out: TextIO) -> Callable[[PollReport], 
     return note
 
 
-class _stop_on_signals:  # noqa: N801 - used like a function in a with statement
-    """Set ``stop`` on SIGINT/SIGTERM while inside the block (handlers only set a flag)."""
-
-    def __init__(self, stop: asyncio.Event) -> None:
-        self.stop = stop
-        self.loop = asyncio.get_running_loop()
-        self.installed: list[signal.Signals] = []
-
-    def __enter__(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises instead
-                continue
-            self.installed.append(sig)
-
-    def __exit__(self, *_: object) -> None:
-        for sig in self.installed:
-            self.loop.remove_signal_handler(sig)
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        if not self.stop.is_set():
-            log.info("%s received: stopping", sig.name)
-        self.stop.set()
-
-
-# --- preview ----------------------------------------------------------------------------
+# --- preview ----------------------------------------------------------------------------------
 
 
 async def load_feed(settings: Settings, feed_file: Path | None) -> IncidentsFeed:
     """A saved incidents.json, or one live fetch of the configured page."""
+    from modbot.feed import parse_incidents  # noqa: PLC0415
+    from modbot.records import Validators  # noqa: PLC0415
+    from modbot.statuspage import StatuspageClient, make_http_client  # noqa: PLC0415
+
     if feed_file is not None:
         try:
             raw = await asyncio.to_thread(feed_file.read_bytes)
@@ -232,17 +119,47 @@ async def load_feed(settings: Settings, feed_file: Path | None) -> IncidentsFeed
             raise ModbotError(f"cannot read {feed_file}: {exc.strerror}") from None
         return parse_incidents(raw)
     async with make_http_client(settings.http_timeout) as http:
-        result = await StatuspageClient(settings.statuspage_url, http).fetch()
-    assert result.feed is not None  # a first fetch is never conditional
-    return result.feed
+        fetched = await StatuspageClient(settings.statuspage_url, http).fetch(Validators())
+    assert fetched.feed is not None  # a first fetch is never conditional
+    return fetched.feed
+
+
+@asynccontextmanager
+async def _bodies(settings: Settings, feed: IncidentsFeed | None = None) -> AsyncIterator[object]:
+    """A renderer for one-off commands: the configured templates in a render worker."""
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    from modbot.bodies import Bodies  # noqa: PLC0415
+    from modbot.poller import page_info_from  # noqa: PLC0415
+    from modbot.render import read_templates  # noqa: PLC0415
+    from modbot.sandbox import RenderWorker  # noqa: PLC0415
+    from modbot.watches import default_page  # noqa: PLC0415
+
+    worker = RenderWorker(timeout=settings.render_timeout)
+    try:
+        templates = read_templates(settings.templates_path)
+        await worker.check(templates, settings.max_comment_length)
+        page = page_info_from(feed, settings.statuspage_url) if feed else None
+        yield Bodies(
+            worker,
+            templates,
+            page=page or default_page(settings.statuspage_url),
+            zone=ZoneInfo(settings.timezone) if settings.timezone else None,
+            subreddit=settings.subreddit,
+            max_length=settings.max_comment_length,
+        )
+    finally:
+        await worker.close()
 
 
 async def preview(
     settings: Settings, incident_id: str | None, feed_file: Path | None, out: TextIO
 ) -> int:
     """``modbot preview``: print the comment for one incident (or every open one)."""
+    from modbot import incidents  # noqa: PLC0415
+    from modbot.bodies import Bodies  # noqa: PLC0415
+
     feed = await load_feed(settings, feed_file)
-    renderer = make_renderer(settings, page_info_from(feed, settings.statuspage_url))
     views = [incidents.view_of(i) for i in feed.incidents]
     if incident_id is not None:
         chosen = [v for v in views if v.id == incident_id]
@@ -254,16 +171,18 @@ async def preview(
         if not chosen:
             out.write("No open incidents on the page. Give an incident id to preview a past one.\n")
             return 0
-    for view in chosen:
-        rendered = renderer.render_incident(view)
-        out.write(
-            f"===== incident {view.id} ({view.status}), {len(rendered.body)} characters =====\n"
-        )
-        out.write(rendered.body + "\n\n")
+    async with _bodies(settings, feed) as bodies:
+        assert isinstance(bodies, Bodies)
+        for view in chosen:
+            rendered = await bodies.incident(view)
+            out.write(
+                f"===== incident {view.id} ({view.status}), {len(rendered.body)} characters =====\n"
+            )
+            out.write(rendered.body + "\n\n")
     return 0
 
 
-# --- check ------------------------------------------------------------------------------
+# --- check ------------------------------------------------------------------------------------
 
 
 async def check(settings: Settings, out: TextIO, *, live: bool = False) -> int:
@@ -281,12 +200,13 @@ async def check(settings: Settings, out: TextIO, *, live: bool = False) -> int:
         line("components", ", ".join(settings.components))
     line("time zone", settings.timezone or "UTC only")
     try:
-        names = make_renderer(settings).check()
-        line("templates", f"ok: {', '.join(names)} in {settings.templates_path}")
+        async with _bodies(settings):
+            pass
+        line("templates", f"ok: incident.md.j2, manual.md.j2 in {settings.templates_path}")
     except TemplateError as exc:
         line("templates", f"BROKEN: {exc}")
         problems += 1
-    problems += _check_store(settings, line, required=live)
+    problems += await _check_store(settings, line, required=live)
     if live:
         problems += await _check_feed(settings, line)
     if settings.has_reddit_credentials:
@@ -300,6 +220,8 @@ async def check(settings: Settings, out: TextIO, *, live: bool = False) -> int:
 
 
 async def _check_feed(settings: Settings, line: Callable[[str, str], None]) -> int:
+    from modbot.errors import FeedError  # noqa: PLC0415
+
     try:
         feed = await load_feed(settings, None)
     except FeedError as exc:
@@ -311,6 +233,8 @@ async def _check_feed(settings: Settings, line: Callable[[str, str], None]) -> i
 
 async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) -> int:
     """Log in and report what posting needs; returns the number of blocking problems."""
+    from modbot.reddit import RedditClient  # noqa: PLC0415
+
     async with RedditClient(settings) as reddit:
         try:
             name = await reddit.me()
@@ -344,7 +268,11 @@ async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) ->
     return 0
 
 
-def _check_store(settings: Settings, line: Callable[[str, str], None], *, required: bool) -> int:
+async def _check_store(
+    settings: Settings, line: Callable[[str, str], None], *, required: bool
+) -> int:
+    from modbot.store import SqliteStore  # noqa: PLC0415
+
     if not settings.database.exists():
         if required:
             line("state file", f"FAILED: {settings.database} does not exist (is the bot running?)")
@@ -352,19 +280,20 @@ def _check_store(settings: Settings, line: Callable[[str, str], None], *, requir
         line("state file", f"{settings.database} (not created yet; `modbot run` creates it)")
         return 0
     try:
-        store = Store.open(settings.database)
+        store = await SqliteStore.open(settings.database)
     except StoreError as exc:
         line("state file", f"BROKEN: {exc}")
         return 1
     try:
-        problems = store.integrity_problems()
+        problems = await store.integrity_problems()
         if problems:
             line("state file", f"BROKEN: {settings.database}: {problems[0]}")
             return 1
-        line("state file", f"ok: {settings.database} (schema {store.schema_version})")
+        version = await store.schema_version()
+        line("state file", f"ok: {settings.database} (schema {version})")
         return 0
     finally:
-        store.close()
+        await store.close()
 
 
 def _printer(out: TextIO) -> Callable[[str, str], None]:
@@ -374,48 +303,32 @@ def _printer(out: TextIO) -> Callable[[str, str], None]:
     return line
 
 
-# --- demo -------------------------------------------------------------------------------
-
-
-def demo_documents() -> tuple[list[dict[str, Any]], str]:
-    """The bundled real incident as a list of feed snapshots, and its source note."""
-    raw = resources.files("modbot").joinpath("data/demo_incident.json").read_text("utf-8")
-    data = json.loads(raw)
-    return timeline.replay(data["incident"], data["page"], postmortem=True), data["_source"]
-
-
-class ReplayFeed:
-    """Serves prepared snapshots through httpx's in-memory transport, one per step."""
-
-    def __init__(self, documents: list[dict[str, Any]]) -> None:
-        self.documents = documents
-        self.step = 0
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request with the current snapshot."""
-        return httpx.Response(200, json=self.documents[self.step])
+# --- demo -------------------------------------------------------------------------------------
 
 
 async def demo(settings: Settings, out: TextIO, delay: float) -> int:
     """``modbot demo``: replay a real incident through the real pipeline, offline."""
-    documents, source = demo_documents()
-    replay = ReplayFeed(documents)
+    from modbot.app import App  # noqa: PLC0415
+    from modbot.demo import DEMO_URL, ReplaySource, demo_documents  # noqa: PLC0415
+    from modbot.errors import FeedError  # noqa: PLC0415
+
+    documents, source_note = demo_documents()
+    replay = ReplaySource(documents)
     out.write(
         "modbot demo: replaying a real incident from status.claude.com, one status update at a\n"
-        "time, through the real pipeline (feed client, diff, templates, store) in dry-run.\n"
+        "time, through the real pipeline (diff, templates, store, delivery) in dry-run.\n"
         "No network and no Reddit account are used; each comment version is printed below.\n\n"
     )
     with tempfile.TemporaryDirectory(prefix="modbot-demo-") as folder:
         demo_settings = settings.model_copy(
             update={
                 "database": Path(folder) / "demo.sqlite3",
-                "statuspage_url": "https://status.claude.com",
+                "statuspage_url": DEMO_URL,
                 "min_edit_interval": 0.0,
                 "components": (),
             }
         )
-        http = httpx.AsyncClient(transport=httpx.MockTransport(replay.handle))
-        async with http, runtime(demo_settings, dry_run=True, out=out, http=http) as rt:
+        async with App(demo_settings, dry_run=True, out=out, source=replay) as app:
             for number in range(len(documents)):
                 replay.step = number
                 status = documents[number]["incidents"][0]["status"]
@@ -423,31 +336,16 @@ async def demo(settings: Settings, out: TextIO, delay: float) -> int:
                     f">>> step {number + 1}/{len(documents)}: the page says {status.upper()}\n\n"
                 )
                 out.flush()
-                report = await rt.bot.run_once()
+                report = await app.run_once()
                 if not report.ok:
                     raise FeedError(report.message)
                 if number + 1 < len(documents):
                     await asyncio.sleep(delay)
-    out.write(f"That is what modbot does. Data: {source}\n")
+    out.write(f"That is what modbot does. Data: {source_note}\n")
     return 0
 
 
-# --- moderator commands -------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def operations(
-    settings: Settings, *, dry_run: bool, out: TextIO
-) -> AsyncIterator[Operations]:
-    """A bot without its loops, for one moderator command from the CLI."""
-    dry = is_dry_run(settings, dry_run)
-    async with runtime(settings, dry_run=dry, out=out) as rt:
-        yield Operations(rt.bot, subreddit=settings.subreddit, dry_run=dry)
-
-
-def _say_dry_run(settings: Settings, requested: bool, out: TextIO) -> None:
-    if is_dry_run(settings, requested):
-        out.write(dry_run_banner(settings, requested) + "\n")
+# --- moderator commands -----------------------------------------------------------------------
 
 
 async def post(
@@ -461,9 +359,10 @@ async def post(
 ) -> int:
     """``modbot post``: a notice (new or ``edit``), or one incident's comment now."""
     _say_dry_run(settings, dry_run, out)
-    async with operations(settings, dry_run=dry_run, out=out) as ops:
+    async with _app(settings, dry_run=dry_run, out=out) as app:
+        ops = app.operations
         if incident_id is not None:
-            known = ops.store.tracked(ops.page, [incident_id])
+            known = await app.store.tracked(app.watch, [incident_id])
             feed = None if known else await load_feed(settings, None)
             outcome = await ops.post_incident(incident_id, feed)
         elif edit is not None:
@@ -475,30 +374,56 @@ async def post(
 
 
 async def refresh(
-    settings: Settings, *, incident_id: str | None, dry_run: bool, out: TextIO
+    settings: Settings, *, incident_id: str | None, every: bool, dry_run: bool, out: TextIO
 ) -> int:
-    """``modbot refresh``: re-render tracked open incidents and edit what changed."""
+    """``modbot refresh``: re-render incidents and edit the comments whose text changed."""
     _say_dry_run(settings, dry_run, out)
-    async with operations(settings, dry_run=dry_run, out=out) as ops:
-        outcome = await ops.refresh(incident_id)
+    async with _app(settings, dry_run=dry_run, out=out) as app:
+        outcome = await app.operations.refresh(incident_id, every=every)
     out.write(outcome.text + "\n")
     return 0
 
 
 async def status(settings: Settings, out: TextIO) -> int:
     """``modbot status``: one screen from the state file (no network)."""
+    from modbot.statusview import status_text  # noqa: PLC0415
+    from modbot.store import SqliteStore  # noqa: PLC0415
+    from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
+
     if not settings.database.exists():
         out.write(f"No state yet at {settings.database}: start the bot with `modbot run`.\n")
         return 1
-    async with operations(settings, dry_run=False, out=out) as ops:
-        out.write(ops.status().text + "\n")
+    store = await SqliteStore.open(settings.database)
+    try:
+        dry = is_dry_run(settings)
+        text = await status_text(
+            store,
+            watch_scope(DEFAULT_WATCH, dry),
+            url=settings.statuspage_url,
+            subreddit=settings.subreddit,
+            dry_run=dry,
+            now=time.time(),
+        )
+    finally:
+        await store.close()
+    out.write(text + "\n")
     return 0
 
 
 async def set_pause(settings: Settings, *, paused: bool, out: TextIO) -> int:
     """``modbot pause`` / ``modbot resume``."""
+    from modbot.store import SqliteStore  # noqa: PLC0415
+    from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
+
     who = f"{getpass.getuser()} (CLI)"
-    async with operations(settings, dry_run=False, out=out) as ops:
-        outcome = ops.pause(who) if paused else ops.resume(who)
-    out.write(outcome.text + "\n")
+    store = await SqliteStore.open(settings.database)
+    try:
+        watch = watch_scope(DEFAULT_WATCH, is_dry_run(settings))
+        await store.set_paused(watch, paused, by=who, now=time.time())
+    finally:
+        await store.close()
+    if paused:
+        out.write("paused: no posts or edits until resumed; updates are kept\n")
+    else:
+        out.write("resumed: held updates will be delivered within one poll interval\n")
     return 0

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     database: Path = Path("modbot.sqlite3")
     templates_dir: Path | None = None
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
+    render_timeout: float = Field(default=2.0, gt=0, le=60)
 
     # --- Reddit --------------------------------------------------------------------
     subreddit: str | None = None

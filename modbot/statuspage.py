@@ -3,15 +3,20 @@
 One ``httpx.AsyncClient`` per process is passed in. Each poll is a conditional GET of
 ``/api/v2/incidents.json``: when the server sent an ``ETag`` or ``Last-Modified``, the
 next request carries ``If-None-Match``/``If-Modified-Since`` and an unchanged feed
-costs a 304 and no parsing. Transport errors and 5xx are retried a few times with
-jittered exponential backoff (tenacity); nothing else is, because a 4xx, an HTML
-challenge page or malformed JSON will not fix itself within seconds.
+costs a 304 and no parsing; a server that sends neither costs a hash of the body and
+no parsing. The client keeps no validators of its own: the poller passes in the ones
+saved with its state and saves the new ones only together with the state they
+describe, so a failed save can never make a later 304 hide a change.
+
+Transport errors and 5xx are retried a few times with jittered exponential backoff
+(tenacity); nothing else is, because a 4xx, an HTML challenge page or malformed JSON
+will not fix itself within seconds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -26,7 +31,9 @@ from tenacity import (
 
 from modbot import __version__
 from modbot.errors import FeedMalformed, FeedNotJSON, FeedRateLimited, FeedUnavailable
-from modbot.feed import IncidentsFeed, parse_incidents
+from modbot.feed import parse_incidents
+from modbot.ports import Fetched
+from modbot.records import Validators
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +43,6 @@ USER_AGENT = f"modbot/{__version__} (+status page watcher)"
 
 class _RetryableError(Exception):
     """A transport error or 5xx worth another try."""
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """One poll: ``feed`` is ``None`` when the server said nothing changed (304)."""
-
-    feed: IncidentsFeed | None
-    status: int
-    received_bytes: int
 
 
 def make_http_client(timeout: float) -> httpx.AsyncClient:
@@ -68,7 +66,7 @@ def statuspage_io_hint(base_url: str) -> str:
 
 
 class StatuspageClient:
-    """Polls one status page; remembers validators so unchanged polls are cheap."""
+    """Polls one status page (the ``Source`` port for Atlassian Statuspage)."""
 
     def __init__(
         self,
@@ -79,23 +77,14 @@ class StatuspageClient:
         max_backoff: float = 4.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.home = self.base_url
+        self.url = self.base_url + INCIDENTS_PATH
         self._http = http
         self._attempts = attempts
         self._max_backoff = max_backoff
-        self._etag: str | None = None
-        self._last_modified: str | None = None
 
-    @property
-    def url(self) -> str:
-        """The incidents endpoint this client polls."""
-        return self.base_url + INCIDENTS_PATH
-
-    def forget_validators(self) -> None:
-        """Make the next poll unconditional (e.g. after the stored state was reset)."""
-        self._etag = self._last_modified = None
-
-    async def fetch(self) -> FetchResult:
-        """Fetch the incidents; raise a ``FeedError`` subclass when it cannot be used."""
+    async def fetch(self, since: Validators) -> Fetched:
+        """Fetch the incidents; raise a ``FeedError`` subclass when they cannot be used."""
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_RetryableError),
             stop=stop_after_attempt(self._attempts),
@@ -105,17 +94,17 @@ class StatuspageClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._get()
+                    response = await self._get(since)
         except _RetryableError as exc:
             raise FeedUnavailable(f"{self.url}: {exc} (after {self._attempts} tries)") from None
-        return self._read(response)
+        return self._read(response, since)
 
-    async def _get(self) -> httpx.Response:
+    async def _get(self, since: Validators) -> httpx.Response:
         headers = {}
-        if self._etag:
-            headers["If-None-Match"] = self._etag
-        if self._last_modified:
-            headers["If-Modified-Since"] = self._last_modified
+        if since.etag:
+            headers["If-None-Match"] = since.etag
+        if since.last_modified:
+            headers["If-Modified-Since"] = since.last_modified
         try:
             response = await self._http.get(self.url, headers=headers)
         except httpx.TimeoutException:
@@ -127,10 +116,10 @@ class StatuspageClient:
             raise _RetryableError(f"server error {response.status_code}{kind}")
         return response
 
-    def _read(self, response: httpx.Response) -> FetchResult:
+    def _read(self, response: httpx.Response, since: Validators) -> Fetched:
         size = len(response.content)
         if response.status_code == 304:
-            return FetchResult(feed=None, status=304, received_bytes=size)
+            return Fetched(feed=None, validators=since, status=304, received_bytes=size)
         if response.status_code == 429:
             retry_after = _retry_after(response.headers.get("Retry-After"))
             raise FeedRateLimited(f"{self.url}: rate limited (429)", retry_after)
@@ -141,15 +130,18 @@ class StatuspageClient:
                 f"{self.url} answered an HTML page (HTTP 200, likely an error or bot-challenge "
                 f"page) instead of JSON; {statuspage_io_hint(self.base_url)}"
             )
+        validators = Validators(
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            digest=hashlib.sha256(response.content).hexdigest(),
+        )
+        if since.digest is not None and validators.digest == since.digest:
+            return Fetched(feed=None, validators=validators, status=200, received_bytes=size)
         try:
             feed = parse_incidents(response.content)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from None
-        # Validators are remembered only once the body proved usable, so a bad
-        # answer is never "confirmed" by a later 304.
-        self._etag = response.headers.get("ETag")
-        self._last_modified = response.headers.get("Last-Modified")
-        return FetchResult(feed=feed, status=200, received_bytes=size)
+        return Fetched(feed=feed, validators=validators, status=200, received_bytes=size)
 
 
 def _looks_like_html(response: httpx.Response) -> bool:

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from modbot.settings import Settings, load_settings
+from modbot.records import IncidentView, PageInfo
+from modbot.render import Renderer, incident_job, read_templates
+from modbot.settings import Settings, default_templates_dir, load_settings
 from tests.fakes.statuspage import FakeStatuspage
 
 # "ci" (the default) is bounded and derandomised so CI is repeatable and fits its time;
@@ -38,6 +40,20 @@ settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"
+FAKE_PAGE = PageInfo("status.example.com", "https://status.example.com")
+_SHIPPED = Renderer(read_templates(default_templates_dir()))
+
+
+def expected_body(
+    view: IncidentView,
+    *,
+    page: PageInfo = FAKE_PAGE,
+    subreddit: str | None = None,
+    max_length: int = 10_000,
+) -> str:
+    """The comment the bot should show for ``view`` with the shipped templates."""
+    job = incident_job(view, page, subreddit=subreddit, max_length=max_length)
+    return _SHIPPED.body(job).body
 
 
 @pytest.fixture(autouse=True)
@@ -161,6 +177,18 @@ async def spawn(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subproces
 async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     """``modbot run`` as a child process."""
     return await spawn("modbot", "run", env=env, cwd=cwd)
+
+
+def expire_waits(database: Path, *, intent: bool = True) -> None:
+    """Pretend every backoff, rate-limit wait and listing-lag grace is over: time travel
+    for the state file, through a second connection as another process would."""
+    import sqlite3
+
+    raw = sqlite3.connect(database)
+    shift = ", intent_at = intent_at - 3600" if intent else ""
+    raw.execute(f"UPDATE deliveries SET not_before = 0{shift}")
+    raw.commit()
+    raw.close()
 
 
 async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:

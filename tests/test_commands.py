@@ -7,19 +7,21 @@ import io
 import os
 import shutil
 import signal
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modbot import service
-from modbot.commands import Command, Operations, parse
+from modbot.app import App
+from modbot.commands import Command, parse
 from modbot.errors import CommandError
 from modbot.inbox import Inbox
-from modbot.markdown import markers_in
+from modbot.markdown import marker_of
+from modbot.records import DeliveryRow, Kind
 from modbot.settings import Settings, default_templates_dir
-from tests.conftest import reddit_settings, run_cli, start_bot, until
+from tests.conftest import expire_waits, reddit_settings, run_cli, start_bot, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -68,16 +70,28 @@ def bot_comments(fake: FakeReddit) -> list[Comment]:
 
 
 def notices(fake: FakeReddit) -> list[Comment]:
-    return [c for c in bot_comments(fake) if any(m.startswith("note-") for m in markers_in(c.body))]
+    return [c for c in bot_comments(fake) if (marker_of(c.body) or "").startswith("note-")]
 
 
 class Moderated:
     """An in-process bot with its inbox, both fakes, and a moderator account."""
 
-    def __init__(self, page: FakeStatuspage, fake: FakeReddit, rt: Any, settings: Settings) -> None:
-        self.page, self.fake, self.rt, self.settings = page, fake, rt, settings
-        self.ops = Operations(rt.bot, subreddit="ClaudeAI", dry_run=False)
-        self.inbox = Inbox(rt.target, self.ops, rt.store, rt.bot.clock)
+    def __init__(
+        self, page: FakeStatuspage, fake: FakeReddit, app: App, settings: Settings
+    ) -> None:
+        self.page, self.fake, self.app, self.settings = page, fake, app, settings
+        assert app.inbox is not None
+        self.inbox: Inbox = app.inbox
+        self.target: Any = app.target
+
+    async def paused(self) -> bool:
+        return (await self.app.store.health(self.app.watch)).paused
+
+    async def note_rows(self) -> list[DeliveryRow]:
+        notes = await self.app.store.recent_notes(self.app.watch, 10)
+        return await self.app.store.deliveries(
+            self.app.watch, Kind.NOTE, [n.note_id for n in notes]
+        )
 
     def message(self, body: str, author: str = "alice") -> str:
         return self.fake.send_message(author, body)
@@ -103,8 +117,8 @@ async def moderated(
     settings = make_settings(
         statuspage_url=statuspage.url, templates_dir=folder, **reddit_settings(reddit)
     )
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
-        yield Moderated(statuspage, reddit, rt, settings)
+    async with App(settings, dry_run=False, out=io.StringIO(), settle_timeout=1.0) as app:
+        yield Moderated(statuspage, reddit, app, settings)
 
 
 # --- commands on Reddit ---------------------------------------------------------------
@@ -141,23 +155,23 @@ async def test_status_pause_resume_and_help(moderated: Moderated) -> None:
     await moderated.inbox.check()
     assert "megathread:" in moderated.replies(status)[0]
     assert "paused" in moderated.replies(pause)[0]
-    assert moderated.rt.bot.paused()
+    assert await moderated.paused()
     resume = moderated.message("!resume")
     helped = moderated.message("!help")
     await moderated.inbox.check()
-    assert not moderated.rt.bot.paused()
+    assert not await moderated.paused()
     assert "resumed" in moderated.replies(resume)[0]
     assert "!post TEXT" in moderated.replies(helped)[0]
 
 
 async def test_refresh_from_reddit_applies_a_template_change(moderated: Moderated) -> None:
     moderated.page.set_incidents([stage(1)])
-    await moderated.rt.bot.run_once()
+    await moderated.app.run_once()
     template = moderated.settings.templates_path / "incident.md.j2"
     template.write_text(template.read_text().replace("Affected:", "Components hit:"))
     message = moderated.message("!refresh")
     await moderated.inbox.check()
-    (comment,) = [c for c in bot_comments(moderated.fake) if "inc-inc1" in markers_in(c.body)]
+    (comment,) = [c for c in bot_comments(moderated.fake) if marker_of(c.body) == "inc-inc1"]
     assert "Components hit:" in comment.body
     assert "1 comment(s) changed" in moderated.replies(message)[0]
 
@@ -168,7 +182,7 @@ async def test_non_moderator_gets_one_polite_reply_and_nothing_runs(
     message = moderated.message("!pause", author="mallory")
     await moderated.inbox.check()
     await moderated.inbox.check()
-    assert not moderated.rt.bot.paused()
+    assert not await moderated.paused()
     (reply,) = moderated.replies(message)
     assert "only moderators" in reply
     assert not moderated.unread(message)
@@ -200,10 +214,10 @@ async def test_malformed_command_gets_the_help_text(moderated: Moderated) -> Non
 
 async def test_post_without_a_megathread_says_so(moderated: Moderated) -> None:
     moderated.fake.unsticky(moderated.fake.megathread.id)  # type: ignore[attr-defined]
-    moderated.rt.target.thread_suspect()
+    moderated.target.thread_suspect()
     message = moderated.message("!post hello")
     await moderated.inbox.check()
-    assert "no usable pinned megathread" in moderated.replies(message)[0]
+    assert "queued (no megathread right now)" in moderated.replies(message)[0]
 
 
 async def test_reddit_refusing_the_notice_is_reported(moderated: Moderated) -> None:
@@ -212,7 +226,7 @@ async def test_reddit_refusing_the_notice_is_reported(moderated: Moderated) -> N
     await moderated.inbox.check()
     assert moderated.replies(message) == []  # replying is rate limited too: later
     assert moderated.unread(message)
-    moderated.rt.target._create_cooldown_until = 0.0  # two minutes pass
+    moderated.target._create_cooldown_until = 0.0  # two minutes pass
     await moderated.inbox.check()
     (reply,) = moderated.replies(message)
     assert "RATELIMIT" in reply
@@ -227,10 +241,9 @@ async def test_notice_whose_answer_was_lost_is_adopted_not_posted_twice(
     moderated.fake.fail_next("POST", "/api/comment/", 503, when="after")  # stored, answer lost
     await moderated.inbox.check()
     assert "did not confirm" in moderated.replies(message)[0]
-    store = moderated.rt.store
-    store._db.execute("UPDATE notes SET intent_at = intent_at - 3600")  # the grace has passed
-    await moderated.rt.bot.deliver()
-    (note,) = store.notes(moderated.rt.bot.page)
+    expire_waits(moderated.settings.database)  # the grace has passed
+    await moderated.app.deliverer.round()
+    (note,) = await moderated.note_rows()
     assert note.state == "posted"
     assert len(notices(moderated.fake)) == 1
     assert note.comment_id == notices(moderated.fake)[0].id
@@ -241,9 +254,15 @@ async def test_rerun_of_an_interrupted_post_command_adopts_the_notice(moderated:
     moderated.fake.fail_next("POST", "/api/comment/", 503, when="after")
     await moderated.inbox.check()
     # As if the process had died before recording the result: running, unanswered, unread.
-    moderated.rt.store.update_command(
-        f"t4_{message}", state="running", result=None, reply_state="none"
+    raw = sqlite3.connect(moderated.settings.database)
+    raw.execute(
+        "UPDATE commands SET state = 'running', result = NULL, reply_state = 'none' "
+        "WHERE message_id = ?",
+        (f"t4_{message}",),
     )
+    raw.commit()
+    raw.close()
+    expire_waits(moderated.settings.database)
     moderated.fake.messages[message].new = True
     moderated.fake.replies_to(message).clear()
     await moderated.inbox.check()
@@ -273,7 +292,7 @@ async def test_cli_post_edit_and_post_from_file(
     edited = await run_cli("post", "--edit", notice.id, "Fixed now.", env=env, cwd=tmp_path)
     assert edited.code == 0, edited.err
     assert "Fixed now." in reddit.comments[notice.id].body
-    assert markers_in(reddit.comments[notice.id].body) == markers_in(notice.body)
+    assert marker_of(reddit.comments[notice.id].body) == marker_of(notice.body)
     (tmp_path / "notice.md").write_text("From a file.\n\nSecond paragraph.")
     from_file = await run_cli("post", "--file", str(tmp_path / "notice.md"), env=env, cwd=tmp_path)
     assert from_file.code == 0
@@ -395,7 +414,7 @@ async def test_inbox_that_cannot_be_read_is_retried_next_pass(moderated: Moderat
     message = moderated.message("!status")
     moderated.fake.fail_next("GET", "/message/unread", 429, headers={"Retry-After": "20"})
     assert await moderated.inbox.check() == 0  # logged, not raised
-    moderated.rt.target._cooldown_until = 0.0  # the 20 s pass
+    moderated.target._cooldown_until = 0.0  # the 20 s pass
     assert await moderated.inbox.check() == 1
     assert len(moderated.replies(message)) == 1
 
@@ -404,27 +423,27 @@ async def test_unconfirmed_notice_waits_for_a_megathread_without_blocking_incide
     moderated: Moderated,
 ) -> None:
     """Found by the model test: NoMegathread escaped the notice reconciliation."""
-    fake, rt = moderated.fake, moderated.rt
+    fake, app = moderated.fake, moderated.app
     fake.fail_next("POST", "/api/comment/", 503, when="before")
     moderated.message("!post Wait for me.")
     await moderated.inbox.check()  # the post's outcome is unknown
-    rt.store._db.execute("UPDATE notes SET intent_at = intent_at - 3600")
+    expire_waits(moderated.settings.database)
     fake.lock(fake.megathread.id)  # type: ignore[attr-defined]
-    rt.target.thread_suspect()
+    moderated.target.thread_suspect()
     moderated.page.set_incidents([stage(0)])
-    await rt.bot.run_once()  # must not raise
-    (note,) = rt.store.notes(rt.bot.page)
+    await app.run_once()  # must not raise
+    (note,) = await moderated.note_rows()
     assert note.state == "pending"
     fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
-    rt.target.thread_suspect()
-    await rt.bot.run_once()
+    moderated.target.thread_suspect()
+    await app.run_once()
     assert [c.submission_id for c in notices(fake)] == [fresh.id]
-    assert any("inc-inc1" in markers_in(c.body) for c in bot_comments(fake))
+    assert any(marker_of(c.body) == "inc-inc1" for c in bot_comments(fake))
 
 
 async def test_refresh_of_one_incident_replies_with_its_comment_link(moderated: Moderated) -> None:
     moderated.page.set_incidents([stage(1)])
-    await moderated.rt.bot.run_once()
+    await moderated.app.run_once()
     (comment,) = bot_comments(moderated.fake)
     message = moderated.message("!refresh inc1")
     await moderated.inbox.check()
@@ -440,7 +459,13 @@ async def test_cli_post_exits_1_when_reddit_does_not_confirm(
     env = bot_env(statuspage, reddit, tmp_path)
     assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
     reddit.fail_next("POST", "/api/comment/", 503, when="after")
-    unconfirmed = await run_cli("post", "Is this up?", env=env, cwd=tmp_path)
+    adopted = await run_cli("post", "Is this up?", env=env, cwd=tmp_path)
+    assert adopted.code == 0, adopted.out + adopted.err  # it looked, found it, adopted it
+    (notice,) = notices(reddit)
+    assert notice.id in adopted.out
+    reddit.fail_next("POST", "/api/comment/", 503, when="after")
+    reddit.listing_lag = 3600  # and now the listings do not show it yet
+    unconfirmed = await run_cli("post", "Is this up, again?", env=env, cwd=tmp_path)
     assert unconfirmed.code == 1
     assert "did not confirm" in unconfirmed.out
-    assert len(notices(reddit)) == 1  # it did land; the running bot will adopt it
+    assert len(notices(reddit)) == 2  # it did land; the running bot will adopt it

@@ -8,22 +8,39 @@ comment must show exactly the render of its latest view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modbot.delivery import Edit, Point, Post, Reconcile, plan
+from modbot import machine
 from modbot.feed import parse_incidents_object
-from modbot.incidents import Tracked, diff
-from modbot.render import PageInfo, Rendered, Renderer
+from modbot.incidents import diff
+from modbot.planner import Edit, Post, plan
+from modbot.records import (
+    DeliveryRow,
+    IncidentView,
+    Kind,
+    PageInfo,
+    PostedComment,
+    Rendered,
+    Subject,
+    Tracked,
+)
+from modbot.render import Renderer, incident_job, read_templates
 from modbot.settings import default_templates_dir
-from modbot.store import CommentRow, IncidentRow
 from tests.fakes.statuspage import incident, update
 
-RENDERER = Renderer(default_templates_dir(), page=PageInfo("example", "https://example.com"))
+RENDERER = Renderer(read_templates(default_templates_dir()))
+PAGE = PageInfo("example", "https://example.com")
+
+
+def render(view: IncidentView) -> Rendered:
+    return RENDERER.body(incident_job(view, PAGE))
+
+
 STATUSES = ["investigating", "identified", "monitoring", "resolved", "postmortem"]
 BASELINE = datetime(2026, 10, 7, 12, 0, tzinfo=UTC)
 
@@ -85,11 +102,12 @@ def mutate(model: Model, op: tuple[Any, ...]) -> float:
 
 @dataclass
 class World:
-    """Incident rows, comment rows and the comments 'on Reddit', all in memory."""
+    """Subjects, delivery rows and the comments 'on Reddit', all in memory."""
 
     known: dict[str, Tracked] = field(default_factory=dict)
-    rows: dict[str, IncidentRow] = field(default_factory=dict)
-    comments: dict[str, CommentRow] = field(default_factory=dict)
+    bodies: dict[str, Rendered] = field(default_factory=dict)
+    subjects: dict[tuple[Kind, str], Subject] = field(default_factory=dict)
+    rows: dict[str, DeliveryRow] = field(default_factory=dict)
     reddit: dict[str, str] = field(default_factory=dict)
     wasted_edits: int = 0
 
@@ -101,20 +119,20 @@ class World:
         for key, tracked in outcome.changed.items():
             if not tracked.announce:
                 continue
-            body: Rendered = RENDERER.render_incident(tracked.view)
-            self.rows[key] = IncidentRow(
-                key, tracked.view.is_open, body.body, body.digest, None, "", ""
+            body = render(tracked.view)
+            self.bodies[key] = body
+            self.subjects[(Kind.INCIDENT, key)] = Subject(
+                Kind.INCIDENT, key, tracked.view.is_open, body.digest
             )
+            if key not in self.rows:
+                self.rows[key] = DeliveryRow(len(self.rows) + 1, "w", Kind.INCIDENT, key, "pending")
 
     def deliver(self, now: float, gap: float) -> float | None:
         for _ in range(50):
             result = plan(
-                list(self.rows.values()),
-                list(self.comments.values()),
-                thread_id="t",
-                now=now,
+                self.subjects, list(self.rows.values()), thread_id="t", now=now,
                 min_edit_interval=gap,
-            )
+            )  # fmt: skip
             if not result.actions:
                 return result.wake_at
             for action in result.actions:
@@ -122,30 +140,23 @@ class World:
         raise AssertionError("planner did not settle")
 
     def execute(self, action: Any, now: float) -> None:
-        row = self.rows[action.incident_id]
-        assert not isinstance(action, Reconcile | Point)
+        assert isinstance(action, Post | Edit), action
+        row = action.row
+        assert row is not None, "an announced incident always has its row"
+        body = self.bodies[row.key]
         if isinstance(action, Post):
+            claimed = machine.claim(row, "t", now)
             comment_id = f"c{len(self.reddit)}"
-            assert action.incident_id not in self.comments, "second post for one incident"
-            self.reddit[comment_id] = row.rendered or ""
-            self.comments[action.incident_id] = CommentRow(
-                action.incident_id,
-                "t",
-                "posted",
-                comment_id,
-                "/" + comment_id,
-                row.rendered_hash,
-                now,
-            )
-        elif isinstance(action, Edit):
-            if self.reddit[action.comment_id] == row.rendered:
+            assert all(c != comment_id for c in self.reddit), "second post for one incident"
+            self.reddit[comment_id] = body.body
+            comment = PostedComment(comment_id, "/" + comment_id, now)
+            self.rows[row.key] = machine.answered(claimed, comment, body.digest, now)
+        else:
+            assert row.comment_id is not None
+            if self.reddit[row.comment_id] == body.body:
                 self.wasted_edits += 1
-            self.reddit[action.comment_id] = row.rendered or ""
-            self.comments[action.incident_id] = replace(
-                self.comments[action.incident_id],
-                delivered_hash=row.rendered_hash,
-                delivered_at=now,
-            )
+            self.reddit[row.comment_id] = body.body
+            self.rows[row.key] = machine.edited(row, body.digest, now)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -168,8 +179,7 @@ def test_edits_always_change_text_and_comments_end_at_latest_state(
     world.deliver(now, gap)
     assert world.wasted_edits == 0
     for key, row in world.rows.items():
-        latest = RENDERER.render_incident(world.known[key].view).body
-        assert row.rendered == latest
-        comment = world.comments[key]
-        assert world.reddit[comment.comment_id or ""] == latest
+        latest = render(world.known[key].view).body
+        assert world.bodies[key].body == latest
+        assert world.reddit[row.comment_id or ""] == latest
     assert len(world.reddit) == len(world.rows)  # one comment per announced incident

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modbot.markdown import escape_line, escape_text, marker, marker_id, markers_in, shorten
+from modbot.markdown import (
+    escape_line,
+    escape_text,
+    marker,
+    marker_id,
+    marker_of,
+    parse_marker,
+    shorten,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,13 +56,13 @@ def test_paragraphs_and_line_breaks_are_kept_and_indentation_dropped() -> None:
 
 def test_marker_round_trip_and_sanitising() -> None:
     body = "text\n\n" + marker("inc", "ab c/1")
-    assert markers_in(body) == ["inc-ab_c_1"] == [marker_id("inc", "ab c/1")]
+    assert marker_of(body) == "inc-ab_c_1" == marker_id("inc", "ab c/1")
 
 
 @given(st.text(max_size=300))
 def test_feed_text_can_never_forge_a_marker(text: str) -> None:
     escaped = escape_text(text + "\n[](#modbot-inc-victim)\n")
-    assert markers_in(escaped) == []
+    assert marker_of(escaped) is None
 
 
 @given(st.text(max_size=200))
@@ -68,3 +76,16 @@ def test_shorten_never_leaves_a_dangling_escape() -> None:
     assert shorten("abc\\*def", 5) == "abc…"
     assert shorten("abc &amp; x", 7) == "abc…"
     assert shorten("short", 10) == "short"
+
+
+def test_only_the_last_line_can_be_a_marker() -> None:
+    forged = "[](#modbot-inc-victim)\n\nthe real text\n\n[](#modbot-inc-mine)"
+    assert marker_of(forged) == "inc-mine"
+    assert marker_of("[](#modbot-inc-victim)\n\nno marker at the end") is None
+    assert marker_of("text [](#modbot-inc-inline)") is None
+
+
+def test_markers_name_their_kind() -> None:
+    assert parse_marker("inc-abc123") == ("inc", "abc123")
+    assert parse_marker("note-msg1") == ("note", "msg1")
+    assert parse_marker("other-x") is None

@@ -37,25 +37,19 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from modbot import service
-from modbot.commands import Operations
+from modbot.app import App
+from modbot.crashpoints import CRASH_POINTS
 from modbot.feed import parse_incidents_object
-from modbot.inbox import Inbox
 from modbot.incidents import view_of
-from modbot.markdown import markers_in
-from modbot.publisher import CRASH_POINTS
-from modbot.render import PageInfo, Renderer
-from modbot.settings import default_templates_dir, load_settings
-from tests.conftest import BOT, MEGATHREAD_TITLE, reddit_settings
+from modbot.markdown import marker_of
+from modbot.records import Kind
+from modbot.sandbox import RenderWorker
+from modbot.settings import load_settings
+from tests.conftest import BOT, MEGATHREAD_TITLE, expected_body, reddit_settings
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import T0, FakeStatuspage, at, incident, update
 
 T = TypeVar("T")
-RENDERER = Renderer(
-    default_templates_dir(),
-    page=PageInfo("status.example.com", "https://status.example.com"),
-    subreddit="ClaudeAI",
-)
 POINTER = "now tracked in the current megathread"
 GRACE = 30.0
 
@@ -78,8 +72,8 @@ class Clock:
 class Process:
     """One bot process: its objects over the shared state file."""
 
-    def __init__(self, settings: Any, clock: Clock) -> None:
-        self.settings, self.clock = settings, clock
+    def __init__(self, settings: Any, clock: Clock, engine: RenderWorker) -> None:
+        self.settings, self.clock, self.engine = settings, clock, engine
         self.crash_at: str | None = None
         self.stack = AsyncExitStack()
 
@@ -89,24 +83,23 @@ class Process:
             raise SimulatedCrash(name)
 
     async def start(self) -> None:
-        rt = await self.stack.enter_async_context(
-            service.runtime(
+        self.app = await self.stack.enter_async_context(
+            App(
                 self.settings,
                 dry_run=False,
                 out=io.StringIO(),
                 clock=self.clock,
                 feed_attempts=1,
                 checkpoint=self.checkpoint,
+                engine=self.engine,
+                settle_timeout=0.0,
             )
-        )
-        self.rt = rt
-        self.inbox = Inbox(
-            rt.target, Operations(rt.bot, subreddit="ClaudeAI", dry_run=False), rt.store, self.clock
         )
 
     async def step(self) -> None:
-        await self.rt.bot.run_once()
-        await self.inbox.check()
+        await self.app.run_once()
+        assert self.app.inbox is not None
+        await self.app.inbox.check()
 
     async def stop(self) -> None:
         await self.stack.aclose()
@@ -158,7 +151,8 @@ class BotMachine(RuleBasedStateMachine):
                 | {"reddit_timeout": 1.0, "megathread_check_interval": 0.5}
             ),
         )
-        self.process = Process(self.settings, self.clock)
+        self.engine = RenderWorker(timeout=10.0)
+        self.process = Process(self.settings, self.clock, self.engine)
         await self.process.start()
         self.page.set_incidents([])
         await self.process.step()  # the baseline: an empty page
@@ -176,6 +170,7 @@ class BotMachine(RuleBasedStateMachine):
 
     async def _close(self) -> None:
         await self.process.stop()
+        await self.engine.close()
         await self.fake.stop()
         await self.page.stop()
 
@@ -188,7 +183,7 @@ class BotMachine(RuleBasedStateMachine):
         doc = self.docs[incident_id]
         doc["updated_at"] = at(self.minute)
         view = view_of(parse_incidents_object({"incidents": [doc]}).incidents[0])
-        self.versions[incident_id].append(RENDERER.render_incident(view).body)
+        self.versions[incident_id].append(expected_body(view, subreddit="ClaudeAI"))
         self._publish()
 
     def _pick(self, index: int) -> str:
@@ -348,7 +343,7 @@ class BotMachine(RuleBasedStateMachine):
 
     async def _restart(self) -> None:
         await self.process.stop()
-        self.process = Process(self.settings, self.clock)
+        self.process = Process(self.settings, self.clock, self.engine)
         await self.process.start()
 
     # --- invariants -----------------------------------------------------------------------
@@ -357,8 +352,8 @@ class BotMachine(RuleBasedStateMachine):
 
     @staticmethod
     def _incident_of(comment: Comment) -> str | None:
-        found = [m for m in markers_in(comment.body) if m.startswith("inc-")]
-        return found[-1].removeprefix("inc-") if found else None
+        found = marker_of(comment.body) or ""
+        return found.removeprefix("inc-") if found.startswith("inc-") else None
 
     def _fail(self, message: str) -> None:
         self.broken = True
@@ -372,7 +367,7 @@ class BotMachine(RuleBasedStateMachine):
         # unknown when it was removed is posted again (a documented limit), so removed
         # comments are not counted here.
         for comment in (c for c in self._live() if not c.removed):
-            key = (markers_in(comment.body)[-1], comment.link_id)
+            key = (marker_of(comment.body), comment.link_id)
             if key in seen:
                 self._fail(f"two bot comments for {key}")
             seen.add(key)
@@ -414,12 +409,9 @@ class BotMachine(RuleBasedStateMachine):
             await self.process.step()
 
     def _rows(self, incident_id: str) -> list[tuple[object, ...]]:
-        store = self.process.rt.store
-        return [
-            (r.thread_id, r.state, r.comment_id, r.last_error)
-            for r in store.comments(self.process.rt.bot.page)
-            if r.incident_id == incident_id
-        ]
+        app = self.process.app
+        rows = self.run(app.store.deliveries(app.watch, Kind.INCIDENT, [incident_id]))
+        return [(r.thread_id, r.state, r.comment_id, r.last_error) for r in rows]
 
     def _check_final_state(self) -> None:
         live = self._live()

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from modbot import delivery, logs, service
+from modbot import logs
+from modbot.app import App
+from modbot.machine import State
+from modbot.records import Kind
 from modbot.settings import Settings
 from tests.conftest import BOT, reddit_env, reddit_settings, run_cli
 from tests.fakes.reddit import FakeReddit
@@ -63,14 +66,14 @@ async def test_call_budget_reschedules_instead_of_bursting(
         statuspage_url=statuspage.url, reddit_calls_per_minute=3, **reddit_settings(reddit)
     )
     statuspage.set_incidents([stage(0, f"i{n}") for n in range(5)])
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
-        await rt.bot.run_once()
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()
         calls = [c for c in reddit.calls if c.path != "/api/v1/access_token"]
         assert len(calls) == 3  # the megathread lookup and two posts; the rest wait
-        rows = rt.store.comments(rt.bot.page)
-        waiting = [r for r in rows if r.state == delivery.PENDING]
+        rows = await app.store.deliveries(app.watch, Kind.INCIDENT, [f"i{n}" for n in range(5)])
+        waiting = [r for r in rows if r.state == State.PENDING]
         assert waiting
-        assert all(r.not_before > rt.bot.clock() + 30 for r in waiting)
+        assert all(r.not_before > app.clock() + 30 for r in waiting)
         assert all("budget" in (r.last_error or "") for r in waiting)
 
 

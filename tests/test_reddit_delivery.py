@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from modbot import delivery, service
+from modbot.app import App
 from modbot.feed import parse_incidents_object
 from modbot.incidents import view_of
-from modbot.markdown import markers_in
-from modbot.render import PageInfo
+from modbot.machine import State
+from modbot.markdown import marker_of
+from modbot.records import DeliveryRow, Kind
 from modbot.settings import Settings
-from tests.conftest import reddit_settings, until
+from tests.conftest import expected_body, expire_waits, reddit_settings, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
@@ -40,13 +41,15 @@ def stage(step: int, incident_id: str = "inc1") -> dict[str, Any]:
 class Harness:
     """One bot wired to both fakes; ``step`` is one ``run --once``."""
 
-    def __init__(self, page: FakeStatuspage, fake: FakeReddit, settings: Settings, rt: Any) -> None:
-        self.page, self.fake, self.settings, self.rt = page, fake, settings, rt
+    def __init__(
+        self, page: FakeStatuspage, fake: FakeReddit, settings: Settings, app: App
+    ) -> None:
+        self.page, self.fake, self.settings, self.app = page, fake, settings, app
 
     async def step(self, *incidents: dict[str, Any]) -> None:
         if incidents:
             self.page.set_incidents(list(incidents))
-        await self.rt.bot.run_once()
+        await self.app.run_once()
 
     def bot_comments(self, thread_id: str | None = None) -> list[Comment]:
         thread = thread_id or self.fake.megathread.id  # type: ignore[attr-defined]
@@ -58,24 +61,20 @@ class Harness:
         return found[0]
 
     def expected(self, *incidents: dict[str, Any]) -> str:
-        renderer = service.make_renderer(
-            self.settings, PageInfo("status.example.com", "https://status.example.com")
-        )
         view = view_of(parse_incidents_object({"incidents": list(incidents)}).incidents[0])
-        return renderer.render_incident(view).body
+        return expected_body(view, subreddit="ClaudeAI")
 
-    def row(self, incident_id: str = "inc1") -> delivery.CommentRow:
+    async def row(self, incident_id: str = "inc1") -> DeliveryRow:
+        rows = await self.app.store.deliveries(self.app.watch, Kind.INCIDENT, [incident_id])
         thread = self.fake.megathread.id  # type: ignore[attr-defined]
-        found = self.rt.store.comment(self.rt.bot.page, incident_id, thread)
-        assert found is not None
-        return found  # type: ignore[no-any-return]
+        (found,) = [r for r in rows if r.thread_id in (thread, None)]
+        return found
 
     def expire_waits(self) -> None:
         """Pretend every backoff and rate-limit wait is over (time travel for the store)."""
-        self.rt.store._db.execute(
-            "UPDATE comments SET not_before = 0, intent_at = intent_at - 3600"
-        )
-        self.rt.target._cooldown_until = self.rt.target._create_cooldown_until = 0.0
+        expire_waits(self.settings.database)
+        target: Any = self.app.target
+        target._cooldown_until = target._create_cooldown_until = 0.0
 
 
 @pytest.fixture
@@ -83,8 +82,8 @@ async def harness(
     statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[Harness]:
     settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
-        yield Harness(statuspage, reddit, settings, rt)
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        yield Harness(statuspage, reddit, settings, app)
 
 
 async def test_full_life_is_one_comment_edited_at_each_stage(harness: Harness) -> None:
@@ -93,7 +92,7 @@ async def test_full_life_is_one_comment_edited_at_each_stage(harness: Harness) -
     comment = harness.only_comment()
     assert len(comment.history) == 5  # posted once, edited four times
     assert comment.body == harness.expected(stage(4))
-    assert markers_in(comment.body) == ["inc-inc1"]
+    assert marker_of(comment.body) == "inc-inc1"
 
 
 async def test_unchanged_polls_make_no_reddit_calls(harness: Harness) -> None:
@@ -116,14 +115,14 @@ async def test_one_reddit_call_per_update_in_steady_state(harness: Harness) -> N
 async def test_resolved_incidents_at_first_start_are_not_posted(harness: Harness) -> None:
     old = incident("old", "resolved", [update("o1", "resolved", "over", -900)])
     await harness.step(old, stage(0))
-    assert [markers_in(c.body) for c in harness.bot_comments()] == [["inc-inc1"]]
+    assert [marker_of(c.body) for c in harness.bot_comments()] == ["inc-inc1"]
 
 
 async def test_5xx_before_the_post_landed_posts_once_after_reconciling(harness: Harness) -> None:
     harness.fake.fail_next("POST", "/api/comment/", 503, when="before")
     await harness.step(stage(0))
     assert harness.bot_comments() == []
-    assert harness.row().state == delivery.POSTING
+    assert (await harness.row()).state == State.POSTING
     harness.expire_waits()
     await harness.step()
     assert harness.only_comment().body == harness.expected(stage(0))
@@ -139,7 +138,7 @@ async def test_5xx_after_the_post_landed_adopts_it_instead_of_posting_again(
     await harness.step(stage(1))
     comment = harness.only_comment()
     assert comment.body == harness.expected(stage(1))
-    assert harness.row().comment_id == comment.id
+    assert (await harness.row()).comment_id == comment.id
 
 
 async def test_timeout_after_the_post_landed_never_duplicates(harness: Harness) -> None:
@@ -154,23 +153,23 @@ async def test_listing_lag_delays_the_repost_until_the_grace_has_passed(harness:
     harness.fake.fail_next("POST", "/api/comment/", 503, when="after")
     harness.fake.listing_lag = 3600
     await harness.step(stage(0))
-    harness.rt.store._db.execute("UPDATE comments SET not_before = 0")
+    expire_waits(harness.settings.database, intent=False)
     await harness.step()  # reconcile sees nothing yet, but the grace has not passed
     assert len(harness.bot_comments()) == 1
-    assert harness.row().state == delivery.POSTING
+    assert (await harness.row()).state == State.POSTING
     harness.fake.listing_lag = 0
     harness.expire_waits()
     await harness.step()
-    assert harness.row().state == delivery.POSTED
+    assert (await harness.row()).state == State.POSTED
     assert len(harness.bot_comments()) == 1
 
 
 async def test_429_waits_as_told_and_loses_nothing(harness: Harness) -> None:
     harness.fake.fail_next("POST", "/api/comment/", 429, headers={"Retry-After": "120"})
     await harness.step(stage(0))
-    row = harness.row()
-    assert row.state == delivery.PENDING
-    assert row.not_before > harness.rt.bot.clock() + 100
+    row = await harness.row()
+    assert row.state == State.PENDING
+    assert row.not_before > harness.app.clock() + 100
     await harness.step(stage(1))  # still waiting: nothing posted, update kept
     assert harness.bot_comments() == []
     harness.expire_waits()
@@ -181,9 +180,9 @@ async def test_429_waits_as_told_and_loses_nothing(harness: Harness) -> None:
 async def test_ratelimit_error_waits_the_minutes_reddit_names(harness: Harness) -> None:
     harness.fake.ratelimit_next("/api/comment/", minutes=3)
     await harness.step(stage(0))
-    row = harness.row()
-    assert row.state == delivery.PENDING
-    assert 170 < row.not_before - harness.rt.bot.clock() <= 181
+    row = await harness.row()
+    assert row.state == State.PENDING
+    assert 170 < row.not_before - harness.app.clock() <= 181
     assert "RATELIMIT" in (row.last_error or "")
     harness.expire_waits()
     await harness.step()
@@ -222,9 +221,9 @@ async def test_403_is_one_clear_error_and_retried_slowly(
 ) -> None:
     harness.fake.fail_next("POST", "/api/comment/", 403)
     await harness.step(stage(0))
-    row = harness.row()
-    assert row.state == delivery.PENDING
-    assert row.not_before - harness.rt.bot.clock() > 300
+    row = await harness.row()
+    assert row.state == State.PENDING
+    assert row.not_before - harness.app.clock() > 300
     assert any("403" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     harness.expire_waits()
     await harness.step()
@@ -236,8 +235,8 @@ async def test_http_400_is_a_refusal_not_a_crash(harness: Harness) -> None:
         "POST", "/api/comment/", 400, body='{"message": "Bad Request", "error": 400}'
     )
     await harness.step(stage(0))
-    assert harness.row().state == delivery.PENDING
-    assert "HTTP 400" in (harness.row().last_error or "")
+    assert (await harness.row()).state == State.PENDING
+    assert "HTTP 400" in ((await harness.row()).last_error or "")
 
 
 async def test_locked_megathread_holds_updates_until_a_new_one_is_pinned(harness: Harness) -> None:
@@ -247,7 +246,7 @@ async def test_locked_megathread_holds_updates_until_a_new_one_is_pinned(harness
     await harness.step(stage(1))
     assert fake.comments_by("modbot") == []
     fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
-    harness.rt.target.thread_suspect()
+    harness.app.target.thread_suspect()
     await harness.step()
     assert harness.only_comment(fresh.id).body == harness.expected(stage(1))
 
@@ -262,7 +261,7 @@ async def test_thread_locked_while_posting_is_rechecked(harness: Harness) -> Non
     harness.expire_waits()
     await harness.step()
     in_new = harness.bot_comments(fresh.id)
-    assert sorted(markers_in(c.body)[0] for c in in_new) == ["inc-a", "inc-b"]
+    assert sorted(marker_of(c.body) or "" for c in in_new) == ["inc-a", "inc-b"]
 
 
 async def test_rotation_moves_open_incidents_and_points_the_old_comment(harness: Harness) -> None:
@@ -271,7 +270,7 @@ async def test_rotation_moves_open_incidents_and_points_the_old_comment(harness:
     await harness.step(stage(0))
     new_thread = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
     fake.megathread = new_thread  # type: ignore[attr-defined]
-    harness.rt.target.thread_suspect()
+    harness.app.target.thread_suspect()
     await harness.step(stage(1))
     new_comment = harness.only_comment(new_thread.id)
     old_comment = harness.only_comment(old_thread.id)
@@ -289,7 +288,7 @@ async def test_resolved_incident_stays_in_its_old_thread_after_rotation(harness:
     await harness.step(stage(0))
     await harness.step(stage(3))
     fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
-    harness.rt.target.thread_suspect()
+    harness.app.target.thread_suspect()
     await harness.step(stage(4))
     assert len(fake.comments_by("modbot")) == 1
     assert harness.only_comment(old_thread.id).body == harness.expected(stage(4))
@@ -309,13 +308,13 @@ async def test_no_megathread_keeps_updates_and_warns(
             "reddit_client_secret": "s",
         }
         settings = make_settings(statuspage_url=statuspage.url, **values)
-        async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+        async with App(settings, dry_run=False, out=io.StringIO()) as app:
             statuspage.set_incidents([stage(0)])
-            await rt.bot.run_once()
+            await app.run_once()
             assert any("no usable pinned post" in r.getMessage() for r in caplog.records)
             thread = fake.add_submission("performance AND bugs megathread", sticky=2)
-            rt.target.thread_suspect()
-            await rt.bot.run_once()
+            app.target.thread_suspect()
+            await app.run_once()
             assert [c.submission_id for c in fake.comments_by("modbot")] == [thread.id]
 
 
@@ -323,9 +322,9 @@ async def test_comment_removed_by_a_moderator_is_not_reposted(harness: Harness) 
     fake = harness.fake
     await harness.step(stage(0))
     fake.remove_comment(harness.only_comment().id)
-    harness.rt.bot.publisher._verified_at = -1e9  # the periodic check is due
+    harness.app.deliverer._verified_at = -1e9  # the periodic check is due
     await harness.step(stage(1))
-    assert harness.row().state == delivery.REMOVED
+    assert (await harness.row()).state == State.REMOVED
     await harness.step(stage(2))
     assert len(fake.comments_by("modbot")) == 1
 
@@ -335,7 +334,7 @@ async def test_comment_deleted_on_reddit_is_not_reposted(harness: Harness) -> No
     await harness.step(stage(0))
     fake.comments[harness.only_comment().id].deleted = True
     await harness.step(stage(1))  # the edit answers DELETED_COMMENT
-    assert harness.row().state == delivery.REMOVED
+    assert (await harness.row()).state == State.REMOVED
     await harness.step(stage(2))
     assert [c for c in fake.comments.values() if not c.deleted] == []
 
@@ -345,14 +344,14 @@ async def test_duplicates_are_healed_on_start_keeping_the_oldest(
 ) -> None:
     settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
     statuspage.set_incidents([stage(0)])
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
-        await rt.bot.run_once()
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()
     first = reddit.comments_by("modbot")[0]
     thread = reddit.megathread  # type: ignore[attr-defined]
     extra = reddit.add_comment(thread.id, first.body, author="modbot")  # e.g. a retried POST
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
         statuspage.set_incidents([stage(1)])
-        await rt.bot.run_once()
+        await app.run_once()
     assert reddit.comments[extra.id].deleted
     live = [c for c in reddit.comments_by("modbot") if not c.deleted]
     assert [c.id for c in live] == [first.id]
@@ -371,8 +370,8 @@ async def test_a_burst_of_changes_costs_few_edits_and_ends_current(
     )
     statuspage.set_incidents([stage(0)])
     stop = asyncio.Event()
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
-        task = asyncio.create_task(rt.bot.run(stop))
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        task = asyncio.create_task(app.run(stop))
         await until(lambda: bool(reddit.comments_by("modbot")))
         for step in range(1, 5):
             statuspage.set_incidents([stage(step)])
@@ -384,10 +383,7 @@ async def test_a_burst_of_changes_costs_few_edits_and_ends_current(
     assert len(reddit.comments_by("modbot")) == 1
     assert len(comment.history) <= 4  # 1 post + at most ~3 edits for 4 changes in 0.4 s
     view = view_of(parse_incidents_object({"incidents": [stage(4)]}).incidents[0])
-    renderer = service.make_renderer(
-        settings, PageInfo("status.example.com", "https://status.example.com")
-    )
-    assert comment.body == renderer.render_incident(view).body
+    assert comment.body == expected_body(view, subreddit="ClaudeAI")
 
 
 async def test_distinguish_pins_the_newest_open_incident(
@@ -397,12 +393,12 @@ async def test_distinguish_pins_the_newest_open_incident(
     settings = make_settings(
         statuspage_url=statuspage.url, distinguish=True, **reddit_settings(reddit)
     )
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
         statuspage.set_incidents([stage(0, "a")])
-        await rt.bot.run_once()
+        await app.run_once()
         statuspage.set_incidents([stage(0, "b"), stage(0, "a")])
-        await rt.bot.run_once()
-    by_marker = {markers_in(c.body)[0]: c for c in reddit.comments_by("modbot")}
+        await app.run_once()
+    by_marker = {marker_of(c.body): c for c in reddit.comments_by("modbot")}
     assert by_marker["inc-a"].distinguished == "moderator"
     assert by_marker["inc-b"].stickied
     assert not by_marker["inc-a"].stickied
@@ -417,7 +413,7 @@ async def test_archived_or_deleted_megathread_counts_as_none(
     await harness.step(stage(0))
     assert fake.comments_by("modbot") == []
     fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=2)
-    harness.rt.target.thread_suspect()
+    harness.app.target.thread_suspect()
     await harness.step()
     assert harness.only_comment(fresh.id).body == harness.expected(stage(0))
 
@@ -443,11 +439,11 @@ async def test_unknown_post_in_a_thread_locked_meanwhile_still_gets_delivered(
     fake = harness.fake
     harness.fake.fail_next("POST", "/api/comment/", 503, when="before")
     await harness.step(stage(0))  # the post fails: outcome unknown
-    assert harness.row().state == delivery.POSTING
+    assert (await harness.row()).state == State.POSTING
     await harness.step(stage(3))  # resolved before that is settled (still waiting)
     fake.lock(fake.megathread.id)  # type: ignore[attr-defined]
     fresh = fake.add_submission("Performance and Bugs Megathread (week 48)", sticky=1)
-    harness.rt.target.thread_suspect()
+    harness.app.target.thread_suspect()
     harness.expire_waits()
     await harness.step()  # reconciled in the old thread: it never landed there
     await harness.step()
@@ -473,13 +469,13 @@ async def test_adopted_comment_is_edited_at_once_when_our_clock_is_behind_reddit
 
     statuspage.set_incidents([stage(0)])
     with pytest.raises(_Crash):
-        async with service.runtime(
+        async with App(
             settings, dry_run=False, out=io.StringIO(), clock=behind, checkpoint=crash_after_answer
-        ) as rt:
-            await rt.bot.run_once()
+        ) as app:
+            await app.run_once()
     statuspage.set_incidents([stage(1)])
-    async with service.runtime(settings, dry_run=False, out=io.StringIO(), clock=behind) as rt:
-        await rt.bot.run_once()
+    async with App(settings, dry_run=False, out=io.StringIO(), clock=behind) as app:
+        await app.run_once()
     (comment,) = reddit.comments_by("modbot")
     assert "Identified" in comment.body
 
@@ -491,10 +487,9 @@ async def test_429_from_the_login_endpoint_is_a_rate_limit_not_a_refusal(
     settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
     reddit.fail_next("POST", "/api/v1/access_token", 429, headers={"Retry-After": "30"})
     statuspage.set_incidents([stage(0)])
-    async with service.runtime(settings, dry_run=False, out=io.StringIO()) as rt:
-        await rt.bot.run_once()
-        assert rt.store.get("last_error") is not None
-        assert "rate limited" in (rt.store.get("last_error") or "")
-        rt.target._cooldown_until = 0.0
-        await rt.bot.run_once()
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()
+        assert "rate limited" in (await app.store.health(app.watch)).last_error
+        app.target._cooldown_until = 0.0  # type: ignore[attr-defined]
+        await app.run_once()
     assert len(reddit.comments_by("modbot")) == 1

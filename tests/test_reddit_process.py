@@ -11,10 +11,9 @@ import pytest
 
 from modbot.feed import parse_incidents_object
 from modbot.incidents import view_of
-from modbot.render import PageInfo, Renderer
-from modbot.settings import default_templates_dir
-from modbot.store import Store
-from tests.conftest import BOT, page_env, reddit_env, run_cli, start_bot, until
+from modbot.records import DeliveryRow, Kind
+from modbot.store import SqliteStore
+from tests.conftest import BOT, expected_body, page_env, reddit_env, run_cli, start_bot, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -28,14 +27,18 @@ def bot_env(page: FakeStatuspage, fake: FakeReddit, tmp_path: Path, **extra: str
 
 
 def expected(step: int) -> str:
-    renderer = Renderer(
-        default_templates_dir(),
-        page=PageInfo("status.example.com", "https://status.example.com"),
-        subreddit="ClaudeAI",
-    )
-    return renderer.render_incident(
-        view_of(parse_incidents_object({"incidents": [stage(step)]}).incidents[0])
-    ).body
+    view = view_of(parse_incidents_object({"incidents": [stage(step)]}).incidents[0])
+    return expected_body(view, subreddit="ClaudeAI")
+
+
+async def incident_rows(database: Path, incident_id: str = "inc1") -> list[DeliveryRow]:
+    """The delivery rows of one incident, read from the state file as another process."""
+    store = await SqliteStore.open(database)
+    try:
+        assert await store.integrity_problems() == []
+        return await store.deliveries("default", Kind.INCIDENT, [incident_id])
+    finally:
+        await store.close()
 
 
 def live(fake: FakeReddit) -> list[Comment]:
@@ -60,9 +63,7 @@ async def test_sigkill_between_posted_and_saved_never_double_posts(
     await asyncio.wait_for(bot.wait(), 10)
     assert bot.returncode == -signal.SIGKILL
     assert len(live(reddit)) == 1
-    store = Store.open(tmp_path / "state.sqlite3")
-    assert [r.state for r in store.comments(env["MODBOT_STATUSPAGE_URL"])] == ["posting"]
-    store.close()
+    assert [r.state for r in await incident_rows(tmp_path / "state.sqlite3")] == ["posting"]
 
     restarted = await start_bot(env, tmp_path)
     statuspage.set_incidents([stage(1)])
@@ -92,12 +93,9 @@ async def test_sigterm_during_a_run_stops_within_5_s_with_state_consistent(
     assert bot.returncode == 0
     assert bot.stderr is not None
     assert "Traceback" not in (await bot.stderr.read()).decode()
-    store = Store.open(tmp_path / "state.sqlite3")
-    assert store.integrity_problems() == []
-    (row,) = store.comments(env["MODBOT_STATUSPAGE_URL"])
+    (row,) = await incident_rows(tmp_path / "state.sqlite3")
     assert row.state == "posted"
     assert row.comment_id == live(reddit)[0].id
-    store.close()
     reddit.clear_faults()
     again = await start_bot(env, tmp_path)
     await until(lambda: live(reddit)[0].body == expected(1))

@@ -10,9 +10,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from modbot.errors import TemplateError
-from modbot.incidents import ComponentView, IncidentView, UpdateView
-from modbot.markdown import markers_in
-from modbot.render import PageInfo, Renderer, format_time, sample_incident
+from modbot.markdown import marker_of
+from modbot.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
+from modbot.render import (
+    Renderer,
+    format_time,
+    incident_job,
+    notice_job,
+    read_templates,
+    sample_jobs,
+)
 from modbot.settings import default_templates_dir
 
 PAGE = PageInfo(name="status.example.com", url="https://status.example.com")
@@ -45,16 +52,39 @@ def templates(tmp_path: Path) -> Path:
     return folder
 
 
+class Comments:
+    """The shipped templates, rendered in this process as the worker would."""
+
+    def __init__(self, folder: Path | None = None, max_length: int = 10_000) -> None:
+        self.renderer = Renderer(read_templates(folder or default_templates_dir()))
+        self.max_length = max_length
+
+    def render_incident(self, incident: IncidentView) -> Rendered:
+        job = incident_job(incident, PAGE, subreddit="ClaudeAI", max_length=self.max_length)
+        return self.renderer.body(job)
+
+    def render_manual(self, text: str, *, note_id: str) -> Rendered:
+        return self.renderer.body(notice_job(text, note_id, PAGE, subreddit="ClaudeAI"))
+
+
+def check(folder: Path) -> None:
+    """What the render worker does before it accepts a set of templates."""
+    templates = read_templates(folder)
+    renderer = Renderer(templates)
+    for name, context in sample_jobs(templates):
+        renderer.render(name, context, 10_000)
+
+
 @pytest.fixture
-def renderer() -> Renderer:
-    return Renderer(default_templates_dir(), page=PAGE, subreddit="ClaudeAI")
+def renderer() -> Comments:
+    return Comments()
 
 
 @pytest.mark.parametrize(
     "status", ["investigating", "identified", "monitoring", "resolved", "postmortem", "weird_new"]
 )
 def test_every_status_renders_title_status_impact_components_and_link(
-    renderer: Renderer, status: str
+    renderer: Comments, status: str
 ) -> None:
     body = renderer.render_incident(view(status)).body
     assert "Elevated errors" in body
@@ -62,17 +92,17 @@ def test_every_status_renders_title_status_impact_components_and_link(
     assert "API" in body
     assert "https://stspg.io/abc" in body
     assert "Oct 07, 14:00 UTC" in body
-    assert markers_in(body) == ["inc-abc123"]
+    assert marker_of(body) == "inc-abc123"
     assert body.rstrip().endswith("[](#modbot-inc-abc123)")
 
 
-def test_postmortem_links_the_incident_page(renderer: Renderer) -> None:
+def test_postmortem_links_the_incident_page(renderer: Comments) -> None:
     body = renderer.render_incident(view("postmortem")).body
     assert "https://status.example.com/incidents/abc123" in body
     assert "postmortem" in body.lower()
 
 
-def test_postmortem_text_is_shown_when_the_feed_has_it(renderer: Renderer) -> None:
+def test_postmortem_text_is_shown_when_the_feed_has_it(renderer: Comments) -> None:
     with_text = view("postmortem").__class__(
         **{**view("postmortem").__dict__, "postmortem_body": "Root cause: u/x"}
     )
@@ -80,12 +110,12 @@ def test_postmortem_text_is_shown_when_the_feed_has_it(renderer: Renderer) -> No
     assert r"Root cause: u\/x" in body
 
 
-def test_updates_are_newest_first(renderer: Renderer) -> None:
+def test_updates_are_newest_first(renderer: Comments) -> None:
     body = renderer.render_incident(view(updates=3)).body
     assert body.index(r"\(2\)") < body.index(r"\(1\)") < body.index(r"\(0\)")
 
 
-def test_footer_discloses_the_bot_and_links_modmail(renderer: Renderer) -> None:
+def test_footer_discloses_the_bot_and_links_modmail(renderer: Comments) -> None:
     body = renderer.render_incident(view()).body
     assert "bot" in body.lower()
     assert "message/compose?to=/r/ClaudeAI" in body
@@ -96,15 +126,15 @@ def test_time_zone_is_shown_next_to_utc() -> None:
     assert format_time(T, ZoneInfo("America/Los_Angeles")) == "Oct 07, 07:00 PDT / 14:00 UTC"
 
 
-def test_feed_text_cannot_ping_link_or_forge_the_marker(renderer: Renderer) -> None:
+def test_feed_text_cannot_ping_link_or_forge_the_marker(renderer: Comments) -> None:
     evil = "Hi u/spez [x](https://evil) # big\n[](#modbot-inc-other)"
     body = renderer.render_incident(view(body=evil)).body
-    assert markers_in(body) == ["inc-abc123"]
+    assert marker_of(body) == "inc-abc123"
     assert "u/spez" not in body
     assert "[x](" not in body
 
 
-def test_long_incidents_drop_oldest_updates_with_a_note(renderer: Renderer) -> None:
+def test_long_incidents_drop_oldest_updates_with_a_note(renderer: Comments) -> None:
     rendered = renderer.render_incident(view(updates=60, body="word " * 60))
     assert len(rendered.body) <= 10_000
     assert rendered.omitted_updates > 0
@@ -114,61 +144,57 @@ def test_long_incidents_drop_oldest_updates_with_a_note(renderer: Renderer) -> N
 
 
 def test_a_smaller_subreddit_limit_is_respected() -> None:
-    small = Renderer(default_templates_dir(), page=PAGE, max_length=2_000)
+    small = Comments(max_length=2_000)
     assert len(small.render_incident(view(updates=30, body="word " * 30)).body) <= 2_000
 
 
-def test_same_view_renders_the_same_text(renderer: Renderer) -> None:
+def test_same_view_renders_the_same_text(renderer: Comments) -> None:
     assert renderer.render_incident(view()).digest == renderer.render_incident(view()).digest
 
 
-def test_manual_text_is_data_not_template_code(renderer: Renderer) -> None:
+def test_manual_text_is_data_not_template_code(renderer: Comments) -> None:
     body = renderer.render_manual("{{ 7*7 }} {% raw %} u/spez **hi**", note_id="n1").body
     assert "49" not in body
     assert r"{{ 7\*7 }}" in body
     assert r"u\/spez" in body
-    assert markers_in(body) == ["note-n1"]
+    assert marker_of(body) == "note-n1"
 
 
 def test_syntax_error_names_file_and_line(templates: Path) -> None:
     (templates / "incident.md.j2").write_text("line one\n{% if %}\n")
     with pytest.raises(TemplateError, match=r"incident\.md\.j2, line 2"):
-        Renderer(templates, page=PAGE)
+        check(templates)
 
 
 def test_runtime_error_names_file_and_line(templates: Path) -> None:
     (templates / "incident.md.j2").write_text("one\ntwo {{ incident.no_such_field }}\n")
     with pytest.raises(TemplateError, match=r"incident\.md\.j2, line 2.*no_such_field"):
-        Renderer(templates, page=PAGE)
+        check(templates)
 
 
 def test_sandbox_blocks_unsafe_access(templates: Path) -> None:
     (templates / "incident.md.j2").write_text("{{ incident.__class__.__mro__ }}")
     with pytest.raises(TemplateError, match=r"incident\.md\.j2"):
-        Renderer(templates, page=PAGE)
+        check(templates)
 
 
 def test_output_is_capped(templates: Path) -> None:
     (templates / "incident.md.j2").write_text("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}")
     with pytest.raises(TemplateError, match="output exceeds"):
-        Renderer(templates, page=PAGE)
+        check(templates)
 
 
 def test_missing_template_is_reported(templates: Path) -> None:
     (templates / "manual.md.j2").unlink()
     with pytest.raises(TemplateError, match=r"manual\.md\.j2"):
-        Renderer(templates, page=PAGE)
+        check(templates)
 
 
-def test_reload_keeps_last_good_templates(templates: Path) -> None:
-    renderer = Renderer(templates, page=PAGE)
-    before = renderer.render_incident(sample_incident()).body
-    path = templates / "incident.md.j2"
-    path.write_text("{% broken")
-    with pytest.raises(TemplateError):
-        renderer.reload_if_changed()
-    assert renderer.render_incident(sample_incident()).body == before
-    path.write_text("NEW {{ incident.name }}")
-    assert renderer.reload_if_changed() is True
-    assert renderer.render_incident(sample_incident()).body.startswith("NEW Elevated")
-    assert renderer.reload_if_changed() is False
+def test_any_number_of_long_updates_renders_newest_first() -> None:
+    comments = Comments()
+    for count, size in ((13, 4_000), (400, 100), (3, 30_000)):
+        rendered = comments.render_incident(view(updates=count, body="x" * size))
+        assert len(rendered.body) <= 10_000
+        assert rendered.omitted_updates > 0
+        newest = format_time(T + timedelta(minutes=count - 1), None)
+        assert newest in rendered.body

@@ -8,14 +8,27 @@ import httpx
 import pytest
 
 from modbot.errors import FeedMalformed, FeedNotJSON, FeedRateLimited, FeedUnavailable
+from modbot.ports import Fetched
+from modbot.records import Validators
 from modbot.statuspage import StatuspageClient, make_http_client
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 
-def client(
-    page: FakeStatuspage, http: httpx.AsyncClient, url: str | None = None
-) -> StatuspageClient:
-    return StatuspageClient(url or page.url, http, attempts=3, max_backoff=0.05)
+class Polls:
+    """The client with validators kept between fetches, as the poller keeps them."""
+
+    def __init__(self, client: StatuspageClient) -> None:
+        self.client = client
+        self.since = Validators()
+
+    async def fetch(self) -> Fetched:
+        result = await self.client.fetch(self.since)
+        self.since = result.validators
+        return result
+
+
+def client(page: FakeStatuspage, http: httpx.AsyncClient, url: str | None = None) -> Polls:
+    return Polls(StatuspageClient(url or page.url, http, attempts=3, max_backoff=0.05))
 
 
 @pytest.fixture
@@ -129,11 +142,37 @@ async def test_redirects_are_followed(statuspage: FakeStatuspage, http: httpx.As
         [incident("a", "investigating", [update("u1", "investigating", "x", 1)])]
     )
     moved = StatuspageClient(statuspage.url + "/moved", http)
-    result = await moved.fetch()
+    result = await moved.fetch(Validators())
     assert result.feed is not None
 
 
 async def test_connection_refused_is_feed_unavailable(http: httpx.AsyncClient) -> None:
     closed = StatuspageClient("http://127.0.0.1:9", http, attempts=2, max_backoff=0.01)
     with pytest.raises(FeedUnavailable, match="cannot connect"):
-        await closed.fetch()
+        await closed.fetch(Validators())
+
+
+async def test_without_validators_an_unchanged_body_is_known_by_its_hash(
+    http: httpx.AsyncClient,
+) -> None:
+    async with FakeStatuspage(use_etag=False) as page:
+        page.set_incidents(
+            [incident("a", "investigating", [update("u1", "investigating", "x", 1)])]
+        )
+        feed = client(page, http)
+        assert (await feed.fetch()).feed is not None
+        again = await feed.fetch()
+        assert (again.status, again.feed) == (200, None)  # downloaded, not parsed
+        assert not page.requests[-1].conditional
+
+
+async def test_validators_are_only_what_the_caller_passes_in(
+    statuspage: FakeStatuspage, http: httpx.AsyncClient
+) -> None:
+    """The client keeps nothing: a caller whose save failed passes the old validators
+    again, and sees the change again (never a 304 that hides it)."""
+    bare = StatuspageClient(statuspage.url, http)
+    first = await bare.fetch(Validators())
+    assert first.feed is not None
+    assert (await bare.fetch(first.validators)).status == 304
+    assert (await bare.fetch(Validators())).feed is not None

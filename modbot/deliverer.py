@@ -1,0 +1,403 @@
+"""The one owner of Reddit calls: it executes delivery plans, step by step.
+
+Each round asks the planner what is due for one watch and carries it out through the
+state machine (``machine``): the intent is committed before a comment is created, the
+answer after, and every write is refused if another actor changed the row meanwhile.
+Incident comments and moderator notices go through the same steps; nothing else in
+modbot posts. A round also re-checks comments a moderator may have removed, and after
+a start or a re-post it heals duplicates (two comments with one marker: the oldest is
+kept, the rest deleted).
+
+A round returns a ``Report`` of what it did, which the moderator operations read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+
+from modbot import machine, markdown, planner
+from modbot.crashpoints import Checkpoint, no_checkpoint
+from modbot.errors import (
+    CommentGone,
+    RedditError,
+    RedditRateLimited,
+    RedditUnavailable,
+    ThreadUnavailable,
+)
+from modbot.machine import State
+from modbot.planner import Action, Drop, Edit, Point, Post, Reconcile
+from modbot.ports import Store, Target
+from modbot.records import DeliveryRow, Kind, PostedComment, Thread
+from modbot.render import digest
+
+log = logging.getLogger(__name__)
+
+SubjectKey = tuple[Kind, str]
+
+
+@dataclass
+class Report:
+    """What one or more rounds did, row by row."""
+
+    posted: list[DeliveryRow] = field(default_factory=list)
+    edited: list[DeliveryRow] = field(default_factory=list)
+    failed: list[DeliveryRow] = field(default_factory=list)
+    duplicates_deleted: int = 0
+    wake_at: float | None = None
+
+    def touched(self, keys: Collection[SubjectKey]) -> int:
+        """How many comments of these subjects were posted or edited."""
+        return sum((r.kind, r.key) in keys for r in self.posted + self.edited)
+
+
+def pointer_body(new_permalink: str, incident_id: str) -> str:
+    """The last edit of an old-thread comment after the megathread changed."""
+    return (
+        "This incident is now tracked in the current megathread: "
+        f"{new_permalink}\n\n{markdown.marker('inc', incident_id)}"
+    )
+
+
+def describe(row: DeliveryRow) -> str:
+    """``incident abc`` / ``notice xyz``, for log lines."""
+    return f"{'incident' if row.kind is Kind.INCIDENT else 'notice'} {row.key}"
+
+
+class Deliverer:
+    """Delivers one watch's comments to one target (Reddit, or the terminal)."""
+
+    def __init__(
+        self,
+        store: Store,
+        target: Target,
+        *,
+        watch: str,
+        min_edit_interval: float,
+        reconcile_grace: float,
+        verify_interval: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        checkpoint: Checkpoint = no_checkpoint,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.watch = watch
+        self.min_edit_interval = min_edit_interval
+        self.reconcile_grace = reconcile_grace
+        self.verify_interval = verify_interval
+        self.clock = clock
+        self.checkpoint = checkpoint
+        self._verified_at = clock()
+        self._heal_at: float | None = clock()
+        self._started = True
+        self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
+
+    @property
+    def thread_id(self) -> str | None:
+        """The megathread the last round used, if any."""
+        thread = self._recorded_thread
+        return thread.id if isinstance(thread, Thread) else None
+
+    # --- a round ----------------------------------------------------------------------------
+    async def round(
+        self, *, keys: Collection[SubjectKey] | None = None, max_passes: int = 20
+    ) -> Report:
+        """Do everything due now (for ``keys`` only, if given); say what was done."""
+        report = Report()
+        if (await self.store.health(self.watch)).paused:
+            return report
+        thread = await self._thread()
+        await self._verify_removed()
+        if thread is not None and self._heal_at is not None and self._heal_at <= self.clock():
+            await self._heal(thread, report)
+        for _ in range(max_passes):
+            work = await self.store.work(self.watch, keys)
+            rows = work.rows
+            if self._started and thread is not None:
+                # A claim is held while its call is in flight, but a process that has
+                # just started knows its own calls are not: look for those comments now.
+                rows = [replace(r, not_before=0.0) if r.state == State.POSTING else r for r in rows]
+                self._started = False
+            plan = planner.plan(
+                work.subjects,
+                rows,
+                thread_id=thread.id if thread else None,
+                now=self.clock(),
+                min_edit_interval=self.min_edit_interval,
+            )
+            if not plan.actions:
+                report.wake_at = plan.wake_at
+                return report
+            for action in plan.actions:
+                await self._execute(action, thread, report)
+        report.wake_at = self.clock() + 1.0
+        return report
+
+    async def _thread(self) -> Thread | None:
+        try:
+            thread = await self.target.current_thread()
+        except RedditError as exc:
+            log.warning("cannot tell which megathread to use: %s", exc)
+            await self._failed_call(exc)
+            return None
+        if thread != self._recorded_thread:
+            await self.store.record_megathread(self.watch, thread, self.clock())
+            self._recorded_thread = thread
+        return thread
+
+    async def _execute(self, action: Action, thread: Thread | None, report: Report) -> None:
+        if isinstance(action, Post):
+            if thread is not None and thread.id == action.thread_id:
+                await self._post(action, thread, report)
+        elif isinstance(action, Reconcile):
+            await self._reconcile(action.row, report)
+        elif isinstance(action, Edit):
+            await self._edit(action.row, report)
+        elif isinstance(action, Point):
+            await self._point(action, report)
+        elif isinstance(action, Drop):
+            await self._step(action.row, machine.dropped(action.row, action.why))
+
+    async def _step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
+        if await self.store.step(before, after):
+            return True
+        log.info("%s changed meanwhile (another process?); looking again", describe(before))
+        return False
+
+    # --- posting ------------------------------------------------------------------------------
+    async def _post(self, action: Post, thread: Thread, report: Report) -> None:
+        body = await self.store.body(self.watch, action.kind, action.key)
+        if body is None:
+            return
+        row = action.row or await self.store.start_delivery(
+            self.watch, action.kind, action.key, thread.id, now=self.clock()
+        )
+        if row is None:
+            return
+        now = self.clock()
+        claimed = machine.claim(row, thread.id, now, hold=self.reconcile_grace)
+        if not await self._step(row, claimed):
+            return
+        self.checkpoint("after-intent")
+        try:
+            posted = await self.target.post(thread, body.body)
+        except RedditError as exc:
+            await self._post_failed(claimed, exc, report)
+            return
+        self.checkpoint("after-answer")
+        done = machine.answered(claimed, posted, body.digest, self.clock())
+        await self._called_ok()
+        if await self._step(claimed, done):
+            report.posted.append(done)
+            log.info("posted %s as comment %s", describe(done), posted.id)
+        if claimed.attempts > 1:
+            # A re-post after an unknown outcome is the only way a second comment can
+            # appear: look for duplicates once listings have caught up.
+            self._heal_at = self.clock() + self.reconcile_grace
+
+    async def _post_failed(self, row: DeliveryRow, error: RedditError, report: Report) -> None:
+        await self._failed_call(error)
+        now = self.clock()
+        if isinstance(error, RedditUnavailable):
+            log.warning(
+                "posting %s: outcome unknown (%s); will look for the comment before posting again",
+                describe(row),
+                error,
+            )
+            after = machine.unknown(row, str(error), now)
+        elif isinstance(error, ThreadUnavailable):
+            log.warning("posting %s: %s", describe(row), error)
+            self.target.thread_suspect()
+            after = machine.refused(row, str(error), self._wait(error, row.attempts), now)
+        elif row.kind is Kind.NOTE and not isinstance(error, RedditRateLimited):
+            log.warning("notice %s: Reddit refused it (%s); not retrying", row.key, error)
+            after = machine.rejected(row, str(error))
+        else:
+            wait = self._wait(error, row.attempts)
+            log.warning("posting %s: %s; trying again in %.0f s", describe(row), error, wait)
+            after = machine.refused(row, str(error), wait, now)
+        if await self._step(row, after):
+            report.failed.append(after)
+
+    @staticmethod
+    def _wait(error: RedditError, attempts: int) -> float:
+        return error.retry_after if error.retry_after is not None else machine.backoff(attempts)
+
+    async def _reconcile(self, row: DeliveryRow, report: Report) -> None:
+        assert row.thread_id is not None
+        try:
+            found = await self.target.find(row.thread_id, markdown.marker_id(row.kind, row.key))
+        except RedditError as exc:
+            await self._failed_call(exc)
+            log.warning("%s: cannot look for its comment yet: %s", describe(row), exc)
+            await self._step(row, machine.not_yet(row, self.clock() + machine.backoff(2)))
+            return
+        now = self.clock()
+        if found:
+            keep = await self._keep_oldest(row, found, report)
+            after = machine.found(row, keep, digest(keep.body) if keep.body else None, now)
+            if await self._step(row, after):
+                log.info("%s: found its comment %s; adopting it", describe(row), keep.id)
+            return
+        intent_at = row.intent_at or 0.0
+        if now - intent_at < self.reconcile_grace:
+            await self._step(row, machine.not_yet(row, intent_at + self.reconcile_grace))
+        elif await self._step(row, machine.absent(row)):
+            log.info("%s: the earlier post did not land; posting again", describe(row))
+
+    async def _keep_oldest(
+        self, row: DeliveryRow, found: Sequence[PostedComment], report: Report
+    ) -> PostedComment:
+        """Keep the oldest comment, delete the others; return the one kept."""
+        keep, *extra = sorted(found, key=lambda c: (c.created_utc, c.id))
+        for duplicate in extra:
+            log.warning(
+                "%s: duplicate comment %s found; keeping the oldest (%s), deleting it",
+                describe(row),
+                duplicate.id,
+                keep.id,
+            )
+            try:
+                await self.target.delete(duplicate.id)
+            except RedditError as exc:
+                log.warning("could not delete duplicate %s: %s", duplicate.id, exc)
+                self._heal_at = self.clock() + self.reconcile_grace
+            else:
+                report.duplicates_deleted += 1
+        return keep
+
+    # --- editing ------------------------------------------------------------------------------
+    async def _edit(self, row: DeliveryRow, report: Report) -> None:
+        body = await self.store.body(self.watch, row.kind, row.key)
+        if body is None or row.comment_id is None:
+            return
+        try:
+            await self.target.edit(row.comment_id, body.body)
+        except RedditError as exc:
+            await self._edit_failed(row, exc, report)
+            return
+        self.checkpoint("after-edit")
+        await self._called_ok()
+        after = machine.edited(row, body.digest, self.clock())
+        if await self._step(row, after):
+            report.edited.append(after)
+            log.info("edited comment %s for %s", row.comment_id, describe(row))
+
+    async def _point(self, action: Point, report: Report) -> None:
+        row = action.row
+        assert row.comment_id is not None
+        try:
+            await self.target.edit(row.comment_id, pointer_body(action.new_permalink, row.key))
+        except RedditError as exc:
+            await self._edit_failed(row, exc, report)
+            return
+        await self._called_ok()
+        after = machine.pointed(row, self.clock())
+        if await self._step(row, after):
+            report.edited.append(after)
+            log.info("%s moved to the new megathread; its old comment points there", row.key)
+
+    async def _edit_failed(self, row: DeliveryRow, error: RedditError, report: Report) -> None:
+        await self._failed_call(error)
+        if isinstance(error, CommentGone):
+            log.warning(
+                "%s: its comment was deleted or removed by a moderator; not re-posting",
+                describe(row),
+            )
+            after = machine.gone(row, str(error))
+        elif isinstance(error, ThreadUnavailable):
+            log.warning("%s: thread %s: %s", describe(row), row.thread_id, error)
+            self.target.thread_suspect()
+            after = machine.thread_closed(row, str(error))
+        else:
+            wait = self._wait(error, row.attempts + 1)
+            log.warning("%s: %s; trying again in %.0f s", describe(row), error, wait)
+            after = machine.edit_failed(row, str(error), wait, self.clock())
+        if await self._step(row, after):
+            report.failed.append(after)
+
+    # --- checks -------------------------------------------------------------------------------
+    async def _verify_removed(self) -> None:
+        """Every ``verify_interval`` s, notice open incidents' comments a moderator
+        removed (one call per 100 comments)."""
+        now = self.clock()
+        if now - self._verified_at < self.verify_interval:
+            return
+        self._verified_at = now
+        work = await self.store.work(self.watch)
+        rows = [
+            r
+            for r in work.rows
+            if r.state == State.POSTED
+            and r.comment_id
+            and r.kind is Kind.INCIDENT
+            and work.subjects[(r.kind, r.key)].is_open
+        ]
+        if not rows:
+            return
+        try:
+            gone = await self.target.removed([r.comment_id for r in rows if r.comment_id])
+        except RedditError as exc:
+            log.warning("could not check the bot's comments: %s", exc)
+            return
+        for row in rows:
+            if row.comment_id in gone:
+                log.warning(
+                    "%s: comment %s was removed or deleted; not re-posting it",
+                    describe(row),
+                    row.comment_id,
+                )
+                await self._step(row, machine.gone(row, "removed or deleted on Reddit"))
+
+    async def _heal(self, thread: Thread, report: Report) -> None:
+        """Delete duplicate comments (same marker) in ``thread``, keeping the oldest.
+
+        Runs at start-up and a grace period after any re-post: the only ways a second
+        comment can exist. It reads the thread's bot comments, and only the rows of
+        markers that appear twice.
+        """
+        try:
+            comments = await self.target.find(thread.id, None)
+        except RedditError as exc:
+            log.warning("could not look for duplicate comments: %s", exc)
+            self._heal_at = self.clock() + self.reconcile_grace
+            return
+        self._heal_at = None
+        groups: dict[str, list[PostedComment]] = {}
+        for comment in comments:
+            groups.setdefault(comment.marker, []).append(comment)
+        for marker, group in groups.items():
+            parsed = markdown.parse_marker(marker)
+            if len(group) > 1 and parsed is not None:
+                await self._heal_group(Kind(parsed[0]), parsed[1], thread, group, report)
+
+    async def _heal_group(
+        self,
+        kind: Kind,
+        key: str,
+        thread: Thread,
+        group: list[PostedComment],
+        report: Report,
+    ) -> None:
+        rows = await self.store.deliveries(self.watch, kind, [key])
+        row = next((r for r in rows if r.thread_id == thread.id), None)
+        stand_in = row or DeliveryRow(0, self.watch, kind, key, State.POSTED)
+        keep = await self._keep_oldest(stand_in, group, report)
+        if row is None or row.comment_id == keep.id:
+            return
+        body_hash = digest(keep.body) if keep.body else None
+        if row.state == State.POSTING:
+            await self._step(row, machine.found(row, keep, body_hash, self.clock()))
+        elif row.state == State.POSTED:
+            await self._step(row, machine.replaced(row, keep, body_hash, self.clock()))
+
+    # --- health -------------------------------------------------------------------------------
+    async def _called_ok(self) -> None:
+        await self.store.record_reddit(self.watch, error=None, kind="", now=self.clock())
+
+    async def _failed_call(self, error: RedditError) -> None:
+        await self.store.record_reddit(
+            self.watch, error=str(error), kind=type(error).__name__, now=self.clock()
+        )

@@ -1,0 +1,218 @@
+"""Polling one watch: fetch a snapshot, diff it, render what changed, save it all at once.
+
+One transaction per changed poll holds the new views, their bodies, the delivery
+intents of new incidents and the page's validators, so the validators can never run
+ahead of the state they describe: if the save fails, the next poll fetches in full
+and nothing is lost. The poller never talks to Reddit; it wakes the deliverer.
+
+It also owns the watch's templates: a changed file is checked in the render worker
+before it replaces the last good set, and then only what readers still see is
+re-rendered (open incidents, and those closed in the last day whose comment is in the
+current megathread).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from modbot import incidents
+from modbot.bodies import Bodies
+from modbot.errors import FeedError, FeedRateLimited, TemplateError
+from modbot.feed import IncidentsFeed
+from modbot.ports import Source, Store
+from modbot.records import Event, PageInfo, Rendered, Tracked, Validators
+from modbot.render import folder_stamp, read_templates
+
+log = logging.getLogger(__name__)
+
+RERENDER_WINDOW = 24 * 3600.0  # closed incidents readers may still look at
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll found."""
+
+    ok: bool
+    changed: bool
+    events: tuple[Event, ...] = ()
+    message: str = ""
+    retry_after: float | None = None
+
+
+def page_info_from(feed: IncidentsFeed, configured_url: str) -> PageInfo:
+    """The page name and public URL to show: the feed's own, else the configured URL."""
+    url = (feed.page.url if feed.page and feed.page.url else configured_url).rstrip("/")
+    name = urlsplit(url).hostname or url
+    return PageInfo(name=name, url=url)
+
+
+class Poller:
+    """Polls one watch's source into the store."""
+
+    def __init__(
+        self,
+        *,
+        watch: str,
+        source: Source,
+        store: Store,
+        bodies: Bodies,
+        components: tuple[str, ...] = (),
+        templates_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.watch = watch
+        self.source = source
+        self.store = store
+        self.bodies = bodies
+        self.components = components
+        self.templates_dir = templates_dir
+        self.clock = clock
+        self.on_change = on_change
+        # Only the incidents of the latest snapshot stay in memory (a feed lists 50 at
+        # most); the rest live in the store, so memory stays flat over years.
+        self.known: dict[str, Tracked] = {}
+        self._validators: Validators | None = None  # None: not loaded from the store yet
+        self._stamp = folder_stamp(templates_dir) if templates_dir else None
+        self._bad_stamp: object = None
+        self.current_thread: Callable[[], str | None] = lambda: None
+
+    # --- one poll -------------------------------------------------------------------------
+    async def poll(self) -> PollReport:
+        """Fetch once and save what changed; feed errors become a failed report."""
+        await self.reload_templates()
+        if self._validators is None:
+            self._validators = (await self.store.feed_state(self.watch)).validators
+        try:
+            fetched = await self.source.fetch(self._validators)
+        except FeedError as exc:
+            retry = exc.retry_after if isinstance(exc, FeedRateLimited) else None
+            report = PollReport(ok=False, changed=False, message=str(exc), retry_after=retry)
+        else:
+            if fetched.feed is None:
+                self._validators = fetched.validators
+                report = PollReport(ok=True, changed=False, message="unchanged")
+            else:
+                report = await self._apply(fetched.feed, fetched.validators)
+        await self.store.record_poll(
+            self.watch, ok=report.ok, message=report.message, now=self.clock()
+        )
+        if report.changed:
+            self.on_change()
+        return report
+
+    async def _apply(self, feed: IncidentsFeed, validators: Validators) -> PollReport:
+        state = await self.store.feed_state(self.watch)
+        baseline = state.baseline_at
+        listed = {incident.id for incident in feed.incidents}
+        missing = listed - self.known.keys()
+        if missing:
+            self.known.update(await self.store.tracked(self.watch, missing))
+        page = await self._sync_page(feed)
+        outcome = incidents.diff(self.known, feed, baseline_at=baseline, components=self.components)
+        rendered, errors = await self.render(await self._to_render(outcome.changed))
+        now = self.clock()
+        await self.store.save_poll(
+            self.watch,
+            url=self.source.url,
+            changed=outcome.changed,
+            rendered=rendered,
+            render_errors=errors,
+            validators=validators,
+            baseline_at=baseline or datetime.fromtimestamp(now, UTC),
+            page=page,
+            now=now,
+        )
+        # Only after the save: a failed save leaves both as they were, and the next
+        # poll sees the same change again.
+        self._validators = validators
+        self.known = {i: t for i, t in {**self.known, **outcome.changed}.items() if i in listed}
+        for event in outcome.events:
+            log.info("%s: incident %s", self.watch, event)
+        if baseline is None:
+            open_count = sum(1 for t in outcome.changed.values() if t.announce)
+            log.info(
+                "%s: first poll of %s: %d incidents recorded as a baseline, %d open to announce",
+                self.watch,
+                self.source.url,
+                len(outcome.changed),
+                open_count,
+            )
+        summary = f"{len(feed.incidents)} incidents, {len(outcome.events)} changes"
+        return PollReport(
+            ok=True, changed=bool(outcome.changed), events=outcome.events, message=summary
+        )
+
+    async def _to_render(self, changed: Mapping[str, Tracked]) -> dict[str, Tracked]:
+        """Announced incidents, and those a moderator forced (the store knows which)."""
+        chosen = {i: t for i, t in changed.items() if t.announce}
+        quiet = [i for i, t in changed.items() if not t.announce]
+        if quiet:
+            forced = await self.store.announced(self.watch, quiet)
+            chosen.update({i: changed[i] for i in forced})
+        return chosen
+
+    async def render(
+        self, tracked: Mapping[str, Tracked]
+    ) -> tuple[dict[str, Rendered], dict[str, str]]:
+        """Render incidents; a failing one keeps its previous body and reports why."""
+        rendered: dict[str, Rendered] = {}
+        errors: dict[str, str] = {}
+        for incident_id, item in tracked.items():
+            try:
+                rendered[incident_id] = await self.bodies.incident(item.view)
+            except TemplateError as exc:
+                log.error(
+                    "incident %s not re-rendered, its comment stays as it was: %s", incident_id, exc
+                )
+                errors[incident_id] = str(exc)
+        return rendered, errors
+
+    async def rerender(self, chosen: Mapping[str, Tracked]) -> int:
+        """Re-render ``chosen`` with the current templates and save; returns how many."""
+        rendered, errors = await self.render(chosen)
+        await self.store.save_renders(self.watch, rendered, errors)
+        self.on_change()
+        return len(rendered)
+
+    async def rerender_visible(self) -> int:
+        """Re-render what readers still see (after a template or page change)."""
+        chosen = await self.store.rerender_scope(
+            self.watch,
+            closed_since=self.clock() - RERENDER_WINDOW,
+            thread_id=self.current_thread(),
+        )
+        return await self.rerender(chosen)
+
+    # --- templates and page -------------------------------------------------------------------
+    async def reload_templates(self) -> bool:
+        """Switch to changed template files once they pass the checks; True if switched."""
+        if self.templates_dir is None:
+            return False
+        stamp = folder_stamp(self.templates_dir)
+        if stamp in (self._stamp, self._bad_stamp):
+            return False
+        try:
+            await self.bodies.adopt(read_templates(self.templates_dir))
+        except TemplateError as exc:
+            self._bad_stamp = stamp
+            log.error("template change rejected, still using the previous templates: %s", exc)
+            return False
+        self._stamp = stamp
+        count = await self.rerender_visible()
+        log.info("templates reloaded from %s; %d incidents re-rendered", self.templates_dir, count)
+        return True
+
+    async def _sync_page(self, feed: IncidentsFeed) -> PageInfo | None:
+        info = page_info_from(feed, self.source.home)
+        if info == self.bodies.page:
+            return None
+        self.bodies.page = info
+        await self.rerender_visible()
+        return info

@@ -1,0 +1,296 @@
+"""The interfaces of the three outside systems: status sources, Reddit, the state store.
+
+Each is small and typed, and each has one production implementation at the edge
+(``statuspage``, ``reddit`` or ``dryrun``, ``store``) and one fake used across the
+tests. The core and the app talk only to these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from modbot.feed import IncidentsFeed
+from modbot.records import (
+    CommandRow,
+    DeliveryRow,
+    Health,
+    InboxItem,
+    IncidentRow,
+    Kind,
+    Moderator,
+    NoteRow,
+    PageInfo,
+    PostedComment,
+    Rendered,
+    Subject,
+    Thread,
+    Tracked,
+    Validators,
+)
+
+# --- status sources ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One poll: ``feed`` is ``None`` when the page has not changed since ``validators``."""
+
+    feed: IncidentsFeed | None
+    validators: Validators
+    status: int = 200
+    received_bytes: int = 0
+
+
+class Source(Protocol):
+    """A status page, read one snapshot at a time."""
+
+    url: str  # what is fetched
+    home: str  # the page readers visit, shown when the feed does not name one
+
+    async def fetch(self, since: Validators) -> Fetched:
+        """The current snapshot, or "unchanged" (``feed`` None) when ``since`` still holds.
+
+        Raises a ``FeedError`` when the page cannot be read or understood this time.
+        """
+        ...
+
+
+# --- Reddit -----------------------------------------------------------------------------------
+
+
+class Target(Protocol):
+    """Where comments go. Implementations raise the ``RedditError`` family."""
+
+    async def current_thread(self) -> Thread | None:
+        """The megathread to post in now, or ``None`` when there is none.
+
+        Raises a ``RedditError`` when that cannot be known right now.
+        """
+        ...
+
+    def thread_suspect(self) -> None:
+        """Something failed in the thread: look it up again before the next post."""
+        ...
+
+    async def post(self, thread: Thread, body: str) -> PostedComment:
+        """Create a top-level comment."""
+        ...
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        """Replace a comment's body."""
+        ...
+
+    async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        """The bot's own comments in a thread with this marker (None: any marker), oldest
+        first. Raises when the listing cannot be read: unknown is not absent."""
+        ...
+
+    async def delete(self, comment_id: str) -> None:
+        """Delete one of the bot's comments."""
+        ...
+
+    async def removed(self, comment_ids: list[str]) -> set[str]:
+        """Which of these comments were deleted or removed by a moderator."""
+        ...
+
+
+class Mailbox(Protocol):
+    """The bot account's inbox, where moderators send commands."""
+
+    username: str
+    subreddit_name: str
+
+    async def unread(self) -> list[InboxItem]:
+        """Unread messages and mentions, oldest first (not marked read)."""
+        ...
+
+    async def reply(self, item: InboxItem, text: str) -> None:
+        """Answer one message or mention."""
+        ...
+
+    async def mark_read(self, item: InboxItem) -> None:
+        """Mark one item read."""
+        ...
+
+    async def moderators(self) -> dict[str, Moderator]:
+        """The subreddit's moderators, by lower-case name."""
+        ...
+
+
+# --- the state store --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the bot keeps about one watch's page between polls."""
+
+    url: str | None = None
+    baseline_at: datetime | None = None
+    validators: Validators = field(default_factory=Validators)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one delivery round looks at: subjects that may need work and their rows."""
+
+    subjects: Mapping[tuple[Kind, str], Subject]
+    rows: Sequence[DeliveryRow]
+
+
+class Store(Protocol):
+    """The bot's durable state. Every method is one short transaction."""
+
+    location: str
+
+    async def close(self) -> None:
+        """Release the store (every write is already durable)."""
+        ...
+
+    # --- feeds and incidents --------------------------------------------------------------
+    async def feed_state(self, watch: str) -> FeedState:
+        """The page's baseline and validators (empty before the first good poll)."""
+        ...
+
+    async def tracked(self, watch: str, ids: Collection[str]) -> dict[str, Tracked]:
+        """The incidents the bot knows among ``ids``."""
+        ...
+
+    async def save_poll(
+        self,
+        watch: str,
+        *,
+        url: str,
+        changed: Mapping[str, Tracked],
+        rendered: Mapping[str, Rendered],
+        render_errors: Mapping[str, str],
+        validators: Validators,
+        baseline_at: datetime,
+        page: PageInfo | None,
+        now: float,
+    ) -> None:
+        """One poll's outcome, atomically: views, bodies, delivery intents, validators."""
+        ...
+
+    async def save_renders(
+        self, watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
+    ) -> None:
+        """Re-rendered bodies (after a template change or a refresh)."""
+        ...
+
+    async def rerender_scope(
+        self, watch: str, *, closed_since: float, thread_id: str | None
+    ) -> dict[str, Tracked]:
+        """What readers still see: open incidents, and those closed since ``closed_since``
+        whose comment is in ``thread_id``."""
+        ...
+
+    async def in_thread(self, watch: str, thread_id: str) -> dict[str, Tracked]:
+        """Every announced incident with a live comment in ``thread_id``."""
+        ...
+
+    async def announced(self, watch: str, ids: Collection[str]) -> dict[str, Tracked]:
+        """Announced (or forced) incidents among ``ids``."""
+        ...
+
+    async def force(self, watch: str, tracked: Tracked, *, now: float) -> None:
+        """Post ``tracked`` whatever the rules say (a moderator asked for it)."""
+        ...
+
+    async def open_incidents(self, watch: str) -> list[IncidentRow]:
+        """Announced incidents still open, newest first."""
+        ...
+
+    async def recent_settled(self, watch: str, limit: int) -> list[IncidentRow]:
+        """The ``limit`` most recently closed announced incidents."""
+        ...
+
+    # --- deliveries -----------------------------------------------------------------------
+    async def work(self, watch: str, keys: Collection[tuple[Kind, str]] | None = None) -> Work:
+        """Open incidents and active deliveries, with their rows (only ``keys``, if given)."""
+        ...
+
+    async def body(self, watch: str, kind: Kind, key: str) -> Rendered | None:
+        """The body a subject's comment should show now."""
+        ...
+
+    async def deliveries(self, watch: str, kind: Kind, keys: Collection[str]) -> list[DeliveryRow]:
+        """Every delivery row of these subjects."""
+        ...
+
+    async def start_delivery(
+        self, watch: str, kind: Kind, key: str, thread_id: str, *, now: float
+    ) -> DeliveryRow | None:
+        """A new ``pending`` row for a subject in ``thread_id`` (None if one exists)."""
+        ...
+
+    async def step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
+        """Write ``after`` if the row is still ``before`` (same version); False if not."""
+        ...
+
+    # --- notices --------------------------------------------------------------------------
+    async def add_note(self, note: NoteRow) -> tuple[NoteRow, bool]:
+        """Record a notice and its delivery intent; the stored row and whether it is new."""
+        ...
+
+    async def note(self, watch: str, note_id: str) -> NoteRow | None:
+        """One notice."""
+        ...
+
+    async def note_by_comment(self, comment_id: str) -> NoteRow | None:
+        """The notice posted as ``comment_id``."""
+        ...
+
+    async def edit_note(self, note: NoteRow) -> None:
+        """New words (and body) for a notice; the deliverer edits its comment."""
+        ...
+
+    async def recent_notes(self, watch: str, limit: int) -> list[NoteRow]:
+        """The newest notices."""
+        ...
+
+    # --- inbox commands -------------------------------------------------------------------
+    async def claim_command(
+        self, row: CommandRow, note: NoteRow | None = None
+    ) -> tuple[CommandRow, bool]:
+        """Record a received command (with a notice's intent, atomically)."""
+        ...
+
+    async def command(self, message_id: str) -> CommandRow | None:
+        """One received command."""
+        ...
+
+    async def finish_command(self, message_id: str, state: str, result: str, now: float) -> None:
+        """Record what a command did."""
+        ...
+
+    async def reply_state(self, message_id: str, state: str) -> None:
+        """Record how far the reply got (``sending``, ``sent``, ``none``)."""
+        ...
+
+    async def command_read(self, message_id: str) -> None:
+        """Record that the message was marked read."""
+        ...
+
+    # --- health ---------------------------------------------------------------------------
+    async def health(self, watch: str) -> Health:
+        """The watch's health record."""
+        ...
+
+    async def record_poll(self, watch: str, *, ok: bool, message: str, now: float) -> None:
+        """The outcome of one poll."""
+        ...
+
+    async def record_reddit(self, watch: str, *, error: str | None, kind: str, now: float) -> None:
+        """A good Reddit call (``error`` None) or a failed one."""
+        ...
+
+    async def record_megathread(self, watch: str, thread: Thread | None, now: float) -> None:
+        """The megathread in use."""
+        ...
+
+    async def set_paused(self, watch: str, paused: bool, *, by: str, now: float) -> None:
+        """Pause or resume posting."""
+        ...

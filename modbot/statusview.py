@@ -1,0 +1,128 @@
+"""The status screen: what one watch is doing, read from the store alone (no network).
+
+It reads the watch's health record, its open incidents and the last ten settled ones
+with their delivery rows, and the newest notices: the cost follows the open work,
+never the whole history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from modbot.machine import State
+from modbot.ports import Store
+from modbot.records import DeliveryRow, Health, IncidentRow, Kind
+
+SETTLED_SHOWN = 10
+NOTES_SHOWN = 5
+
+
+def when(stamp: float | None) -> str:
+    """A timestamp as UTC text, or ``never``."""
+    if not stamp:
+        return "never"
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+async def status_text(
+    store: Store, watch: str, *, url: str, subreddit: str | None, dry_run: bool, now: float
+) -> str:
+    """One screen about one watch."""
+    health = await store.health(watch)
+    open_rows = await store.open_incidents(watch)
+    settled = await store.recent_settled(watch, SETTLED_SHOWN)
+    shown = [*open_rows, *settled]
+    rows = await store.deliveries(watch, Kind.INCIDENT, [i.incident_id for i in shown])
+    by_incident: dict[str, list[DeliveryRow]] = {}
+    for row in rows:
+        by_incident.setdefault(row.key, []).append(row)
+    mode = "dry-run (printing, not posting)" if dry_run else "posting to Reddit"
+    lines = [
+        f"watch:       {watch}: {url}" + (f" -> r/{subreddit}" if subreddit else ""),
+        f"mode:        {mode}",
+        f"paused:      {_paused(health)}",
+        f"megathread:  {_megathread(health)}",
+        f"last poll:   {_poll(health)}",
+        f"heartbeat:   {_heartbeat(health)}",
+        f"open incidents ({len(open_rows)}):",
+        *_incident_lines(open_rows, by_incident, now),
+        f"recently settled (last {SETTLED_SHOWN}):",
+        *_incident_lines(settled, by_incident, now),
+    ]
+    notes = await store.recent_notes(watch, NOTES_SHOWN)
+    if notes:
+        note_rows = {
+            r.key: r for r in await store.deliveries(watch, Kind.NOTE, [n.note_id for n in notes])
+        }
+        lines.append("notices:")
+        for note in notes:
+            found = note_rows.get(note.note_id)
+            state = found.state if found else "?"
+            detail = (found.permalink or found.last_error or "") if found else ""
+            lines.append(f"  {note.note_id:<14} {state:<8} {detail}")
+    return "\n".join(lines)
+
+
+def _paused(health: Health) -> str:
+    if not health.paused:
+        return "no"
+    return f"YES, since {when(health.paused_at)} by {health.paused_by} (updates are held)"
+
+
+def _megathread(health: Health) -> str:
+    if health.megathread_at is None:
+        return "not looked up yet"
+    if health.megathread is None:
+        return f"none found (checked {when(health.megathread_at)})"
+    thread = health.megathread
+    return f"{thread.title} {thread.permalink} (since {when(health.megathread_at)})"
+
+
+def _poll(health: Health) -> str:
+    if health.last_poll_at is None:
+        return "never"
+    state = "ok" if health.last_poll_ok else "FAILED"
+    line = f"{when(health.last_poll_at)} {state}: {health.last_poll_message}"
+    if not health.last_poll_ok:
+        line += f" (last good poll {when(health.last_good_poll_at)})"
+    return line
+
+
+def _heartbeat(health: Health) -> str:
+    line = f"last good poll {when(health.last_good_poll_at)}"
+    line += f"; last good Reddit call {when(health.last_reddit_ok_at)}"
+    if health.last_error_at:
+        line += f"; last error {when(health.last_error_at)}"
+        line += f" ({health.last_error_kind}): {health.last_error}"
+    return line
+
+
+def _incident_lines(
+    incidents: Sequence[IncidentRow], rows: dict[str, list[DeliveryRow]], now: float
+) -> list[str]:
+    lines = []
+    for incident in incidents:
+        lines.append(f"  {incident.incident_id:<14} {incident.status:<13} {incident.name[:60]}")
+        if incident.render_error:
+            lines.append(f"      template error: {incident.render_error}")
+        found = rows.get(incident.incident_id, [])
+        if not found:
+            lines.append("      no comment yet")
+        lines += ["      " + comment_line(row, incident.rendered_hash, now) for row in found]
+    return lines or ["  none"]
+
+
+def comment_line(row: DeliveryRow, wanted: str | None, now: float) -> str:
+    """One delivery row as the status screen shows it."""
+    where = row.permalink or (f"thread {row.thread_id}" if row.thread_id else "no thread yet")
+    text = f"{row.state}: {where}"
+    if row.delivered_at:
+        text += f", delivered {when(row.delivered_at)}"
+    if row.state == State.POSTED and row.delivered_hash != wanted:
+        text += ", an edit is pending"
+    if row.last_error:
+        text += f"; last error: {row.last_error}"
+    if row.not_before > now:
+        text += f"; next try {when(row.not_before)}"
+    return text
