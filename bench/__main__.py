@@ -2,8 +2,10 @@
 
 It runs, against the local fakes: ``bench.core`` (the bot in-process, the fake page in
 a child process: CPU and bytes per poll), ``bench.latency`` (the real ``modbot run``:
-latency, Reddit calls per update and per unchanged poll, CPU per poll, peak RSS) and
-``bench.scale`` (50 open incidents, then 200 feed changes in 10 seconds).
+latency, Reddit calls per update and per unchanged poll, CPU per poll, peak RSS),
+``bench.scale`` (50 open incidents, then 200 feed changes in 10 seconds),
+``bench.history`` (cost against 1k and 100k settled incidents) and ``bench.startup``
+(how fast ``modbot --help`` and ``modbot status`` start).
 
     python -m bench [--polls 1000] [--poll-interval 2]
 """
@@ -19,7 +21,7 @@ import sys
 from contextlib import redirect_stdout
 from datetime import UTC, datetime
 
-from bench import core, latency, scale
+from bench import core, history, latency, scale, startup
 
 
 def machine() -> str:
@@ -37,6 +39,11 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
     timed = await latency.measure(changes=20, poll=poll, gap=1.0, quiet_polls=10)
     scaled = await scale.measure(poll)
     under = "yes" if scaled.max_calls_per_minute < 100 else "NO"
+    with redirect_stdout(io.StringIO()):
+        sizes = [1_000, 100_000]
+        grown = await history.main(sizes)
+        started = await asyncio.to_thread(startup.main, 10)
+    bare = started["python -c pass"]
     return [
         ("latency feed change -> edited comment, median", f"{timed.median:.2f} s", f"poll interval {poll:g} s"),
         ("latency feed change -> edited comment, p95", f"{timed.p95:.2f} s", f"<= {poll + 0.5:.2f} s"),
@@ -54,6 +61,13 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         ("burst of 200 changes in 10 s: Reddit calls", f"{scaled.burst_calls}", ""),
         ("burst: time until every comment is current", f"{scaled.burst_seconds:.1f} s", ""),
         ("most Reddit calls in any 60 s", f"{scaled.max_calls_per_minute} (under 100: {under})", "< 100"),
+        *[
+            (f"{name} at 1k / 100k settled incidents", f"{grown[1_000][name][0] * 1000:.2f} / {grown[100_000][name][0] * 1000:.2f} ms", "< 1.5x")
+            for name in history.MEASURES
+        ],
+        ("peak RSS at 1k / 100k settled incidents", f"{max(m for _, m in grown[1_000].values()):.1f} / {max(m for _, m in grown[100_000].values()):.1f} MB", "< 1.3x"),
+        ("modbot --help / python -c pass (median)", f"{started['modbot --help']:.3f} / {bare:.3f} s", "<= 15x"),
+        ("modbot status / python -c pass (median)", f"{started['modbot status']:.3f} / {bare:.3f} s", "<= 20x"),
     ]  # fmt: skip
 
 

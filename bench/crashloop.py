@@ -55,6 +55,7 @@ class Tally:
     iterations: int = 0
     kills: int = 0
     duplicates: int = 0
+    duplicate_notices: int = 0
     missing_updates: int = 0
     commands_twice: int = 0
     commands_lost: int = 0
@@ -150,21 +151,26 @@ def check(  # noqa: PLR0917 - one iteration's whole outcome
 ) -> None:
     live = live_comments(both.reddit)
     per_marker = Counter((marker_of(c.body), c.link_id) for c in live if marker_of(c.body))
-    duplicates = sum(count - 1 for count in per_marker.values() if count > 1)
+    extra = {key: count - 1 for key, count in per_marker.items() if count > 1}
+    notes = sum(n for (found, _), n in extra.items() if (found or "").startswith("note-"))
+    duplicates = sum(extra.values()) - notes
     tally.duplicates += duplicates
+    tally.duplicate_notices += notes
     mine = [c for c in live if _incident(c) == incident_id]
     if not mine or mine[0].body != final:
         tally.missing_updates += 1
         tally.failures.append(f"iteration {number}: final comment is not the final state")
     notices = sum(notice in c.body for c in live)
-    if notices > 1:
+    message = next(m for m in both.reddit.messages.values() if m.author == "alice")
+    replies = len(both.reddit.replies_to(message.id))
+    if notices > 1 or replies > 1:
         tally.commands_twice += 1
-        tally.failures.append(f"iteration {number}: the notice was posted {notices} times")
+        tally.failures.append(f"iteration {number}: {notices} notices, {replies} replies")
     if notices == 0:
         tally.commands_lost += 1
         tally.failures.append(f"iteration {number}: the notice was never posted")
-    if duplicates:
-        tally.failures.append(f"iteration {number}: {duplicates} duplicate comment(s)")
+    if duplicates or notes:
+        tally.failures.append(f"iteration {number}: {duplicates + notes} duplicate comment(s)")
 
 
 async def main(iterations: int, seed: int) -> Tally:
@@ -186,9 +192,10 @@ async def main(iterations: int, seed: int) -> Tally:
     print(f"{'kills (SIGKILL)':<40} {tally.kills}")
     for point, count in sorted(tally.kills_by_point.items()):
         print(f"{'  at ' + point:<40} {count}")
-    print(f"{'duplicate comments found':<40} {tally.duplicates}")
+    print(f"{'duplicate incident comments found':<40} {tally.duplicates}")
+    print(f"{'duplicate notices found':<40} {tally.duplicate_notices}")
     print(f"{'updates missing from final comments':<40} {tally.missing_updates}")
-    print(f"{'commands executed twice':<40} {tally.commands_twice}")
+    print(f"{'commands run (or answered) twice':<40} {tally.commands_twice}")
     print(f"{'commands never executed':<40} {tally.commands_lost}")
     for failure in tally.failures:
         print(f"FAILED: {failure}")
@@ -197,7 +204,13 @@ async def main(iterations: int, seed: int) -> Tally:
 
 def succeeded(tally: Tally, iterations: int) -> bool:
     """True when every iteration finished and every count is zero."""
-    counts = (tally.duplicates, tally.missing_updates, tally.commands_twice, tally.commands_lost)
+    counts = (
+        tally.duplicates,
+        tally.duplicate_notices,
+        tally.missing_updates,
+        tally.commands_twice,
+        tally.commands_lost,
+    )
     return tally.iterations == iterations and not any(counts) and not tally.failures
 
 

@@ -18,10 +18,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
-
-import httpx
 
 from modbot.bodies import Bodies, Engine
 from modbot.crashpoints import Checkpoint, crash_at
@@ -38,6 +36,9 @@ from modbot.settings import Settings
 from modbot.statuspage import StatuspageClient, make_http_client
 from modbot.store import SqliteStore
 from modbot.watches import DEFAULT_WATCH, default_page, watch_scope
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 

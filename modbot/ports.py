@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from modbot.feed import IncidentsFeed
 from modbot.records import (
     CommandRow,
     DeliveryRow,
@@ -30,6 +29,9 @@ from modbot.records import (
     Tracked,
     Validators,
 )
+
+if TYPE_CHECKING:
+    from modbot.feed import IncidentsFeed
 
 # --- status sources ---------------------------------------------------------------------
 

@@ -469,3 +469,44 @@ async def test_cli_post_exits_1_when_reddit_does_not_confirm(
     assert unconfirmed.code == 1
     assert "did not confirm" in unconfirmed.out
     assert len(notices(reddit)) == 2  # it did land; the running bot will adopt it
+
+
+class _Crash(BaseException):
+    """The process dies here; only the state file survives."""
+
+
+async def test_a_post_command_interrupted_after_its_intent_posts_one_notice(
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The race the crash loop found: after a crash right after the notice's intent was
+    committed, the restarted inbox re-runs the command while the deliverer reconciles
+    the same notice. One notice, one reply."""
+    reddit.add_moderator("alice", ["all"])
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    statuspage.set_incidents([])
+    message = reddit.send_message("alice", "!post Exactly one of me.")
+
+    def crash(name: str) -> None:
+        if name == "after-intent":
+            raise _Crash(name)
+
+    async def first_life() -> None:
+        async with App(settings, dry_run=False, out=io.StringIO(), checkpoint=crash) as app:
+            assert app.inbox is not None
+            await app.inbox.check()
+
+    with pytest.raises(_Crash):
+        await first_life()
+    assert notices(reddit) == []  # it died before the post reached Reddit
+    async with App(settings, dry_run=False, out=io.StringIO(), settle_timeout=1.0) as app:
+        assert app.inbox is not None
+        await app.inbox.check()  # the re-run: the intent is there already
+        await app.run_once()  # the deliverer's own round
+        expire_waits(settings.database)
+        await app.run_once()
+        await app.inbox.check()
+    assert len(notices(reddit)) == 1
+    (reply,) = reddit.replies_to(message)
+    assert notices(reddit)[0].id in reply

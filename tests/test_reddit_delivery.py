@@ -359,6 +359,22 @@ async def test_duplicates_are_healed_on_start_keeping_the_oldest(
     assert "Identified" in live[0].body
 
 
+async def test_duplicate_notices_are_healed_on_start_too(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    statuspage.set_incidents([])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        outcome = await app.operations.post_notice("Maintenance tonight.", source="cli")
+    (first,) = reddit.comments_by("modbot")
+    assert first.id in outcome.text
+    extra = reddit.add_comment(first.submission_id, first.body, author="modbot")
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()
+    assert reddit.comments[extra.id].deleted
+    assert [c.id for c in reddit.comments_by("modbot") if not c.deleted] == [first.id]
+
+
 async def test_a_burst_of_changes_costs_few_edits_and_ends_current(
     statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
 ) -> None:

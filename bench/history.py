@@ -1,0 +1,241 @@
+"""Cost against history: does the bot's work follow open incidents, or everything it ever saw?
+
+For each size (1,000, 10,000 and 100,000 settled incidents, each with its posted
+comment, plus 5 open ones), it fills a fresh state file through the store's public API
+(the same steps the deliverer takes), then measures the wall time and the peak RSS of:
+an unchanged poll, an idle delivery round, a round with one edit, the start-up heal (a
+new deliverer's first round), ``modbot status`` and a template change. Reddit is an
+in-memory stand-in, so only modbot's own work is measured; the state file lives on
+tmpfs (``/dev/shm`` when there is one) so the 100,000-incident fill takes a minute,
+not an hour of fsyncs. Peak RSS is reset before each measure (Linux ``clear_refs``);
+the render worker is a process of its own and is not in these figures.
+
+    python -m bench.history [--sizes 1000 10000 100000]
+
+Target: from 1k to 100k, each time grows less than 1.5x and each peak RSS less than 1.3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modbot import machine
+from modbot.bodies import Bodies
+from modbot.deliverer import Deliverer
+from modbot.poller import Poller
+from modbot.ports import Fetched
+from modbot.records import Kind, PageInfo, PostedComment, Rendered, Thread, Tracked, Validators
+from modbot.render import read_templates, sample_incident
+from modbot.sandbox import RenderWorker
+from modbot.settings import default_templates_dir
+from modbot.statusview import status_text
+from modbot.store import SqliteStore
+
+WATCH = "default"
+THREAD = Thread("t1", "Performance and Bugs Megathread", "https://www.reddit.com/r/x/comments/t1")
+OPEN = 5
+DAY = 86_400.0
+BATCH = 1_000
+LISTING = 100  # comments a listing of the bot's own comments shows
+MEASURES = ("unchanged poll", "idle round", "round with one edit", "start-up heal", "status", "template change")  # fmt: skip
+
+
+class Unchanged:
+    """A status source whose page never changes (the ``Source`` port)."""
+
+    url = "https://status.example.com/api/v2/incidents.json"
+    home = "https://status.example.com"
+
+    async def fetch(self, since: Validators) -> Fetched:
+        return Fetched(feed=None, validators=since, status=304)
+
+
+class Reddit:
+    """The bot's comments in one thread, in memory (the ``Target`` port)."""
+
+    def __init__(self) -> None:
+        # Only the newest comments, as in the bot account's listing: the history lives
+        # in the state file, and this stand-in must not grow with it either.
+        self.comments: dict[str, PostedComment] = {}
+        self.calls = 0
+
+    def remember(self, comment: PostedComment) -> None:
+        self.comments[comment.id] = comment
+        while len(self.comments) > LISTING:
+            self.comments.pop(next(iter(self.comments)))
+
+    async def current_thread(self) -> Thread | None:
+        return THREAD
+
+    def thread_suspect(self) -> None:
+        return None
+
+    async def post(self, thread: Thread, body: str) -> PostedComment:
+        self.calls += 1
+        comment = PostedComment(f"c{self.calls}", "/c", time.time(), body)
+        self.remember(comment)
+        return comment
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        self.calls += 1
+
+    async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        self.calls += 1
+        return list(self.comments.values())
+
+    async def delete(self, comment_id: str) -> None:
+        self.calls += 1
+
+    async def removed(self, comment_ids: list[str]) -> set[str]:
+        self.calls += 1
+        return set()
+
+
+def incident(key: str, status: str) -> Tracked:
+    return Tracked(replace(sample_incident(), id=key, status=status), announce=True)
+
+
+async def fill(store: SqliteStore, reddit: Reddit, settled: int) -> None:
+    """``settled`` resolved incidents with posted comments, then ``OPEN`` open ones; all
+    through the store's API and the machine's steps, as the bot itself writes them."""
+    long_ago = time.time() - 30 * DAY
+    keys = [f"old{n:06d}" for n in range(settled)] + [f"open{n}" for n in range(OPEN)]
+    for start in range(0, len(keys), BATCH):
+        chunk = keys[start : start + BATCH]
+        items = {k: incident(k, "investigating" if k.startswith("open") else "resolved") for k in chunk}  # fmt: skip
+        await store.save_poll(
+            WATCH,
+            url=Unchanged.url,
+            changed=items,
+            rendered={k: Rendered(f"body of {k}", f"hash-{k}") for k in chunk},
+            render_errors={},
+            validators=Validators(etag='"v1"'),
+            baseline_at=datetime.fromtimestamp(long_ago, UTC),
+            page=PageInfo("status.example.com", Unchanged.home),
+            now=long_ago if not chunk[0].startswith("open") else time.time(),
+        )
+        for row in await store.deliveries(WATCH, Kind.INCIDENT, chunk):
+            claimed = machine.claim(row, THREAD.id, long_ago)
+            assert await store.step(row, claimed)
+            comment = PostedComment(f"c-{row.key}", "/c", long_ago, f"body of {row.key}")
+            reddit.remember(comment)
+            assert await store.step(claimed, machine.answered(claimed, comment, f"hash-{row.key}", long_ago))  # fmt: skip
+    await store.record_megathread(WATCH, THREAD, time.time())
+
+
+def peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, float]:
+    """Median wall seconds of ``action`` and the peak RSS while it ran."""
+    samples = []
+    reset_peak()
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples), peak_mb()
+
+
+async def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
+    store = await SqliteStore.open(folder / f"history-{size}.sqlite3")
+    reddit = Reddit()
+    worker = RenderWorker(timeout=10.0)
+    try:
+        await fill(store, reddit, size)
+
+        def deliverer() -> Deliverer:
+            return Deliverer(
+                store, reddit, watch=WATCH, min_edit_interval=0.0, reconcile_grace=30.0
+            )
+
+        running = deliverer()
+        await running.round()  # the running bot's own start-up is behind it
+        bodies = Bodies(
+            worker,
+            read_templates(default_templates_dir()),
+            page=PageInfo("status.example.com", Unchanged.home),
+            zone=None,
+            subreddit="x",
+            max_length=10_000,
+        )
+        poller = Poller(watch=WATCH, source=Unchanged(), store=store, bodies=bodies)
+        poller.current_thread = lambda: THREAD.id
+        edits = iter(range(10**6))
+
+        async def one_edit() -> None:
+            number = next(edits)
+            await store.save_renders(WATCH, {"open0": Rendered(f"new {number}", f"h{number}")}, {})
+            report = await running.round()
+            assert len(report.edited) == 1, report
+
+        async def status() -> str:
+            return await status_text(
+                store, WATCH, url=Unchanged.url, subreddit="x", dry_run=False, now=time.time()
+            )
+
+        async def template_change() -> None:
+            assert await poller.rerender_visible() == OPEN
+
+        await template_change()  # the worker has started; its start-up is not the change
+        return {
+            "unchanged poll": await timed(poller.poll, 20),
+            "idle round": await timed(running.round, 20),
+            "round with one edit": await timed(one_edit, 10),
+            "start-up heal": await timed(lambda: deliverer().round(), 5),
+            "status": await timed(status, 10),
+            "template change": await timed(template_change, 3),
+        }
+    finally:
+        await worker.close()
+        await store.close()
+
+
+async def main(sizes: list[int]) -> dict[int, dict[str, tuple[float, float]]]:
+    shm = Path("/dev/shm")
+    results: dict[int, dict[str, tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
+        for size in sizes:
+            started = time.monotonic()
+            results[size] = await measure(size, Path(tmp))
+            print(f"{size:>7} settled incidents + {OPEN} open: filled and measured in {time.monotonic() - started:.0f} s")  # fmt: skip
+    print()
+    header = f"{'measure':<22}" + "".join(f"{f'{s:,} ms':>12}{'MB':>7}" for s in sizes)
+    print(header + f"{'time x':>9}{'RSS x':>7}")
+    failures = []
+    for name in MEASURES:
+        row = f"{name:<22}"
+        for size in sizes:
+            seconds, mb = results[size][name]
+            row += f"{seconds * 1000:>12.2f}{mb:>7.1f}"
+        first, last = results[sizes[0]][name], results[sizes[-1]][name]
+        time_ratio, rss_ratio = last[0] / max(first[0], 1e-9), last[1] / max(first[1], 1e-9)
+        print(row + f"{time_ratio:>9.2f}{rss_ratio:>7.2f}")
+        if time_ratio >= 1.5 or rss_ratio >= 1.3:
+            failures.append(name)
+    verdict = "met" if not failures else "NOT met for " + ", ".join(failures)
+    print(f"\ntarget (from {sizes[0]:,} to {sizes[-1]:,}: time < 1.5x, RSS < 1.3x): {verdict}")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    asyncio.run(main(parser.parse_args().sizes))

@@ -1,0 +1,162 @@
+"""Templates run in a worker process with a time and a memory limit, and a template
+change re-renders only what readers still see."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import shutil
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from modbot.app import App
+from modbot.errors import TemplateError
+from modbot.markdown import marker_of
+from modbot.render import read_templates, sample_jobs
+from modbot.sandbox import RenderWorker
+from modbot.settings import Settings, default_templates_dir
+from tests.conftest import page_env, reddit_settings, run_cli, start_bot
+from tests.fakes.reddit import FakeReddit
+from tests.fakes.statuspage import FakeStatuspage
+from tests.test_reddit_delivery import stage
+
+RUNAWAY = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x"
+HUGE = "{{ ''|center(10**9) }}"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    copy = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [(RUNAWAY, "took longer than 0.5 s"), (HUGE, "exceeds the memory limit")],
+    ids=["runaway", "huge"],
+)
+async def test_a_runaway_or_huge_template_is_stopped_with_one_line(
+    folder: Path, source: str, problem: str
+) -> None:
+    (folder / "incident.md.j2").write_text(source)
+    worker = RenderWorker(timeout=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TemplateError, match=problem) as caught:
+            await worker.check(read_templates(folder), 10_000)
+        assert "\n" not in str(caught.value)
+        assert "incident.md.j2" in str(caught.value)
+        assert time.monotonic() - started < 5
+        good = read_templates(default_templates_dir())
+        name, context = sample_jobs(good)[0]
+        text, _ = await worker.render(good, name, context, 10_000)  # a fresh worker took over
+        assert text
+    finally:
+        await worker.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", [RUNAWAY, HUGE], ids=["runaway", "huge"])
+async def test_check_reports_a_runaway_template_as_broken(
+    folder: Path, tmp_path: Path, source: str
+) -> None:
+    (folder / "incident.md.j2").write_text(source)
+    env = {
+        "MODBOT_TEMPLATES_DIR": str(folder),
+        "MODBOT_DATABASE": str(tmp_path / "s.sqlite3"),
+        "MODBOT_RENDER_TIMEOUT": "1",
+    }
+    result = await run_cli("check", env=env, cwd=tmp_path)
+    assert result.code == 1
+    (line,) = [line for line in result.out.splitlines() if line.startswith("templates:")]
+    assert "BROKEN" in line
+    assert "Traceback" not in result.err
+
+
+async def test_a_runaway_template_change_keeps_the_last_good_templates(
+    statuspage: FakeStatuspage,
+    make_settings: Callable[..., Settings],
+    folder: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(
+        statuspage_url=statuspage.url, templates_dir=folder, render_timeout=0.5
+    )
+    statuspage.set_incidents([stage(0)])
+    out = io.StringIO()
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()
+        (folder / "incident.md.j2").write_text(RUNAWAY)
+        statuspage.set_incidents([stage(1)])
+        await app.run_once()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("template change rejected" in e and "took longer" in e for e in errors)
+    assert out.getvalue().count("[dry-run] EDIT") == 1  # the update went out, old look
+    assert "Identified" in out.getvalue()
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_the_bot_while_a_template_runs_away(
+    statuspage: FakeStatuspage, folder: Path, tmp_path: Path
+) -> None:
+    statuspage.set_incidents([stage(0)])
+    env = page_env(statuspage, tmp_path, MODBOT_TEMPLATES_DIR=str(folder))
+    env["MODBOT_RENDER_TIMEOUT"] = "60"  # the template would hold the render for a minute
+    bot = await start_bot(env, tmp_path)
+    try:
+        await asyncio.sleep(1.5)  # started, first comment printed
+        (folder / "incident.md.j2").write_text(RUNAWAY)
+        await asyncio.sleep(1.0)  # the check of the new template is running now
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        bot.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bot.wait(), 10)
+        assert loop.time() - started < 5
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+    assert bot.returncode == 0
+    assert bot.stderr is not None
+    assert "Traceback" not in (await bot.stderr.read()).decode()
+
+
+# --- what a template change re-renders ------------------------------------------------------
+
+
+async def test_a_template_change_re_renders_only_what_readers_still_see(
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    folder: Path,
+) -> None:
+    settings = make_settings(
+        statuspage_url=statuspage.url, templates_dir=folder, **reddit_settings(reddit)
+    )
+    statuspage.set_incidents([stage(0, "open"), stage(0, "recent"), stage(0, "old")])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()
+        statuspage.set_incidents([stage(1, "open"), stage(3, "recent"), stage(3, "old")])
+        await app.run_once()
+        raw = sqlite3.connect(settings.database)  # "old" was resolved two days ago
+        raw.execute("UPDATE incidents SET closed_at = closed_at - 172800 WHERE incident_id = 'old'")
+        raw.commit()
+        raw.close()
+        before = {marker_of(c.body): len(c.history) for c in reddit.comments_by("modbot")}
+        template = folder / "incident.md.j2"
+        template.write_text(template.read_text().replace("Affected:", "Components hit:"))
+        await app.run_once()
+        after = {marker_of(c.body): c for c in reddit.comments_by("modbot")}
+        assert len(after["inc-open"].history) == before["inc-open"] + 1
+        assert len(after["inc-recent"].history) == before["inc-recent"] + 1
+        assert len(after["inc-old"].history) == before["inc-old"]  # left as it was
+        assert "Components hit:" not in after["inc-old"].body
+        outcome = await app.operations.refresh(every=True)  # ``modbot refresh --all``
+        assert "re-rendered 3 incident(s); 1 comment(s) changed" in outcome.text
+        assert "Components hit:" in after["inc-old"].body
