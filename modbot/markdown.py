@@ -3,7 +3,9 @@
 Feed text (and manual notices) is shown literally: markdown characters are escaped,
 ``u/``/``r/`` mentions cannot ping anyone, headings, quotes, tables, spoilers and
 superscript cannot break the layout, and nothing can form a link or forge the marker.
-Bare URLs stay clickable, because Reddit links them by itself and shows them as they are.
+Reddit turns bare URLs, ``www.`` names and e-mail addresses into links by itself, so
+those are neutralised too, except bare http(s) URLs on ``hosts`` (the watched page's
+own), which stay clickable and are shown as they are.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ MARKER_PREFIX = "modbot-"
 _MARKER_RE = re.compile(r"\[\]\(#modbot-([A-Za-z0-9_-]{1,100})\)")
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 
-# Bare URLs end before characters markdown could use to build a link around them.
-_URL_RE = re.compile(r"https?://[^\s<>\[\]()`\"'\\|*^~]+")
+# Bare URLs end before characters markdown could use to build a link around them, and
+# count only where Reddit would link them (not glued to a word: there it would link a
+# "/r/..." inside instead).
+_URL_RE = re.compile(r"(?<![A-Za-z0-9])https?://[^\s<>\[\]()`\"'\\|*^~]+")
 _TRAILING_PUNCTUATION = ".,;:!?"
 _SPECIAL = re.compile(r"([\\`*_~^\[\]()|<>#])")
-_MENTION = re.compile(r"(?<![A-Za-z0-9_])(/?)([ur])/(?=[A-Za-z0-9_-])", re.IGNORECASE)
+# Every "u/" and "r/" is escaped, whatever comes before it: Reddit's own idea of where a
+# mention may start (after "_", after an escape) is wider than any rule worth copying.
+_MENTION = re.compile(r"(/?)([ur])/", re.IGNORECASE)
 _NUMBERED = re.compile(r"^\d+(?=[.)])")
+_SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")  # ftp://, irc://, HTTPS://: all autolinked
+_WWW = re.compile(r"(?i)(www)\.")  # Reddit links "www." after any non-letter
 
 
 def marker(kind: str, ident: str) -> str:
@@ -52,16 +60,45 @@ def parse_marker(found: str) -> tuple[str, str] | None:
 def _escape_plain(text: str) -> str:
     text = text.replace("&", "&amp;")
     text = _SPECIAL.sub(r"\\\1", text)
-    return _MENTION.sub(lambda m: f"{m.group(1)}{m.group(2)}\\/", text)
+    text = _MENTION.sub(lambda m: f"{m.group(1)}{m.group(2)}\\/", text)
+    text = _SCHEME.sub(r"\\://", text)
+    text = _WWW.sub(r"\1\\.", text)
+    return text.replace("@", "&#64;")
 
 
-def _escape_url(url: str) -> tuple[str, str]:
+def _escape_url(url: str, hosts: frozenset[str]) -> tuple[str, str]:
+    """A bare URL: kept clickable on an allowed host, else shown as plain text."""
     trailing = ""
     while url and url[-1] in _TRAILING_PUNCTUATION:
         trailing = url[-1] + trailing
         url = url[:-1]
+    if host_of(url) not in hosts:
+        return _escape_plain(url), trailing
     # A link to a profile is fine to show; written as /user/ it cannot notify anyone.
     return re.sub(r"/u/", "/user/", url, flags=re.IGNORECASE), trailing
+
+
+_HOST_URL = re.compile(
+    r"(?i)^https?://([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)(?::\d{1,5})?(?:[/?#]|$)"
+)
+
+
+def host_of(url: str) -> str | None:
+    """The lower-case host of a well-formed http(s) URL, or ``None``."""
+    found = _HOST_URL.match(url)
+    return found.group(1).lower() if found else None
+
+
+_CLEAN_URL = re.compile(r"(?i)https?://[a-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/=&?+-]*)?")
+
+
+def clean_url(url: str | None, hosts: frozenset[str]) -> str | None:
+    """``url`` if it is a plain http(s) URL on one of ``hosts``, else ``None``: the only
+    URLs from a feed that a comment shows as links."""
+    if not url or not _CLEAN_URL.fullmatch(url.strip()):
+        return None
+    url = url.strip()
+    return url if host_of(url) in hosts else None
 
 
 def _escape_line_start(line: str) -> str:
@@ -74,26 +111,32 @@ def _escape_line_start(line: str) -> str:
     return line
 
 
-def escape_line(line: str) -> str:
+def escape_line(line: str, hosts: frozenset[str] = frozenset()) -> str:
     """Escape one line of untrusted text (see the module docstring)."""
     line = line.strip()
     out: list[str] = []
     position = 0
     for match in _URL_RE.finditer(line):
         out.append(_escape_plain(line[position : match.start()]))
-        url, trailing = _escape_url(match.group())
+        url, trailing = _escape_url(match.group(), hosts)
         out.append(url + _escape_plain(trailing))
         position = match.end()
     out.append(_escape_plain(line[position:]))
     return _escape_line_start("".join(out))
 
 
-def escape_text(text: str) -> str:
+def escape_field(value: str, hosts: frozenset[str] = frozenset()) -> str:
+    """Escape a one-line field (a name, a status): any line breaks in it become spaces,
+    so it can never start a paragraph, a list or a heading of its own."""
+    return escape_line(" ".join(value.split()), hosts)
+
+
+def escape_text(text: str, hosts: frozenset[str] = frozenset()) -> str:
     """Escape multi-line untrusted text, keeping its paragraphs and line breaks."""
     paragraphs = re.split(r"\n\s*\n", text.strip())
     rendered = []
     for paragraph in paragraphs:
-        lines = [escape_line(line) for line in paragraph.split("\n") if line.strip()]
+        lines = [escape_line(line, hosts) for line in paragraph.split("\n") if line.strip()]
         if lines:
             rendered.append("  \n".join(lines))
     return "\n\n".join(rendered)

@@ -19,9 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from modbot import incidents
+from modbot import incidents, markdown
 from modbot.bodies import Bodies
 from modbot.errors import FeedError, FeedRateLimited, TemplateError
 from modbot.feed import IncidentsFeed
@@ -46,10 +45,14 @@ class PollReport:
 
 
 def page_info_from(feed: IncidentsFeed, configured_url: str) -> PageInfo:
-    """The page name and public URL to show: the feed's own, else the configured URL."""
-    url = (feed.page.url if feed.page and feed.page.url else configured_url).rstrip("/")
-    name = urlsplit(url).hostname or url
-    return PageInfo(name=name, url=url)
+    """The page name and public URL to show: the URL the page gives for itself when it is
+    a plain http(s) URL (a ``*.statuspage.io`` origin names its own domain, for one),
+    else the configured URL. Anything else in that field is ignored, never shown."""
+    configured = configured_url.rstrip("/")
+    given = (feed.page.url or "").strip().rstrip("/") if feed.page else ""
+    own = frozenset({markdown.host_of(given) or ""})
+    url = markdown.clean_url(given, own) or configured
+    return PageInfo(name=markdown.host_of(url) or url, url=url)
 
 
 class Poller:

@@ -44,11 +44,29 @@ STATUS_LABELS = {
     "update": "Update",
 }
 IMPACT_LABELS = {"none": "None", "minor": "Minor", "major": "Major", "critical": "Critical"}
+COMPONENT_LABELS = {
+    "operational": "Operational",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+}
+# Short-link hosts of the vendors: Statuspage's incident links live on stspg.io.
+VENDOR_LINK_HOSTS = frozenset({"stspg.io"})
 
 
 def label(value: str, labels: Mapping[str, str]) -> str:
-    """A readable label for a status or impact, including values we do not know."""
-    return labels.get(value, value.replace("_", " ").capitalize() or "Unknown")
+    """A readable label for a status or impact; a value we do not know is escaped text."""
+    known = labels.get(value)
+    if known is not None:
+        return known
+    return markdown.escape_field(value.replace("_", " ").capitalize()) or "Unknown"
+
+
+def enum(value: str, labels: Mapping[str, str]) -> str:
+    """A status or impact for templates to compare: known values as they are, anything
+    else as escaped text (it can never equal a known value by accident)."""
+    return value if value in labels else markdown.escape_field(value)
 
 
 def digest(body: str) -> str:
@@ -115,52 +133,67 @@ def folder_stamp(folder: Path) -> tuple[tuple[str, float, int], ...]:
 # --- contexts: the plain data a template receives -------------------------------------------
 
 
-def _component(component: ComponentView) -> dict[str, str]:
-    status = label(component.status, {})
-    name = markdown.escape_line(component.name)
+# Every string a template receives passes through here, typed: one-line fields and
+# free text are escaped, statuses are known values or escaped text, ids and URLs are
+# checked. Nothing from a feed reaches a template any other way.
+
+
+def _component(component: ComponentView, hosts: frozenset[str]) -> dict[str, str]:
+    status = label(component.status, COMPONENT_LABELS)
+    name = markdown.escape_field(component.name, hosts)
     text = name if component.status in ("operational", "") else f"{name} ({status.lower()})"
-    return {"name": name, "status": component.status, "label": text}
+    return {"name": name, "status": enum(component.status, COMPONENT_LABELS), "label": text}
 
 
-def _update(update: UpdateView, zone: ZoneInfo | None) -> dict[str, str]:
+def _update(update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]) -> dict[str, str]:
     return {
-        "id": update.id,
-        "status": update.status,
+        "id": markdown.escape_field(update.id),
+        "status": enum(update.status, STATUS_LABELS),
         "status_label": label(update.status, STATUS_LABELS),
-        "body": markdown.shorten(markdown.escape_text(update.body), MAX_UPDATE_CHARS),
+        "body": markdown.shorten(markdown.escape_text(update.body, hosts), MAX_UPDATE_CHARS),
         "time": format_time(update.shown_at, zone),
     }
 
 
 def _page(page: PageInfo) -> dict[str, str]:
-    return {"name": markdown.escape_line(page.name), "url": page.url}
+    url = markdown.clean_url(page.url, link_hosts(page)) or ""
+    return {"name": markdown.escape_field(page.name), "url": url}
+
+
+def link_hosts(page: PageInfo) -> frozenset[str]:
+    """Hosts whose URLs a comment may show as links: the page's own, the vendor's."""
+    host = markdown.host_of(page.url)
+    return VENDOR_LINK_HOSTS | ({host} if host else set())
 
 
 def incident_context(
     view: IncidentView, page: PageInfo, zone: ZoneInfo | None, subreddit: str | None
 ) -> dict[str, Any]:
     """The plain data an incident template receives (all updates, newest first)."""
-    url = f"{page.url}/incidents/{view.id}"
+    hosts = link_hosts(page)
+    page_data = _page(page)
+    ident = markdown.escape_field(view.id)
+    url = f"{page_data['url']}/incidents/{ident}" if page_data["url"] else ""
     postmortem = view.postmortem_body
     return {
         "incident": {
-            "id": view.id,
-            "name": markdown.shorten(markdown.escape_line(view.name), MAX_TITLE_CHARS),
-            "status": view.status,
+            "id": ident,
+            "name": markdown.shorten(markdown.escape_field(view.name, hosts), MAX_TITLE_CHARS),
+            "status": enum(view.status, STATUS_LABELS),
             "status_label": label(view.status, STATUS_LABELS),
-            "impact": view.impact,
+            "impact": enum(view.impact, IMPACT_LABELS),
             "impact_label": label(view.impact, IMPACT_LABELS),
             "is_open": view.is_open,
             "url": url,
-            "shortlink": view.shortlink or url,
+            "shortlink": markdown.clean_url(view.shortlink, hosts) or url,
             "started": format_time(view.created_at, zone),
             "resolved": format_time(view.resolved_at, zone) if view.resolved_at else "",
-            "components": [_component(c) for c in view.components],
-            "postmortem": markdown.escape_text(postmortem) if postmortem else "",
+            "components": [_component(c, hosts) for c in view.components],
+            "postmortem": markdown.escape_text(postmortem, hosts) if postmortem else "",
         },
-        "updates": [_update(u, zone) for u in reversed(view.updates)],
+        "updates": [_update(u, zone, hosts) for u in reversed(view.updates)],
         "omitted_updates": 0,
-        "page": _page(page),
+        "page": page_data,
         "modmail_url": modmail_url(subreddit),
     }
 
@@ -168,7 +201,7 @@ def incident_context(
 def notice_context(text: str, page: PageInfo, subreddit: str | None) -> dict[str, Any]:
     """What the notice template receives; ``text`` is data shown literally, never code."""
     return {
-        "text": markdown.escape_text(text),
+        "text": markdown.escape_text(text, link_hosts(page)),
         "page": _page(page),
         "modmail_url": modmail_url(subreddit),
     }

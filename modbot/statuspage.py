@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -31,13 +32,17 @@ from tenacity import (
 
 from modbot import __version__
 from modbot.errors import FeedMalformed, FeedNotJSON, FeedRateLimited, FeedUnavailable
-from modbot.feed import parse_incidents
+from modbot.feed import IncidentsFeed, parse_incidents
 from modbot.ports import Fetched
 from modbot.records import Validators
 
 log = logging.getLogger(__name__)
 
 INCIDENTS_PATH = "/api/v2/incidents.json"
+# Statuspage ids are 12 lower-case letters and digits; incident.io's compatible API
+# uses 26-character ULIDs. An id is part of the comment's marker and its link, so
+# anything else is refused rather than escaped.
+INCIDENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 USER_AGENT = f"modbot/{__version__} (+status page watcher)"
 
 
@@ -82,6 +87,7 @@ class StatuspageClient:
         self._http = http
         self._attempts = attempts
         self._max_backoff = max_backoff
+        self._refused: set[str] = set()
 
     async def fetch(self, since: Validators) -> Fetched:
         """Fetch the incidents; raise a ``FeedError`` subclass when they cannot be used."""
@@ -141,7 +147,24 @@ class StatuspageClient:
             feed = parse_incidents(response.content)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from None
-        return Fetched(feed=feed, validators=validators, status=200, received_bytes=size)
+        return Fetched(
+            feed=self._valid(feed), validators=validators, status=200, received_bytes=size
+        )
+
+    def _valid(self, feed: IncidentsFeed) -> IncidentsFeed:
+        """The feed without incidents whose id is not a Statuspage id (warned once each)."""
+        kept = [i for i in feed.incidents if INCIDENT_ID.fullmatch(i.id)]
+        if len(kept) == len(feed.incidents):
+            return feed
+        for incident in feed.incidents:
+            if not INCIDENT_ID.fullmatch(incident.id) and incident.id not in self._refused:
+                self._refused.add(incident.id)
+                log.warning(
+                    "%s: skipping an incident whose id %r is not a Statuspage id",
+                    self.url,
+                    incident.id[:80],
+                )
+        return feed.model_copy(update={"incidents": kept})
 
 
 def _looks_like_html(response: httpx.Response) -> bool:

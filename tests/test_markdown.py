@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modbot.markdown import (
+    clean_url,
+    escape_field,
     escape_line,
     escape_text,
     marker,
@@ -24,7 +26,11 @@ from modbot.markdown import (
     [
         ("ping u/spez now", r"ping u\/spez now"),
         ("see /u/spez and r/all", r"see /u\/spez and r\/all"),
-        ("[click](https://evil.example)", r"\[click\]\(https://evil.example\)"),
+        ("[click](https://evil.example)", r"\[click\]\(https\://evil.example\)"),
+        (
+            "mail a@b.example or www.evil.example, ftp://x.y",
+            r"mail a&#64;b.example or www\.evil.example, ftp\://x.y",
+        ),
         ("# Heading", r"\# Heading"),
         ("> quote", r"\> quote"),
         (">!spoiler!<", r"\>!spoiler!\<"),
@@ -41,12 +47,29 @@ def test_escape_line(raw: str, expected: str) -> None:
     assert escape_line(raw) == expected
 
 
-def test_bare_urls_stay_clickable_and_mentions_in_urls_cannot_ping() -> None:
+def test_bare_urls_on_the_page_stay_clickable_others_are_text() -> None:
+    hosts = frozenset({"status.example.com", "reddit.com"})
     text = escape_line(
-        "Details: https://status.example.com/incidents/a_b. Also https://reddit.com/u/spez"
+        "Details: https://status.example.com/incidents/a_b. Also https://reddit.com/u/spez "
+        "and https://evil.example/login",
+        hosts,
     )
     assert "https://status.example.com/incidents/a_b." in text
-    assert "https://reddit.com/user/spez" in text
+    assert "https://reddit.com/user/spez" in text  # a profile link that cannot ping
+    assert r"https\://evil.example/login" in text
+
+
+def test_one_line_fields_cannot_open_a_paragraph() -> None:
+    assert escape_field("degraded\n\n- item\n# head") == r"degraded - item \# head"
+
+
+def test_only_plain_urls_on_allowed_hosts_are_links() -> None:
+    hosts = frozenset({"status.example.com"})
+    assert clean_url("https://status.example.com/x", hosts) == "https://status.example.com/x"
+    assert clean_url("https://evil.example/x", hosts) is None
+    assert clean_url("https://status.example.com/x) [phish](https://evil", hosts) is None
+    assert clean_url("https://x[y]z", hosts) is None
+    assert clean_url("javascript:alert(1)", hosts) is None
 
 
 def test_paragraphs_and_line_breaks_are_kept_and_indentation_dropped() -> None:
