@@ -55,6 +55,7 @@ def bot_env(both: Fakes, database: Path, **extra: str) -> dict[str, str]:
         MODBOT_STATUSPAGE_URL=both.page.url,
         MODBOT_DATABASE=str(database),
         MODBOT_POLL_INTERVAL="0.2",
+        MODBOT_TEST_FAST="true",
         MODBOT_MIN_EDIT_INTERVAL="0",
         MODBOT_RECONCILE_GRACE="2",
         MODBOT_INBOX_INTERVAL="0.2",

@@ -73,7 +73,7 @@ class Reddit:
         while len(self.comments) > LISTING:
             self.comments.pop(next(iter(self.comments)))
 
-    async def current_thread(self) -> Thread | None:
+    async def current_thread(self, max_age: float | None = None) -> Thread | None:
         return THREAD
 
     def thread_suspect(self) -> None:

@@ -24,17 +24,17 @@ from zoneinfo import ZoneInfo
 from modbot.bodies import Bodies, Engine
 from modbot.crashpoints import Checkpoint, crash_at
 from modbot.deliverer import Deliverer, Report
-from modbot.errors import ModbotError
+from modbot.errors import ModbotError, StateLost, StoreError, TemplateError
 from modbot.inbox import Inbox
 from modbot.operations import SETTLE_TIMEOUT, Operations
 from modbot.poller import Poller, PollReport
 from modbot.ports import Source, Store, Target
 from modbot.records import Kind
-from modbot.render import read_templates
+from modbot.render import Templates, read_templates
 from modbot.sandbox import RenderWorker
-from modbot.settings import Settings
+from modbot.settings import Settings, default_templates_dir
 from modbot.statuspage import StatuspageClient, make_http_client
-from modbot.store import SqliteStore
+from modbot.store import START_FRESH, SqliteStore
 from modbot.watches import DEFAULT_WATCH, default_page, watch_scope
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class App:
         self._waiters: list[asyncio.Future[Report]] = []
         self._looping = False
         self.inbox: Inbox | None = None
+        self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> App:
@@ -101,16 +102,22 @@ class App:
 
     async def _open(self) -> None:
         settings = self.settings
-        self.store: Store = await SqliteStore.open(settings.database)
-        self._stack.push_async_callback(self.store.close)
+        store = await SqliteStore.open(settings.database)
+        self._stack.push_async_callback(store.close)
+        damage = await store.integrity_problems()
+        if damage:
+            raise StoreError(
+                f"state file {settings.database} is damaged ({damage[0]}); nothing was "
+                f"written or posted{START_FRESH}"
+            )
+        self.store: Store = store
         engine = self._given_engine
         if engine is None:
             worker = RenderWorker(timeout=settings.render_timeout)
             self._stack.push_async_callback(worker.close)
             engine = worker
         self.target = self._given_target or await self._open_target()
-        templates = read_templates(settings.templates_path)
-        await engine.check(templates, settings.max_comment_length)
+        templates = await self._templates(engine)
         health = await self.store.health(self.watch)
         self.bodies = Bodies(
             engine,
@@ -159,6 +166,22 @@ class App:
                 self.clock,
                 self.checkpoint,
             )
+
+    async def _templates(self, engine: Engine) -> Templates:
+        """The configured templates, or the shipped ones while those are broken: a bad
+        template must never stop the updates."""
+        folder = self.settings.templates_path
+        try:
+            templates = read_templates(folder)
+            await engine.check(templates, self.settings.max_comment_length)
+        except TemplateError as exc:
+            log.error("TEMPLATES BROKEN, using the shipped defaults until they are fixed: %s", exc)
+            await self.store.record_templates(
+                self.watch, f"shipped defaults ({folder} is broken: {exc})", self.clock()
+            )
+            return read_templates(default_templates_dir())
+        await self.store.record_templates(self.watch, str(folder), self.clock())
+        return templates
 
     async def _open_target(self) -> Target:
         if self.dry_run:
@@ -239,6 +262,11 @@ class App:
         while not stop.is_set():
             try:
                 wait = await step()
+            except StateLost as exc:
+                log.error("%s", exc)
+                self.fatal = exc
+                stop.set()
+                return
             except ModbotError as exc:
                 log.error("%s: %s", name, exc)
                 wait = self.settings.poll_interval

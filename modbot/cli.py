@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -44,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--env-file",
         type=Path,
-        default=Path(".env"),
+        default=None,
         metavar="PATH",
-        help="read settings from this file as well as the environment (default: .env)",
+        help="read settings from this file as well as the environment (default: .env in the "
+        "current folder, if there is one; a file named here must exist)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -86,11 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Reddit credentials, log in and report the account, subreddit, moderator permissions "
         "and megathread. Exits 1 when something would stop the bot from working.",
     )
-    check.add_argument(
+    how = check.add_mutually_exclusive_group()
+    how.add_argument(
         "--live",
         action="store_true",
-        help="health check: also require a reachable status page, a healthy state file, "
-        "a working Reddit login and a megathread (for cron, systemd or containers)",
+        help="health check of the running bot, from its state file only (no network): exit 1 "
+        "unless it polled successfully within max(3 poll intervals, 60 s) and, with Reddit "
+        "credentials, reached Reddit as recently or has nothing to deliver "
+        "(for cron, systemd or container health checks)",
+    )
+    how.add_argument(
+        "--connect",
+        action="store_true",
+        help="connectivity test from this process: read the status page once and, with "
+        "credentials, log in to Reddit and find the megathread",
     )
 
     demo = commands.add_parser(
@@ -144,13 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--dry-run", action="store_true", help="show the edits instead")
 
-    commands.add_parser(
+    status = commands.add_parser(
         "status",
         parents=[common],
         help="what the bot is doing: megathread, incidents, deliveries, last poll",
-        description="One screen from the state file: the megathread in use, each tracked "
-        "incident with its comment and last delivery, pending or failed deliveries and why, "
-        "the last poll, and whether the bot is paused. Needs no network.",
+        description="One screen from the state file: the megathread in use, the open "
+        "incidents and the last 10 settled ones with their comments and last delivery, "
+        "pending or failed deliveries and why, the last poll, the templates in use, and "
+        "whether the bot is paused. Needs no network.",
+    )
+    status.add_argument(
+        "--json", action="store_true", help="print the health record as JSON, for scripts"
     )
     commands.add_parser(
         "pause",
@@ -175,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from modbot.settings import load_settings  # noqa: PLC0415 - pydantic loads slowly
 
     try:
-        settings = load_settings(args.env_file)
+        settings = load_settings(_env_file(args.env_file))
     except ConfigError as exc:
         print(f"modbot: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -185,7 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         secrets=settings.secret_values(),
     )
     try:
-        return dispatch(args, settings)
+        code = dispatch(args, settings)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``modbot status | head -1``): stop quietly, and keep
+        # Python from complaining about the unflushed rest at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
@@ -194,6 +215,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return EXIT_OK
+    return code
+
+
+def _env_file(named: Path | None) -> Path | None:
+    """The env file to read: one named on the command line must exist; ``.env`` may not."""
+    if named is None:
+        return Path(".env")
+    if not named.is_file():
+        raise ConfigError(f"--env-file {named}: no such file")
+    return named
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,7 +239,9 @@ Handler = Callable[[Any, argparse.Namespace, "Settings", TextIO], int]
 COMMANDS: dict[str, Handler] = {
     "run": lambda sv, a, s, out: _run(sv.run(s, once=a.once, dry_run=a.dry_run, out=out)),
     "preview": lambda sv, a, s, out: _run(sv.preview(s, a.incident_id, a.feed, out)),
-    "check": lambda sv, a, s, out: _run(sv.check(s, out, live=a.live)),
+    "check": lambda sv, a, s, out: _run(
+        sv.check_live(s, out) if a.live else sv.check(s, out, connect=a.connect)
+    ),
     "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0))),
     "post": lambda sv, a, s, out: _run(
         sv.post(
@@ -223,7 +256,7 @@ COMMANDS: dict[str, Handler] = {
     "refresh": lambda sv, a, s, out: _run(
         sv.refresh(s, incident_id=a.incident_id, every=a.every, dry_run=a.dry_run, out=out)
     ),
-    "status": lambda sv, a, s, out: _run(sv.status(s, out)),
+    "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
     "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out)),
     "resume": lambda sv, a, s, out: _run(sv.set_pause(s, paused=False, out=out)),
 }
@@ -233,6 +266,8 @@ def _notice_text(args: argparse.Namespace) -> str | None:
     if args.incident and args.edit:
         raise ConfigError("--edit replaces a notice; it cannot be used with --incident")
     if args.file is None:
+        if args.text is not None and not str(args.text).strip():
+            raise ConfigError("the notice's text is empty")
         return str(args.text) if args.text is not None else None
     try:
         text = Path(args.file).read_text(encoding="utf-8")

@@ -36,6 +36,7 @@ from modbot.render import digest
 log = logging.getLogger(__name__)
 
 SubjectKey = tuple[Kind, str]
+FRESH_THREAD = 60.0  # seconds a megathread lookup is trusted before a post or an edit
 
 
 @dataclass
@@ -92,6 +93,9 @@ class Deliverer:
         self._verified_at = clock()
         self._heal_at: float | None = clock()
         self._started = True
+        # The bot's marked comments in the current thread, as the last heal listed them:
+        # a pending row whose comment is already there adopts it instead of posting.
+        self._seen: dict[str, PostedComment] = {}
         self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
 
     @property
@@ -112,14 +116,15 @@ class Deliverer:
         await self._verify_removed()
         if thread is not None and self._heal_at is not None and self._heal_at <= self.clock():
             await self._heal(thread, report)
+        # A claim is held while its call is in flight, but a process that has just
+        # started knows its own calls are not: it looks for those comments at once.
+        just_started, self._started = self._started and thread is not None, False
+        looked_again = False
         for _ in range(max_passes):
             work = await self.store.work(self.watch, keys)
             rows = work.rows
-            if self._started and thread is not None:
-                # A claim is held while its call is in flight, but a process that has
-                # just started knows its own calls are not: look for those comments now.
+            if just_started:
                 rows = [replace(r, not_before=0.0) if r.state == State.POSTING else r for r in rows]
-                self._started = False
             plan = planner.plan(
                 work.subjects,
                 rows,
@@ -130,14 +135,24 @@ class Deliverer:
             if not plan.actions:
                 report.wake_at = plan.wake_at
                 return report
+            if not looked_again and any(isinstance(a, Post | Edit | Point) for a in plan.actions):
+                # About to write: make sure the megathread has not been replaced in the last
+                # minute (one read at most), so an update never lands in a thread readers
+                # have left. Idle rounds cost nothing.
+                looked_again = True
+                fresh = await self._thread(max_age=FRESH_THREAD)
+                if fresh != thread:
+                    thread = fresh
+                    continue
             for action in plan.actions:
                 await self._execute(action, thread, report)
+            just_started = False
         report.wake_at = self.clock() + 1.0
         return report
 
-    async def _thread(self) -> Thread | None:
+    async def _thread(self, max_age: float | None = None) -> Thread | None:
         try:
-            thread = await self.target.current_thread()
+            thread = await self.target.current_thread(max_age)
         except RedditError as exc:
             log.warning("cannot tell which megathread to use: %s", exc)
             await self._failed_call(exc)
@@ -175,6 +190,10 @@ class Deliverer:
             self.watch, action.kind, action.key, thread.id, now=self.clock()
         )
         if row is None:
+            return
+        existing = self._seen.pop(markdown.marker_id(row.kind, row.key), None)
+        if existing is not None:
+            await self._adopt(row, existing, thread, report)
             return
         now = self.clock()
         claimed = machine.claim(row, thread.id, now, hold=self.reconcile_grace)
@@ -220,6 +239,19 @@ class Deliverer:
             after = machine.refused(row, str(error), wait, now)
         if await self._step(row, after):
             report.failed.append(after)
+
+    async def _adopt(
+        self, row: DeliveryRow, comment: PostedComment, thread: Thread, report: Report
+    ) -> None:
+        body_hash = digest(comment.body) if comment.body else None
+        after = machine.adopted(row, comment, thread.id, body_hash, self.clock())
+        if await self._step(row, after):
+            report.posted.append(after)
+            log.info(
+                "%s: its comment %s is already in the megathread; adopting it, not posting",
+                describe(row),
+                comment.id,
+            )
 
     @staticmethod
     def _wait(error: RedditError, attempts: int) -> float:
@@ -368,6 +400,10 @@ class Deliverer:
         groups: dict[str, list[PostedComment]] = {}
         for comment in comments:
             groups.setdefault(comment.marker, []).append(comment)
+        self._seen = {
+            marker: min(group, key=lambda c: (c.created_utc, c.id))
+            for marker, group in groups.items()
+        }
         for marker, group in groups.items():
             parsed = markdown.parse_marker(marker)
             if len(group) > 1 and parsed is not None:

@@ -19,7 +19,7 @@ class DryRunTarget:
         self.out = out or sys.stdout
         self._count = 0
 
-    async def current_thread(self) -> Thread | None:
+    async def current_thread(self, max_age: float | None = None) -> Thread | None:
         """Dry-run has one pretend thread."""
         return self.THREAD
 

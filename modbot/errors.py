@@ -48,6 +48,10 @@ class StoreError(ModbotError):
     """The SQLite state file cannot be opened, migrated or written."""
 
 
+class StateLost(StoreError):
+    """The state file was deleted, emptied or replaced while the bot ran: stop writing."""
+
+
 class RedditError(ModbotError):
     """Reddit could not do what was asked; subclasses say whether it had an effect."""
 

@@ -63,6 +63,8 @@ class Inbox:
         except RedditError as exc:
             log.warning("inbox: cannot read it now: %s", exc)
             return 0
+        # The inbox is read every few seconds: a heartbeat of the Reddit connection.
+        await self.store.record_reddit(self.operations.watch, error=None, kind="", now=self.clock())
         for item in unread:
             try:
                 if await self.handle(item):

@@ -19,13 +19,16 @@ The rules, in words:
   leaves a row that says "the outcome is unknown: look before posting again".
 * An unknown outcome is settled by looking for the bot's own marker in that thread:
   found means adopt it, absent after the listing-lag grace means post again.
+* A pending row whose comment the bot finds already there (its state file was lost,
+  or this is the first start on a new one) adopts that comment instead of posting.
 * ``moved``, ``removed``, ``closed`` and ``failed`` are final.
 
 ::
 
-    pending --claim--> posting --answered/found--> posted --pointed--> moved
-       ^                  |  \\--rejected--> failed      |--gone--> removed
-       '--refused/absent--'                             '--thread closed--> closed
+    pending --claim--> posting --answered / found--> posted --pointed--> moved
+    pending --adopted (its comment is already there)--> posted
+    posting --refused / absent--> pending        posting --rejected--> failed
+    posted --gone--> removed     posted --thread closed--> closed
     pending --dropped--> closed
 """
 
@@ -56,6 +59,7 @@ class Step(StrEnum):
     """Everything that can happen to a delivery."""
 
     CLAIM = "claim"
+    ADOPTED = "adopted"
     ANSWERED = "answered"
     UNKNOWN = "unknown outcome"
     REFUSED = "refused"
@@ -91,6 +95,7 @@ class Transition:
 _D, _R = Actor.DELIVERER, Actor.REQUESTER
 TRANSITIONS: dict[tuple[State, Step], Transition] = {
     (State.PENDING, Step.CLAIM): Transition(State.POSTING, _D),
+    (State.PENDING, Step.ADOPTED): Transition(State.POSTED, _D),
     (State.PENDING, Step.DROPPED): Transition(State.CLOSED, _D),
     (State.POSTING, Step.ANSWERED): Transition(State.POSTED, _D),
     (State.POSTING, Step.UNKNOWN): Transition(State.POSTING, _D),
@@ -161,6 +166,23 @@ def claim(row: DeliveryRow, thread_id: str, now: float, hold: float = 0.0) -> De
         intent_at=now,
         attempts=row.attempts + 1,
         not_before=now + hold,
+    )
+
+
+def adopted(
+    row: DeliveryRow, comment: PostedComment, thread_id: str, body_hash: str | None, now: float
+) -> DeliveryRow:
+    """The comment already exists (found by its marker): take it instead of posting."""
+    return _take(
+        row,
+        Step.ADOPTED,
+        _D,
+        thread_id=thread_id,
+        comment_id=comment.id,
+        permalink=comment.permalink,
+        delivered_hash=body_hash,
+        delivered_at=min(comment.created_utc, now),
+        last_error=None,
     )
 
 

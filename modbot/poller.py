@@ -208,6 +208,7 @@ class Poller:
             log.error("template change rejected, still using the previous templates: %s", exc)
             return False
         self._stamp = stamp
+        await self.store.record_templates(self.watch, str(self.templates_dir), self.clock())
         count = await self.rerender_visible()
         log.info("templates reloaded from %s; %d incidents re-rendered", self.templates_dir, count)
         return True

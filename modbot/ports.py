@@ -66,8 +66,9 @@ class Source(Protocol):
 class Target(Protocol):
     """Where comments go. Implementations raise the ``RedditError`` family."""
 
-    async def current_thread(self) -> Thread | None:
-        """The megathread to post in now, or ``None`` when there is none.
+    async def current_thread(self, max_age: float | None = None) -> Thread | None:
+        """The megathread to post in now, or ``None`` when there is none; looked up again
+        when the last look is older than ``max_age`` seconds (or the usual interval).
 
         Raises a ``RedditError`` when that cannot be known right now.
         """
@@ -295,4 +296,8 @@ class Store(Protocol):
 
     async def set_paused(self, watch: str, paused: bool, *, by: str, now: float) -> None:
         """Pause or resume posting."""
+        ...
+
+    async def record_templates(self, watch: str, templates: str, now: float) -> None:
+        """Which templates the watch renders with (and why, when not the configured ones)."""
         ...

@@ -279,3 +279,5 @@ class Health:
     megathread: Thread | None = None
     megathread_at: float | None = None
     page: PageInfo | None = None
+    templates: str = ""  # where the templates in use come from, and since when
+    templates_at: float | None = None

@@ -341,12 +341,15 @@ class RedditClient:
         """Look the megathread up again before the next delivery."""
         self._thread_checked_at = None
 
-    async def current_thread(self) -> Thread | None:
-        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL``.
+    async def current_thread(self, max_age: float | None = None) -> Thread | None:
+        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` (or
+        ``max_age``, when shorter).
 
         Raises when Reddit cannot be asked and no megathread is known yet.
         """
         interval = self.settings.megathread_check_interval
+        if max_age is not None:
+            interval = min(interval, max_age)
         if self._thread is None:
             interval = min(interval, NO_MEGATHREAD_RECHECK)
         now = self.clock()

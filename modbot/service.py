@@ -82,6 +82,8 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
         stop = asyncio.Event()
         with stop_on_signals(stop):
             await app.run(stop, _first_poll_note(settings, out) if dry else None)
+        if app.fatal is not None:
+            return 1
     log.info("stopped; state saved in %s", settings.database)
     return 0
 
@@ -185,12 +187,11 @@ async def preview(
 # --- check ------------------------------------------------------------------------------------
 
 
-async def check(settings: Settings, out: TextIO, *, live: bool = False) -> int:
+async def check(settings: Settings, out: TextIO, *, connect: bool = False) -> int:
     """``modbot check``: settings, templates, state file and, with credentials, Reddit.
 
-    With ``live`` it also reads the status page once and insists on a healthy state
-    file, a working Reddit login and a megathread, for health checks. Returns 1 when
-    something would stop the bot from working.
+    With ``connect`` it also reads the status page once, and insists on a working Reddit
+    login and a megathread. Returns 1 when something would stop the bot from working.
     """
     problems = 0
     line = _printer(out)
@@ -206,16 +207,64 @@ async def check(settings: Settings, out: TextIO, *, live: bool = False) -> int:
     except TemplateError as exc:
         line("templates", f"BROKEN: {exc}")
         problems += 1
-    problems += await _check_store(settings, line, required=live)
-    if live:
+    problems += await _check_store(settings, line)
+    if connect:
         problems += await _check_feed(settings, line)
     if settings.has_reddit_credentials:
         problems += await _check_reddit(settings, line)
-    elif live:
+    elif connect:
         line("reddit", "FAILED: no credentials, so nothing can be posted (dry-run)")
         problems += 1
     else:
         line("reddit", "no credentials: `modbot run` works in dry-run (prints instead of posting)")
+    return 1 if problems else 0
+
+
+async def check_live(settings: Settings, out: TextIO) -> int:
+    """``modbot check --live``: is the running bot alive and current? From its state
+    file only, with no network of its own: the health check for containers and timers."""
+    from modbot.machine import is_active  # noqa: PLC0415
+    from modbot.statusview import when  # noqa: PLC0415
+    from modbot.store import SqliteStore  # noqa: PLC0415
+    from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
+
+    line = _printer(out)
+    if not settings.database.exists():
+        line("state file", f"FAILED: {settings.database} does not exist (is the bot running?)")
+        return 1
+    dry = is_dry_run(settings)
+    watch = watch_scope(DEFAULT_WATCH, dry)
+    try:
+        store = await SqliteStore.open(settings.database)
+    except StoreError as exc:
+        line("state file", f"FAILED: {exc}")
+        return 1
+    try:
+        health = await store.health(watch)
+        waiting = [r for r in (await store.work(watch)).rows if is_active(r)]
+    finally:
+        await store.close()
+    now = time.time()
+    window = max(3 * settings.poll_interval, 60.0)
+    problems = 0
+    polled = health.last_good_poll_at
+    if polled is None or now - polled > window:
+        ago = f"last good poll {when(polled)}, over {window:g} s ago"
+        line("polling", f"FAILED: {ago} (is the bot running?)")
+        problems += 1
+    else:
+        line("polling", f"ok: last good poll {now - polled:.0f} s ago")
+    if not dry:
+        called = health.last_reddit_ok_at
+        if called is not None and now - called <= window:
+            line("reddit", f"ok: last good Reddit call {now - called:.0f} s ago")
+        elif not waiting:
+            line("reddit", f"ok: nothing to deliver (last good Reddit call {when(called)})")
+        else:
+            error = f"; last error: {health.last_error}" if health.last_error else ""
+            late = f"{len(waiting)} deliveries waiting, last good Reddit call {when(called)}"
+            line("reddit", f"FAILED: {late}{error}")
+            problems += 1
     return 1 if problems else 0
 
 
@@ -268,15 +317,10 @@ async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) ->
     return 0
 
 
-async def _check_store(
-    settings: Settings, line: Callable[[str, str], None], *, required: bool
-) -> int:
+async def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:
     from modbot.store import SqliteStore  # noqa: PLC0415
 
     if not settings.database.exists():
-        if required:
-            line("state file", f"FAILED: {settings.database} does not exist (is the bot running?)")
-            return 1
         line("state file", f"{settings.database} (not created yet; `modbot run` creates it)")
         return 0
     try:
@@ -285,13 +329,17 @@ async def _check_store(
         line("state file", f"BROKEN: {exc}")
         return 1
     try:
-        problems = await store.integrity_problems()
-        if problems:
-            line("state file", f"BROKEN: {settings.database}: {problems[0]}")
+        damage = await store.integrity_problems()
+        if damage:
+            line("state file", f"BROKEN: {settings.database} is damaged ({damage[0]})")
             return 1
+        await store.writable()
         version = await store.schema_version()
-        line("state file", f"ok: {settings.database} (schema {version})")
+        line("state file", f"ok: {settings.database} (schema {version}, writable)")
         return 0
+    except StoreError as exc:
+        line("state file", f"FAILED: {exc}")
+        return 1
     finally:
         await store.close()
 
@@ -384,9 +432,9 @@ async def refresh(
     return 0
 
 
-async def status(settings: Settings, out: TextIO) -> int:
+async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
     """``modbot status``: one screen from the state file (no network)."""
-    from modbot.statusview import status_text  # noqa: PLC0415
+    from modbot.statusview import health_json, status_text  # noqa: PLC0415
     from modbot.store import SqliteStore  # noqa: PLC0415
     from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
 
@@ -396,14 +444,18 @@ async def status(settings: Settings, out: TextIO) -> int:
     store = await SqliteStore.open(settings.database)
     try:
         dry = is_dry_run(settings)
-        text = await status_text(
-            store,
-            watch_scope(DEFAULT_WATCH, dry),
-            url=settings.statuspage_url,
-            subreddit=settings.subreddit,
-            dry_run=dry,
-            now=time.time(),
-        )
+        watch = watch_scope(DEFAULT_WATCH, dry)
+        if as_json:
+            text = await health_json(store, watch)
+        else:
+            text = await status_text(
+                store,
+                watch,
+                url=settings.statuspage_url,
+                subreddit=settings.subreddit,
+                dry_run=dry,
+                now=time.time(),
+            )
     finally:
         await store.close()
     out.write(text + "\n")
@@ -412,12 +464,17 @@ async def status(settings: Settings, out: TextIO) -> int:
 
 async def set_pause(settings: Settings, *, paused: bool, out: TextIO) -> int:
     """``modbot pause`` / ``modbot resume``."""
-    from modbot.store import SqliteStore  # noqa: PLC0415
+    from modbot.store import START_FRESH, SqliteStore  # noqa: PLC0415
     from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
 
     who = f"{getpass.getuser()} (CLI)"
     store = await SqliteStore.open(settings.database)
     try:
+        damage = await store.integrity_problems()
+        if damage:
+            raise StoreError(
+                f"state file {settings.database} is damaged ({damage[0]}){START_FRESH}"
+            )
         watch = watch_scope(DEFAULT_WATCH, is_dry_run(settings))
         await store.set_paused(watch, paused, by=who, now=time.time())
     finally:

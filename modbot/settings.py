@@ -20,6 +20,7 @@ from modbot import __version__
 from modbot.errors import ConfigError
 
 ENV_PREFIX = "MODBOT_"
+MIN_INTERVAL = 1.0
 REQUIRED_TEMPLATES = ("incident.md.j2", "manual.md.j2")
 REDDIT_CREDENTIALS = (
     "reddit_client_id",
@@ -37,11 +38,31 @@ def default_templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "templates"
 
 
+_BASE_URL = re.compile(r"(?i)(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?(/[^\s]*)?")
+_API_PATH = re.compile(r"(?i)/(api/v\d+|history\.(atom|rss)|incidents(\.json)?)(/.*)?$")
+
+
 def _http_url(value: str, setting: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """A plain http(s) URL with a real host name (no spaces, no brackets), no trailing /."""
+    text = value.strip()
+    found = _BASE_URL.fullmatch(text)
+    if not found:
         raise ValueError(f"{setting} must be an http(s) URL such as https://status.claude.com")
-    return value.strip().rstrip("/")
+    return text.rstrip("/")
+
+
+def _page_url(value: str) -> str:
+    """The status page's base URL; a pasted API or feed URL is refused with the fix."""
+    url = _http_url(value, "MODBOT_STATUSPAGE_URL")
+    path = urlsplit(url).path
+    api = _API_PATH.search(path)
+    if api:
+        base = url[: len(url) - len(path)] + path[: api.start()]
+        raise ValueError(
+            f"give the page's base URL, not its API or feed URL: use {base} "
+            f"(modbot adds {api.group(0)} by itself)"
+        )
+    return url
 
 
 class Settings(BaseSettings):
@@ -57,8 +78,8 @@ class Settings(BaseSettings):
 
     # --- status page -------------------------------------------------------------
     statuspage_url: str = "https://status.claude.com"
-    poll_interval: float = Field(default=15.0, gt=0, le=3600)
-    http_timeout: float = Field(default=10.0, gt=0, le=300)
+    poll_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
+    http_timeout: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
     components: Annotated[tuple[str, ...], NoDecode] = ()
     timezone: str | None = None
 
@@ -66,7 +87,7 @@ class Settings(BaseSettings):
     database: Path = Path("modbot.sqlite3")
     templates_dir: Path | None = None
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
-    render_timeout: float = Field(default=2.0, gt=0, le=60)
+    render_timeout: float = Field(default=2.0, gt=0, le=60, allow_inf_nan=False)
 
     # --- Reddit --------------------------------------------------------------------
     subreddit: str | None = None
@@ -78,16 +99,18 @@ class Settings(BaseSettings):
     reddit_user_agent: str | None = None
     reddit_url: str = "https://www.reddit.com"
     reddit_oauth_url: str = "https://oauth.reddit.com"
-    reddit_timeout: float = Field(default=20.0, gt=0, le=300)
+    reddit_timeout: float = Field(default=20.0, gt=0, le=300, allow_inf_nan=False)
     reddit_calls_per_minute: int = Field(default=90, ge=1, le=600)
-    min_edit_interval: float = Field(default=5.0, ge=0, le=3600)
-    megathread_check_interval: float = Field(default=300.0, gt=0, le=86_400)
-    reconcile_grace: float = Field(default=30.0, ge=0, le=3600)
+    min_edit_interval: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
+    megathread_check_interval: float = Field(default=300.0, gt=0, le=86_400, allow_inf_nan=False)
+    reconcile_grace: float = Field(default=30.0, ge=0, le=3600, allow_inf_nan=False)
     distinguish: bool = False
-    inbox_interval: float = Field(default=30.0, gt=0, le=3600)
+    inbox_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
     dry_run: bool = False
 
     # --- testing only ----------------------------------------------------------------
+    # Lowers the 1-second floor of the poll and inbox intervals, for tests and benchmarks.
+    test_fast: bool = False
     crash_at: (
         Literal["after-intent", "after-answer", "after-edit", "after-command", "after-reply"] | None
     ) = None
@@ -99,7 +122,7 @@ class Settings(BaseSettings):
     @field_validator("statuspage_url")
     @classmethod
     def _check_statuspage_url(cls, value: str) -> str:
-        return _http_url(value, "MODBOT_STATUSPAGE_URL")
+        return _page_url(value)
 
     @field_validator("reddit_url", "reddit_oauth_url")
     @classmethod
@@ -165,6 +188,14 @@ class Settings(BaseSettings):
             value = value.strip().removeprefix("/").removeprefix("r/").strip("/")
             return value or None
         return value
+
+    @model_validator(mode="after")
+    def _no_hammering(self) -> Settings:
+        """A status page and Reddit are polled at most once a second (tests excepted)."""
+        for name in ("poll_interval", "inbox_interval"):
+            if getattr(self, name) < MIN_INTERVAL and not self.test_fast:
+                raise ValueError(f"{env_name(name)} must be at least {MIN_INTERVAL:g} second")
+        return self
 
     @model_validator(mode="after")
     def _all_or_no_credentials(self) -> Settings:

@@ -7,7 +7,9 @@ never the whole history.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from modbot.machine import State
@@ -45,6 +47,8 @@ async def status_text(
         f"megathread:  {_megathread(health)}",
         f"last poll:   {_poll(health)}",
         f"heartbeat:   {_heartbeat(health)}",
+        f"templates:   {health.templates or 'not loaded yet'}"
+        + (f" (since {when(health.templates_at)})" if health.templates_at else ""),
         f"open incidents ({len(open_rows)}):",
         *_incident_lines(open_rows, by_incident, now),
         f"recently settled (last {SETTLED_SHOWN}):",
@@ -62,6 +66,14 @@ async def status_text(
             detail = (found.permalink or found.last_error or "") if found else ""
             lines.append(f"  {note.note_id:<14} {state:<8} {detail}")
     return "\n".join(lines)
+
+
+async def health_json(store: Store, watch: str) -> str:
+    """The watch's health record as JSON (``modbot status --json``), for scripts."""
+    health = await store.health(watch)
+    data = asdict(health)
+    data["open_incidents"] = len(await store.open_incidents(watch))
+    return json.dumps(data, indent=2, sort_keys=True)
 
 
 def _paused(health: Health) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modbot.codec import view_from_json, view_to_json
-from modbot.errors import StoreError
+from modbot.errors import StateLost, StoreError
 from modbot.ports import FeedState, Work
 from modbot.records import (
     CommandRow,
@@ -48,6 +49,13 @@ from modbot.records import (
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 SCHEMA_VERSION = 3
+APPLICATION_ID = 0x6D6F6462  # "modb" in the file header: how modbot knows its own files
+SQLITE_HEADER = b"SQLite format 3\x00"
+MODBOT_TABLES = frozenset({"pages", "kv", "feeds", "deliveries"})  # v1-v2 and v3 files
+START_FRESH = (
+    ": restore it from a backup, or move it away to start fresh (the bot then looks for "
+    "its own comments on Reddit before it posts anything)"
+)
 ANNOUNCED = "(announce = 1 OR forced = 1)"
 # Rows the deliverer must look at: the same expression as the partial index below, so
 # SQLite can use it (see machine.is_active).
@@ -151,7 +159,9 @@ CREATE TABLE health (
     megathread_id TEXT,
     megathread_title TEXT,
     megathread_permalink TEXT,
-    megathread_at REAL
+    megathread_at REAL,
+    templates TEXT NOT NULL DEFAULT '',
+    templates_at REAL
 );
 """
 
@@ -201,6 +211,7 @@ class SqliteStore:
         self.location = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbot-store")
         self._db: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -230,7 +241,34 @@ class SqliteStore:
         try:
             return function(*args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(f"state file {self.path}: {exc}") from None
+            raise self._explain(exc) from None
+
+    def _explain(self, exc: sqlite3.Error) -> StoreError:
+        """One line that says what went wrong with the file and what to do about it."""
+        code = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc)
+        path = self.path
+        if code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+            return StoreError(
+                f"state file {path} cannot be written ({text}): check the permissions of the "
+                f"file and its folder (SQLite also writes {path.name}-wal and {path.name}-shm "
+                "next to it)"
+            )
+        if code.startswith("SQLITE_FULL") or "disk is full" in text:
+            return StoreError(
+                f"state file {path}: the disk is full ({text}); free some space: nothing is "
+                "lost, the bot keeps what it saw and saves it once it can"
+            )
+        if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return StoreError(f"state file {path} is damaged ({text}){START_FRESH}")
+        if code.startswith("SQLITE_IOERR"):
+            return StoreError(
+                f"state file {path} cannot be written ({text}): the disk may be full, failing "
+                "or gone; nothing is lost, the bot saves once it can"
+            )
+        if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return StoreError(f"state file {path} is busy ({text}): another process holds it")
+        return StoreError(f"state file {path}: {text}")
 
     # --- connection and schema --------------------------------------------------------------
     @property
@@ -241,18 +279,50 @@ class SqliteStore:
         return self._db
 
     def _open(self) -> None:
+        self._refuse_foreign_file()
         try:
             if self.path.parent != Path():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            db.row_factory = sqlite3.Row
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:
             raise StoreError(f"cannot open the state file {self.path}: {exc}") from None
+        db.row_factory = sqlite3.Row
         self._db = db
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
         self._migrate()
+        self._identity = self._file_identity()
+
+    def _refuse_foreign_file(self) -> None:
+        """A file that is not an SQLite database at all is never opened (nor overwritten)."""
+        try:
+            with self.path.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read the state file {self.path}: {exc}") from None
+        if header and header != SQLITE_HEADER:
+            raise StoreError(f"{self.path} is not a modbot state file (not SQLite){START_FRESH}")
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_dev, stat.st_ino) if stat.st_size > 0 else None
+
+    def _check_still_there(self) -> None:
+        """Refuse to write when the file was deleted, emptied or replaced under us: the
+        writes would go to a file nobody will read, and a restart would post again."""
+        if self._identity is not None and self._file_identity() != self._identity:
+            raise StateLost(
+                f"the state file {self.path} was deleted, emptied or replaced while the bot "
+                "was running; it stops writing so that nothing is posted twice. Restore the "
+                "file from a backup, or restart the bot: it then finds its own comments on "
+                "Reddit before it posts anything"
+            )
 
     def _close(self) -> None:
         self.db.close()
@@ -261,6 +331,7 @@ class SqliteStore:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises."""
+        self._check_still_there()
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -273,6 +344,17 @@ class SqliteStore:
     def _migrate(self) -> None:
         with self._tx() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            owner = int(db.execute("PRAGMA application_id").fetchone()[0])
+            tables = {
+                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if owner not in (0, APPLICATION_ID) or (
+                owner == 0 and tables and not tables & MODBOT_TABLES
+            ):
+                raise StoreError(
+                    f"{self.path} is another program's SQLite database, not a modbot state "
+                    "file; point MODBOT_DATABASE at a file of modbot's own"
+                )
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer modbot (schema {version}); upgrade modbot"
@@ -283,19 +365,31 @@ class SqliteStore:
                 for number in range(version + 1, SCHEMA_VERSION + 1):
                     MIGRATIONS[number](db)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     async def schema_version(self) -> int:
         """The schema version of the open file."""
         return await self._run(lambda: int(self.db.execute("PRAGMA user_version").fetchone()[0]))
 
     async def integrity_problems(self) -> list[str]:
-        """``PRAGMA integrity_check`` findings; empty when the file is healthy."""
+        """``PRAGMA quick_check`` findings (O(file), no index cross-check); empty when the
+        file is healthy. Commands that write run it first, so a damaged file is never
+        written to, and nothing is posted on its word."""
 
         def check() -> list[str]:
-            rows = [str(r[0]) for r in self.db.execute("PRAGMA integrity_check")]
+            rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check")]
             return [] if rows == ["ok"] else rows
 
         return await self._run(check)
+
+    async def writable(self) -> None:
+        """Raise a ``StoreError`` unless a write transaction can start (permissions, locks)."""
+
+        def probe() -> None:
+            with self._tx() as db:
+                db.execute("UPDATE feeds SET watch = watch WHERE 0")
+
+        await self._run(probe)
 
     # --- feeds and incidents ----------------------------------------------------------------
     async def feed_state(self, watch: str) -> FeedState:
@@ -893,6 +987,14 @@ class SqliteStore:
             {"paused": int(paused), "by": by, "now": now},
         )
 
+    async def record_templates(self, watch: str, templates: str, now: float) -> None:
+        """Which templates the watch renders with (and why, when not the configured ones)."""
+        await self._health_write(
+            watch,
+            "templates = :templates, templates_at = :now",
+            {"templates": templates, "now": now},
+        )
+
     async def _health_write(self, watch: str, assignments: str, values: dict[str, Any]) -> None:
         def write() -> None:
             with self._tx() as db:
@@ -927,6 +1029,8 @@ def _health(watch: str, r: sqlite3.Row | None, page: PageInfo | None) -> Health:
         megathread=thread,
         megathread_at=r["megathread_at"],
         page=page,
+        templates=r["templates"],
+        templates_at=r["templates_at"],
     )
 
 

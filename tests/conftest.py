@@ -82,6 +82,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "http_timeout": 1.0,
             "min_edit_interval": 0.0,
             "reconcile_grace": 0.5,
+            "test_fast": True,
         }
         values.update(overrides)
         return load_settings(env_file=None, **values)
@@ -151,6 +152,7 @@ def page_env(page: FakeStatuspage, tmp_path: Path, **extra: str) -> dict[str, st
         "MODBOT_STATUSPAGE_URL": page.url,
         "MODBOT_DATABASE": str(tmp_path / "state.sqlite3"),
         "MODBOT_POLL_INTERVAL": "0.1",
+        "MODBOT_TEST_FAST": "true",
         "MODBOT_HTTP_TIMEOUT": "2",
         "MODBOT_MIN_EDIT_INTERVAL": "0",
         "MODBOT_RECONCILE_GRACE": "30",

@@ -53,6 +53,7 @@ def rows_in_every_state() -> dict[State, DeliveryRow]:
 
 STEPS = {
     Step.CLAIM: lambda r: machine.claim(r, "t1", 5.0),
+    Step.ADOPTED: lambda r: machine.adopted(r, COMMENT, "t1", "h", 5.0),
     Step.ANSWERED: lambda r: machine.answered(r, COMMENT, "h", 5.0),
     Step.UNKNOWN: lambda r: machine.unknown(r, "503", 5.0),
     Step.REFUSED: lambda r: machine.refused(r, "429", 60.0, 5.0),
@@ -147,7 +148,7 @@ class MemoryReddit:
     hold: asyncio.Event | None = None
     ids: Any = field(default_factory=lambda: itertools.count(1))
 
-    async def current_thread(self) -> Thread | None:
+    async def current_thread(self, max_age: float | None = None) -> Thread | None:
         return self.thread
 
     def thread_suspect(self) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from modbot.app import App
 from modbot.machine import State
 from modbot.records import Kind
 from modbot.settings import Settings
-from tests.conftest import BOT, reddit_env, reddit_settings, run_cli
+from tests.conftest import BOT, page_env, reddit_env, reddit_settings, run_cli, start_bot, until
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -23,40 +26,94 @@ from tests.test_reddit_delivery import stage
 SECRETS = (BOT["password"], BOT["client_secret"])
 
 
+def age_heartbeat(database: Path, seconds: float, column: str = "last_good_poll_at") -> None:
+    """Make the bot's last good poll (or Reddit call) ``seconds`` older, as time would."""
+    raw = sqlite3.connect(database)
+    raw.execute(f"UPDATE health SET {column} = {column} - ?", (seconds,))
+    raw.commit()
+    raw.close()
+
+
 @pytest.mark.slow
-async def test_check_live_passes_only_when_everything_works(
+async def test_check_live_means_the_bot_is_running_and_current(
     statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
 ) -> None:
-    env = {
-        **reddit_env(reddit),
-        "MODBOT_STATUSPAGE_URL": statuspage.url,
-        "MODBOT_DATABASE": str(tmp_path / "s.sqlite3"),
-    }
+    env = page_env(statuspage, tmp_path, **reddit_env(reddit))
+    database = tmp_path / "state.sqlite3"
     no_state = await run_cli("check", "--live", env=env, cwd=tmp_path)
     assert no_state.code == 1
     assert "does not exist" in no_state.out
+    statuspage.set_incidents([stage(0)])
+    bot = await start_bot(env, tmp_path)
+    try:
+        await until(lambda: len(reddit.comments_by("modbot")) == 1)
+        healthy = await run_cli("check", "--live", env=env, cwd=tmp_path)
+        assert healthy.code == 0, healthy.out
+        assert "polling:" in healthy.out
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bot.wait(), 5)
+    calls, requests = reddit.count(), statuspage.count()
+    assert (await run_cli("check", "--live", env=env, cwd=tmp_path)).code == 0  # just stopped
+    assert (reddit.count(), statuspage.count()) == (calls, requests)  # it asked nobody
+    age_heartbeat(database, 120)  # the bot stopped two minutes ago
+    stale = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    assert stale.code == 1
+    assert "is the bot running?" in stale.out
+
+
+@pytest.mark.slow
+async def test_check_live_fails_when_deliveries_wait_and_reddit_is_silent(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    env = page_env(statuspage, tmp_path, **reddit_env(reddit))
+    statuspage.set_incidents([stage(0)])
+    reddit.down = True
     assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
-    healthy = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    result = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    assert result.code == 1
+    assert "deliveries waiting" in result.out
+    assert "503" in result.out
+
+
+@pytest.mark.slow
+async def test_check_connect_tests_the_page_and_reddit_from_here(
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    env = page_env(statuspage, tmp_path, **reddit_env(reddit))
+    healthy = await run_cli("check", "--connect", env=env, cwd=tmp_path)
     assert healthy.code == 0, healthy.out
     assert "feed:" in healthy.out
     statuspage.misbehave("html200", count=None)
-    html = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    html = await run_cli("check", "--connect", env=env, cwd=tmp_path)
     assert html.code == 1
     assert "HTML" in html.out
     statuspage.heal()
     reddit.unsticky(reddit.megathread.id)  # type: ignore[attr-defined]
-    assert (await run_cli("check", "--live", env=env, cwd=tmp_path)).code == 1
+    assert (await run_cli("check", "--connect", env=env, cwd=tmp_path)).code == 1
 
 
 @pytest.mark.slow
-async def test_check_live_without_credentials_fails(
+async def test_check_connect_without_credentials_fails(
     statuspage: FakeStatuspage, tmp_path: Path
 ) -> None:
-    env = {"MODBOT_STATUSPAGE_URL": statuspage.url, "MODBOT_DATABASE": str(tmp_path / "s.sqlite3")}
-    await run_cli("run", "--once", env=env, cwd=tmp_path)
-    result = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    env = page_env(statuspage, tmp_path)
+    result = await run_cli("check", "--connect", env=env, cwd=tmp_path)
     assert result.code == 1
     assert "no credentials" in result.out
+
+
+@pytest.mark.slow
+async def test_status_json_is_the_health_record(statuspage: FakeStatuspage, tmp_path: Path) -> None:
+    env = page_env(statuspage, tmp_path)
+    statuspage.set_incidents([stage(0)])
+    assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
+    result = await run_cli("status", "--json", env=env, cwd=tmp_path)
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert record["watch"] == "dry-run:default"
+    assert record["last_poll_ok"] is True
+    assert record["open_incidents"] == 1
 
 
 async def test_call_budget_reschedules_instead_of_bursting(
