@@ -82,6 +82,7 @@ class Operations:
             body_hash=rendered.digest,
             source=source,
             created_at=self.clock(),
+            cut_chars=rendered.cut_chars,
         )
 
     async def post_notice(self, text: str, *, source: str) -> Outcome:
@@ -94,7 +95,11 @@ class Operations:
         rows = await self._settle(Kind.NOTE, note_id)
         posted = next((r for r in rows if r.state == State.POSTED and r.permalink), None)
         if posted is not None:
-            return Outcome(f"posted notice {note_id}: {posted.permalink}", posted.permalink)
+            note = await self.store.note(self.watch, note_id)
+            cut = note.cut_chars if note is not None else 0
+            said = f" (the last {cut} characters of your text did not fit and were cut)"
+            text = f"posted notice {note_id}: {posted.permalink}" + (said if cut else "")
+            return Outcome(text, posted.permalink)
         row = rows[-1] if rows else None
         if row is not None and row.state == State.FAILED:
             return Outcome(f"notice {note_id}: Reddit refused it ({row.last_error})")

@@ -124,7 +124,8 @@ class Rendered:
 
     body: str
     digest: str
-    omitted_updates: int = 0
+    omitted_updates: int = 0  # an incident's oldest updates left out to fit
+    cut_chars: int = 0  # characters cut from the end of a notice's words to fit
 
 
 # --- Reddit things ------------------------------------------------------------------------
@@ -242,6 +243,7 @@ class NoteRow:
     body_hash: str
     source: str
     created_at: float
+    cut_chars: int = 0  # how much of the moderator's text did not fit
 
 
 @dataclass(frozen=True)

@@ -236,6 +236,8 @@ class Job:
     def finish(self, text: str, omitted: int = 0) -> Rendered:
         """The final body: the template's output and the bot's marker after it."""
         body = text + self.tail
+        if self.name == MANUAL_TEMPLATE:
+            return Rendered(body, digest(body), cut_chars=omitted)
         return Rendered(body, digest(body), omitted_updates=omitted)
 
 
@@ -356,8 +358,11 @@ class Renderer:
         return job.finish(text, omitted)
 
     def render(self, name: str, context: Mapping[str, Any], limit: int) -> tuple[str, int]:
-        """The output for ``context``, at most ``limit`` characters, and how many of the
-        oldest updates were left out to fit (always newest kept; notices are cut)."""
+        """The output for ``context``, at most ``limit`` characters, and how much was left
+        out to fit: the oldest updates of an incident (how many), or the end of a notice's
+        words (how many characters). The template's own text, its footer, is never cut."""
+        if isinstance(context.get("text"), str):
+            return self._fit_text(name, context, limit)
         updates = context.get("updates")
         if not isinstance(updates, list) or not updates:
             return markdown.shorten(self._run(name, context), limit), 0
@@ -372,6 +377,18 @@ class Renderer:
         if len(text) <= limit:
             return text, omitted
         return self._fit(name, context, limit, omitted)
+
+    def _fit_text(self, name: str, context: Mapping[str, Any], limit: int) -> tuple[str, int]:
+        """Cut a notice's words (never the template around them) until the body fits."""
+        words = str(context["text"])
+        output = self._run(name, context)
+        for _ in range(8):
+            if len(output) <= limit or not words:
+                break
+            words = markdown.shorten(words, max(len(words) - (len(output) - limit) - 1, 0))
+            output = self._run(name, dict(context, text=words))
+        cut = len(str(context["text"])) - len(words)
+        return markdown.shorten(output, limit), cut
 
     def _fit(
         self, name: str, context: Mapping[str, Any], limit: int, omitted: int

@@ -102,6 +102,7 @@ CREATE TABLE notes (
     body_hash TEXT NOT NULL,
     source TEXT NOT NULL,
     created_at REAL NOT NULL,
+    cut_chars INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (watch, note_id)
 );
 CREATE INDEX notes_created ON notes (watch, created_at);
@@ -337,9 +338,17 @@ class SqliteStore:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            # Some errors (a full disk, for one) end the transaction by themselves; a
+            # second ROLLBACK would hide them behind "no transaction is active".
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def _migrate(self) -> None:
         with self._tx() as db:
@@ -852,9 +861,16 @@ class SqliteStore:
         def save() -> None:
             with self._tx() as db:
                 db.execute(
-                    "UPDATE notes SET text = ?, body = ?, body_hash = ? "
+                    "UPDATE notes SET text = ?, body = ?, body_hash = ?, cut_chars = ? "
                     "WHERE watch = ? AND note_id = ?",
-                    (note.text, note.body, note.body_hash, note.watch, note.note_id),
+                    (
+                        note.text,
+                        note.body,
+                        note.body_hash,
+                        note.cut_chars,
+                        note.watch,
+                        note.note_id,
+                    ),
                 )
                 self._sync_wanted(db, note.watch, Kind.NOTE, note.note_id)
 

@@ -6,12 +6,13 @@ import asyncio
 import json
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 import pytest
 
 from modbot.settings import default_templates_dir
-from tests.conftest import ROOT, SAMPLES, page_env, run_cli, start_bot
+from tests.conftest import ROOT, SAMPLES, child_env, page_env, run_cli, start_bot
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,11 @@ async def test_every_command_has_help(command: list[str], tmp_path: Path) -> Non
         ("MODBOT_TEMPLATES_DIR", "/no/such/folder"),
         ("MODBOT_TIMEZONE", "Mars/Olympus"),
         ("MODBOT_MEGATHREAD_TITLE", "(unclosed"),
+        ("MODBOT_STATUSPAGE_URL", "https://status claude.com"),
+        ("MODBOT_STATUSPAGE_URL", "https://x[y]z"),
+        ("MODBOT_POLL_INTERVAL", "0.001"),
+        ("MODBOT_POLL_INTERVAL", "nan"),
+        ("MODBOT_INBOX_INTERVAL", "0"),
     ],
 )
 async def test_bad_setting_stops_start_up_with_one_line(
@@ -186,3 +192,62 @@ def test_samples_match_what_the_demo_bundles() -> None:
     bundled = json.loads((ROOT / "modbot" / "data" / "demo_incident.json").read_text())
     source = json.loads((SAMPLES / "claude-incidents-derived.json").read_text())
     assert bundled["incident"] in source["incidents"]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("https://status.claude.com/api/v2/incidents.json", "use https://status.claude.com"),
+        ("https://status.claude.com/history.atom", "use https://status.claude.com"),
+        ("nan", "finite"),
+    ],
+)
+async def test_a_pasted_api_url_or_nan_is_refused_with_the_fix(
+    value: str, says: str, tmp_path: Path
+) -> None:
+    name = "MODBOT_POLL_INTERVAL" if value == "nan" else "MODBOT_STATUSPAGE_URL"
+    result = await run_cli("check", env={name: value}, cwd=tmp_path)
+    assert result.code == 2
+    assert says in result.err
+
+
+async def test_a_named_env_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    result = await run_cli("--env-file", "/nonexistent.env", "status", env={}, cwd=tmp_path)
+    assert result.code == 2
+    assert "/nonexistent.env: no such file" in result.err
+    assert result.err.count("\n") == 1
+
+
+async def test_an_empty_notice_is_refused(tmp_path: Path) -> None:
+    env = {"MODBOT_DATABASE": str(tmp_path / "s.sqlite3")}
+    result = await run_cli("post", "  ", env=env, cwd=tmp_path)
+    assert result.code == 2
+    assert "empty" in result.err
+    assert "[](#modbot-note-" not in result.out
+
+
+async def test_verbose_works_after_the_command_too(
+    statuspage: FakeStatuspage, tmp_path: Path
+) -> None:
+    statuspage.set_incidents([open_incident()])
+    result = await run_cli("run", "--once", "-v", env=page_env(statuspage, tmp_path), cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert "DEBUG" in result.err
+
+
+async def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    # Far more than a pipe holds, so the writes meet the closed pipe after head exits.
+    many = [
+        incident(f"i{n}", "investigating", [update(f"u{n}", "investigating", "x " * 4000, 1)])
+        for n in range(40)
+    ]
+    (tmp_path / "feed.json").write_text(json.dumps({"incidents": many}))
+    script = f"{sys.executable} -m modbot preview --feed feed.json | head -1"
+    process = await asyncio.create_subprocess_shell(
+        script, cwd=tmp_path, env=child_env({"MODBOT_DATABASE": str(tmp_path / "s.sqlite3")}),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert out.decode().startswith("===== incident")
+    assert "Traceback" not in err.decode()
+    assert "BrokenPipe" not in err.decode()
