@@ -37,6 +37,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
     with redirect_stdout(io.StringIO()):
         polled = await core.main(polls)
     timed = await latency.measure(changes=20, poll=poll, gap=1.0, quiet_polls=10)
+    idle = await latency.idle_calls()
     scaled = await scale.measure(poll)
     under = "yes" if scaled.max_calls_per_minute < 100 else "NO"
     with redirect_stdout(io.StringIO()):
@@ -50,6 +51,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         ("first comment of a new incident", f"{timed.first_comment:.2f} s", ""),
         ("Reddit calls per incident update (steady state)", f"{timed.calls_per_update:.2f}", "1"),
         ("Reddit calls per unchanged poll", f"{timed.quiet_calls / max(timed.quiet_polls, 1):.2f}", "0"),
+        ("Reddit calls per idle minute (inbox every 15 s)", f"{idle:.1f}", "commands answered < 15 s"),
         ("status-page requests per unchanged poll", f"{timed.page_requests_per_quiet_poll:.2f} (HTTP {timed.page_statuses})", "1, a 304"),
         ("status-page bytes per unchanged poll", f"{timed.page_bytes_per_quiet_poll:.0f}", "< 1024"),
         ("bot CPU ms per unchanged poll (whole process)", f"{timed.cpu_ms_per_quiet_poll:.2f}", ""),

@@ -9,7 +9,11 @@ killed with SIGKILL at one crash point, then restarted:
   after a command ran but before its reply, after the reply but before the mark-read;
 * at the fake Reddit, before it answers: right after it stored a comment, right
   after it stored an edit, right after a message was marked read;
-* and at a random moment.
+* at a random moment;
+* and, as faults of the machine rather than of the process: the state file deleted
+  (with its journal, as ``rm modbot.sqlite3*`` would) or emptied while the bot runs
+  (it stops, is restarted and rebuilds from Reddit), and every write failing for a
+  second, as on a full disk (the bot keeps running and catches up).
 
 At the end it checks the fake Reddit: duplicate comments (two live bot comments with
 one marker), updates missing from final comments (the comment is not the final
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import tempfile
 import time
 from collections import Counter
@@ -44,7 +49,9 @@ from modbot.crashpoints import CRASH_POINTS
 from modbot.markdown import marker_of
 
 FAKE_POINTS = ("reddit-stored-comment", "reddit-stored-edit", "reddit-marked-read")
-POINTS = (*CRASH_POINTS, *FAKE_POINTS, "random")
+FILE_FAULTS = ("state-deleted", "state-emptied", "disk-full")
+POINTS = (*CRASH_POINTS, *FAKE_POINTS, "random", *FILE_FAULTS)
+FULL_FOR = 1.0  # seconds every write fails in the disk-full fault
 STEP_TIMEOUT = 20.0
 
 
@@ -107,19 +114,21 @@ def arm_fake(point: str, both: Fakes, bot: BotProcess, tally: Tally) -> None:
 
 
 async def drive(bot: BotProcess, both: Fakes, done: object, point: str, tally: Tally) -> None:
-    """Wait for ``done()``, restarting the bot whenever it died; maybe kill it at random."""
+    """Wait for ``done()``, restarting the bot whenever it died; maybe strike at random."""
     assert callable(done)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STEP_TIMEOUT
-    random_kill_at = loop.time() + random.uniform(0.05, 1.0) if point == "random" else None
+    random_at = None
+    if point == "random" or point in FILE_FAULTS:
+        random_at = loop.time() + random.uniform(0.05, 1.0)
     while not done():
         if loop.time() > deadline:
             raise TimeoutError("the bot did not catch up")
-        if random_kill_at is not None and loop.time() >= random_kill_at and bot.alive:
-            bot.kill()
-            tally.kills += 1
+        if random_at is not None and loop.time() >= random_at and bot.alive:
+            await strike(bot, point)
+            tally.kills += point == "random"
             tally.kills_by_point[point] += 1
-            random_kill_at = None
+            random_at = None
         if not bot.alive:
             await bot.wait()
             if bot.process is not None and bot.process.returncode == -9 and point in CRASH_POINTS:
@@ -128,6 +137,25 @@ async def drive(bot: BotProcess, both: Fakes, done: object, point: str, tally: T
             bot.env.pop("MODBOT_CRASH_AT", None)  # once per iteration, then carry on
             await bot.start()
         await asyncio.sleep(0.02)
+
+
+async def strike(bot: BotProcess, point: str) -> None:
+    """The random-moment faults: a kill, a lost or emptied state file, a full disk."""
+    database = bot.database
+    if point == "random":
+        bot.kill()
+    elif point == "state-deleted":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+    elif point == "state-emptied":
+        database.write_bytes(b"")
+    elif point == "disk-full":
+        files = [Path(f"{database}{s}") for s in ("", "-wal", "-shm")]
+        largest = max((f.stat().st_size for f in files if f.exists()), default=0)
+        resource.prlimit(bot.pid, resource.RLIMIT_FSIZE, (largest, resource.RLIM_INFINITY))
+        await asyncio.sleep(FULL_FOR)
+        if bot.alive:
+            resource.prlimit(bot.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
 
 
 def current(both: Fakes, incident_id: str, body: str) -> bool:
@@ -190,6 +218,7 @@ async def main(iterations: int, seed: int) -> Tally:
     print(f"({len(timelines)} real incident timelines; crash points: {', '.join(POINTS)})")
     print(f"{'iterations':<40} {tally.iterations}")
     print(f"{'kills (SIGKILL)':<40} {tally.kills}")
+    print(f"{'faults struck (kills and file faults)':<40} {sum(tally.kills_by_point.values())}")
     for point, count in sorted(tally.kills_by_point.items()):
         print(f"{'  at ' + point:<40} {count}")
     print(f"{'duplicate incident comments found':<40} {tally.duplicates}")

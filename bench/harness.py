@@ -72,6 +72,7 @@ class BotProcess:
     def __init__(self, env: dict[str, str], cwd: Path, log: Path | None = None) -> None:
         self.env, self.cwd, self.log = env, cwd, log
         self.process: asyncio.subprocess.Process | None = None
+        self.database = Path(env.get("MODBOT_DATABASE", "modbot.sqlite3"))
 
     async def start(self) -> None:
         """Start the bot (logs appended to ``log``, if given)."""

@@ -162,3 +162,24 @@ if __name__ == "__main__":
             measure(args.changes, args.poll_interval, args.min_edit_interval, args.quiet_polls)
         )
     )
+
+
+async def idle_calls(minutes: float = 1.0) -> float:
+    """Reddit calls per minute of the real bot with nothing to deliver, at the default
+    intervals (inbox every 15 s, megathread every 300 s): the price of answering
+    moderators' commands within 15 s."""
+    async with fakes() as both:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = bot_env(both, Path(tmp) / "idle.sqlite3")
+            for name in ("MODBOT_INBOX_INTERVAL", "MODBOT_MEGATHREAD_CHECK_INTERVAL"):
+                env.pop(name, None)  # the defaults
+            bot = BotProcess(env, Path(tmp))
+            await bot.start()
+            try:
+                await asyncio.sleep(5)  # start-up: login, the first lookups
+                before = api_calls(both.reddit)
+                await asyncio.sleep(60 * minutes)
+                calls = api_calls(both.reddit) - before
+            finally:
+                await bot.stop()
+    return calls / minutes

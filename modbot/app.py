@@ -263,8 +263,7 @@ class App:
             try:
                 wait = await step()
             except StateLost as exc:
-                log.error("%s", exc)
-                self.fatal = exc
+                self.fatal = self.fatal or exc  # said once, by whoever ends the process
                 stop.set()
                 return
             except ModbotError as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from modbot import __version__
-from modbot.errors import ConfigError, ModbotError
+from modbot.errors import ConfigError, ModbotError, StateLost
 
 if TYPE_CHECKING:
     from modbot.settings import Settings
@@ -199,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_format,
         secrets=settings.secret_values(),
     )
+    return _outcome(args, settings)
+
+
+def _outcome(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command; every error it can end with becomes one line and an exit code."""
     try:
         code = dispatch(args, settings)
         sys.stdout.flush()
@@ -210,12 +215,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    except StateLost as exc:
+        log.error("%s", exc)
+        return _end_now(EXIT_PROBLEM)
     except ModbotError as exc:
         log.error("%s", exc)
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return EXIT_OK
     return code
+
+
+def _end_now(code: int) -> int:
+    """Exit at once, skipping the interpreter's clean-up: the state file is gone, and
+    closing its connection would write an old journal into whatever has its name now."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _env_file(named: Path | None) -> Path | None:

@@ -96,6 +96,7 @@ class Deliverer:
         # The bot's marked comments in the current thread, as the last heal listed them:
         # a pending row whose comment is already there adopts it instead of posting.
         self._seen: dict[str, PostedComment] = {}
+        self._found_incidents: set[str] = set()
         self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
 
     @property
@@ -116,6 +117,7 @@ class Deliverer:
         await self._verify_removed()
         if thread is not None and self._heal_at is not None and self._heal_at <= self.clock():
             await self._heal(thread, report)
+        await self._claim_found_incidents()
         # A claim is held while its call is in flight, but a process that has just
         # started knows its own calls are not: it looks for those comments at once.
         just_started, self._started = self._started and thread is not None, False
@@ -404,10 +406,29 @@ class Deliverer:
             marker: min(group, key=lambda c: (c.created_utc, c.id))
             for marker, group in groups.items()
         }
+        self._found_incidents = {
+            parsed[1]
+            for parsed in map(markdown.parse_marker, groups)
+            if parsed is not None and parsed[0] == Kind.INCIDENT.value
+        }
         for marker, group in groups.items():
             parsed = markdown.parse_marker(marker)
             if len(group) > 1 and parsed is not None:
                 await self._heal_group(Kind(parsed[0]), parsed[1], thread, group, report)
+
+    async def _claim_found_incidents(self) -> None:
+        """Incidents with a comment in the megathread that the store took as a baseline
+        (it was lost, or is new) are delivered again, so their comments stay current.
+        Waits for the first poll, which records what the page lists."""
+        if not self._found_incidents:
+            return
+        if (await self.store.feed_state(self.watch)).baseline_at is None:
+            return
+        found, self._found_incidents = self._found_incidents, set()
+        if await self.store.adopt_known(self.watch, found):
+            log.info(
+                "found comments of incidents the state file did not know; keeping them current"
+            )
 
     async def _heal_group(
         self,

@@ -106,6 +106,9 @@ class Poller:
         await self.store.record_poll(
             self.watch, ok=report.ok, message=report.message, now=self.clock()
         )
+        missing = await self.store.unrendered(self.watch)
+        if missing:
+            await self.rerender(missing)
         if report.changed:
             self.on_change()
         return report

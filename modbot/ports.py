@@ -202,6 +202,15 @@ class Store(Protocol):
         """Post ``tracked`` whatever the rules say (a moderator asked for it)."""
         ...
 
+    async def adopt_known(self, watch: str, ids: Collection[str]) -> int:
+        """Deliver again the incidents among ``ids`` that have a comment of the bot's but
+        were taken as a baseline (a fresh state file); returns how many."""
+        ...
+
+    async def unrendered(self, watch: str) -> dict[str, Tracked]:
+        """Incidents to post about that have no body yet (and no template error)."""
+        ...
+
     async def open_incidents(self, watch: str) -> list[IncidentRow]:
         """Announced incidents still open, newest first."""
         ...

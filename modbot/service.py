@@ -83,7 +83,7 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
         with stop_on_signals(stop):
             await app.run(stop, _first_poll_note(settings, out) if dry else None)
         if app.fatal is not None:
-            return 1
+            raise app.fatal
     log.info("stopped; state saved in %s", settings.database)
     return 0
 

@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -94,6 +95,8 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_open ON incidents (watch) WHERE is_open = 1 AND {ANNOUNCED};
 CREATE INDEX incidents_closed ON incidents (watch, closed_at)
     WHERE closed_at IS NOT NULL AND {ANNOUNCED};
+CREATE INDEX incidents_unrendered ON incidents (watch)
+    WHERE rendered_hash IS NULL AND render_error IS NULL AND {ANNOUNCED};
 CREATE TABLE notes (
     watch TEXT NOT NULL,
     note_id TEXT NOT NULL,
@@ -166,6 +169,7 @@ CREATE TABLE health (
 );
 """
 
+_ABANDONED: list[sqlite3.Connection] = []  # connections to state files that vanished
 DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRow))
 COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))
 NOTE_FIELDS = tuple(f.name for f in fields(NoteRow))
@@ -213,6 +217,7 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbot-store")
         self._db: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
+        self._lost = False
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -281,6 +286,7 @@ class SqliteStore:
 
     def _open(self) -> None:
         self._refuse_foreign_file()
+        self._clear_stale_journal()
         try:
             if self.path.parent != Path():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,6 +313,17 @@ class SqliteStore:
         if header and header != SQLITE_HEADER:
             raise StoreError(f"{self.path} is not a modbot state file (not SQLite){START_FRESH}")
 
+    def _clear_stale_journal(self) -> None:
+        """A missing or empty state file next to a left-over ``-wal`` file: that journal
+        belongs to a file that is gone, and replayed onto a new one it would leave a
+        damaged half of the old state. It goes; the bot starts fresh and reconciles."""
+        if self._file_identity() is not None:
+            return
+        for suffix in ("-wal", "-shm"):
+            stale = Path(f"{self.path}{suffix}")
+            if stale.exists():
+                stale.unlink()
+
     def _file_identity(self) -> tuple[int, int] | None:
         try:
             stat = os.stat(self.path)
@@ -318,6 +335,7 @@ class SqliteStore:
         """Refuse to write when the file was deleted, emptied or replaced under us: the
         writes would go to a file nobody will read, and a restart would post again."""
         if self._identity is not None and self._file_identity() != self._identity:
+            self._lost = True
             raise StateLost(
                 f"the state file {self.path} was deleted, emptied or replaced while the bot "
                 "was running; it stops writing so that nothing is posted twice. Restore the "
@@ -326,7 +344,13 @@ class SqliteStore:
             )
 
     def _close(self) -> None:
-        self.db.close()
+        if self._lost:
+            # Closing would checkpoint the journal into whatever now has the file's
+            # name (an emptied file: half an old state). Leave the connection open; the
+            # process is about to end without closing it.
+            _ABANDONED.append(self.db)
+        else:
+            self.db.close()
         self._db = None
 
     @contextmanager
@@ -663,6 +687,49 @@ class SqliteStore:
                 self._want(db, watch, Kind.INCIDENT, view.id, now)
 
         await self._run(save)
+
+    async def adopt_known(self, watch: str, ids: Collection[str]) -> int:
+        """Incidents among ``ids`` that the bot has a comment for (found by its marker) but
+        took as a baseline (a fresh state file): deliver them again, so that comment is
+        kept current. Returns how many."""
+
+        def save() -> int:
+            wanted = tuple(ids)
+            with self._tx() as db:
+                found = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT incident_id FROM incidents WHERE watch = ? "  # noqa: S608
+                        f"AND incident_id IN ({_marks(len(wanted))}) "
+                        "AND announce = 0 AND forced = 0",
+                        (watch, *wanted),
+                    )
+                ]
+                for incident_id in found:
+                    db.execute(
+                        "UPDATE incidents SET forced = 1, closed_at = CASE WHEN is_open = 0 "
+                        "THEN COALESCE(closed_at, changed_at) END "
+                        "WHERE watch = ? AND incident_id = ?",
+                        (watch, incident_id),
+                    )
+                    self._want(db, watch, Kind.INCIDENT, incident_id, time.time())
+            return len(found)
+
+        return await self._run(save)
+
+    async def unrendered(self, watch: str) -> dict[str, Tracked]:
+        """Incidents to post about that have no body yet (and no template error)."""
+        return await self._run(
+            self._tracked_where,
+            f"WHERE watch = ? AND rendered_hash IS NULL AND render_error IS NULL AND {ANNOUNCED}",
+            (watch,),
+        )
+
+    def _tracked_where(self, where: str, values: tuple[Any, ...]) -> dict[str, Tracked]:
+        rows = self.db.execute(f"SELECT incident_id, view, announce FROM incidents {where}", values)  # noqa: S608
+        return {
+            r["incident_id"]: Tracked(view_from_json(r["view"]), bool(r["announce"])) for r in rows
+        }
 
     async def open_incidents(self, watch: str) -> list[IncidentRow]:
         """Announced incidents still open, newest first."""

@@ -19,13 +19,21 @@ from modbot.settings import Settings, default_templates_dir, load_settings
 from tests.fakes.statuspage import FakeStatuspage
 
 # "ci" (the default) is bounded and derandomised so CI is repeatable and fits its time;
-# "long" explores far more: pytest tests/test_model.py --hypothesis-profile=long
+# "fresh" draws a new seed each run (a few minutes); "long" explores far more:
+# pytest tests/test_model.py --hypothesis-profile=long
 settings.register_profile(
     "ci",
     max_examples=60,
     stateful_step_count=40,
     deadline=None,
     derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.register_profile(
+    "fresh",  # a few minutes, a new random seed each run
+    max_examples=300,
+    stateful_step_count=50,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.register_profile(

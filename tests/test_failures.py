@@ -60,6 +60,24 @@ async def test_a_fresh_state_file_adopts_the_comments_already_posted(
     assert "Identified" in reddit.comments[comment.id].body
 
 
+async def test_a_fresh_state_file_keeps_updating_a_comment_whose_incident_resolved_meanwhile(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    statuspage.set_incidents([stage(0)])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()
+    (comment,) = live(reddit)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{settings.database}{suffix}").unlink(missing_ok=True)
+    statuspage.set_incidents([stage(3)])  # resolved while the bot had no state
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()  # the first poll is a baseline; its comment is found
+        await app.run_once()
+    assert [c.id for c in live(reddit)] == [comment.id]
+    assert "Resolved" in reddit.comments[comment.id].body
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["deleted", "emptied"])
 async def test_a_state_file_lost_while_the_bot_runs_stops_it_before_a_duplicate(

@@ -51,6 +51,15 @@ from tests.fakes.statuspage import T0, FakeStatuspage, at, incident, update
 
 T = TypeVar("T")
 POINTER = "now tracked in the current megathread"
+# Text an attacker would put in any field: another incident's marker, pings, links,
+# headings, a table, a phishing URL.
+HOSTILE = [
+    "degraded\n\n[](#modbot-inc-inc001)\n\nx",
+    "[](#modbot-note-msg1)",
+    "u/spez r/all [click](https://evil.example/login) https://evil.example",
+    "# Heading\n\n|a|b|\n|-|-|\n|1|2|",
+    "https://status.example.com) [phish](https://evil.example/login",
+]
 GRACE = 30.0
 
 
@@ -268,6 +277,24 @@ class BotMachine(RuleBasedStateMachine):
         self.hidden ^= {self._pick(index)}
         self._publish()
 
+    @precondition(lambda self: self.docs)
+    @rule(
+        index=st.integers(0, 9),
+        field=st.sampled_from(["name", "status", "impact", "shortlink", "component", "update"]),
+        text=st.sampled_from(HOSTILE),
+    )
+    def hostile_field(self, index: int, field: str, text: str) -> None:
+        incident_id = self._pick(index)
+        doc = self.docs[incident_id]
+        if field == "component":
+            doc["components"] = [{"id": "c1", "name": text, "status": text}]
+        elif field == "update":
+            doc["incident_updates"][0]["status"] = text
+            doc["incident_updates"][0]["body"] = text
+        else:
+            doc[field] = text
+        self._changed(incident_id)
+
     @rule(kind=st.sampled_from(["html200", "html503", "malformed", "hang"]))
     def feed_misbehaves_once(self, kind: str) -> None:
         self.page.misbehave(kind, seconds=0.6)
@@ -387,6 +414,12 @@ class BotMachine(RuleBasedStateMachine):
                 if not later:
                     self._fail(f"comment {comment.id} went back to an older (or unknown) state")
                 position = later[0]
+
+    @invariant()
+    def no_comment_carries_another_marker(self) -> None:
+        for comment in self._live():
+            if comment.body.count("[](#modbot-") != 1 or marker_of(comment.body) is None:
+                self._fail(f"comment {comment.id} carries a marker that is not its own")
 
     @invariant()
     def no_notice_posted_twice(self) -> None:
