@@ -1,12 +1,12 @@
 """The running bot: opens every outside system, runs the tasks, closes it all.
 
 ``App`` is an async context manager. Entering it opens, in order: the state store, the
-render worker, the HTTP client for status pages, the Reddit session (or the dry-run
-printer); then it wires the poller, the deliverer, the moderator operations and the
-inbox. Leaving closes them in reverse order. ``run`` starts the tasks (poller,
-deliverer, inbox) under one supervisor and stops them on SIGINT/SIGTERM, giving each a
-bounded grace before it is cancelled, which is safe at any point because every step
-commits before and after each Reddit call.
+render worker, the Reddit session (or the dry-run printer) and the HTTP client for
+status pages; then it wires, for each watch, a poller, a deliverer and the moderator
+operations, and one inbox for all. Leaving closes them in reverse order. ``run`` starts
+the tasks (a poller and a deliverer per watch, the inbox) under one supervisor and
+stops them on SIGINT/SIGTERM, giving each a bounded grace before it is cancelled, which
+is safe at any point because every step commits before and after each Reddit call.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -33,12 +34,14 @@ from modbot.records import Kind
 from modbot.render import Templates, read_templates
 from modbot.sandbox import RenderWorker
 from modbot.settings import Settings, default_templates_dir
-from modbot.statuspage import StatuspageClient, make_http_client
+from modbot.sources import make_http_client, make_source
 from modbot.store import START_FRESH, SqliteStore
-from modbot.watches import DEFAULT_WATCH, default_page, watch_scope
+from modbot.watches import Watch, default_page, load_watches, pick
 
 if TYPE_CHECKING:
     import httpx
+
+    from modbot.reddit import RedditClient
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,27 @@ STOP_GRACE = 3.0
 Step = Callable[[], Awaitable[float]]
 
 
+@dataclass
+class WatchRuntime:
+    """One watch's pieces inside a running app."""
+
+    watch: Watch
+    scope: str
+    target: Target
+    bodies: Bodies
+    poller: Poller
+    deliverer: Deliverer
+    operations: Operations
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: list[asyncio.Future[Report]] = field(default_factory=list)
+
+
 class App:
-    """One bot: one watch, one target, one store. Use as ``async with App(...) as app``."""
+    """One bot: every watch, one store, one HTTP client, one Reddit session and budget.
+
+    Use as ``async with App(...) as app``. ``source`` and ``target``, when given, serve
+    every watch (the tests use them with one).
+    """
 
     def __init__(
         self,
@@ -63,12 +85,13 @@ class App:
         checkpoint: Checkpoint | None = None,
         feed_attempts: int = 3,
         settle_timeout: float = SETTLE_TIMEOUT,
+        watches: Sequence[Watch] | None = None,
     ) -> None:
         self.settings = settings
         self.dry_run = dry_run
         self.out = out
         self.clock = clock
-        self.watch = watch_scope(DEFAULT_WATCH, dry_run)
+        self.watches = list(watches) if watches is not None else load_watches(settings)
         self._given_target = target
         self._given_source = source
         self._given_http = http
@@ -77,11 +100,47 @@ class App:
         self._feed_attempts = feed_attempts
         self._settle_timeout = settle_timeout
         self._stack = AsyncExitStack()
-        self._wake = asyncio.Event()
-        self._waiters: list[asyncio.Future[Report]] = []
         self._looping = False
+        self.runtimes: list[WatchRuntime] = []
+        self.reddit: RedditClient | None = None
         self.inbox: Inbox | None = None
         self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
+
+    # --- the first watch, for commands about one (and the tests) ---------------------------
+    def runtime(self, name: str | None = None) -> WatchRuntime:
+        """The named watch's pieces, or the only watch's (see ``watches.pick``)."""
+        chosen = pick(self.watches, name)
+        return next(r for r in self.runtimes if r.watch is chosen)
+
+    @property
+    def first(self) -> WatchRuntime:
+        """The first watch's pieces."""
+        return self.runtimes[0]
+
+    @property
+    def watch(self) -> str:
+        """The first watch's store scope."""
+        return self.first.scope
+
+    @property
+    def poller(self) -> Poller:
+        """The first watch's poller."""
+        return self.first.poller
+
+    @property
+    def deliverer(self) -> Deliverer:
+        """The first watch's deliverer."""
+        return self.first.deliverer
+
+    @property
+    def operations(self) -> Operations:
+        """The first watch's moderator operations."""
+        return self.first.operations
+
+    @property
+    def target(self) -> Target:
+        """The first watch's target."""
+        return self.first.target
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> App:
@@ -116,138 +175,165 @@ class App:
             worker = RenderWorker(timeout=settings.render_timeout)
             self._stack.push_async_callback(worker.close)
             engine = worker
-        self.target = self._given_target or await self._open_target()
-        templates = await self._templates(engine)
-        health = await self.store.health(self.watch)
-        self.bodies = Bodies(
-            engine,
-            templates,
-            page=health.page or default_page(settings.statuspage_url),
-            zone=ZoneInfo(settings.timezone) if settings.timezone else None,
-            subreddit=settings.subreddit,
-            max_length=settings.max_comment_length,
-        )
-        self.deliverer = Deliverer(
-            self.store,
-            self.target,
-            watch=self.watch,
-            min_edit_interval=settings.min_edit_interval,
-            reconcile_grace=settings.reconcile_grace,
-            verify_interval=settings.megathread_check_interval,
-            clock=self.clock,
-            checkpoint=self.checkpoint,
-        )
-        self.poller = Poller(
-            watch=self.watch,
-            source=self._given_source or await self._open_source(),
-            store=self.store,
-            bodies=self.bodies,
-            components=settings.components,
-            templates_dir=settings.templates_path,
-            clock=self.clock,
-            on_change=self._wake.set,
-        )
-        self.poller.current_thread = lambda: self.deliverer.thread_id
-        self.operations = Operations(
-            store=self.store,
-            poller=self.poller,
-            deliver=self.deliver,
-            subreddit=settings.subreddit,
-            dry_run=self.dry_run,
-            clock=self.clock,
-            settle_timeout=self._settle_timeout,
-        )
-        mailbox = getattr(self.target, "unread", None)
-        if mailbox is not None and not self.dry_run:
+        if self._given_target is None and not self.dry_run:
+            from modbot.reddit import RedditClient  # noqa: PLC0415 - loads asyncpraw
+
+            self.reddit = RedditClient(settings, clock=self.clock)
+            self._stack.push_async_callback(self.reddit.close)
+        http = self._given_http
+        if http is None and self._given_source is None:
+            http = make_http_client(settings.http_timeout)
+            self._stack.push_async_callback(http.aclose)
+        for watch in self.watches:
+            self.runtimes.append(await self._runtime(watch, engine, http))
+        if self.reddit is not None:
             self.inbox = Inbox(
-                self.target,  # type: ignore[arg-type]  # RedditClient is both ports
-                self.operations,
+                self.reddit,
+                {r.watch.name: r.operations for r in self.runtimes},
                 self.store,
                 self.clock,
                 self.checkpoint,
             )
 
-    async def _templates(self, engine: Engine) -> Templates:
-        """The configured templates, or the shipped ones while those are broken: a bad
+    async def _runtime(
+        self, watch: Watch, engine: Engine, http: httpx.AsyncClient | None
+    ) -> WatchRuntime:
+        settings = self.settings
+        scope = watch.scope(self.dry_run)
+        target = self._target(watch)
+        health = await self.store.health(scope)
+        bodies = Bodies(
+            engine,
+            await self._templates(watch, scope, engine),
+            page=health.page or default_page(watch.url),
+            zone=ZoneInfo(watch.timezone) if watch.timezone else None,
+            subreddit=watch.subreddit,
+            max_length=settings.max_comment_length,
+            watch=watch.name,
+        )
+        deliverer = Deliverer(
+            self.store,
+            target,
+            watch=scope,
+            min_edit_interval=settings.min_edit_interval,
+            reconcile_grace=settings.reconcile_grace,
+            verify_interval=settings.megathread_check_interval,
+            clock=self.clock,
+            checkpoint=self.checkpoint,
+            name=watch.name,
+        )
+        wake = asyncio.Event()
+        source = self._given_source or make_source(watch, http, attempts=self._feed_attempts)
+        poller = Poller(
+            watch=scope,
+            source=source,
+            store=self.store,
+            bodies=bodies,
+            components=watch.components,
+            templates_dir=watch.templates_path,
+            clock=self.clock,
+            on_change=wake.set,
+        )
+        poller.current_thread = lambda: deliverer.thread_id
+        runtime = WatchRuntime(watch, scope, target, bodies, poller, deliverer, None, wake)  # type: ignore[arg-type]
+        runtime.operations = Operations(
+            store=self.store,
+            poller=poller,
+            deliver=lambda keys: self._deliver(runtime, keys),
+            subreddit=watch.subreddit,
+            dry_run=self.dry_run,
+            clock=self.clock,
+            settle_timeout=self._settle_timeout,
+        )
+        return runtime
+
+    def _target(self, watch: Watch) -> Target:
+        if self._given_target is not None:
+            return self._given_target
+        if self.reddit is None:
+            from modbot.dryrun import DryRunTarget  # noqa: PLC0415 - dry-run only
+
+            return DryRunTarget(self.out)
+        assert watch.subreddit is not None  # the settings insist on one with credentials
+        return self.reddit.megathread(watch.subreddit, watch.megathread_title)
+
+    async def _templates(self, watch: Watch, scope: str, engine: Engine) -> Templates:
+        """The watch's templates, or the shipped ones while those are broken: a bad
         template must never stop the updates."""
-        folder = self.settings.templates_path
+        folder = watch.templates_path
         try:
             templates = read_templates(folder)
             await engine.check(templates, self.settings.max_comment_length)
         except TemplateError as exc:
-            log.error("TEMPLATES BROKEN, using the shipped defaults until they are fixed: %s", exc)
+            log.error(
+                "%s: TEMPLATES BROKEN, using the shipped defaults until they are fixed: %s",
+                watch.name,
+                exc,
+            )
             await self.store.record_templates(
-                self.watch, f"shipped defaults ({folder} is broken: {exc})", self.clock()
+                scope, f"shipped defaults ({folder} is broken: {exc})", self.clock()
             )
             return read_templates(default_templates_dir())
-        await self.store.record_templates(self.watch, str(folder), self.clock())
+        await self.store.record_templates(scope, str(folder), self.clock())
         return templates
-
-    async def _open_target(self) -> Target:
-        if self.dry_run:
-            from modbot.dryrun import DryRunTarget  # noqa: PLC0415 - dry-run only
-
-            return DryRunTarget(self.out)
-        from modbot.reddit import RedditClient  # noqa: PLC0415 - loads asyncpraw
-
-        reddit = RedditClient(self.settings, clock=self.clock)
-        self._stack.push_async_callback(reddit.close)
-        return reddit
-
-    async def _open_source(self) -> Source:
-        http = self._given_http
-        if http is None:
-            http = make_http_client(self.settings.http_timeout)
-            self._stack.push_async_callback(http.aclose)
-        return StatuspageClient(self.settings.statuspage_url, http, attempts=self._feed_attempts)
 
     # --- delivery on request ------------------------------------------------------------------
     async def deliver(self, keys: Collection[tuple[Kind, str]]) -> Report:
+        """Have these subjects of the first watch delivered now (see ``_deliver``)."""
+        return await self._deliver(self.first, keys)
+
+    async def _deliver(self, runtime: WatchRuntime, keys: Collection[tuple[Kind, str]]) -> Report:
         """Have these subjects delivered now and return the round's report.
 
-        While the loops run, the deliverer task does it (one owner of Reddit calls in
-        this process); otherwise, one round runs here.
+        While the loops run, the watch's deliverer task does it (one owner of Reddit
+        calls per watch in this process); otherwise, one round runs here.
         """
         if not self._looping:
-            return await self.deliverer.round(keys=keys)
+            return await runtime.deliverer.round(keys=keys)
         waiter: asyncio.Future[Report] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._wake.set()
+        runtime.waiters.append(waiter)
+        runtime.wake.set()
         return await waiter
 
     # --- one pass, for cron and scripts -------------------------------------------------------
     async def run_once(self) -> PollReport:
-        """One poll, then every delivery due.
+        """One poll of every watch, then every delivery due; the first failed poll's
+        report (or the last good one).
 
         An edit held back by the minimum edit gap is waited for, so the run ends with
         every comment current; longer waits (rate limits, backoff) are left for the next
         run.
         """
-        report = await self.poller.poll()
-        if not report.ok:
-            log.warning("status page: %s", report.message)
+        reports = []
+        for runtime in self.runtimes:
+            report = await runtime.poller.poll()
+            if not report.ok:
+                log.warning("%s: status page: %s", runtime.watch.name, report.message)
+            reports.append(report)
         horizon = self.clock() + self.settings.min_edit_interval
-        wake_at = (await self.deliverer.round()).wake_at
-        while wake_at is not None and wake_at <= horizon:
-            await asyncio.sleep(max(wake_at - self.clock(), 0.0))
-            wake_at = (await self.deliverer.round()).wake_at
-        return report
+        for runtime in self.runtimes:
+            wake_at = (await runtime.deliverer.round()).wake_at
+            while wake_at is not None and wake_at <= horizon:
+                await asyncio.sleep(max(wake_at - self.clock(), 0.0))
+                wake_at = (await runtime.deliverer.round()).wake_at
+        return next((r for r in reports if not r.ok), reports[-1])
 
     # --- the loops ----------------------------------------------------------------------------
     async def run(
         self, stop: asyncio.Event, on_poll: Callable[[PollReport], None] | None = None
     ) -> None:
-        """Run the poller, the deliverer and the inbox until ``stop`` is set."""
-        loops: dict[str, Step] = {
-            "poller": self._poll_step(on_poll),
-            "deliverer": self._deliver_step,
-        }
+        """Run every watch's poller and deliverer, and the inbox, until ``stop`` is set."""
+        loops: list[tuple[str, Step, asyncio.Event | None]] = []
+        for runtime in self.runtimes:
+            name = runtime.watch.name
+            loops.append((f"{name}: poller", self._poll_step(runtime, on_poll), None))
+            loops.append((f"{name}: deliverer", self._deliver_step(runtime), runtime.wake))
         if self.inbox is not None:
-            loops["inbox"] = self._inbox_step
+            loops.append(("inbox", self._inbox_step, None))
         self._looping = True
         tasks = [
-            asyncio.create_task(self._loop(name, step, stop), name=name)
-            for name, step in loops.items()
+            asyncio.create_task(self._loop(name, step, stop, wake), name=name)
+            for name, step, wake in loops
         ]
         try:
             await stop.wait()
@@ -255,10 +341,13 @@ class App:
             stop.set()
             self._looping = False
             await _finish(tasks, STOP_GRACE)
-            for waiter in self._waiters:
-                waiter.cancel()
+            for runtime in self.runtimes:
+                for waiter in runtime.waiters:
+                    waiter.cancel()
 
-    async def _loop(self, name: str, step: Step, stop: asyncio.Event) -> None:
+    async def _loop(
+        self, name: str, step: Step, stop: asyncio.Event, wake: asyncio.Event | None
+    ) -> None:
         while not stop.is_set():
             try:
                 wait = await step()
@@ -273,54 +362,59 @@ class App:
                 log.error("%s: unexpected %s: %s; carrying on", name, type(exc).__name__, exc)
                 log.debug("%s: details", name, exc_info=True)
                 wait = self.settings.poll_interval
-            wake = self._wake if name == "deliverer" else None
             await _wait(stop, wait, wake)
 
-    def _poll_step(self, on_poll: Callable[[PollReport], None] | None) -> Step:
+    def _poll_step(
+        self, runtime: WatchRuntime, on_poll: Callable[[PollReport], None] | None
+    ) -> Step:
         failures = 0
+        interval = runtime.watch.poll_interval
 
         async def step() -> float:
             nonlocal failures
             started = self.clock()
-            report = await self.poller.poll()
+            report = await runtime.poller.poll()
             if on_poll is not None:
                 on_poll(report)
             if report.ok:
                 if failures:
-                    log.info("status page reachable again")
+                    log.info("%s: status page reachable again", runtime.watch.name)
                 failures = 0
             else:
                 failures += 1
                 log.warning(
-                    "status page: %s (will retry every %g s)",
+                    "%s: status page: %s (will retry every %g s)",
+                    runtime.watch.name,
                     report.message,
-                    self.settings.poll_interval,
+                    interval,
                 )
-            wait = self.settings.poll_interval - (self.clock() - started)
+            wait = interval - (self.clock() - started)
             if report.retry_after:
                 wait = max(wait, report.retry_after)
             return max(wait, 0.0)
 
         return step
 
-    async def _deliver_step(self) -> float:
-        self._wake.clear()
-        waiters, self._waiters = self._waiters, []
-        try:
-            report = await self.deliverer.round()
-        except BaseException as exc:
+    def _deliver_step(self, runtime: WatchRuntime) -> Step:
+        async def step() -> float:
+            runtime.wake.clear()
+            waiters, runtime.waiters = runtime.waiters, []
+            try:
+                report = await runtime.deliverer.round()
+            except BaseException as exc:
+                failure = exc if isinstance(exc, Exception) else ModbotError("stopped")
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(failure)
+                raise
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_exception(
-                        exc if isinstance(exc, Exception) else ModbotError("stopped")
-                    )
-            raise
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(report)
-        if report.wake_at is None:
-            return self.settings.poll_interval
-        return max(report.wake_at - self.clock(), 0.05)
+                    waiter.set_result(report)
+            if report.wake_at is None:
+                return runtime.watch.poll_interval
+            return max(report.wake_at - self.clock(), 0.05)
+
+        return step
 
     async def _inbox_step(self) -> float:
         assert self.inbox is not None

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from modbot.markdown import LEGACY_WATCH
 from modbot.records import IncidentView, PageInfo, Rendered
 from modbot.render import Job, Templates, incident_job, notice_job
 
@@ -42,7 +43,9 @@ class Bodies:
         zone: ZoneInfo | None,
         subreddit: str | None,
         max_length: int,
+        watch: str = LEGACY_WATCH,
     ) -> None:
+        self.watch = watch  # the watch's name, which its comments' markers carry
         self.engine = engine
         self.templates = templates
         self.page = page
@@ -53,14 +56,24 @@ class Bodies:
     async def incident(self, view: IncidentView) -> Rendered:
         """The comment for one incident, under the length limit (oldest updates dropped)."""
         job = incident_job(
-            view, self.page, zone=self.zone, subreddit=self.subreddit, max_length=self.max_length
+            view,
+            self.page,
+            zone=self.zone,
+            subreddit=self.subreddit,
+            max_length=self.max_length,
+            watch=self.watch,
         )
         return await self._run(job)
 
     async def notice(self, text: str, note_id: str) -> Rendered:
         """A moderator's notice; ``text`` is shown literally."""
         job = notice_job(
-            text, note_id, self.page, subreddit=self.subreddit, max_length=self.max_length
+            text,
+            note_id,
+            self.page,
+            subreddit=self.subreddit,
+            max_length=self.max_length,
+            watch=self.watch,
         )
         return await self._run(job)
 

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("incident_id", nargs="?", metavar="INCIDENT_ID", help="incident id")
     preview.add_argument("--feed", type=Path, metavar="FILE", help="a saved incidents.json")
+    _watch_option(preview)
 
     check = commands.add_parser(
         "check",
@@ -108,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="replay a real incident offline and show each comment version",
-        description="Replay a bundled real incident (from status.claude.com) through the real "
-        "pipeline in dry-run, with no network and no credentials.",
+        description="Replay a bundled real incident through the real pipeline in dry-run, "
+        "with no network and no credentials: from status.claude.com (Atlassian Statuspage) "
+        "or, with --kind incidentio, from status.openai.com (incident.io).",
     )
     demo.add_argument(
         "--delay",
@@ -117,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         metavar="SECONDS",
         help="pause between steps (default: 1)",
+    )
+    demo.add_argument(
+        "--kind",
+        choices=("statuspage", "incidentio"),
+        default="statuspage",
+        help="which vendor's page to replay (default: statuspage)",
     )
 
     post = commands.add_parser(
@@ -136,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--edit", metavar="COMMENT_ID", help="replace the notice posted as COMMENT_ID"
     )
     post.add_argument("--dry-run", action="store_true", help="show what would be posted")
+    _watch_option(post)
+    post.add_argument(
+        "--subreddit",
+        metavar="NAME",
+        help="the subreddit whose megathread gets the notice (needed when watches post "
+        "into more than one)",
+    )
 
     refresh = commands.add_parser(
         "refresh",
@@ -154,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="redo every comment in the current megathread, settled incidents included",
     )
     refresh.add_argument("--dry-run", action="store_true", help="show the edits instead")
+    _watch_option(refresh)
 
     status = commands.add_parser(
         "status",
@@ -167,20 +183,30 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--json", action="store_true", help="print the health record as JSON, for scripts"
     )
-    commands.add_parser(
+    pause = commands.add_parser(
         "pause",
         parents=[common],
         help="stop posting (the running bot notices within one poll interval)",
         description="Stop posting and editing. The bot keeps polling; updates are delivered, "
         "coalesced to the latest state, after `modbot resume`.",
     )
-    commands.add_parser(
+    resume = commands.add_parser(
         "resume",
         parents=[common],
         help="start posting again after a pause",
         description="Start posting again; held updates go out within one poll interval.",
     )
+    for parser_of in (pause, resume):
+        _watch_option(parser_of)
     return parser
+
+
+def _watch_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--watch",
+        metavar="NAME",
+        help="the watch this is about (needed only when the watches file has several)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,11 +281,11 @@ Handler = Callable[[Any, argparse.Namespace, "Settings", TextIO], int]
 
 COMMANDS: dict[str, Handler] = {
     "run": lambda sv, a, s, out: _run(sv.run(s, once=a.once, dry_run=a.dry_run, out=out)),
-    "preview": lambda sv, a, s, out: _run(sv.preview(s, a.incident_id, a.feed, out)),
+    "preview": lambda sv, a, s, out: _run(sv.preview(s, a.incident_id, a.feed, out, a.watch)),
     "check": lambda sv, a, s, out: _run(
         sv.check_live(s, out) if a.live else sv.check(s, out, connect=a.connect)
     ),
-    "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0))),
+    "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0), a.kind)),
     "post": lambda sv, a, s, out: _run(
         sv.post(
             s,
@@ -268,14 +294,25 @@ COMMANDS: dict[str, Handler] = {
             edit=a.edit,
             dry_run=a.dry_run,
             out=out,
+            watch_name=a.watch,
+            subreddit=a.subreddit,
         )
     ),
     "refresh": lambda sv, a, s, out: _run(
-        sv.refresh(s, incident_id=a.incident_id, every=a.every, dry_run=a.dry_run, out=out)
+        sv.refresh(
+            s,
+            incident_id=a.incident_id,
+            every=a.every,
+            dry_run=a.dry_run,
+            out=out,
+            watch_name=a.watch,
+        )
     ),
     "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
-    "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out)),
-    "resume": lambda sv, a, s, out: _run(sv.set_pause(s, paused=False, out=out)),
+    "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out, watch_name=a.watch)),
+    "resume": lambda sv, a, s, out: _run(
+        sv.set_pause(s, paused=False, out=out, watch_name=a.watch)
+    ),
 }
 
 

@@ -6,6 +6,7 @@ What each command does lives in ``operations``, shared with the CLI.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from modbot.errors import CommandError
@@ -17,11 +18,12 @@ CHANGE_PERMISSIONS = frozenset({"all", "posts"})
 _COMMAND_RE = re.compile(r"^!(\w+)\b[ \t]*(.*)$", re.DOTALL)
 
 
-def help_text(subreddit: str | None) -> str:
+def help_text(subreddits: Sequence[str], watches: Sequence[str] = ()) -> str:
     """What ``!help`` answers."""
-    where = f"moderators of r/{subreddit}" if subreddit else "moderators"
-    return (
-        f"modbot commands ({where} only; send them as a private message or mention me):\n\n"
+    where = ", ".join(f"r/{s}" for s in subreddits)
+    text = (
+        f"modbot commands (moderators of {where or 'the subreddit'} only; send them as a "
+        "private message or mention me):\n\n"
         "    !post TEXT       post a moderator notice into the megathread\n"
         "    !refresh [ID]    re-render open incidents (or one) and edit what changed\n"
         "    !status          what the bot is doing\n"
@@ -29,20 +31,30 @@ def help_text(subreddit: str | None) -> str:
         "    !resume          start posting again, with the latest state\n"
         "    !help            this text"
     )
+    if len(watches) > 1:
+        text += (
+            "\n\nThis bot runs several watches: "
+            + ", ".join(watches)
+            + ". Name one after the command to act on it alone, e.g. !pause "
+            + watches[0]
+        )
+    return text
 
 
 @dataclass(frozen=True)
 class Command:
-    """One parsed command."""
+    """One parsed command; ``watch`` names the watch it is about, if the moderator did."""
 
     name: str
     argument: str = ""
+    watch: str | None = None
 
 
-def parse(text: str, username: str) -> Command | None:
+def parse(text: str, username: str, watches: Collection[str] = ()) -> Command | None:
     """The command in a message, ``None`` if it is not one; malformed raises ``CommandError``.
 
-    A command is the message's first word, after an optional ``u/<bot>`` mention.
+    A command is the message's first word, after an optional ``u/<bot>`` mention; a
+    watch's name may follow it (``!pause openai``).
     """
     body = text.strip()
     body = re.sub(rf"^/?u/{re.escape(username)}\b[:,]?\s*", "", body, flags=re.IGNORECASE)
@@ -54,8 +66,12 @@ def parse(text: str, username: str) -> Command | None:
     name, argument = found.group(1).lower(), found.group(2).strip()
     if name not in COMMANDS:
         raise CommandError(f"unknown command !{name}")
+    watch = None
+    first, *rest = re.split(r"\s+", argument, maxsplit=1)
+    if first in watches and name != "help":
+        watch, argument = first, rest[0].strip() if rest else ""
     if name == "post" and not argument:
         raise CommandError("!post needs the text of the notice after it")
     if name == "refresh" and argument and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", argument):
         raise CommandError("!refresh takes at most one incident id")
-    return Command(name, argument)
+    return Command(name, argument, watch)

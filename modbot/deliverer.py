@@ -54,11 +54,11 @@ class Report:
         return sum((r.kind, r.key) in keys for r in self.posted + self.edited)
 
 
-def pointer_body(new_permalink: str, incident_id: str) -> str:
+def pointer_body(new_permalink: str, incident_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
     """The last edit of an old-thread comment after the megathread changed."""
     return (
         "This incident is now tracked in the current megathread: "
-        f"{new_permalink}\n\n{markdown.marker('inc', incident_id)}"
+        f"{new_permalink}\n\n{markdown.marker('inc', incident_id, watch)}"
     )
 
 
@@ -81,10 +81,13 @@ class Deliverer:
         verify_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         checkpoint: Checkpoint = no_checkpoint,
+        name: str | None = None,
     ) -> None:
         self.store = store
         self.target = target
         self.watch = watch
+        # The watch's name, which its markers carry (its store scope may say dry-run).
+        self.name = name or watch.removeprefix("dry-run:")
         self.min_edit_interval = min_edit_interval
         self.reconcile_grace = reconcile_grace
         self.verify_interval = verify_interval
@@ -193,7 +196,7 @@ class Deliverer:
         )
         if row is None:
             return
-        existing = self._seen.pop(markdown.marker_id(row.kind, row.key), None)
+        existing = self._seen.pop(markdown.marker_id(row.kind, row.key, self.name), None)
         if existing is not None:
             await self._adopt(row, existing, thread, report)
             return
@@ -262,7 +265,8 @@ class Deliverer:
     async def _reconcile(self, row: DeliveryRow, report: Report) -> None:
         assert row.thread_id is not None
         try:
-            found = await self.target.find(row.thread_id, markdown.marker_id(row.kind, row.key))
+            marker = markdown.marker_id(row.kind, row.key, self.name)
+            found = await self.target.find(row.thread_id, marker)
         except RedditError as exc:
             await self._failed_call(exc)
             log.warning("%s: cannot look for its comment yet: %s", describe(row), exc)
@@ -323,7 +327,8 @@ class Deliverer:
         row = action.row
         assert row.comment_id is not None
         try:
-            await self.target.edit(row.comment_id, pointer_body(action.new_permalink, row.key))
+            body = pointer_body(action.new_permalink, row.key, self.name)
+            await self.target.edit(row.comment_id, body)
         except RedditError as exc:
             await self._edit_failed(row, exc, report)
             return
@@ -399,22 +404,22 @@ class Deliverer:
             self._heal_at = self.clock() + self.reconcile_grace
             return
         self._heal_at = None
-        groups: dict[str, list[PostedComment]] = {}
+        # Only this watch's comments: a megathread may carry several watches' markers.
+        groups: dict[tuple[Kind, str], list[PostedComment]] = {}
         for comment in comments:
-            groups.setdefault(comment.marker, []).append(comment)
+            parsed = markdown.parse_marker(comment.marker)
+            if parsed is not None and parsed[0] == self.name:
+                groups.setdefault((Kind(parsed[1]), parsed[2]), []).append(comment)
         self._seen = {
-            marker: min(group, key=lambda c: (c.created_utc, c.id))
-            for marker, group in groups.items()
+            markdown.marker_id(kind, key, self.name): min(
+                group, key=lambda c: (c.created_utc, c.id)
+            )
+            for (kind, key), group in groups.items()
         }
-        self._found_incidents = {
-            parsed[1]
-            for parsed in map(markdown.parse_marker, groups)
-            if parsed is not None and parsed[0] == Kind.INCIDENT.value
-        }
-        for marker, group in groups.items():
-            parsed = markdown.parse_marker(marker)
-            if len(group) > 1 and parsed is not None:
-                await self._heal_group(Kind(parsed[0]), parsed[1], thread, group, report)
+        self._found_incidents = {key for kind, key in groups if kind is Kind.INCIDENT}
+        for (kind, key), group in groups.items():
+            if len(group) > 1:
+                await self._heal_group(kind, key, thread, group, report)
 
     async def _claim_found_incidents(self) -> None:
         """Incidents with a comment in the megathread that the store took as a baseline

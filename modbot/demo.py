@@ -11,24 +11,25 @@ from modbot.feed import parse_incidents_object
 from modbot.ports import Fetched
 from modbot.records import Validators
 
-DEMO_URL = "https://status.claude.com"
+DEMOS = {"statuspage": "https://status.claude.com", "incidentio": "https://status.openai.com"}
+DATA = {"statuspage": "data/demo_incident.json", "incidentio": "data/demo_incidentio.json"}
 
 
-def demo_documents() -> tuple[list[dict[str, Any]], str]:
-    """The bundled real incident as a list of feed snapshots, and its source note."""
-    raw = resources.files("modbot").joinpath("data/demo_incident.json").read_text("utf-8")
+def demo_documents(kind: str = "statuspage") -> tuple[list[dict[str, Any]], str]:
+    """The bundled real incident of that vendor as feed snapshots, and its source note."""
+    raw = resources.files("modbot").joinpath(DATA[kind]).read_text("utf-8")
     data = json.loads(raw)
-    return timeline.replay(data["incident"], data["page"], postmortem=True), data["_source"]
+    postmortem = kind == "statuspage"  # incident.io's compatible API never says postmortem
+    return timeline.replay(data["incident"], data["page"], postmortem=postmortem), data["_source"]
 
 
 class ReplaySource:
     """Serves prepared snapshots, one step at a time (the ``Source`` port, no network)."""
 
-    url = DEMO_URL + "/api/v2/incidents.json"
-    home = DEMO_URL
-
-    def __init__(self, documents: list[dict[str, Any]]) -> None:
+    def __init__(self, documents: list[dict[str, Any]], home: str) -> None:
         self.documents = documents
+        self.home = home
+        self.url = home + "/api/v2/incidents.json"
         self.step = 0
 
     async def fetch(self, since: Validators) -> Fetched:

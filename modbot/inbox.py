@@ -2,7 +2,9 @@
 
 Each message is handled exactly once, whatever crashes in between:
 
-1. The sender must moderate the subreddit (the list is cached for a few minutes).
+1. The sender must moderate the subreddit of every watch the command is about (the
+   lists are cached for a few minutes). A command may name a watch (``!pause openai``);
+   otherwise it is about every watch in the subreddits the sender moderates.
 2. The message id is recorded with the command, in the same transaction as its effect
    when it has one: ``!post`` records the notice's intent there, and the deliverer,
    the one owner of Reddit calls, posts it. A re-run after a crash finds the intent
@@ -17,7 +19,7 @@ gets the help text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from modbot.commands import CHANGE_PERMISSIONS, CHANGING, Command, help_text, parse
 from modbot.crashpoints import Checkpoint, no_checkpoint
@@ -39,21 +41,22 @@ def note_id_for(item: InboxItem) -> str:
 
 
 class Inbox:
-    """Handles the bot account's unread messages and mentions."""
+    """Handles the bot account's unread messages and mentions, for every watch."""
 
     def __init__(
         self,
         mailbox: Mailbox,
-        operations: Operations,
+        watches: Mapping[str, Operations],
         store: Store,
         clock: Callable[[], float],
         checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
         self.mailbox = mailbox
-        self.operations = operations
+        self.watches = dict(watches)
         self.store = store
         self.clock = clock
         self.checkpoint = checkpoint
+        self.subreddits = sorted({o.subreddit for o in watches.values() if o.subreddit})
 
     async def check(self) -> int:
         """Handle every unread command once; returns how many were handled."""
@@ -64,7 +67,8 @@ class Inbox:
             log.warning("inbox: cannot read it now: %s", exc)
             return 0
         # The inbox is read every few seconds: a heartbeat of the Reddit connection.
-        await self.store.record_reddit(self.operations.watch, error=None, kind="", now=self.clock())
+        for operations in self.watches.values():
+            await self.store.record_reddit(operations.watch, error=None, kind="", now=self.clock())
         for item in unread:
             try:
                 if await self.handle(item):
@@ -78,7 +82,7 @@ class Inbox:
         if item.author is None:
             return False  # from Reddit itself or a subreddit: not a command
         try:
-            command = parse(item.body, self.mailbox.username)
+            command = parse(item.body, self.mailbox.username, self.watches)
         except CommandError as exc:
             command = Command("help", f"error: {exc}")
         if command is None:
@@ -95,12 +99,12 @@ class Inbox:
 
     async def _record(self, item: InboxItem, author: str, command: Command) -> CommandRow:
         """Record the command (and a notice's intent) once; refusals are recorded as such."""
-        refusal = await self._refusal(author, command)
+        chosen, refusal = await self._chosen(author, command)
         note: NoteRow | None = None
         state = REFUSED if refusal else RUNNING
         if refusal is None and command.name == "post":
             try:
-                note = await self.operations.notice(
+                note = await chosen[0].notice(
                     command.argument, source=f"u/{author}", note_id=note_id_for(item)
                 )
             except ModbotError as exc:
@@ -120,41 +124,76 @@ class Inbox:
         )
         return row
 
-    async def _refusal(self, author: str, command: Command) -> str | None:
-        moderators = await self.mailbox.moderators()
-        moderator = moderators.get(author.lower())
-        if moderator is None:
-            log.warning("ignored !%s from u/%s: not a moderator", command.name, author)
-            return (
-                f"Sorry, only moderators of r/{self.mailbox.subreddit_name} can give me commands."
-            )
-        if command.name in CHANGING and not CHANGE_PERMISSIONS & set(moderator.permissions):
+    async def _chosen(self, author: str, command: Command) -> tuple[list[Operations], str | None]:
+        """The watches a command is about, or why the sender may not give it."""
+        named = [self.watches[command.watch]] if command.watch else list(self.watches.values())
+        allowed: list[Operations] = []
+        lacking = False
+        for operations in named:
+            moderator = None
+            if operations.subreddit:
+                moderator = (await self.mailbox.moderators(operations.subreddit)).get(
+                    author.lower()
+                )
+            if moderator is None:
+                continue
+            if command.name in CHANGING and not CHANGE_PERMISSIONS & set(moderator.permissions):
+                lacking = True
+                continue
+            allowed.append(operations)
+        if lacking and not allowed:
             log.warning("ignored !%s from u/%s: lacks the posts permission", command.name, author)
-            return f"!{command.name} needs the 'posts' (or 'all') moderator permission."
-        return None
+            return [], f"!{command.name} needs the 'posts' (or 'all') moderator permission."
+        if not allowed:
+            log.warning("ignored !%s from u/%s: not a moderator", command.name, author)
+            where = " or ".join(f"r/{s}" for s in self.subreddits) or "this subreddit"
+            return [], f"Sorry, only moderators of {where} can give me commands."
+        if command.name == "post" and len({o.subreddit for o in allowed}) > 1:
+            names = ", ".join(o.poller.watch for o in allowed)
+            return [], f"!post needs a watch to know which megathread: !post NAME TEXT ({names})"
+        return allowed, None
 
     async def _run(self, item: InboxItem, author: str, command: Command) -> str:
         log.info("running !%s from u/%s", command.name, author)
+        chosen, refusal = await self._chosen(author, command)
+        if refusal is not None:
+            return refusal
         try:
-            return await self._execute(item, author, command)
+            return await self._execute(item, author, command, chosen)
         except (ModbotError, RedditError) as exc:
             return f"!{command.name} failed: {exc}"
 
-    async def _execute(self, item: InboxItem, author: str, command: Command) -> str:
-        ops = self.operations
+    async def _execute(
+        self, item: InboxItem, author: str, command: Command, chosen: list[Operations]
+    ) -> str:
         if command.name == "help":
             prefix = command.argument.removeprefix("error: ")
             head = f"I did not understand that ({prefix}).\n\n" if command.argument else ""
-            return head + help_text(self.mailbox.subreddit_name)
+            return head + help_text(self.subreddits, list(self.watches))
         if command.name == "status":
-            return "\n".join("    " + line for line in (await ops.status()).text.splitlines())
-        if command.name == "pause":
-            return (await ops.pause(f"u/{author}")).text
-        if command.name == "resume":
-            return (await ops.resume(f"u/{author}")).text
-        if command.name == "refresh":
-            return (await ops.refresh(command.argument or None)).text
-        return (await ops.notice_outcome(note_id_for(item))).text
+            screens = [(await ops.status()).text for ops in chosen]
+            return "\n\n".join("\n".join("    " + ln for ln in s.splitlines()) for s in screens)
+        if command.name == "post":
+            return (await chosen[0].notice_outcome(note_id_for(item))).text
+        return "\n".join(await self._each(command, author, chosen))
+
+    async def _each(self, command: Command, author: str, chosen: list[Operations]) -> list[str]:
+        """Pause, resume or refresh every chosen watch; a line for each."""
+        lines: list[str] = []
+        for ops in chosen:
+            prefix = f"{ops.poller.watch}: " if len(self.watches) > 1 else ""
+            if command.name == "pause":
+                lines.append(prefix + (await ops.pause(f"u/{author}")).text)
+            elif command.name == "resume":
+                lines.append(prefix + (await ops.resume(f"u/{author}")).text)
+            else:
+                try:
+                    lines.append(prefix + (await ops.refresh(command.argument or None)).text)
+                except CommandError as exc:
+                    if len(chosen) == 1:
+                        raise
+                    lines.append(prefix + str(exc))
+        return lines
 
     async def _reply_once(self, item: InboxItem) -> None:
         row = await self.store.command(item.fullname)

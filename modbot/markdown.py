@@ -30,9 +30,19 @@ _SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")  # ftp://, irc://, HTTPS://: all au
 _WWW = re.compile(r"(?i)(www)\.")  # Reddit links "www." after any non-letter
 
 
-def marker(kind: str, ident: str) -> str:
+LEGACY_WATCH = "default"  # its markers keep the first releases' form, so old comments count
+
+
+def marker_id(kind: str, ident: str, watch: str = LEGACY_WATCH) -> str:
+    """The id in a marker: ``inc-abc123`` for the ``default`` watch, ``openai_inc-abc123``
+    for a watch named ``openai``: ids can never collide across watches."""
+    base = f"{kind}-{_UNSAFE_ID.sub('_', ident)}"
+    return base if watch == LEGACY_WATCH else f"{watch}_{base}"
+
+
+def marker(kind: str, ident: str, watch: str = LEGACY_WATCH) -> str:
     """The hidden marker for one thing the bot posts, e.g. ``[](#modbot-inc-abc123)``."""
-    return f"[](#{MARKER_PREFIX}{kind}-{_UNSAFE_ID.sub('_', ident)})"
+    return f"[](#{MARKER_PREFIX}{marker_id(kind, ident, watch)})"
 
 
 def marker_of(body: str) -> str | None:
@@ -46,15 +56,14 @@ def marker_of(body: str) -> str | None:
     return found.group(1) if found else None
 
 
-def marker_id(kind: str, ident: str) -> str:
-    """The id that ``marker_of`` returns for ``marker(kind, ident)``."""
-    return f"{kind}-{_UNSAFE_ID.sub('_', ident)}"
-
-
-def parse_marker(found: str) -> tuple[str, str] | None:
-    """``("inc", "abc123")`` for the marker id ``inc-abc123``; ``None`` if not ours."""
-    kind, _, ident = found.partition("-")
-    return (kind, ident) if kind in ("inc", "note") and ident else None
+def parse_marker(found: str) -> tuple[str, str, str] | None:
+    """``("default", "inc", "abc123")`` for ``inc-abc123``; ``("openai", "note", "x")`` for
+    ``openai_note-x``; ``None`` if it is not one of ours."""
+    watch, _, rest = found.partition("_") if "_" in found else (LEGACY_WATCH, "", found)
+    kind, _, ident = rest.partition("-")
+    if kind in ("inc", "note") and ident and watch:
+        return watch, kind, ident
+    return None
 
 
 def _escape_plain(text: str) -> str:

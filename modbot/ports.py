@@ -104,7 +104,6 @@ class Mailbox(Protocol):
     """The bot account's inbox, where moderators send commands."""
 
     username: str
-    subreddit_name: str
 
     async def unread(self) -> list[InboxItem]:
         """Unread messages and mentions, oldest first (not marked read)."""
@@ -118,8 +117,8 @@ class Mailbox(Protocol):
         """Mark one item read."""
         ...
 
-    async def moderators(self) -> dict[str, Moderator]:
-        """The subreddit's moderators, by lower-case name."""
+    async def moderators(self, subreddit: str) -> dict[str, Moderator]:
+        """A subreddit's moderators, by lower-case name."""
         ...
 
 

@@ -156,18 +156,20 @@ def _reason(exc: BaseException) -> str:
 
 
 class RedditClient:
-    """One logged-in bot account and one subreddit."""
+    """One logged-in bot account: the session, its call budget, its inbox.
+
+    Every watch posts through a ``Megathread`` (``megathread()``) that shares this one
+    session and budget; the inbox (the ``Mailbox`` port) is the account's.
+    """
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if not settings.has_reddit_credentials or not settings.subreddit:
-            raise RedditAuthError("Reddit credentials and MODBOT_SUBREDDIT are required")
+        if not settings.has_reddit_credentials:
+            raise RedditAuthError("Reddit credentials are required")
         assert settings.reddit_client_secret is not None
         assert settings.reddit_password is not None
         self.settings = settings
-        self.subreddit_name: str = settings.subreddit
         self.username: str = settings.reddit_username or ""
         self.clock = clock
-        self._title = re.compile(settings.megathread_title, re.IGNORECASE)
         self._reddit = asyncpraw.Reddit(
             client_id=settings.reddit_client_id,
             client_secret=settings.reddit_client_secret.get_secret_value(),
@@ -185,10 +187,8 @@ class RedditClient:
         self._cooldown_until = 0.0
         self._create_cooldown_until = 0.0
         self._recent: deque[float] = deque()
-        self._thread: Thread | None = None
-        self._thread_checked_at: float | None = None
-        self._moderators: dict[str, Moderator] | None = None
-        self._moderators_at = 0.0
+        self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
+        self._megathreads: dict[tuple[str, str], Megathread] = {}
         self.calls = 0
 
     def _disable_hidden_retries(self) -> None:
@@ -207,6 +207,14 @@ class RedditClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.close()
+
+    def megathread(self, subreddit: str, title: str) -> Megathread:
+        """The ``Target`` for one subreddit's megathread (one per subreddit and title, so
+        watches that share a thread share its lookups)."""
+        key = (subreddit.lower(), title)
+        if key not in self._megathreads:
+            self._megathreads[key] = Megathread(self, subreddit, title)
+        return self._megathreads[key]
 
     # --- the call wrapper ---------------------------------------------------------------
     async def _pace(self, what: str, *, creates: bool) -> None:
@@ -302,216 +310,50 @@ class RedditClient:
 
         return await self._call("login", call, retry=True)
 
-    async def subreddit_exists(self) -> bool:
+    async def subreddit_exists(self, subreddit: str) -> bool:
         """True when the subreddit exists and can be read."""
 
         async def call() -> bool:
             try:
-                await self._reddit.subreddit(self.subreddit_name, fetch=True)
+                await self._reddit.subreddit(subreddit, fetch=True)
             except (asyncprawcore.Redirect, asyncprawcore.NotFound):
                 return False
             return True
 
-        return await self._call(f"reading r/{self.subreddit_name}", call, retry=True)
+        return await self._call(f"reading r/{subreddit}", call, retry=True)
 
-    async def moderators(self, *, max_age: float = 300.0) -> dict[str, Moderator]:
-        """The subreddit's moderators by lower-case name (cached for ``max_age`` s)."""
+    async def moderators(self, subreddit: str, *, max_age: float = 300.0) -> dict[str, Moderator]:
+        """A subreddit's moderators by lower-case name (cached for ``max_age`` s)."""
         now = self.clock()
-        if self._moderators is not None and now - self._moderators_at < max_age:
-            return self._moderators
+        cached = self._moderators.get(subreddit.lower())
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
 
         async def call() -> dict[str, Moderator]:
-            subreddit = await self._reddit.subreddit(self.subreddit_name)
             found: dict[str, Moderator] = {}
-            for mod in await subreddit.moderator():
+            for mod in await (await self._reddit.subreddit(subreddit)).moderator():
                 perms = tuple(getattr(mod, "mod_permissions", ()) or ())
                 found[str(mod).lower()] = Moderator(str(mod), perms)
             return found
 
-        self._moderators = await self._call("reading the moderator list", call, retry=True)
-        self._moderators_at = now
-        return self._moderators
+        moderators = await self._call(f"reading r/{subreddit}'s moderators", call, retry=True)
+        self._moderators[subreddit.lower()] = (now, moderators)
+        return moderators
 
-    async def is_moderator(self) -> bool:
-        """True when the bot account moderates the subreddit."""
-        return self.username.lower() in await self.moderators()
-
-    # --- the megathread -------------------------------------------------------------------
-    def thread_suspect(self) -> None:
-        """Look the megathread up again before the next delivery."""
-        self._thread_checked_at = None
-
-    async def current_thread(self, max_age: float | None = None) -> Thread | None:
-        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` (or
-        ``max_age``, when shorter).
-
-        Raises when Reddit cannot be asked and no megathread is known yet.
-        """
-        interval = self.settings.megathread_check_interval
-        if max_age is not None:
-            interval = min(interval, max_age)
-        if self._thread is None:
-            interval = min(interval, NO_MEGATHREAD_RECHECK)
-        now = self.clock()
-        if self._thread_checked_at is not None and now - self._thread_checked_at < interval:
-            return self._thread
-        try:
-            found = await self.find_megathread()
-        except RedditError as exc:
-            if self._thread is None:
-                raise
-            log.warning("could not check which post is pinned, keeping the last one: %s", exc)
-            self._thread_checked_at = now - interval + NO_MEGATHREAD_RECHECK / 2
-            return self._thread
-        if found is None:
-            log.warning(
-                "no usable pinned post in r/%s matches %r (none pinned, or locked/archived); "
-                "updates are kept until one is pinned",
-                self.subreddit_name,
-                self.settings.megathread_title,
-            )
-        elif self._thread is None or found.id != self._thread.id:
-            log.info("megathread: %s (%s)", found.title, found.permalink)
-        self._thread, self._thread_checked_at = found, now
-        return found
-
-    async def find_megathread(self) -> Thread | None:
+    async def find_megathread(self, subreddit: str, title: re.Pattern[str]) -> Thread | None:
         """Look at the pinned posts now (one listing call); ``None`` if none is usable."""
 
         async def call() -> Thread | None:
-            subreddit = await self._reddit.subreddit(self.subreddit_name)
-            async for post in subreddit.hot(limit=2):
-                if not getattr(post, "stickied", False) or not self._title.search(post.title):
+            listing = await self._reddit.subreddit(subreddit)
+            async for post in listing.hot(limit=2):
+                if not getattr(post, "stickied", False) or not title.search(post.title):
                     continue
                 if post.locked or post.archived or getattr(post, "removed_by_category", None):
                     continue
-                return Thread(id=post.id, title=post.title, permalink=self._url(post.permalink))
+                return Thread(id=post.id, title=post.title, permalink=self.url(post.permalink))
             return None
 
-        return await self._call("finding the megathread", call, retry=True)
-
-    # --- comments (the Target interface) --------------------------------------------------
-    async def post(self, thread: Thread, body: str) -> PostedComment:
-        """Create a top-level comment; never retried here (the outcome may be unknown)."""
-
-        async def call() -> PostedComment:
-            submission = await self._reddit.submission(thread.id, fetch=False)
-            comment = await submission.reply(body)
-            if comment is None:
-                raise RedditUnavailable("posting: Reddit answered without the new comment")
-            return self._posted(comment)
-
-        posted = await self._call("posting a comment", call, retry=False, creates=True)
-        if self.settings.distinguish:
-            await self._distinguish(posted.id)
-        return posted
-
-    async def edit(self, comment_id: str, body: str) -> None:
-        """Replace a comment's body (idempotent, so retried on 5xx and timeouts)."""
-
-        async def call() -> None:
-            comment = await self._reddit.comment(comment_id, fetch=False)
-            edited = await comment.edit(body)
-            removed_body = getattr(edited, "body", None) == "[removed]"
-            if (
-                removed_body
-                or getattr(edited, "removed", False)
-                or getattr(edited, "banned_by", None)
-            ):
-                raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
-
-        await self._call(f"editing comment {comment_id}", call, retry=True)
-
-    async def delete(self, comment_id: str) -> None:
-        """Delete one of the bot's comments."""
-
-        async def call() -> None:
-            comment = await self._reddit.comment(comment_id, fetch=False)
-            await comment.delete()
-
-        await self._call(f"deleting comment {comment_id}", call, retry=True)
-
-    async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
-        """The bot's comments in a thread carrying ``marker_id`` (None: any marker),
-        oldest first.
-
-        Looks in the bot's recent comment history first (one call), then in the thread
-        itself; a listing that cannot be read raises, because "unknown" is not "absent".
-        """
-        found = await self._call(
-            "reading own comments", lambda: self._from_history(thread_id, marker_id), retry=True
-        )
-        if not found:
-            found = await self._call(
-                "reading the megathread",
-                lambda: self._from_thread(thread_id, marker_id),
-                retry=True,
-            )
-        return sorted(found, key=lambda c: (c.created_utc, c.id))
-
-    async def _from_history(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
-        redditor = await self._reddit.redditor(self.username, fetch=False)
-        found = []
-        async for comment in redditor.comments.new(limit=HISTORY_LIMIT):
-            if comment.link_id == f"t3_{thread_id}":
-                found += self._marked(comment, marker_id)
-        return found
-
-    async def _from_thread(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
-        submission = await self._reddit.submission(thread_id, fetch=False)
-        submission.comment_sort = "new"
-        await submission.load()
-        await submission.comments.replace_more(limit=0)
-        found = []
-        for comment in submission.comments.list():
-            if not isinstance(comment, asyncpraw.models.Comment):
-                continue
-            if str(comment.author or "").lower() == self.username.lower():
-                found += self._marked(comment, marker_id)
-        return found
-
-    def _marked(self, comment: Any, marker_id: str | None) -> list[PostedComment]:
-        """``[comment]`` when its marker (on its last line) is ``marker_id`` (any, if None)."""
-        found = markdown.marker_of(getattr(comment, "body", "") or "")
-        if found is not None and (marker_id is None or found == marker_id):
-            return [self._posted(comment, found)]
-        return []
-
-    async def _distinguish(self, comment_id: str) -> None:
-        try:
-            if not await self.is_moderator():
-                log.info("MODBOT_DISTINGUISH is on but the bot is not a moderator; skipping")
-                return
-
-            async def call() -> None:
-                comment = await self._reddit.comment(comment_id, fetch=False)
-                await comment.mod.distinguish(how="yes", sticky=True)
-
-            await self._call(f"distinguishing comment {comment_id}", call, retry=True)
-        except RedditError as exc:
-            log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
-
-    async def removed(self, comment_ids: list[str]) -> set[str]:
-        """Which of these comments were deleted or removed by a moderator (one call per 100)."""
-        gone: set[str] = set()
-        for start in range(0, len(comment_ids), 100):
-            chunk = comment_ids[start : start + 100]
-
-            async def call(chunk: list[str] = chunk) -> set[str]:
-                seen = set()
-                async for thing in self._reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
-                    author = str(getattr(thing, "author", "") or "")
-                    if (
-                        getattr(thing, "removed", False)
-                        or getattr(thing, "banned_by", None)
-                        or thing.body in ("[removed]", "[deleted]")
-                        or not author
-                    ):
-                        seen.add(thing.id)
-                return seen
-
-            gone |= await self._call("checking the bot's comments", call, retry=True)
-        return gone
+        return await self._call(f"finding r/{subreddit}'s megathread", call, retry=True)
 
     # --- the inbox ----------------------------------------------------------------------
     async def unread(self, limit: int = 25) -> list[InboxItem]:
@@ -551,14 +393,198 @@ class RedditClient:
         await self._call(f"marking {item.fullname} read", call, retry=True)
 
     # --- helpers --------------------------------------------------------------------------
-    def _url(self, permalink: str) -> str:
+    def url(self, permalink: str) -> str:
         return "https://www.reddit.com" + permalink if permalink.startswith("/") else permalink
 
-    def _posted(self, comment: Any, marker: str = "") -> PostedComment:
+    def posted(self, comment: Any, marker: str = "") -> PostedComment:
         return PostedComment(
             id=comment.id,
-            permalink=self._url(getattr(comment, "permalink", "") or ""),
+            permalink=self.url(getattr(comment, "permalink", "") or ""),
             created_utc=float(getattr(comment, "created_utc", 0.0) or 0.0),
             body=getattr(comment, "body", "") or "",
             marker=marker,
         )
+
+
+class Megathread:
+    """One subreddit's pinned megathread: the ``Target`` port, through the shared session.
+
+    The thread is looked up again every ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` (sooner
+    when a caller asks, and after errors about it); comments are created, edited, found
+    by marker and deleted there.
+    """
+
+    def __init__(self, client: RedditClient, subreddit: str, title: str) -> None:
+        self.client = client
+        self.subreddit = subreddit
+        self.title = title
+        self._title = re.compile(title, re.IGNORECASE)
+        self._thread: Thread | None = None
+        self._thread_checked_at: float | None = None
+
+    @property
+    def _reddit(self) -> Any:
+        return self.client._reddit
+
+    def thread_suspect(self) -> None:
+        """Look the megathread up again before the next delivery."""
+        self._thread_checked_at = None
+
+    async def current_thread(self, max_age: float | None = None) -> Thread | None:
+        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` (or
+        ``max_age``, when shorter).
+
+        Raises when Reddit cannot be asked and no megathread is known yet.
+        """
+        interval = self.client.settings.megathread_check_interval
+        if max_age is not None:
+            interval = min(interval, max_age)
+        if self._thread is None:
+            interval = min(interval, NO_MEGATHREAD_RECHECK)
+        now = self.client.clock()
+        if self._thread_checked_at is not None and now - self._thread_checked_at < interval:
+            return self._thread
+        try:
+            found = await self.client.find_megathread(self.subreddit, self._title)
+        except RedditError as exc:
+            if self._thread is None:
+                raise
+            log.warning("could not check which post is pinned, keeping the last one: %s", exc)
+            self._thread_checked_at = now - interval + NO_MEGATHREAD_RECHECK / 2
+            return self._thread
+        if found is None:
+            log.warning(
+                "no usable pinned post in r/%s matches %r (none pinned, or locked/archived); "
+                "updates are kept until one is pinned",
+                self.subreddit,
+                self.title,
+            )
+        elif self._thread is None or found.id != self._thread.id:
+            log.info("megathread of r/%s: %s (%s)", self.subreddit, found.title, found.permalink)
+        self._thread, self._thread_checked_at = found, now
+        return found
+
+    async def post(self, thread: Thread, body: str) -> PostedComment:
+        """Create a top-level comment; never retried here (the outcome may be unknown)."""
+        client = self.client
+
+        async def call() -> PostedComment:
+            submission = await self._reddit.submission(thread.id, fetch=False)
+            comment = await submission.reply(body)
+            if comment is None:
+                raise RedditUnavailable("posting: Reddit answered without the new comment")
+            return client.posted(comment)
+
+        posted = await client._call("posting a comment", call, retry=False, creates=True)
+        if client.settings.distinguish:
+            await self._distinguish(posted.id)
+        return posted
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        """Replace a comment's body (idempotent, so retried on 5xx and timeouts)."""
+
+        async def call() -> None:
+            comment = await self._reddit.comment(comment_id, fetch=False)
+            edited = await comment.edit(body)
+            removed_body = getattr(edited, "body", None) == "[removed]"
+            if (
+                removed_body
+                or getattr(edited, "removed", False)
+                or getattr(edited, "banned_by", None)
+            ):
+                raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
+
+        await self.client._call(f"editing comment {comment_id}", call, retry=True)
+
+    async def delete(self, comment_id: str) -> None:
+        """Delete one of the bot's comments."""
+
+        async def call() -> None:
+            comment = await self._reddit.comment(comment_id, fetch=False)
+            await comment.delete()
+
+        await self.client._call(f"deleting comment {comment_id}", call, retry=True)
+
+    async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        """The bot's comments in a thread carrying ``marker_id`` (None: any marker),
+        oldest first.
+
+        Looks in the bot's recent comment history first (one call), then in the thread
+        itself; a listing that cannot be read raises, because "unknown" is not "absent".
+        """
+        client = self.client
+        found = await client._call(
+            "reading own comments", lambda: self._from_history(thread_id, marker_id), retry=True
+        )
+        if not found:
+            found = await client._call(
+                "reading the megathread",
+                lambda: self._from_thread(thread_id, marker_id),
+                retry=True,
+            )
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    async def _from_history(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        redditor = await self._reddit.redditor(self.client.username, fetch=False)
+        found = []
+        async for comment in redditor.comments.new(limit=HISTORY_LIMIT):
+            if comment.link_id == f"t3_{thread_id}":
+                found += self._marked(comment, marker_id)
+        return found
+
+    async def _from_thread(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        submission = await self._reddit.submission(thread_id, fetch=False)
+        submission.comment_sort = "new"
+        await submission.load()
+        await submission.comments.replace_more(limit=0)
+        found = []
+        for comment in submission.comments.list():
+            if not isinstance(comment, asyncpraw.models.Comment):
+                continue
+            if str(comment.author or "").lower() == self.client.username.lower():
+                found += self._marked(comment, marker_id)
+        return found
+
+    def _marked(self, comment: Any, marker_id: str | None) -> list[PostedComment]:
+        """``[comment]`` when its marker (on its last line) is ``marker_id`` (any, if None)."""
+        found = markdown.marker_of(getattr(comment, "body", "") or "")
+        if found is not None and (marker_id is None or found == marker_id):
+            return [self.client.posted(comment, found)]
+        return []
+
+    async def _distinguish(self, comment_id: str) -> None:
+        client = self.client
+        try:
+            if client.username.lower() not in await client.moderators(self.subreddit):
+                log.info("MODBOT_DISTINGUISH is on but the bot is not a moderator; skipping")
+                return
+
+            async def call() -> None:
+                comment = await self._reddit.comment(comment_id, fetch=False)
+                await comment.mod.distinguish(how="yes", sticky=True)
+
+            await client._call(f"distinguishing comment {comment_id}", call, retry=True)
+        except RedditError as exc:
+            log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
+
+    async def removed(self, comment_ids: list[str]) -> set[str]:
+        """Which of these comments were deleted or removed by a moderator (one call per 100)."""
+        gone: set[str] = set()
+        for start in range(0, len(comment_ids), 100):
+            chunk = comment_ids[start : start + 100]
+
+            async def call(chunk: list[str] = chunk) -> set[str]:
+                seen = set()
+                async for thing in self._reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
+                    author = str(getattr(thing, "author", "") or "")
+                    if (
+                        getattr(thing, "removed", False)
+                        or getattr(thing, "banned_by", None)
+                        or thing.body in ("[removed]", "[deleted]")
+                        or not author
+                    ):
+                        seen.add(thing.id)
+                return seen
+
+            gone |= await self.client._call("checking the bot's comments", call, retry=True)
+        return gone

@@ -214,14 +214,14 @@ def modmail_url(subreddit: str | None) -> str:
     return f"https://www.reddit.com/message/compose?to=/r/{subreddit}"
 
 
-def incident_tail(incident_id: str) -> str:
+def incident_tail(incident_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
     """What the bot appends to an incident's body: its hidden marker."""
-    return "\n\n" + markdown.marker("inc", incident_id)
+    return "\n\n" + markdown.marker("inc", incident_id, watch)
 
 
-def notice_tail(note_id: str) -> str:
+def notice_tail(note_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
     """What the bot appends to a notice's body: its hidden marker."""
-    return "\n\n" + markdown.marker("note", note_id)
+    return "\n\n" + markdown.marker("note", note_id, watch)
 
 
 @dataclass(frozen=True)
@@ -248,9 +248,10 @@ def incident_job(
     zone: ZoneInfo | None = None,
     subreddit: str | None = None,
     max_length: int = 10_000,
+    watch: str = markdown.LEGACY_WATCH,
 ) -> Job:
     """The job of rendering one incident's comment."""
-    tail = incident_tail(view.id)
+    tail = incident_tail(view.id, watch)
     context = incident_context(view, page, zone, subreddit)
     return Job(INCIDENT_TEMPLATE, context, max_length - len(tail), tail)
 
@@ -262,9 +263,10 @@ def notice_job(
     *,
     subreddit: str | None = None,
     max_length: int = 10_000,
+    watch: str = markdown.LEGACY_WATCH,
 ) -> Job:
     """The job of rendering a moderator's notice."""
-    tail = notice_tail(note_id)
+    tail = notice_tail(note_id, watch)
     return Job(MANUAL_TEMPLATE, notice_context(text, page, subreddit), max_length - len(tail), tail)
 
 

@@ -23,8 +23,12 @@ from modbot.settings import Settings
 
 if TYPE_CHECKING:
     from modbot.app import App
+    from modbot.bodies import Bodies
     from modbot.feed import IncidentsFeed
     from modbot.poller import PollReport
+    from modbot.records import DeliveryRow, Health
+    from modbot.reddit import RedditClient
+    from modbot.watches import Watch
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +112,17 @@ def _first_poll_note(settings: Settings, out: TextIO) -> Callable[[PollReport], 
 # --- preview ----------------------------------------------------------------------------------
 
 
-async def load_feed(settings: Settings, feed_file: Path | None) -> IncidentsFeed:
-    """A saved incidents.json, or one live fetch of the configured page."""
+def _watches(settings: Settings) -> list[Watch]:
+    from modbot.watches import load_watches  # noqa: PLC0415
+
+    return load_watches(settings)
+
+
+async def load_feed(settings: Settings, watch: Watch, feed_file: Path | None) -> IncidentsFeed:
+    """A saved incidents.json, or one live fetch of the watch's page."""
     from modbot.feed import parse_incidents  # noqa: PLC0415
     from modbot.records import Validators  # noqa: PLC0415
-    from modbot.statuspage import StatuspageClient, make_http_client  # noqa: PLC0415
+    from modbot.sources import make_http_client, make_source  # noqa: PLC0415
 
     if feed_file is not None:
         try:
@@ -121,14 +131,16 @@ async def load_feed(settings: Settings, feed_file: Path | None) -> IncidentsFeed
             raise ModbotError(f"cannot read {feed_file}: {exc.strerror}") from None
         return parse_incidents(raw)
     async with make_http_client(settings.http_timeout) as http:
-        fetched = await StatuspageClient(settings.statuspage_url, http).fetch(Validators())
+        fetched = await make_source(watch, http).fetch(Validators())
     assert fetched.feed is not None  # a first fetch is never conditional
     return fetched.feed
 
 
 @asynccontextmanager
-async def _bodies(settings: Settings, feed: IncidentsFeed | None = None) -> AsyncIterator[object]:
-    """A renderer for one-off commands: the configured templates in a render worker."""
+async def _bodies(
+    settings: Settings, watch: Watch, feed: IncidentsFeed | None = None
+) -> AsyncIterator[Bodies]:
+    """A renderer for one-off commands: the watch's templates in a render worker."""
     from zoneinfo import ZoneInfo  # noqa: PLC0415
 
     from modbot.bodies import Bodies  # noqa: PLC0415
@@ -139,29 +151,35 @@ async def _bodies(settings: Settings, feed: IncidentsFeed | None = None) -> Asyn
 
     worker = RenderWorker(timeout=settings.render_timeout)
     try:
-        templates = read_templates(settings.templates_path)
+        templates = read_templates(watch.templates_path)
         await worker.check(templates, settings.max_comment_length)
-        page = page_info_from(feed, settings.statuspage_url) if feed else None
+        page = page_info_from(feed, watch.url) if feed else None
         yield Bodies(
             worker,
             templates,
-            page=page or default_page(settings.statuspage_url),
-            zone=ZoneInfo(settings.timezone) if settings.timezone else None,
-            subreddit=settings.subreddit,
+            page=page or default_page(watch.url),
+            zone=ZoneInfo(watch.timezone) if watch.timezone else None,
+            subreddit=watch.subreddit,
             max_length=settings.max_comment_length,
+            watch=watch.name,
         )
     finally:
         await worker.close()
 
 
 async def preview(
-    settings: Settings, incident_id: str | None, feed_file: Path | None, out: TextIO
+    settings: Settings,
+    incident_id: str | None,
+    feed_file: Path | None,
+    out: TextIO,
+    watch_name: str | None = None,
 ) -> int:
     """``modbot preview``: print the comment for one incident (or every open one)."""
     from modbot import incidents  # noqa: PLC0415
-    from modbot.bodies import Bodies  # noqa: PLC0415
+    from modbot.watches import pick  # noqa: PLC0415
 
-    feed = await load_feed(settings, feed_file)
+    watch = pick(_watches(settings), watch_name)
+    feed = await load_feed(settings, watch, feed_file)
     views = [incidents.view_of(i) for i in feed.incidents]
     if incident_id is not None:
         chosen = [v for v in views if v.id == incident_id]
@@ -173,8 +191,7 @@ async def preview(
         if not chosen:
             out.write("No open incidents on the page. Give an incident id to preview a past one.\n")
             return 0
-    async with _bodies(settings, feed) as bodies:
-        assert isinstance(bodies, Bodies)
+    async with _bodies(settings, watch, feed) as bodies:
         for view in chosen:
             rendered = await bodies.incident(view)
             out.write(
@@ -188,30 +205,42 @@ async def preview(
 
 
 async def check(settings: Settings, out: TextIO, *, connect: bool = False) -> int:
-    """``modbot check``: settings, templates, state file and, with credentials, Reddit.
+    """``modbot check``: settings, watches, templates, state file and, with credentials,
+    Reddit.
 
-    With ``connect`` it also reads the status page once, and insists on a working Reddit
-    login and a megathread. Returns 1 when something would stop the bot from working.
+    With ``connect`` it also reads every watch's page once, and insists on a working
+    Reddit login and a megathread. Returns 1 when something would stop the bot working.
     """
+    from modbot.watches import config_path  # noqa: PLC0415
+
     problems = 0
     line = _printer(out)
-    line("settings", "ok")
-    line("status page", f"{settings.statuspage_url} (polled every {settings.poll_interval:g} s)")
-    if settings.components:
-        line("components", ", ".join(settings.components))
-    line("time zone", settings.timezone or "UTC only")
-    try:
-        async with _bodies(settings):
-            pass
-        line("templates", f"ok: incident.md.j2, manual.md.j2 in {settings.templates_path}")
-    except TemplateError as exc:
-        line("templates", f"BROKEN: {exc}")
-        problems += 1
+    watches = _watches(settings)
+    path = config_path(settings)
+    line("settings", "ok" + (f"; {len(watches)} watches from {path}" if path else ""))
+    for watch in watches:
+        where = f" -> r/{watch.subreddit}" if watch.subreddit else ""
+        line(
+            f"watch {watch.name}",
+            f"{watch.kind}: {watch.url}{where} (every {watch.poll_interval:g} s)",
+        )
+        if watch.components:
+            line("  components", ", ".join(watch.components))
+    for folder in sorted({w.templates_path for w in watches}):
+        first = next(w for w in watches if w.templates_path == folder)
+        try:
+            async with _bodies(settings, first):
+                pass
+            line("templates", f"ok: {folder}")
+        except TemplateError as exc:
+            line("templates", f"BROKEN: {exc}")
+            problems += 1
     problems += await _check_store(settings, line)
     if connect:
-        problems += await _check_feed(settings, line)
+        for watch in watches:
+            problems += await _check_feed(settings, watch, line)
     if settings.has_reddit_credentials:
-        problems += await _check_reddit(settings, line)
+        problems += await _check_reddit(settings, watches, line)
     elif connect:
         line("reddit", "FAILED: no credentials, so nothing can be posted (dry-run)")
         problems += 1
@@ -224,64 +253,84 @@ async def check_live(settings: Settings, out: TextIO) -> int:
     """``modbot check --live``: is the running bot alive and current? From its state
     file only, with no network of its own: the health check for containers and timers."""
     from modbot.machine import is_active  # noqa: PLC0415
-    from modbot.statusview import when  # noqa: PLC0415
     from modbot.store import SqliteStore  # noqa: PLC0415
-    from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
 
     line = _printer(out)
     if not settings.database.exists():
         line("state file", f"FAILED: {settings.database} does not exist (is the bot running?)")
         return 1
     dry = is_dry_run(settings)
-    watch = watch_scope(DEFAULT_WATCH, dry)
     try:
         store = await SqliteStore.open(settings.database)
     except StoreError as exc:
         line("state file", f"FAILED: {exc}")
         return 1
+    problems = 0
     try:
-        health = await store.health(watch)
-        waiting = [r for r in (await store.work(watch)).rows if is_active(r)]
+        for watch in _watches(settings):
+            scope = watch.scope(dry)
+            health = await store.health(scope)
+            waiting = [r for r in (await store.work(scope)).rows if is_active(r)]
+            problems += _live(line, watch, health, waiting, dry=dry, now=time.time())
     finally:
         await store.close()
-    now = time.time()
-    window = max(3 * settings.poll_interval, 60.0)
+    return 1 if problems else 0
+
+
+def _live(
+    line: Callable[[str, str], None],
+    watch: Watch,
+    health: Health,
+    waiting: list[DeliveryRow],
+    *,
+    dry: bool,
+    now: float,
+) -> int:
+    """One watch's heartbeat, as ``check --live`` judges it; the number of problems."""
+    from modbot.statusview import when  # noqa: PLC0415
+
+    window = max(3 * watch.poll_interval, 60.0)
     problems = 0
     polled = health.last_good_poll_at
     if polled is None or now - polled > window:
         ago = f"last good poll {when(polled)}, over {window:g} s ago"
-        line("polling", f"FAILED: {ago} (is the bot running?)")
+        line("polling", f"{watch.name}: FAILED: {ago} (is the bot running?)")
         problems += 1
     else:
-        line("polling", f"ok: last good poll {now - polled:.0f} s ago")
-    if not dry:
-        called = health.last_reddit_ok_at
-        if called is not None and now - called <= window:
-            line("reddit", f"ok: last good Reddit call {now - called:.0f} s ago")
-        elif not waiting:
-            line("reddit", f"ok: nothing to deliver (last good Reddit call {when(called)})")
-        else:
-            error = f"; last error: {health.last_error}" if health.last_error else ""
-            late = f"{len(waiting)} deliveries waiting, last good Reddit call {when(called)}"
-            line("reddit", f"FAILED: {late}{error}")
-            problems += 1
-    return 1 if problems else 0
+        line("polling", f"{watch.name}: ok: last good poll {now - polled:.0f} s ago")
+    if dry:
+        return problems
+    called = health.last_reddit_ok_at
+    if called is not None and now - called <= window:
+        line("reddit", f"{watch.name}: ok: last good Reddit call {now - called:.0f} s ago")
+    elif not waiting:
+        line(
+            f"{watch.name} reddit", f"ok: nothing to deliver (last good Reddit call {when(called)})"
+        )
+    else:
+        error = f"; last error: {health.last_error}" if health.last_error else ""
+        late = f"{len(waiting)} deliveries waiting, last good Reddit call {when(called)}"
+        line("reddit", f"{watch.name}: FAILED: {late}{error}")
+        problems += 1
+    return problems
 
 
-async def _check_feed(settings: Settings, line: Callable[[str, str], None]) -> int:
+async def _check_feed(settings: Settings, watch: Watch, line: Callable[[str, str], None]) -> int:
     from modbot.errors import FeedError  # noqa: PLC0415
 
     try:
-        feed = await load_feed(settings, None)
+        feed = await load_feed(settings, watch, None)
     except FeedError as exc:
-        line("feed", f"FAILED: {exc}")
+        line("feed", f"{watch.name}: FAILED: {exc}")
         return 1
-    line("feed", f"ok: {len(feed.incidents)} incidents listed")
+    line("feed", f"{watch.name}: ok: {len(feed.incidents)} incidents listed")
     return 0
 
 
-async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) -> int:
-    """Log in and report what posting needs; returns the number of blocking problems."""
+async def _check_reddit(
+    settings: Settings, watches: list[Watch], line: Callable[[str, str], None]
+) -> int:
+    """Log in and report what posting needs, per subreddit; the number of blocking problems."""
     from modbot.reddit import RedditClient  # noqa: PLC0415
 
     async with RedditClient(settings) as reddit:
@@ -291,29 +340,39 @@ async def _check_reddit(settings: Settings, line: Callable[[str, str], None]) ->
             line("reddit login", f"FAILED: {exc}")
             return 1
         line("reddit login", f"ok: logged in as u/{name}")
-        try:
-            if not await reddit.subreddit_exists():
-                line("subreddit", f"FAILED: r/{reddit.subreddit_name} does not exist")
-                return 1
-            line("subreddit", f"r/{reddit.subreddit_name} exists")
-            moderators = await reddit.moderators()
-            mine = moderators.get(name.lower())
-            if mine is None:
-                line("moderator", "no: it can post, but cannot distinguish or pin its comments")
-            else:
-                line("moderator", f"yes, permissions: {', '.join(mine.permissions) or 'none'}")
-            thread = await reddit.find_megathread()
-        except RedditError as exc:
-            line("reddit", f"FAILED: {exc}")
+        problems = 0
+        for watch in watches:
+            assert watch.subreddit is not None  # required with credentials
+            problems += await _check_subreddit(reddit, name, watch, line)
+        return problems
+
+
+async def _check_subreddit(
+    reddit: RedditClient, name: str, watch: Watch, line: Callable[[str, str], None]
+) -> int:
+    subreddit = watch.subreddit or ""
+    try:
+        if not await reddit.subreddit_exists(subreddit):
+            line("subreddit", f"FAILED: r/{subreddit} does not exist")
             return 1
-        if thread is None:
-            line(
-                "megathread",
-                f"NONE: no pinned post in r/{reddit.subreddit_name} matches "
-                f"{settings.megathread_title!r} (or it is locked/archived)",
-            )
-            return 1
-        line("megathread", f"{thread.title} ({thread.permalink})")
+        line("subreddit", f"r/{subreddit} exists")
+        mine = (await reddit.moderators(subreddit)).get(name.lower())
+        if mine is None:
+            line("moderator", "no: it can post, but cannot distinguish or pin its comments")
+        else:
+            line("moderator", f"yes, permissions: {', '.join(mine.permissions) or 'none'}")
+        thread = await reddit.megathread(subreddit, watch.megathread_title).current_thread()
+    except RedditError as exc:
+        line("reddit", f"FAILED: {exc}")
+        return 1
+    if thread is None:
+        line(
+            "megathread",
+            f"NONE: no pinned post in r/{subreddit} matches "
+            f"{watch.megathread_title!r} (or it is locked/archived)",
+        )
+        return 1
+    line("megathread", f"{thread.title} ({thread.permalink})")
     return 0
 
 
@@ -354,16 +413,19 @@ def _printer(out: TextIO) -> Callable[[str, str], None]:
 # --- demo -------------------------------------------------------------------------------------
 
 
-async def demo(settings: Settings, out: TextIO, delay: float) -> int:
+async def demo(settings: Settings, out: TextIO, delay: float, kind: str = "statuspage") -> int:
     """``modbot demo``: replay a real incident through the real pipeline, offline."""
     from modbot.app import App  # noqa: PLC0415
-    from modbot.demo import DEMO_URL, ReplaySource, demo_documents  # noqa: PLC0415
+    from modbot.demo import DEMOS, ReplaySource, demo_documents  # noqa: PLC0415
     from modbot.errors import FeedError  # noqa: PLC0415
+    from modbot.watches import load_watches  # noqa: PLC0415
 
-    documents, source_note = demo_documents()
-    replay = ReplaySource(documents)
+    url = DEMOS[kind]
+    documents, source_note = demo_documents(kind)
+    replay = ReplaySource(documents, url)
+    host = url.split("//", 1)[-1]
     out.write(
-        "modbot demo: replaying a real incident from status.claude.com, one status update at a\n"
+        f"modbot demo: replaying a real incident from {host}, one status update at a\n"
         "time, through the real pipeline (diff, templates, store, delivery) in dry-run.\n"
         "No network and no Reddit account are used; each comment version is printed below.\n\n"
     )
@@ -371,12 +433,15 @@ async def demo(settings: Settings, out: TextIO, delay: float) -> int:
         demo_settings = settings.model_copy(
             update={
                 "database": Path(folder) / "demo.sqlite3",
-                "statuspage_url": DEMO_URL,
+                "statuspage_url": url,
+                "source_kind": kind,
                 "min_edit_interval": 0.0,
                 "components": (),
+                "config": None,
             }
         )
-        async with App(demo_settings, dry_run=True, out=out, source=replay) as app:
+        watches = load_watches(demo_settings.model_copy(update={"config": None}))[:1]
+        async with App(demo_settings, dry_run=True, out=out, source=replay, watches=watches) as app:
             for number in range(len(documents)):
                 replay.step = number
                 status = documents[number]["incidents"][0]["status"]
@@ -396,6 +461,24 @@ async def demo(settings: Settings, out: TextIO, delay: float) -> int:
 # --- moderator commands -----------------------------------------------------------------------
 
 
+def notice_watch(watches: list[Watch], name: str | None, subreddit: str | None) -> Watch:
+    """The watch a notice belongs to: the named one, the first of the named subreddit, or
+    the only subreddit's first; several subreddits need ``--subreddit``."""
+    from modbot.errors import ConfigError  # noqa: PLC0415
+    from modbot.watches import pick  # noqa: PLC0415
+
+    if name is not None:
+        return pick(watches, name)
+    wanted = (subreddit or "").removeprefix("r/").lower()
+    candidates = [w for w in watches if not wanted or (w.subreddit or "").lower() == wanted]
+    if not candidates:
+        raise ConfigError(f"no watch posts into r/{wanted}")
+    if len({(w.subreddit or "").lower() for w in candidates}) > 1:
+        names = ", ".join(sorted({f"r/{w.subreddit}" for w in candidates if w.subreddit}))
+        raise ConfigError(f"watches post into several subreddits: give --subreddit ({names})")
+    return candidates[0]
+
+
 async def post(
     settings: Settings,
     *,
@@ -404,14 +487,25 @@ async def post(
     edit: str | None,
     dry_run: bool,
     out: TextIO,
+    watch_name: str | None = None,
+    subreddit: str | None = None,
 ) -> int:
     """``modbot post``: a notice (new or ``edit``), or one incident's comment now."""
+    from modbot.watches import pick  # noqa: PLC0415
+
+    watches = _watches(settings)
+    chosen = (
+        pick(watches, watch_name)
+        if incident_id is not None
+        else notice_watch(watches, watch_name, subreddit)
+    )
     _say_dry_run(settings, dry_run, out)
     async with _app(settings, dry_run=dry_run, out=out) as app:
-        ops = app.operations
+        runtime = app.runtime(chosen.name) if len(watches) > 1 else app.first
+        ops = runtime.operations
         if incident_id is not None:
-            known = await app.store.tracked(app.watch, [incident_id])
-            feed = None if known else await load_feed(settings, None)
+            known = await app.store.tracked(runtime.scope, [incident_id])
+            feed = None if known else await load_feed(settings, chosen, None)
             outcome = await ops.post_incident(incident_id, feed)
         elif edit is not None:
             outcome = await ops.edit_notice(edit, text or "")
@@ -422,51 +516,68 @@ async def post(
 
 
 async def refresh(
-    settings: Settings, *, incident_id: str | None, every: bool, dry_run: bool, out: TextIO
+    settings: Settings,
+    *,
+    incident_id: str | None,
+    every: bool,
+    dry_run: bool,
+    out: TextIO,
+    watch_name: str | None = None,
 ) -> int:
     """``modbot refresh``: re-render incidents and edit the comments whose text changed."""
+    from modbot.watches import pick  # noqa: PLC0415
+
+    chosen = pick(_watches(settings), watch_name)
     _say_dry_run(settings, dry_run, out)
     async with _app(settings, dry_run=dry_run, out=out) as app:
-        outcome = await app.operations.refresh(incident_id, every=every)
+        outcome = await app.runtime(chosen.name).operations.refresh(incident_id, every=every)
     out.write(outcome.text + "\n")
     return 0
 
 
 async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
-    """``modbot status``: one screen from the state file (no network)."""
-    from modbot.statusview import health_json, status_text  # noqa: PLC0415
+    """``modbot status``: every watch, from the state file alone (no network)."""
+    from modbot.statusview import health_json, status_text, watches_table  # noqa: PLC0415
     from modbot.store import SqliteStore  # noqa: PLC0415
-    from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
 
     if not settings.database.exists():
         out.write(f"No state yet at {settings.database}: start the bot with `modbot run`.\n")
         return 1
+    watches = _watches(settings)
+    dry = is_dry_run(settings)
     store = await SqliteStore.open(settings.database)
     try:
-        dry = is_dry_run(settings)
-        watch = watch_scope(DEFAULT_WATCH, dry)
         if as_json:
-            text = await health_json(store, watch)
+            text = await health_json(store, [(w.name, w.kind, w.scope(dry)) for w in watches])
         else:
-            text = await status_text(
-                store,
-                watch,
-                url=settings.statuspage_url,
-                subreddit=settings.subreddit,
-                dry_run=dry,
-                now=time.time(),
-            )
+            now = time.time()
+            parts = [await watches_table(store, watches, dry_run=dry)] if len(watches) > 1 else []
+            for watch in watches:
+                parts.append(
+                    await status_text(
+                        store,
+                        watch.scope(dry),
+                        url=watch.url,
+                        subreddit=watch.subreddit,
+                        dry_run=dry,
+                        now=now,
+                    )
+                )
+            text = "\n\n".join(parts)
     finally:
         await store.close()
     out.write(text + "\n")
     return 0
 
 
-async def set_pause(settings: Settings, *, paused: bool, out: TextIO) -> int:
+async def set_pause(
+    settings: Settings, *, paused: bool, out: TextIO, watch_name: str | None = None
+) -> int:
     """``modbot pause`` / ``modbot resume``."""
     from modbot.store import START_FRESH, SqliteStore  # noqa: PLC0415
-    from modbot.watches import DEFAULT_WATCH, watch_scope  # noqa: PLC0415
+    from modbot.watches import pick  # noqa: PLC0415
 
+    watch = pick(_watches(settings), watch_name)
     who = f"{getpass.getuser()} (CLI)"
     store = await SqliteStore.open(settings.database)
     try:
@@ -475,12 +586,12 @@ async def set_pause(settings: Settings, *, paused: bool, out: TextIO) -> int:
             raise StoreError(
                 f"state file {settings.database} is damaged ({damage[0]}){START_FRESH}"
             )
-        watch = watch_scope(DEFAULT_WATCH, is_dry_run(settings))
-        await store.set_paused(watch, paused, by=who, now=time.time())
+        await store.set_paused(watch.scope(is_dry_run(settings)), paused, by=who, now=time.time())
     finally:
         await store.close()
+    name = f"{watch.name}: " if watch_name else ""
     if paused:
-        out.write("paused: no posts or edits until resumed; updates are kept\n")
+        out.write(f"{name}paused: no posts or edits until resumed; updates are kept\n")
     else:
-        out.write("resumed: held updates will be delivered within one poll interval\n")
+        out.write(f"{name}resumed: held updates will be delivered within one poll interval\n")
     return 0

@@ -51,9 +51,9 @@ def _http_url(value: str, setting: str) -> str:
     return text.rstrip("/")
 
 
-def _page_url(value: str) -> str:
+def page_url(value: str, setting: str = "MODBOT_STATUSPAGE_URL") -> str:
     """The status page's base URL; a pasted API or feed URL is refused with the fix."""
-    url = _http_url(value, "MODBOT_STATUSPAGE_URL")
+    url = _http_url(value, setting)
     path = urlsplit(url).path
     api = _API_PATH.search(path)
     if api:
@@ -63,6 +63,47 @@ def _page_url(value: str) -> str:
             f"(modbot adds {api.group(0)} by itself)"
         )
     return url
+
+
+def feed_url(value: str, setting: str) -> str:
+    """A feed's own URL (an Atom or RSS address is expected there)."""
+    return _http_url(value, setting)
+
+
+def timezone_name(value: str) -> str | None:
+    """An IANA zone name, or ``None`` for an empty value."""
+    if not value.strip():
+        return None
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not a known IANA time zone name such as America/Los_Angeles") from exc
+    return value.strip()
+
+
+def title_pattern(value: str) -> str:
+    """A megathread title: case-insensitive text or regular expression."""
+    try:
+        re.compile(value, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc.msg})") from exc
+    return value
+
+
+def templates_folder(value: Path | None) -> Path | None:
+    """A folder with every template modbot needs (``None``: the shipped ones)."""
+    folder = value if value is not None else default_templates_dir()
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a readable folder")
+    missing = [name for name in REQUIRED_TEMPLATES if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder} lacks {', '.join(missing)}")
+    return value
+
+
+def subreddit_name(value: str) -> str | None:
+    """A subreddit's name without ``r/`` (``None`` for an empty value)."""
+    return value.strip().removeprefix("/").removeprefix("r/").strip("/") or None
 
 
 class Settings(BaseSettings):
@@ -76,8 +117,11 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    # --- status page -------------------------------------------------------------
+    # --- status page (the watch named "default", when there is no watches file) ---
+    config: Path | None = None
     statuspage_url: str = "https://status.claude.com"
+    source_kind: Literal["auto", "statuspage", "incidentio", "atom", "gcloud"] = "auto"
+    maintenance: bool = False
     poll_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
     http_timeout: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
     components: Annotated[tuple[str, ...], NoDecode] = ()
@@ -122,7 +166,7 @@ class Settings(BaseSettings):
     @field_validator("statuspage_url")
     @classmethod
     def _check_statuspage_url(cls, value: str) -> str:
-        return _page_url(value)
+        return feed_url(value, "MODBOT_STATUSPAGE_URL")
 
     @field_validator("reddit_url", "reddit_oauth_url")
     @classmethod
@@ -139,24 +183,14 @@ class Settings(BaseSettings):
     @field_validator("timezone", mode="before")
     @classmethod
     def _check_timezone(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
-        if isinstance(value, str):
-            try:
-                ZoneInfo(value.strip())
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(
-                    "not a known IANA time zone name such as America/Los_Angeles"
-                ) from exc
-            return value.strip()
-        return value
+        return timezone_name(value) if isinstance(value, str) else value
 
     @field_validator("crash_at", "timezone", "subreddit", "reddit_user_agent", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("templates_dir", mode="before")
+    @field_validator("templates_dir", "config", mode="before")
     @classmethod
     def _empty_templates_dir(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -164,30 +198,24 @@ class Settings(BaseSettings):
     @field_validator("templates_dir")
     @classmethod
     def _check_templates_dir(cls, value: Path | None) -> Path | None:
-        folder = value if value is not None else default_templates_dir()
-        if not folder.is_dir():
-            raise ValueError(f"{folder} is not a readable folder")
-        missing = [name for name in REQUIRED_TEMPLATES if not (folder / name).is_file()]
-        if missing:
-            raise ValueError(f"{folder} lacks {', '.join(missing)}")
-        return value
+        return templates_folder(value)
 
     @field_validator("megathread_title")
     @classmethod
     def _check_title_pattern(cls, value: str) -> str:
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc.msg})") from exc
-        return value
+        return title_pattern(value)
 
     @field_validator("subreddit", mode="before")
     @classmethod
     def _strip_subreddit(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = value.strip().removeprefix("/").removeprefix("r/").strip("/")
-            return value or None
-        return value
+        return subreddit_name(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _base_url_unless_a_feed(self) -> Settings:
+        """A page's base URL, unless the watch reads a feed (whose own URL is given)."""
+        if self.source_kind != "atom":
+            page_url(self.statuspage_url)
+        return self
 
     @model_validator(mode="after")
     def _no_hammering(self) -> Settings:

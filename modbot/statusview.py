@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from modbot.machine import State
 from modbot.ports import Store
@@ -68,12 +69,34 @@ async def status_text(
     return "\n".join(lines)
 
 
-async def health_json(store: Store, watch: str) -> str:
-    """The watch's health record as JSON (``modbot status --json``), for scripts."""
-    health = await store.health(watch)
-    data = asdict(health)
-    data["open_incidents"] = len(await store.open_incidents(watch))
-    return json.dumps(data, indent=2, sort_keys=True)
+async def health_json(store: Store, watches: Sequence[tuple[str, str, str]]) -> str:
+    """Every watch's health record as JSON (``modbot status --json``), for scripts:
+    one object for one watch, a list for several. ``watches``: (name, kind, scope)."""
+    records = []
+    for name, kind, scope in watches:
+        data = asdict(await store.health(scope))
+        data.update(name=name, kind=kind, open_incidents=len(await store.open_incidents(scope)))
+        records.append(data)
+    return json.dumps(records[0] if len(records) == 1 else records, indent=2, sort_keys=True)
+
+
+async def watches_table(store: Store, watches: Sequence[Any], *, dry_run: bool) -> str:
+    """One line per watch: name, kind, subreddit, megathread, last poll, open incidents."""
+    lines = [
+        f"{'watch':<16} {'kind':<11} {'subreddit':<18} {'megathread':<12} {'last poll':<26} open"
+    ]
+    for watch in watches:
+        scope = watch.scope(dry_run)
+        health = await store.health(scope)
+        thread = health.megathread.id if health.megathread else "-"
+        state = "ok" if health.last_poll_ok else "FAILED"
+        poll = f"{when(health.last_poll_at)} {state}" if health.last_poll_at else "never"
+        count = len(await store.open_incidents(scope))
+        where = f"r/{watch.subreddit}" if watch.subreddit else "-"
+        lines.append(
+            f"{watch.name:<16} {watch.kind:<11} {where:<18} {thread:<12} {poll:<26} {count}"
+        )
+    return "\n".join(lines)
 
 
 def _paused(health: Health) -> str:

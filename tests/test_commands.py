@@ -83,6 +83,7 @@ class Moderated:
         assert app.inbox is not None
         self.inbox: Inbox = app.inbox
         self.target: Any = app.target
+        self.session: Any = app.reddit
 
     async def paused(self) -> bool:
         return (await self.app.store.health(self.app.watch)).paused
@@ -226,7 +227,7 @@ async def test_reddit_refusing_the_notice_is_reported(moderated: Moderated) -> N
     await moderated.inbox.check()
     assert moderated.replies(message) == []  # replying is rate limited too: later
     assert moderated.unread(message)
-    moderated.target._create_cooldown_until = 0.0  # two minutes pass
+    moderated.session._create_cooldown_until = 0.0  # two minutes pass
     await moderated.inbox.check()
     (reply,) = moderated.replies(message)
     assert "RATELIMIT" in reply
@@ -414,7 +415,7 @@ async def test_inbox_that_cannot_be_read_is_retried_next_pass(moderated: Moderat
     message = moderated.message("!status")
     moderated.fake.fail_next("GET", "/message/unread", 429, headers={"Retry-After": "20"})
     assert await moderated.inbox.check() == 0  # logged, not raised
-    moderated.target._cooldown_until = 0.0  # the 20 s pass
+    moderated.session._cooldown_until = 0.0  # the 20 s pass
     assert await moderated.inbox.check() == 1
     assert len(moderated.replies(message)) == 1
 

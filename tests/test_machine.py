@@ -208,7 +208,7 @@ class HeldStore:
 
 
 GRACE = 30.0
-NOTE = NoteRow("w", "msg1", "Hello", "Hello\n\n" + marker("note", "msg1"), "", "u/alice", 0.0)
+NOTE = NoteRow("w", "msg1", "Hello", "Hello\n\n" + marker("note", "msg1", "w"), "", "u/alice", 0.0)
 NOTE = NoteRow(NOTE.watch, NOTE.note_id, NOTE.text, NOTE.body, digest(NOTE.body), NOTE.source, 0.0)
 
 action = st.one_of(

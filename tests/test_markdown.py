@@ -108,7 +108,10 @@ def test_only_the_last_line_can_be_a_marker() -> None:
     assert marker_of("text [](#modbot-inc-inline)") is None
 
 
-def test_markers_name_their_kind() -> None:
-    assert parse_marker("inc-abc123") == ("inc", "abc123")
-    assert parse_marker("note-msg1") == ("note", "msg1")
+def test_markers_name_their_watch_and_kind() -> None:
+    assert parse_marker("inc-abc123") == ("default", "inc", "abc123")  # as releases 1-2 wrote
+    assert parse_marker("note-msg1") == ("default", "note", "msg1")
+    assert parse_marker("openai_inc-01M3") == ("openai", "inc", "01M3")
+    assert parse_marker(marker_id("note", "x", "groq").lower()) == ("groq", "note", "x")
+    assert marker("inc", "abc", "default") == "[](#modbot-inc-abc)"
     assert parse_marker("other-x") is None

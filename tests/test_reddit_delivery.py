@@ -73,8 +73,8 @@ class Harness:
     def expire_waits(self) -> None:
         """Pretend every backoff and rate-limit wait is over (time travel for the store)."""
         expire_waits(self.settings.database)
-        target: Any = self.app.target
-        target._cooldown_until = target._create_cooldown_until = 0.0
+        session: Any = self.app.reddit
+        session._cooldown_until = session._create_cooldown_until = 0.0
 
 
 @pytest.fixture
@@ -506,6 +506,6 @@ async def test_429_from_the_login_endpoint_is_a_rate_limit_not_a_refusal(
     async with App(settings, dry_run=False, out=io.StringIO()) as app:
         await app.run_once()
         assert "rate limited" in (await app.store.health(app.watch)).last_error
-        app.target._cooldown_until = 0.0  # type: ignore[attr-defined]
+        app.reddit._cooldown_until = 0.0  # type: ignore[union-attr]
         await app.run_once()
     assert len(reddit.comments_by("modbot")) == 1

@@ -1,0 +1,25 @@
+"""Which status source reads a watch: one module per vendor, chosen by the watch's kind.
+
+Every source turns what its vendor serves into the same snapshot (``IncidentsFeed``),
+so everything downstream (diffing, rendering, delivery, filters) is shared.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modbot.statuspage import StatuspageClient, make_http_client
+
+if TYPE_CHECKING:
+    import httpx
+
+    from modbot.ports import Source
+    from modbot.watches import Watch
+
+__all__ = ["make_http_client", "make_source"]
+
+
+def make_source(watch: Watch, http: httpx.AsyncClient | None, *, attempts: int = 3) -> Source:
+    """The source for ``watch``'s kind (``auto`` finds out from what the page serves)."""
+    assert http is not None
+    return StatuspageClient(watch.url, http, attempts=attempts)
