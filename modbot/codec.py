@@ -30,6 +30,7 @@ def view_to_json(view: IncidentView) -> str:
         "components": [[c.name, c.status] for c in view.components],
         "updates": [[u.id, u.status, u.body, _time_to_json(u.shown_at)] for u in view.updates],
         "postmortem_body": view.postmortem_body,
+        "maintenance": view.maintenance,
     }
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -51,4 +52,5 @@ def view_from_json(text: str) -> IncidentView:
             for uid, status, body, shown in data["updates"]
         ),
         postmortem_body=data.get("postmortem_body"),
+        maintenance=bool(data.get("maintenance", False)),
     )

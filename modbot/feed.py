@@ -93,6 +93,11 @@ class Incident(_Model):
     # JSON does not, and then the comment links to the incident page instead.
     postmortem_body: str | None = None
     postmortem_published_at: Time = None
+    # Set by sources, never read from a page: False when the source cannot tell which
+    # components an incident touches (incident.io once an incident is no longer
+    # ongoing); a scheduled maintenance rather than an incident.
+    components_known: bool = True
+    maintenance: bool = False
 
 
 class Page(_Model):

@@ -17,7 +17,7 @@ Pure and synchronous: no I/O, no clock. The bot keeps, per incident, an
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from modbot.feed import Incident, IncidentsFeed, IncidentUpdate
@@ -94,6 +94,7 @@ def view_of(incident: Incident) -> IncidentView:
         components=components,
         updates=tuple(_update_view(update) for _, update in ordered),
         postmortem_body=postmortem or None,
+        maintenance=incident.maintenance,
     )
 
 
@@ -113,8 +114,8 @@ def touches(incident: Incident, components: Collection[str]) -> bool:
     something is degraded, only degraded components count; when none does, being
     attached is enough.
     """
-    if not components:
-        return True
+    if not components or not incident.components_known:
+        return True  # an unknown set of components is not filtered: post rather than miss
     wanted = {c.strip().casefold() for c in components}
     statuses: list[tuple[str, str | None]] = [(c.name, c.status) for c in incident.components]
     for update in incident.incident_updates:
@@ -145,6 +146,8 @@ def _should_announce(
         return True
     if not touches(incident, components):
         return False
+    if incident.maintenance and view.status == "scheduled":
+        return False  # a maintenance gets its comment when it starts, not when planned
     if view.is_open:
         return True
     # A resolved incident is news only if it is new to us and happened after the
@@ -230,6 +233,9 @@ def diff(
     for incident in _unique(feed.incidents):
         before = known.get(incident.id)
         view = view_of(incident)
+        if not incident.components_known and before is not None:
+            # The source no longer says which components it touched: keep what it said.
+            view = replace(view, components=before.view.components)
         announce = _should_announce(incident, view, before, baseline_at, components)
         after = Tracked(view=view, announce=announce)
         if before == after:

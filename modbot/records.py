@@ -81,6 +81,7 @@ class IncidentView:
     components: tuple[ComponentView, ...]
     updates: tuple[UpdateView, ...]  # oldest first
     postmortem_body: str | None = None
+    maintenance: bool = False  # a scheduled maintenance, shown with its own template
 
     @property
     def is_open(self) -> bool:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modbot.statuspage import StatuspageClient, make_http_client
+from modbot.httpfetch import make_http_client
+from modbot.incidentio import IncidentioClient
+from modbot.statuspage import StatuspageClient
 
 if TYPE_CHECKING:
     import httpx
@@ -22,4 +24,12 @@ __all__ = ["make_http_client", "make_source"]
 def make_source(watch: Watch, http: httpx.AsyncClient | None, *, attempts: int = 3) -> Source:
     """The source for ``watch``'s kind (``auto`` finds out from what the page serves)."""
     assert http is not None
+    if watch.kind == "incidentio":
+        return IncidentioClient(
+            watch.url,
+            http,
+            summary=bool(watch.components),
+            maintenance=watch.maintenance,
+            attempts=attempts,
+        )
     return StatuspageClient(watch.url, http, attempts=attempts)

@@ -19,7 +19,8 @@ EDGE_LIBRARIES = {
     "asyncpraw": {"reddit"},
     "asyncprawcore": {"reddit"},
     "aiohttp": {"reddit"},
-    "httpx": {"statuspage"},
+    "httpx": {"httpfetch"},
+    "feedparser": {"feeds"},
     "sqlite3": {"store"},
 }
 HEAVY = ("asyncpraw", "aiohttp", "httpx", "jinja2", "pydantic")

@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 from modbot.errors import FeedMalformed, FeedNotJSON, FeedRateLimited, FeedUnavailable
+from modbot.httpfetch import make_http_client
 from modbot.ports import Fetched
 from modbot.records import Validators
-from modbot.statuspage import StatuspageClient, make_http_client
+from modbot.statuspage import StatuspageClient
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 

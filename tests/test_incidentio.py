@@ -1,0 +1,149 @@
+"""incident.io pages (status.openai.com and others), against a fake built from real
+captures: the compatible incidents list, the page's own summary, and their quirks."""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from modbot.app import App
+from modbot.httpfetch import make_http_client
+from modbot.incidentio import IncidentioClient
+from modbot.records import Validators
+from modbot.settings import Settings
+from modbot.watches import Watch
+from tests.fakes.incidentio import COMPAT, FakeIncidentio, ongoing
+from tests.fakes.site import FakeSite
+
+CODEX = COMPAT["incidents"][0]  # "Issues with Codex", resolved, six updates
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[FakeIncidentio]:
+    async with FakeSite() as site:
+        yield FakeIncidentio(site)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with make_http_client(2.0) as client:
+        yield client
+
+
+def reopened(incident: dict[str, object], new_id: str) -> dict[str, object]:
+    """The captured incident under a new id, as if it were ongoing now."""
+    item = copy.deepcopy(incident)
+    item["id"], item["status"], item["resolved_at"] = new_id, "investigating", None
+    for update in item["incident_updates"]:  # type: ignore[union-attr]
+        update["status"] = "investigating"
+    return item
+
+
+def watch(page: FakeIncidentio, **fields: object) -> Watch:
+    values: dict[str, object] = {
+        "name": "openai", "url": page.site.url, "kind": "incidentio", "subreddit": None,
+        "megathread_title": "Megathread", "components": (), "timezone": None,
+        "templates_dir": None, "poll_interval": 0.1, "maintenance": False,
+    }  # fmt: skip
+    values.update(fields)
+    return Watch(**values)  # type: ignore[arg-type]
+
+
+async def test_the_compatible_list_parses_with_its_quirks(
+    page: FakeIncidentio, http: httpx.AsyncClient
+) -> None:
+    client = IncidentioClient(page.site.url, http)
+    fetched = await client.fetch(Validators())
+    assert fetched.feed is not None
+    ids = [i.id for i in fetched.feed.incidents]
+    assert ids == [i["id"] for i in COMPAT["incidents"]]  # ULIDs, in the page's order
+    codex = fetched.feed.incidents[0]
+    assert codex.components == []  # the compatible layer never says
+    updates = {u.id: u for u in codex.incident_updates}
+    assert all(u.display_at is not None for u in updates.values())
+    assert fetched.validators.etag is None
+    assert fetched.validators.digest
+
+
+async def test_an_unchanged_page_costs_a_hash_and_no_parsing(
+    page: FakeIncidentio, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = IncidentioClient(page.site.url, http)
+    first = await client.fetch(Validators())
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("parsed an unchanged page")
+
+    monkeypatch.setattr("modbot.incidentio.parse_incidents_object", refuse)
+    again = await client.fetch(first.validators)
+    assert again.feed is None
+    assert page.site.requests["/api/v2/incidents.json"] == 2  # a full download, no 304
+
+
+async def test_the_component_filter_uses_the_pages_own_summary(
+    page: FakeIncidentio, make_settings: Callable[..., Settings]
+) -> None:
+    api, other = (
+        reopened(CODEX, "01AAAAAAAAAAAAAAAAAAAAAAAA"),
+        reopened(CODEX, "01BBBBBBBBBBBBBBBBBBBBBBBB"),
+    )
+    page.set([], [])
+    settings = make_settings(
+        statuspage_url=page.site.url, source_kind="incidentio", components=("API",)
+    )
+    out = io.StringIO()
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()  # the baseline
+        page.set([api, other], [ongoing(api, "API"), ongoing(other, "openai/gpt-oss-20b")])
+        await app.run_once()
+    printed = out.getvalue()
+    assert "incident 01AAAAAAAAAAAAAAAAAAAAAAAA" in printed
+    assert "01BBBBBBBBBBBBBBBBBBBBBBBB" not in printed
+    assert "Affected: API (partial outage)" in printed
+
+
+async def test_an_incident_no_longer_ongoing_keeps_its_components(
+    page: FakeIncidentio, make_settings: Callable[..., Settings]
+) -> None:
+    api = reopened(CODEX, "01AAAAAAAAAAAAAAAAAAAAAAAA")
+    page.set([], [])
+    settings = make_settings(
+        statuspage_url=page.site.url, source_kind="incidentio", components=("API",)
+    )
+    out = io.StringIO()
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()
+        page.set([api], [ongoing(api, "API")])
+        await app.run_once()
+        resolved = copy.deepcopy(api)
+        resolved["status"] = "resolved"
+        page.set([resolved], [])  # no longer in the summary's ongoing list
+        await app.run_once()
+    last = out.getvalue().split("[dry-run] EDIT")[-1]
+    assert "Resolved" in last
+    assert "Affected: API" in last  # not dropped by an edit
+
+
+async def test_without_the_summary_it_says_so_once_and_posts_unfiltered(
+    page: FakeIncidentio, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    page.set([], [])
+    page.site.misbehave(page.summary_path, "status", 404)
+    settings = make_settings(
+        statuspage_url=page.site.url, source_kind="incidentio", components=("API",)
+    )
+    out = io.StringIO()
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()
+        page.set([reopened(CODEX, "01AAAAAAAAAAAAAAAAAAAAAAAA")])
+        await app.run_once()
+        await app.run_once()
+    assert "01AAAAAAAAAAAAAAAAAAAAAAAA" in out.getvalue()
+    said = [r for r in caplog.records if "cannot read the page's summary" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].levelno == logging.WARNING
