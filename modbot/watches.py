@@ -174,6 +174,11 @@ def _watch(path: Path, number: int, table: object, settings: Settings) -> Watch:
     )
     if settings.has_reddit_credentials and not watch.subreddit:
         raise ConfigError(f"{where}: subreddit: required when Reddit credentials are set")
+    if watch.kind == "gcloud" and not watch.components:
+        raise ConfigError(
+            f"{where}: components: required for Google Cloud: the products to watch, "
+            'e.g. ["Vertex Gemini API"]'
+        )
     return watch
 
 
