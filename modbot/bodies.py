@@ -8,10 +8,11 @@ against sample data, within the time and memory limits) before it replaces the o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from modbot.errors import TemplateError
 from modbot.markdown import LEGACY_WATCH
 from modbot.records import IncidentView, PageInfo, Rendered
 from modbot.render import Job, Templates, incident_job, notice_job
@@ -24,6 +25,12 @@ class Engine(Protocol):
         self, templates: Templates, name: str, context: Mapping[str, Any], limit: int
     ) -> tuple[str, int]:
         """The output of one template and how many old updates it left out."""
+        ...
+
+    async def render_batch(
+        self, templates: Templates, jobs: Sequence[tuple[str, Mapping[str, Any], int]]
+    ) -> list[tuple[str, int] | TemplateError]:
+        """Several outputs at once; a failing one is its ``TemplateError``."""
         ...
 
     async def check(self, templates: Templates, limit: int) -> None:
@@ -64,6 +71,27 @@ class Bodies:
             watch=self.watch,
         )
         return await self._run(job)
+
+    async def incidents(self, views: Sequence[IncidentView]) -> list[Rendered | TemplateError]:
+        """Many incidents' comments in one go (one round trip to the render worker)."""
+        jobs = [
+            incident_job(
+                view,
+                self.page,
+                zone=self.zone,
+                subreddit=self.subreddit,
+                max_length=self.max_length,
+                watch=self.watch,
+            )
+            for view in views
+        ]
+        outputs = await self.engine.render_batch(
+            self.templates, [(job.name, job.context, job.limit) for job in jobs]
+        )
+        return [
+            out if isinstance(out, TemplateError) else job.finish(*out)
+            for job, out in zip(jobs, outputs, strict=True)
+        ]
 
     async def notice(self, text: str, note_id: str) -> Rendered:
         """A moderator's notice; ``text`` is shown literally."""

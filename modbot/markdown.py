@@ -10,6 +10,7 @@ own), which stay clickable and are shown as they are.
 
 from __future__ import annotations
 
+import functools
 import re
 
 MARKER_PREFIX = "modbot-"
@@ -134,12 +135,16 @@ def escape_line(line: str, hosts: frozenset[str] = frozenset()) -> str:
     return _escape_line_start("".join(out))
 
 
+@functools.lru_cache(maxsize=4096)
 def escape_field(value: str, hosts: frozenset[str] = frozenset()) -> str:
     """Escape a one-line field (a name, a status): any line breaks in it become spaces,
     so it can never start a paragraph, a list or a heading of its own."""
     return escape_line(" ".join(value.split()), hosts)
 
 
+# A changed incident is rendered whole, but most of its texts are the same as last time:
+# remembering the newest few thousand escapes makes a changed poll cost its changes.
+@functools.lru_cache(maxsize=2048)
 def escape_text(text: str, hosts: frozenset[str] = frozenset()) -> str:
     """Escape multi-line untrusted text, keeping its paragraphs and line breaks."""
     paragraphs = re.split(r"\n\s*\n", text.strip())

@@ -170,14 +170,20 @@ class Poller:
         """Render incidents; a failing one keeps its previous body and reports why."""
         rendered: dict[str, Rendered] = {}
         errors: dict[str, str] = {}
-        for incident_id, item in tracked.items():
-            try:
-                rendered[incident_id] = await self.bodies.incident(item.view)
-            except TemplateError as exc:
+        try:
+            outputs = await self.bodies.incidents([item.view for item in tracked.values()])
+        except TemplateError as exc:  # the whole batch: a runaway template, the worker
+            outputs = [exc] * len(tracked)
+        for incident_id, output in zip(tracked, outputs, strict=True):
+            if isinstance(output, TemplateError):
                 log.error(
-                    "incident %s not re-rendered, its comment stays as it was: %s", incident_id, exc
+                    "incident %s not re-rendered, its comment stays as it was: %s",
+                    incident_id,
+                    output,
                 )
-                errors[incident_id] = str(exc)
+                errors[incident_id] = str(output)
+            else:
+                rendered[incident_id] = output
         return rendered, errors
 
     async def rerender(self, chosen: Mapping[str, Tracked]) -> int:

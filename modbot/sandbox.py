@@ -20,7 +20,7 @@ import json
 import logging
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modbot.errors import TemplateError
@@ -53,6 +53,27 @@ class RenderWorker:
         )
         return str(answer["text"]), int(answer["omitted"])
 
+    async def render_batch(
+        self, templates: Templates, jobs: Sequence[tuple[str, Mapping[str, Any], int]]
+    ) -> list[tuple[str, int] | TemplateError]:
+        """Several renders in one round trip (a changed poll renders many incidents); each
+        result is the text and what was left out, or the ``TemplateError`` of that one.
+        The time limit is ``MODBOT_RENDER_TIMEOUT`` for each job."""
+        if not jobs:
+            return []
+        request = {
+            "op": "batch",
+            "jobs": [{"name": n, "context": c, "limit": lim} for n, c, lim in jobs],
+        }
+        answer = await self._ask(templates, request, jobs[0][0], budget=len(jobs))
+        results: list[tuple[str, int] | TemplateError] = []
+        for item in answer["results"]:
+            if item.get("ok"):
+                results.append((str(item["text"]), int(item["omitted"])))
+            else:
+                results.append(TemplateError(str(item.get("error"))))
+        return results
+
     async def check(self, templates: Templates, limit: int) -> None:
         """Compile ``templates`` and render each against sample data, within the limits."""
         for name, context in sample_jobs(templates):
@@ -62,7 +83,9 @@ class RenderWorker:
         """Stop the child process."""
         await self._kill()
 
-    async def _ask(self, templates: Templates, request: dict[str, Any], name: str) -> Any:
+    async def _ask(
+        self, templates: Templates, request: dict[str, Any], name: str, budget: int = 1
+    ) -> Any:
         async with self._lock:
             process = await self._child()
             # Sources travel with every request (a few kB): the child compiles each set
@@ -73,7 +96,7 @@ class RenderWorker:
                 "sources": [list(pair) for pair in templates.sources],
             }
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(self.timeout * budget):
                     answer = await self._exchange(process, request)
             except TimeoutError:
                 await self._kill()
@@ -175,13 +198,22 @@ def _handle(request: dict[str, Any], compiled: dict[str, Renderer]) -> dict[str,
             if len(compiled) >= COMPILED_SETS:
                 compiled.pop(next(iter(compiled)))
             compiled[request["digest"]] = renderer
-        text, omitted = renderer.render(request["name"], request["context"], request["limit"])
+    except TemplateError as exc:
+        return {"ok": False, "error": str(exc)}
+    if request.get("op") == "batch":
+        return {"ok": True, "results": [_render(renderer, job) for job in request["jobs"]]}
+    return _render(renderer, request)
+
+
+def _render(renderer: Renderer, job: dict[str, Any]) -> dict[str, Any]:
+    try:
+        text, omitted = renderer.render(job["name"], job["context"], job["limit"])
     except TemplateError as exc:
         return {"ok": False, "error": str(exc)}
     except MemoryError:
-        return {"ok": False, "error": f"{request.get('name')}: exceeds the memory limit"}
+        return {"ok": False, "error": f"{job.get('name')}: exceeds the memory limit"}
     except Exception as exc:  # a template can raise anything; it must not end the worker
-        return {"ok": False, "error": f"{request.get('name')}: {type(exc).__name__}: {exc}"}
+        return {"ok": False, "error": f"{job.get('name')}: {type(exc).__name__}: {exc}"}
     return {"ok": True, "text": text, "omitted": omitted}
 
 
