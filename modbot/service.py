@@ -12,7 +12,7 @@ import getpass
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -56,10 +56,13 @@ def _say_dry_run(settings: Settings, requested: bool, out: TextIO) -> None:
 
 
 @asynccontextmanager
-async def _app(settings: Settings, *, dry_run: bool, out: TextIO) -> AsyncIterator[App]:
+async def _app(
+    settings: Settings, *, dry_run: bool, out: TextIO, watches: Sequence[Watch] | None = None
+) -> AsyncIterator[App]:
     from modbot.app import App  # noqa: PLC0415 - loads the HTTP and Reddit libraries
 
-    async with App(settings, dry_run=is_dry_run(settings, dry_run), out=out) as app:
+    dry = is_dry_run(settings, dry_run)
+    async with App(settings, dry_run=dry, out=out, watches=watches) as app:
         yield app
 
 
@@ -72,14 +75,11 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
 
     dry = is_dry_run(settings, dry_run)
     _say_dry_run(settings, dry_run, out)
-    log.info(
-        "watching %s every %g s; state in %s%s",
-        settings.statuspage_url,
-        settings.poll_interval,
-        settings.database,
-        "" if once else "; Ctrl-C stops",
-    )
-    async with _app(settings, dry_run=dry, out=out) as app:
+    watches = _watches(settings)
+    for watch in watches:
+        log.info("watching %s every %g s (%s)", watch.url, watch.poll_interval, watch.name)
+    log.info("state in %s%s", settings.database, "" if once else "; Ctrl-C stops")
+    async with _app(settings, dry_run=dry, out=out, watches=watches) as app:
         if once:
             report = await app.run_once()
             return 0 if report.ok else 1

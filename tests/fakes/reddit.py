@@ -137,6 +137,7 @@ class Submission:
     archived: bool = False
     removed_by_category: str | None = None  # "moderator" or "deleted"
     comments: list[Comment] = field(default_factory=list)  # all, in creation order
+    subreddit: str = ""  # "" means the fake's main subreddit
 
     @property
     def fullname(self) -> str:
@@ -332,7 +333,8 @@ class FakeReddit:
         self._ids = itertools.count(36**5)  # base36 ids of six characters
         self._last_created = 0.0
         self.accounts: dict[str, Account] = {}
-        self.moderators: dict[str, list[str]] = {}
+        self.moderators: dict[str, list[str]] = {}  # of the main subreddit
+        self.other_subreddits: dict[str, dict[str, list[str]]] = {}  # name -> its moderators
         self.submissions: dict[str, Submission] = {}
         self.comments: dict[str, Comment] = {}
         self.messages: dict[str, Message] = {}  # received by the bot and its replies
@@ -440,9 +442,29 @@ class FakeReddit:
             self.accounts[name] = Account(name=name, id=self._new_id(), created_utc=self._now())
         return self.accounts[name]
 
-    def add_moderator(self, name: str, perms: Iterable[str] = ("all",)) -> None:
+    def add_subreddit(self, name: str) -> str:
+        """Another subreddit the bot may post in (the main one is ``subreddit``)."""
+        self.other_subreddits.setdefault(name, {})
+        return name
+
+    def add_moderator(
+        self, name: str, perms: Iterable[str] = ("all",), *, subreddit: str | None = None
+    ) -> None:
         self.add_account(name)
-        self.moderators[name] = list(perms)
+        self._moderators_of(subreddit)[name] = list(perms)
+
+    def _canonical(self, subreddit: str) -> str:
+        """The subreddit's own spelling, as Reddit answers whatever case was asked."""
+        names = [self.subreddit, *self.other_subreddits]
+        return next((n for n in names if n.lower() == subreddit.lower()), subreddit)
+
+    def _moderators_of(self, subreddit: str | None) -> dict[str, list[str]]:
+        if subreddit is None or subreddit.lower() == self.subreddit.lower():
+            return self.moderators
+        return next(m for s, m in self.other_subreddits.items() if s.lower() == subreddit.lower())
+
+    def _subreddit_of(self, post: Submission) -> str:
+        return post.subreddit or self.subreddit
 
     def remove_moderator(self, name: str) -> None:
         self.moderators.pop(name, None)
@@ -460,10 +482,18 @@ class FakeReddit:
         sticky: int | None = None,
         locked: bool = False,
         archived: bool = False,
+        subreddit: str = "",
     ) -> Submission:
         self.add_account(author)
         post = Submission(
-            self._new_id(), title, author, selftext, self._now(), locked=locked, archived=archived
+            self._new_id(),
+            title,
+            author,
+            selftext,
+            self._now(),
+            locked=locked,
+            archived=archived,
+            subreddit=subreddit,
         )
         self.submissions[post.id] = post
         if sticky is not None:
@@ -472,8 +502,9 @@ class FakeReddit:
 
     def set_sticky(self, sub_id: str, slot: int) -> None:
         """Pin ``sub_id`` to ``slot`` (1 or 2), unpinning whatever held that slot."""
+        where = self._subreddit_of(self.submissions[sub_id]).lower()
         for post in self.submissions.values():
-            if post.sticky == slot:
+            if post.sticky == slot and self._subreddit_of(post).lower() == where:
                 post.sticky = None
         self.submissions[sub_id].sticky = slot
 
@@ -709,7 +740,8 @@ class FakeReddit:
         if route.name != "access_token" and not self._authorised(ctx.request):
             return _http_error(401, {"www-authenticate": INVALID_TOKEN})
         sr = ctx.match.groupdict().get("sr")
-        if sr is not None and not (self.subreddit_exists and sr.lower() == self.subreddit.lower()):
+        known = {self.subreddit.lower()} | {s.lower() for s in self.other_subreddits}
+        if sr is not None and not (self.subreddit_exists and sr.lower() in known):
             search = f"{self.url}/subreddits/search.json?q={sr}"
             return web.Response(status=302, headers={"location": search})
         try:
@@ -750,7 +782,7 @@ class FakeReddit:
     # ------------------------------------------------------------------ rendering
 
     def _submission_data(self, post: Submission) -> JSON:
-        sr, removed = self.subreddit, post.removed_by_category
+        sr, removed = self._subreddit_of(post), post.removed_by_category
         permalink = f"/r/{sr}/comments/{post.id}/{_slug(post.title)}/"
         selftext = post.selftext
         if removed == "deleted" or (removed and not self.bot_is_moderator):
@@ -769,7 +801,7 @@ class FakeReddit:
 
     def _comment_data(self, comment: Comment, *, replies: JSON | str = "", depth: int = 0) -> JSON:
         post = self.submissions[comment.submission_id]
-        sr, mod = self.subreddit, self.bot_is_moderator
+        sr, mod = self._subreddit_of(post), self.bot_is_moderator
         author, body = comment.author, comment.body
         if comment.deleted:
             author = body = "[deleted]"
@@ -860,7 +892,7 @@ class FakeReddit:
         })  # fmt: skip
 
     def _h_subreddit_about(self, ctx: _Ctx) -> web.Response:
-        sr = self.subreddit
+        sr = self._canonical(ctx.arg("sr"))
         return _json(_thing("t5", {
             "display_name": sr, "display_name_prefixed": f"r/{sr}", "title": sr,
             "name": self.subreddit_fullname, "id": self.subreddit_fullname.removeprefix("t5_"),
@@ -871,9 +903,9 @@ class FakeReddit:
 
     def _h_sticky(self, ctx: _Ctx) -> web.Response:
         slot = int(ctx.query.get("num", "1"))
-        for post in self.submissions.values():
+        for post in self._posts_in(ctx.arg("sr")):
             if post.sticky == slot:
-                location = f"{self.url}/r/{self.subreddit}/comments/{post.id}/{_slug(post.title)}/"
+                location = f"{self.url}/r/{ctx.arg('sr')}/comments/{post.id}/{_slug(post.title)}/"
                 return web.Response(status=302, headers={"location": location})
         return _http_error(404)
 
@@ -881,12 +913,19 @@ class FakeReddit:
         children = [
             {"name": name, "id": f"t2_{self.add_account(name).id}", "mod_permissions": perms,
              "date": 1_600_000_000.0}
-            for name, perms in self.moderators.items()
+            for name, perms in self._moderators_of(ctx.arg("sr")).items()
         ]  # fmt: skip
         return _json({"kind": "UserList", "data": {"children": children}})
 
+    def _posts_in(self, subreddit: str) -> list[Submission]:
+        return [
+            p
+            for p in self.submissions.values()
+            if self._subreddit_of(p).lower() == subreddit.lower()
+        ]
+
     def _h_hot(self, ctx: _Ctx) -> web.Response:
-        live = [p for p in self.submissions.values() if p.removed_by_category is None]
+        live = [p for p in self._posts_in(ctx.arg("sr")) if p.removed_by_category is None]
         pinned = sorted((p for p in live if p.sticky is not None), key=lambda p: p.sticky or 0)
         others = sorted(
             (p for p in live if p.sticky is None), key=lambda p: p.created_utc, reverse=True
