@@ -31,6 +31,8 @@ def view_to_json(view: IncidentView) -> str:
         "updates": [[u.id, u.status, u.body, _time_to_json(u.shown_at)] for u in view.updates],
         "postmortem_body": view.postmortem_body,
         "maintenance": view.maintenance,
+        "scheduled_for": _time_to_json(view.scheduled_for),
+        "scheduled_until": _time_to_json(view.scheduled_until),
     }
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -53,4 +55,6 @@ def view_from_json(text: str) -> IncidentView:
         ),
         postmortem_body=data.get("postmortem_body"),
         maintenance=bool(data.get("maintenance", False)),
+        scheduled_for=_time_from_json(data.get("scheduled_for")),
+        scheduled_until=_time_from_json(data.get("scheduled_until")),
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from modbot import machine, markdown, planner
+from modbot.budget import CALLER
 from modbot.crashpoints import Checkpoint, no_checkpoint
 from modbot.errors import (
     CommentGone,
@@ -113,6 +114,13 @@ class Deliverer:
         self, *, keys: Collection[SubjectKey] | None = None, max_passes: int = 20
     ) -> Report:
         """Do everything due now (for ``keys`` only, if given); say what was done."""
+        token = CALLER.set(self.name)  # this watch's calls count against its budget share
+        try:
+            return await self._round(keys, max_passes)
+        finally:
+            CALLER.reset(token)
+
+    async def _round(self, keys: Collection[SubjectKey] | None, max_passes: int) -> Report:
         report = Report()
         if (await self.store.health(self.watch)).paused:
             return report

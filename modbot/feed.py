@@ -93,6 +93,9 @@ class Incident(_Model):
     # JSON does not, and then the comment links to the incident page instead.
     postmortem_body: str | None = None
     postmortem_published_at: Time = None
+    # Maintenances only: the window the provider announced.
+    scheduled_for: Time = None
+    scheduled_until: Time = None
     # Set by sources, never read from a page: False when the source cannot tell which
     # components an incident touches (incident.io once an incident is no longer
     # ongoing); a scheduled maintenance rather than an incident.
@@ -113,6 +116,10 @@ class IncidentsFeed(_Model):
 
     page: Page | None = None
     incidents: list[Incident]
+    # Set by sources whose snapshot lists every maintenance not yet finished (incident.io's
+    # summary drops one when it completes): a tracked maintenance missing from such a
+    # snapshot has completed.
+    lists_open_maintenances: bool = False
 
 
 def parse_incidents(raw: bytes | str) -> IncidentsFeed:

@@ -145,9 +145,10 @@ class IncidentioClient:
                 incidents.append(incident.model_copy(update={"components_known": False}))
             else:
                 incidents.append(incident.model_copy(update={"components": _impacts(item, names)}))
-        if self.maintenance:
-            incidents += [_maintenance(m, names) for m in _items(summary, "scheduled_maintenances")]
-        return feed.model_copy(update={"incidents": incidents})
+        if not self.maintenance:
+            return feed.model_copy(update={"incidents": incidents})
+        incidents += [_maintenance(m, names) for m in _items(summary, "scheduled_maintenances")]
+        return feed.model_copy(update={"incidents": incidents, "lists_open_maintenances": True})
 
 
 def _summary_of(page: Page | None) -> Mapping[str, Any] | None:
@@ -188,16 +189,17 @@ def _maintenance(item: Mapping[str, Any], names: Mapping[str, str]) -> Incident:
     """A scheduled maintenance of the summary, as an incident the core can diff."""
     updates = []
     for update in _items(item, "updates"):
-        message = _value(update, "message_string") or ""
+        message = _message(update)
         updates.append(
             {
                 "id": str(update.get("id")),
                 "status": MAINTENANCE_STATUS.get(str(_value(update, "to_status") or ""), "update"),
-                "body": message if isinstance(message, str) else "",
+                "body": message,
                 "created_at": _value(update, "published_at"),
             }
         )
     status = MAINTENANCE_STATUS.get(str(_value(item, "status") or ""), "scheduled")
+    starts, ends = _window(item, "start_at"), _window(item, "end_at")
     return Incident.model_validate(
         {
             "id": str(item.get("id")),
@@ -208,5 +210,23 @@ def _maintenance(item: Mapping[str, Any], names: Mapping[str, str]) -> Incident:
             "incident_updates": updates,
             "components": [c.model_dump() for c in _impacts(item, names)],
             "maintenance": True,
+            "scheduled_for": min(starts, default=None),
+            "scheduled_until": max(ends, default=None),
         }
     )
+
+
+def _message(update: Mapping[str, Any]) -> str:
+    """An update's text: the plain string when there is one, else its markdown."""
+    text = _value(update, "message_string")
+    if isinstance(text, str) and text.strip():
+        return text
+    message = _value(update, "message")
+    markdown = _value(message, "markdown") if isinstance(message, Mapping) else None
+    return markdown if isinstance(markdown, str) else ""
+
+
+def _window(item: Mapping[str, Any], key: str) -> list[str]:
+    """The ``key`` times (``start_at``/``end_at``) of a maintenance's windows, as ISO text."""
+    windows = _items(item, "status_summaries") + _items(item, "component_impacts")
+    return [w[key] for w in windows if isinstance(w.get(key), str) and w[key][:1].isdigit()]

@@ -7,7 +7,8 @@ Pure and synchronous: no I/O, no clock. The bot keeps, per incident, an
 * The first snapshot is a baseline: incidents already resolved are recorded, never
   announced; incidents still open are announced.
 * An incident missing from a snapshot is left as it was: the API lists only the
-  most recent incidents, so absence means nothing.
+  most recent incidents, so absence means nothing. The one exception is a
+  maintenance missing from a source that lists every unfinished one: it completed.
 * Updates are identified by ``id`` and ordered by the time the page shows
   (``display_at``, which can be backdated), never by feed order.
 * An event is produced only when the view changed, i.e. when a reader would see a
@@ -31,6 +32,7 @@ from modbot.records import (
 )
 
 OPERATIONAL = "operational"
+MAINTENANCE_DONE = "completed"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def view_of(incident: Incident) -> IncidentView:
         updates=tuple(_update_view(update) for _, update in ordered),
         postmortem_body=postmortem or None,
         maintenance=incident.maintenance,
+        scheduled_for=incident.scheduled_for if incident.maintenance else None,
+        scheduled_until=incident.scheduled_until if incident.maintenance else None,
     )
 
 
@@ -247,6 +251,14 @@ def diff(
             events.append(Event(EventKind.OPENED, incident.id, view.status))
         else:
             events += changes(before.view, view)
+    if feed.lists_open_maintenances:
+        listed = {incident.id for incident in feed.incidents}
+        for incident_id, before in known.items():
+            if incident_id not in listed and before.view.maintenance and before.view.is_open:
+                after = replace(before, view=replace(before.view, status=MAINTENANCE_DONE))
+                changed[incident_id] = after
+                if before.announce:
+                    events += changes(before.view, after.view)
     return Diff(events=tuple(events), changed=changed)
 
 

@@ -118,6 +118,10 @@ class Poller:
         baseline = state.baseline_at
         listed = {incident.id for incident in feed.incidents}
         missing = listed - self.known.keys()
+        if feed.lists_open_maintenances:
+            # A maintenance that left the snapshot has completed; its record is needed.
+            missing |= {row.incident_id for row in await self.store.open_incidents(self.watch)}
+            missing -= self.known.keys()
         if missing:
             self.known.update(await self.store.tracked(self.watch, missing))
         page = await self._sync_page(feed)

@@ -82,6 +82,8 @@ class IncidentView:
     updates: tuple[UpdateView, ...]  # oldest first
     postmortem_body: str | None = None
     maintenance: bool = False  # a scheduled maintenance, shown with its own template
+    scheduled_for: datetime | None = None  # a maintenance's announced window
+    scheduled_until: datetime | None = None
 
     @property
     def is_open(self) -> bool:

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -43,6 +42,7 @@ from tenacity import (
 )
 
 from modbot import markdown
+from modbot.budget import CALLER, CallBudget
 from modbot.errors import (
     CommentGone,
     RedditAuthError,
@@ -65,7 +65,6 @@ COMMENT_ERRORS = frozenset({"DELETED_COMMENT", "COMMENT_DELETED"})
 DEFAULT_RATELIMIT_WAIT = 60.0
 NO_MEGATHREAD_RECHECK = 60.0
 MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
-BUDGET_WINDOW = 60.0
 HISTORY_LIMIT = 100
 _WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
 
@@ -186,7 +185,7 @@ class RedditClient:
         self._disable_hidden_retries()
         self._cooldown_until = 0.0
         self._create_cooldown_until = 0.0
-        self._recent: deque[float] = deque()
+        self.budget = CallBudget(settings.reddit_calls_per_minute)
         self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
         self._megathreads: dict[tuple[str, str], Megathread] = {}
         self.calls = 0
@@ -242,22 +241,21 @@ class RedditClient:
             await asyncio.sleep(delay)
 
     async def _within_budget(self, what: str) -> None:
-        """Keep to ``MODBOT_REDDIT_CALLS_PER_MINUTE`` over any 60 s (Reddit allows 100)."""
-        now = self.clock()
-        while self._recent and self._recent[0] <= now - BUDGET_WINDOW:
-            self._recent.popleft()
-        if len(self._recent) < self.settings.reddit_calls_per_minute:
-            return
-        wait = self._recent[0] + BUDGET_WINDOW - now
-        if wait > MAX_PACING_SLEEP:
-            raise RedditRateLimited(f"{what}: own budget of calls per minute spent", wait)
-        await asyncio.sleep(wait)
+        """Keep to ``MODBOT_REDDIT_CALLS_PER_MINUTE`` over any 60 s (Reddit allows 100),
+        shared fairly among the watches (see ``modbot.budget``)."""
+        who = CALLER.get()
+        while (wait := self.budget.wait(who, self.clock())) > 0:
+            if wait > MAX_PACING_SLEEP:
+                raise RedditRateLimited(f"{what}: own budget of calls per minute spent", wait)
+            await asyncio.sleep(wait)
+        self.budget.spend(who, self.clock())
 
     async def _once(self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool) -> T:
         await self._pace(what, creates=creates)
         for attempt in (1, 2):
             self.calls += 1
-            self._recent.append(self.clock())
+            if attempt == 2:
+                self.budget.spend(CALLER.get(), self.clock())
             try:
                 async with asyncio.timeout(self.settings.reddit_timeout):
                     return await call()

@@ -30,7 +30,11 @@ from modbot.records import ComponentView, IncidentView, PageInfo, Rendered, Upda
 
 INCIDENT_TEMPLATE = "incident.md.j2"
 MANUAL_TEMPLATE = "manual.md.j2"
-TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE)
+MAINTENANCE_TEMPLATE = "maintenance.md.j2"
+TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE, MAINTENANCE_TEMPLATE)
+# Added after moderators had their own folders: when a folder lacks it, the shipped one
+# is used, so an upgrade never breaks a working set of templates.
+OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE})
 OUTPUT_CAP = 50_000  # characters a template may produce before it is stopped
 MAX_UPDATE_CHARS = 4_000
 MAX_TITLE_CHARS = 300
@@ -42,8 +46,18 @@ STATUS_LABELS = {
     "resolved": "Resolved",
     "postmortem": "Postmortem",
     "update": "Update",
+    "scheduled": "Scheduled",
+    "in_progress": "In progress",
+    "verifying": "Verifying",
+    "completed": "Completed",
 }
-IMPACT_LABELS = {"none": "None", "minor": "Minor", "major": "Major", "critical": "Critical"}
+IMPACT_LABELS = {
+    "none": "None",
+    "minor": "Minor",
+    "major": "Major",
+    "critical": "Critical",
+    "maintenance": "Maintenance",
+}
 COMPONENT_LABELS = {
     "operational": "Operational",
     "degraded_performance": "Degraded performance",
@@ -110,10 +124,15 @@ def read_templates(folder: Path) -> Templates:
     """Read the template files in ``folder``; a missing or unreadable one is an error."""
     sources = []
     for name in TEMPLATE_NAMES:
+        path = folder / name
+        if name in OPTIONAL_TEMPLATES and not path.exists():
+            from modbot.settings import default_templates_dir  # noqa: PLC0415
+
+            path = default_templates_dir() / name
         try:
-            sources.append((name, (folder / name).read_text(encoding="utf-8")))
+            sources.append((name, path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
-            raise TemplateError(f"{folder / name}: cannot read ({exc})") from None
+            raise TemplateError(f"{path}: cannot read ({exc})") from None
     return Templates(origin=str(folder), sources=tuple(sources))
 
 
@@ -190,6 +209,11 @@ def incident_context(
             "resolved": format_time(view.resolved_at, zone) if view.resolved_at else "",
             "components": [_component(c, hosts) for c in view.components],
             "postmortem": markdown.escape_text(postmortem, hosts) if postmortem else "",
+            "maintenance": view.maintenance,
+            "scheduled_for": format_time(view.scheduled_for, zone) if view.scheduled_for else "",
+            "scheduled_until": (
+                format_time(view.scheduled_until, zone) if view.scheduled_until else ""
+            ),
         },
         "updates": [_update(u, zone, hosts) for u in reversed(view.updates)],
         "omitted_updates": 0,
@@ -253,7 +277,8 @@ def incident_job(
     """The job of rendering one incident's comment."""
     tail = incident_tail(view.id, watch)
     context = incident_context(view, page, zone, subreddit)
-    return Job(INCIDENT_TEMPLATE, context, max_length - len(tail), tail)
+    name = MAINTENANCE_TEMPLATE if view.maintenance else INCIDENT_TEMPLATE
+    return Job(name, context, max_length - len(tail), tail)
 
 
 def notice_job(
@@ -290,6 +315,25 @@ def sample_incident() -> IncidentView:
     )
 
 
+def sample_maintenance() -> IncidentView:
+    """A made-up maintenance in progress, used to check the maintenance template."""
+    start = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+    return IncidentView(
+        id="sample0000002",
+        name="Planned database maintenance",
+        status="in_progress",
+        impact="maintenance",
+        shortlink="https://stspg.io/sample2",
+        created_at=start,
+        resolved_at=None,
+        components=(ComponentView("API", "under_maintenance"),),
+        updates=(UpdateView("m1", "in_progress", "The maintenance has started.", start),),
+        maintenance=True,
+        scheduled_for=start,
+        scheduled_until=start.replace(hour=5),
+    )
+
+
 SAMPLE_PAGE = PageInfo("status.example.com", "https://status.example.com")
 SAMPLE_NOTICE = "A sample notice."
 
@@ -300,6 +344,7 @@ def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
     return [
         (INCIDENT_TEMPLATE, incident_context(sample_incident(), SAMPLE_PAGE, None, "sample")),
         (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, SAMPLE_PAGE, "sample")),
+        (MAINTENANCE_TEMPLATE, incident_context(sample_maintenance(), SAMPLE_PAGE, None, "sample")),
     ]
 
 

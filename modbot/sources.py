@@ -60,7 +60,7 @@ def _source(kind: str, watch: Watch, http: httpx.AsyncClient, attempts: int) -> 
         return GcloudClient(watch.url, http, products=watch.components, attempts=attempts)
     if kind == "atom":
         return FeedClient(watch.url, http, attempts=attempts)
-    return StatuspageClient(watch.url, http, attempts=attempts)
+    return StatuspageClient(watch.url, http, maintenance=watch.maintenance, attempts=attempts)
 
 
 class AutoSource:
