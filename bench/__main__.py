@@ -4,8 +4,9 @@ It runs, against the local fakes: ``bench.core`` (the bot in-process, the fake p
 a child process: CPU and bytes per poll), ``bench.latency`` (the real ``modbot run``:
 latency, Reddit calls per update and per unchanged poll, CPU per poll, peak RSS),
 ``bench.scale`` (50 open incidents, then 200 feed changes in 10 seconds),
-``bench.history`` (cost against 1k and 100k settled incidents) and ``bench.startup``
-(how fast ``modbot --help`` and ``modbot status`` start).
+``bench.history`` (cost against 1k and 100k settled incidents), ``bench.startup``
+(how fast ``modbot --help`` and ``modbot status`` start) and ``bench.watches`` (1, 10
+and 50 watches of all four kinds; fairness of the shared Reddit budget).
 
     python -m bench [--polls 1000] [--poll-interval 2]
 """
@@ -21,7 +22,7 @@ import sys
 from contextlib import redirect_stdout
 from datetime import UTC, datetime
 
-from bench import core, history, latency, scale, startup
+from bench import core, history, latency, scale, startup, watches
 
 
 def machine() -> str:
@@ -44,7 +45,10 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         sizes = [1_000, 100_000]
         grown = await history.main(sizes)
         started = await asyncio.to_thread(startup.main, 10)
+        many = await watches.main([1, 10, 50], poll)
     bare = started["python -c pass"]
+    one, *_, fifty = many["sizes"]
+    fair = many["fairness"]
     return [
         ("latency feed change -> edited comment, median", f"{timed.median:.2f} s", f"poll interval {poll:g} s"),
         ("latency feed change -> edited comment, p95", f"{timed.p95:.2f} s", f"<= {poll + 0.5:.2f} s"),
@@ -70,6 +74,17 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         ("peak RSS at 1k / 100k settled incidents", f"{max(m for _, m in grown[1_000].values()):.1f} / {max(m for _, m in grown[100_000].values()):.1f} MB", "< 1.3x"),
         ("modbot --help / python -c pass (median)", f"{started['modbot --help']:.3f} / {bare:.3f} s", "<= 15x"),
         ("modbot status / python -c pass (median)", f"{started['modbot status']:.3f} / {bare:.3f} s", "<= 20x"),
+        *[
+            (f"{row.watches} watches: peak RSS / CPU ms per poll round", f"{row.peak_rss_mb:.1f} MB / {row.cpu_ms_per_round:.0f}", "RSS <= 1.3x of one" if row.watches > 1 else "")
+            for row in many["sizes"]
+        ],
+        ("50 watches: RSS / RSS of one", f"{fifty.peak_rss_mb / one.peak_rss_mb:.2f}x", "<= 1.3x"),
+        ("50 watches changing at once: busiest minute", f"{fifty.busiest_minute} calls", "< budget (90)"),
+        ("busy watch vs 9 quiet: worst quiet first comment", f"{fair.worst_quiet_wait:.1f} s", "<= 60 s window + 1 poll"),
+        *[
+            (f"unchanged {kind} poll, CPU (hash only)", f"{ms:.2f} ms", "< 2")
+            for kind, ms in many["unchanged"].items()
+        ],
     ]  # fmt: skip
 
 

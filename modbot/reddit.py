@@ -64,6 +64,7 @@ THREAD_ERRORS = frozenset({"THREAD_LOCKED", "TOO_OLD", "DELETED_LINK", "LOCKED"}
 COMMENT_ERRORS = frozenset({"DELETED_COMMENT", "COMMENT_DELETED"})
 DEFAULT_RATELIMIT_WAIT = 60.0
 NO_MEGATHREAD_RECHECK = 60.0
+SHARED_LISTING_AGE = 10.0  # how long one thread listing serves the other watches
 MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
 HISTORY_LIMIT = 100
 _WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
@@ -419,6 +420,14 @@ class Megathread:
         self._title = re.compile(title, re.IGNORECASE)
         self._thread: Thread | None = None
         self._thread_checked_at: float | None = None
+        # The last "every comment of ours here" listing, shared by the watches posting
+        # into this thread: at start-up each looks for its own comments, and one
+        # listing serves them all. Any post or delete through here makes it stale.
+        self._writes = 0
+        self._listing: tuple[str, int, float, list[PostedComment]] | None = None
+        # Watches sharing this thread ask at the same moment; one of them asks Reddit.
+        self._thread_lock = asyncio.Lock()
+        self._listing_lock = asyncio.Lock()
 
     @property
     def _reddit(self) -> Any:
@@ -439,6 +448,10 @@ class Megathread:
             interval = min(interval, max_age)
         if self._thread is None:
             interval = min(interval, NO_MEGATHREAD_RECHECK)
+        async with self._thread_lock:
+            return await self._check_thread(interval)
+
+    async def _check_thread(self, interval: float) -> Thread | None:
         now = self.client.clock()
         if self._thread_checked_at is not None and now - self._thread_checked_at < interval:
             return self._thread
@@ -465,6 +478,7 @@ class Megathread:
     async def post(self, thread: Thread, body: str) -> PostedComment:
         """Create a top-level comment; never retried here (the outcome may be unknown)."""
         client = self.client
+        self._writes += 1  # before the call: a post whose outcome is unknown may exist
 
         async def call() -> PostedComment:
             submission = await self._reddit.submission(thread.id, fetch=False)
@@ -496,6 +510,7 @@ class Megathread:
 
     async def delete(self, comment_id: str) -> None:
         """Delete one of the bot's comments."""
+        self._writes += 1
 
         async def call() -> None:
             comment = await self._reddit.comment(comment_id, fetch=False)
@@ -510,6 +525,28 @@ class Megathread:
         Looks in the bot's recent comment history first (one call), then in the thread
         itself; a listing that cannot be read raises, because "unknown" is not "absent".
         """
+        if marker_id is None:
+            return await self._all_mine(thread_id)
+        return await self._find(thread_id, marker_id)
+
+    async def _all_mine(self, thread_id: str) -> list[PostedComment]:
+        """Every comment of ours with a marker, from a listing at most a few seconds old
+        and older than no post or delete made through this thread."""
+        async with self._listing_lock:
+            return await self._listed(thread_id)
+
+    async def _listed(self, thread_id: str) -> list[PostedComment]:
+        now, writes = self.client.clock(), self._writes
+        if self._listing is not None:
+            listed_thread, listed_writes, listed_at, found = self._listing
+            fresh = now - listed_at < SHARED_LISTING_AGE
+            if listed_thread == thread_id and listed_writes == writes and fresh:
+                return list(found)
+        found = await self._find(thread_id, None)
+        self._listing = (thread_id, writes, now, found)
+        return list(found)
+
+    async def _find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
         client = self.client
         found = await client._call(
             "reading own comments", lambda: self._from_history(thread_id, marker_id), retry=True

@@ -149,6 +149,10 @@ async def test_two_watches_share_one_megathread_without_colliding(
         f"claude_inc-{same}",
         f"openai_inc-{same}",
     ]
+    # One thread lookup and one look for the bot's own comments serve both watches.
+    paths = [c.path.rstrip("/") for c in reddit.calls]
+    assert paths.count("/r/ClaudeAI/hot") == 1
+    assert paths.count(f"/user/{BOT['username']}/comments") == 1
 
 
 async def test_two_watches_post_into_two_subreddits_through_one_session(
