@@ -54,6 +54,7 @@ class Unchanged:
 
     url = "https://status.example.com/api/v2/incidents.json"
     home = "https://status.example.com"
+    kind = "statuspage"
 
     async def fetch(self, since: Validators) -> Fetched:
         return Fetched(feed=None, validators=since, status=304)

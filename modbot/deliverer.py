@@ -172,6 +172,7 @@ class Deliverer:
             return None
         if thread != self._recorded_thread:
             await self.store.record_megathread(self.watch, thread, self.clock())
+            await self._called_ok()  # Reddit answered the lookup
             self._recorded_thread = thread
         return thread
 

@@ -26,6 +26,8 @@ def demo_documents(kind: str = "statuspage") -> tuple[list[dict[str, Any]], str]
 class ReplaySource:
     """Serves prepared snapshots, one step at a time (the ``Source`` port, no network)."""
 
+    kind = "replay"
+
     def __init__(self, documents: list[dict[str, Any]], home: str) -> None:
         self.documents = documents
         self.home = home

@@ -103,8 +103,9 @@ class Poller:
                 report = PollReport(ok=True, changed=False, message="unchanged")
             else:
                 report = await self._apply(fetched.feed, fetched.validators)
+        kind = getattr(self.source, "chosen", None) or self.source.kind
         await self.store.record_poll(
-            self.watch, ok=report.ok, message=report.message, now=self.clock()
+            self.watch, ok=report.ok, message=report.message, now=self.clock(), kind=kind
         )
         missing = await self.store.unrendered(self.watch)
         if missing:

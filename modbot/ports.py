@@ -51,6 +51,7 @@ class Source(Protocol):
 
     url: str  # what is fetched
     home: str  # the page readers visit, shown when the feed does not name one
+    kind: str  # the vendor: statuspage, incidentio, gcloud, atom ("auto" until found)
 
     async def fetch(self, since: Validators) -> Fetched:
         """The current snapshot, or "unchanged" (``feed`` None) when ``since`` still holds.
@@ -290,7 +291,9 @@ class Store(Protocol):
         """The watch's health record."""
         ...
 
-    async def record_poll(self, watch: str, *, ok: bool, message: str, now: float) -> None:
+    async def record_poll(
+        self, watch: str, *, ok: bool, message: str, now: float, kind: str = ""
+    ) -> None:
         """The outcome of one poll."""
         ...
 

@@ -286,3 +286,4 @@ class Health:
     page: PageInfo | None = None
     templates: str = ""  # where the templates in use come from, and since when
     templates_at: float | None = None
+    source_kind: str = ""  # the vendor found by ``auto`` (or the configured kind)

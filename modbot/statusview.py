@@ -83,7 +83,7 @@ async def health_json(store: Store, watches: Sequence[tuple[str, str, str]]) -> 
 async def watches_table(store: Store, watches: Sequence[Any], *, dry_run: bool) -> str:
     """One line per watch: name, kind, subreddit, megathread, last poll, open incidents."""
     lines = [
-        f"{'watch':<16} {'kind':<11} {'subreddit':<18} {'megathread':<12} {'last poll':<26} open"
+        f"{'watch':<16} {'kind':<17} {'subreddit':<18} {'megathread':<12} {'last poll':<26} open"
     ]
     for watch in watches:
         scope = watch.scope(dry_run)
@@ -93,10 +93,16 @@ async def watches_table(store: Store, watches: Sequence[Any], *, dry_run: bool) 
         poll = f"{when(health.last_poll_at)} {state}" if health.last_poll_at else "never"
         count = len(await store.open_incidents(scope))
         where = f"r/{watch.subreddit}" if watch.subreddit else "-"
-        lines.append(
-            f"{watch.name:<16} {watch.kind:<11} {where:<18} {thread:<12} {poll:<26} {count}"
-        )
+        kind = kind_text(watch.kind, health.source_kind)
+        lines.append(f"{watch.name:<16} {kind:<17} {where:<18} {thread:<12} {poll:<26} {count}")
     return "\n".join(lines)
+
+
+def kind_text(configured: str, found: str) -> str:
+    """``statuspage``, or ``auto: statuspage`` once ``auto`` has found out."""
+    if configured == "auto":
+        return f"auto: {found}" if found and found != "auto" else "auto"
+    return configured
 
 
 def _paused(health: Health) -> str:

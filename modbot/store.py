@@ -49,7 +49,7 @@ from modbot.records import (
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x6D6F6462  # "modb" in the file header: how modbot knows its own files
 SQLITE_HEADER = b"SQLite format 3\x00"
 MODBOT_TABLES = frozenset({"pages", "kv", "feeds", "deliveries"})  # v1-v2 and v3 files
@@ -165,7 +165,8 @@ CREATE TABLE health (
     megathread_permalink TEXT,
     megathread_at REAL,
     templates TEXT NOT NULL DEFAULT '',
-    templates_at REAL
+    templates_at REAL,
+    source_kind TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -1023,9 +1024,12 @@ class SqliteStore:
 
         return await self._run(query)
 
-    async def record_poll(self, watch: str, *, ok: bool, message: str, now: float) -> None:
-        """The outcome of one poll."""
+    async def record_poll(
+        self, watch: str, *, ok: bool, message: str, now: float, kind: str = ""
+    ) -> None:
+        """The outcome of one poll (``kind``: the vendor the source reads, once known)."""
         good = ", last_good_poll_at = :now" if ok else ""
+        good += ", source_kind = :kind" if kind else ""
         error = (
             ""
             if ok
@@ -1034,7 +1038,7 @@ class SqliteStore:
         await self._health_write(
             watch,
             f"last_poll_at = :now, last_poll_ok = :ok, last_poll_message = :message{good}{error}",
-            {"now": now, "ok": int(ok), "message": message},
+            {"now": now, "ok": int(ok), "message": message, "kind": kind},
         )
 
     async def record_reddit(self, watch: str, *, error: str | None, kind: str, now: float) -> None:
@@ -1114,6 +1118,7 @@ def _health(watch: str, r: sqlite3.Row | None, page: PageInfo | None) -> Health:
         page=page,
         templates=r["templates"],
         templates_at=r["templates_at"],
+        source_kind=r["source_kind"],
     )
 
 
@@ -1286,4 +1291,12 @@ def _migrate_health(db: sqlite3.Connection, page: str, watch: str, kv: dict[str,
 
 # The step that brings a file from version N-1 to N. Version 1 files get version 2's
 # tables first, then version 3's.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _v2, 3: _v3}
+def _v4(db: sqlite3.Connection) -> None:
+    """Which vendor a watch's source reads (``auto`` finds out at run time). A file
+    coming from version 2 already has it: ``_v3`` creates the current tables."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(health)")}
+    if "source_kind" not in columns:
+        db.execute("ALTER TABLE health ADD COLUMN source_kind TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _v2, 3: _v3, 4: _v4}

@@ -283,3 +283,21 @@ async def test_version_2_file_keeps_comments_notices_and_health(tmp_path: Path) 
     assert (await store.feed_state(W)).baseline_at == BASELINE
     assert {r.key for r in (await store.work(W)).rows} == {view.id}  # the edit to h2 is due
     await store.close()
+
+
+async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    store = await SqliteStore.open(path)
+    await store.record_poll(W, ok=True, message="fine", now=5.0)
+    await store.close()
+    raw = sqlite3.connect(path)  # back to version 3's shape
+    raw.execute("ALTER TABLE health DROP COLUMN source_kind")
+    raw.execute("PRAGMA user_version = 3")
+    raw.commit()
+    raw.close()
+    store = await SqliteStore.open(path)
+    assert await store.schema_version() == SCHEMA_VERSION == 4
+    assert (await store.health(W)).last_poll_message == "fine"
+    await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
+    assert (await store.health(W)).source_kind == "incidentio"
+    await store.close()

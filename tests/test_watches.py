@@ -5,6 +5,7 @@ that name a watch, and the upgrade from a single-watch state file."""
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from modbot.markdown import marker_of
 from modbot.settings import Settings, load_settings
 from modbot.store import LEGACY_SCHEMAS
 from modbot.watches import load_watches
-from tests.conftest import BOT, MEGATHREAD_TITLE, reddit_settings, run_cli
+from tests.conftest import BOT, MEGATHREAD_TITLE, page_env, reddit_env, reddit_settings, run_cli
 from tests.fakes.incidentio import COMPAT, FakeIncidentio
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.site import FakeSite
@@ -250,3 +251,62 @@ async def test_a_state_file_of_one_watch_keeps_its_comments_after_the_upgrade(
     live = [c for c in reddit.comments_by("modbot") if not c.deleted]
     assert [c.id for c in live] == [old.id]
     assert live[0].body != "old body\n\n[](#modbot-inc-abc123def456)"  # edited to the new state
+
+
+@pytest.mark.slow
+async def test_the_cli_names_watches_and_refuses_to_guess(
+    statuspage: FakeStatuspage,
+    openai_page: FakeIncidentio,
+    reddit: FakeReddit,
+    tmp_path: Path,
+) -> None:
+    """Driven only through the CLI, the environment and modbot.toml in the directory."""
+    reddit.add_subreddit("OpenAI")
+    reddit.add_submission(MEGATHREAD_TITLE, sticky=1, subreddit="OpenAI")
+    config(
+        tmp_path,
+        f'[[watch]]\nname = "claude"\nurl = "{statuspage.url}"\nsubreddit = "ClaudeAI"\n'
+        f'[[watch]]\nname = "openai"\nurl = "{openai_page.site.url}"\nkind = "incidentio"\n'
+        'subreddit = "OpenAI"\n',
+    )
+    statuspage.set_incidents([])
+    env = page_env(statuspage, tmp_path, **reddit_env(reddit))
+    ran = await run_cli("run", "--once", env=env, cwd=tmp_path)
+    assert ran.code == 0, ran.err
+
+    status = await run_cli("status", env=env, cwd=tmp_path)
+    assert status.code == 0, status.err
+    for expected in (
+        "claude",
+        "auto: statuspage",
+        "r/ClaudeAI",
+        "openai",
+        "incidentio",
+        "r/OpenAI",
+    ):
+        assert expected in status.out
+
+    guess = await run_cli("pause", env=env, cwd=tmp_path)
+    assert guess.code == 2
+    assert guess.err.strip().endswith(
+        "there are several watches: name one with --watch (claude, openai)"
+    )
+    unknown = await run_cli("resume", "--watch", "gemini", env=env, cwd=tmp_path)
+    assert unknown.code == 2
+    assert "no watch named 'gemini'" in unknown.err
+
+    paused = await run_cli("pause", "--watch", "openai", env=env, cwd=tmp_path)
+    assert paused.code == 0, paused.err
+    health = await run_cli("status", "--json", env=env, cwd=tmp_path)
+    watches = {w["name"]: w for w in json.loads(health.out)}
+    assert watches["openai"]["paused"] is True
+    assert watches["claude"]["paused"] is False
+
+    which = await run_cli("post", "Back soon.", env=env, cwd=tmp_path)
+    assert which.code == 2
+    assert "--subreddit" in which.err
+    posted = await run_cli("post", "Back soon.", "--subreddit", "ClaudeAI", env=env, cwd=tmp_path)
+    assert posted.code == 0, posted.err
+    notices = [c for c in reddit.comments_by(BOT["username"]) if "Back soon." in c.body]
+    assert len(notices) == 1
+    assert notices[0].submission_id == reddit.megathread.id  # type: ignore[attr-defined]
