@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import asyncpraw
@@ -722,3 +723,396 @@ async def test_subprocess_killed_right_after_the_comment_is_stored(fake: FakeRed
     assert proc.returncode == -signal.SIGKILL
     assert stdout == b""  # the bot never saw the answer
     assert [c.body for c in fake.comments_in(post.id)] == ["from another process"]
+
+
+# --------------------------------------------------------------------------- OAuth grants
+
+REDIRECT_URI = "http://localhost:8080/callback"
+
+
+def code_from(callback_url: str) -> str:
+    """The ``code`` of the URL Reddit redirects the browser to."""
+    [code] = parse_qs(urlsplit(callback_url).query)["code"]
+    return code
+
+
+async def test_refresh_token_login_acts_as_its_user(fake: FakeReddit) -> None:
+    fake.add_refresh_token("rt-alice", "alice", ["identity", "privatemessages"])
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(refresh_token="rt-alice")) as client:
+        me = await client.user.me()
+        assert me is not None
+        assert me.name == "alice"
+        assert await client.auth.scopes() == {"identity", "privatemessages"}
+        redditor = await client.redditor("modbot", fetch=False)
+        await redditor.message(subject="hi", message="from alice")
+
+    [login] = [c for c in fake.calls if c.route == "access_token"]
+    assert login.form == {"grant_type": "refresh_token", "refresh_token": "***"}
+    assert "rt-alice" in fake.issued_refresh_tokens
+    [message] = fake.sent_messages
+    assert (message.author, message.to, message.new) == ("alice", "modbot", True)
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs()) as bot:
+        [received] = [m async for m in bot.inbox.unread()]
+    assert (received.author, received.body) == ("alice", "from alice")
+
+
+async def test_unknown_refresh_token_raises_oauth_exception(fake: FakeReddit) -> None:
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(refresh_token="made-up")) as client:
+        with pytest.raises(asyncprawcore.OAuthException) as info:
+            await client.user.me()
+    assert info.value.error == "invalid_grant"
+    assert info.value.response.status == 200  # Reddit's token errors are 200s
+    assert fake.count("GET", "/api/v1/me") == 0
+
+
+async def test_revoked_refresh_token_fails_at_the_next_call(
+    fake: FakeReddit, no_retry_sleep: None
+) -> None:
+    """The user removes the app in their preferences: the access token dies with the
+    refresh token and asyncprawcore answers the 401 by refreshing, which is refused.
+    That refusal happens inside the retried request, so it surfaces wrapped in a
+    ``RequestException`` (what a bot may take for a network error); the next call
+    refreshes up front and gets the bare ``OAuthException``."""
+    fake.add_refresh_token("rt", "modbot", ["identity"])
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(refresh_token="rt")) as client:
+        assert await client.user.me() is not None
+        fake.revoke_refresh_token("rt")
+
+        with pytest.raises(asyncprawcore.RequestException) as info:
+            await client.user.me(use_cache=False)
+        cause = info.value.original_exception
+        assert isinstance(cause, asyncprawcore.OAuthException)
+        assert cause.error == "invalid_grant"
+
+        with pytest.raises(asyncprawcore.OAuthException) as again:
+            await client.user.me(use_cache=False)
+        assert again.value.error == "invalid_grant"
+    assert [c.status for c in fake.calls if c.route == "me"] == [200, 401]
+    assert fake.count("POST", "access_token") == 3
+
+
+async def test_scopes_are_enforced(fake: FakeReddit) -> None:
+    """A call outside the granted scopes is 403 + ``insufficient_scope``."""
+    post = fake.add_submission("Megathread")
+    fake.add_refresh_token("rt", "modbot", ["identity", "read"])
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(refresh_token="rt")) as client:
+        submission = await client.submission(post.id)  # "read" is granted
+        with pytest.raises(asyncprawcore.InsufficientScope) as info:
+            await submission.reply("needs submit")
+        assert info.value.response.status == 403
+        with pytest.raises(asyncprawcore.InsufficientScope):
+            [m async for m in client.inbox.unread()]  # needs privatemessages
+    assert fake.comments_in(post.id) == []
+    with pytest.raises(ValueError, match="invalid scope"):
+        fake.add_refresh_token("typo", "modbot", ["privatemessage"])
+
+
+async def test_authorization_code_flow_yields_a_refresh_token(fake: FakeReddit) -> None:
+    scopes = ["identity", "read", "submit", "edit", "privatemessages", "wikiread"]
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(redirect_uri=REDIRECT_URI)) as client:
+        url = client.auth.url(scopes=scopes, state="s-42", duration="permanent")
+        callback = fake.approve_authorization(url, "modbot")  # the user clicks "Allow"
+        assert callback.startswith(f"{REDIRECT_URI}?")
+        assert callback.endswith("#_")  # Reddit's fragment, ignored by query parsers
+        assert parse_qs(urlsplit(callback).query)["state"] == ["s-42"]
+
+        refresh_token = await client.auth.authorize(code_from(callback))
+
+        assert refresh_token is not None
+        me = await client.user.me()
+        assert me is not None
+        assert me.name == "modbot"
+        assert await client.auth.scopes() == set(scopes)
+    [login] = [c for c in fake.calls if c.route == "access_token"]
+    assert login.form == {
+        "grant_type": "authorization_code",
+        "code": "***",
+        "redirect_uri": REDIRECT_URI,
+    }
+    assert fake.issued_refresh_tokens == [refresh_token]
+
+    # The bot's next start-up logs in with the refresh token alone.
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(refresh_token=refresh_token)) as bot:
+        me = await bot.user.me()
+        assert me is not None
+        assert me.name == "modbot"
+
+
+async def test_authorization_code_is_single_use_and_bound_to_its_redirect_uri(
+    fake: FakeReddit,
+) -> None:
+    code = fake.authorize("alice", ["identity"], REDIRECT_URI)
+    other = fake.authorize("alice", ["identity"], "http://localhost:9999/")
+
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(redirect_uri=REDIRECT_URI)) as client:
+        assert await client.auth.authorize(code) is not None  # permanent by default
+        with pytest.raises(asyncprawcore.OAuthException) as info:
+            await client.auth.authorize(code)
+        assert info.value.error == "invalid_grant"
+        with pytest.raises(asyncprawcore.OAuthException) as info:
+            await client.auth.authorize(other)
+        assert info.value.error == "invalid_grant"
+        with pytest.raises(asyncprawcore.OAuthException):
+            await client.auth.authorize("never-issued")
+
+
+async def test_temporary_authorization_has_no_refresh_token(fake: FakeReddit) -> None:
+    code = fake.authorize("alice", ["identity"], REDIRECT_URI, duration="temporary")
+    async with asyncpraw.Reddit(**fake.asyncpraw_kwargs(redirect_uri=REDIRECT_URI)) as client:
+        assert await client.auth.authorize(code) is None
+        me = await client.user.me()
+        assert me is not None
+        assert me.name == "alice"
+    assert fake.issued_refresh_tokens == []
+
+
+async def test_registered_redirect_uri_and_client_id_are_checked(fake: FakeReddit) -> None:
+    fake.redirect_uri = REDIRECT_URI
+    with pytest.raises(ValueError, match="redirect_uri"):
+        fake.authorize("alice", ["identity"], "http://localhost:1/")
+    async with asyncpraw.Reddit(
+        **fake.asyncpraw_kwargs(redirect_uri=REDIRECT_URI, client_id="other-app")
+    ) as client:
+        url = client.auth.url(scopes=["identity"], state="s")
+    with pytest.raises(ValueError, match="client id"):
+        fake.approve_authorization(url, "alice")
+
+
+# --------------------------------------------------------------------------- account and app knobs
+
+
+async def test_suspended_app_answers_403_to_every_api_call(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    """The login still works; every API call is a plain 403 -> ``Forbidden``."""
+    post = fake.add_submission("Megathread")
+    fake.app_suspended = True
+
+    with pytest.raises(asyncprawcore.Forbidden) as info:
+        await reddit.user.me()
+    assert info.value.response.status == 403
+    with pytest.raises(asyncprawcore.Forbidden):
+        await (await reddit.submission(post.id, fetch=False)).reply("status")
+    assert [c.status for c in fake.calls if c.route == "access_token"] == [200]
+
+    fake.app_suspended = False
+    assert await reddit.user.me() is not None
+
+
+async def test_suspended_bot_account_answers_403(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    fake.suspend_account("modbot")
+    with pytest.raises(asyncprawcore.Forbidden):
+        await reddit.user.me()
+    fake.suspend_account("modbot", suspended=False)
+    assert await reddit.user.me() is not None
+
+
+async def test_redditor_about(fake: FakeReddit, reddit: asyncpraw.Reddit) -> None:
+    fake.add_account("Alice")
+
+    alice = await reddit.redditor("alice", fetch=True)  # names match in any case
+
+    assert (alice.name, alice.id) == ("Alice", fake.accounts["Alice"].id)
+    assert alice.created_utc == fake.accounts["Alice"].created_utc
+    assert alice.comment_karma == 0
+    assert not hasattr(alice, "is_suspended")  # Reddit sends it for suspended accounts only
+    assert fake.count("GET", r"^/user/alice/about/?$") == 1
+    with pytest.raises(asyncprawcore.NotFound):
+        await reddit.redditor("nobody", fetch=True)
+
+
+async def test_suspended_and_shadowbanned_redditors(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    fake.suspend_account("alice")
+    fake.shadowban_account("bob")
+
+    alice = await reddit.redditor("alice", fetch=True)
+    assert alice.is_suspended is True
+    assert not hasattr(alice, "created_utc")  # a permanent suspension hides the rest
+
+    with pytest.raises(asyncprawcore.NotFound):
+        await reddit.redditor("bob", fetch=True)
+    bob = await reddit.redditor("bob")
+    with pytest.raises(asyncprawcore.NotFound):
+        [c async for c in bob.comments.new()]
+
+    fake.shadowban_account("modbot")  # a shadow-banned account still sees itself
+    me = await reddit.redditor("modbot", fetch=True)
+    assert me.name == "modbot"
+
+
+async def test_banned_subreddit_raises_not_found(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    """404 with ``reason: banned``; asyncprawcore has released the body, so only the
+    status tells a ban (404) from a private subreddit (403) or a missing one (302)."""
+    post = fake.add_submission("Megathread", sticky=1)
+    fake.ban_subreddit()
+
+    with pytest.raises(asyncprawcore.NotFound) as info:
+        await reddit.subreddit("ClaudeAI", fetch=True)
+    assert info.value.response.status == 404
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await info.value.response.json()
+    subreddit = await reddit.subreddit("ClaudeAI")
+    with pytest.raises(asyncprawcore.NotFound):
+        await subreddit.sticky(number=1)
+    with pytest.raises(asyncprawcore.NotFound):
+        await reddit.submission(post.id)
+    with pytest.raises(asyncprawcore.NotFound):
+        await (await reddit.submission(post.id, fetch=False)).reply("status")
+    about = [c for c in fake.calls if c.route == "subreddit_about"]
+    assert [c.status for c in about] == [404]
+
+    fake.ban_subreddit(banned=False)
+    assert (await subreddit.sticky(number=1)).id == post.id
+
+
+async def test_private_subreddit_raises_forbidden_unless_moderator(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    post = fake.add_submission("Megathread")
+    fake.add_subreddit("Other")
+    fake.make_private()
+
+    with pytest.raises(asyncprawcore.Forbidden) as info:
+        await reddit.subreddit("ClaudeAI", fetch=True)
+    assert not isinstance(info.value, asyncprawcore.InsufficientScope)
+    with pytest.raises(asyncprawcore.Forbidden):
+        await reddit.submission(post.id)
+    assert (await reddit.subreddit("Other", fetch=True)).subreddit_type == "public"
+
+    fake.add_moderator("modbot")
+    subreddit = await reddit.subreddit("ClaudeAI", fetch=True)
+    assert subreddit.subreddit_type == "private"
+    assert (await reddit.submission(post.id)).id == post.id
+
+
+# --------------------------------------------------------------------------- wiki
+
+
+async def test_wiki_page_latest_and_old_revision(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    first = fake.set_wiki_page("modbot/incident", "v1", "alice", reason="start")
+    second = fake.set_wiki_page("modbot/incident", "line one\n\n<b>two</b>", "bob")
+    assert first != second
+    assert len(second) == 36  # UUID-like, as Reddit's
+
+    subreddit = await reddit.subreddit("ClaudeAI")
+    page = await subreddit.wiki.get_page("modbot/incident")
+
+    assert page.content_md == "line one\n\n<b>two</b>"
+    assert "<p>line one</p>" in page.content_html
+    assert "&lt;b&gt;two&lt;/b&gt;" in page.content_html
+    assert page.revision_id == second
+    assert page.revision_by.name == "bob"
+    assert page.revision_date == int(fake.wiki_revisions("modbot/incident")[0].timestamp)
+    assert page.may_revise is False
+    assert page.reason is None
+    assert fake.count("GET", r"^/r/ClaudeAI/wiki/modbot/incident$") == 1
+
+    old = await page.revision(first)
+    assert (old.content_md, old.revision_by.name, old.reason) == ("v1", "alice", "start")
+    assert [c.query.get("v") for c in fake.calls if c.route == "wiki_page"] == [None, first]
+
+    fake.add_moderator("modbot")
+    assert (await subreddit.wiki.get_page("MODBOT/Incident")).may_revise is True
+
+
+async def test_wiki_revisions_newest_first(fake: FakeReddit, reddit: asyncpraw.Reddit) -> None:
+    ids = [fake.set_wiki_page("modbot/incident", f"v{i}", "alice") for i in range(3)]
+    fake.set_wiki_page("modbot/incident", "elsewhere", "alice", subreddit="Other")
+    subreddit = await reddit.subreddit("ClaudeAI")
+    page = await subreddit.wiki.get_page("modbot/incident", fetch=False)
+
+    revisions = [r async for r in page.revisions(limit=None, request_limit=2)]
+
+    assert [r["id"] for r in revisions] == ids[::-1]
+    assert revisions[0]["author"].name == "alice"
+    assert revisions[0]["page"].name == "modbot/incident"
+    assert (await revisions[-1]["page"].revision(ids[0])).content_md == "v0"
+    assert fake.count("GET", "/wiki/revisions/modbot/incident") == 2  # two pages
+    other = await reddit.subreddit("Other")
+    assert (await other.wiki.get_page("modbot/incident")).content_md == "elsewhere"
+
+
+async def test_missing_wiki_page_raises_not_found(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    fake.set_wiki_page("modbot/incident", "v1", None)
+    subreddit = await reddit.subreddit("ClaudeAI")
+
+    with pytest.raises(asyncprawcore.NotFound):
+        await subreddit.wiki.get_page("modbot/nothing")
+    page = await subreddit.wiki.get_page("modbot/incident")
+    assert page.revision_by is None
+    with pytest.raises(asyncprawcore.NotFound):
+        await page.revision("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(asyncprawcore.NotFound):
+        [r async for r in (await subreddit.wiki.get_page("nope", fetch=False)).revisions()]
+    assert fake.unexpected_calls == []
+
+
+# --------------------------------------------------------------------------- messages sent
+
+
+async def test_message_a_redditor(fake: FakeReddit, reddit: asyncpraw.Reddit) -> None:
+    fake.add_account("Alice")
+    sent: list[str] = []
+    fake.on_message_sent = lambda m: sent.append(m.body)
+    redditor = await reddit.redditor("alice", fetch=False)
+
+    await redditor.message(subject="Incident", message="resolved")  # returns None
+
+    [message] = fake.sent_messages
+    assert (message.to, message.subject, message.body) == ("Alice", "Incident", "resolved")
+    assert (message.author, message.from_subreddit) == ("modbot", None)
+    assert isinstance(message.time, float)
+    assert sent == ["resolved"]
+    [call] = [c for c in fake.calls if c.route == "compose"]
+    assert call.path == "/api/compose/"
+    assert call.form == {"api_type": "json", "subject": "Incident", "text": "resolved",
+                         "to": "alice"}  # fmt: skip
+
+
+async def test_message_errors(fake: FakeReddit, reddit: asyncpraw.Reddit) -> None:
+    nobody = await reddit.redditor("nobody", fetch=False)
+    with pytest.raises(RedditAPIException) as info:
+        await nobody.message(subject="Incident", message="resolved")
+    [item] = info.value.items
+    assert (item.error_type, item.field) == ("USER_DOESNT_EXIST", "to")
+
+    fake.add_account("alice")
+    alice = await reddit.redditor("alice", fetch=False)
+    with pytest.raises(RedditAPIException) as info:
+        await alice.message(subject="x" * 101, message=" ")
+    assert [(i.error_type, i.field) for i in info.value.items] == [
+        ("TOO_LONG", "subject"),
+        ("NO_TEXT", "text"),
+    ]
+    assert fake.sent_messages == []
+
+
+async def test_sent_box_lists_messages_and_replies(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    fake.add_account("alice")
+    await (await reddit.redditor("alice", fetch=False)).message(subject="one", message="1")
+    assert [m async for m in reddit.inbox.unread()] == []  # not in the sender's inbox
+    fake.send_message("bob", "!status")
+    [question] = [m async for m in reddit.inbox.unread()]
+    await question.reply("all good")
+    await (await reddit.subreddit("ClaudeAI")).message(subject="to mods", message="2")
+
+    sent = [m async for m in reddit.inbox.sent()]
+
+    assert [m.body for m in sent] == ["2", "all good", "1"]  # newest first
+    assert all(isinstance(m, Message) and m.author == "modbot" for m in sent)
+    assert [str(m.dest) for m in sent] == ["ClaudeAI", "bob", "alice"]
+    assert sent[0].dest.__class__.__name__ == "Subreddit"
+    assert [m.to for m in fake.sent_messages] == ["alice", "#ClaudeAI"]  # not the reply
+    assert fake.count("GET", r"^/message/sent/$") == 1

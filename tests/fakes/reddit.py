@@ -25,8 +25,28 @@ listings (not from /api/info). ``ratelimit_headers`` is "auto" (never makes
 asyncprawcore sleep), a ``(remaining, used, reset)`` tuple, or None to omit them.
 The hooks ``on_comment_created``/``on_comment_edited``/``on_message_read`` run
 synchronously after a change made over HTTP and before the answer is written (e.g. to
-SIGKILL a bot subprocess at that instant). ``calls`` records every request, secrets
-masked; ``unexpected_calls`` lists those to endpoints the fake does not know (404).
+SIGKILL a bot subprocess at that instant; ``on_message_sent`` likewise for
+``/api/compose/``). ``calls`` records every request, secrets masked;
+``unexpected_calls`` lists those to endpoints the fake does not know (404).
+
+Logins (``POST /api/v1/access_token``, HTTP Basic client id/secret): the bot's
+password (scope "*" unless ``scope`` is sent); ``refresh_token`` for tokens from
+``add_refresh_token`` or issued by the fake; ``authorization_code`` for codes from
+``authorize``/``approve_authorization`` (single use, same ``redirect_uri``; a
+``permanent`` one adds a ``refresh_token``). An access token acts as its grant's user
+for ``/api/v1/me``, ``/api/compose/``, ``/message/sent/`` and own-profile visibility;
+every other endpoint acts as the bot account. Scopes are enforced per endpoint
+(``ROUTE_SCOPES``): a call outside them is 403 ``insufficient_scope``.
+``issued_tokens``/``issued_refresh_tokens`` list every token for leak checks;
+``revoke_refresh_token`` is the user removing the app.
+
+Access knobs: ``app_suspended = True`` (app not approved or suspended: the login works,
+every API call is 403); ``suspend_account(name)`` (``/user/{name}/about`` answers only
+``name`` + ``is_suspended``; for the bot every API call is 403); ``shadowban_account``
+(its profile is 404 to others); ``ban_subreddit`` (404 ``reason: banned`` on its
+pages and threads) and ``make_private`` (403 ``reason: private`` unless the bot
+moderates it). Wiki pages: ``set_wiki_page`` adds a revision, served at
+``/r/{sr}/wiki/{page}`` (``?v=`` for an old one) and ``/r/{sr}/wiki/revisions/{page}``.
 
 What asyncpraw 8.0.3 / asyncprawcore 4.0.0 raise for each answer (see the tests):
 
@@ -43,27 +63,42 @@ What asyncpraw 8.0.3 / asyncprawcore 4.0.0 raise for each answer (see the tests)
   raises ``asyncprawcore.InvalidToken`` once and the next call logs in again.
 - 403: ``asyncprawcore.Forbidden``; 404: ``asyncprawcore.NotFound``;
   429: ``asyncprawcore.TooManyRequests`` (``retry_after`` = the header or None).
-- Unknown subreddit: 302 to ``/subreddits/search`` -> ``asyncprawcore.Redirect``.
-- Wrong password: 200 ``{"error": "invalid_grant"}`` -> ``asyncprawcore.OAuthException``;
-  wrong client id/secret: 401 -> ``asyncprawcore.ResponseException``.
+- Unknown subreddit: 302 to ``/subreddits/search`` -> ``asyncprawcore.Redirect``;
+  banned: 404 -> ``NotFound``; private: 403 -> ``Forbidden``. The ``reason`` in the body
+  is unreadable (``response.json()`` raises "Connection closed"): only the status tells.
+- App or bot account suspended: ``Forbidden`` on every call (the login succeeds).
+  Missing scope: ``asyncprawcore.InsufficientScope`` (a ``ResponseException``, 403).
+- Wrong password, unknown or revoked refresh token, bad or used code: 200
+  ``{"error": "invalid_grant"}`` -> ``asyncprawcore.OAuthException`` (``.error``), but
+  when the refresh happens inside asyncprawcore's 401 retry it arrives wrapped in
+  ``asyncprawcore.RequestException`` (``.original_exception``). Wrong client id/secret:
+  401 -> ``asyncprawcore.ResponseException``.
+- Shadow-banned or unknown redditor, missing wiki page or revision: 404 -> ``NotFound``.
+- Compose errors (USER_DOESNT_EXIST, SUBREDDIT_NOEXIST, NO_SUBJECT, NO_TEXT, TOO_LONG
+  with ``field`` "subject" or "text"): ``RedditAPIException``, every error in ``items``.
 
 Simplifications: ``limit`` on ``/comments/{id}/`` counts top-level comments and no
-"more" stubs are ever sent; scores are always 1; only the bot account logs in.
-Non-moderators see a removed comment as body "[removed]", author "[deleted]".
+"more" stubs are ever sent; scores are always 1; only the bot account has a password.
+Non-moderators see a removed comment as body "[removed]", author "[deleted]". Wiki HTML
+is escaped paragraphs only; nobody can edit the wiki over HTTP. ``/api/info`` still
+returns things of banned or private subreddits. Authorisation codes never expire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import encode_basic_auth, web
 
@@ -71,9 +106,27 @@ JSON = dict[str, Any]
 When = Literal["before", "after"]
 
 MAX_COMMENT_LENGTH = 10_000
+MAX_SUBJECT_LENGTH = 100
 RATELIMIT_WINDOW = 60  # seconds; see _ratelimit_headers
 SECRET_FIELDS = frozenset({"password", "refresh_token", "access_token", "token", "code"})
 INVALID_TOKEN = 'Bearer realm="reddit", error="invalid_token"'
+INSUFFICIENT_SCOPE = 'Bearer realm="reddit", error="insufficient_scope"'
+# Reddit's OAuth scopes (https://www.reddit.com/api/v1/scopes); "*" is what the
+# password grant gets by default.
+SCOPES = frozenset({
+    "*", "account", "creddits", "edit", "flair", "history", "identity", "livemanage",
+    "modconfig", "modcontributors", "modflair", "modlog", "modmail", "modnote", "modothers",
+    "modposts", "modself", "modwiki", "mysubreddits", "privatemessages", "read", "report",
+    "save", "structuredstyles", "submit", "subscribe", "vote", "wikiedit", "wikiread",
+})  # fmt: skip
+# The scope each route needs (``comment`` needs "privatemessages" to answer a message).
+ROUTE_SCOPES = {
+    "me": "identity", "subreddit_about": "read", "sticky": "read", "moderators": "read",
+    "hot": "read", "comments": "read", "comment": "submit", "edit": "edit", "delete": "edit",
+    "distinguish": "modposts", "info": "read", "user_about": "read", "user_comments": "history",
+    "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
+    "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
+}  # fmt: skip
 
 # Reddit's API errors: code -> (message, field), as sent in {"json": {"errors": [...]}}.
 API_ERRORS: dict[str, tuple[str, str]] = {
@@ -83,6 +136,9 @@ API_ERRORS: dict[str, tuple[str, str]] = {
     "DELETED_COMMENT": ("that comment has been deleted", "parent"),
     "TOO_LONG": (f"this is too long (max: {MAX_COMMENT_LENGTH})", "text"),
     "NO_TEXT": ("we need something here", "text"),
+    "NO_SUBJECT": ("please enter a subject", "subject"),
+    "USER_DOESNT_EXIST": ("that user doesn't exist", "to"),
+    "SUBREDDIT_NOEXIST": ("that subreddit doesn't exist", "to"),
 }
 
 
@@ -148,16 +204,52 @@ class Submission:
 class Message:
     id: str
     author: str
-    dest: str
+    dest: str  # a username, or "#Subreddit" for a message to a subreddit's moderators
     subject: str
     body: str
     created_utc: float
     new: bool = True
     parent_id: str | None = None  # "t4_..." when this is a reply
+    from_subreddit: str | None = None  # compose's ``from_sr``: recorded, never checked
 
     @property
     def fullname(self) -> str:
         return f"t4_{self.id}"
+
+    @property
+    def to(self) -> str:
+        return self.dest
+
+    @property
+    def time(self) -> float:
+        return self.created_utc
+
+
+@dataclass
+class WikiRevision:
+    id: str  # UUID, as Reddit's revision ids
+    subreddit: str
+    page: str  # lower case, e.g. "modbot/incident"
+    content: str
+    author: str | None
+    timestamp: float  # the fake's clock; Reddit answers it as whole seconds
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token stands for: a user and the scopes the user granted."""
+
+    username: str
+    scopes: tuple[str, ...]
+    refresh_token: str | None = None  # for access tokens obtained through one
+
+
+@dataclass(frozen=True)
+class _AuthCode:
+    grant: Grant
+    redirect_uri: str
+    duration: Literal["permanent", "temporary"]
 
 
 @dataclass
@@ -207,6 +299,8 @@ class _Ctx:
     query: dict[str, str]
     form: dict[str, str]
     match: re.Match[str] | None = None
+    user: str = ""  # the token's user
+    scopes: tuple[str, ...] = ()
 
     def arg(self, name: str) -> str:
         """A named group of the route's path pattern."""
@@ -276,14 +370,24 @@ def _things(things: list[JSON]) -> web.Response:
     return _json({"json": {"errors": [], "data": {"things": things}}})
 
 
-def _listing(children: list[JSON], *, limit: int | None = None, after: str | None = None) -> JSON:
+def _name(child: JSON) -> str:
+    return str(child["data"]["name"])
+
+
+def _listing(
+    children: list[JSON],
+    *,
+    limit: int | None = None,
+    after: str | None = None,
+    key: Callable[[JSON], str] = _name,
+) -> JSON:
     if after:
-        names = [child["data"]["name"] for child in children]
+        names = [key(child) for child in children]
         children = children[names.index(after) + 1 :] if after in names else []
     page = children if limit is None else children[:limit]
     more = len(page) < len(children)
     data = {
-        "after": page[-1]["data"]["name"] if more else None,
+        "after": key(page[-1]) if more else None,
         "before": None,
         "dist": len(page),
         "children": page,
@@ -300,6 +404,29 @@ def _limit(query: dict[str, str], default: int = 25, cap: int = 100) -> int:
 
 def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:50] or "_"
+
+
+def _wiki_name(page: str) -> str:
+    """Reddit's spelling of a wiki page name: lower case, no outer slashes."""
+    return page.strip("/").replace(" ", "_").lower()
+
+
+def _md_to_html(markdown: str) -> str:
+    """Enough of Reddit's rendering for a test: escaped paragraphs in a ``md`` div."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", markdown.strip()) if p]
+    body = "".join(f"<p>{html.escape(p)}</p>\n" for p in paragraphs)
+    return f'<!-- SC_OFF --><div class="md">{body}</div><!-- SC_ON -->'
+
+
+def _scopes(scopes: Iterable[str] | str) -> tuple[str, ...]:
+    """Scopes in the order given, without repeats; unknown names are refused like
+    Reddit's authorisation page does ("invalid scope requested")."""
+    wanted = scopes.split() if isinstance(scopes, str) else list(scopes)
+    if unknown := sorted(set(wanted) - SCOPES):
+        raise ValueError(f"invalid scope requested: {', '.join(unknown)}")
+    if not wanted:
+        raise ValueError("no scope requested")
+    return tuple(dict.fromkeys(wanted))
 
 
 # --------------------------------------------------------------------------- server
@@ -339,6 +466,8 @@ class FakeReddit:
         self.comments: dict[str, Comment] = {}
         self.messages: dict[str, Message] = {}  # received by the bot and its replies
         self.mentions: dict[str, Mention] = {}  # keyed by comment id
+        self.sent_messages: list[Message] = []  # composed over HTTP (replies are not in it)
+        self.wiki: dict[tuple[str, str], list[WikiRevision]] = {}  # (sr, page) -> oldest first
         self.calls: list[Call] = []
         self.add_account(username)
 
@@ -349,9 +478,20 @@ class FakeReddit:
         self.on_comment_created: Callable[[Comment], None] | None = None
         self.on_comment_edited: Callable[[Comment], None] | None = None
         self.on_message_read: Callable[[Message | Mention], None] | None = None
+        self.on_message_sent: Callable[[Message], None] | None = None
+        # Reddit refuses the app (not approved, or suspended): every API call answers 403.
+        self.app_suspended = False
+        self.suspended_accounts: set[str] = set()  # see suspend_account
+        self.shadowbanned_accounts: set[str] = set()  # see shadowban_account
+        self.subreddit_states: dict[str, Literal["banned", "private"]] = {}  # lower-case name
+        # The app's registered redirect URI; None accepts any in authorize().
+        self.redirect_uri: str | None = None
 
-        self._tokens: set[str] = set()
+        self._tokens: dict[str, Grant] = {}  # access token -> what it stands for
         self.issued_tokens: list[str] = []  # every access token handed out, for leak checks
+        self.refresh_tokens: dict[str, Grant] = {}  # the valid ones
+        self.issued_refresh_tokens: list[str] = []  # every one issued or added, for leak checks
+        self._codes: dict[str, _AuthCode] = {}  # authorisation codes not yet used
         self._faults: list[_Fault] = []
         self._window = (0.0, 0)  # (start, requests in window) for rate-limit headers
         self._runner: web.AppRunner | None = None
@@ -359,6 +499,7 @@ class FakeReddit:
         self.url = ""
         self._routes: list[_Route] = []
         sr = r"/r/(?P<sr>[^/]+)"
+        wiki_page = r"/wiki/(?!(?:revisions|settings|discussions)/|pages$)(?P<page>.+)"
         for method, pattern, handler in [
             ("POST", r"/api/v1/access_token", self._h_access_token),
             ("GET", r"/api/v1/me", self._h_me),
@@ -372,9 +513,14 @@ class FakeReddit:
             ("POST", r"/api/del", self._h_delete),
             ("POST", r"/api/distinguish", self._h_distinguish),
             ("GET", r"/api/info", self._h_info),
+            ("GET", r"/user/(?P<name>[^/]+)/about", self._h_user_about),
             ("GET", r"/user/(?P<name>[^/]+)/comments", self._h_user_comments),
             ("GET", r"/message/(?P<box>unread|inbox)", self._h_inbox),
+            ("GET", r"/message/sent", self._h_sent),
             ("POST", r"/api/(?P<action>read|unread)_message", self._h_read_message),
+            ("POST", r"/api/compose", self._h_compose),
+            ("GET", sr + r"/wiki/revisions/(?P<page>.+)", self._h_wiki_revisions),
+            ("GET", sr + wiki_page, self._h_wiki_page),
         ]:
             name = handler.__name__.removeprefix("_h_")
             self._routes.append(_Route(method, re.compile(pattern), name, handler))
@@ -412,7 +558,14 @@ class FakeReddit:
         await self.stop()
 
     def asyncpraw_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """Keyword arguments for ``asyncpraw.Reddit(**kwargs)`` aimed at this server."""
+        """Keyword arguments for ``asyncpraw.Reddit(**kwargs)`` aimed at this server.
+
+        By default the bot logs in with its password. Passing ``refresh_token=`` or
+        ``redirect_uri=`` drops username and password (unless passed too), since
+        asyncpraw prefers the password grant whenever both are set: ``refresh_token``
+        logs in with that token, ``redirect_uri`` alone gives a client that is logged
+        in by ``await reddit.auth.authorize(code)``.
+        """
         kwargs: dict[str, Any] = {
             "client_id": self.client_id,
             "client_secret": self.client_secret,
@@ -425,6 +578,8 @@ class FakeReddit:
             "check_for_updates": False,
             "ratelimit_seconds": 0,
         }
+        if {"refresh_token", "redirect_uri"} & overrides.keys():
+            del kwargs["username"], kwargs["password"]
         return kwargs | overrides
 
     # ------------------------------------------------------------------ state helpers
@@ -441,6 +596,29 @@ class FakeReddit:
         if name not in self.accounts:
             self.accounts[name] = Account(name=name, id=self._new_id(), created_utc=self._now())
         return self.accounts[name]
+
+    def _account(self, name: str) -> Account | None:
+        """The account called ``name`` in any case, as Reddit matches usernames."""
+        name = name.removeprefix("/").removeprefix("u/")
+        return next((a for a in self.accounts.values() if a.name.lower() == name.lower()), None)
+
+    def suspend_account(self, name: str, suspended: bool = True) -> None:
+        """Suspend ``name`` permanently: ``/user/{name}/about`` answers only ``name`` and
+        ``is_suspended: true``; if ``name`` is the bot, every API call answers 403."""
+        name = self.add_account(name).name
+        if suspended:
+            self.suspended_accounts.add(name)
+        else:
+            self.suspended_accounts.discard(name)
+
+    def shadowban_account(self, name: str, shadowbanned: bool = True) -> None:
+        """Shadow-ban ``name``: its profile (``about``, ``comments``) answers 404 to
+        everyone but itself."""
+        name = self.add_account(name).name
+        if shadowbanned:
+            self.shadowbanned_accounts.add(name)
+        else:
+            self.shadowbanned_accounts.discard(name)
 
     def add_subreddit(self, name: str) -> str:
         """Another subreddit the bot may post in (the main one is ``subreddit``)."""
@@ -468,6 +646,23 @@ class FakeReddit:
 
     def remove_moderator(self, name: str) -> None:
         self.moderators.pop(name, None)
+
+    def ban_subreddit(self, subreddit: str | None = None, banned: bool = True) -> None:
+        """Reddit bans the subreddit: its pages and threads answer 404 ``reason: banned``."""
+        self._set_subreddit_state(subreddit, "banned" if banned else None)
+
+    def make_private(self, subreddit: str | None = None, private: bool = True) -> None:
+        """The subreddit goes private: 403 ``reason: private`` unless the bot moderates it."""
+        self._set_subreddit_state(subreddit, "private" if private else None)
+
+    def _set_subreddit_state(
+        self, subreddit: str | None, state: Literal["banned", "private"] | None
+    ) -> None:
+        key = (subreddit or self.subreddit).lower()
+        if state is None:
+            self.subreddit_states.pop(key, None)
+        else:
+            self.subreddit_states[key] = state
 
     @property
     def bot_is_moderator(self) -> bool:
@@ -576,9 +771,91 @@ class FakeReddit:
         """Bodies of the bot's replies to message ``message_id``, oldest first."""
         return [m.body for m in self.messages.values() if m.parent_id == f"t4_{message_id}"]
 
+    def set_wiki_page(
+        self,
+        name: str,
+        content: str,
+        author: str | None,
+        subreddit: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> str:
+        """``author`` saves a new revision of wiki page ``name`` (e.g. "modbot/incident")
+        of ``subreddit`` (default: the main one, else added); return the revision id."""
+        sr = self._canonical(subreddit or self.subreddit)
+        if sr.lower() != self.subreddit.lower():
+            self.add_subreddit(sr)
+        if author is not None:
+            self.add_account(author)
+        revision = WikiRevision(
+            str(uuid.uuid4()), sr, _wiki_name(name), content, author, self._now(), reason
+        )
+        self.wiki.setdefault((sr.lower(), revision.page), []).append(revision)
+        return revision.id
+
+    def wiki_revisions(self, name: str, subreddit: str | None = None) -> list[WikiRevision]:
+        """Revisions of a wiki page, newest first (empty if the page does not exist)."""
+        key = ((subreddit or self.subreddit).lower(), _wiki_name(name))
+        return list(reversed(self.wiki.get(key, [])))
+
     def expire_tokens(self) -> None:
         """Invalidate every access token: the next call gets 401 invalid_token."""
         self._tokens.clear()
+
+    # ------------------------------------------------------------------ OAuth grants
+
+    def add_refresh_token(self, token: str, username: str, scopes: Iterable[str]) -> None:
+        """Make ``token`` a valid refresh token of ``username`` for ``scopes``."""
+        self.add_account(username)
+        self.refresh_tokens[token] = Grant(username, _scopes(scopes))
+        self.issued_refresh_tokens.append(token)
+
+    def revoke_refresh_token(self, token: str) -> None:
+        """The user revokes the app's access: the refresh token and every access token
+        obtained through it stop working (the next refresh gets ``invalid_grant``)."""
+        self.refresh_tokens.pop(token, None)
+        for access, grant in list(self._tokens.items()):
+            if grant.refresh_token == token:
+                del self._tokens[access]
+
+    def authorize(
+        self,
+        username: str,
+        scopes: Iterable[str],
+        redirect_uri: str,
+        *,
+        duration: Literal["permanent", "temporary"] = "permanent",
+    ) -> str:
+        """``username`` clicks "Allow" on Reddit's authorisation page; return the code
+        Reddit passes to ``redirect_uri``. The code works once, with that redirect URI;
+        a ``permanent`` one also yields a refresh token."""
+        if self.redirect_uri is not None and redirect_uri != self.redirect_uri:
+            raise ValueError(f"invalid redirect_uri parameter: {redirect_uri}")
+        self.add_account(username)
+        code = secrets.token_urlsafe(20)
+        self._codes[code] = _AuthCode(Grant(username, _scopes(scopes)), redirect_uri, duration)
+        return code
+
+    def approve_authorization(self, url: str, username: str) -> str:
+        """``username`` opens ``url`` (from ``reddit.auth.url(...)``) and clicks "Allow";
+        return where Reddit sends the browser: ``redirect_uri?state=...&code=...#_``
+        (the ``#_`` is Reddit's)."""
+        query = dict(parse_qsl(urlsplit(url).query))
+        if query.get("client_id") != self.client_id:
+            raise ValueError("invalid client id")
+        if query.get("response_type") != "code":
+            raise ValueError("only the code flow is implemented")
+        if query.get("duration") not in ("permanent", "temporary"):
+            raise ValueError(f"invalid duration: {query.get('duration')}")
+        duration: Literal["permanent", "temporary"] = (
+            "permanent" if query["duration"] == "permanent" else "temporary"
+        )
+        redirect_uri = query.get("redirect_uri", "")
+        code = self.authorize(
+            username, query.get("scope", "").split(), redirect_uri, duration=duration
+        )
+        answer = urlencode({"state": query.get("state", ""), "code": code})
+        return f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{answer}#_"
 
     # ------------------------------------------------------------------ fault knobs
 
@@ -737,21 +1014,47 @@ class FakeReddit:
         if found is None:
             return _http_error(404)
         route, ctx.match = found
-        if route.name != "access_token" and not self._authorised(ctx.request):
-            return _http_error(401, {"www-authenticate": INVALID_TOKEN})
-        sr = ctx.match.groupdict().get("sr")
-        known = {self.subreddit.lower()} | {s.lower() for s in self.other_subreddits}
-        if sr is not None and not (self.subreddit_exists and sr.lower() in known):
-            search = f"{self.url}/subreddits/search.json?q={sr}"
-            return web.Response(status=302, headers={"location": search})
         try:
+            if route.name != "access_token":
+                self._check_access(route.name, ctx)
+            sr = ctx.match.groupdict().get("sr")
+            known = {self.subreddit.lower()} | {s.lower() for s in self.other_subreddits}
+            if sr is not None and not (self.subreddit_exists and sr.lower() in known):
+                search = f"{self.url}/subreddits/search.json?q={sr}"
+                return web.Response(status=302, headers={"location": search})
+            if sr is not None:
+                self._check_visible(sr)
             return route.handler(ctx)
         except _HandlerError as error:
             return error.response
 
-    def _authorised(self, request: web.Request) -> bool:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and token in self._tokens
+    def _check_access(self, route: str, ctx: _Ctx) -> None:
+        """Token, suspension and scope checks of an API call, in Reddit's order."""
+        scheme, _, token = ctx.request.headers.get("Authorization", "").partition(" ")
+        grant = self._tokens.get(token) if scheme.lower() == "bearer" else None
+        if grant is None:
+            raise _HandlerError(_http_error(401, {"www-authenticate": INVALID_TOKEN}))
+        ctx.user, ctx.scopes = grant.username, grant.scopes
+        if self.app_suspended or grant.username in self.suspended_accounts:
+            raise _HandlerError(_http_error(403))
+        scope = ROUTE_SCOPES.get(route)
+        if route == "comment" and ctx.form.get("thing_id", "").startswith("t4_"):
+            scope = "privatemessages"
+        if scope is not None and "*" not in grant.scopes and scope not in grant.scopes:
+            raise _HandlerError(_http_error(403, {"www-authenticate": INSUFFICIENT_SCOPE}))
+
+    def _check_visible(self, subreddit: str) -> None:
+        """Raise Reddit's answer for a banned subreddit, or a private one the bot does
+        not moderate."""
+        state = self.subreddit_states.get(subreddit.lower())
+        if state == "banned":
+            body = {"reason": "banned", "message": "Not Found", "error": 404}
+            raise _HandlerError(_http_error(404, body=body))
+        main = subreddit.lower() == self.subreddit.lower()
+        mods = self.moderators if main else self.other_subreddits.get(self._canonical(subreddit))
+        if state == "private" and self.username not in (mods or {}):
+            body = {"reason": "private", "message": "Forbidden", "error": 403}
+            raise _HandlerError(_http_error(403, body=body))
 
     def _ratelimit_headers(self) -> dict[str, str]:
         """Reddit's budget headers. By default they never make asyncprawcore sleep: its
@@ -840,6 +1143,23 @@ class FakeReddit:
             "first_message": None, "context": "", "distinguished": None,
         }  # fmt: skip
 
+    def _user_data(self, account: Account) -> JSON:
+        name = account.name
+        return {
+            "name": name, "id": account.id, "created_utc": account.created_utc,
+            "created": account.created_utc, "link_karma": 0, "comment_karma": 0,
+            "total_karma": 0, "awardee_karma": 0, "awarder_karma": 0, "is_gold": False,
+            "is_mod": self._is_mod_anywhere(name), "is_employee": False, "verified": True,
+            "has_verified_email": True, "hide_from_robots": False, "is_friend": False,
+            "is_blocked": False, "accept_followers": True, "pref_show_snoovatar": False,
+            "icon_img": "", "snoovatar_img": "",
+            "subreddit": {
+                "display_name": f"u_{name}", "display_name_prefixed": f"u/{name}",
+                "name": f"t5_{account.id}", "subreddit_type": "user", "title": "",
+                "public_description": "", "over_18": False, "url": f"/user/{name}/",
+            },
+        }  # fmt: skip
+
     def _mention_data(self, mention: Mention) -> JSON:
         comment = mention.comment
         post = self.submissions[comment.submission_id]
@@ -875,29 +1195,65 @@ class FakeReddit:
         client = encode_basic_auth(self.client_id, self.client_secret)
         if ctx.request.headers.get("Authorization") != client:
             return _http_error(401)
-        user = (ctx.form.get("grant_type"), ctx.form.get("username"), ctx.form.get("password"))
-        if user != ("password", self.username, self.password):
-            return _json({"error": "invalid_grant"})  # Reddit answers 200 here
+        grant, refresh_token = self._grant(ctx.form)
         token = secrets.token_urlsafe(24)
-        self._tokens.add(token)
+        self._tokens[token] = replace(grant, refresh_token=refresh_token)
         self.issued_tokens.append(token)
-        return _json({"access_token": token, "token_type": "bearer", "scope": "*",
-                      "expires_in": self.token_lifetime})  # fmt: skip
+        payload = {"access_token": token, "token_type": "bearer",
+                   "expires_in": self.token_lifetime, "scope": " ".join(grant.scopes)}  # fmt: skip
+        if refresh_token is not None:  # a refresh answers the same refresh token again
+            payload["refresh_token"] = refresh_token
+        return _json(payload)
+
+    def _grant(self, form: dict[str, str]) -> tuple[Grant, str | None]:
+        """What the token request is granted, and its refresh token if any; errors are
+        200s with an ``error`` key, as Reddit sends them."""
+        match form.get("grant_type"):
+            case "password":
+                if (form.get("username"), form.get("password")) != (self.username, self.password):
+                    raise _HandlerError(_json({"error": "invalid_grant"}))
+                try:
+                    return Grant(self.username, _scopes(form.get("scope", "*"))), None
+                except ValueError:
+                    raise _HandlerError(_json({"error": "invalid_scope"})) from None
+            case "refresh_token":
+                refresh_token = form.get("refresh_token", "")
+                if (grant := self.refresh_tokens.get(refresh_token)) is None:
+                    raise _HandlerError(_json({"error": "invalid_grant"}))
+                return grant, refresh_token
+            case "authorization_code":
+                code = self._codes.get(form.get("code", ""))
+                if code is None or code.redirect_uri != form.get("redirect_uri"):
+                    raise _HandlerError(_json({"error": "invalid_grant"}))
+                del self._codes[form["code"]]  # single use
+                if code.duration == "temporary":
+                    return code.grant, None
+                refresh_token = secrets.token_urlsafe(30)
+                self.refresh_tokens[refresh_token] = code.grant
+                self.issued_refresh_tokens.append(refresh_token)
+                return code.grant, refresh_token
+            case _:
+                raise _HandlerError(_json({"error": "unsupported_grant_type"}))
 
     def _h_me(self, ctx: _Ctx) -> web.Response:
-        account = self.accounts[self.username]
+        account = self.accounts[ctx.user]
         return _json({
             "name": account.name, "id": account.id, "created_utc": account.created_utc,
-            "comment_karma": 0, "link_karma": 0, "is_mod": self.bot_is_moderator,
+            "comment_karma": 0, "link_karma": 0, "is_mod": self._is_mod_anywhere(account.name),
         })  # fmt: skip
+
+    def _is_mod_anywhere(self, name: str) -> bool:
+        return any(name in mods for mods in [self.moderators, *self.other_subreddits.values()])
 
     def _h_subreddit_about(self, ctx: _Ctx) -> web.Response:
         sr = self._canonical(ctx.arg("sr"))
+        private = self.subreddit_states.get(sr.lower()) == "private"
         return _json(_thing("t5", {
             "display_name": sr, "display_name_prefixed": f"r/{sr}", "title": sr,
             "name": self.subreddit_fullname, "id": self.subreddit_fullname.removeprefix("t5_"),
             "subscribers": 1000, "user_is_moderator": self.bot_is_moderator, "url": f"/r/{sr}/",
-            "subreddit_type": "public", "over18": False, "quarantine": False,
+            "subreddit_type": "private" if private else "public", "over18": False,
+            "quarantine": False,
             "created_utc": 1_600_000_000.0, "public_description": "",
         }))  # fmt: skip
 
@@ -939,6 +1295,7 @@ class FakeReddit:
         post = self.submissions.get(ctx.arg("id"))
         if post is None:
             return _http_error(404)
+        self._check_visible(self._subreddit_of(post))
         by_parent: dict[str, list[Comment]] = {}
         for comment in post.comments:
             if not self._is_lagging(comment):
@@ -1017,10 +1374,27 @@ class FakeReddit:
                 children.append(_thing("t3", self._submission_data(self.submissions[thing_id])))
         return _json(_listing(children))
 
+    def _visible_account(self, ctx: _Ctx) -> Account:
+        """The account of ``/user/{name}/...``; 404 if unknown or shadow-banned (but a
+        shadow-banned user sees its own profile)."""
+        account = self._account(ctx.arg("name"))
+        if account is None or (
+            account.name in self.shadowbanned_accounts and account.name != ctx.user
+        ):
+            raise _HandlerError(_http_error(404))
+        return account
+
+    def _h_user_about(self, ctx: _Ctx) -> web.Response:
+        account = self._visible_account(ctx)
+        if account.name in self.suspended_accounts:  # all Reddit still says about it
+            return _json(_thing("t2", {
+                "name": account.name, "is_suspended": True, "awardee_karma": 0,
+                "awarder_karma": 0, "is_blocked": False, "total_karma": 0,
+            }))  # fmt: skip
+        return _json(_thing("t2", self._user_data(account)))
+
     def _h_user_comments(self, ctx: _Ctx) -> web.Response:
-        name = ctx.arg("name")
-        if name not in self.accounts:
-            return _http_error(404)
+        name = self._visible_account(ctx).name
         mine = [c for c in self.comments_by(name) if not self._is_lagging(c)]
         mine.sort(key=lambda c: c.created_utc, reverse=True)
         children = [_thing("t1", self._user_comment_data(c)) for c in mine]
@@ -1037,6 +1411,7 @@ class FakeReddit:
         post = self.submissions.get(sub_id)
         if post is None:
             raise _HandlerError(_http_error(404))
+        self._check_visible(self._subreddit_of(post))
         if post.removed_by_category and not deleted_ok:
             raise _api_error("DELETED_LINK")
         if post.archived:
@@ -1070,6 +1445,52 @@ class FakeReddit:
         ]
         return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
 
+    def _h_sent(self, ctx: _Ctx) -> web.Response:
+        """Messages the token's user sent (composed or replies), newest first."""
+        sent = [m for m in self.messages.values() if m.author == ctx.user]
+        sent.sort(key=lambda m: m.created_utc, reverse=True)
+        children = [_thing("t4", self._message_data(m) | {"new": False}) for m in sent]
+        return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
+
+    def _h_compose(self, ctx: _Ctx) -> web.Response:
+        to, subject = ctx.form.get("to", "").strip(), ctx.form.get("subject", "")
+        text = ctx.form.get("text", "")
+        errors: list[list[str]] = []
+
+        def error(code: str, message: str | None = None, field_name: str | None = None) -> None:
+            default_message, default_field = API_ERRORS[code]
+            errors.append([code, message or default_message, field_name or default_field])
+
+        dest = ""
+        if to.startswith("#") or to.startswith("/r/"):  # asyncpraw sends "#sub"
+            sr = to.removeprefix("#").removeprefix("/r/")
+            names = [self.subreddit, *self.other_subreddits]
+            if self.subreddit_exists and sr.lower() in {n.lower() for n in names}:
+                dest = f"#{self._canonical(sr)}"
+            else:
+                error("SUBREDDIT_NOEXIST")
+        elif (account := self._account(to)) is not None:
+            dest = account.name
+        else:
+            error("USER_DOESNT_EXIST")
+        if not subject.strip():
+            error("NO_SUBJECT")
+        elif len(subject) > MAX_SUBJECT_LENGTH:
+            error("TOO_LONG", f"this is too long (max: {MAX_SUBJECT_LENGTH})", "subject")
+        if not text.strip():
+            error("NO_TEXT")
+        elif len(text) > MAX_COMMENT_LENGTH:
+            error("TOO_LONG")
+        if errors:
+            return _json({"json": {"errors": errors}})
+        message = Message(self._new_id(), ctx.user, dest, subject, text, self._now())
+        message.from_subreddit = ctx.form.get("from_sr") or None
+        self.messages[message.id] = message
+        self.sent_messages.append(message)
+        if self.on_message_sent is not None:
+            self.on_message_sent(message)
+        return _json({"json": {"errors": []}})
+
     def _h_read_message(self, ctx: _Ctx) -> web.Response:
         wanted = set(ctx.form.get("id", "").split(","))
         unread = ctx.arg("action") == "unread"
@@ -1079,3 +1500,42 @@ class FakeReddit:
                 if not unread and self.on_message_read is not None:
                     self.on_message_read(item)
         return _json({})
+
+    # ------------------------------------------------------------------ handlers: wiki
+
+    def _wiki_page_revisions(self, ctx: _Ctx) -> list[WikiRevision]:
+        """Revisions of the page in the path, oldest first; 404 if it was never created."""
+        revisions = self.wiki.get((ctx.arg("sr").lower(), _wiki_name(ctx.arg("page"))))
+        if not revisions:
+            body = {"reason": "PAGE_NOT_CREATED", "message": "Not Found", "error": 404}
+            raise _HandlerError(_http_error(404, body=body))
+        return revisions
+
+    def _h_wiki_page(self, ctx: _Ctx) -> web.Response:
+        revisions = self._wiki_page_revisions(ctx)
+        wanted = ctx.query.get("v")
+        revision = next((r for r in revisions if r.id == wanted), None) if wanted else revisions[-1]
+        if revision is None:
+            return _http_error(404)
+        author = self._account(revision.author) if revision.author else None
+        mods = self._moderators_of(revision.subreddit)
+        return _json({"kind": "wikipage", "data": {
+            "content_md": revision.content, "content_html": _md_to_html(revision.content),
+            "revision_date": int(revision.timestamp), "revision_id": revision.id,
+            "revision_by": _thing("t2", self._user_data(author)) if author else None,
+            "may_revise": self.username in mods, "reason": revision.reason,
+        }})  # fmt: skip
+
+    def _h_wiki_revisions(self, ctx: _Ctx) -> web.Response:
+        children = []
+        for revision in reversed(self._wiki_page_revisions(ctx)):
+            author = self._account(revision.author) if revision.author else None
+            children.append({
+                "id": revision.id, "page": revision.page, "reason": revision.reason,
+                "timestamp": int(revision.timestamp), "revision_hidden": False,
+                "author": _thing("t2", self._user_data(author)) if author else None,
+            })  # fmt: skip
+        return _json(_listing(
+            children, limit=_limit(ctx.query), after=ctx.query.get("after"),
+            key=lambda child: f"WikiRevision_{child['id']}",
+        ))  # fmt: skip
