@@ -35,7 +35,8 @@ from modbot.render import Templates, read_templates
 from modbot.sandbox import RenderWorker
 from modbot.settings import Settings, default_templates_dir
 from modbot.sources import make_http_client, make_source
-from modbot.store import START_FRESH, SqliteStore
+from modbot.store import START_FRESH
+from modbot.stores import open_store
 from modbot.watches import Watch, default_page, load_watches, pick
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class App:
 
     async def _open(self) -> None:
         settings = self.settings
-        store = await SqliteStore.open(settings.database)
+        store = await open_store(settings.database)
         self._stack.push_async_callback(store.close)
         damage = await store.integrity_problems()
         if damage:

@@ -253,7 +253,7 @@ async def check_live(settings: Settings, out: TextIO) -> int:
     """``modbot check --live``: is the running bot alive and current? From its state
     file only, with no network of its own: the health check for containers and timers."""
     from modbot.machine import is_active  # noqa: PLC0415
-    from modbot.store import SqliteStore  # noqa: PLC0415
+    from modbot.stores import open_store  # noqa: PLC0415
 
     line = _printer(out)
     if not settings.database.exists():
@@ -261,7 +261,7 @@ async def check_live(settings: Settings, out: TextIO) -> int:
         return 1
     dry = is_dry_run(settings)
     try:
-        store = await SqliteStore.open(settings.database)
+        store = await open_store(settings.database)
     except StoreError as exc:
         line("state file", f"FAILED: {exc}")
         return 1
@@ -377,13 +377,13 @@ async def _check_subreddit(
 
 
 async def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:
-    from modbot.store import SqliteStore  # noqa: PLC0415
+    from modbot.stores import open_store  # noqa: PLC0415
 
     if not settings.database.exists():
         line("state file", f"{settings.database} (not created yet; `modbot run` creates it)")
         return 0
     try:
-        store = await SqliteStore.open(settings.database)
+        store = await open_store(settings.database)
     except StoreError as exc:
         line("state file", f"BROKEN: {exc}")
         return 1
@@ -538,14 +538,14 @@ async def refresh(
 async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
     """``modbot status``: every watch, from the state file alone (no network)."""
     from modbot.statusview import health_json, status_text, watches_table  # noqa: PLC0415
-    from modbot.store import SqliteStore  # noqa: PLC0415
+    from modbot.stores import open_store  # noqa: PLC0415
 
     if not settings.database.exists():
         out.write(f"No state yet at {settings.database}: start the bot with `modbot run`.\n")
         return 1
     watches = _watches(settings)
     dry = is_dry_run(settings)
-    store = await SqliteStore.open(settings.database)
+    store = await open_store(settings.database)
     try:
         if as_json:
             text = await health_json(store, [(w.name, w.kind, w.scope(dry)) for w in watches])
@@ -574,12 +574,13 @@ async def set_pause(
     settings: Settings, *, paused: bool, out: TextIO, watch_name: str | None = None
 ) -> int:
     """``modbot pause`` / ``modbot resume``."""
-    from modbot.store import START_FRESH, SqliteStore  # noqa: PLC0415
+    from modbot.store import START_FRESH  # noqa: PLC0415
+    from modbot.stores import open_store  # noqa: PLC0415
     from modbot.watches import pick  # noqa: PLC0415
 
     watch = pick(_watches(settings), watch_name)
     who = f"{getpass.getuser()} (CLI)"
-    store = await SqliteStore.open(settings.database)
+    store = await open_store(settings.database)
     try:
         damage = await store.integrity_problems()
         if damage:

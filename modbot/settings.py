@@ -13,11 +13,19 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    InstanceOf,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from modbot import __version__
 from modbot.errors import ConfigError
+from modbot.stores import DatabaseURL, database_location
 
 ENV_PREFIX = "MODBOT_"
 MIN_INTERVAL = 1.0
@@ -128,7 +136,8 @@ class Settings(BaseSettings):
     timezone: str | None = None
 
     # --- state and templates -----------------------------------------------------
-    database: Path = Path("modbot.sqlite3")
+    # A SQLite file's path (or sqlite:///path), or a postgresql:// server URL.
+    database: Path | InstanceOf[DatabaseURL] = Path("modbot.sqlite3")
     templates_dir: Path | None = None
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
     render_timeout: float = Field(default=2.0, gt=0, le=60, allow_inf_nan=False)
@@ -199,6 +208,11 @@ class Settings(BaseSettings):
     @classmethod
     def _check_templates_dir(cls, value: Path | None) -> Path | None:
         return templates_folder(value)
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_location(cls, value: object) -> object:
+        return database_location(value) if isinstance(value, str) else value
 
     @field_validator("megathread_title")
     @classmethod

@@ -17,6 +17,7 @@ from modbot.records import IncidentView, PageInfo
 from modbot.render import Renderer, incident_job, read_templates
 from modbot.settings import Settings, default_templates_dir, load_settings
 from tests.fakes.statuspage import FakeStatuspage
+from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 # "ci" (the default) is bounded and derandomised so CI is repeatable and fits its time;
 # "fresh" draws a new seed each run (a few minutes); "long" explores far more:

@@ -22,6 +22,7 @@ EDGE_LIBRARIES = {
     "httpx": {"httpfetch"},
     "feedparser": {"feeds"},
     "sqlite3": {"store"},
+    "psycopg": {"pgstore"},
 }
 HEAVY = ("asyncpraw", "aiohttp", "httpx", "jinja2", "pydantic")
 
@@ -98,4 +99,4 @@ async def test_status_loads_no_reddit_or_http_library(tmp_path: Path) -> None:
         "print()"
     )
     assert "modbot.store" in loaded
-    assert not loaded & {"asyncpraw", "aiohttp", "httpx", "jinja2"}
+    assert not loaded & {"asyncpraw", "aiohttp", "httpx", "jinja2", "psycopg"}

@@ -1,34 +1,83 @@
-"""The SQLite store: schema and migrations, durability settings, versioned steps, and
-reads that follow the open work rather than the history."""
+"""The stores: SQLite and PostgreSQL behind one port. The shared tests run against both
+(``opener``'s ``sqlite`` and ``postgresql`` params); schema and migration tests of SQLite
+files stay SQLite's; PostgreSQL has its own for its schema, connection errors, timeouts
+and concurrent writers. PostgreSQL tests skip without a server (see ``tests/pg.py``)
+and fail instead when CI=true."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import io
 import json
 import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
 from modbot import machine
+from modbot.app import App
 from modbot.codec import view_to_json
-from modbot.errors import StoreError
+from modbot.errors import ConfigError, StoreError
 from modbot.machine import State
-from modbot.records import Kind, NoteRow, PostedComment, Rendered, Thread, Tracked, Validators
+from modbot.pgstore import WRITE_LOCK, PostgresStore
+from modbot.ports import Store
+from modbot.records import (
+    CommandRow,
+    DeliveryRow,
+    Kind,
+    NoteRow,
+    PageInfo,
+    PostedComment,
+    Rendered,
+    Thread,
+    Tracked,
+    Validators,
+)
 from modbot.render import sample_incident
+from modbot.settings import Settings, load_settings
 from modbot.store import LEGACY_SCHEMAS, SCHEMA_VERSION, SqliteStore
+from modbot.stores import DatabaseURL, StateStore, open_store
+from tests.fakes.statuspage import FakeStatuspage
+from tests.pg import PASSWORD_ROLE, free_port, unavailable
 
 NOW = 1_000.0
 BASELINE = datetime(2026, 1, 1, tzinfo=UTC)
 W = "default"
+SECRET = "s3cret-horse-battery"  # a password that must never be shown
+Opener = Callable[[], Awaitable[StateStore]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a new store object on this test's state: a SQLite file, or a fresh
+    PostgreSQL database. Two calls are two processes sharing one state."""
+    if request.param == "sqlite":
+        path = tmp_path / "state.sqlite3"
+        return lambda: SqliteStore.open(path)
+    url: str = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStore.open(url)
+
+
+@pytest.fixture
+async def store(opener: Opener) -> AsyncIterator[StateStore]:
+    opened = await opener()
+    yield opened
+    await opened.close()
 
 
 def incident(incident_id: str, status: str = "investigating") -> Tracked:
     return Tracked(replace(sample_incident(), id=incident_id, status=status), announce=True)
 
 
-async def save(store: SqliteStore, *items: Tracked, now: float = NOW) -> None:
+async def save(store: Store, *items: Tracked, now: float = NOW) -> None:
     await store.save_poll(
         W,
         url="https://status.example.com",
@@ -47,9 +96,7 @@ async def save(store: SqliteStore, *items: Tracked, now: float = NOW) -> None:
     )
 
 
-async def posted(
-    store: SqliteStore, key: str, thread: str = "t1", *, kind: Kind = Kind.INCIDENT
-) -> None:
+async def posted(store: Store, key: str, thread: str = "t1", *, kind: Kind = Kind.INCIDENT) -> None:
     """Take a subject's pending row through claim and answer, as the deliverer would."""
     (row,) = [r for r in await store.deliveries(W, kind, [key]) if r.state == State.PENDING]
     claimed = machine.claim(row, thread, NOW)
@@ -87,13 +134,12 @@ async def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
         await SqliteStore.open(path)
 
 
-async def test_poll_results_and_validators_survive_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite3"
-    store = await SqliteStore.open(path)
+async def test_poll_results_and_validators_survive_reopening(opener: Opener) -> None:
+    store = await opener()
     item = incident("a")
     await save(store, item)
     await store.close()
-    again = await SqliteStore.open(path)
+    again = await opener()
     assert await again.tracked(W, ["a", "zz"]) == {"a": item}
     state = await again.feed_state(W)
     assert (state.baseline_at, state.validators.etag) == (BASELINE, '"e1"')
@@ -105,8 +151,8 @@ async def test_poll_results_and_validators_survive_reopening(tmp_path: Path) -> 
     await again.close()
 
 
-async def test_render_error_keeps_the_previous_body(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "s.sqlite3")
+async def test_render_error_keeps_the_previous_body(opener: Opener) -> None:
+    store = await opener()
     await save(store, incident("a"))
     await store.save_renders(W, {}, {"a": "incident.md.j2, line 3: boom"})
     assert (await store.body(W, Kind.INCIDENT, "a")) == Rendered(
@@ -117,9 +163,8 @@ async def test_render_error_keeps_the_previous_body(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_only_one_process_can_take_a_step(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite3"
-    first, second = await SqliteStore.open(path), await SqliteStore.open(path)
+async def test_only_one_process_can_take_a_step(opener: Opener) -> None:
+    first, second = await opener(), await opener()
     await save(first, incident("a"))
     (row,) = await second.deliveries(W, Kind.INCIDENT, ["a"])
     assert await first.step(row, machine.claim(row, "t1", NOW)) is True
@@ -130,8 +175,8 @@ async def test_only_one_process_can_take_a_step(tmp_path: Path) -> None:
     await second.close()
 
 
-async def test_a_subject_holds_one_row_per_thread(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "s.sqlite3")
+async def test_a_subject_holds_one_row_per_thread(opener: Opener) -> None:
+    store = await opener()
     await save(store, incident("a"))
     await posted(store, "a", "t1")
     assert await store.start_delivery(W, Kind.INCIDENT, "a", "t1", now=NOW) is None
@@ -141,8 +186,8 @@ async def test_a_subject_holds_one_row_per_thread(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_work_reads_open_incidents_and_active_rows_only(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "s.sqlite3")
+async def test_work_reads_open_incidents_and_active_rows_only(opener: Opener) -> None:
+    store = await opener()
     await save(store, incident("open"), incident("settled"), incident("stale"), incident("unsure"))
     for key in ("open", "settled", "stale", "unsure"):
         await posted(store, key)
@@ -168,8 +213,8 @@ async def test_work_reads_open_incidents_and_active_rows_only(tmp_path: Path) ->
     await store.close()
 
 
-async def test_notes_are_recorded_once_with_their_intent(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "s.sqlite3")
+async def test_notes_are_recorded_once_with_their_intent(opener: Opener) -> None:
+    store = await opener()
     note = NoteRow(W, "n1", "words", "body", "hb", "cli", NOW)
     assert await store.add_note(note) == (note, True)
     assert await store.add_note(replace(note, text="other")) == (note, False)
@@ -183,8 +228,8 @@ async def test_notes_are_recorded_once_with_their_intent(tmp_path: Path) -> None
     await store.close()
 
 
-async def test_health_is_a_typed_record_per_watch(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "s.sqlite3")
+async def test_health_is_a_typed_record_per_watch(opener: Opener) -> None:
+    store = await opener()
     await store.record_poll(W, ok=False, message="down", now=NOW)
     await store.record_poll(W, ok=True, message="fine", now=NOW + 1)
     await store.record_megathread(W, Thread("t1", "Megathread", "https://r/t1"), NOW)
@@ -301,3 +346,463 @@ async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_pat
     await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
     assert (await store.health(W)).source_kind == "incidentio"
     await store.close()
+
+
+# --- the same answers from both stores -------------------------------------------------------
+
+
+async def test_commands_are_claimed_exactly_once_with_their_notice(store: StateStore) -> None:
+    row = CommandRow("m1", "alice", "note", "words", "running", NOW)
+    note = NoteRow(W, "n-m1", "words", "body", "hb", "inbox", NOW)
+    assert await store.claim_command(row, note) == (row, True)
+    assert await store.claim_command(replace(row, author="mallory"), note) == (row, False)
+    await store.finish_command("m1", "done", "posted", NOW + 1)
+    await store.reply_state("m1", "sent")
+    await store.command_read("m1")
+    assert await store.command("m1") == replace(
+        row, state="done", result="posted", done_at=NOW + 1, reply_state="sent", marked_read=True
+    )
+    assert await store.command("m2") is None
+    (delivery,) = await store.deliveries(W, Kind.NOTE, ["n-m1"])
+    assert (delivery.state, delivery.wanted_hash) == ("pending", "hb")
+
+
+async def test_only_announced_or_forced_incidents_are_worked_on(store: StateStore) -> None:
+    quiet = Tracked(replace(sample_incident(), id="q"), announce=False)
+    await save(store, incident("a"), quiet)
+    assert set(await store.tracked(W, ["a", "q"])) == {"a", "q"}
+    assert set(await store.announced(W, ["a", "q"])) == {"a"}
+    assert {r.incident_id for r in await store.open_incidents(W)} == {"a"}
+    assert await store.deliveries(W, Kind.INCIDENT, ["q"]) == []
+    assert await store.adopt_known(W, ["q", "a", "zz"]) == 1  # "a" is already announced
+    assert await store.adopt_known(W, ["q"]) == 0
+    assert set(await store.announced(W, ["a", "q"])) == {"a", "q"}
+    assert {key for _, key in (await store.work(W)).subjects} == {"a", "q"}
+
+
+async def test_nul_characters_are_stored_not_fatal(store: StateStore) -> None:
+    """SQLite keeps a NUL; PostgreSQL's text cannot, and stores U+FFFD instead."""
+    odd = Tracked(replace(sample_incident(), id="a", name="bad\x00name"), announce=True)
+    await store.save_poll(
+        W,
+        url="https://status.example.com",
+        changed={"a": odd},
+        rendered={"a": Rendered("body\x00", "h")},
+        render_errors={},
+        validators=Validators(etag="e\x00"),
+        baseline_at=BASELINE,
+        page=None,
+        now=NOW,
+    )
+    assert await store.tracked(W, ["a"]) == {"a": odd}  # the view is kept as JSON
+    (row,) = await store.open_incidents(W)
+    assert row.name in ("bad\x00name", "bad\ufffdname")
+    body = await store.body(W, Kind.INCIDENT, "a")
+    assert body is not None
+    assert body.body in ("body\x00", "body\ufffd")
+    command = CommandRow("m\x00", "alice", "note", "x\x00y", "running", NOW)
+    stored, new = await store.claim_command(command)
+    assert new
+    assert stored.argument in ("x\x00y", "x\ufffdy")
+    assert await store.command("m\x00") == stored
+
+
+async def scenario(store: StateStore) -> list[tuple[str, object]]:
+    """Every method of the port, with answers made comparable across stores: rows are
+    named by their subject and thread (ids are the store's), mappings are sorted."""
+    answers: list[tuple[str, object]] = []
+
+    def said(label: str, value: object) -> None:
+        answers.append((label, comparable(value)))
+
+    quiet = Tracked(replace(sample_incident(), id="q"), announce=False)
+    fresh = incident("c")
+    await store.save_poll(
+        W,
+        url="https://status.example.com",
+        changed={t.view.id: t for t in (incident("a"), incident("b"), fresh, quiet)},
+        rendered={"a": Rendered("body a", "ha"), "q": Rendered("body q", "hq")},
+        render_errors={"b": "incident.md.j2, line 1: boom"},
+        validators=Validators('"e1"', "Mon, 01 Jan 2026 00:00:00 GMT", "d1"),
+        baseline_at=BASELINE,
+        page=PageInfo("Example", "https://status.example.com"),
+        now=NOW,
+    )
+    said("feed", await store.feed_state(W))
+    said("feed of another watch", await store.feed_state("other"))
+    said("tracked", await store.tracked(W, ["a", "b", "c", "q", "zz"]))
+    said("tracked none", await store.tracked(W, []))
+    said("announced", await store.announced(W, ["a", "b", "c", "q"]))
+    said("unrendered", await store.unrendered(W))
+    said("open", await store.open_incidents(W))
+    said("work", await store.work(W))
+    said("body of a", await store.body(W, Kind.INCIDENT, "a"))
+    said("body of b", await store.body(W, Kind.INCIDENT, "b"))
+    said("body of nothing", await store.body(W, Kind.NOTE, "zz"))
+    await store.save_renders(W, {"b": Rendered("body b", "hb"), "c": Rendered("body c", "hc")}, {})
+    said("unrendered after", await store.unrendered(W))
+    await posted(store, "a")
+    await posted(store, "b")
+    said("in thread", await store.in_thread(W, "t1"))
+    said("in another thread", await store.in_thread(W, "t9"))
+    await store.save_poll(
+        W,
+        url="https://status.example.com/v2",
+        changed={"a": incident("a", "resolved"), "b": incident("b", "resolved")},
+        rendered={"a": Rendered("body a resolved", "ha2"), "b": Rendered("b resolved", "hb2")},
+        render_errors={},
+        validators=Validators(None, None, "d2"),
+        baseline_at=datetime(2027, 1, 1, tzinfo=UTC),
+        page=None,
+        now=NOW + 10,
+    )
+    said("feed after", await store.feed_state(W))
+    said("settled", await store.recent_settled(W, 5))
+    said("settled none", await store.recent_settled(W, 0))
+    said("rerender t1", await store.rerender_scope(W, closed_since=NOW, thread_id="t1"))
+    said("rerender late", await store.rerender_scope(W, closed_since=NOW + 11, thread_id="t1"))
+    said("rerender unplaced", await store.rerender_scope(W, closed_since=0, thread_id=None))
+    said("work after closing", await store.work(W))
+    said("work of b", await store.work(W, [(Kind.INCIDENT, "b")]))
+    await store.force(W, Tracked(replace(sample_incident(), id="f"), announce=False), now=NOW)
+    await store.force(W, quiet, now=NOW)
+    said("announced forced", await store.announced(W, ["f", "q"]))
+    said("adopt", await store.adopt_known(W, ["a", "f", "q", "zz"]))
+    said("start in t1 again", await store.start_delivery(W, Kind.INCIDENT, "b", "t1", now=NOW))
+    said("start in t2", await store.start_delivery(W, Kind.INCIDENT, "b", "t2", now=NOW))
+    (old, new) = await store.deliveries(W, Kind.INCIDENT, ["b"])
+    said(
+        "stale step",
+        await store.step(replace(old, version=old.version - 1), machine.gone(old, "x")),
+    )
+    said("taken thread", await store.step(new, machine.claim(new, "t1", NOW)))
+    said("step", await store.step(old, machine.pointed(old, NOW)))
+    said("deliveries", await store.deliveries(W, Kind.INCIDENT, ["a", "b", "c", "f", "q"]))
+    said("deliveries none", await store.deliveries(W, Kind.INCIDENT, []))
+    note = NoteRow(W, "n1", "words", "body", "hn", "cli", NOW, cut_chars=3)
+    said("note", await store.add_note(note))
+    said("note again", await store.add_note(replace(note, text="other")))
+    await store.add_note(replace(note, note_id="n2", created_at=NOW + 5))
+    await store.add_note(replace(note, note_id="n3"))
+    await posted(store, "n1", kind=Kind.NOTE)
+    await store.edit_note(replace(note, text="new", body="body 2", body_hash="hn2", cut_chars=0))
+    said("one note", await store.note(W, "n1"))
+    said("no note", await store.note(W, "zz"))
+    said("note by comment", await store.note_by_comment("c-n1"))
+    said("no note by comment", await store.note_by_comment("c-zz"))
+    said("recent notes", await store.recent_notes(W, 5))
+    said("recent note", await store.recent_notes(W, 1))
+    said("work with notes", await store.work(W))
+    command = CommandRow("m1", "alice", "pause", "", "running", NOW)
+    said("command", await store.claim_command(command))
+    said("command again", await store.claim_command(replace(command, author="bob"), note))
+    await store.finish_command("m1", "refused", "not a moderator", NOW + 1)
+    await store.reply_state("m1", "sending")
+    await store.command_read("m1")
+    said("command after", await store.command("m1"))
+    said("health before", await store.health(W))
+    await store.record_poll(W, ok=False, message="down", now=NOW)
+    await store.record_poll(W, ok=True, message="fine", now=NOW + 1, kind="statuspage")
+    await store.record_poll(W, ok=True, message="fine again", now=NOW + 2)
+    await store.record_reddit(W, error=None, kind="", now=NOW + 3)
+    await store.record_reddit(W, error="429", kind="reddit", now=NOW + 4)
+    await store.record_megathread(W, Thread("t1", "Mega", "https://r/t1"), NOW + 5)
+    await store.set_paused(W, True, by="alice", now=NOW + 6)
+    await store.record_templates(W, "templates/ (configured)", NOW + 7)
+    said("health", await store.health(W))
+    await store.record_megathread(W, None, NOW + 8)
+    await store.set_paused(W, False, by="bob", now=NOW + 9)
+    said("health after", await store.health(W))
+    said("health of another watch", await store.health("other"))
+    said("damage", await store.integrity_problems())
+    await store.writable()
+    return answers
+
+
+def comparable(value: object) -> object:
+    """``value`` with the store's own choices taken out: delivery ids, wall-clock times
+    (``adopt_known`` stamps its rows) and the order of mappings."""
+    if isinstance(value, DeliveryRow):
+        fields = dataclasses.asdict(value)
+        fields["id"] = (value.kind, value.key, value.thread_id)
+        if fields["created_at"] > time.time() - 3600:
+            fields["created_at"] = "wall clock"
+        return ("DeliveryRow", comparable(fields))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (
+            type(value).__name__,
+            comparable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}),
+        )
+    if isinstance(value, Mapping):
+        return sorted((repr(k), comparable(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [comparable(v) for v in value]
+    return value
+
+
+async def test_postgresql_answers_every_method_as_sqlite_does(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sqlite = await SqliteStore.open(tmp_path / "state.sqlite3")
+    postgres = await PostgresStore.open(postgres_url)
+    try:
+        expected, got = await scenario(sqlite), await scenario(postgres)
+    finally:
+        await sqlite.close()
+        await postgres.close()
+    assert [label for label, _ in got] == [label for label, _ in expected]
+    for (label, answer), (_, reference) in zip(got, expected, strict=True):
+        assert (label, answer) == (label, reference)
+
+
+# --- PostgreSQL: schema, errors, timeouts, concurrent writers -------------------------------
+
+
+def raw(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+
+async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    assert await store.schema_version() == 1
+    assert await store.integrity_problems() == []
+    await store.writable()
+    await store.close()
+    await (await PostgresStore.open(postgres_url)).close()  # opening again changes nothing
+    with raw(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'health'"
+        ).fetchall()
+        assert ("source_kind",) in columns
+        conn.execute("DROP TABLE notes")
+    store = await PostgresStore.open(postgres_url)
+    assert await store.integrity_problems() == ["table notes is missing"]
+    await store.close()
+
+
+async def test_postgresql_from_a_newer_modbot_is_refused(postgres_url: str) -> None:
+    await (await PostgresStore.open(postgres_url)).close()
+    with raw(postgres_url) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError, match="newer modbot"):
+        await PostgresStore.open(postgres_url)
+
+
+async def test_postgresql_tables_of_another_program_are_left_alone(postgres_url: str) -> None:
+    with raw(postgres_url) as conn:
+        conn.execute("CREATE TABLE feeds (id INTEGER)")
+    with pytest.raises(StoreError, match="already has tables named feeds"):
+        await PostgresStore.open(postgres_url)
+    with raw(postgres_url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'incidents'"
+        ).fetchone() == (0,)
+
+
+def assert_one_safe_line(message: str) -> None:
+    assert "\n" not in message
+    assert SECRET not in message
+    assert "Traceback" not in message
+
+
+async def test_postgresql_wrong_password_is_one_line_without_it(
+    postgres_server: str, postgres_url: str
+) -> None:
+    right = "right-" + SECRET[::-1]
+    with raw(postgres_server) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_ROLE,))
+        verb = "ALTER" if exists.fetchone() else "CREATE"
+        admin.execute(f"{verb} ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{right}'")
+    parts = urlsplit(postgres_url)
+    with raw(postgres_server) as admin:  # its own database, to create the tables in
+        admin.execute(f"ALTER DATABASE {parts.path.strip('/')} OWNER TO {PASSWORD_ROLE}")
+    where = f"{parts.hostname}:{parts.port}{parts.path}"
+    wrong_url = f"postgresql://{PASSWORD_ROLE}:{SECRET}@{where}"
+    try:
+        psycopg.connect(wrong_url, connect_timeout=10).close()
+    except psycopg.OperationalError:
+        pass
+    else:
+        unavailable("the server does not check passwords, so a wrong one cannot be tested")
+    with pytest.raises(StoreError) as caught:
+        await PostgresStore.open(wrong_url)
+    message = str(caught.value)
+    assert_one_safe_line(message)
+    assert "password authentication failed" in message
+    assert f"postgresql://{PASSWORD_ROLE}:***@{where}" in message
+    store = await PostgresStore.open(f"postgresql://{PASSWORD_ROLE}:{right}@{where}")
+    await store.close()
+
+
+async def test_postgresql_refused_connection_is_one_line_without_the_password() -> None:
+    url = f"postgresql://modbot:{SECRET}@127.0.0.1:{free_port()}/modbot?password={SECRET}"
+    with pytest.raises(StoreError, match="cannot connect to the database") as caught:
+        await PostgresStore.open(url)
+    assert_one_safe_line(str(caught.value))
+
+
+async def test_postgresql_silent_server_times_out_in_one_line() -> None:
+    """A server that accepts the connection and never answers: connect_timeout ends it."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreError, match="cannot connect") as caught:
+            await PostgresStore.open(
+                f"postgresql://modbot:{SECRET}@127.0.0.1:{port}/modbot", connect_timeout=2
+            )
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert time.monotonic() - started < 15
+    assert_one_safe_line(str(caught.value))
+
+
+async def test_postgresql_held_writers_lock_is_a_busy_error_not_a_hang(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url, statement_timeout=0.5)
+    with raw(postgres_url) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        with pytest.raises(StoreError, match="is busy"):
+            await store.set_paused(W, True, by="alice", now=NOW)
+        assert (await store.health(W)).paused is False  # reads do not wait for writers
+    await store.set_paused(W, True, by="alice", now=NOW)
+    assert (await store.health(W)).paused is True
+    await store.close()
+
+
+async def test_postgresql_lost_connection_is_replaced(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    await store.record_poll(W, ok=True, message="fine", now=NOW)
+    assert store._conn is not None
+    with raw(postgres_url) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
+    with pytest.raises(StoreError) as caught:
+        await store.health(W)
+    assert_one_safe_line(str(caught.value))
+    assert (await store.health(W)).last_poll_message == "fine"  # a new connection
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.health(W)
+
+
+async def test_postgresql_racing_stores_one_step_wins(postgres_url: str) -> None:
+    first, second = await PostgresStore.open(postgres_url), await PostgresStore.open(postgres_url)
+    keys = [f"i{n}" for n in range(20)]
+    await save(first, *(incident(key) for key in keys))
+    rows = await second.deliveries(W, Kind.INCIDENT, keys)
+    assert len(rows) == len(keys)
+    for row in rows:
+        won = await asyncio.gather(
+            first.step(row, machine.claim(row, "t1", NOW)),
+            second.step(row, machine.claim(row, "t2", NOW)),
+        )
+        assert sorted(won) == [False, True]
+        (now_row,) = await first.deliveries(W, Kind.INCIDENT, [row.key])
+        assert (now_row.state, now_row.version, now_row.attempts) == ("posting", 1, 1)
+        assert now_row.thread_id == ("t1" if won[0] else "t2")
+    await first.close()
+    await second.close()
+
+
+async def test_postgresql_racing_writers_take_turns(postgres_url: str) -> None:
+    """Read-then-write methods of two processes never interleave: one delivery row per
+    new incident, one claim per command, and no error."""
+    first, second = await PostgresStore.open(postgres_url), await PostgresStore.open(postgres_url)
+    for n in range(10):
+        await asyncio.gather(save(first, incident(f"i{n}")), save(second, incident(f"i{n}")))
+        claims = await asyncio.gather(
+            first.claim_command(CommandRow(f"m{n}", "alice", "pause", "", "running", NOW)),
+            second.claim_command(CommandRow(f"m{n}", "bob", "pause", "", "running", NOW)),
+        )
+        assert sorted(new for _, new in claims) == [False, True]
+        assert claims[0][0] == claims[1][0]
+    rows = await first.deliveries(W, Kind.INCIDENT, [f"i{n}" for n in range(10)])
+    assert len(rows) == 10
+    await first.close()
+    await second.close()
+
+
+# --- choosing the store ----------------------------------------------------------------------
+
+
+async def test_open_store_picks_the_store_from_the_location(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    for location in (tmp_path / "a.sqlite3", f"sqlite:///{tmp_path / 'b.sqlite3'}"):
+        store = await open_store(location)
+        assert isinstance(store, SqliteStore)
+        await store.close()
+    assert (tmp_path / "b.sqlite3").exists()
+    for url in (postgres_url, postgres_url.replace("postgresql://", "postgres://", 1)):
+        store = await open_store(url)
+        assert isinstance(store, PostgresStore)
+        await store.close()
+    with pytest.raises(StoreError, match="not a mysql:// URL"):
+        await open_store("mysql://root@localhost/modbot")
+
+
+def test_the_database_setting_takes_paths_and_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(env_file=None).database == Path("modbot.sqlite3")
+    assert load_settings(env_file=None, database=Path("x.sqlite3")).database == Path("x.sqlite3")
+    assert load_settings(env_file=None, database="sqlite:///y.db").database == Path("y.db")
+    url = f"postgresql://modbot:{SECRET}@db.example.com:5432/modbot"
+    monkeypatch.setenv("MODBOT_DATABASE", url)
+    database = load_settings(env_file=None).database
+    assert database == DatabaseURL(url)
+    assert database.exists()
+    shown = f"{database} {database!r} {[database]}"
+    assert SECRET not in shown
+    assert "postgresql://modbot:***@db.example.com:5432/modbot" in shown
+    for bad in ("mysql://root@localhost/modbot", f"postgresql://u:{SECRET}@x@db.example.com/m"):
+        monkeypatch.setenv("MODBOT_DATABASE", bad)
+        with pytest.raises(ConfigError, match="MODBOT_DATABASE") as caught:
+            load_settings(env_file=None)
+        assert_one_safe_line(str(caught.value))
+
+
+async def test_the_bot_runs_on_postgresql_and_the_commands_read_it(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings], postgres_url: str
+) -> None:
+    from modbot import service
+    from tests.fakes.statuspage import incident as page_incident
+    from tests.fakes.statuspage import update
+
+    settings = make_settings(statuspage_url=statuspage.url, database=postgres_url)
+    assert isinstance(settings.database, DatabaseURL)
+    out = io.StringIO()
+    async with App(settings, dry_run=True, out=out) as app:
+        statuspage.set_incidents(
+            [page_incident("inc1", "investigating", [update("u0", "investigating", "looking", 0)])]
+        )
+        await app.run_once()
+        statuspage.set_incidents(
+            [
+                page_incident(
+                    "inc1",
+                    "resolved",
+                    [
+                        update("u1", "resolved", "fixed", 10),
+                        update("u0", "investigating", "looking", 0),
+                    ],
+                )
+            ]
+        )
+        await app.run_once()
+    assert out.getvalue().count("[dry-run] ") == 2  # one new comment, one edit
+    lines: list[tuple[str, str]] = []
+    assert await service._check_store(settings, lambda name, text: lines.append((name, text))) == 0
+    assert lines == [("state file", f"ok: {settings.database} (schema 1, writable)")]
+    status = io.StringIO()
+    assert await service.status(settings, status) == 0
+    settled = status.getvalue().split("recently settled")[1]
+    assert "inc1" in settled
+    assert "resolved" in settled
