@@ -26,7 +26,10 @@ from modbot.bodies import Bodies, Engine
 from modbot.crashpoints import Checkpoint, crash_at
 from modbot.deliverer import Deliverer, Report
 from modbot.errors import ModbotError, StateLost, StoreError, TemplateError
+from modbot.heartbeat import Heartbeat
 from modbot.inbox import Inbox
+from modbot.machine import is_active
+from modbot.metrics import Figures
 from modbot.operations import SETTLE_TIMEOUT, Operations
 from modbot.poller import Poller, PollReport
 from modbot.ports import Source, Store, Target
@@ -35,9 +38,11 @@ from modbot.render import Templates, read_templates
 from modbot.sandbox import RenderWorker
 from modbot.settings import Settings, default_templates_dir
 from modbot.sources import make_http_client, make_source
+from modbot.statusview import stale
 from modbot.store import START_FRESH
 from modbot.stores import open_store
 from modbot.watches import Watch, default_page, load_watches, pick
+from modbot.wiki import WikiTemplates
 
 if TYPE_CHECKING:
     import httpx
@@ -106,6 +111,8 @@ class App:
         self.reddit: RedditClient | None = None
         self.inbox: Inbox | None = None
         self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
+        self.figures = Figures([w.name for w in self.watches])
+        self.heartbeat: Heartbeat | None = None
 
     # --- the first watch, for commands about one (and the tests) ---------------------------
     def runtime(self, name: str | None = None) -> WatchRuntime:
@@ -194,7 +201,43 @@ class App:
                 self.store,
                 self.clock,
                 self.checkpoint,
+                on_command=self.figures.command,
             )
+        await self._open_monitoring(http)
+
+    async def _open_monitoring(self, http: httpx.AsyncClient | None) -> None:
+        """The metrics listener and the heartbeat, when the settings ask for them."""
+        settings = self.settings
+        if settings.heartbeat_url is not None:
+            if http is None:
+                http = make_http_client(settings.http_timeout)
+                self._stack.push_async_callback(http.aclose)
+            url = settings.heartbeat_url.get_secret_value()
+            self.heartbeat = Heartbeat(url, http, self.clock)
+        if settings.metrics_port is not None:
+            from modbot.metrics import MetricsServer, reddit_figures  # noqa: PLC0415
+
+            client = self.reddit
+            server = MetricsServer(
+                self.figures,
+                reddit=reddit_figures(client, self.clock) if client is not None else (lambda: None),
+                health=self.health_problems,
+            )
+            await server.start(settings.metrics_host, settings.metrics_port)
+            self._stack.push_async_callback(server.close)
+
+    async def health_problems(self) -> list[str]:
+        """Why the bot is not alive and current, by ``check --live``'s rule (empty: it is)."""
+        problems = []
+        now = self.clock()
+        for runtime in self.runtimes:
+            health = await self.store.health(runtime.scope)
+            waiting = sum(1 for r in (await self.store.work(runtime.scope)).rows if is_active(r))
+            watch = runtime.watch
+            problems += stale(
+                watch.name, watch.poll_interval, health, waiting, dry=self.dry_run, now=now
+            )
+        return problems
 
     async def _runtime(
         self, watch: Watch, engine: Engine, http: httpx.AsyncClient | None
@@ -236,6 +279,7 @@ class App:
             on_change=wake.set,
         )
         poller.current_thread = lambda: deliverer.thread_id
+        poller.wiki = self._wiki(watch, scope)
         runtime = WatchRuntime(watch, scope, target, bodies, poller, deliverer, None, wake)  # type: ignore[arg-type]
         runtime.operations = Operations(
             store=self.store,
@@ -247,6 +291,25 @@ class App:
             settle_timeout=self._settle_timeout,
         )
         return runtime
+
+    def _wiki(self, watch: Watch, scope: str) -> WikiTemplates | None:
+        """The watch's wiki templates, when it asks for them and can read the wiki."""
+        if not watch.wiki_templates:
+            return None
+        if self.reddit is None or not watch.subreddit:
+            log.warning(
+                "%s: wiki templates need Reddit credentials and a subreddit; using the "
+                "template files",
+                watch.name,
+            )
+            return None
+        return WikiTemplates(
+            scope=scope,
+            subreddit=watch.subreddit,
+            wiki=self.reddit,
+            store=self.store,
+            clock=self.clock,
+        )
 
     def _target(self, watch: Watch) -> Target:
         if self._given_target is not None:
@@ -307,17 +370,31 @@ class App:
         """
         reports = []
         for runtime in self.runtimes:
-            report = await runtime.poller.poll()
+            report = await self._polled(runtime)
             if not report.ok:
                 log.warning("%s: status page: %s", runtime.watch.name, report.message)
             reports.append(report)
         horizon = self.clock() + self.settings.min_edit_interval
         for runtime in self.runtimes:
-            wake_at = (await runtime.deliverer.round()).wake_at
+            wake_at = (await self._delivered(runtime)).wake_at
             while wake_at is not None and wake_at <= horizon:
                 await asyncio.sleep(max(wake_at - self.clock(), 0.0))
-                wake_at = (await runtime.deliverer.round()).wake_at
+                wake_at = (await self._delivered(runtime)).wake_at
         return next((r for r in reports if not r.ok), reports[-1])
+
+    async def _polled(self, runtime: WatchRuntime) -> PollReport:
+        """One poll, counted; a good one also pings the heartbeat."""
+        report = await runtime.poller.poll()
+        self.figures.polled(runtime.watch.name, report, runtime.poller.open_announced())
+        if report.ok and self.heartbeat is not None:
+            await self.heartbeat.beat()
+        return report
+
+    async def _delivered(self, runtime: WatchRuntime) -> Report:
+        """One delivery round, counted."""
+        report = await runtime.deliverer.round()
+        self.figures.delivered(runtime.watch.name, report)
+        return report
 
     # --- the loops ----------------------------------------------------------------------------
     async def run(
@@ -374,7 +451,7 @@ class App:
         async def step() -> float:
             nonlocal failures
             started = self.clock()
-            report = await runtime.poller.poll()
+            report = await self._polled(runtime)
             if on_poll is not None:
                 on_poll(report)
             if report.ok:
@@ -401,7 +478,7 @@ class App:
             runtime.wake.clear()
             waiters, runtime.waiters = runtime.waiters, []
             try:
-                report = await runtime.deliverer.round()
+                report = await self._delivered(runtime)
             except BaseException as exc:
                 failure = exc if isinstance(exc, Exception) else ModbotError("stopped")
                 for waiter in waiters:

@@ -105,6 +105,31 @@ def build_parser() -> argparse.ArgumentParser:
         "credentials, log in to Reddit and find the megathread",
     )
 
+    auth = commands.add_parser(
+        "auth",
+        parents=[common],
+        help="get a refresh token for an account with two-factor login",
+        description="Log the bot's account in through the browser (Reddit's authorization-"
+        "code flow) and print a refresh token for MODBOT_REDDIT_REFRESH_TOKEN: the way for "
+        "accounts with two-factor login, which cannot use a password. Needs "
+        "MODBOT_REDDIT_CLIENT_ID and MODBOT_REDDIT_CLIENT_SECRET. The Reddit app's redirect "
+        "URI must be exactly http://localhost:PORT (default http://localhost:8080); this "
+        "command listens there for the one answer.",
+    )
+    auth.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="the port of the app's redirect URI http://localhost:PORT (default 8080)",
+    )
+    auth.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the browser (default 600)",
+    )
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -216,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from modbot.settings import load_settings  # noqa: PLC0415 - pydantic loads slowly
 
     try:
-        settings = load_settings(_env_file(args.env_file))
+        settings = load_settings(_env_file(args.env_file), app_only=args.command == "auth")
     except ConfigError as exc:
         print(f"modbot: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -228,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _outcome(args, settings)
 
 
-def _outcome(args: argparse.Namespace, settings: Settings) -> int:
+def _outcome(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 - one per ending
     """Run the command; every error it can end with becomes one line and an exit code."""
     try:
         code = dispatch(args, settings)
@@ -249,6 +274,10 @@ def _outcome(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:  # a bug: one line here, the traceback only with -v
+        log.error("unexpected %s: %s (run with -v for details)", type(exc).__name__, exc)
+        log.debug("details", exc_info=True)
+        return EXIT_PROBLEM
     return code
 
 
@@ -286,6 +315,7 @@ COMMANDS: dict[str, Handler] = {
         sv.check_live(s, out) if a.live else sv.check(s, out, connect=a.connect)
     ),
     "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0), a.kind)),
+    "auth": lambda sv, a, s, out: _run(sv.auth(s, out, port=a.port, wait=a.timeout)),
     "post": lambda sv, a, s, out: _run(
         sv.post(
             s,

@@ -77,7 +77,16 @@ class RedditForbidden(RedditRejected):
 
 
 class RedditAuthError(RedditError):
-    """Login failed: wrong credentials or the app is not a script app."""
+    """Login failed: wrong credentials or the app is not a script app.
+
+    ``reason`` tells the failures apart for ``modbot check``: ``app`` (the app's id or
+    secret, a 401 from the token endpoint), ``grant`` (the password or refresh token was
+    refused: ``invalid_grant``), or "" when Reddit did not say.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ThreadUnavailable(RedditError):

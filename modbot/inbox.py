@@ -50,7 +50,10 @@ class Inbox:
         store: Store,
         clock: Callable[[], float],
         checkpoint: Checkpoint = no_checkpoint,
+        *,
+        on_command: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_command = on_command  # told "done", "refused" or "failed", once a command
         self.mailbox = mailbox
         self.watches = dict(watches)
         self.store = store
@@ -87,17 +90,26 @@ class Inbox:
             command = Command("help", f"error: {exc}")
         if command is None:
             return False
-        row = await self._record(item, item.author, command)
+        row, new = await self._record(item, item.author, command)
         if row.state == RUNNING:
             result = await self._run(item, item.author, command)
             await self.store.finish_command(item.fullname, DONE, result, self.clock())
+            self._count("done")
+        elif new:  # refused, or failed before it ran: counted once, when first seen
+            self._count("refused" if row.state == REFUSED else "failed")
         self.checkpoint("after-command")
         await self._reply_once(item)
         self.checkpoint("after-reply")
         await self._mark_read_once(item)
         return True
 
-    async def _record(self, item: InboxItem, author: str, command: Command) -> CommandRow:
+    def _count(self, result: str) -> None:
+        if self.on_command is not None:
+            self.on_command(result)
+
+    async def _record(
+        self, item: InboxItem, author: str, command: Command
+    ) -> tuple[CommandRow, bool]:
         """Record the command (and a notice's intent) once; refusals are recorded as such."""
         chosen, refusal = await self._chosen(author, command)
         note: NoteRow | None = None
@@ -109,7 +121,7 @@ class Inbox:
                 )
             except ModbotError as exc:
                 state, refusal = DONE, f"!post failed: {exc}"
-        row, _ = await self.store.claim_command(
+        return await self.store.claim_command(
             CommandRow(
                 message_id=item.fullname,
                 author=author,
@@ -122,7 +134,6 @@ class Inbox:
             ),
             note,
         )
-        return row
 
     async def _chosen(self, author: str, command: Command) -> tuple[list[Operations], str | None]:
         """The watches a command is about, or why the sender may not give it."""

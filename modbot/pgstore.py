@@ -13,7 +13,8 @@ call for a server that stopped answering. Errors are one ``StoreError`` line nam
 the server without its password.
 
 The schema is created and migrated on open and versioned in the ``schema_version``
-table (version 1 of the PostgreSQL schema holds SQLite schema 4's tables and columns).
+table (version 1 of the PostgreSQL schema held SQLite schema 4's tables and columns;
+version 2, like SQLite's 5, adds the wiki revisions).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from modbot.records import (
     Thread,
     Tracked,
     Validators,
+    WikiRow,
 )
 from modbot.stores import redact_url, scrub
 
@@ -94,7 +96,7 @@ class Cursor:
 
 Connection: TypeAlias = psycopg.AsyncConnection[DictRow]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CONNECT_TIMEOUT = 10  # seconds (libpq's connect_timeout is whole seconds)
 STATEMENT_TIMEOUT = 10.0  # seconds, as long as SQLite's busy timeout
 IDLE_IN_TRANSACTION_TIMEOUT = 60.0  # the server ends a transaction a dead client left open
@@ -111,6 +113,21 @@ ACTIVE = (
 TIME = "DOUBLE PRECISION"  # seconds since the epoch, as SQLite's REAL (8 bytes)
 # ``seq`` plays SQLite's implicit rowid (the order rows were first written): listings
 # break ties as SQLite does, by rowid after a sort and backwards along a reversed index.
+
+WIKI_TABLE = f"""
+CREATE TABLE wiki_revisions (
+    watch TEXT NOT NULL,
+    page TEXT NOT NULL,
+    revision_id TEXT NOT NULL,
+    author TEXT,
+    revised_at {TIME} NOT NULL,
+    content TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    notice TEXT NOT NULL DEFAULT 'none',
+    decided_at {TIME} NOT NULL,
+    PRIMARY KEY (watch, page, revision_id)
+);
+"""
 
 SCHEMA = f"""
 CREATE TABLE schema_version (
@@ -221,6 +238,7 @@ CREATE TABLE health (
     templates_at {TIME},
     source_kind TEXT NOT NULL DEFAULT ''
 );
+{WIKI_TABLE}
 """
 MODBOT_TABLES = (
     "schema_version",
@@ -230,14 +248,23 @@ MODBOT_TABLES = (
     "deliveries",
     "commands",
     "health",
+    "wiki_revisions",
 )
-# The step that brings the schema from version N-1 to N (none yet).
-MIGRATIONS: dict[int, Callable[[Cursor], Awaitable[None]]] = {}
+
+
+async def _v2(cursor: Cursor) -> None:
+    """Templates kept on the subreddit wiki: each revision's verdict and message."""
+    await cursor.execute(WIKI_TABLE)
+
+
+# The step that brings the schema from version N-1 to N.
+MIGRATIONS: dict[int, Callable[[Cursor], Awaitable[None]]] = {2: _v2}
 
 DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRow))
 COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))
 NOTE_FIELDS = tuple(f.name for f in fields(NoteRow))
 INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRow))
+WIKI_FIELDS = tuple(f.name for f in fields(WikiRow))
 HEALTH_FIELDS = (
     "last_poll_at",
     "last_poll_ok",
@@ -1162,6 +1189,53 @@ class PostgresStore:
             )
 
         await self._tx(write, write=True)
+
+    # --- wiki templates ---------------------------------------------------------------------
+    async def wiki_rows(self, watch: str) -> list[WikiRow]:
+        """Every wiki revision decided for the watch, oldest first."""
+
+        async def query(cursor: Cursor) -> list[WikiRow]:
+            await cursor.execute(
+                f"SELECT {', '.join(WIKI_FIELDS)} FROM wiki_revisions "  # noqa: S608
+                "WHERE watch = %s ORDER BY decided_at, revised_at, page, revision_id",
+                (watch,),
+            )
+            return [WikiRow(**r) for r in await cursor.fetchall()]
+
+        return await self._tx(query)
+
+    async def record_wiki(self, row: WikiRow) -> None:
+        """Record the decision about one revision (kept: a revision is judged once)."""
+
+        async def write(cursor: Cursor) -> None:
+            await cursor.execute(
+                f"INSERT INTO wiki_revisions ({', '.join(WIKI_FIELDS)}) "  # noqa: S608
+                f"VALUES ({_placeholders(WIKI_FIELDS)}) ON CONFLICT DO NOTHING",
+                {name: getattr(row, name) for name in WIKI_FIELDS},
+            )
+
+        await self._tx(write, write=True)
+
+    async def claim_wiki_notice(self, watch: str, page: str, revision_id: str) -> bool:
+        """Mark the author's message as being sent; False when claimed before."""
+
+        async def claim(cursor: Cursor) -> bool:
+            await cursor.execute(
+                "UPDATE wiki_revisions SET notice = 'sending' WHERE watch = %s AND page = %s "
+                "AND revision_id = %s AND notice = 'none'",
+                (watch, page, revision_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._tx(claim, write=True)
+
+    async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
+        """The message went out."""
+        await self._write(
+            "UPDATE wiki_revisions SET notice = 'sent' WHERE watch = %s AND page = %s "
+            "AND revision_id = %s",
+            (watch, page, revision_id),
+        )
 
 
 def _health(watch: str, r: DictRow | None, page: PageInfo | None) -> Health:

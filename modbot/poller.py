@@ -25,8 +25,9 @@ from modbot.bodies import Bodies
 from modbot.errors import FeedError, FeedRateLimited, TemplateError
 from modbot.feed import IncidentsFeed
 from modbot.ports import Source, Store
-from modbot.records import Event, PageInfo, Rendered, Tracked, Validators
+from modbot.records import Event, IncidentView, PageInfo, Rendered, Tracked, Validators
 from modbot.render import folder_stamp, read_templates
+from modbot.wiki import WikiTemplates, describe
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Poller:
         self._stamp = folder_stamp(templates_dir) if templates_dir else None
         self._bad_stamp: object = None
         self.current_thread: Callable[[], str | None] = lambda: None
+        self.wiki: WikiTemplates | None = None  # templates from the subreddit's wiki, if on
 
     # --- one poll -------------------------------------------------------------------------
     async def poll(self) -> PollReport:
@@ -113,6 +115,19 @@ class Poller:
         if report.changed:
             self.on_change()
         return report
+
+    def newest_open(self) -> IncidentView | None:
+        """The most recently started open incident on the page (for template previews)."""
+        views = [t.view for t in self.known.values() if t.announce and t.view.is_open]
+        return max(
+            views,
+            key=lambda v: v.created_at.timestamp() if v.created_at else float("-inf"),
+            default=None,
+        )
+
+    def open_announced(self) -> int:
+        """Announced incidents still open among those on the page now."""
+        return sum(1 for t in self.known.values() if t.announce and t.view.is_open)
 
     async def _apply(self, feed: IncidentsFeed, validators: Validators) -> PollReport:
         state = await self.store.feed_state(self.watch)
@@ -209,20 +224,33 @@ class Poller:
 
     # --- templates and page -------------------------------------------------------------------
     async def reload_templates(self) -> bool:
-        """Switch to changed template files once they pass the checks; True if switched."""
+        """Switch to changed template files (and wiki pages) once they pass the checks;
+        True if switched."""
         if self.templates_dir is None:
             return False
         stamp = folder_stamp(self.templates_dir)
-        if stamp in (self._stamp, self._bad_stamp):
+        wiki, wiki_changed = None, False
+        if self.wiki is not None:
+            wiki = await self.wiki.changes()
+            wiki_changed = wiki is not None and (bool(wiki[0] or wiki[1]) or self.wiki.pending)
+        files_changed = stamp not in (self._stamp, self._bad_stamp)
+        if not files_changed and not wiki_changed:
             return False
         try:
-            await self.bodies.adopt(read_templates(self.templates_dir))
+            files = read_templates(self.templates_dir)
+            if self.wiki is None:
+                await self.bodies.adopt(files)
+                where = str(self.templates_dir)
+            else:
+                fresh, gone = wiki or ([], [])
+                await self.wiki.apply(files, fresh, gone, self.bodies, self.newest_open)
+                where = describe(files, self.wiki.subreddit, self.wiki.good)
         except TemplateError as exc:
             self._bad_stamp = stamp
             log.error("template change rejected, still using the previous templates: %s", exc)
             return False
         self._stamp = stamp
-        await self.store.record_templates(self.watch, str(self.templates_dir), self.clock())
+        await self.store.record_templates(self.watch, where, self.clock())
         count = await self.rerender_visible()
         log.info("templates reloaded from %s; %d incidents re-rendered", self.templates_dir, count)
         return True

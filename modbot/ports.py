@@ -28,6 +28,8 @@ from modbot.records import (
     Thread,
     Tracked,
     Validators,
+    WikiRevision,
+    WikiRow,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +122,18 @@ class Mailbox(Protocol):
 
     async def moderators(self, subreddit: str) -> dict[str, Moderator]:
         """A subreddit's moderators, by lower-case name."""
+        ...
+
+
+class Wiki(Protocol):
+    """A subreddit's wiki pages, read; and private messages to their authors."""
+
+    async def wiki_page(self, subreddit: str, page: str) -> WikiRevision | None:
+        """The page's current revision, or ``None`` when it does not exist."""
+        ...
+
+    async def send_message(self, to: str, subject: str, body: str) -> None:
+        """Send one private message from the bot's account."""
         ...
 
 
@@ -311,4 +325,22 @@ class Store(Protocol):
 
     async def record_templates(self, watch: str, templates: str, now: float) -> None:
         """Which templates the watch renders with (and why, when not the configured ones)."""
+        ...
+
+    # --- wiki templates -------------------------------------------------------------------
+    async def wiki_rows(self, watch: str) -> list[WikiRow]:
+        """Every wiki revision decided for the watch, oldest first."""
+        ...
+
+    async def record_wiki(self, row: WikiRow) -> None:
+        """Record the decision about one revision (kept: a revision is judged once)."""
+        ...
+
+    async def claim_wiki_notice(self, watch: str, page: str, revision_id: str) -> bool:
+        """Mark the author's message as being sent; False when it was claimed before
+        (sent, or maybe sent before a crash): at most one message per revision."""
+        ...
+
+    async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
+        """The message went out."""
         ...

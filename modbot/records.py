@@ -287,3 +287,30 @@ class Health:
     templates: str = ""  # where the templates in use come from, and since when
     templates_at: float | None = None
     source_kind: str = ""  # the vendor found by ``auto`` (or the configured kind)
+
+
+@dataclass(frozen=True)
+class WikiRevision:
+    """One revision of a template page on a subreddit's wiki (``modbot/incident``)."""
+
+    page: str  # the template it replaces: incident, manual or maintenance
+    revision_id: str
+    content: str
+    author: str | None  # who saved it (None when Reddit does not say)
+    revised_at: float
+
+
+@dataclass(frozen=True)
+class WikiRow:
+    """What the bot decided about one wiki revision: ``good`` (in use, or was) or
+    ``broken``; and whether its author was told (``none``, ``sending``, ``sent``)."""
+
+    watch: str
+    page: str
+    revision_id: str
+    author: str | None
+    revised_at: float
+    content: str
+    outcome: str
+    notice: str = "none"
+    decided_at: float = 0.0

@@ -53,7 +53,7 @@ from modbot.errors import (
     RedditUnavailable,
     ThreadUnavailable,
 )
-from modbot.records import InboxItem, Moderator, PostedComment, Thread
+from modbot.records import InboxItem, Moderator, PostedComment, Thread, WikiRevision
 from modbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ THREAD_ERRORS = frozenset({"THREAD_LOCKED", "TOO_OLD", "DELETED_LINK", "LOCKED"}
 COMMENT_ERRORS = frozenset({"DELETED_COMMENT", "COMMENT_DELETED"})
 DEFAULT_RATELIMIT_WAIT = 60.0
 NO_MEGATHREAD_RECHECK = 60.0
+WIKI_FOLDER = "modbot"  # the bot reads wiki/modbot/incident, .../manual, .../maintenance
 SHARED_LISTING_AGE = 10.0  # how long one thread listing serves the other watches
 MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
 HISTORY_LIMIT = 100
@@ -100,7 +101,10 @@ def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911, P
         return RedditRateLimited(f"{what}: rate limited (HTTP 429)", retry_after=wait)
     if isinstance(exc, asyncprawcore.ServerError):
         return RedditUnavailable(f"{what}: Reddit error {exc.response.status}")
-    if isinstance(exc, asyncprawcore.OAuthException | asyncprawcore.InvalidToken):
+    if isinstance(exc, asyncprawcore.OAuthException):
+        reason = "grant" if exc.error == "invalid_grant" else ""
+        return RedditAuthError(f"{what}: Reddit login failed ({exc.error})", reason)
+    if isinstance(exc, asyncprawcore.InvalidToken):
         return RedditAuthError(f"{what}: Reddit login failed ({exc})")
     if isinstance(exc, asyncprawcore.Forbidden):
         return RedditForbidden(f"{what}: forbidden (HTTP 403: banned or not allowed)", 600.0)
@@ -118,11 +122,18 @@ def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911, P
         if status == 429:
             wait = _seconds(exc.response.headers.get("Retry-After")) or DEFAULT_RATELIMIT_WAIT
             return RedditRateLimited(f"{what}: rate limited (HTTP 429)", retry_after=wait)
+        if status == 403:  # the token endpoint: the app is not approved, or suspended
+            return RedditForbidden(f"{what}: forbidden (HTTP 403)", 600.0)
         if status == 401:
             return RedditAuthError(
-                f"{what}: Reddit login failed (HTTP 401: check app id and secret)"
+                f"{what}: Reddit login failed (HTTP 401: check app id and secret)", "app"
             )
         return RedditRejected(f"{what}: unexpected HTTP {status}")
+    inner = getattr(exc, "original_exception", None)
+    if isinstance(exc, asyncprawcore.RequestException) and isinstance(
+        inner, asyncprawcore.OAuthException
+    ):  # a refresh token revoked mid-session surfaces inside asyncprawcore's retry
+        return translate(inner, what)
     if isinstance(exc, asyncprawcore.RequestException | aiohttp.ClientError):
         return RedditUnavailable(f"{what}: connection to Reddit failed ({_reason(exc)})")
     return RedditUnavailable(f"{what}: {type(exc).__name__}: {exc}")
@@ -155,6 +166,59 @@ def _reason(exc: BaseException) -> str:
     return str(inner or exc) or type(exc).__name__
 
 
+def login_of(settings: Settings) -> dict[str, Any]:
+    """asyncpraw's login arguments: a refresh token, or the account's name and password."""
+    if settings.reddit_refresh_token:
+        return {"refresh_token": settings.reddit_refresh_token.get_secret_value()}
+    assert settings.reddit_username is not None
+    assert settings.reddit_password is not None
+    return {
+        "username": settings.reddit_username,
+        "password": settings.reddit_password.get_secret_value(),
+    }
+
+
+# --- the app alone: modbot auth's authorization-code flow, and a stranger's view ----------
+
+
+def _app_client(settings: Settings, redirect: str | None = None) -> asyncpraw.Reddit:
+    assert settings.reddit_client_id is not None
+    assert settings.reddit_client_secret is not None
+    options: dict[str, Any] = {
+        "client_id": settings.reddit_client_id,
+        "client_secret": settings.reddit_client_secret.get_secret_value(),
+        "user_agent": settings.user_agent,
+        "reddit_url": settings.reddit_url,
+        "oauth_url": settings.reddit_oauth_url,
+        "short_url": settings.reddit_url,
+        "check_for_updates": False,
+        "timeout": int(settings.reddit_timeout),
+    }
+    if redirect:  # the authorization-code flow; without it, an app-only (userless) login
+        options["redirect_uri"] = redirect
+    return asyncpraw.Reddit(**options)
+
+
+async def authorize_url(settings: Settings, redirect: str, scopes: list[str], state: str) -> str:
+    """The page where the account's owner allows the app (asks for a permanent token)."""
+    async with _app_client(settings, redirect) as reddit:
+        return str(reddit.auth.url(scopes=scopes, state=state, duration="permanent"))
+
+
+async def exchange_code(settings: Settings, redirect: str, code: str) -> tuple[str, str]:
+    """Trade the callback's code for a refresh token; (token, account name)."""
+    async with _app_client(settings, redirect) as reddit:
+        try:
+            async with asyncio.timeout(settings.reddit_timeout):
+                token = await reddit.auth.authorize(code)
+                user = await reddit.user.me()
+        except Exception as exc:  # translated into our error tree
+            raise translate(exc, "exchanging the code") from None
+    if not token:
+        raise RedditAuthError("Reddit answered without a refresh token (was the link used twice?)")
+    return token, str(user or "")
+
+
 class RedditClient:
     """One logged-in bot account: the session, its call budget, its inbox.
 
@@ -166,15 +230,14 @@ class RedditClient:
         if not settings.has_reddit_credentials:
             raise RedditAuthError("Reddit credentials are required")
         assert settings.reddit_client_secret is not None
-        assert settings.reddit_password is not None
         self.settings = settings
+        # With a refresh token the account's name comes from Reddit (``account``).
         self.username: str = settings.reddit_username or ""
         self.clock = clock
         self._reddit = asyncpraw.Reddit(
             client_id=settings.reddit_client_id,
             client_secret=settings.reddit_client_secret.get_secret_value(),
-            username=settings.reddit_username,
-            password=settings.reddit_password.get_secret_value(),
+            **login_of(settings),
             user_agent=settings.user_agent,
             reddit_url=settings.reddit_url,
             oauth_url=settings.reddit_oauth_url,
@@ -300,6 +363,18 @@ class RedditClient:
         raise AssertionError("unreachable")
 
     # --- identity and subreddit -----------------------------------------------------------
+    async def account(self) -> str:
+        """The bot's account name: configured, or asked of Reddit once (refresh tokens).
+
+        Finding the bot's own comments needs it, so an unknown name raises (through the
+        call) rather than making "none of ours" look like an answer.
+        """
+        if not self.username:
+            self.username = await self.me()
+            if not self.username:
+                raise RedditAuthError("Reddit did not say which account the token belongs to")
+        return self.username
+
     async def me(self) -> str:
         """Log in and return the account's name."""
 
@@ -308,6 +383,71 @@ class RedditClient:
             return str(user) if user is not None else ""
 
         return await self._call("login", call, retry=True)
+
+    async def profile_state(self, name: str) -> str:
+        """``ok``, ``suspended`` (Reddit says so on the profile) or ``hidden`` (the profile
+        is 404 to others: shadow-banned), where the account's comments would be invisible.
+
+        Asked with an app-only login, as a stranger would see it: a shadow-banned account
+        still sees its own profile."""
+
+        async def call() -> str:
+            async with _app_client(self.settings) as stranger:
+                try:
+                    profile = await stranger.redditor(name, fetch=True)
+                except asyncprawcore.NotFound:
+                    return "hidden"
+            return "suspended" if getattr(profile, "is_suspended", False) else "ok"
+
+        return await self._call(f"reading u/{name}", call, retry=True)
+
+    async def subreddit_state(self, subreddit: str) -> str:
+        """``ok``, ``missing``, ``banned`` or ``private``: what posting there would meet."""
+
+        async def call() -> str:
+            try:
+                await self._reddit.subreddit(subreddit, fetch=True)
+            except asyncprawcore.Redirect:
+                return "missing"  # Reddit sends unknown names to its search
+            except asyncprawcore.NotFound:
+                return "banned"
+            except asyncprawcore.Forbidden:
+                return "private"
+            return "ok"
+
+        return await self._call(f"reading r/{subreddit}", call, retry=True)
+
+    # --- the wiki (the ``Wiki`` port) -----------------------------------------------------
+    async def wiki_page(self, subreddit: str, page: str) -> WikiRevision | None:
+        """``wiki/modbot/<page>``'s current revision, or None when there is no such page."""
+
+        async def call() -> WikiRevision | None:
+            sub = await self._reddit.subreddit(subreddit, fetch=False)
+            try:
+                found = await sub.wiki.get_page(f"{WIKI_FOLDER}/{page}")
+            except asyncprawcore.NotFound:
+                return None
+            author = getattr(found, "revision_by", None)
+            return WikiRevision(
+                page=page,
+                revision_id=str(getattr(found, "revision_id", "") or ""),
+                content=str(getattr(found, "content_md", "") or ""),
+                author=str(author) if author else None,
+                revised_at=float(getattr(found, "revision_date", 0) or 0),
+            )
+
+        return await self._call(
+            f"reading r/{subreddit}/wiki/{WIKI_FOLDER}/{page}", call, retry=True
+        )
+
+    async def send_message(self, to: str, subject: str, body: str) -> None:
+        """One private message from the bot (never retried: it may have been sent)."""
+
+        async def call() -> None:
+            redditor = await self._reddit.redditor(to, fetch=False)
+            await redditor.message(subject=subject[:100], message=body)
+
+        await self._call(f"messaging u/{to}", call, retry=False, creates=True)
 
     async def subreddit_exists(self, subreddit: str) -> bool:
         """True when the subreddit exists and can be read."""
@@ -357,6 +497,7 @@ class RedditClient:
     # --- the inbox ----------------------------------------------------------------------
     async def unread(self, limit: int = 25) -> list[InboxItem]:
         """Unread private messages and username mentions, oldest first (not marked read)."""
+        await self.account()  # commands are parsed against the account's name
 
         async def call() -> list[InboxItem]:
             items = []
@@ -548,6 +689,7 @@ class Megathread:
 
     async def _find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
         client = self.client
+        await client.account()
         found = await client._call(
             "reading own comments", lambda: self._from_history(thread_id, marker_id), retry=True
         )
@@ -590,7 +732,7 @@ class Megathread:
     async def _distinguish(self, comment_id: str) -> None:
         client = self.client
         try:
-            if client.username.lower() not in await client.moderators(self.subreddit):
+            if (await client.account()).lower() not in await client.moderators(self.subreddit):
                 log.info("MODBOT_DISTINGUISH is on but the bot is not a moderator; skipping")
                 return
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from modbot import __version__
-from modbot.errors import ModbotError, RedditError, StoreError, TemplateError
+from modbot.errors import ConfigError, ModbotError, RedditError, StoreError, TemplateError
 from modbot.settings import Settings
 
 if TYPE_CHECKING:
@@ -286,33 +286,25 @@ def _live(
     dry: bool,
     now: float,
 ) -> int:
-    """One watch's heartbeat, as ``check --live`` judges it; the number of problems."""
-    from modbot.statusview import when  # noqa: PLC0415
+    """One watch's heartbeat, as ``check --live`` (and ``/healthz``) judge it; the number
+    of problems."""
+    from modbot.statusview import stale, when  # noqa: PLC0415
 
-    window = max(3 * watch.poll_interval, 60.0)
-    problems = 0
-    polled = health.last_good_poll_at
-    if polled is None or now - polled > window:
-        ago = f"last good poll {when(polled)}, over {window:g} s ago"
-        line("polling", f"{watch.name}: FAILED: {ago} (is the bot running?)")
-        problems += 1
-    else:
+    problems = stale(watch.name, watch.poll_interval, health, len(waiting), dry=dry, now=now)
+    polled, called = health.last_good_poll_at, health.last_reddit_ok_at
+    if not any("last good poll" in p for p in problems) and polled is not None:
         line("polling", f"{watch.name}: ok: last good poll {now - polled:.0f} s ago")
-    if dry:
-        return problems
-    called = health.last_reddit_ok_at
-    if called is not None and now - called <= window:
-        line("reddit", f"{watch.name}: ok: last good Reddit call {now - called:.0f} s ago")
-    elif not waiting:
-        line(
-            f"{watch.name} reddit", f"ok: nothing to deliver (last good Reddit call {when(called)})"
-        )
-    else:
-        error = f"; last error: {health.last_error}" if health.last_error else ""
-        late = f"{len(waiting)} deliveries waiting, last good Reddit call {when(called)}"
-        line("reddit", f"{watch.name}: FAILED: {late}{error}")
-        problems += 1
-    return problems
+    if not dry and not any("deliveries waiting" in p for p in problems):
+        if called is not None and now - called <= max(3 * watch.poll_interval, 60.0):
+            line("reddit", f"{watch.name}: ok: last good Reddit call {now - called:.0f} s ago")
+        else:
+            line(
+                "reddit",
+                f"{watch.name}: ok: nothing to deliver (last good Reddit call {when(called)})",
+            )
+    for problem in problems:
+        line("polling" if "last good poll" in problem else "reddit", f"FAILED: {problem}")
+    return len(problems)
 
 
 async def _check_feed(settings: Settings, watch: Watch, line: Callable[[str, str], None]) -> int:
@@ -337,23 +329,82 @@ async def _check_reddit(
         try:
             name = await reddit.me()
         except RedditError as exc:
-            line("reddit login", f"FAILED: {exc}")
+            line("reddit login", f"FAILED: {login_failure(exc, settings)}")
             return 1
-        line("reddit login", f"ok: logged in as u/{name}")
+        how = "a refresh token" if settings.reddit_refresh_token else "a password"
+        line("reddit login", f"ok: logged in as u/{name} with {how}")
+        try:
+            profile = await reddit.profile_state(name)
+            if profile != "ok":
+                line("account", f"FAILED: {ACCOUNT_PROBLEMS[profile].format(name=name)}")
+                return 1
+        except RedditError as exc:
+            line("account", f"FAILED: {exc}")
+            return 1
         problems = 0
         for watch in watches:
             assert watch.subreddit is not None  # required with credentials
-            problems += await _check_subreddit(reddit, name, watch, line)
+            problems += await _check_subreddit(reddit, name, watch, line, settings.distinguish)
         return problems
 
 
+ACCOUNT_PROBLEMS = {
+    "suspended": "u/{name} is suspended: it cannot post; appeal to Reddit",
+    "hidden": (
+        "u/{name}'s profile answers 404: the account is shadow-banned, so its comments "
+        "would be invisible to everyone else; look at it from a logged-out browser and "
+        "appeal to Reddit"
+    ),
+}
+SUBREDDIT_PROBLEMS = {
+    "missing": "r/{sr} does not exist: check the subreddit's name (MODBOT_SUBREDDIT or the watch)",
+    "banned": "r/{sr} is banned by Reddit: nothing can be posted there",
+    "private": "r/{sr} is private: make u/{name} an approved user or a moderator there",
+}
+
+
+def login_failure(exc: RedditError, settings: Settings) -> str:
+    """One line naming why Reddit refused the login, and the fix."""
+    from modbot.errors import RedditAuthError, RedditForbidden  # noqa: PLC0415
+
+    if isinstance(exc, RedditAuthError) and exc.reason == "app":
+        return (
+            "the app's id or secret is wrong (HTTP 401 from Reddit's token endpoint): check "
+            "MODBOT_REDDIT_CLIENT_ID and MODBOT_REDDIT_CLIENT_SECRET"
+        )
+    if isinstance(exc, RedditAuthError) and exc.reason == "grant":
+        if settings.reddit_refresh_token:
+            return (
+                "Reddit refused the refresh token (invalid_grant): it was revoked or belongs "
+                "to another app; run `modbot auth` again"
+            )
+        return (
+            "Reddit refused the username and password (invalid_grant): the password is "
+            "wrong, or the account has two-factor login, which needs a refresh token "
+            "(`modbot auth`, then MODBOT_REDDIT_REFRESH_TOKEN)"
+        )
+    if isinstance(exc, RedditForbidden):
+        return (
+            "Reddit refused the app (HTTP 403): it is not approved for API access yet, or "
+            "the app or the account is suspended (README: Connect it to Reddit)"
+        )
+    return f"{exc} (can this machine reach Reddit?)"
+
+
 async def _check_subreddit(
-    reddit: RedditClient, name: str, watch: Watch, line: Callable[[str, str], None]
+    reddit: RedditClient,
+    name: str,
+    watch: Watch,
+    line: Callable[[str, str], None],
+    distinguish: bool,
 ) -> int:
     subreddit = watch.subreddit or ""
     try:
-        if not await reddit.subreddit_exists(subreddit):
-            line("subreddit", f"FAILED: r/{subreddit} does not exist")
+        state = await reddit.subreddit_state(subreddit)
+        if state != "ok":
+            line(
+                "subreddit", "FAILED: " + SUBREDDIT_PROBLEMS[state].format(sr=subreddit, name=name)
+            )
             return 1
         line("subreddit", f"r/{subreddit} exists")
         mine = (await reddit.moderators(subreddit)).get(name.lower())
@@ -361,6 +412,14 @@ async def _check_subreddit(
             line("moderator", "no: it can post, but cannot distinguish or pin its comments")
         else:
             line("moderator", f"yes, permissions: {', '.join(mine.permissions) or 'none'}")
+        can_pin = mine is not None and bool({"all", "posts"} & set(mine.permissions))
+        if distinguish and not can_pin:
+            line(
+                "moderator",
+                f"FAILED: MODBOT_DISTINGUISH is on but u/{name} is not a moderator of "
+                f"r/{subreddit} with the posts permission: make it one, or turn it off",
+            )
+            return 1
         thread = await reddit.megathread(subreddit, watch.megathread_title).current_thread()
     except RedditError as exc:
         line("reddit", f"FAILED: {exc}")
@@ -408,6 +467,57 @@ def _printer(out: TextIO) -> Callable[[str, str], None]:
         out.write(f"{what + ':':<14}{text}\n")
 
     return line
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+BASE_SCOPES = ("identity", "read", "history", "submit", "edit", "privatemessages")
+
+
+def auth_scopes(settings: Settings) -> list[str]:
+    """What the bot needs: reading, its own comment history, commenting, editing, its
+    inbox; pinning only when it distinguishes, the wiki only for wiki templates."""
+    scopes = list(BASE_SCOPES)
+    if settings.distinguish:
+        scopes.append("modposts")
+    if settings.wiki_templates or any(w.wiki_templates for w in _watches(settings)):
+        scopes.append("wikiread")
+    return scopes
+
+
+async def auth(settings: Settings, out: TextIO, *, port: int, wait: float) -> int:
+    """``modbot auth``: a refresh token for the bot's account, through the browser."""
+    import secrets  # noqa: PLC0415
+
+    from modbot.authflow import redirect_uri, wait_for_code  # noqa: PLC0415
+    from modbot.reddit import authorize_url, exchange_code  # noqa: PLC0415
+
+    if not (settings.reddit_client_id and settings.reddit_client_secret):
+        raise ConfigError(
+            "modbot auth needs the app's MODBOT_REDDIT_CLIENT_ID and "
+            "MODBOT_REDDIT_CLIENT_SECRET (see the README: Connect it to Reddit)"
+        )
+    redirect = redirect_uri(port)
+    state = secrets.token_urlsafe(16)
+    url = await authorize_url(settings, redirect, auth_scopes(settings), state)
+    out.write(
+        "1. Open this link in a browser where you are logged in as the bot's account,\n"
+        "   and choose Allow:\n\n"
+        f"   {url}\n\n"
+        f"2. Reddit then sends the browser back to {redirect}, where this command is\n"
+        f"   listening (the app's redirect URI must be exactly {redirect}).\n"
+        f"Waiting up to {wait:g} s ...\n"
+    )
+    out.flush()
+    code = await wait_for_code(port, state, wait)
+    token, account = await exchange_code(settings, redirect, code)
+    out.write(
+        f"\nDone: a refresh token for u/{account or '?'}. Put this line in your .env in place "
+        "of\nMODBOT_REDDIT_USERNAME and MODBOT_REDDIT_PASSWORD, and keep it as secret as a "
+        "password\n(it is shown only this once):\n\n"
+        f"MODBOT_REDDIT_REFRESH_TOKEN={token}\n"
+    )
+    return 0
 
 
 # --- demo -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ error messages name settings, never their values.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -36,6 +37,13 @@ REDDIT_CREDENTIALS = (
     "reddit_username",
     "reddit_password",
 )
+# Accounts with two-factor login cannot use a password: a refresh token (``modbot auth``)
+# takes the place of the username and password.
+TOKEN_CREDENTIALS = ("reddit_client_id", "reddit_client_secret", "reddit_refresh_token")
+APP_CREDENTIALS = ("reddit_client_id", "reddit_client_secret")
+# Set while loading settings for ``modbot auth``, which is how a login is obtained: the
+# app's id and secret are needed, a username, password or refresh token is not yet.
+_APP_ONLY: ContextVar[bool] = ContextVar("app_only", default=False)
 
 
 def default_templates_dir() -> Path:
@@ -139,6 +147,7 @@ class Settings(BaseSettings):
     # A SQLite file's path (or sqlite:///path), or a postgresql:// server URL.
     database: Path | InstanceOf[DatabaseURL] = Path("modbot.sqlite3")
     templates_dir: Path | None = None
+    wiki_templates: bool = False
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
     render_timeout: float = Field(default=2.0, gt=0, le=60, allow_inf_nan=False)
 
@@ -149,6 +158,7 @@ class Settings(BaseSettings):
     reddit_client_secret: SecretStr | None = None
     reddit_username: str | None = None
     reddit_password: SecretStr | None = None
+    reddit_refresh_token: SecretStr | None = None
     reddit_user_agent: str | None = None
     reddit_url: str = "https://www.reddit.com"
     reddit_oauth_url: str = "https://oauth.reddit.com"
@@ -168,6 +178,11 @@ class Settings(BaseSettings):
         Literal["after-intent", "after-answer", "after-edit", "after-command", "after-reply"] | None
     ) = None
 
+    # --- metrics and heartbeat ------------------------------------------------------
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)
+    metrics_host: str = "127.0.0.1"
+    heartbeat_url: SecretStr | None = None
+
     # --- logging -------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -182,6 +197,16 @@ class Settings(BaseSettings):
     def _check_reddit_urls(cls, value: str) -> str:
         return _http_url(value, "the Reddit URL")
 
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _check_heartbeat_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                _http_url(value.get_secret_value(), "the heartbeat URL")
+            except ValueError:
+                raise ValueError("must be an http:// or https:// URL") from None
+        return value
+
     @field_validator("components", mode="before")
     @classmethod
     def _split_components(cls, value: object) -> object:
@@ -194,7 +219,20 @@ class Settings(BaseSettings):
     def _check_timezone(cls, value: object) -> object:
         return timezone_name(value) if isinstance(value, str) else value
 
-    @field_validator("crash_at", "timezone", "subreddit", "reddit_user_agent", mode="before")
+    @field_validator(
+        "crash_at",
+        "timezone",
+        "subreddit",
+        "reddit_user_agent",
+        "reddit_client_id",
+        "reddit_client_secret",
+        "reddit_username",
+        "reddit_password",
+        "reddit_refresh_token",
+        "metrics_port",
+        "heartbeat_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -241,13 +279,25 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _all_or_no_credentials(self) -> Settings:
-        present = [name for name in REDDIT_CREDENTIALS if getattr(self, name)]
-        if present and len(present) < len(REDDIT_CREDENTIALS):
-            missing = [env_name(n) for n in REDDIT_CREDENTIALS if n not in present]
+        if self.reddit_refresh_token and self.reddit_password:
+            raise ValueError(
+                "set either MODBOT_REDDIT_PASSWORD or MODBOT_REDDIT_REFRESH_TOKEN, not both "
+                "(accounts with two-factor login need the refresh token: see modbot auth)"
+            )
+        needed: tuple[str, ...] = (
+            APP_CREDENTIALS
+            if _APP_ONLY.get()
+            else TOKEN_CREDENTIALS
+            if self.reddit_refresh_token
+            else REDDIT_CREDENTIALS
+        )
+        present = [name for name in needed if getattr(self, name)]
+        if present and len(present) < len(needed):
+            missing = [env_name(n) for n in needed if n not in present]
             raise ValueError(
                 "Reddit credentials are incomplete: set "
                 + ", ".join(missing)
-                + " (or unset all four for dry-run)"
+                + " (or unset them all for dry-run)"
             )
         if present and not self.subreddit:
             raise ValueError("MODBOT_SUBREDDIT is required when Reddit credentials are set")
@@ -261,8 +311,10 @@ class Settings(BaseSettings):
 
     @property
     def has_reddit_credentials(self) -> bool:
-        """True when all four Reddit credentials are set."""
-        return all(getattr(self, name) for name in REDDIT_CREDENTIALS)
+        """True when the app's id and secret and a way to log in (a password or a refresh
+        token) are set."""
+        needed = TOKEN_CREDENTIALS if self.reddit_refresh_token else REDDIT_CREDENTIALS
+        return all(getattr(self, name) for name in needed)
 
     @property
     def user_agent(self) -> str:
@@ -273,7 +325,12 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret this configuration holds, for the log redaction filter."""
-        secrets = [self.reddit_client_secret, self.reddit_password]
+        secrets = [
+            self.reddit_client_secret,
+            self.reddit_password,
+            self.reddit_refresh_token,
+            self.heartbeat_url,  # push-monitor URLs carry their token
+        ]
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 
 
@@ -282,16 +339,23 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def load_settings(env_file: Path | str | None = ".env", **overrides: object) -> Settings:
+def load_settings(
+    env_file: Path | str | None = ".env", *, app_only: bool = False, **overrides: object
+) -> Settings:
     """Build the settings, turning validation errors into one ``ConfigError`` line.
+
+    ``app_only`` accepts the app's id and secret without a way to log in (``modbot auth``).
 
     Pydantic can echo input values in its messages; only field names and our own
     messages are kept, so a secret never reaches the terminal.
     """
+    reset = _APP_ONLY.set(app_only)
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    finally:
+        _APP_ONLY.reset(reset)
 
 
 def _describe(exc: ValidationError) -> str:

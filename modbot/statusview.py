@@ -167,3 +167,32 @@ def comment_line(row: DeliveryRow, wanted: str | None, now: float) -> str:
     if row.not_before > now:
         text += f"; next try {when(row.not_before)}"
     return text
+
+
+# --- liveness: one rule for ``check --live`` and ``/healthz`` ---------------------------
+
+
+def liveness_window(poll_interval: float) -> float:
+    """How old the last good poll (and Reddit call) may be: max(3 polls, 60 s)."""
+    return max(3 * poll_interval, 60.0)
+
+
+def stale(
+    name: str, poll_interval: float, health: Health, waiting: int, *, dry: bool, now: float
+) -> list[str]:
+    """Why a watch is not alive and current (empty when it is): no good poll within the
+    window, or deliveries waiting while Reddit has not answered within it."""
+    window = liveness_window(poll_interval)
+    problems = []
+    polled = health.last_good_poll_at
+    if polled is None or now - polled > window:
+        problems.append(
+            f"{name}: last good poll {when(polled)}, over {window:g} s ago (is the bot running?)"
+        )
+    called = health.last_reddit_ok_at
+    if not dry and waiting and (called is None or now - called > window):
+        error = f"; last error: {health.last_error}" if health.last_error else ""
+        problems.append(
+            f"{name}: {waiting} deliveries waiting, last good Reddit call {when(called)}{error}"
+        )
+    return problems

@@ -45,11 +45,12 @@ from modbot.records import (
     Thread,
     Tracked,
     Validators,
+    WikiRow,
 )
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x6D6F6462  # "modb" in the file header: how modbot knows its own files
 SQLITE_HEADER = b"SQLite format 3\x00"
 MODBOT_TABLES = frozenset({"pages", "kv", "feeds", "deliveries"})  # v1-v2 and v3 files
@@ -168,12 +169,25 @@ CREATE TABLE health (
     templates_at REAL,
     source_kind TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE wiki_revisions (
+    watch TEXT NOT NULL,
+    page TEXT NOT NULL,
+    revision_id TEXT NOT NULL,
+    author TEXT,
+    revised_at REAL NOT NULL,
+    content TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    notice TEXT NOT NULL DEFAULT 'none',
+    decided_at REAL NOT NULL,
+    PRIMARY KEY (watch, page, revision_id)
+);
 """
 
 _ABANDONED: list[sqlite3.Connection] = []  # connections to state files that vanished
 DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRow))
 COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))
 NOTE_FIELDS = tuple(f.name for f in fields(NoteRow))
+WIKI_FIELDS = tuple(f.name for f in fields(WikiRow))
 INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRow))
 # Column names come from the dataclasses above, never from input.
 _SELECT_DELIVERIES = f"SELECT {', '.join(DELIVERY_FIELDS)} FROM deliveries"  # noqa: S608
@@ -1082,6 +1096,61 @@ class SqliteStore:
             {"templates": templates, "now": now},
         )
 
+    # --- wiki templates -------------------------------------------------------------------
+    async def wiki_rows(self, watch: str) -> list[WikiRow]:
+        """Every wiki revision decided for the watch, oldest first."""
+
+        def read() -> list[WikiRow]:
+            rows = self.db.execute(
+                f"SELECT {', '.join(WIKI_FIELDS)} FROM wiki_revisions WHERE watch = ? "  # noqa: S608
+                "ORDER BY decided_at, revised_at",
+                (watch,),
+            )
+            return [WikiRow(**dict(r)) for r in rows]
+
+        return await self._run(read)
+
+    async def record_wiki(self, row: WikiRow) -> None:
+        """Record the decision about one revision (kept: a revision is judged once)."""
+        values = {name: getattr(row, name) for name in WIKI_FIELDS}
+
+        def write() -> None:
+            with self._tx() as db:
+                db.execute(
+                    f"INSERT INTO wiki_revisions ({', '.join(WIKI_FIELDS)}) "  # noqa: S608
+                    f"VALUES ({', '.join(':' + n for n in WIKI_FIELDS)}) ON CONFLICT DO NOTHING",
+                    values,
+                )
+
+        await self._run(write)
+
+    async def claim_wiki_notice(self, watch: str, page: str, revision_id: str) -> bool:
+        """Mark the author's message as being sent; False when claimed before."""
+
+        def claim() -> bool:
+            with self._tx() as db:
+                done = db.execute(
+                    "UPDATE wiki_revisions SET notice = 'sending' WHERE watch = ? AND page = ? "
+                    "AND revision_id = ? AND notice = 'none'",
+                    (watch, page, revision_id),
+                )
+                return done.rowcount == 1
+
+        return await self._run(claim)
+
+    async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
+        """The message went out."""
+
+        def write() -> None:
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE wiki_revisions SET notice = 'sent' WHERE watch = ? AND page = ? "
+                    "AND revision_id = ?",
+                    (watch, page, revision_id),
+                )
+
+        await self._run(write)
+
     async def _health_write(self, watch: str, assignments: str, values: dict[str, Any]) -> None:
         def write() -> None:
             with self._tx() as db:
@@ -1299,4 +1368,16 @@ def _v4(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE health ADD COLUMN source_kind TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _v2, 3: _v3, 4: _v4}
+def _v5(db: sqlite3.Connection) -> None:
+    """Templates kept on the subreddit wiki: each revision's verdict and message."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "wiki_revisions" not in tables:  # a file from version 2 gets it from ``_v3``
+        _execute_script(db, SCHEMA[SCHEMA.index("CREATE TABLE wiki_revisions") :])
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _v2,
+    3: _v3,
+    4: _v4,
+    5: _v5,
+}

@@ -47,6 +47,7 @@ KEYS = frozenset(
         "templates_dir",
         "poll_interval",
         "maintenance",
+        "wiki_templates",
     }
 )
 
@@ -65,6 +66,7 @@ class Watch:
     templates_dir: Path | None
     poll_interval: float
     maintenance: bool
+    wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
 
     def scope(self, dry_run: bool) -> str:
         """The store key of this watch (see ``watch_scope``)."""
@@ -130,6 +132,7 @@ def _default_watch(settings: Settings) -> Watch:
         templates_dir=settings.templates_dir,
         poll_interval=settings.poll_interval,
         maintenance=settings.maintenance,
+        wiki_templates=settings.wiki_templates,
     )
 
 
@@ -171,6 +174,7 @@ def _watch(path: Path, number: int, table: object, settings: Settings) -> Watch:
         ),
         poll_interval=field("poll_interval", _interval(settings), settings.poll_interval),
         maintenance=field("maintenance", _flag, settings.maintenance),
+        wiki_templates=field("wiki_templates", _flag, settings.wiki_templates),
     )
     if settings.has_reddit_credentials and not watch.subreddit:
         raise ConfigError(f"{where}: subreddit: required when Reddit credentials are set")

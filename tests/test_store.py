@@ -27,6 +27,7 @@ from modbot.app import App
 from modbot.codec import view_to_json
 from modbot.errors import ConfigError, StoreError
 from modbot.machine import State
+from modbot.pgstore import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from modbot.pgstore import WRITE_LOCK, PostgresStore
 from modbot.ports import Store
 from modbot.records import (
@@ -40,6 +41,7 @@ from modbot.records import (
     Thread,
     Tracked,
     Validators,
+    WikiRow,
 )
 from modbot.render import sample_incident
 from modbot.settings import Settings, load_settings
@@ -341,7 +343,7 @@ async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_pat
     raw.commit()
     raw.close()
     store = await SqliteStore.open(path)
-    assert await store.schema_version() == SCHEMA_VERSION == 4
+    assert await store.schema_version() == SCHEMA_VERSION == 5
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
     assert (await store.health(W)).source_kind == "incidentio"
@@ -514,6 +516,20 @@ async def scenario(store: StateStore) -> list[tuple[str, object]]:
     await store.set_paused(W, False, by="bob", now=NOW + 9)
     said("health after", await store.health(W))
     said("health of another watch", await store.health("other"))
+    for page, revision, decided in (
+        ("manual", "r2", NOW),
+        ("incident", "r3", NOW),
+        ("a", "r1", 5.0),
+    ):
+        wiki = WikiRow(W, page, revision, "alice", NOW, "{{ body }}", "good", decided_at=decided)
+        await store.record_wiki(wiki)
+        await store.record_wiki(replace(wiki, outcome="broken"))  # judged once
+    said("wiki claimed", await store.claim_wiki_notice(W, "manual", "r2"))
+    said("wiki claimed again", await store.claim_wiki_notice(W, "manual", "r2"))
+    said("wiki claimed unknown", await store.claim_wiki_notice(W, "manual", "zz"))
+    await store.wiki_notice_sent(W, "manual", "r2")
+    said("wiki", await store.wiki_rows(W))
+    said("wiki of another watch", await store.wiki_rows("other"))
     said("damage", await store.integrity_problems())
     await store.writable()
     return answers
@@ -564,13 +580,13 @@ def raw(url: str) -> psycopg.Connection[Any]:
 
 async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
     store = await PostgresStore.open(postgres_url)
-    assert await store.schema_version() == 1
+    assert await store.schema_version() == PG_SCHEMA_VERSION == 2
     assert await store.integrity_problems() == []
     await store.writable()
     await store.close()
     await (await PostgresStore.open(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"
@@ -579,6 +595,22 @@ async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str
         conn.execute("DROP TABLE notes")
     store = await PostgresStore.open(postgres_url)
     assert await store.integrity_problems() == ["table notes is missing"]
+    await store.close()
+
+
+async def test_postgresql_version_1_gains_the_wiki_revisions(postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    await store.record_poll(W, ok=True, message="fine", now=NOW)
+    await store.close()
+    with raw(postgres_url) as conn:  # back to version 1's shape
+        conn.execute("DROP TABLE wiki_revisions")
+        conn.execute("UPDATE schema_version SET version = 1")
+    store = await PostgresStore.open(postgres_url)
+    assert await store.schema_version() == 2
+    assert await store.integrity_problems() == []
+    assert (await store.health(W)).last_poll_message == "fine"
+    await store.record_wiki(WikiRow(W, "incident", "r1", "alice", NOW, "{{ x }}", "good"))
+    assert [r.revision_id for r in await store.wiki_rows(W)] == ["r1"]
     await store.close()
 
 
@@ -800,7 +832,9 @@ async def test_the_bot_runs_on_postgresql_and_the_commands_read_it(
     assert out.getvalue().count("[dry-run] ") == 2  # one new comment, one edit
     lines: list[tuple[str, str]] = []
     assert await service._check_store(settings, lambda name, text: lines.append((name, text))) == 0
-    assert lines == [("state file", f"ok: {settings.database} (schema 1, writable)")]
+    assert lines == [
+        ("state file", f"ok: {settings.database} (schema {PG_SCHEMA_VERSION}, writable)")
+    ]
     status = io.StringIO()
     assert await service.status(settings, status) == 0
     settled = status.getvalue().split("recently settled")[1]

@@ -1232,6 +1232,8 @@ class FakeReddit:
                 self.refresh_tokens[refresh_token] = code.grant
                 self.issued_refresh_tokens.append(refresh_token)
                 return code.grant, refresh_token
+            case "client_credentials":  # an app-only token: no user, sees what anyone sees
+                return Grant("", _scopes("*")), None
             case _:
                 raise _HandlerError(_json({"error": "unsupported_grant_type"}))
 
