@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AsyncExitStack
@@ -25,14 +27,14 @@ from zoneinfo import ZoneInfo
 from modbot.bodies import Bodies, Engine
 from modbot.crashpoints import Checkpoint, crash_at
 from modbot.deliverer import Deliverer, Report
-from modbot.errors import ModbotError, StateLost, StoreError, TemplateError
+from modbot.errors import Deposed, ModbotError, StateLost, StoreError, TemplateError
 from modbot.heartbeat import Heartbeat
 from modbot.inbox import Inbox
 from modbot.machine import is_active
 from modbot.metrics import Figures
 from modbot.operations import SETTLE_TIMEOUT, Operations
 from modbot.poller import Poller, PollReport
-from modbot.ports import Source, Store, Target
+from modbot.ports import Lease, Source, Store, Target
 from modbot.records import Kind
 from modbot.render import Templates, read_templates
 from modbot.sandbox import RenderWorker
@@ -41,7 +43,7 @@ from modbot.sources import make_http_client, make_source
 from modbot.statusview import stale
 from modbot.store import START_FRESH
 from modbot.stores import open_store
-from modbot.watches import Watch, default_page, load_watches, pick
+from modbot.watches import Watch, default_page, deployment_name, load_watches, pick
 from modbot.wiki import WikiTemplates
 
 if TYPE_CHECKING:
@@ -113,6 +115,10 @@ class App:
         self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
         self.figures = Figures([w.name for w in self.watches])
         self.heartbeat: Heartbeat | None = None
+        self._following: str | None = None  # why this process waits, while it does
+        self.member = (socket.gethostname(), os.getpid())  # how status names this process
+        self.lease: Lease | None = None
+        self._stop = self._halt = asyncio.Event()
 
     # --- the first watch, for commands about one (and the tests) ---------------------------
     def runtime(self, name: str | None = None) -> WatchRuntime:
@@ -382,6 +388,18 @@ class App:
                 wake_at = (await self._delivered(runtime)).wake_at
         return next((r for r in reports if not r.ok), reports[-1])
 
+    async def run_once_leading(self) -> PollReport:
+        """``run --once``: one pass, if no other process of the deployment leads now."""
+        lease = await self.store.lease(self.deployment, *self.member)
+        try:
+            if await lease.acquire(self.clock()) is None:
+                message = f"another process leads {self.deployment}; it polls and posts"
+                log.info("%s", message)
+                return PollReport(ok=True, changed=False, message=message)
+            return await self.run_once()
+        finally:
+            await lease.release()
+
     async def _polled(self, runtime: WatchRuntime) -> PollReport:
         """One poll, counted; a good one also pings the heartbeat."""
         report = await runtime.poller.poll()
@@ -397,10 +415,76 @@ class App:
         return report
 
     # --- the loops ----------------------------------------------------------------------------
+    @property
+    def deployment(self) -> str:
+        """What names this bot among processes sharing its store (see ``watches``)."""
+        return deployment_name(self.settings, self.watches, dry_run=self.dry_run)
+
     async def run(
         self, stop: asyncio.Event, on_poll: Callable[[PollReport], None] | None = None
     ) -> None:
-        """Run every watch's poller and deliverer, and the inbox, until ``stop`` is set."""
+        """Lead (poll, deliver, read the inbox) whenever this process holds the lease, and
+        wait as a follower otherwise, until ``stop`` is set. With a state file the lease
+        is always granted; with PostgreSQL one process of the deployment leads at a time."""
+        lease = self.lease = await self.store.lease(self.deployment, *self.member)
+        self._following = None
+        try:
+            while not stop.is_set():
+                epoch = await self._take_lead(lease)
+                if epoch is None:
+                    await _wait(stop, self.settings.lease_interval, None)
+                    continue
+                await self._lead(stop, lease, epoch, on_poll)
+        finally:
+            await lease.release()
+
+    async def _take_lead(self, lease: Lease) -> int | None:
+        """The new epoch if this process now leads; None (said once) while another does."""
+        now = self.clock()
+        try:
+            epoch = await lease.acquire(now)
+        except StateLost:
+            raise
+        except StoreError as exc:
+            self._follow(str(exc), warn=True)
+            return None
+        if epoch is None:
+            who = await self.store.leadership(self.deployment, now)
+            leader = who.leader if who is not None else None
+            self._follow(
+                f"following: {leader.host} pid {leader.pid} leads {self.deployment}"
+                if leader is not None
+                else f"following: another process leads {self.deployment}"
+            )
+        return epoch
+
+    def _follow(self, why: str, *, warn: bool = False) -> None:
+        if why != self._following:
+            (log.warning if warn else log.info)(
+                "%s; checking every %g s", why, self.settings.lease_interval
+            )
+        self._following = why
+
+    async def _lead(
+        self,
+        stop: asyncio.Event,
+        lease: Lease,
+        epoch: int,
+        on_poll: Callable[[PollReport], None] | None,
+    ) -> None:
+        """Run every watch's poller and deliverer, and the inbox, until ``stop`` is set or
+        the lead is lost."""
+        if lease.shared:
+            log.info("leading %s (epoch %d)", self.deployment, epoch)
+            if self._following is not None:
+                # Another process led meanwhile: forget what memory says, as after a
+                # crash, so every unsettled intent is looked up by its marker.
+                for runtime in self.runtimes:
+                    runtime.poller.restart()
+                    runtime.deliverer.restart()
+        self._following = None
+        halt = asyncio.Event()
+        self._stop, self._halt = stop, halt
         loops: list[tuple[str, Step, asyncio.Event | None]] = []
         for runtime in self.runtimes:
             name = runtime.watch.name
@@ -410,28 +494,54 @@ class App:
             loops.append(("inbox", self._inbox_step, None))
         self._looping = True
         tasks = [
-            asyncio.create_task(self._loop(name, step, stop, wake), name=name)
+            asyncio.create_task(self._loop(name, step, halt, wake), name=name)
             for name, step, wake in loops
         ]
+        guards = [asyncio.create_task(_relay(stop, halt))]
+        if lease.shared:
+            guards.append(asyncio.create_task(self._keep_lead(lease, halt)))
         try:
-            await stop.wait()
+            await halt.wait()
         finally:
-            stop.set()
+            halt.set()
             self._looping = False
             await _finish(tasks, STOP_GRACE)
+            for guard in guards:
+                guard.cancel()
             for runtime in self.runtimes:
                 for waiter in runtime.waiters:
                     waiter.cancel()
+        if not stop.is_set():
+            self._following = "deposed"
+
+    async def _keep_lead(self, lease: Lease, halt: asyncio.Event) -> None:
+        """Prove the lead every ``MODBOT_LEASE_INTERVAL``; stop leading the moment it
+        cannot be proven (the lock's session may be gone, and another may lead)."""
+        while not halt.is_set():
+            await _wait(halt, self.settings.lease_interval, None)
+            if halt.is_set():
+                return
+            if not await lease.holding(self.clock()):
+                log.warning(
+                    "lost the lead of %s: stopping at once; following again", self.deployment
+                )
+                halt.set()
 
     async def _loop(
-        self, name: str, step: Step, stop: asyncio.Event, wake: asyncio.Event | None
+        self, name: str, step: Step, halt: asyncio.Event, wake: asyncio.Event | None
     ) -> None:
-        while not stop.is_set():
+        while not halt.is_set():
             try:
                 wait = await step()
             except StateLost as exc:
                 self.fatal = self.fatal or exc  # said once, by whoever ends the process
-                stop.set()
+                self._stop.set()
+                halt.set()
+                return
+            except Deposed as exc:
+                if not halt.is_set():
+                    log.warning("%s: %s", name, exc)
+                halt.set()
                 return
             except ModbotError as exc:
                 log.error("%s: %s", name, exc)
@@ -440,7 +550,7 @@ class App:
                 log.error("%s: unexpected %s: %s; carrying on", name, type(exc).__name__, exc)
                 log.debug("%s: details", name, exc_info=True)
                 wait = self.settings.poll_interval
-            await _wait(stop, wait, wake)
+            await _wait(halt, wait, wake)
 
     def _poll_step(
         self, runtime: WatchRuntime, on_poll: Callable[[PollReport], None] | None
@@ -510,6 +620,12 @@ async def _wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None)
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+async def _relay(stop: asyncio.Event, halt: asyncio.Event) -> None:
+    """Set ``halt`` when ``stop`` is set."""
+    await stop.wait()
+    halt.set()
 
 
 async def _finish(tasks: list[asyncio.Task[None]], grace: float) -> None:

@@ -223,6 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for parser_of in (pause, resume):
         _watch_option(parser_of)
+
+    migrate = commands.add_parser(
+        "migrate-store",
+        parents=[common],
+        help="copy the whole state into another store (e.g. SQLite into PostgreSQL)",
+        description="Copy every row of the state in MODBOT_DATABASE into an empty store "
+        "at --to (a PostgreSQL URL, or a SQLite file path), creating its schema. Refuses "
+        "while a bot runs on either store: stop every `modbot run` first, then point "
+        "MODBOT_DATABASE at the new store on every machine. The source is left as it was.",
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        metavar="DATABASE",
+        help="the destination: postgresql://user:password@host/dbname, or a file path",
+    )
     return parser
 
 
@@ -339,6 +355,7 @@ COMMANDS: dict[str, Handler] = {
         )
     ),
     "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
+    "migrate-store": lambda sv, a, s, out: _run(sv.migrate_store(s, a.to, out)),
     "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out, watch_name=a.watch)),
     "resume": lambda sv, a, s, out: _run(
         sv.set_pause(s, paused=False, out=out, watch_name=a.watch)

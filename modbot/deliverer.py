@@ -94,8 +94,13 @@ class Deliverer:
         self.verify_interval = verify_interval
         self.clock = clock
         self.checkpoint = checkpoint
-        self._verified_at = clock()
-        self._heal_at: float | None = clock()
+        self.restart()
+
+    def restart(self) -> None:
+        """Start as a new process would: heal, and look up every unsettled intent by its
+        marker at once (after a crash, or when another process led meanwhile)."""
+        self._verified_at = self.clock()
+        self._heal_at: float | None = self.clock()
         self._started = True
         # The bot's marked comments in the current thread, as the last heal listed them:
         # a pending row whose comment is already there adopts it instead of posting.

@@ -52,6 +52,11 @@ class StateLost(StoreError):
     """The state file was deleted, emptied or replaced while the bot ran: stop writing."""
 
 
+class Deposed(StoreError):
+    """Another process took the lead (a newer epoch): this one's writes are refused,
+    and it stops polling, delivering and reading the inbox at once."""
+
+
 class RedditError(ModbotError):
     """Reddit could not do what was asked; subclasses say whether it had an effect."""
 

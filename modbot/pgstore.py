@@ -14,13 +14,25 @@ the server without its password.
 
 The schema is created and migrated on open and versioned in the ``schema_version``
 table (version 1 of the PostgreSQL schema held SQLite schema 4's tables and columns;
-version 2, like SQLite's 5, adds the wiki revisions).
+version 2, like SQLite's 5, adds the wiki revisions; version 3 the leadership).
+
+Several processes may share one database (two machines, one deployment): ``PgLease``
+lets one of them lead at a time, with a session-level advisory lock held on a
+connection of its own. Each new leadership bumps the deployment's epoch in the same
+transaction that records it, under the writers' lock; the leader's store is then
+*fenced*: every write transaction first checks, under that same lock, that its epoch
+is still the current one, and is refused with ``Deposed`` otherwise. A leader that was
+paused or cut off while a Reddit call was in flight therefore cannot record its late
+answer; the row it left in ``posting`` (stamped with its epoch) is settled by the next
+leader by looking for the comment's marker, as after a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import astuple, fields
@@ -34,7 +46,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
 from modbot.codec import view_from_json, view_to_json
-from modbot.errors import StoreError
+from modbot.errors import Deposed, StoreError
 from modbot.ports import FeedState, Work
 from modbot.records import (
     CommandRow,
@@ -42,6 +54,8 @@ from modbot.records import (
     Health,
     IncidentRow,
     Kind,
+    Leadership,
+    Member,
     NoteRow,
     PageInfo,
     Rendered,
@@ -54,6 +68,7 @@ from modbot.records import (
 from modbot.stores import redact_url, scrub
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _nul_free(value: Any) -> Any:
@@ -96,13 +111,18 @@ class Cursor:
 
 Connection: TypeAlias = psycopg.AsyncConnection[DictRow]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CONNECT_TIMEOUT = 10  # seconds (libpq's connect_timeout is whole seconds)
 STATEMENT_TIMEOUT = 10.0  # seconds, as long as SQLite's busy timeout
 IDLE_IN_TRANSACTION_TIMEOUT = 60.0  # the server ends a transaction a dead client left open
 DEADLINE_MARGIN = 20.0  # the client gives up on a silent server after the timeouts + this
 # pg_advisory_xact_lock key that makes writers take turns: "modbotwr" as a 64-bit integer.
 WRITE_LOCK = int.from_bytes(b"modbotwr", "big")
+# Held shared by every ``modbot run`` on the database (leader or follower), so that
+# ``migrate-store`` can tell, by trying it exclusively, that none is running.
+RUNNING_LOCK = int.from_bytes(b"modbotrn", "big")
+LEASE_TIMEOUT = 5.0  # seconds for one lease query: longer means the session is lost
+MEMBER_FRESH = 30.0  # a follower seen within this many seconds is waiting
 ANNOUNCED = "(announce OR forced)"
 # Rows the deliverer must look at: the same expression as the partial index below (see
 # machine.is_active).
@@ -126,6 +146,25 @@ CREATE TABLE wiki_revisions (
     notice TEXT NOT NULL DEFAULT 'none',
     decided_at {TIME} NOT NULL,
     PRIMARY KEY (watch, page, revision_id)
+);
+"""
+
+LEADERSHIP_TABLES = f"""
+CREATE TABLE leadership (
+    deployment TEXT PRIMARY KEY,
+    epoch BIGINT NOT NULL,
+    host TEXT,
+    pid INTEGER,
+    since {TIME},
+    seen_at {TIME}
+);
+CREATE TABLE members (
+    deployment TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    since {TIME} NOT NULL,
+    seen_at {TIME} NOT NULL,
+    PRIMARY KEY (deployment, host, pid)
 );
 """
 
@@ -196,7 +235,8 @@ CREATE TABLE deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     not_before {TIME} NOT NULL DEFAULT 0,
     last_error TEXT,
-    created_at {TIME} NOT NULL DEFAULT 0
+    created_at {TIME} NOT NULL DEFAULT 0,
+    epoch BIGINT NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX deliveries_placed ON deliveries (watch, kind, key, thread_id)
     WHERE thread_id IS NOT NULL;
@@ -239,6 +279,7 @@ CREATE TABLE health (
     source_kind TEXT NOT NULL DEFAULT ''
 );
 {WIKI_TABLE}
+{LEADERSHIP_TABLES}
 """
 MODBOT_TABLES = (
     "schema_version",
@@ -249,7 +290,21 @@ MODBOT_TABLES = (
     "commands",
     "health",
     "wiki_revisions",
+    "leadership",
+    "members",
 )
+# The tables ``migrate-store`` copies (the rest describe the server, not the bot), in an
+# order that keeps each table's rows in the order they were written.
+COPIED_TABLES = {
+    "feeds": "watch",
+    "incidents": "seq",
+    "notes": "seq",
+    "deliveries": "id",
+    "commands": "received_at, message_id",
+    "health": "watch",
+    "wiki_revisions": "decided_at, watch, page, revision_id",
+}
+INTERNAL_COLUMNS = frozenset({"seq", "epoch"})  # PostgreSQL's own bookkeeping
 
 
 async def _v2(cursor: Cursor) -> None:
@@ -257,8 +312,17 @@ async def _v2(cursor: Cursor) -> None:
     await cursor.execute(WIKI_TABLE)
 
 
+async def _v3(cursor: Cursor) -> None:
+    """Several processes on one database: the leader, its epoch, the followers, and the
+    epoch each delivery intent was written under."""
+    for statement in LEADERSHIP_TABLES.split(";"):
+        if statement.strip():
+            await cursor.execute(statement)
+    await cursor.execute("ALTER TABLE deliveries ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0")
+
+
 # The step that brings the schema from version N-1 to N.
-MIGRATIONS: dict[int, Callable[[Cursor], Awaitable[None]]] = {2: _v2}
+MIGRATIONS: dict[int, Callable[[Cursor], Awaitable[None]]] = {2: _v2, 3: _v3}
 
 DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRow))
 COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))
@@ -329,6 +393,7 @@ class PostgresStore:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._fence: tuple[str, int] | None = None  # (deployment, epoch) while leading
 
     @classmethod
     async def open(
@@ -359,13 +424,18 @@ class PostgresStore:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         await self._forget()
+        self._conn = await self.connect("modbot")
+        return self._conn
+
+    async def connect(self, name: str, **options: Any) -> Connection:
+        """A new connection of its own (autocommit, with the statement timeouts)."""
         try:
             given = conninfo_to_dict(self._url)
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = dict(options)
             if "connect_timeout" not in given:
                 extra["connect_timeout"] = self.connect_timeout
             if "application_name" not in given:
-                extra["application_name"] = "modbot"
+                extra["application_name"] = name
             conn = await psycopg.AsyncConnection.connect(
                 self._url, autocommit=True, row_factory=dict_row, **extra
             )
@@ -385,7 +455,6 @@ class PostgresStore:
         except BaseException:
             await conn.close()
             raise
-        self._conn = conn
         return conn
 
     async def _forget(self) -> None:
@@ -417,6 +486,7 @@ class PostgresStore:
                         cursor = Cursor(raw)
                         if write:
                             await cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                            await self._check_fence(cursor)
                         return await work(cursor)
             except psycopg.Error as exc:
                 if self._conn is not None and (self._conn.broken or self._conn.closed):
@@ -428,6 +498,30 @@ class PostgresStore:
                     f"the database {self.location} did not answer within {deadline:g} s: the "
                     "server or the network is down or overloaded; the bot tries again"
                 ) from None
+
+    def fence(self, deployment: str, epoch: int) -> None:
+        """From now on every write must be made under ``epoch`` (see the module doc)."""
+        self._fence = (deployment, epoch)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch this process writes under (0: not a leader; CLI commands)."""
+        return self._fence[1] if self._fence else 0
+
+    async def _check_fence(self, cursor: Cursor) -> None:
+        """Refuse the write unless this process's epoch is still the current one. Run
+        under the writers' lock, which a new leader's epoch bump also takes."""
+        if self._fence is None:
+            return
+        deployment, mine = self._fence
+        await cursor.execute("SELECT epoch FROM leadership WHERE deployment = %s", (deployment,))
+        row = await cursor.fetchone()
+        current = int(row["epoch"]) if row is not None else None
+        if current != mine:
+            raise Deposed(
+                f"another process now leads {deployment} (epoch {current}, this one had "
+                f"{mine}): this one stops writing and follows"
+            )
 
     def _text(self, exc: BaseException) -> str:
         """The error's own words on one line, without the query it quotes or a password."""
@@ -929,9 +1023,9 @@ class PostgresStore:
 
         async def insert(cursor: Cursor) -> DeliveryRow | None:
             await cursor.execute(
-                "INSERT INTO deliveries (watch, kind, key, state, thread_id, created_at) "
-                "VALUES (%s, %s, %s, 'pending', %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-                (watch, kind.value, key, thread_id, now),
+                "INSERT INTO deliveries (watch, kind, key, state, thread_id, created_at, epoch) "
+                "VALUES (%s, %s, %s, 'pending', %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+                (watch, kind.value, key, thread_id, now, self.epoch),
             )
             inserted = await cursor.fetchone()
             if inserted is None:
@@ -953,9 +1047,14 @@ class PostgresStore:
             try:
                 async with cursor.connection.transaction():  # a savepoint
                     await cursor.execute(
-                        f"UPDATE deliveries SET {assignments} "  # noqa: S608 - literals only
+                        f"UPDATE deliveries SET {assignments}, epoch = %(epoch)s "  # noqa: S608
                         "WHERE id = %(id)s AND version = %(expected)s",
-                        {**values, "id": before.id, "expected": before.version},
+                        {
+                            **values,
+                            "id": before.id,
+                            "expected": before.version,
+                            "epoch": self.epoch,
+                        },
                     )
             except pg_errors.UniqueViolation:
                 return False  # another row already holds that thread for this subject
@@ -1237,6 +1336,109 @@ class PostgresStore:
             (watch, page, revision_id),
         )
 
+    # --- several processes ------------------------------------------------------------------
+    async def lease(self, deployment: str, host: str, pid: int) -> PgLease:
+        """This process's lease on leading ``deployment`` (see ``PgLease``)."""
+        return PgLease(self, deployment, host, pid)
+
+    async def leadership(self, deployment: str, now: float) -> Leadership | None:
+        """The deployment's leader and the followers seen lately."""
+
+        async def query(cursor: Cursor) -> Leadership | None:
+            await cursor.execute(
+                "SELECT epoch, host, pid, since, seen_at FROM leadership WHERE deployment = %s",
+                (deployment,),
+            )
+            row = await cursor.fetchone()
+            await cursor.execute(
+                "SELECT host, pid, since, seen_at FROM members WHERE deployment = %s "
+                "AND seen_at >= %s ORDER BY since, host, pid",
+                (deployment, now - MEMBER_FRESH),
+            )
+            followers = tuple(Member(**r) for r in await cursor.fetchall())
+            if row is None:
+                return Leadership(deployment, 0, None, followers) if followers else None
+            leader = None
+            if row["host"] is not None:
+                leader = Member(row["host"], row["pid"], row["since"], row["seen_at"])
+            return Leadership(deployment, int(row["epoch"]), leader, followers)
+
+        return await self._tx(query)
+
+    async def running(self) -> list[Member]:
+        """Processes running ``modbot run`` on this database: each holds the running
+        lock shared; an empty list means the lock could be taken exclusively."""
+
+        async def query(cursor: Cursor) -> list[Member]:
+            await cursor.execute("SELECT pg_try_advisory_xact_lock(%s) AS free", (RUNNING_LOCK,))
+            row = await cursor.fetchone()
+            if row is not None and row["free"]:
+                return []
+            await cursor.execute(
+                "SELECT host, pid, since, seen_at FROM leadership WHERE host IS NOT NULL "
+                "UNION ALL SELECT host, pid, since, seen_at FROM members ORDER BY seen_at DESC"
+            )
+            found = [Member(**r) for r in await cursor.fetchall()]
+            return found[:1] or [Member("?", 0, 0.0, 0.0)]
+
+        return await self._tx(query, write=True)
+
+    async def export_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of the bot's tables, in the order they were written."""
+
+        async def query(cursor: Cursor) -> dict[str, list[dict[str, Any]]]:
+            tables: dict[str, list[dict[str, Any]]] = {}
+            for table, order in COPIED_TABLES.items():
+                await cursor.execute(f"SELECT * FROM {table} ORDER BY {order}")  # noqa: S608
+                tables[table] = [
+                    {k: v for k, v in r.items() if k not in INTERNAL_COLUMNS}
+                    for r in await cursor.fetchall()
+                ]
+            return tables
+
+        return await self._tx(query)
+
+    async def import_rows(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Load rows into this empty database, in one transaction."""
+
+        async def load(cursor: Cursor) -> None:
+            for table in COPIED_TABLES:
+                await cursor.execute(f"SELECT count(*) AS n FROM {table}")  # noqa: S608
+                row = await cursor.fetchone()
+                if row is not None and row["n"]:
+                    raise StoreError(
+                        f"the database {self.location} already holds modbot state ({table} "
+                        "has rows): migrate-store copies into an empty store only"
+                    )
+            for table in COPIED_TABLES:
+                booleans = await self._boolean_columns(cursor, table)
+                for values in tables.get(table, []):
+                    names = list(values)
+                    row = {
+                        n: bool(v) if n in booleans and v is not None else v
+                        for n, v in values.items()
+                    }
+                    await cursor.execute(
+                        f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608
+                        f"VALUES ({_placeholders(names)})",
+                        row,
+                    )
+            await cursor.execute(
+                "SELECT setval(pg_get_serial_sequence('deliveries', 'id'), "
+                "coalesce((SELECT max(id) FROM deliveries), 0) + 1, false)"
+            )
+
+        await self._tx(load, write=True)
+
+    @staticmethod
+    async def _boolean_columns(cursor: Cursor, table: str) -> set[str]:
+        await cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = %s AND data_type = 'boolean'",
+            (table,),
+        )
+        return {r["column_name"] for r in await cursor.fetchall()}
+
 
 def _health(watch: str, r: DictRow | None, page: PageInfo | None) -> Health:
     if r is None:
@@ -1264,3 +1466,153 @@ def _health(watch: str, r: DictRow | None, page: PageInfo | None) -> Health:
         templates_at=r["templates_at"],
         source_kind=r["source_kind"],
     )
+
+
+def lock_key(deployment: str) -> int:
+    """The advisory lock's 64-bit key for a deployment's name."""
+    digest = hashlib.blake2b(f"modbot lead {deployment}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PgLease:
+    """One process's claim on leading a deployment.
+
+    The lock is PostgreSQL's session-level advisory lock, held on a connection that
+    does nothing else: the server releases it when that session ends, including when
+    the connection dies or is cut. ``holding`` is the leader's regular proof of life;
+    a query that fails or times out means the session, and so the lock, may be gone,
+    and the process must stop leading at once (it closes the connection to be sure).
+    """
+
+    shared = True
+
+    def __init__(self, store: PostgresStore, deployment: str, host: str, pid: int) -> None:
+        self.store = store
+        self.deployment = deployment
+        self.key = lock_key(deployment)
+        self.host = host
+        self.pid = pid
+        self.epoch: int | None = None
+        self._conn: Connection | None = None
+        self._since: float | None = None
+
+    async def _connection(self) -> Connection:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        await self._drop()
+        # Keepalives make a silent network failure end the session within seconds on
+        # this side too, not only when the server notices.
+        conn = await self.store.connect(
+            "modbot lease",
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+        )
+        try:
+            await conn.execute("SELECT pg_advisory_lock_shared(%s)", (RUNNING_LOCK,))
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+                await asyncio.wait_for(conn.close(), LEASE_TIMEOUT)
+
+    async def acquire(self, now: float) -> int | None:
+        """Try the lock once: the new epoch when this process now leads, else None
+        (and the process is recorded as a waiting follower)."""
+        try:
+            async with asyncio.timeout(LEASE_TIMEOUT + self.store.connect_timeout):
+                conn = await self._connection()
+                cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (self.key,))
+                row = await cursor.fetchone()
+                if row is None or not row["got"]:
+                    await self._wait_as_follower(conn, now)
+                    return None
+                epoch = await self._bump(conn, now)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            await self._drop()
+            raise StoreError(
+                f"cannot take part in leading {self.deployment} on {self.store.location}: "
+                f"{self.store._text(exc)}; trying again"
+            ) from None
+        self.epoch = epoch
+        self.store.fence(self.deployment, epoch)
+        return epoch
+
+    async def _wait_as_follower(self, conn: Connection, now: float) -> None:
+        self._since = self._since or now
+        await conn.execute(
+            "INSERT INTO members (deployment, host, pid, since, seen_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (deployment, host, pid) "
+            "DO UPDATE SET seen_at = EXCLUDED.seen_at",
+            (self.deployment, self.host, self.pid, self._since, now),
+        )
+
+    async def _bump(self, conn: Connection, now: float) -> int:
+        """A new epoch, recorded with this process as leader, under the writers' lock:
+        a fenced write either commits before it or sees the new epoch."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            cursor = await conn.execute(
+                "INSERT INTO leadership (deployment, epoch, host, pid, since, seen_at) "
+                "VALUES (%s, 1, %s, %s, %s, %s) ON CONFLICT (deployment) DO UPDATE SET "
+                "epoch = leadership.epoch + 1, host = EXCLUDED.host, pid = EXCLUDED.pid, "
+                "since = EXCLUDED.since, seen_at = EXCLUDED.seen_at RETURNING epoch",
+                (self.deployment, self.host, self.pid, now, now),
+            )
+            row = await cursor.fetchone()
+            await conn.execute(
+                "DELETE FROM members WHERE deployment = %s AND host = %s AND pid = %s",
+                (self.deployment, self.host, self.pid),
+            )
+        assert row is not None
+        return int(row["epoch"])
+
+    async def holding(self, now: float) -> bool:
+        """True while the lock's session lives and no newer epoch exists."""
+        if self.epoch is None or self._conn is None:
+            return False
+        try:
+            async with asyncio.timeout(LEASE_TIMEOUT):
+                cursor = await self._conn.execute(
+                    "UPDATE leadership SET seen_at = %s WHERE deployment = %s AND epoch = %s "
+                    "RETURNING epoch",
+                    (now, self.deployment, self.epoch),
+                )
+                still = await cursor.fetchone() is not None
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            log.warning(
+                "lost the connection that holds the lead of %s (%s)",
+                self.deployment,
+                self.store._text(exc),
+            )
+            still = False
+        if not still:
+            self.epoch = None
+            await self._drop()  # the lock goes with the session, if it still lives
+        return still
+
+    async def release(self) -> None:
+        """Stop leading or waiting: say so, and end the session that holds the lock."""
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+                async with asyncio.timeout(LEASE_TIMEOUT):
+                    if self.epoch is not None:
+                        await conn.execute(
+                            "UPDATE leadership SET host = NULL, pid = NULL WHERE "
+                            "deployment = %s AND epoch = %s",
+                            (self.deployment, self.epoch),
+                        )
+                    await conn.execute(
+                        "DELETE FROM members WHERE deployment = %s AND host = %s AND pid = %s",
+                        (self.deployment, self.host, self.pid),
+                    )
+        self.epoch = None
+        await self._drop()

@@ -88,6 +88,14 @@ class Poller:
         self.current_thread: Callable[[], str | None] = lambda: None
         self.wiki: WikiTemplates | None = None  # templates from the subreddit's wiki, if on
 
+    def restart(self) -> None:
+        """Forget what memory holds and read it from the store again (another process
+        polled meanwhile)."""
+        self.known = {}
+        self._validators = None
+        if self.wiki is not None:
+            self.wiki.restart()
+
     # --- one poll -------------------------------------------------------------------------
     async def poll(self) -> PollReport:
         """Fetch once and save what changed; feed errors become a failed report."""

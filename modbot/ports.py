@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modbot.records import (
     CommandRow,
@@ -19,6 +19,8 @@ from modbot.records import (
     InboxItem,
     IncidentRow,
     Kind,
+    Leadership,
+    Member,
     Moderator,
     NoteRow,
     PageInfo,
@@ -343,4 +345,46 @@ class Store(Protocol):
 
     async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
         """The message went out."""
+        ...
+
+    # --- several processes ---------------------------------------------------------------------
+    async def lease(self, deployment: str, host: str, pid: int) -> Lease:
+        """This process's lease on leading the deployment: contested when several
+        processes share the store (PostgreSQL), always granted on a state file."""
+        ...
+
+    async def leadership(self, deployment: str, now: float) -> Leadership | None:
+        """Who leads the deployment and who waits; None when the store has no leases."""
+        ...
+
+    async def running(self) -> list[Member]:
+        """Processes running ``modbot run`` on this store right now, as far as it can
+        tell (``migrate-store`` refuses to run while there are any)."""
+        ...
+
+    async def export_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table, by table (``migrate-store``)."""
+        ...
+
+    async def import_rows(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Load ``export_rows``' output into an empty store, in one transaction."""
+        ...
+
+
+class Lease(Protocol):
+    """One process's claim on leading a deployment (see ``pgstore``)."""
+
+    shared: bool  # True when other processes may contend for it (a database server)
+
+    async def acquire(self, now: float) -> int | None:
+        """Take the lead if it is free: the new epoch, or None while another leads."""
+        ...
+
+    async def holding(self, now: float) -> bool:
+        """True while this process still leads (the lock's session lives and no newer
+        epoch exists); False once it must stop."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lead up (or stop waiting for it)."""
         ...

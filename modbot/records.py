@@ -314,3 +314,23 @@ class WikiRow:
     outcome: str
     notice: str = "none"
     decided_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ``modbot run`` process of a deployment that shares a PostgreSQL store."""
+
+    host: str
+    pid: int
+    since: float  # leading (or waiting) since
+    seen_at: float  # its last sign of life
+
+
+@dataclass(frozen=True)
+class Leadership:
+    """Who leads a deployment (polls, delivers, reads the inbox), and who waits."""
+
+    deployment: str
+    epoch: int  # grows with every new leadership: the fencing token
+    leader: Member | None
+    followers: tuple[Member, ...] = ()

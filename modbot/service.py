@@ -81,7 +81,7 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
     log.info("state in %s%s", settings.database, "" if once else "; Ctrl-C stops")
     async with _app(settings, dry_run=dry, out=out, watches=watches) as app:
         if once:
-            report = await app.run_once()
+            report = await app.run_once_leading()
             return 0 if report.ok else 1
         stop = asyncio.Event()
         with stop_on_signals(stop):
@@ -647,8 +647,14 @@ async def refresh(
 
 async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
     """``modbot status``: every watch, from the state file alone (no network)."""
-    from modbot.statusview import health_json, status_text, watches_table  # noqa: PLC0415
+    from modbot.statusview import (  # noqa: PLC0415
+        health_json,
+        leadership_text,
+        status_text,
+        watches_table,
+    )
     from modbot.stores import open_store  # noqa: PLC0415
+    from modbot.watches import deployment_name  # noqa: PLC0415
 
     if not settings.database.exists():
         out.write(f"No state yet at {settings.database}: start the bot with `modbot run`.\n")
@@ -662,6 +668,9 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
         else:
             now = time.time()
             parts = [await watches_table(store, watches, dry_run=dry)] if len(watches) > 1 else []
+            who = await store.leadership(deployment_name(settings, watches, dry_run=dry), now)
+            if who is not None:
+                parts.insert(0, leadership_text(who, now, settings.lease_interval))
             for watch in watches:
                 parts.append(
                     await status_text(
@@ -677,6 +686,46 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
     finally:
         await store.close()
     out.write(text + "\n")
+    return 0
+
+
+async def migrate_store(settings: Settings, to: str, out: TextIO) -> int:
+    """``modbot migrate-store --to DATABASE``: copy every row into an empty store."""
+    from modbot.stores import database_location, open_store  # noqa: PLC0415
+
+    try:
+        target = database_location(to)
+    except ValueError as exc:
+        raise ConfigError(f"--to: {str(exc).replace('MODBOT_DATABASE', 'it')}") from None
+    source = settings.database
+    if str(target) == str(source):
+        raise ConfigError(f"--to names the store the bot uses now ({source}); name another")
+    if not source.exists():
+        raise ConfigError(f"there is no state at {source} to copy")
+    origin = await open_store(source)
+    try:
+        destination = await open_store(target)
+        try:
+            for store, where in ((origin, source), (destination, target)):
+                running = await store.running()
+                if running:
+                    who = running[0]
+                    process = f" ({who.host} pid {who.pid})" if who.pid else ""
+                    raise ModbotError(
+                        f"a bot is running on {where}{process}: stop every `modbot run` "
+                        "using either store first; nothing was copied"
+                    )
+            tables = await origin.export_rows()
+            await destination.import_rows(tables)
+        finally:
+            await destination.close()
+    finally:
+        await origin.close()
+    copied = ", ".join(f"{len(rows)} {table}" for table, rows in tables.items())
+    out.write(
+        f"Copied the state from {source} to {target}: {copied}.\n"
+        f"Now set MODBOT_DATABASE to the new store (on every machine) and start the bot.\n"
+    )
     return 0
 
 

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     inbox_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
     dry_run: bool = False
 
+    # --- several machines (PostgreSQL) -------------------------------------------------
+    deployment: str = Field(default="", max_length=200)
+    lease_interval: float = Field(default=5.0, gt=0, le=300, allow_inf_nan=False)
+
     # --- testing only ----------------------------------------------------------------
     # Lowers the 1-second floor of the poll and inbox intervals, for tests and benchmarks.
     test_fast: bool = False
@@ -272,7 +276,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_hammering(self) -> Settings:
         """A status page and Reddit are polled at most once a second (tests excepted)."""
-        for name in ("poll_interval", "inbox_interval"):
+        for name in ("poll_interval", "inbox_interval", "lease_interval"):
             if getattr(self, name) < MIN_INTERVAL and not self.test_fast:
                 raise ValueError(f"{env_name(name)} must be at least {MIN_INTERVAL:g} second")
         return self

@@ -15,7 +15,7 @@ from typing import Any
 
 from modbot.machine import State
 from modbot.ports import Store
-from modbot.records import DeliveryRow, Health, IncidentRow, Kind
+from modbot.records import DeliveryRow, Health, IncidentRow, Kind, Leadership
 
 SETTLED_SHOWN = 10
 NOTES_SHOWN = 5
@@ -95,6 +95,24 @@ async def watches_table(store: Store, watches: Sequence[Any], *, dry_run: bool) 
         where = f"r/{watch.subreddit}" if watch.subreddit else "-"
         kind = kind_text(watch.kind, health.source_kind)
         lines.append(f"{watch.name:<16} {kind:<17} {where:<18} {thread:<12} {poll:<26} {count}")
+    return "\n".join(lines)
+
+
+def leadership_text(who: Leadership, now: float, lease_interval: float) -> str:
+    """Who leads the deployment and who waits (a store shared by several processes)."""
+    leader = who.leader
+    if leader is None:
+        head = f"leader:      none now (epoch {who.epoch}; the next process to check takes over)"
+    else:
+        head = (
+            f"leader:      {leader.host} pid {leader.pid}, since {when(leader.since)} "
+            f"(epoch {who.epoch})"
+        )
+        silent = now - leader.seen_at
+        if silent > 3 * lease_interval:
+            head += f"; NOT SEEN for {silent:.0f} s (stopped or cut off?)"
+    lines = [head, f"followers:   {len(who.followers)} waiting"]
+    lines += [f"  {m.host} pid {m.pid}, waiting since {when(m.since)}" for m in who.followers]
     return "\n".join(lines)
 
 

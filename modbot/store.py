@@ -19,6 +19,7 @@ import asyncio
 import functools
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -29,6 +30,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+try:
+    import fcntl
+except ImportError:  # Windows: no run lock; migrate-store cannot tell a running bot
+    fcntl = None  # type: ignore[assignment]
+
 from modbot.codec import view_from_json, view_to_json
 from modbot.errors import StateLost, StoreError
 from modbot.ports import FeedState, Work
@@ -38,6 +44,8 @@ from modbot.records import (
     Health,
     IncidentRow,
     Kind,
+    Leadership,
+    Member,
     NoteRow,
     PageInfo,
     Rendered,
@@ -51,6 +59,16 @@ from modbot.records import (
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 SCHEMA_VERSION = 5
+# The tables ``migrate-store`` copies.
+COPIED_TABLES = (
+    "feeds",
+    "incidents",
+    "notes",
+    "deliveries",
+    "commands",
+    "health",
+    "wiki_revisions",
+)
 APPLICATION_ID = 0x6D6F6462  # "modb" in the file header: how modbot knows its own files
 SQLITE_HEADER = b"SQLite format 3\x00"
 MODBOT_TABLES = frozenset({"pages", "kv", "feeds", "deliveries"})  # v1-v2 and v3 files
@@ -1151,6 +1169,69 @@ class SqliteStore:
 
         await self._run(write)
 
+    # --- several processes ------------------------------------------------------------------
+    async def lease(self, deployment: str, host: str, pid: int) -> FileLease:
+        """A state file has one machine: the process always leads. Its lease only marks
+        the file as in use, for ``migrate-store``."""
+        return FileLease(self.run_lock_path)
+
+    @property
+    def run_lock_path(self) -> Path:
+        """The file a running bot holds a shared lock on (beside the state file)."""
+        return self.path.with_name(self.path.name + "-run.lock")
+
+    async def leadership(self, deployment: str, now: float) -> Leadership | None:
+        """None: one process at a time, no leader to tell apart."""
+        return None
+
+    async def running(self) -> list[Member]:
+        """A ``modbot run`` on this file, if one holds its run lock."""
+        if fcntl is None or not self.run_lock_path.exists():
+            return []
+        with open(self.run_lock_path, "a+b") as handle:  # noqa: ASYNC230 - a local lock file
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return [Member(socket.gethostname(), 0, 0.0, 0.0)]
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return []
+
+    async def export_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of the bot's tables, in the order they were written."""
+
+        def query() -> dict[str, list[dict[str, Any]]]:
+            return {
+                table: [
+                    dict(r)
+                    for r in self.db.execute(f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608
+                ]
+                for table in COPIED_TABLES
+            }
+
+        return await self._run(query)
+
+    async def import_rows(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Load rows into this empty state file, in one transaction."""
+
+        def load() -> None:
+            with self._tx() as db:
+                for table in COPIED_TABLES:
+                    if db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():  # noqa: S608
+                        raise StoreError(
+                            f"state file {self.path} already holds modbot state ({table} has "
+                            "rows): migrate-store copies into an empty store only"
+                        )
+                for table in COPIED_TABLES:
+                    for row in tables.get(table, []):
+                        names = list(row)
+                        db.execute(
+                            f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608
+                            f"VALUES ({', '.join(':' + n for n in names)})",
+                            row,
+                        )
+
+        await self._run(load)
+
     async def _health_write(self, watch: str, assignments: str, values: dict[str, Any]) -> None:
         def write() -> None:
             with self._tx() as db:
@@ -1381,3 +1462,43 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _v4,
     5: _v5,
 }
+
+
+class FileLease:
+    """The lease of a process on a SQLite state file: it always leads (one machine),
+    and holds a shared lock on ``<file>-run.lock`` while it runs, so that
+    ``migrate-store`` can tell that the file is in use."""
+
+    shared = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    async def acquire(self, now: float) -> int | None:
+        """Always the lead (epoch 1), marked by the shared lock."""
+        if fcntl is not None and self._handle is None:
+            try:
+                handle = open(self.path, "a+b")  # noqa: SIM115, ASYNC230 - a local lock, held
+            except OSError:
+                return 1  # a read-only folder: the mark is a courtesy, not a guard
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise StoreError(
+                    f"{self.path.name.removesuffix('-run.lock')} is being copied by "
+                    "modbot migrate-store; start the bot when it is done"
+                ) from None
+            self._handle = handle
+        return 1
+
+    async def holding(self, now: float) -> bool:
+        """Always: nobody else can take the lead of a file."""
+        return True
+
+    async def release(self) -> None:
+        """Drop the mark."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()

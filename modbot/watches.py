@@ -83,6 +83,19 @@ def watch_scope(name: str, dry_run: bool) -> str:
     return f"dry-run:{name}" if dry_run else name
 
 
+def deployment_name(settings: Settings, watches: Sequence[Watch], *, dry_run: bool) -> str:
+    """What names this bot among others sharing one PostgreSQL database: processes
+    with the same name take turns leading. ``MODBOT_DEPLOYMENT`` when set; otherwise
+    the subreddits it posts to (two copies posting into the same subreddits must never
+    both lead), or the watched pages in a dry run without subreddits."""
+    if settings.deployment:
+        return settings.deployment
+    subreddits = sorted({w.subreddit.lower() for w in watches if w.subreddit})
+    if subreddits and not dry_run:
+        return "r/" + "+".join(subreddits)
+    return "dry-run " + " ".join(sorted(w.url for w in watches))
+
+
 def default_page(url: str) -> PageInfo:
     """What comments name as their page before the feed has named itself."""
     return PageInfo(name=url.split("//", 1)[-1].rstrip("/"), url=url.rstrip("/"))

@@ -83,11 +83,16 @@ class WikiTemplates:
         self.store = store
         self.clock = clock
         self.every = every
+        self._unreadable = False
+        self.restart()
+
+    def restart(self) -> None:
+        """Read the verdicts from the store again at the next look (another process
+        may have judged revisions meanwhile)."""
         self.good: dict[str, WikiRevision] = {}  # page -> the revision in use
         self._judged: dict[str, str] = {}  # page -> the newest revision judged
         self._next_check = 0.0
         self._loaded = False
-        self._unreadable = False
         self._applied = False
 
     # --- what changed ------------------------------------------------------------------------

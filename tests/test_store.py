@@ -580,13 +580,13 @@ def raw(url: str) -> psycopg.Connection[Any]:
 
 async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
     store = await PostgresStore.open(postgres_url)
-    assert await store.schema_version() == PG_SCHEMA_VERSION == 2
+    assert await store.schema_version() == PG_SCHEMA_VERSION == 3
     assert await store.integrity_problems() == []
     await store.writable()
     await store.close()
     await (await PostgresStore.open(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"
@@ -603,10 +603,11 @@ async def test_postgresql_version_1_gains_the_wiki_revisions(postgres_url: str) 
     await store.record_poll(W, ok=True, message="fine", now=NOW)
     await store.close()
     with raw(postgres_url) as conn:  # back to version 1's shape
-        conn.execute("DROP TABLE wiki_revisions")
+        conn.execute("DROP TABLE wiki_revisions, leadership, members")
+        conn.execute("ALTER TABLE deliveries DROP COLUMN epoch")
         conn.execute("UPDATE schema_version SET version = 1")
     store = await PostgresStore.open(postgres_url)
-    assert await store.schema_version() == 2
+    assert await store.schema_version() == 3
     assert await store.integrity_problems() == []
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_wiki(WikiRow(W, "incident", "r1", "alice", NOW, "{{ x }}", "good"))
