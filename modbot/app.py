@@ -193,6 +193,7 @@ class App:
             from modbot.reddit import RedditClient  # noqa: PLC0415 - loads asyncpraw
 
             self.reddit = RedditClient(settings, clock=self.clock)
+            self.reddit.before_create = store.confirm_lead
             self._stack.push_async_callback(self.reddit.close)
         http = self._given_http
         if http is None and self._given_source is None:

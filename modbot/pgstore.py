@@ -1365,6 +1365,11 @@ class PostgresStore:
 
         return await self._tx(query)
 
+    async def confirm_lead(self) -> None:
+        """Raise ``Deposed`` if another process has led since this one took the lead."""
+        if self._fence is not None:
+            await self._tx(self._check_fence)
+
     async def running(self) -> list[Member]:
         """Processes running ``modbot run`` on this database: each holds the running
         lock shared; an empty list means the lock could be taken exclusively."""

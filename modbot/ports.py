@@ -357,6 +357,11 @@ class Store(Protocol):
         """Who leads the deployment and who waits; None when the store has no leases."""
         ...
 
+    async def confirm_lead(self) -> None:
+        """Raise ``Deposed`` if this process led and another leads now (a no-op for a
+        process that never led, and for a state file)."""
+        ...
+
     async def running(self) -> list[Member]:
         """Processes running ``modbot run`` on this store right now, as far as it can
         tell (``migrate-store`` refuses to run while there are any)."""

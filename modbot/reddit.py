@@ -248,6 +248,10 @@ class RedditClient:
         )
         self._disable_hidden_retries()
         self._cooldown_until = 0.0
+        # Awaited right before anything is created (a comment, a reply, a message), after
+        # any pacing: the app makes it prove this process still leads, so a leader that
+        # was paused or cut off sends nothing new when it wakes.
+        self.before_create: Callable[[], Awaitable[None]] | None = None
         self._create_cooldown_until = 0.0
         self.budget = CallBudget(settings.reddit_calls_per_minute)
         self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
@@ -316,6 +320,8 @@ class RedditClient:
 
     async def _once(self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool) -> T:
         await self._pace(what, creates=creates)
+        if creates and self.before_create is not None:
+            await self.before_create()
         for attempt in (1, 2):
             self.calls += 1
             if attempt == 2:

@@ -1184,6 +1184,9 @@ class SqliteStore:
         """None: one process at a time, no leader to tell apart."""
         return None
 
+    async def confirm_lead(self) -> None:
+        """Nothing to confirm: nobody else can take the lead of a file."""
+
     async def running(self) -> list[Member]:
         """A ``modbot run`` on this file, if one holds its run lock."""
         if fcntl is None or not self.run_lock_path.exists():

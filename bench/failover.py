@@ -1,0 +1,295 @@
+"""Failover loop: two real ``modbot run`` processes on one PostgreSQL, the leader struck.
+
+Each iteration starts from an empty database, the fake status page and the fake
+Reddit, with two bot processes of one deployment (one leads, one follows). A
+moderator sends ``!post``, and a real incident timeline (from the samples) is driven
+to its end while the leader is struck once, at a random update, in one of four ways:
+
+* ``kill``: SIGKILL (a power cut); systemd would restart it, so the loop does;
+* ``freeze``: SIGSTOP, then its database sessions are cut (a network partition, a
+  long pause), and SIGCONT a random 0.5-3 s later: it wakes as a deposed leader;
+* ``kill-mid-post`` and ``freeze-mid-post``: the same, at the moment the fake Reddit
+  has stored the leader's new comment (or its edit) but not yet answered it.
+
+At the end it checks the fake Reddit: duplicate comments (two live bot comments with
+one marker), updates missing from the final comments, commands run twice (a notice
+posted, or the command answered, more than once); and it times each takeover of the
+plain ``kill`` and ``freeze`` strikes, from the strike to the next leader's first
+comment or edit on Reddit (the next update is published at the strike).
+
+    python -m bench.failover [--iterations 100] [--seed N]
+
+It needs PostgreSQL: ``MODBOT_TEST_POSTGRES_URL`` (a user that may create databases),
+or the server binaries (``initdb``, ``pg_ctl``) to start a throw-away cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import signal
+import statistics
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from bench.crashloop import check, current, notice_done
+from bench.harness import BotProcess, Fakes, bot_env, expected_body, fakes, real_timelines, retimed
+from tests.pg import GIVEN_URL, Cluster, bin_dir, fresh_database
+
+MODES = ("kill", "freeze", "kill-mid-post", "freeze-mid-post")
+LEASE_INTERVAL = 0.5
+POLL_INTERVAL = 0.2
+STEP_TIMEOUT = 30.0
+
+
+@dataclass
+class Tally:
+    """What the loop saw."""
+
+    iterations: int = 0
+    takeovers: int = 0
+    duplicates: int = 0
+    duplicate_notices: int = 0
+    missing_updates: int = 0
+    commands_twice: int = 0
+    commands_lost: int = 0
+    takeover_seconds: list[float] = field(default_factory=list)
+    strikes: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+class Pair:
+    """The two bot processes of one iteration, and the database they share."""
+
+    def __init__(self, both: Fakes, url: str, folder: Path, logs: Path, number: int) -> None:
+        self.url = url
+        self.bots = {}
+        for name in ("bot-a", "bot-b"):
+            # Each process names its sessions, so a strike can cut exactly its own.
+            database = f"{url}?application_name={name}"
+            env = bot_env(
+                both,
+                folder / "unused.sqlite3",
+                MODBOT_DATABASE=database,
+                MODBOT_LEASE_INTERVAL=str(LEASE_INTERVAL),
+                MODBOT_POLL_INTERVAL=str(POLL_INTERVAL),
+                MODBOT_LOG_LEVEL="INFO",
+            )
+            self.bots[name] = BotProcess(env, folder, logs / f"iteration-{number:03d}-{name}.log")
+        self.frozen: set[str] = set()
+
+    async def start(self) -> None:
+        for bot in self.bots.values():
+            await bot.start()
+
+    def leader(self) -> str | None:
+        """The name of the process that leads now, from the database."""
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                row = conn.execute("SELECT pid FROM leadership WHERE host IS NOT NULL").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None  # the bots have not created their schema yet
+        if row is None:
+            return None
+        return next((n for n, b in self.bots.items() if b.alive and b.pid == row[0]), None)
+
+    def cut(self, name: str) -> None:
+        """End every database session of ``name`` (its lock goes with them)."""
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (name,),
+            )
+
+    def strike(self, name: str, mode: str) -> None:
+        bot = self.bots[name]
+        if not bot.alive:
+            return
+        if mode.startswith("kill"):
+            bot.kill()
+            return
+        os.kill(bot.pid, signal.SIGSTOP)
+        self.frozen.add(name)
+        self.cut(name)
+        asyncio.get_running_loop().call_later(random.uniform(0.5, 3.0), self.thaw, name)
+
+    def thaw(self, name: str) -> None:
+        if name in self.frozen:
+            self.frozen.discard(name)
+            if self.bots[name].alive:
+                os.kill(self.bots[name].pid, signal.SIGCONT)
+
+    async def keep_running(self) -> None:
+        """Restart a killed process, as systemd would."""
+        for bot in self.bots.values():
+            if not bot.alive:
+                await bot.wait()
+                await bot.start()
+
+    async def stop(self) -> None:
+        for name in list(self.frozen):
+            self.thaw(name)
+        for bot in self.bots.values():
+            await bot.stop()
+
+
+async def until(pair: Pair, done: object, timeout: float = STEP_TIMEOUT) -> None:
+    """Wait for ``done()``, restarting killed processes meanwhile."""
+    assert callable(done)
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the bots did not catch up")
+        await pair.keep_running()
+        await asyncio.sleep(0.02)
+
+
+async def iteration(  # noqa: PLR0917 - one iteration's whole setting
+    number: int, mode: str, timelines: list, server: str, tally: Tally, logs: Path
+) -> None:
+    incident_id, documents = retimed(
+        timelines[number % len(timelines)][1], f"f{number}", datetime.now(UTC)
+    )
+    notice = f"Failover notice {number}."
+    at = random.randrange(len(documents))  # strike when this update is published
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(server) as url:
+        async with fakes() as both:
+            pair = Pair(both, url, Path(tmp), logs, number)
+            await pair.start()
+            both.reddit.send_message("alice", f"!post {notice}")
+            for index, document in enumerate(documents):
+                if index == at:
+                    await strike(pair, both, mode, document, tally)
+                else:
+                    both.page.set_document(document)
+                want = expected_body(document, incident_id)
+                await until(pair, lambda w=want: current(both, incident_id, w))
+            await until(pair, lambda: notice_done(both, notice))
+            await pair.stop()
+        check(both, incident_id, expected_body(documents[-1], incident_id), notice, number, tally)
+    tally.iterations += 1
+
+
+async def strike(pair: Pair, both: Fakes, mode: str, document: dict, tally: Tally) -> None:
+    """Strike the leader (now, or when it posts next) and publish ``document``."""
+    await until(pair, lambda: pair.leader() is not None)
+    leader = pair.leader()
+    assert leader is not None
+    if mode.endswith("mid-post"):
+
+        def at_post(_: object) -> None:
+            # Reddit has stored the comment (or the edit); the answer waits until this
+            # returns, and the leader is struck before it can read it.
+            both.reddit.on_comment_created = both.reddit.on_comment_edited = None
+            tally.strikes[mode] += 1
+            tally.takeovers += 1
+            pair.strike(leader, mode)
+
+        both.reddit.on_comment_created = both.reddit.on_comment_edited = at_post
+        both.page.set_document(document)
+        return
+    tally.strikes[mode] += 1
+    tally.takeovers += 1
+    struck = time.monotonic()
+    pair.strike(leader, mode)
+    both.page.set_document(document)
+    writes = r"/api/(comment|editusertext)"
+    try:
+        await until(pair, lambda: both.reddit.count("POST", writes, since=struck) > 0)
+    except TimeoutError:
+        return  # nothing to deliver for this update: the check at the end tells
+    first = min(
+        c.time
+        for c in both.reddit.calls
+        if c.method == "POST" and c.time >= struck and re.search(writes, c.path)
+    )
+    tally.takeover_seconds.append(first - struck)
+
+
+async def main(iterations: int, seed: int, server: str | None = None) -> Tally:
+    """``server``: a PostgreSQL URL for a user that may create databases; by default
+    ``MODBOT_TEST_POSTGRES_URL``, or a throw-away cluster started here."""
+    random.seed(seed)
+    timelines = real_timelines(min_updates=3)
+    tally = Tally()
+    logs = Path(tempfile.mkdtemp(prefix="modbot-failover-"))
+    cluster = None
+    server = server or GIVEN_URL
+    if not server:
+        binaries = bin_dir()
+        if binaries is None:
+            raise SystemExit("failover: needs PostgreSQL (MODBOT_TEST_POSTGRES_URL or initdb)")
+        cluster = Cluster(binaries)
+        server = cluster.start()
+    started = time.monotonic()
+    try:
+        for number in range(iterations):
+            mode = MODES[number % len(MODES)]
+            try:
+                await iteration(number, mode, timelines, server, tally, logs)
+            except TimeoutError as exc:
+                tally.failures.append(f"iteration {number} ({mode}): {exc}; logs in {logs}")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    report(tally, iterations, time.monotonic() - started, len(timelines))
+    return tally
+
+
+def report(tally: Tally, iterations: int, elapsed: float, timelines: int) -> None:
+    times = sorted(tally.takeover_seconds)
+    print(f"failover loop: {tally.iterations} of {iterations} iterations in {elapsed:.0f} s")
+    print(
+        f"(two `modbot run` processes on one PostgreSQL; {timelines} real incident timelines; "
+        f"lease check every {LEASE_INTERVAL:g} s, poll every {POLL_INTERVAL:g} s)"
+    )
+    print(f"{'iterations':<48} {tally.iterations}")
+    print(f"{'takeovers (leader struck)':<48} {tally.takeovers}")
+    for mode, count in sorted(tally.strikes.items()):
+        print(f"{'  by ' + mode:<48} {count}")
+    print(f"{'duplicate incident comments':<48} {tally.duplicates}")
+    print(f"{'duplicate notices':<48} {tally.duplicate_notices}")
+    print(f"{'updates missing from final comments':<48} {tally.missing_updates}")
+    print(f"{'commands run (or answered) twice':<48} {tally.commands_twice}")
+    print(f"{'commands never executed':<48} {tally.commands_lost}")
+    if times:
+        target = LEASE_INTERVAL + POLL_INTERVAL
+        print(
+            f"{'death -> next leader first delivery, median':<48} "
+            f"{statistics.median(times):.2f} s   (target <= {target:g} s + one delivery)"
+        )
+        print(f"{'death -> next leader first delivery, worst':<48} {times[-1]:.2f} s")
+        print(f"{'  (timed takeovers: kill and freeze)':<48} {len(times)}")
+    for failure in tally.failures:
+        print(f"FAILED: {failure}")
+
+
+def succeeded(tally: Tally, iterations: int) -> bool:
+    """True when every iteration finished and every count is zero."""
+    counts = (
+        tally.duplicates,
+        tally.duplicate_notices,
+        tally.missing_updates,
+        tally.commands_twice,
+        tally.commands_lost,
+    )
+    return tally.iterations == iterations and not any(counts) and not tally.failures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    result = asyncio.run(main(args.iterations, args.seed))
+    raise SystemExit(0 if succeeded(result, args.iterations) else 1)
