@@ -43,6 +43,8 @@ import psycopg
 
 from bench.crashloop import check, current, notice_done
 from bench.harness import BotProcess, Fakes, bot_env, expected_body, fakes, real_timelines, retimed
+from modbot.markdown import marker_of
+from tests.conftest import BOT
 from tests.pg import GIVEN_URL, Cluster, bin_dir, fresh_database
 
 MODES = ("kill", "freeze", "kill-mid-post", "freeze-mid-post")
@@ -62,6 +64,7 @@ class Tally:
     missing_updates: int = 0
     commands_twice: int = 0
     commands_lost: int = 0
+    posted_twice: int = 0  # second comments ever created, even if deleted later
     takeover_seconds: list[float] = field(default_factory=list)
     strikes: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -177,7 +180,19 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
             await until(pair, lambda: notice_done(both, notice))
             await pair.stop()
         check(both, incident_id, expected_body(documents[-1], incident_id), notice, number, tally)
+        tally.posted_twice += ever_posted_twice(both)
     tally.iterations += 1
+
+
+def ever_posted_twice(both: Fakes) -> int:
+    """Second comments with one marker in one thread, counting those deleted since: the
+    bot's clean-up would hide a double post from the final check."""
+    ever = Counter(
+        (marker_of(c.body), c.link_id)
+        for c in both.reddit.comments.values()
+        if c.author == BOT["username"] and marker_of(c.body)
+    )
+    return sum(count - 1 for count in ever.values() if count > 1)
 
 
 async def strike(pair: Pair, both: Fakes, mode: str, document: dict, tally: Tally) -> None:
@@ -258,6 +273,7 @@ def report(tally: Tally, iterations: int, elapsed: float, timelines: int) -> Non
     for mode, count in sorted(tally.strikes.items()):
         print(f"{'  by ' + mode:<48} {count}")
     print(f"{'duplicate incident comments':<48} {tally.duplicates}")
+    print(f"{'second comments ever posted (even if deleted)':<48} {tally.posted_twice}")
     print(f"{'duplicate notices':<48} {tally.duplicate_notices}")
     print(f"{'updates missing from final comments':<48} {tally.missing_updates}")
     print(f"{'commands run (or answered) twice':<48} {tally.commands_twice}")
@@ -278,6 +294,7 @@ def succeeded(tally: Tally, iterations: int) -> bool:
     """True when every iteration finished and every count is zero."""
     counts = (
         tally.duplicates,
+        tally.posted_twice,
         tally.duplicate_notices,
         tally.missing_updates,
         tally.commands_twice,

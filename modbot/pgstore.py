@@ -1515,6 +1515,16 @@ class PgLease:
             keepalives_count=3,
         )
         try:
+            # And on the server's side: a leader whose machine lost power sends no FIN,
+            # so without these the server would keep its session, and the lock, for as
+            # long as the kernel's defaults say (hours). With them the lock frees within
+            # about 15 s and a follower takes over.
+            await conn.execute(
+                "SELECT set_config('tcp_keepalives_idle', '5', false), "
+                "set_config('tcp_keepalives_interval', '2', false), "
+                "set_config('tcp_keepalives_count', '3', false), "
+                "set_config('tcp_user_timeout', '10000', false)"
+            )
             await conn.execute("SELECT pg_advisory_lock_shared(%s)", (RUNNING_LOCK,))
         except BaseException:
             await conn.close()
