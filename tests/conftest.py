@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 
 from modbot.records import IncidentView, PageInfo
 from modbot.render import Renderer, incident_job, read_templates
 from modbot.settings import Settings, default_templates_dir, load_settings
+from modbot.stores import DatabaseURL
 from tests.fakes.statuspage import FakeStatuspage
-from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.pg import fresh_database, postgres_server, postgres_url  # noqa: F401 - fixtures
 
 # "ci" (the default) is bounded and derandomised so CI is repeatable and fits its time;
 # "fresh" draws a new seed each run (a few minutes); "long" explores far more:
@@ -210,3 +214,58 @@ async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+# --- the state on either store ------------------------------------------------------------
+
+StateLocation = Path | str  # a SQLite file, or a PostgreSQL database's URL
+
+
+@dataclass(frozen=True)
+class NewState:
+    """Makes fresh, empty state on one store: ``with new_state() as location``."""
+
+    kind: str  # "sqlite" or "postgresql"
+    make: Callable[[], AbstractContextManager[StateLocation]]
+
+    def __call__(self) -> AbstractContextManager[StateLocation]:
+        return self.make()
+
+
+@contextmanager
+def _sqlite_file() -> Iterator[StateLocation]:
+    with tempfile.TemporaryDirectory(prefix="modbot-state-") as folder:
+        yield Path(folder) / "state.sqlite3"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_state(request: pytest.FixtureRequest) -> NewState:
+    """Makes fresh, empty state on demand, on each store in turn: a state file in a new
+    temporary folder, or a new PostgreSQL database; each is gone on leaving its ``with``.
+    For tests that need several, such as one per hypothesis example."""
+    if request.param == "sqlite":
+        return NewState("sqlite", _sqlite_file)
+    server: str = request.getfixturevalue("postgres_server")
+    return NewState("postgresql", lambda: fresh_database(server))
+
+
+@pytest.fixture
+def state_location(new_state: NewState) -> Iterator[StateLocation]:
+    """This test's state on each store in turn: a SQLite file or a PostgreSQL URL (what
+    ``MODBOT_DATABASE`` takes). Several store objects opened on it share one state."""
+    with new_state() as location:
+        yield location
+
+
+def expire_waits_at(location: Path | DatabaseURL | str, *, intent: bool = True) -> None:
+    """``expire_waits`` on either store: a SQLite file, or a PostgreSQL database through
+    a connection of its own, as another process would."""
+    if isinstance(location, Path):
+        expire_waits(location, intent=intent)
+        return
+    url = location.url if isinstance(location, DatabaseURL) else location
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as raw:
+        if intent:
+            raw.execute("UPDATE deliveries SET not_before = 0, intent_at = intent_at - 3600")
+        else:
+            raw.execute("UPDATE deliveries SET not_before = 0")

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -173,16 +174,24 @@ def postgres_server() -> Iterator[str]:
         cluster.stop()
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """The URL of a fresh, empty database of its own for one test; dropped after it."""
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """A new, empty database on ``server`` (a ``postgres_server`` URL); dropped on leaving,
+    connections and all. For tests that need several, e.g. one per hypothesis example."""
     name = f"modbot_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as admin:
+    with psycopg.connect(server, autocommit=True, connect_timeout=10) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     try:
-        yield with_database(postgres_server, name)
+        yield with_database(server, name)
     finally:
-        with psycopg.connect(postgres_server, autocommit=True, connect_timeout=10) as admin:
+        with psycopg.connect(server, autocommit=True, connect_timeout=10) as admin:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own for one test; dropped after it."""
+    with fresh_database(postgres_server) as url:
+        yield url

@@ -1,4 +1,7 @@
-"""Moderator commands: parsing, the CLI commands, and commands sent on Reddit."""
+"""Moderator commands: parsing, the CLI commands, and commands sent on Reddit.
+
+The tests of notices' delivery (lost answers, interrupted commands, crashes after the
+intent) run on both stores: they ask for ``state_location``."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from modbot.app import App
@@ -21,7 +25,15 @@ from modbot.inbox import Inbox
 from modbot.markdown import marker_of
 from modbot.records import DeliveryRow, Kind
 from modbot.settings import Settings, default_templates_dir
-from tests.conftest import expire_waits, reddit_settings, run_cli, start_bot, until
+from modbot.stores import DatabaseURL
+from tests.conftest import (
+    StateLocation,
+    expire_waits_at,
+    reddit_settings,
+    run_cli,
+    start_bot,
+    until,
+)
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -110,13 +122,19 @@ async def moderated(
     reddit: FakeReddit,
     make_settings: Callable[..., Settings],
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Moderated]:
+    """The bot on a SQLite file; on each store in turn for a test that asks for
+    ``state_location``."""
     reddit.add_moderator("alice", ["all"])
     reddit.add_moderator("wikimod", ["wiki"])
     folder = tmp_path / "templates"
     shutil.copytree(default_templates_dir(), folder)
+    state: dict[str, Any] = {}
+    if "state_location" in request.fixturenames:
+        state["database"] = request.getfixturevalue("state_location")
     settings = make_settings(
-        statuspage_url=statuspage.url, templates_dir=folder, **reddit_settings(reddit)
+        statuspage_url=statuspage.url, templates_dir=folder, **reddit_settings(reddit), **state
     )
     async with App(settings, dry_run=False, out=io.StringIO(), settle_timeout=1.0) as app:
         yield Moderated(statuspage, reddit, app, settings)
@@ -126,7 +144,7 @@ async def moderated(
 
 
 async def test_post_from_a_moderator_is_posted_once_answered_and_marked_read(
-    moderated: Moderated,
+    moderated: Moderated, state_location: StateLocation
 ) -> None:
     message = moderated.message("!post Maintenance tonight at 22:00 UTC, see u/spez {{ 7*7 }}")
     assert await moderated.inbox.check() == 1
@@ -236,13 +254,13 @@ async def test_reddit_refusing_the_notice_is_reported(moderated: Moderated) -> N
 
 
 async def test_notice_whose_answer_was_lost_is_adopted_not_posted_twice(
-    moderated: Moderated,
+    moderated: Moderated, state_location: StateLocation
 ) -> None:
     message = moderated.message("!post only once")
     moderated.fake.fail_next("POST", "/api/comment/", 503, when="after")  # stored, answer lost
     await moderated.inbox.check()
     assert "did not confirm" in moderated.replies(message)[0]
-    expire_waits(moderated.settings.database)  # the grace has passed
+    expire_waits_at(moderated.settings.database)  # the grace has passed
     await moderated.app.deliverer.round()
     (note,) = await moderated.note_rows()
     assert note.state == "posted"
@@ -250,20 +268,28 @@ async def test_notice_whose_answer_was_lost_is_adopted_not_posted_twice(
     assert note.comment_id == notices(moderated.fake)[0].id
 
 
-async def test_rerun_of_an_interrupted_post_command_adopts_the_notice(moderated: Moderated) -> None:
+def unrecord_the_result(database: Path | DatabaseURL, message_id: str) -> None:
+    """As if the process had died before recording a command's result: running,
+    unanswered, unread. Written by a connection of its own, as another process would."""
+    update = "UPDATE commands SET state = 'running', result = NULL, reply_state = 'none' "
+    if isinstance(database, Path):
+        raw = sqlite3.connect(database)
+        raw.execute(update + "WHERE message_id = ?", (message_id,))
+        raw.commit()
+        raw.close()
+        return
+    with psycopg.connect(database.url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(update + "WHERE message_id = %s", (message_id,))
+
+
+async def test_rerun_of_an_interrupted_post_command_adopts_the_notice(
+    moderated: Moderated, state_location: StateLocation
+) -> None:
     message = moderated.message("!post only once")
     moderated.fake.fail_next("POST", "/api/comment/", 503, when="after")
     await moderated.inbox.check()
-    # As if the process had died before recording the result: running, unanswered, unread.
-    raw = sqlite3.connect(moderated.settings.database)
-    raw.execute(
-        "UPDATE commands SET state = 'running', result = NULL, reply_state = 'none' "
-        "WHERE message_id = ?",
-        (f"t4_{message}",),
-    )
-    raw.commit()
-    raw.close()
-    expire_waits(moderated.settings.database)
+    unrecord_the_result(moderated.settings.database, f"t4_{message}")
+    expire_waits_at(moderated.settings.database)
     moderated.fake.messages[message].new = True
     moderated.fake.replies_to(message).clear()
     await moderated.inbox.check()
@@ -383,10 +409,11 @@ async def test_pause_and_resume_steer_a_running_bot(
 
 @pytest.mark.slow
 async def test_crash_between_running_a_command_and_marking_it_read(
-    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path, state_location: StateLocation
 ) -> None:
     reddit.add_moderator("alice", ["all"])
-    env = bot_env(statuspage, reddit, tmp_path) | {"MODBOT_INBOX_INTERVAL": "0.1"}
+    env = bot_env(statuspage, reddit, tmp_path, MODBOT_DATABASE=str(state_location))
+    env |= {"MODBOT_INBOX_INTERVAL": "0.1"}
     message = reddit.send_message("alice", "!post Exactly once, please.")
     bot = await start_bot(env, tmp_path)
     killed = asyncio.Event()
@@ -421,14 +448,14 @@ async def test_inbox_that_cannot_be_read_is_retried_next_pass(moderated: Moderat
 
 
 async def test_unconfirmed_notice_waits_for_a_megathread_without_blocking_incidents(
-    moderated: Moderated,
+    moderated: Moderated, state_location: StateLocation
 ) -> None:
     """Found by the model test: NoMegathread escaped the notice reconciliation."""
     fake, app = moderated.fake, moderated.app
     fake.fail_next("POST", "/api/comment/", 503, when="before")
     moderated.message("!post Wait for me.")
     await moderated.inbox.check()  # the post's outcome is unknown
-    expire_waits(moderated.settings.database)
+    expire_waits_at(moderated.settings.database)
     fake.lock(fake.megathread.id)  # type: ignore[attr-defined]
     moderated.target.thread_suspect()
     moderated.page.set_incidents([stage(0)])
@@ -473,19 +500,22 @@ async def test_cli_post_exits_1_when_reddit_does_not_confirm(
 
 
 class _Crash(BaseException):
-    """The process dies here; only the state file survives."""
+    """The process dies here; only the state survives."""
 
 
 async def test_a_post_command_interrupted_after_its_intent_posts_one_notice(
     statuspage: FakeStatuspage,
     reddit: FakeReddit,
     make_settings: Callable[..., Settings],
+    state_location: StateLocation,
 ) -> None:
     """The race the crash loop found: after a crash right after the notice's intent was
     committed, the restarted inbox re-runs the command while the deliverer reconciles
     the same notice. One notice, one reply."""
     reddit.add_moderator("alice", ["all"])
-    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    settings = make_settings(
+        statuspage_url=statuspage.url, database=state_location, **reddit_settings(reddit)
+    )
     statuspage.set_incidents([])
     message = reddit.send_message("alice", "!post Exactly one of me.")
 
@@ -505,7 +535,7 @@ async def test_a_post_command_interrupted_after_its_intent_posts_one_notice(
         assert app.inbox is not None
         await app.inbox.check()  # the re-run: the intent is there already
         await app.run_once()  # the deliverer's own round
-        expire_waits(settings.database)
+        expire_waits_at(settings.database)
         await app.run_once()
         await app.inbox.check()
     assert len(notices(reddit)) == 1

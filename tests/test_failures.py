@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from modbot.app import App
@@ -21,7 +22,16 @@ from modbot.errors import StoreError
 from modbot.markdown import marker_of
 from modbot.settings import Settings, default_templates_dir
 from modbot.store import SqliteStore
-from tests.conftest import page_env, reddit_env, reddit_settings, run_cli, start_bot, until
+from modbot.stores import DatabaseURL
+from tests.conftest import (
+    StateLocation,
+    page_env,
+    reddit_env,
+    reddit_settings,
+    run_cli,
+    start_bot,
+    until,
+)
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -42,17 +52,32 @@ def live(reddit: FakeReddit) -> list[Comment]:
 # --- a lost state file never makes a duplicate ------------------------------------------------
 
 
+def lose(database: Path | DatabaseURL) -> None:
+    """The state is lost between two runs: the SQLite file is deleted, or the PostgreSQL
+    database emptied (every table of the store dropped)."""
+    if isinstance(database, Path):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        return
+    with psycopg.connect(database.url, autocommit=True, connect_timeout=10) as raw:
+        raw.execute("DROP SCHEMA public CASCADE")
+        raw.execute("CREATE SCHEMA public")
+
+
 async def test_a_fresh_state_file_adopts_the_comments_already_posted(
-    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    state_location: StateLocation,
 ) -> None:
-    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    settings = make_settings(
+        statuspage_url=statuspage.url, database=state_location, **reddit_settings(reddit)
+    )
     statuspage.set_incidents([stage(0)])
     async with App(settings, dry_run=False, out=io.StringIO()) as app:
         await app.run_once()
     (comment,) = live(reddit)
-    settings.database.unlink()  # the state file is lost between two runs
-    for suffix in ("-wal", "-shm"):
-        Path(f"{settings.database}{suffix}").unlink(missing_ok=True)
+    lose(settings.database)
     statuspage.set_incidents([stage(1)])
     async with App(settings, dry_run=False, out=io.StringIO()) as app:
         await app.run_once()
@@ -61,15 +86,19 @@ async def test_a_fresh_state_file_adopts_the_comments_already_posted(
 
 
 async def test_a_fresh_state_file_keeps_updating_a_comment_whose_incident_resolved_meanwhile(
-    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    state_location: StateLocation,
 ) -> None:
-    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    settings = make_settings(
+        statuspage_url=statuspage.url, database=state_location, **reddit_settings(reddit)
+    )
     statuspage.set_incidents([stage(0)])
     async with App(settings, dry_run=False, out=io.StringIO()) as app:
         await app.run_once()
     (comment,) = live(reddit)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{settings.database}{suffix}").unlink(missing_ok=True)
+    lose(settings.database)
     statuspage.set_incidents([stage(3)])  # resolved while the bot had no state
     async with App(settings, dry_run=False, out=io.StringIO()) as app:
         await app.run_once()  # the first poll is a baseline; its comment is found

@@ -1,12 +1,14 @@
 """The delivery state machine: its table, and that no two actors ever take one step.
 
 The table tests need no I/O. The interleaving test runs the real ``Deliverer`` (two of
-them: two processes, or a process and its restart) over one real SQLite file, with a
-moderator's ``!post`` recorded again and again (an inbox re-run after a crash), crashes
-between any two steps, posts whose answer is lost before or after Reddit stored the
-comment, and time passing. Reddit is an in-memory stand-in whose ``post`` can be held
-in flight while the other actor runs. Afterwards: never two comments for one subject
-in one thread, and every subject shows its latest body.
+them: two processes, or a process and its restart, each with a store object of its own)
+over one real state, on each store in turn (a SQLite file, a PostgreSQL database), with
+a moderator's ``!post`` recorded again and again (an inbox re-run after a crash), crashes
+between any two steps (the process's objects are dropped, only the state remains),
+posts whose answer is lost before or after Reddit stored the comment, and time passing.
+Reddit is an in-memory stand-in whose ``post`` can be held in flight while the other
+actor runs. Afterwards: never two comments for one subject in one thread, and every
+subject shows its latest body.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +30,8 @@ from modbot.machine import FINAL, TRANSITIONS, Actor, IllegalStep, State, Step
 from modbot.markdown import marker, marker_of
 from modbot.records import DeliveryRow, Kind, NoteRow, PostedComment, Thread
 from modbot.render import digest
-from modbot.store import SqliteStore
+from modbot.stores import StateStore, open_store
+from tests.conftest import NewState, StateLocation
 
 ROW = DeliveryRow(id=1, watch="w", kind=Kind.NOTE, key="n1", state=State.PENDING, wanted_hash="h")
 COMMENT = PostedComment("c1", "https://r/c1", 10.0, "body")
@@ -117,14 +118,14 @@ def test_active_rows_are_exactly_those_the_deliverer_must_look_at() -> None:
     assert machine.is_active(stale.__class__(**{**stale.__dict__, "wanted_hash": "new"}))
 
 
-# --- interleavings: two deliverers, inbox re-runs and crashes over one SQLite file ----------
+# --- interleavings: two deliverers, inbox re-runs and crashes over one state ---------------
 
 
 HELD = contextvars.ContextVar("HELD", default=False)  # True inside the one held round
 
 
 class Crash(BaseException):
-    """An actor dies here; its objects are dropped, only the state file remains."""
+    """An actor dies here; its objects are dropped, only the state remains."""
 
 
 @dataclass
@@ -189,21 +190,29 @@ class MemoryReddit:
         return [c for c in self.comments if not c.deleted]
 
 
-class HeldStore:
-    """The real store, with the next claim held until released: lets the other actor
-    read the same pending row in between, as another process could."""
+@dataclass
+class Holds:
+    """The held claim, shared by every actor's store: set while one round waits to claim."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    claim: asyncio.Event | None = None
+
+
+class HeldStore:
+    """An actor's real store, with the held round's claim held until released: lets the
+    other actor read the same pending row in between, as another process could."""
+
+    def __init__(self, store: StateStore, holds: Holds) -> None:
         self.store = store
-        self.hold: asyncio.Event | None = None
+        self.holds = holds
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     async def step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
         claim = (before.state, after.state) == (State.PENDING, State.POSTING)
-        if self.hold is not None and claim and HELD.get():
-            await self.hold.wait()
+        hold = self.holds.claim
+        if hold is not None and claim and HELD.get():
+            await hold.wait()
         return await self.store.step(before, after)
 
 
@@ -226,21 +235,25 @@ action = st.one_of(
 
 
 async def scenario(  # noqa: PLR0912 - one branch per kind of action, read as a table
-    folder: Path, actions: list[tuple[str, str]]
+    location: StateLocation, actions: list[tuple[str, str]]
 ) -> None:
     clock = [1000.0]
     reddit = MemoryReddit(clock)
-    real = await SqliteStore.open(folder / "state.sqlite3")
-    store = HeldStore(real)
-    await real.add_note(NOTE)
+    holds = Holds()
+    inbox = await open_store(location)  # the process that records moderators' commands
+    opened: list[StateStore] = [inbox]
 
-    def deliverer(crash_at: str | None = None) -> Deliverer:
+    async def process(crash_at: str | None = None) -> tuple[Deliverer, StateStore]:
+        """A process's deliverer, over a store object (a connection) of its own."""
+        real = await open_store(location)
+        opened.append(real)
+
         def checkpoint(name: str) -> None:
             if name == crash_at:
                 raise Crash(name)
 
-        return Deliverer(
-            store,  # type: ignore[arg-type]  # the real store, behind a holding proxy
+        deliverer = Deliverer(
+            HeldStore(real, holds),  # type: ignore[arg-type]  # the real store, behind a proxy
             reddit,
             watch="w",
             min_edit_interval=0,
@@ -248,32 +261,40 @@ async def scenario(  # noqa: PLR0912 - one branch per kind of action, read as a 
             clock=lambda: clock[0],
             checkpoint=checkpoint,
         )
+        return deliverer, real
 
-    actors = {"A": deliverer(), "B": deliverer()}
+    async def crash(real: StateStore) -> None:
+        """The process is gone: its objects are dropped (its connection closed)."""
+        opened.remove(real)
+        await real.close()
+
     held: dict[str, asyncio.Task[Any]] = {}
     try:
+        await inbox.add_note(NOTE)
+        actors = {"A": await process(), "B": await process()}
         for kind, arg in actions:
             if kind == "round" and arg not in held:
-                await actors[arg].round()
+                await actors[arg][0].round()
             elif kind == "held round" and not held:
                 reddit.hold = asyncio.Event()
-                held[arg] = held_round(actors[arg])
+                held[arg] = held_round(actors[arg][0])
                 await asyncio.sleep(0.01)  # let it reach Reddit (or finish without posting)
             elif kind == "held claim" and not held:
-                store.hold = asyncio.Event()
-                held[arg] = held_round(actors[arg])
+                holds.claim = asyncio.Event()
+                held[arg] = held_round(actors[arg][0])
                 await asyncio.sleep(0.01)  # it has read the pending row, and waits to claim it
             elif kind == "release" and held:
-                await release(held, store, reddit)
+                await release(held, holds, reddit)
             elif kind == "crash":
                 task = held.pop(arg, None)
                 if task is not None:
                     task.cancel()  # the process died mid-call, before Reddit stored anything
                     await asyncio.gather(task, return_exceptions=True)
-                    store.hold = reddit.hold = None
-                actors[arg] = deliverer()
+                    holds.claim = reddit.hold = None
+                await crash(actors[arg][1])
+                actors[arg] = await process()
             elif kind == "inbox re-run":
-                assert (await store.add_note(NOTE))[1] is False  # the intent is recorded once
+                assert (await inbox.add_note(NOTE))[1] is False  # the intent is recorded once
             elif kind == "answer":
                 reddit.outcomes.append(arg)
             elif kind == "time":
@@ -286,20 +307,24 @@ async def scenario(  # noqa: PLR0912 - one branch per kind of action, read as a 
             # second comment, not even for the moment before the heal removes it.
             threads = [c.thread for c in reddit.live()]
             assert len(threads) == len(set(threads)), f"two comments after {kind} {arg}"
-        await release(held, store, reddit)
+        await release(held, holds, reddit)
         reddit.outcomes.clear()
         reddit.lag = 0.0
-        settle = deliverer()
+        settle, _ = await process()
         for _ in range(4):
             clock[0] += GRACE + 1
             await settle.round()
         live = reddit.live()
         assert len(live) == 1, [(c.id, c.thread) for c in reddit.comments]
         assert live[0].body == NOTE.body
-        rows = await store.deliveries("w", Kind.NOTE, [NOTE.note_id])
+        rows = await inbox.deliveries("w", Kind.NOTE, [NOTE.note_id])
         assert [r.comment_id for r in rows if r.state == State.POSTED] == [live[0].id]
     finally:
-        await real.close()
+        for task in held.values():
+            task.cancel()
+        await asyncio.gather(*held.values(), return_exceptions=True)
+        for real in opened:
+            await real.close()
 
 
 def held_round(actor: Deliverer) -> asyncio.Task[Any]:
@@ -309,26 +334,29 @@ def held_round(actor: Deliverer) -> asyncio.Task[Any]:
     return asyncio.get_running_loop().create_task(actor.round(), context=context)
 
 
-async def release(
-    held: dict[str, asyncio.Task[Any]], store: HeldStore, reddit: MemoryReddit
-) -> None:
+async def release(held: dict[str, asyncio.Task[Any]], holds: Holds, reddit: MemoryReddit) -> None:
     """Let every held call go on, and wait for the rounds to finish."""
-    for event in (store.hold, reddit.hold):
+    for event in (holds.claim, reddit.hold):
         if event is not None:
             event.set()
-    store.hold = reddit.hold = None
+    holds.claim = reddit.hold = None
     for task in held.values():
         await asyncio.gather(task, return_exceptions=True)
     held.clear()
 
 
-@settings(max_examples=200, deadline=None)
-@given(actions=st.lists(action, max_size=30))
-def test_a_notice_is_posted_exactly_once_whatever_the_interleaving(
-    actions: list[tuple[str, str]],
-) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(scenario(Path(folder), actions))
+# A fresh PostgreSQL database costs a fifth of a second: fewer examples there.
+EXAMPLES = {"sqlite": 200, "postgresql": 40}
+
+
+def test_a_notice_is_posted_exactly_once_whatever_the_interleaving(new_state: NewState) -> None:
+    @settings(max_examples=EXAMPLES[new_state.kind], deadline=None)
+    @given(actions=st.lists(action, max_size=30))
+    def interleaving(actions: list[tuple[str, str]]) -> None:
+        with new_state() as location:
+            asyncio.run(scenario(location, actions))
+
+    interleaving()
 
 
 @pytest.mark.parametrize(
@@ -343,17 +371,19 @@ def test_a_notice_is_posted_exactly_once_whatever_the_interleaving(
     ],
     ids=["lost-answer", "two-claims", "in-flight"],
 )
-def test_the_dangerous_interleavings_post_once(actions: list[tuple[str, str]]) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(scenario(Path(folder), actions))
+def test_the_dangerous_interleavings_post_once(
+    state_location: StateLocation, actions: list[tuple[str, str]]
+) -> None:
+    asyncio.run(scenario(state_location, actions))
 
 
-def test_the_notice_race_after_an_after_intent_crash_posts_once() -> None:
+def test_the_notice_race_after_an_after_intent_crash_posts_once(
+    state_location: StateLocation,
+) -> None:
     """The race the crash loop found: a restart's inbox re-run and the deliverer's
     reconcile, both after a crash right after the intent was committed."""
     actions = [
         ("held round", "A"), ("crash", "A"), ("inbox re-run", ""), ("round", "B"),
         ("time", "31"), ("round", "A"), ("round", "B"), ("inbox re-run", ""),
     ]  # fmt: skip
-    with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(scenario(Path(folder), actions))
+    asyncio.run(scenario(state_location, actions))

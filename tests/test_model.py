@@ -10,15 +10,19 @@ fakes) with random sequences of:
 * Reddit rules: 5xx before or after the write lands, 429, RATELIMIT, listing lag, a
   locked megathread, a rotated megathread, a comment removed by a moderator;
 * process rules: a crash at a named point (the process's objects are dropped, only
-  the SQLite file survives) and a restart; time passing; moderator ``!post`` commands.
+  the state survives) and a restart; time passing; moderator ``!post`` commands.
+
+It runs on each store in turn: the state is a SQLite file, or a PostgreSQL database
+that outlives the process's connection (a restart opens the store again at its URL).
 
 Checked after every step: at most one bot comment per (incident, megathread); no
 comment's text ever goes back to an older state of its incident; no command's notice
 posted twice. Checked once faults stop and the bot settles: every incident's comment
 shows exactly the latest state.
 
-CI runs the bounded, derandomised ``ci`` profile (the default); for thousands of
-examples run ``pytest tests/test_model.py --hypothesis-profile=long``.
+CI runs the bounded, derandomised ``ci`` profile (the default), with fewer examples on
+PostgreSQL (``POSTGRES_SHARE``); for thousands of examples run
+``pytest tests/test_model.py --hypothesis-profile=long``.
 """
 
 from __future__ import annotations
@@ -26,16 +30,20 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
-import shutil
-import tempfile
 from collections.abc import Coroutine
-from contextlib import AsyncExitStack
-from pathlib import Path
+from contextlib import AsyncExitStack, ExitStack
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from modbot.app import App
 from modbot.crashpoints import CRASH_POINTS
@@ -45,7 +53,7 @@ from modbot.markdown import marker_of
 from modbot.records import Kind
 from modbot.sandbox import RenderWorker
 from modbot.settings import load_settings
-from tests.conftest import BOT, MEGATHREAD_TITLE, expected_body, reddit_settings
+from tests.conftest import BOT, MEGATHREAD_TITLE, NewState, expected_body, reddit_settings
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import T0, FakeStatuspage, at, incident, update
 
@@ -61,6 +69,9 @@ HOSTILE = [
     "https://status.example.com) [phish](https://evil.example/login",
 ]
 GRACE = 30.0
+# The share of the profile's examples run on PostgreSQL: each costs a fresh database
+# and a slower store, and the pipeline above the store is the same.
+POSTGRES_SHARE = 0.25
 
 
 class SimulatedCrash(BaseException):
@@ -79,7 +90,8 @@ class Clock:
 
 
 class Process:
-    """One bot process: its objects over the shared state file."""
+    """One bot process: its objects (the store's connection among them) over the shared
+    state."""
 
     def __init__(self, settings: Any, clock: Clock, engine: RenderWorker) -> None:
         self.settings, self.clock, self.engine = settings, clock, engine
@@ -117,10 +129,11 @@ class Process:
 class BotMachine(RuleBasedStateMachine):
     """The model: what the status page says, and what Reddit must end up showing."""
 
-    def __init__(self) -> None:
+    def __init__(self, new_state: NewState) -> None:
         super().__init__()
+        self.state = ExitStack()  # the state: what a crash leaves
+        self.database = self.state.enter_context(new_state())
         self.loop = asyncio.new_event_loop()
-        self.folder = Path(tempfile.mkdtemp(prefix="modbot-model-"))
         self.clock = Clock()
         self.docs: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, list[str]] = {}
@@ -130,7 +143,12 @@ class BotMachine(RuleBasedStateMachine):
         self.ids = itertools.count(1)
         self.minute = 0
         self.broken = False  # a rule or invariant failed: skip the final check
-        self.run(self._start())
+        try:
+            self.run(self._start())
+        except BaseException:
+            self.loop.close()
+            self.state.close()
+            raise
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -150,7 +168,7 @@ class BotMachine(RuleBasedStateMachine):
         self.settings = load_settings(
             env_file=None,
             statuspage_url=self.page.url,
-            database=self.folder / "state.sqlite3",
+            database=self.database,
             http_timeout=0.3,
             min_edit_interval=0,
             reconcile_grace=GRACE,
@@ -173,9 +191,11 @@ class BotMachine(RuleBasedStateMachine):
                 self.run(self._settle())
                 self._check_final_state()
         finally:
-            self.run(self._close())
-            self.loop.close()
-            shutil.rmtree(self.folder, ignore_errors=True)
+            try:
+                self.run(self._close())
+            finally:
+                self.loop.close()
+                self.state.close()
 
     async def _close(self) -> None:
         await self.process.stop()
@@ -462,4 +482,12 @@ class BotMachine(RuleBasedStateMachine):
             assert sum(text in c.body for c in live) <= 1
 
 
-TestBotModel = pytest.mark.slow(BotMachine.TestCase)  # the profile (conftest) sets the size
+@pytest.mark.slow
+def test_bot_model(new_state: NewState) -> None:
+    """The model on each store; the profile (conftest) sets the size."""
+    examples = settings.default.max_examples
+    if new_state.kind == "postgresql":
+        examples = max(10, round(examples * POSTGRES_SHARE))
+    run_state_machine_as_test(
+        lambda: BotMachine(new_state), settings=settings(max_examples=examples)
+    )

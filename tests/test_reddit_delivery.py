@@ -1,7 +1,8 @@
 """Posting and editing for real: fake status page -> bot -> asyncpraw -> fake Reddit.
 
 Every test checks the two promises: never a second comment for one incident in one
-megathread, and once faults stop, the comment shows the latest state.
+megathread, and once faults stop, the comment shows the latest state. Each runs on both
+stores: the state is a SQLite file, or a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from modbot.machine import State
 from modbot.markdown import marker_of
 from modbot.records import DeliveryRow, Kind
 from modbot.settings import Settings
-from tests.conftest import expected_body, expire_waits, reddit_settings, until
+from tests.conftest import StateLocation, expected_body, expire_waits_at, reddit_settings, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
@@ -72,9 +73,22 @@ class Harness:
 
     def expire_waits(self) -> None:
         """Pretend every backoff and rate-limit wait is over (time travel for the store)."""
-        expire_waits(self.settings.database)
+        expire_waits_at(self.settings.database)
         session: Any = self.app.reddit
         session._cooldown_until = session._create_cooldown_until = 0.0
+
+
+@pytest.fixture
+def make_settings(
+    make_settings: Callable[..., Settings], state_location: StateLocation
+) -> Callable[..., Settings]:
+    """conftest's ``make_settings``, with the state on each store in turn: every test of
+    this module that builds settings runs on SQLite and on PostgreSQL."""
+
+    def make(**overrides: Any) -> Settings:
+        return make_settings(**({"database": state_location} | overrides))
+
+    return make
 
 
 @pytest.fixture
@@ -153,7 +167,7 @@ async def test_listing_lag_delays_the_repost_until_the_grace_has_passed(harness:
     harness.fake.fail_next("POST", "/api/comment/", 503, when="after")
     harness.fake.listing_lag = 3600
     await harness.step(stage(0))
-    expire_waits(harness.settings.database, intent=False)
+    expire_waits_at(harness.settings.database, intent=False)
     await harness.step()  # reconcile sees nothing yet, but the grace has not passed
     assert len(harness.bot_comments()) == 1
     assert (await harness.row()).state == State.POSTING

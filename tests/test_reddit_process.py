@@ -1,4 +1,5 @@
-"""The real ``modbot`` process against both fakes: crashes, signals, ``check``, secrets."""
+"""The real ``modbot`` process against both fakes: crashes, signals, ``check``, secrets.
+The crash and signal tests run on both stores (a SQLite file, a PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ import pytest
 from modbot.feed import parse_incidents_object
 from modbot.incidents import view_of
 from modbot.records import DeliveryRow, Kind
-from modbot.store import SqliteStore
-from tests.conftest import BOT, expected_body, page_env, reddit_env, run_cli, start_bot, until
+from modbot.stores import open_store
+from tests.conftest import (
+    BOT,
+    StateLocation,
+    expected_body,
+    page_env,
+    reddit_env,
+    run_cli,
+    start_bot,
+    until,
+)
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import stage
@@ -31,9 +41,9 @@ def expected(step: int) -> str:
     return expected_body(view, subreddit="ClaudeAI")
 
 
-async def incident_rows(database: Path, incident_id: str = "inc1") -> list[DeliveryRow]:
-    """The delivery rows of one incident, read from the state file as another process."""
-    store = await SqliteStore.open(database)
+async def incident_rows(database: StateLocation, incident_id: str = "inc1") -> list[DeliveryRow]:
+    """The delivery rows of one incident, read from the state as another process."""
+    store = await open_store(database)
     try:
         assert await store.integrity_problems() == []
         return await store.deliveries("default", Kind.INCIDENT, [incident_id])
@@ -46,9 +56,9 @@ def live(fake: FakeReddit) -> list[Comment]:
 
 
 async def test_sigkill_between_posted_and_saved_never_double_posts(
-    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path, state_location: StateLocation
 ) -> None:
-    env = bot_env(statuspage, reddit, tmp_path)
+    env = bot_env(statuspage, reddit, tmp_path, MODBOT_DATABASE=str(state_location))
     statuspage.set_incidents([stage(0)])
     bot = await start_bot(env, tmp_path)
     killed = asyncio.Event()
@@ -63,7 +73,7 @@ async def test_sigkill_between_posted_and_saved_never_double_posts(
     await asyncio.wait_for(bot.wait(), 10)
     assert bot.returncode == -signal.SIGKILL
     assert len(live(reddit)) == 1
-    assert [r.state for r in await incident_rows(tmp_path / "state.sqlite3")] == ["posting"]
+    assert [r.state for r in await incident_rows(state_location)] == ["posting"]
 
     restarted = await start_bot(env, tmp_path)
     statuspage.set_incidents([stage(1)])
@@ -76,9 +86,9 @@ async def test_sigkill_between_posted_and_saved_never_double_posts(
 
 
 async def test_sigterm_during_a_run_stops_within_5_s_with_state_consistent(
-    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path
+    statuspage: FakeStatuspage, reddit: FakeReddit, tmp_path: Path, state_location: StateLocation
 ) -> None:
-    env = bot_env(statuspage, reddit, tmp_path)
+    env = bot_env(statuspage, reddit, tmp_path, MODBOT_DATABASE=str(state_location))
     statuspage.set_incidents([stage(0)])
     bot = await start_bot(env, tmp_path)
     await until(lambda: len(live(reddit)) == 1)
@@ -93,7 +103,7 @@ async def test_sigterm_during_a_run_stops_within_5_s_with_state_consistent(
     assert bot.returncode == 0
     assert bot.stderr is not None
     assert "Traceback" not in (await bot.stderr.read()).decode()
-    (row,) = await incident_rows(tmp_path / "state.sqlite3")
+    (row,) = await incident_rows(state_location)
     assert row.state == "posted"
     assert row.comment_id == live(reddit)[0].id
     reddit.clear_faults()
