@@ -193,7 +193,7 @@ class App:
             from modbot.reddit import RedditClient  # noqa: PLC0415 - loads asyncpraw
 
             self.reddit = RedditClient(settings, clock=self.clock)
-            self.reddit.before_create = store.confirm_lead
+            self.reddit.before_write = store.confirm_lead
             self._stack.push_async_callback(self.reddit.close)
         http = self._given_http
         if http is None and self._given_source is None:
@@ -268,6 +268,8 @@ class App:
             watch=scope,
             min_edit_interval=settings.min_edit_interval,
             reconcile_grace=settings.reconcile_grace,
+            # How late a call sent by a leader that lost the lead may still land.
+            late_writes=settings.reddit_timeout + 1.0,
             verify_interval=settings.megathread_check_interval,
             clock=self.clock,
             checkpoint=self.checkpoint,
@@ -391,7 +393,9 @@ class App:
 
     async def run_once_leading(self) -> PollReport:
         """``run --once``: one pass, if no other process of the deployment leads now."""
-        lease = await self.store.lease(self.deployment, *self.member)
+        lease = await self.store.lease(
+            self.deployment, *self.member, interval=self.settings.lease_interval
+        )
         try:
             if await lease.acquire(self.clock()) is None:
                 message = f"another process leads {self.deployment}; it polls and posts"
@@ -427,7 +431,9 @@ class App:
         """Lead (poll, deliver, read the inbox) whenever this process holds the lease, and
         wait as a follower otherwise, until ``stop`` is set. With a state file the lease
         is always granted; with PostgreSQL one process of the deployment leads at a time."""
-        lease = self.lease = await self.store.lease(self.deployment, *self.member)
+        lease = self.lease = await self.store.lease(
+            self.deployment, *self.member, interval=self.settings.lease_interval
+        )
         self._following = None
         try:
             while not stop.is_set():
@@ -450,7 +456,13 @@ class App:
             self._follow(str(exc), warn=True)
             return None
         if epoch is None:
-            who = await self.store.leadership(self.deployment, now)
+            try:
+                who = await self.store.leadership(self.deployment, self.settings.lease_interval)
+            except StateLost:
+                raise
+            except StoreError as exc:  # the database restarts, say: keep waiting
+                self._follow(str(exc), warn=True)
+                return None
             leader = who.leader if who is not None else None
             self._follow(
                 f"following: {leader.host} pid {leader.pid} leads {self.deployment}"
@@ -482,7 +494,7 @@ class App:
                 # crash, so every unsettled intent is looked up by its marker.
                 for runtime in self.runtimes:
                     runtime.poller.restart()
-                    runtime.deliverer.restart()
+                    runtime.deliverer.restart(after_another=True)
         self._following = None
         halt = asyncio.Event()
         self._stop, self._halt = stop, halt

@@ -79,6 +79,7 @@ class Deliverer:
         watch: str,
         min_edit_interval: float,
         reconcile_grace: float,
+        late_writes: float = 0.0,
         verify_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         checkpoint: Checkpoint = no_checkpoint,
@@ -91,16 +92,26 @@ class Deliverer:
         self.name = name or watch.removeprefix("dry-run:")
         self.min_edit_interval = min_edit_interval
         self.reconcile_grace = reconcile_grace
+        self.late_writes = late_writes
         self.verify_interval = verify_interval
         self.clock = clock
         self.checkpoint = checkpoint
         self.restart()
 
-    def restart(self) -> None:
+    def restart(self, *, after_another: bool = False) -> None:
         """Start as a new process would: heal, and look up every unsettled intent by its
-        marker at once (after a crash, or when another process led meanwhile)."""
+        marker at once (after a crash, or when another process led meanwhile).
+
+        ``after_another``: another process led until now, and an edit it sent just
+        before it lost the lead may land after this one's. A grace period later, the
+        comments are read once more and any whose text is not what the store says was
+        delivered is edited again.
+        """
         self._verified_at = self.clock()
         self._heal_at: float | None = self.clock()
+        settled = max(self.reconcile_grace, self.late_writes)
+        self._drift_at: float | None = self.clock() + settled if after_another else None
+        self._mend_drift = False
         self._started = True
         # The bot's marked comments in the current thread, as the last heal listed them:
         # a pending row whose comment is already there adopts it instead of posting.
@@ -131,6 +142,9 @@ class Deliverer:
             return report
         thread = await self._thread()
         await self._verify_removed()
+        if thread is not None and self._drift_at is not None and self._drift_at <= self.clock():
+            self._drift_at, self._mend_drift = None, True
+            self._heal_at = self.clock()
         if thread is not None and self._heal_at is not None and self._heal_at <= self.clock():
             await self._heal(thread, report)
         await self._claim_found_incidents()
@@ -434,6 +448,29 @@ class Deliverer:
         for (kind, key), group in groups.items():
             if len(group) > 1:
                 await self._heal_group(kind, key, thread, group, report)
+        if self._mend_drift:
+            self._mend_drift = False
+            await self._mend(thread, groups)
+
+    async def _mend(
+        self, thread: Thread, groups: dict[tuple[Kind, str], list[PostedComment]]
+    ) -> None:
+        """Edit again every comment whose text is not what was last delivered."""
+        for (kind, key), group in groups.items():
+            live = min(group, key=lambda c: (c.created_utc, c.id))
+            rows = await self.store.deliveries(self.watch, kind, [key])
+            row = next((r for r in rows if r.thread_id == thread.id), None)
+            if row is None or row.state != State.POSTED or row.comment_id != live.id:
+                continue
+            live_hash = digest(live.body) if live.body else None
+            if live_hash and row.delivered_hash and live_hash != row.delivered_hash:
+                log.warning(
+                    "%s: comment %s changed after the bot's last edit (a late edit from "
+                    "the previous leader?); editing it again",
+                    describe(row),
+                    live.id,
+                )
+                await self._step(row, machine.drifted(row, live_hash))
 
     async def _claim_found_incidents(self) -> None:
         """Incidents with a comment in the megathread that the store took as a baseline

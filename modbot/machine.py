@@ -75,6 +75,7 @@ class Step(StrEnum):
     DROPPED = "dropped"
     REPLACED = "replaced by the oldest"
     FORCED = "forced"
+    DRIFTED = "changed behind the bot's back"
 
 
 class Actor(StrEnum):
@@ -110,6 +111,7 @@ TRANSITIONS: dict[tuple[State, Step], Transition] = {
     (State.POSTED, Step.GONE): Transition(State.REMOVED, _D),
     (State.POSTED, Step.THREAD_CLOSED): Transition(State.CLOSED, _D),
     (State.POSTED, Step.REPLACED): Transition(State.POSTED, _D),
+    (State.POSTED, Step.DRIFTED): Transition(State.POSTED, _D),
     (State.POSTED, Step.FORCED): Transition(State.POSTED, _R),
 }
 FINAL = frozenset({State.MOVED, State.REMOVED, State.CLOSED, State.FAILED})
@@ -311,6 +313,12 @@ def replaced(
 
 
 # --- the requester's step ---------------------------------------------------------------------
+
+
+def drifted(row: DeliveryRow, live_hash: str) -> DeliveryRow:
+    """The comment on Reddit is not what the bot last delivered (a deposed leader's late
+    edit landed after the new leader's): record what is there, so an edit follows."""
+    return _take(row, Step.DRIFTED, _D, delivered_hash=live_hash, not_before=0.0)
 
 
 def forced(row: DeliveryRow) -> DeliveryRow:

@@ -122,7 +122,9 @@ WRITE_LOCK = int.from_bytes(b"modbotwr", "big")
 # ``migrate-store`` can tell, by trying it exclusively, that none is running.
 RUNNING_LOCK = int.from_bytes(b"modbotrn", "big")
 LEASE_TIMEOUT = 5.0  # seconds for one lease query: longer means the session is lost
-MEMBER_FRESH = 30.0  # a follower seen within this many seconds is waiting
+# Leases are stamped and judged by the server's clock, never by the machines' own.
+SERVER_NOW = "extract(epoch from clock_timestamp())"
+MEMBER_FORGOTTEN = 86_400.0  # a follower silent this long is forgotten
 ANNOUNCED = "(announce OR forced)"
 # Rows the deliverer must look at: the same expression as the partial index below (see
 # machine.is_active).
@@ -1337,14 +1339,18 @@ class PostgresStore:
         )
 
     # --- several processes ------------------------------------------------------------------
-    async def lease(self, deployment: str, host: str, pid: int) -> PgLease:
-        """This process's lease on leading ``deployment`` (see ``PgLease``)."""
-        return PgLease(self, deployment, host, pid)
+    async def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> PgLease:
+        """This process's lease on leading ``deployment`` (see ``PgLease``), proven every
+        ``interval`` seconds and taken from a leader silent for three of them."""
+        return PgLease(self, deployment, host, pid, expiry=lease_expiry(interval))
 
-    async def leadership(self, deployment: str, now: float) -> Leadership | None:
-        """The deployment's leader and the followers seen lately."""
+    async def leadership(self, deployment: str, interval: float) -> Leadership | None:
+        """The deployment's leader and the followers seen within three intervals."""
 
         async def query(cursor: Cursor) -> Leadership | None:
+            await cursor.execute(f"SELECT {SERVER_NOW} AS now")
+            clock = await cursor.fetchone()
+            now = float(clock["now"]) if clock is not None else time.time()
             await cursor.execute(
                 "SELECT epoch, host, pid, since, seen_at FROM leadership WHERE deployment = %s",
                 (deployment,),
@@ -1353,15 +1359,15 @@ class PostgresStore:
             await cursor.execute(
                 "SELECT host, pid, since, seen_at FROM members WHERE deployment = %s "
                 "AND seen_at >= %s ORDER BY since, host, pid",
-                (deployment, now - MEMBER_FRESH),
+                (deployment, now - lease_expiry(interval)),
             )
             followers = tuple(Member(**r) for r in await cursor.fetchall())
             if row is None:
-                return Leadership(deployment, 0, None, followers) if followers else None
+                return Leadership(deployment, 0, None, followers, now) if followers else None
             leader = None
             if row["host"] is not None:
                 leader = Member(row["host"], row["pid"], row["since"], row["seen_at"])
-            return Leadership(deployment, int(row["epoch"]), leader, followers)
+            return Leadership(deployment, int(row["epoch"]), leader, followers, now)
 
         return await self._tx(query)
 
@@ -1473,6 +1479,12 @@ def _health(watch: str, r: DictRow | None, page: PageInfo | None) -> Health:
     )
 
 
+def lease_expiry(interval: float) -> float:
+    """How long a leader may go without proving its lead before a follower deposes it:
+    three proofs missed, plus room for one slow query."""
+    return 3 * interval + 2.0
+
+
 def lock_key(deployment: str) -> int:
     """The advisory lock's 64-bit key for a deployment's name."""
     digest = hashlib.blake2b(f"modbot lead {deployment}".encode(), digest_size=8).digest()
@@ -1484,19 +1496,26 @@ class PgLease:
 
     The lock is PostgreSQL's session-level advisory lock, held on a connection that
     does nothing else: the server releases it when that session ends, including when
-    the connection dies or is cut. ``holding`` is the leader's regular proof of life;
-    a query that fails or times out means the session, and so the lock, may be gone,
-    and the process must stop leading at once (it closes the connection to be sure).
+    the connection dies or is cut. ``holding`` is the leader's regular proof of life
+    (it stamps ``seen_at`` with the server's clock); a query that fails or times out
+    means the session, and so the lock, may be gone, and the process must stop leading
+    at once (it closes the connection to be sure). A leader whose session lives but who
+    has not proven its lead for ``expiry`` seconds (a paused or hung process) is
+    deposed by the next follower: it ends that session, and the new epoch fences out
+    whatever the old leader does when it wakes.
     """
 
     shared = True
 
-    def __init__(self, store: PostgresStore, deployment: str, host: str, pid: int) -> None:
+    def __init__(
+        self, store: PostgresStore, deployment: str, host: str, pid: int, *, expiry: float
+    ) -> None:
         self.store = store
         self.deployment = deployment
         self.key = lock_key(deployment)
         self.host = host
         self.pid = pid
+        self.expiry = expiry
         self.epoch: int | None = None
         self._conn: Connection | None = None
         self._since: float | None = None
@@ -1542,14 +1561,15 @@ class PgLease:
         """Try the lock once: the new epoch when this process now leads, else None
         (and the process is recorded as a waiting follower)."""
         try:
-            async with asyncio.timeout(LEASE_TIMEOUT + self.store.connect_timeout):
+            async with asyncio.timeout(2 * LEASE_TIMEOUT + self.store.connect_timeout):
                 conn = await self._connection()
-                cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (self.key,))
-                row = await cursor.fetchone()
-                if row is None or not row["got"]:
-                    await self._wait_as_follower(conn, now)
+                got = await self._try_lock(conn)
+                if not got and await self._depose_silent_leader(conn):
+                    got = await self._try_lock(conn)
+                if not got:
+                    await self._wait_as_follower(conn)
                     return None
-                epoch = await self._bump(conn, now)
+                epoch = await self._bump(conn)
         except (psycopg.Error, OSError, TimeoutError) as exc:
             await self._drop()
             raise StoreError(
@@ -1560,26 +1580,70 @@ class PgLease:
         self.store.fence(self.deployment, epoch)
         return epoch
 
-    async def _wait_as_follower(self, conn: Connection, now: float) -> None:
-        self._since = self._since or now
-        await conn.execute(
-            "INSERT INTO members (deployment, host, pid, since, seen_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (deployment, host, pid) "
-            "DO UPDATE SET seen_at = EXCLUDED.seen_at",
-            (self.deployment, self.host, self.pid, self._since, now),
+    async def _try_lock(self, conn: Connection) -> bool:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (self.key,))
+        row = await cursor.fetchone()
+        return row is not None and bool(row["got"])
+
+    async def _depose_silent_leader(self, conn: Connection) -> bool:
+        """End the lock's session if its leader has not proven its lead for ``expiry``
+        seconds (by the server's clock); True when it did."""
+        cursor = await conn.execute(
+            f"SELECT host, pid, {SERVER_NOW} - seen_at AS silent FROM leadership "  # noqa: S608 - SERVER_NOW is a constant
+            "WHERE deployment = %s AND host IS NOT NULL",
+            (self.deployment,),
+        )
+        leader = await cursor.fetchone()
+        if leader is None or leader["silent"] is None or leader["silent"] <= self.expiry:
+            return False
+        high, low = divmod(self.key % (1 << 64), 1 << 32)
+        cursor = await conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+            "mode = 'ExclusiveLock' AND database = (SELECT oid FROM pg_database WHERE "
+            "datname = current_database()) AND classid = %s::oid AND objid = %s::oid "
+            "AND objsubid = 1",
+            (high, low),
+        )
+        holders = [r["pid"] for r in await cursor.fetchall()]
+        for backend in holders:
+            log.warning(
+                "%s pid %s has not proven its lead of %s for %.0f s (paused or hung?): "
+                "ending its database session and taking over",
+                leader["host"],
+                leader["pid"],
+                self.deployment,
+                leader["silent"],
+            )
+            await conn.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))
+        return bool(holders)
+
+    async def _wait_as_follower(self, conn: Connection) -> None:
+        cursor = await conn.execute(
+            "INSERT INTO members (deployment, host, pid, since, seen_at) "  # noqa: S608 - SERVER_NOW is a constant
+            f"VALUES (%s, %s, %s, {SERVER_NOW}, {SERVER_NOW}) "
+            "ON CONFLICT (deployment, host, pid) DO UPDATE SET seen_at = EXCLUDED.seen_at "
+            "RETURNING since",
+            (self.deployment, self.host, self.pid),
+        )
+        row = await cursor.fetchone()
+        self._since = row["since"] if row is not None else None
+        await conn.execute(  # processes that stopped without saying so, long ago
+            f"DELETE FROM members WHERE deployment = %s AND seen_at < {SERVER_NOW} - %s",  # noqa: S608 - SERVER_NOW is a constant
+            (self.deployment, MEMBER_FORGOTTEN),
         )
 
-    async def _bump(self, conn: Connection, now: float) -> int:
+    async def _bump(self, conn: Connection) -> int:
         """A new epoch, recorded with this process as leader, under the writers' lock:
         a fenced write either commits before it or sees the new epoch."""
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             cursor = await conn.execute(
-                "INSERT INTO leadership (deployment, epoch, host, pid, since, seen_at) "
-                "VALUES (%s, 1, %s, %s, %s, %s) ON CONFLICT (deployment) DO UPDATE SET "
+                "INSERT INTO leadership (deployment, epoch, host, pid, since, seen_at) "  # noqa: S608 - SERVER_NOW is a constant
+                f"VALUES (%s, 1, %s, %s, {SERVER_NOW}, {SERVER_NOW}) "
+                "ON CONFLICT (deployment) DO UPDATE SET "
                 "epoch = leadership.epoch + 1, host = EXCLUDED.host, pid = EXCLUDED.pid, "
                 "since = EXCLUDED.since, seen_at = EXCLUDED.seen_at RETURNING epoch",
-                (self.deployment, self.host, self.pid, now, now),
+                (self.deployment, self.host, self.pid),
             )
             row = await cursor.fetchone()
             await conn.execute(
@@ -1596,9 +1660,9 @@ class PgLease:
         try:
             async with asyncio.timeout(LEASE_TIMEOUT):
                 cursor = await self._conn.execute(
-                    "UPDATE leadership SET seen_at = %s WHERE deployment = %s AND epoch = %s "
-                    "RETURNING epoch",
-                    (now, self.deployment, self.epoch),
+                    f"UPDATE leadership SET seen_at = {SERVER_NOW} WHERE deployment = %s "  # noqa: S608 - SERVER_NOW is a constant
+                    "AND epoch = %s RETURNING epoch",
+                    (self.deployment, self.epoch),
                 )
                 still = await cursor.fetchone() is not None
         except (psycopg.Error, OSError, TimeoutError) as exc:

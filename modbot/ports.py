@@ -348,13 +348,14 @@ class Store(Protocol):
         ...
 
     # --- several processes ---------------------------------------------------------------------
-    async def lease(self, deployment: str, host: str, pid: int) -> Lease:
+    async def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> Lease:
         """This process's lease on leading the deployment: contested when several
         processes share the store (PostgreSQL), always granted on a state file."""
         ...
 
-    async def leadership(self, deployment: str, now: float) -> Leadership | None:
-        """Who leads the deployment and who waits; None when the store has no leases."""
+    async def leadership(self, deployment: str, interval: float) -> Leadership | None:
+        """Who leads the deployment and who waits (seen within a few lease ``interval``s,
+        by the store's clock); None when the store has no leases."""
         ...
 
     async def confirm_lead(self) -> None:

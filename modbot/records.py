@@ -334,3 +334,4 @@ class Leadership:
     epoch: int  # grows with every new leadership: the fencing token
     leader: Member | None
     followers: tuple[Member, ...] = ()
+    now: float = 0.0  # the database server's clock when this was read

@@ -248,10 +248,11 @@ class RedditClient:
         )
         self._disable_hidden_retries()
         self._cooldown_until = 0.0
-        # Awaited right before anything is created (a comment, a reply, a message), after
-        # any pacing: the app makes it prove this process still leads, so a leader that
-        # was paused or cut off sends nothing new when it wakes.
-        self.before_create: Callable[[], Awaitable[None]] | None = None
+        # Awaited right before anything is written (a comment, an edit, a delete, a reply,
+        # a message), after any pacing, and again before a second attempt: the app makes
+        # it prove this process still leads, so a leader that was paused or cut off
+        # changes nothing on Reddit when it wakes.
+        self.before_write: Callable[[], Awaitable[None]] | None = None
         self._create_cooldown_until = 0.0
         self.budget = CallBudget(settings.reddit_calls_per_minute)
         self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
@@ -318,11 +319,13 @@ class RedditClient:
             await asyncio.sleep(wait)
         self.budget.spend(who, self.clock())
 
-    async def _once(self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool) -> T:
+    async def _once(
+        self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool, writes: bool
+    ) -> T:
         await self._pace(what, creates=creates)
-        if creates and self.before_create is not None:
-            await self.before_create()
         for attempt in (1, 2):
+            if (creates or writes) and self.before_write is not None:
+                await self.before_write()
             self.calls += 1
             if attempt == 2:
                 self.budget.spend(CALLER.get(), self.clock())
@@ -352,11 +355,18 @@ class RedditClient:
             self._cooldown_until = max(self._cooldown_until, until)
 
     async def _call(
-        self, what: str, call: Callable[[], Awaitable[T]], *, retry: bool, creates: bool = False
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        retry: bool,
+        creates: bool = False,
+        writes: bool = False,
     ) -> T:
-        """Run one asyncpraw call with a timeout; ``retry`` only where repeating is safe."""
+        """Run one asyncpraw call with a timeout; ``retry`` only where repeating is safe.
+        ``creates`` makes something new; ``writes`` changes something that exists."""
         if not retry:
-            return await self._once(what, call, creates=creates)
+            return await self._once(what, call, creates=creates, writes=writes)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RedditUnavailable),
             stop=stop_after_attempt(3),
@@ -365,7 +375,7 @@ class RedditClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._once(what, call, creates=creates)
+                return await self._once(what, call, creates=creates, writes=writes)
         raise AssertionError("unreachable")
 
     # --- identity and subreddit -----------------------------------------------------------
@@ -653,7 +663,7 @@ class Megathread:
             ):
                 raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
 
-        await self.client._call(f"editing comment {comment_id}", call, retry=True)
+        await self.client._call(f"editing comment {comment_id}", call, retry=True, writes=True)
 
     async def delete(self, comment_id: str) -> None:
         """Delete one of the bot's comments."""
@@ -663,7 +673,7 @@ class Megathread:
             comment = await self._reddit.comment(comment_id, fetch=False)
             await comment.delete()
 
-        await self.client._call(f"deleting comment {comment_id}", call, retry=True)
+        await self.client._call(f"deleting comment {comment_id}", call, retry=True, writes=True)
 
     async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
         """The bot's comments in a thread carrying ``marker_id`` (None: any marker),
@@ -746,7 +756,9 @@ class Megathread:
                 comment = await self._reddit.comment(comment_id, fetch=False)
                 await comment.mod.distinguish(how="yes", sticky=True)
 
-            await client._call(f"distinguishing comment {comment_id}", call, retry=True)
+            await client._call(
+                f"distinguishing comment {comment_id}", call, retry=True, writes=True
+            )
         except RedditError as exc:
             log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
 

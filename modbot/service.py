@@ -668,9 +668,10 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
         else:
             now = time.time()
             parts = [await watches_table(store, watches, dry_run=dry)] if len(watches) > 1 else []
-            who = await store.leadership(deployment_name(settings, watches, dry_run=dry), now)
+            deployment = deployment_name(settings, watches, dry_run=dry)
+            who = await store.leadership(deployment, settings.lease_interval)
             if who is not None:
-                parts.insert(0, leadership_text(who, now, settings.lease_interval))
+                parts.insert(0, leadership_text(who, settings.lease_interval))
             for watch in watches:
                 parts.append(
                     await status_text(

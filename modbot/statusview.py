@@ -98,8 +98,10 @@ async def watches_table(store: Store, watches: Sequence[Any], *, dry_run: bool) 
     return "\n".join(lines)
 
 
-def leadership_text(who: Leadership, now: float, lease_interval: float) -> str:
-    """Who leads the deployment and who waits (a store shared by several processes)."""
+def leadership_text(who: Leadership, lease_interval: float) -> str:
+    """Who leads the deployment and who waits (a store shared by several processes),
+    judged by the store's clock, not this machine's."""
+    now = who.now
     leader = who.leader
     if leader is None:
         head = f"leader:      none now (epoch {who.epoch}; the next process to check takes over)"

@@ -1170,7 +1170,7 @@ class SqliteStore:
         await self._run(write)
 
     # --- several processes ------------------------------------------------------------------
-    async def lease(self, deployment: str, host: str, pid: int) -> FileLease:
+    async def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> FileLease:
         """A state file has one machine: the process always leads. Its lease only marks
         the file as in use, for ``migrate-store``."""
         return FileLease(self.run_lock_path)
@@ -1180,7 +1180,7 @@ class SqliteStore:
         """The file a running bot holds a shared lock on (beside the state file)."""
         return self.path.with_name(self.path.name + "-run.lock")
 
-    async def leadership(self, deployment: str, now: float) -> Leadership | None:
+    async def leadership(self, deployment: str, interval: float) -> Leadership | None:
         """None: one process at a time, no leader to tell apart."""
         return None
 

@@ -88,7 +88,7 @@ def bot(settings: Settings, host: str) -> App:
 
 
 async def leader_of(app: App) -> str | None:
-    who = await app.store.leadership(app.deployment, time.time())
+    who = await app.store.leadership(app.deployment, LEASE)
     return who.leader.host if who is not None and who.leader is not None else None
 
 
@@ -181,8 +181,8 @@ async def test_a_write_under_an_old_epoch_is_refused(postgres_url: str) -> None:
     first = await PostgresStore.open(postgres_url)
     second = await PostgresStore.open(postgres_url)
     try:
-        lease_a = await first.lease("r/x", "a", 1)
-        lease_b = await second.lease("r/x", "b", 2)
+        lease_a = await first.lease("r/x", "a", 1, interval=60)
+        lease_b = await second.lease("r/x", "b", 2, interval=60)
         assert await lease_a.acquire(1.0) == 1
         assert await lease_b.acquire(1.0) is None  # a follower while A holds the lock
         row = await first.start_delivery("w", Kind.INCIDENT, "inc1", "t1", now=1.0)
@@ -199,12 +199,12 @@ async def test_a_write_under_an_old_epoch_is_refused(postgres_url: str) -> None:
         assert not await lease_a.holding(3.0)
         await second.record_poll("w", ok=True, message="mine", now=3.0)  # B writes
         assert (await second.health("w")).last_poll_message == "mine"
-        who = await second.leadership("r/x", 3.0)
+        who = await second.leadership("r/x", 60)
         assert who is not None
         assert who.epoch == 2
         assert who.leader is not None
         assert who.leader.host == "b"
-        other = await second.lease("r/y", "b", 2)  # another deployment is not blocked
+        other = await second.lease("r/y", "b", 2, interval=60)  # another deployment: free
         assert await other.acquire(3.0) == 1
         await other.release()
         await lease_b.release()
@@ -213,6 +213,64 @@ async def test_a_write_under_an_old_epoch_is_refused(postgres_url: str) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_leader_that_stops_proving_its_lead_is_deposed(postgres_url: str) -> None:
+    """A paused or hung leader keeps its session (its kernel still answers keepalives),
+    so the lock alone would never free: the follower ends that session once the leader
+    has been silent for three intervals, and the new epoch fences the old leader out."""
+    first = await PostgresStore.open(postgres_url)
+    second = await PostgresStore.open(postgres_url)
+    try:
+        lease_a = await first.lease("r/x", "a", 1, interval=0.1)
+        lease_b = await second.lease("r/x", "b", 2, interval=0.1)
+        assert await lease_a.acquire(0.0) == 1
+        assert await lease_a.holding(0.0)
+        assert await lease_b.acquire(0.0) is None  # A proved its lead just now
+        await asyncio.sleep(2.6)  # A misses three proofs (and the margin): "paused"
+        assert await lease_b.acquire(0.0) == 2
+        with pytest.raises(Deposed):
+            await first.record_poll("w", ok=True, message="woke up late", now=1.0)
+        assert not await lease_a.holding(0.0)
+        who = await second.leadership("r/x", 0.1)
+        assert who is not None
+        assert who.leader is not None
+        assert who.leader.host == "b"
+        await lease_b.release()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_deposed_leaders_late_edit_is_put_right(
+    shared: Settings, statuspage: FakeStatuspage, reddit: FakeReddit, postgres_url: str
+) -> None:
+    """A's edit was sent before it lost the lead and lands after B's newer one: B reads
+    the comments again once such calls can no longer land, and edits it back."""
+
+    def with_updates(*updates: dict[str, Any]) -> dict[str, Any]:
+        return incident("inc1", "identified", [*updates, update("u0", "investigating", "x", 0)])
+
+    one = update("u1", "identified", "VERSION-ONE", 30)
+    two = update("u2", "identified", "VERSION-TWO", 60)
+    async with bot(shared, "machine-a") as a, bot(shared, "machine-b") as b, running(a):
+        await until_led_by(a, "machine-a")
+        async with running(b):
+            statuspage.set_incidents([opened()])
+            await until(lambda: len(live(reddit)) == 1)
+            await asyncio.sleep(2 * LEASE)
+            reddit.delay_next("POST", "/api/editusertext", 1.5, when="before")
+            statuspage.set_incidents([with_updates(one)])
+            await until(lambda: reddit.count("POST", "/api/editusertext") >= 1)  # in flight
+            assert isinstance(a.lease, PgLease)
+            assert a.lease._conn is not None
+            terminate(postgres_url, a.lease._conn.info.backend_pid)
+            statuspage.set_incidents([with_updates(two, one)])
+            await until_led_by(b, "machine-b")
+            await asyncio.sleep(2.0)  # A's late edit has landed, over B's newer one
+            await until(lambda: "VERSION-TWO" in live(reddit)[0].body, 15)
+    (comment,) = live(reddit)
+    assert "VERSION-TWO" in comment.body
 
 
 # --- migrate-store ----------------------------------------------------------------------------
@@ -263,7 +321,7 @@ async def test_migrate_store_refuses_while_a_bot_runs_on_the_state_file(
     env = page_env(statuspage, tmp_path)
     assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
     store = await SqliteStore.open(tmp_path / "state.sqlite3")
-    lease = await store.lease("any", "here", 1)
+    lease = await store.lease("any", "here", 1, interval=5)
     await lease.acquire(0.0)  # what a running `modbot run` holds
     try:
         refused = await run_cli("migrate-store", "--to", postgres_url, env=env, cwd=tmp_path)

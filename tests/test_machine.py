@@ -70,6 +70,7 @@ STEPS = {
     Step.DROPPED: lambda r: machine.dropped(r, "not needed"),
     Step.REPLACED: lambda r: machine.replaced(r, COMMENT, "h", 5.0),
     Step.FORCED: machine.forced,
+    Step.DRIFTED: lambda r: machine.drifted(r, "h-live"),
 }
 
 
