@@ -396,6 +396,7 @@ class PostgresStore:
         self._lock = asyncio.Lock()
         self._closed = False
         self._fence: tuple[str, int] | None = None  # (deployment, epoch) while leading
+        self._shut_out: Connection | None = None  # migrate-store's hold on RUNNING_LOCK
 
     @classmethod
     async def open(
@@ -1376,23 +1377,33 @@ class PostgresStore:
         if self._fence is not None:
             await self._tx(self._check_fence)
 
-    async def running(self) -> list[Member]:
-        """Processes running ``modbot run`` on this database: each holds the running
-        lock shared; an empty list means the lock could be taken exclusively."""
-
-        async def query(cursor: Cursor) -> list[Member]:
-            await cursor.execute("SELECT pg_try_advisory_xact_lock(%s) AS free", (RUNNING_LOCK,))
+    async def shut_out(self) -> list[Member]:
+        """Hold the running lock exclusively, on a session of its own until ``let_in``
+        (every ``modbot run`` holds it shared while it runs, leader or follower)."""
+        conn = await self.connect("modbot migrate-store")
+        try:
+            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS free", (RUNNING_LOCK,))
             row = await cursor.fetchone()
             if row is not None and row["free"]:
+                self._shut_out = conn
                 return []
-            await cursor.execute(
+            cursor = await conn.execute(
                 "SELECT host, pid, since, seen_at FROM leadership WHERE host IS NOT NULL "
                 "UNION ALL SELECT host, pid, since, seen_at FROM members ORDER BY seen_at DESC"
             )
             found = [Member(**r) for r in await cursor.fetchall()]
-            return found[:1] or [Member("?", 0, 0.0, 0.0)]
+        except psycopg.Error as exc:
+            await conn.close()
+            raise self._explain(exc) from None
+        await conn.close()
+        return found[:1] or [Member("?", 0, 0.0, 0.0)]
 
-        return await self._tx(query, write=True)
+    async def let_in(self) -> None:
+        """End the session that holds the running lock."""
+        conn, self._shut_out = self._shut_out, None
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+                await asyncio.wait_for(conn.close(), LEASE_TIMEOUT)
 
     async def export_rows(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of the bot's tables, in the order they were written."""

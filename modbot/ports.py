@@ -363,9 +363,14 @@ class Store(Protocol):
         process that never led, and for a state file)."""
         ...
 
-    async def running(self) -> list[Member]:
-        """Processes running ``modbot run`` on this store right now, as far as it can
-        tell (``migrate-store`` refuses to run while there are any)."""
+    async def shut_out(self) -> list[Member]:
+        """Keep every ``modbot run`` off this store until ``let_in`` (for
+        ``migrate-store``): an empty list when done, else the processes running on it
+        now (and nothing is held)."""
+        ...
+
+    async def let_in(self) -> None:
+        """Undo ``shut_out``."""
         ...
 
     async def export_rows(self) -> dict[str, list[dict[str, Any]]]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from modbot import __version__
 from modbot.errors import ConfigError, ModbotError, RedditError, StoreError, TemplateError
@@ -699,35 +699,62 @@ async def migrate_store(settings: Settings, to: str, out: TextIO) -> int:
     except ValueError as exc:
         raise ConfigError(f"--to: {str(exc).replace('MODBOT_DATABASE', 'it')}") from None
     source = settings.database
-    if str(target) == str(source):
+    if _same_store(source, target):
         raise ConfigError(f"--to names the store the bot uses now ({source}); name another")
     if not source.exists():
         raise ConfigError(f"there is no state at {source} to copy")
-    origin = await open_store(source)
+    new_file = isinstance(target, Path) and not target.exists()
     try:
-        destination = await open_store(target)
-        try:
-            for store, where in ((origin, source), (destination, target)):
-                running = await store.running()
-                if running:
-                    who = running[0]
-                    process = f" ({who.host} pid {who.pid})" if who.pid else ""
-                    raise ModbotError(
-                        f"a bot is running on {where}{process}: stop every `modbot run` "
-                        "using either store first; nothing was copied"
-                    )
-            tables = await origin.export_rows()
-            await destination.import_rows(tables)
-        finally:
-            await destination.close()
-    finally:
-        await origin.close()
+        tables = await _copy_rows(open_store, source, target)
+    except BaseException:
+        if new_file and isinstance(target, Path):  # leave no empty file behind
+            for suffix in ("", "-wal", "-shm", "-run.lock"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 - a CLI verb
+        raise
     copied = ", ".join(f"{len(rows)} {table}" for table, rows in tables.items())
     out.write(
         f"Copied the state from {source} to {target}: {copied}.\n"
         f"Now set MODBOT_DATABASE to the new store (on every machine) and start the bot.\n"
     )
     return 0
+
+
+def _same_store(one: object, other: object) -> bool:
+    if isinstance(one, Path) and isinstance(other, Path):
+        return one.resolve() == other.resolve()
+    return str(one) == str(other)
+
+
+async def _copy_rows(
+    open_store: Callable[..., Any], source: Any, target: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """Every row from ``source`` into ``target``, with every bot kept off both."""
+    origin = await open_store(source)
+    try:
+        destination = await open_store(target)
+        try:
+            held = []
+            try:
+                for store, where in ((origin, source), (destination, target)):
+                    running = await store.shut_out()
+                    if running:
+                        who = running[0]
+                        process = f" ({who.host} pid {who.pid})" if who.pid else ""
+                        raise ModbotError(
+                            f"a bot is running on {where}{process}: stop every `modbot run` "
+                            "using either store first; nothing was copied"
+                        )
+                    held.append(store)
+                tables: dict[str, list[dict[str, Any]]] = await origin.export_rows()
+                await destination.import_rows(tables)
+            finally:
+                for store in held:
+                    await store.let_in()
+        finally:
+            await destination.close()
+    finally:
+        await origin.close()
+    return tables
 
 
 async def set_pause(

@@ -251,6 +251,7 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         self._lost = False
+        self._shut_out: Any = None  # the run lock, held exclusively by migrate-store
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -1187,17 +1188,24 @@ class SqliteStore:
     async def confirm_lead(self) -> None:
         """Nothing to confirm: nobody else can take the lead of a file."""
 
-    async def running(self) -> list[Member]:
-        """A ``modbot run`` on this file, if one holds its run lock."""
-        if fcntl is None or not self.run_lock_path.exists():
-            return []
-        with open(self.run_lock_path, "a+b") as handle:  # noqa: ASYNC230 - a local lock file
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return [Member(socket.gethostname(), 0, 0.0, 0.0)]
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    async def shut_out(self) -> list[Member]:
+        """Hold the run lock exclusively (a running bot holds it shared)."""
+        if fcntl is None:
+            return []  # Windows: a running bot cannot be told apart
+        handle = open(self.run_lock_path, "a+b")  # noqa: SIM115, ASYNC230 - held until let_in
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return [Member(socket.gethostname(), 0, 0.0, 0.0)]
+        self._shut_out = handle
         return []
+
+    async def let_in(self) -> None:
+        """Release the run lock taken by ``shut_out``."""
+        handle, self._shut_out = self._shut_out, None
+        if handle is not None:
+            handle.close()
 
     async def export_rows(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of the bot's tables, in the order they were written."""

@@ -9,6 +9,7 @@ psycopg is loaded only for a PostgreSQL URL, so SQLite users never need it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,6 +25,11 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 SQLITE_PREFIX = "sqlite:///"
 SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 HIDDEN = "***"
+LIBPQ_KEYWORDS = re.compile(
+    r"^\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|"
+    r"connect_timeout|application_name|options)\s*=",
+    re.IGNORECASE,
+)
 EXPECTED = (
     "MODBOT_DATABASE must be a file path, a sqlite:///path URL or a "
     "postgresql://user:password@host:port/dbname URL"
@@ -118,6 +124,13 @@ def database_location(value: str | Path) -> Path | DatabaseURL:
     text = value.strip()
     if is_postgres_url(text):
         return DatabaseURL(text)
+    if LIBPQ_KEYWORDS.match(text):
+        # Not a file name: a libpq "host=... password=..." string, which must never be
+        # taken for a path (and printed, password and all).
+        raise ValueError(
+            f"{EXPECTED}; a keyword string such as host=... dbname=... is not one: "
+            "write it as a URL"
+        )
     if text.lower().startswith(SQLITE_PREFIX):
         path = text[len(SQLITE_PREFIX) :]
         if not path or path == ":memory:":

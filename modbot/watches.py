@@ -84,16 +84,13 @@ def watch_scope(name: str, dry_run: bool) -> str:
 
 
 def deployment_name(settings: Settings, watches: Sequence[Watch], *, dry_run: bool) -> str:
-    """What names this bot among others sharing one PostgreSQL database: processes
-    with the same name take turns leading. ``MODBOT_DEPLOYMENT`` when set; otherwise
-    the subreddits it posts to (two copies posting into the same subreddits must never
-    both lead), or the watched pages in a dry run without subreddits."""
-    if settings.deployment:
-        return settings.deployment
-    subreddits = sorted({w.subreddit.lower() for w in watches if w.subreddit})
-    if subreddits and not dry_run:
-        return "r/" + "+".join(subreddits)
-    return "dry-run " + " ".join(sorted(w.url for w in watches))
+    """What names this bot among processes sharing one PostgreSQL database: processes
+    with the same name take turns leading. ``MODBOT_DEPLOYMENT``, or ``default``: one
+    deployment per database unless told otherwise, so that two copies can never both
+    lead because their watches files differ (mid-upgrade, say). A dry run is a
+    deployment of its own, so that trying one out never holds up the real bot."""
+    name = settings.deployment or "default"
+    return f"dry-run {name}" if dry_run else name
 
 
 def default_page(url: str) -> PageInfo:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from modbot.app import App
-from modbot.errors import Deposed
+from modbot.errors import Deposed, StoreError
 from modbot.pgstore import PgLease, PostgresStore
 from modbot.records import Kind
 from modbot.settings import Settings
@@ -129,6 +129,23 @@ async def test_one_process_leads_the_other_waits_and_takes_over(
     assert reddit.count("POST", "/api/comment") == posts_before == 1
     assert took <= LEASE + 1.0  # one lease check, plus slack for a loaded machine
     assert comment.body.endswith("[](#modbot-inc-inc1)")
+
+
+async def test_a_follower_keeps_waiting_when_its_database_connection_breaks(
+    shared: Settings, postgres_url: str
+) -> None:
+    async with bot(shared, "machine-a") as a, bot(shared, "machine-b") as b, running(a):
+        await until_led_by(a, "machine-a")
+        stop_b = asyncio.Event()
+        task_b = asyncio.create_task(b.run(stop_b))
+        await asyncio.sleep(3 * LEASE)
+        assert isinstance(b.store, PostgresStore)
+        assert b.store._conn is not None
+        terminate(postgres_url, b.store._conn.info.backend_pid)  # e.g. a server restart
+        await asyncio.sleep(5 * LEASE)
+        assert not task_b.done()  # still a follower, not an exited process
+        stop_b.set()
+        await asyncio.wait_for(task_b, 10)
 
 
 async def test_a_cut_off_leaders_late_answer_is_fenced_and_the_next_adopts_its_comment(
@@ -325,11 +342,40 @@ async def test_migrate_store_refuses_while_a_bot_runs_on_the_state_file(
     await lease.acquire(0.0)  # what a running `modbot run` holds
     try:
         refused = await run_cli("migrate-store", "--to", postgres_url, env=env, cwd=tmp_path)
+        into_file = await run_cli("migrate-store", "--to", "copy.sqlite3", env=env, cwd=tmp_path)
     finally:
         await lease.release()
-        await store.close()
     assert refused.code == 1
     assert "a bot is running on" in refused.err
     assert "nothing was copied" in refused.err
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM incidents").fetchone() == (0,)
+    assert into_file.code == 1
+    assert not (tmp_path / "copy.sqlite3").exists()  # no empty file left behind
+
+    await store.shut_out()  # a copy in progress keeps a starting bot out
+    try:
+        with pytest.raises(StoreError, match="is being copied by modbot migrate-store"):
+            await lease.acquire(0.0)
+    finally:
+        await store.let_in()
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_migrate_store_refuses_the_same_store_and_keyword_strings(
+    statuspage: FakeStatuspage, tmp_path: Path
+) -> None:
+    statuspage.set_incidents([])
+    env = page_env(statuspage, tmp_path)
+    assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
+    same = await run_cli("migrate-store", "--to", "./state.sqlite3", env=env, cwd=tmp_path)
+    assert same.code == 2
+    assert "names the store the bot uses now" in same.err
+    secret = "s3cretE"
+    keywords = f"host=127.0.0.1 password={secret} dbname=x"
+    refused = await run_cli("migrate-store", "--to", keywords, env=env, cwd=tmp_path)
+    assert refused.code == 2
+    assert "write it as a URL" in refused.err
+    assert secret not in refused.out + refused.err
+    assert not list(tmp_path.glob("host=*"))
