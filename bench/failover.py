@@ -9,7 +9,9 @@ to its end while the leader is struck once, at a random update, in one of four w
 * ``freeze``: SIGSTOP, then its database sessions are cut (a network partition, a
   long pause), and SIGCONT a random 0.5-3 s later: it wakes as a deposed leader;
 * ``kill-mid-post`` and ``freeze-mid-post``: the same, at the moment the fake Reddit
-  has stored the leader's new comment (or its edit) but not yet answered it.
+  has stored the leader's new comment (or its edit) but not yet answered it;
+* ``hang``: SIGSTOP alone, its sessions alive (a hung process): the follower deposes
+  it once it has missed three lease proofs; SIGCONT a random 4-8 s later.
 
 At the end it checks the fake Reddit: duplicate comments (two live bot comments with
 one marker), updates missing from the final comments, commands run twice (a notice
@@ -47,7 +49,7 @@ from modbot.markdown import marker_of
 from tests.conftest import BOT
 from tests.pg import GIVEN_URL, Cluster, bin_dir, fresh_database
 
-MODES = ("kill", "freeze", "kill-mid-post", "freeze-mid-post")
+MODES = ("kill", "freeze", "kill-mid-post", "freeze-mid-post", "hang")
 LEASE_INTERVAL = 0.5
 POLL_INTERVAL = 0.2
 STEP_TIMEOUT = 30.0
@@ -66,6 +68,7 @@ class Tally:
     commands_lost: int = 0
     posted_twice: int = 0  # second comments ever created, even if deleted later
     takeover_seconds: list[float] = field(default_factory=list)
+    hang_seconds: list[float] = field(default_factory=list)
     strikes: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
@@ -123,6 +126,9 @@ class Pair:
             return
         os.kill(bot.pid, signal.SIGSTOP)
         self.frozen.add(name)
+        if mode == "hang":
+            asyncio.get_running_loop().call_later(random.uniform(4.0, 8.0), self.thaw, name)
+            return
         self.cut(name)
         asyncio.get_running_loop().call_later(random.uniform(0.5, 3.0), self.thaw, name)
 
@@ -228,7 +234,7 @@ async def strike(pair: Pair, both: Fakes, mode: str, document: dict, tally: Tall
         for c in both.reddit.calls
         if c.method == "POST" and c.time >= struck and re.search(writes, c.path)
     )
-    tally.takeover_seconds.append(first - struck)
+    (tally.hang_seconds if mode == "hang" else tally.takeover_seconds).append(first - struck)
 
 
 async def main(iterations: int, seed: int, server: str | None = None) -> Tally:
@@ -268,24 +274,32 @@ def report(tally: Tally, iterations: int, elapsed: float, timelines: int) -> Non
         f"(two `modbot run` processes on one PostgreSQL; {timelines} real incident timelines; "
         f"lease check every {LEASE_INTERVAL:g} s, poll every {POLL_INTERVAL:g} s)"
     )
-    print(f"{'iterations':<48} {tally.iterations}")
-    print(f"{'takeovers (leader struck)':<48} {tally.takeovers}")
+    print(f"{'iterations':<52} {tally.iterations}")
+    print(f"{'takeovers (leader struck)':<52} {tally.takeovers}")
     for mode, count in sorted(tally.strikes.items()):
-        print(f"{'  by ' + mode:<48} {count}")
-    print(f"{'duplicate incident comments':<48} {tally.duplicates}")
-    print(f"{'second comments ever posted (even if deleted)':<48} {tally.posted_twice}")
-    print(f"{'duplicate notices':<48} {tally.duplicate_notices}")
-    print(f"{'updates missing from final comments':<48} {tally.missing_updates}")
-    print(f"{'commands run (or answered) twice':<48} {tally.commands_twice}")
-    print(f"{'commands never executed':<48} {tally.commands_lost}")
+        print(f"{'  by ' + mode:<52} {count}")
+    print(f"{'duplicate incident comments':<52} {tally.duplicates}")
+    print(f"{'second comments ever posted (even if deleted)':<52} {tally.posted_twice}")
+    print(f"{'duplicate notices':<52} {tally.duplicate_notices}")
+    print(f"{'updates missing from final comments':<52} {tally.missing_updates}")
+    print(f"{'commands run (or answered) twice':<52} {tally.commands_twice}")
+    print(f"{'commands never executed':<52} {tally.commands_lost}")
     if times:
         target = LEASE_INTERVAL + POLL_INTERVAL
         print(
-            f"{'death -> next leader first delivery, median':<48} "
+            f"{'death -> next leader first delivery, median':<52} "
             f"{statistics.median(times):.2f} s   (target <= {target:g} s + one delivery)"
         )
-        print(f"{'death -> next leader first delivery, worst':<48} {times[-1]:.2f} s")
-        print(f"{'  (timed takeovers: kill and freeze)':<48} {len(times)}")
+        print(f"{'death -> next leader first delivery, worst':<52} {times[-1]:.2f} s")
+        print(f"{'  (timed takeovers: kill and freeze)':<52} {len(times)}")
+    if tally.hang_seconds:
+        hung = sorted(tally.hang_seconds)
+        print(
+            f"{'hung leader -> next leader first delivery, median':<52} "
+            f"{statistics.median(hung):.2f} s   (3 lease proofs missed + 2 s: "
+            f"{3 * LEASE_INTERVAL + 2:g} s)"
+        )
+        print(f"{'hung leader -> next leader first delivery, worst':<52} {hung[-1]:.2f} s")
     for failure in tally.failures:
         print(f"FAILED: {failure}")
 
