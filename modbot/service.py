@@ -464,7 +464,7 @@ async def _check_store(settings: Settings, line: Callable[[str, str], None]) -> 
 
 def _printer(out: TextIO) -> Callable[[str, str], None]:
     def line(what: str, text: str) -> None:
-        out.write(f"{what + ':':<14}{text}\n")
+        out.write(f"{what + ':':<13} {text}\n")  # a long label keeps its space
 
     return line
 
@@ -663,13 +663,14 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
     dry = is_dry_run(settings)
     store = await open_store(settings.database)
     try:
+        deployment = deployment_name(settings, watches, dry_run=dry)
+        who = await store.leadership(deployment, settings.lease_interval)
         if as_json:
-            text = await health_json(store, [(w.name, w.kind, w.scope(dry)) for w in watches])
+            scopes = [(w.name, w.kind, w.scope(dry)) for w in watches]
+            text = await health_json(store, scopes, who)
         else:
             now = time.time()
             parts = [await watches_table(store, watches, dry_run=dry)] if len(watches) > 1 else []
-            deployment = deployment_name(settings, watches, dry_run=dry)
-            who = await store.leadership(deployment, settings.lease_interval)
             if who is not None:
                 parts.insert(0, leadership_text(who, settings.lease_interval))
             for watch in watches:

@@ -69,13 +69,18 @@ async def status_text(
     return "\n".join(lines)
 
 
-async def health_json(store: Store, watches: Sequence[tuple[str, str, str]]) -> str:
+async def health_json(
+    store: Store, watches: Sequence[tuple[str, str, str]], who: Leadership | None = None
+) -> str:
     """Every watch's health record as JSON (``modbot status --json``), for scripts:
-    one object for one watch, a list for several. ``watches``: (name, kind, scope)."""
+    one object for one watch, a list for several. ``watches``: (name, kind, scope).
+    With a shared store, each record also says who leads (``leadership``)."""
     records = []
     for name, kind, scope in watches:
         data = asdict(await store.health(scope))
         data.update(name=name, kind=kind, open_incidents=len(await store.open_incidents(scope)))
+        if who is not None:
+            data["leadership"] = asdict(who)
         records.append(data)
     return json.dumps(records[0] if len(records) == 1 else records, indent=2, sort_keys=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -117,6 +118,11 @@ async def test_one_process_leads_the_other_waits_and_takes_over(
             assert "leader:      machine-a pid 4242" in status.getvalue()
             assert "followers:   1 waiting" in status.getvalue()
             assert "  machine-b pid 4242, waiting since" in status.getvalue()
+            as_json = io.StringIO()
+            await service.status(shared, as_json, as_json=True)
+            record = json.loads(as_json.getvalue())
+            assert record["leadership"]["leader"]["host"] == "machine-a"
+            assert [f["host"] for f in record["leadership"]["followers"]] == ["machine-b"]
             posts_before = reddit.count("POST", "/api/comment")
             stop_a.set()  # SIGTERM: A stops and gives the lead up on its way out
             await asyncio.wait_for(task_a, 15)
