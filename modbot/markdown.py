@@ -121,9 +121,14 @@ def _escape_line_start(line: str) -> str:
     return line
 
 
+# Control characters mean nothing in a comment, and PostgreSQL's text cannot even hold
+# NUL (the PostgreSQL store keeps it as U+FFFD): shown as U+FFFD whatever the store.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def escape_line(line: str, hosts: frozenset[str] = frozenset()) -> str:
     """Escape one line of untrusted text (see the module docstring)."""
-    line = line.strip()
+    line = _CONTROL.sub("\ufffd", line).strip()
     out: list[str] = []
     position = 0
     for match in _URL_RE.finditer(line):

@@ -115,3 +115,12 @@ def test_markers_name_their_watch_and_kind() -> None:
     assert parse_marker(marker_id("note", "x", "groq").lower()) == ("groq", "note", "x")
     assert marker("inc", "abc", "default") == "[](#modbot-inc-abc)"
     assert parse_marker("other-x") is None
+
+
+def test_control_characters_show_as_the_replacement_character_on_every_store() -> None:
+    # Found by the model test on PostgreSQL, whose text cannot hold NUL: a comment must
+    # read the same whichever store kept the incident.
+    assert escape_line("a\x00b\x07c\x7fd") == "a\ufffdb\ufffdc\ufffdd"
+    assert escape_field("name\x00") == "name\ufffd"
+    assert escape_text("\x00") == "\ufffd"
+    assert escape_text("tab\tstays") == "tab\tstays"
