@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import struct
 import sys
 from collections.abc import Mapping, Sequence
@@ -173,6 +174,9 @@ def _limit_memory(megabytes: int) -> None:
 
 
 def _serve(megabytes: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the bot stops the worker
+    # itself (it closes the pipe), so the worker must not die of it mid-render, loudly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(megabytes)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     compiled: dict[str, Renderer] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import sys
@@ -136,6 +137,30 @@ async def test_signal_stops_the_loop_cleanly(
     err = (await process.stderr.read()).decode()
     assert "stopping" in err
     assert "Traceback" not in err
+
+
+async def test_ctrl_c_in_a_terminal_stops_the_bot_and_its_worker_quietly(
+    statuspage: FakeStatuspage, tmp_path: Path
+) -> None:
+    # A terminal sends SIGINT to the whole foreground process group, render worker too.
+    statuspage.set_incidents([open_incident()])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "modbot", "run", env=child_env(page_env(statuspage, tmp_path)),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen = b""
+    while b"[](#modbot-inc-inc1)" not in seen:
+        seen += await asyncio.wait_for(process.stdout.read(4096), 20)
+    os.killpg(process.pid, signal.SIGINT)
+    await asyncio.wait_for(process.wait(), 5)
+    assert process.returncode == 0
+    assert process.stderr is not None
+    err = (await process.stderr.read()).decode()
+    assert "stopping" in err
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
 
 
 async def test_preview_from_a_saved_feed(tmp_path: Path) -> None:
