@@ -43,6 +43,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench import crashloop
 from bench.crashloop import check, current, notice_done
 from bench.harness import BotProcess, Fakes, bot_env, expected_body, fakes, real_timelines, retimed
 from modbot.markdown import marker_of
@@ -305,16 +306,8 @@ def report(tally: Tally, iterations: int, elapsed: float, timelines: int) -> Non
 
 
 def succeeded(tally: Tally, iterations: int) -> bool:
-    """True when every iteration finished and every count is zero."""
-    counts = (
-        tally.duplicates,
-        tally.posted_twice,
-        tally.duplicate_notices,
-        tally.missing_updates,
-        tally.commands_twice,
-        tally.commands_lost,
-    )
-    return tally.iterations == iterations and not any(counts) and not tally.failures
+    """The crash loop's verdict, and no second comment ever posted."""
+    return crashloop.succeeded(tally, iterations) and not tally.posted_twice
 
 
 if __name__ == "__main__":

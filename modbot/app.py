@@ -118,7 +118,7 @@ class App:
         self._following: str | None = None  # why this process waits, while it does
         self.member = (socket.gethostname(), os.getpid())  # how status names this process
         self.lease: Lease | None = None
-        self._stop = self._halt = asyncio.Event()
+        self._stop = asyncio.Event()  # run()'s stop, which a lost state file sets
 
     # --- the first watch, for commands about one (and the tests) ---------------------------
     def runtime(self, name: str | None = None) -> WatchRuntime:
@@ -497,7 +497,7 @@ class App:
                     runtime.deliverer.restart(after_another=True)
         self._following = None
         halt = asyncio.Event()
-        self._stop, self._halt = stop, halt
+        self._stop = stop
         loops: list[tuple[str, Step, asyncio.Event | None]] = []
         for runtime in self.runtimes:
             name = runtime.watch.name
