@@ -27,8 +27,8 @@ import httpx
 
 from bench.fakes import fake_in_subprocess
 from modbot.app import App
-from modbot.sandbox import RenderWorker
-from modbot.settings import load_settings
+from modbot.config.settings import load_settings
+from modbot.rendering.sandbox import RenderWorker
 from tests.fakes.statuspage import PAGE, incident, update
 
 INCIDENTS = 50

@@ -45,8 +45,8 @@ from bench.harness import (
     real_timelines,
     retimed,
 )
-from modbot.crashpoints import CRASH_POINTS
-from modbot.markdown import marker_of
+from modbot.core.markdown import marker_of
+from modbot.shell.crashpoints import CRASH_POINTS
 
 FAKE_POINTS = ("reddit-stored-comment", "reddit-stored-edit", "reddit-marked-read")
 FILE_FAULTS = ("state-deleted", "state-emptied", "disk-full")

@@ -46,7 +46,7 @@ import psycopg
 from bench import crashloop
 from bench.crashloop import check, current, notice_done
 from bench.harness import BotProcess, Fakes, bot_env, expected_body, fakes, real_timelines, retimed
-from modbot.markdown import marker_of
+from modbot.core.markdown import marker_of
 from tests.conftest import BOT
 from tests.pg import GIVEN_URL, Cluster, bin_dir, fresh_database
 

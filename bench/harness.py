@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from modbot import timeline
-from modbot.feed import parse_incidents_object
-from modbot.incidents import view_of
-from modbot.records import PageInfo
-from modbot.render import Renderer, incident_job, read_templates
-from modbot.settings import default_templates_dir
+from modbot import default_templates_dir
+from modbot.core import timeline
+from modbot.core.feed import parse_incidents_object
+from modbot.core.incidents import view_of
+from modbot.core.records import PageInfo
+from modbot.core.render import Renderer, incident_job
+from modbot.rendering.files import read_templates
 from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, SAMPLES, reddit_env
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage

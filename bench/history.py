@@ -28,16 +28,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modbot import machine
-from modbot.bodies import Bodies
-from modbot.deliverer import Deliverer
-from modbot.poller import Poller
+from modbot import default_templates_dir
+from modbot.core import machine
+from modbot.core.records import Kind, PageInfo, PostedComment, Rendered, Thread, Tracked, Validators
+from modbot.core.render import sample_incident
 from modbot.ports import Fetched
-from modbot.records import Kind, PageInfo, PostedComment, Rendered, Thread, Tracked, Validators
-from modbot.render import read_templates, sample_incident
-from modbot.sandbox import RenderWorker
-from modbot.settings import default_templates_dir
-from modbot.statusview import status_text
+from modbot.rendering.bodies import Bodies
+from modbot.rendering.files import read_templates
+from modbot.rendering.sandbox import RenderWorker
+from modbot.shell.deliverer import Deliverer
+from modbot.shell.poller import Poller
+from modbot.shell.statusview import status_text
 from modbot.store import SqliteStore
 
 WATCH = "default"

@@ -34,7 +34,7 @@ from bench.harness import (
     retimed,
     wait_until,
 )
-from modbot.markdown import marker_id
+from modbot.core.markdown import marker_id
 
 SOAK_PAGE = {"id": "soakpage0001", "name": "Soak", "url": "https://status.example.com"}
 FAULTS = (

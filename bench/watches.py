@@ -37,11 +37,11 @@ from xml.sax.saxutils import escape
 
 from bench.harness import BotProcess, live_comments, wait_until
 from bench.scale import busiest_minute
-from modbot import markdown
-from modbot.gcloud import GcloudClient
-from modbot.httpfetch import make_http_client
-from modbot.incidentio import IncidentioClient
-from modbot.records import Validators
+from modbot.core import markdown
+from modbot.core.records import Validators
+from modbot.sources.fetch import make_http_client
+from modbot.sources.gcloud import GcloudClient
+from modbot.sources.incidentio import IncidentioClient
 from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, reddit_env
 from tests.fakes.gcloud import GEMINI, FakeGcloud
 from tests.fakes.incidentio import COMPAT, FakeIncidentio

@@ -2,6 +2,6 @@
 
 import sys
 
-from modbot.cli import main
+from modbot.cli.main import main
 
 sys.exit(main())

@@ -24,32 +24,34 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
-from modbot.bodies import Bodies, Engine
-from modbot.crashpoints import Checkpoint, crash_at
-from modbot.deliverer import Deliverer, Report
+from modbot import default_templates_dir
+from modbot.config.settings import Settings
+from modbot.config.watches import Watch, default_page, deployment_name, load_watches, pick
+from modbot.core.machine import is_active
+from modbot.core.records import Kind, PollReport, Report
+from modbot.core.render import Templates
 from modbot.errors import Deposed, ModbotError, StateLost, StoreError, TemplateError
-from modbot.heartbeat import Heartbeat
-from modbot.inbox import Inbox
-from modbot.machine import is_active
-from modbot.metrics import Figures
-from modbot.operations import SETTLE_TIMEOUT, Operations
-from modbot.poller import Poller, PollReport
+from modbot.monitor.metrics import Figures
 from modbot.ports import Lease, Source, Store, Target
-from modbot.records import Kind
-from modbot.render import Templates, read_templates
-from modbot.sandbox import RenderWorker
-from modbot.settings import Settings, default_templates_dir
-from modbot.sources import make_http_client, make_source
-from modbot.statusview import stale
+from modbot.rendering.bodies import Bodies, Engine
+from modbot.rendering.files import read_templates
+from modbot.rendering.sandbox import RenderWorker
+from modbot.shell.crashpoints import Checkpoint, crash_at
+from modbot.shell.deliverer import Deliverer
+from modbot.shell.heartbeat import Heartbeat
+from modbot.shell.inbox import Inbox
+from modbot.shell.operations import SETTLE_TIMEOUT, Operations
+from modbot.shell.poller import Poller
+from modbot.shell.statusview import stale
+from modbot.shell.wiki import WikiTemplates
+from modbot.sources.choose import make_http_client, make_source
 from modbot.store import START_FRESH
 from modbot.stores import open_store
-from modbot.watches import Watch, default_page, deployment_name, load_watches, pick
-from modbot.wiki import WikiTemplates
 
 if TYPE_CHECKING:
     import httpx
 
-    from modbot.reddit import RedditClient
+    from modbot.reddit.client import RedditClient
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +192,7 @@ class App:
             self._stack.push_async_callback(worker.close)
             engine = worker
         if self._given_target is None and not self.dry_run:
-            from modbot.reddit import RedditClient  # noqa: PLC0415 - loads asyncpraw
+            from modbot.reddit.client import RedditClient  # noqa: PLC0415 - loads asyncpraw
 
             self.reddit = RedditClient(settings, clock=self.clock)
             self.reddit.before_write = store.confirm_lead
@@ -222,7 +224,7 @@ class App:
             url = settings.heartbeat_url.get_secret_value()
             self.heartbeat = Heartbeat(url, http, self.clock)
         if settings.metrics_port is not None:
-            from modbot.metrics import MetricsServer, reddit_figures  # noqa: PLC0415
+            from modbot.monitor.metrics import MetricsServer, reddit_figures  # noqa: PLC0415
 
             client = self.reddit
             server = MetricsServer(
@@ -324,7 +326,7 @@ class App:
         if self._given_target is not None:
             return self._given_target
         if self.reddit is None:
-            from modbot.dryrun import DryRunTarget  # noqa: PLC0415 - dry-run only
+            from modbot.reddit.dryrun import DryRunTarget  # noqa: PLC0415 - dry-run only
 
             return DryRunTarget(self.out)
         assert watch.subreddit is not None  # the settings insist on one with credentials

@@ -45,10 +45,9 @@ from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
-from modbot.codec import view_from_json, view_to_json
-from modbot.errors import Deposed, StoreError
-from modbot.ports import FeedState, Work
-from modbot.records import (
+from modbot.config.database import redact_url, scrub
+from modbot.core.codec import view_from_json, view_to_json
+from modbot.core.records import (
     CommandRow,
     DeliveryRow,
     Health,
@@ -65,7 +64,8 @@ from modbot.records import (
     Validators,
     WikiRow,
 )
-from modbot.stores import redact_url, scrub
+from modbot.errors import Deposed, StoreError
+from modbot.ports import FeedState, Work
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from modbot.records import (
+from modbot.core.records import (
     CommandRow,
     DeliveryRow,
     Health,
@@ -35,7 +35,7 @@ from modbot.records import (
 )
 
 if TYPE_CHECKING:
-    from modbot.feed import IncidentsFeed
+    from modbot.core.feed import IncidentsFeed
 
 # --- status sources ---------------------------------------------------------------------
 

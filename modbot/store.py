@@ -35,10 +35,8 @@ try:
 except ImportError:  # Windows: no run lock; migrate-store cannot tell a running bot
     fcntl = None  # type: ignore[assignment]
 
-from modbot.codec import view_from_json, view_to_json
-from modbot.errors import StateLost, StoreError
-from modbot.ports import FeedState, Work
-from modbot.records import (
+from modbot.core.codec import view_from_json, view_to_json
+from modbot.core.records import (
     CommandRow,
     DeliveryRow,
     Health,
@@ -55,6 +53,8 @@ from modbot.records import (
     Validators,
     WikiRow,
 )
+from modbot.errors import StateLost, StoreError
+from modbot.ports import FeedState, Work
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000

@@ -16,10 +16,12 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 
-from modbot.records import IncidentView, PageInfo
-from modbot.render import Renderer, incident_job, read_templates
-from modbot.settings import Settings, default_templates_dir, load_settings
-from modbot.stores import DatabaseURL
+from modbot import default_templates_dir
+from modbot.config.database import DatabaseURL
+from modbot.config.settings import Settings, load_settings
+from modbot.core.records import IncidentView, PageInfo
+from modbot.core.render import Renderer, incident_job
+from modbot.rendering.files import read_templates
 from tests.fakes.statuspage import FakeStatuspage
 from tests.pg import fresh_database, postgres_server, postgres_url  # noqa: F401 - fixtures
 

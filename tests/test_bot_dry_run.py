@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from modbot import default_templates_dir
 from modbot.app import App
-from modbot.feed import parse_incidents_object
-from modbot.incidents import view_of
-from modbot.markdown import marker_of
-from modbot.settings import Settings, default_templates_dir
+from modbot.config.settings import Settings
+from modbot.core.feed import parse_incidents_object
+from modbot.core.incidents import view_of
+from modbot.core.markdown import marker_of
 from tests.conftest import SAMPLES, expected_body, until
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbot.budget import CallBudget
+from modbot.core.budget import CallBudget
 
 
 def take(budget: CallBudget, who: str, now: float) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modbot.settings import default_templates_dir
+from modbot import default_templates_dir
 from tests.conftest import ROOT, SAMPLES, child_env, page_env, run_cli, start_bot
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 

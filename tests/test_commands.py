@@ -18,14 +18,15 @@ from typing import Any
 import psycopg
 import pytest
 
+from modbot import default_templates_dir
 from modbot.app import App
-from modbot.commands import Command, parse
+from modbot.config.database import DatabaseURL
+from modbot.config.settings import Settings
+from modbot.core.commands import Command, parse
+from modbot.core.markdown import marker_of
+from modbot.core.records import DeliveryRow, Kind
 from modbot.errors import CommandError
-from modbot.inbox import Inbox
-from modbot.markdown import marker_of
-from modbot.records import DeliveryRow, Kind
-from modbot.settings import Settings, default_templates_dir
-from modbot.stores import DatabaseURL
+from modbot.shell.inbox import Inbox
 from tests.conftest import (
     StateLocation,
     expire_waits_at,

@@ -15,11 +15,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modbot import machine
-from modbot.feed import parse_incidents_object
-from modbot.incidents import diff
-from modbot.planner import Edit, Post, plan
-from modbot.records import (
+from modbot import default_templates_dir
+from modbot.core import machine
+from modbot.core.feed import parse_incidents_object
+from modbot.core.incidents import diff
+from modbot.core.planner import Edit, Post, plan
+from modbot.core.records import (
     DeliveryRow,
     IncidentView,
     Kind,
@@ -29,8 +30,8 @@ from modbot.records import (
     Subject,
     Tracked,
 )
-from modbot.render import Renderer, incident_job, read_templates
-from modbot.settings import default_templates_dir
+from modbot.core.render import Renderer, incident_job
+from modbot.rendering.files import read_templates
 from tests.fakes.statuspage import incident, update
 
 RENDERER = Renderer(read_templates(default_templates_dir()))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from modbot.cli import COMMANDS
-from modbot.settings import Settings, env_name
+from modbot.cli.main import COMMANDS
+from modbot.config.settings import Settings, env_name
 from tests.conftest import ROOT
 
 
@@ -37,7 +37,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
 
 
 def test_env_example_copied_unchanged_is_a_valid_dry_run_configuration() -> None:
-    from modbot.settings import load_settings
+    from modbot.config.settings import load_settings
 
     settings = load_settings(env_file=ROOT / ".env.example")
     assert not settings.has_reddit_credentials

@@ -17,12 +17,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from modbot import default_templates_dir
 from modbot.app import App
+from modbot.config.database import DatabaseURL
+from modbot.config.settings import Settings
+from modbot.core.markdown import marker_of
 from modbot.errors import StoreError
-from modbot.markdown import marker_of
-from modbot.settings import Settings, default_templates_dir
 from modbot.store import SqliteStore
-from modbot.stores import DatabaseURL
 from tests.conftest import (
     StateLocation,
     page_env,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from modbot.core.feed import parse_incidents, parse_incidents_object
 from modbot.errors import FeedMalformed
-from modbot.feed import parse_incidents, parse_incidents_object
 from tests.conftest import SAMPLES
 
 

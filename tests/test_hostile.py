@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from modbot.app import App
-from modbot.markdown import marker_of
-from modbot.settings import Settings
+from modbot.config.settings import Settings
+from modbot.core.markdown import marker_of
 from tests.conftest import expire_waits, page_env, reddit_settings, run_cli
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from modbot.app import App
-from modbot.httpfetch import make_http_client
-from modbot.incidentio import IncidentioClient
-from modbot.records import Validators
-from modbot.settings import Settings
-from modbot.watches import Watch
+from modbot.config.settings import Settings
+from modbot.config.watches import Watch
+from modbot.core.records import Validators
+from modbot.sources.fetch import make_http_client
+from modbot.sources.incidentio import IncidentioClient
 from tests.fakes.incidentio import COMPAT, FakeIncidentio, ongoing
 from tests.fakes.site import FakeSite
 
@@ -79,7 +79,7 @@ async def test_an_unchanged_page_costs_a_hash_and_no_parsing(
     def refuse(*_: object) -> None:
         raise AssertionError("parsed an unchanged page")
 
-    monkeypatch.setattr("modbot.incidentio.parse_incidents_object", refuse)
+    monkeypatch.setattr("modbot.sources.incidentio.parse_incidents_object", refuse)
     again = await client.fetch(first.validators)
     assert again.feed is None
     assert page.site.requests["/api/v2/incidents.json"] == 2  # a full download, no 304

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from modbot.codec import view_from_json, view_to_json
-from modbot.feed import IncidentsFeed, parse_incidents, parse_incidents_object
-from modbot.incidents import diff, touches, view_of
-from modbot.records import EventKind, Tracked
+from modbot.core.codec import view_from_json, view_to_json
+from modbot.core.feed import IncidentsFeed, parse_incidents, parse_incidents_object
+from modbot.core.incidents import diff, touches, view_of
+from modbot.core.records import EventKind, Tracked
 from tests.conftest import SAMPLES
 from tests.fakes.statuspage import at, incident, update
 

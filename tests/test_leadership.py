@@ -19,10 +19,10 @@ import psycopg
 import pytest
 
 from modbot.app import App
+from modbot.config.settings import Settings
+from modbot.core.records import Kind
 from modbot.errors import Deposed, StoreError
 from modbot.pgstore import PgLease, PostgresStore
-from modbot.records import Kind
-from modbot.settings import Settings
 from modbot.store import SqliteStore
 from tests.conftest import BOT, page_env, reddit_settings, run_cli
 from tests.fakes.reddit import FakeReddit
@@ -102,7 +102,7 @@ def terminate(url: str, backend_pid: int) -> None:
 async def test_one_process_leads_the_other_waits_and_takes_over(
     shared: Settings, statuspage: FakeStatuspage, reddit: FakeReddit
 ) -> None:
-    from modbot import service
+    from modbot.cli import service
 
     async with bot(shared, "machine-a") as a, bot(shared, "machine-b") as b:
         stop_a = asyncio.Event()

@@ -23,13 +23,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbot import machine
-from modbot.deliverer import Deliverer
+from modbot.core import machine
+from modbot.core.machine import FINAL, TRANSITIONS, Actor, IllegalStep, State, Step
+from modbot.core.markdown import marker, marker_of
+from modbot.core.records import DeliveryRow, Kind, NoteRow, PostedComment, Thread
+from modbot.core.render import digest
 from modbot.errors import RedditUnavailable
-from modbot.machine import FINAL, TRANSITIONS, Actor, IllegalStep, State, Step
-from modbot.markdown import marker, marker_of
-from modbot.records import DeliveryRow, Kind, NoteRow, PostedComment, Thread
-from modbot.render import digest
+from modbot.shell.deliverer import Deliverer
 from modbot.stores import StateStore, open_store
 from tests.conftest import NewState, StateLocation
 

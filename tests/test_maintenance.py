@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from modbot.app import App
-from modbot.feed import IncidentsFeed, parse_incidents_object
-from modbot.incidents import diff
-from modbot.records import Tracked
-from modbot.settings import Settings
+from modbot.config.settings import Settings
+from modbot.core.feed import IncidentsFeed, parse_incidents_object
+from modbot.core.incidents import diff
+from modbot.core.records import Tracked
 from tests.fakes.incidentio import FakeIncidentio
 from tests.fakes.site import FakeSite
 
@@ -136,8 +136,8 @@ async def test_an_unchanged_pair_of_documents_is_not_parsed(
         def refuse(*_: object) -> None:
             raise AssertionError("parsed an unchanged page")
 
-        monkeypatch.setattr("modbot.statuspage.parse_incidents", refuse)
-        monkeypatch.setattr("modbot.statuspage.parse_incidents_object", refuse)
+        monkeypatch.setattr("modbot.sources.statuspage.parse_incidents", refuse)
+        monkeypatch.setattr("modbot.sources.statuspage.parse_incidents_object", refuse)
         report = await app.run_once()
     assert report.ok
     assert not report.changed

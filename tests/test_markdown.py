@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modbot.markdown import (
+from modbot.core.markdown import (
     clean_url,
     escape_field,
     escape_line,

@@ -46,13 +46,13 @@ from hypothesis.stateful import (
 )
 
 from modbot.app import App
-from modbot.crashpoints import CRASH_POINTS
-from modbot.feed import parse_incidents_object
-from modbot.incidents import view_of
-from modbot.markdown import marker_of
-from modbot.records import Kind
-from modbot.sandbox import RenderWorker
-from modbot.settings import load_settings
+from modbot.config.settings import load_settings
+from modbot.core.feed import parse_incidents_object
+from modbot.core.incidents import view_of
+from modbot.core.markdown import marker_of
+from modbot.core.records import Kind
+from modbot.rendering.sandbox import RenderWorker
+from modbot.shell.crashpoints import CRASH_POINTS
 from tests.conftest import BOT, MEGATHREAD_TITLE, NewState, expected_body, reddit_settings
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import T0, FakeStatuspage, at, incident, update

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modbot.app import App
-from modbot.heartbeat import Heartbeat
-from modbot.settings import Settings
+from modbot.config.settings import Settings
+from modbot.shell.heartbeat import Heartbeat
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.site import FakeSite

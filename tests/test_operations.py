@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from modbot import logs
 from modbot.app import App
-from modbot.machine import State
-from modbot.records import Kind
-from modbot.settings import Settings
+from modbot.cli import logs
+from modbot.config.settings import Settings
+from modbot.core.machine import State
+from modbot.core.records import Kind
 from tests.conftest import BOT, page_env, reddit_env, reddit_settings, run_cli, start_bot, until
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage

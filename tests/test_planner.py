@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from modbot.planner import Drop, Edit, Plan, Point, Post, Reconcile, plan
-from modbot.records import DeliveryRow, Kind, Subject
+from modbot.core.planner import Drop, Edit, Plan, Point, Post, Reconcile, plan
+from modbot.core.records import DeliveryRow, Kind, Subject
 
 INC = Kind.INCIDENT
 

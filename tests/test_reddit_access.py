@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from modbot.app import App
-from modbot.settings import Settings
+from modbot.config.settings import Settings
 from tests.conftest import BOT, page_env, reddit_env, reddit_settings, run_cli, spawn
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update

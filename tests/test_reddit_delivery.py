@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from modbot.app import App
-from modbot.feed import parse_incidents_object
-from modbot.incidents import view_of
-from modbot.machine import State
-from modbot.markdown import marker_of
-from modbot.records import DeliveryRow, Kind
-from modbot.settings import Settings
+from modbot.config.settings import Settings
+from modbot.core.feed import parse_incidents_object
+from modbot.core.incidents import view_of
+from modbot.core.machine import State
+from modbot.core.markdown import marker_of
+from modbot.core.records import DeliveryRow, Kind
 from tests.conftest import StateLocation, expected_body, expire_waits_at, reddit_settings, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update

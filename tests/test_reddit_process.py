@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from modbot.feed import parse_incidents_object
-from modbot.incidents import view_of
-from modbot.records import DeliveryRow, Kind
+from modbot.core.feed import parse_incidents_object
+from modbot.core.incidents import view_of
+from modbot.core.records import DeliveryRow, Kind
 from modbot.stores import open_store
 from tests.conftest import (
     BOT,

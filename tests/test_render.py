@@ -9,18 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from modbot import default_templates_dir
+from modbot.core.markdown import marker_of
+from modbot.core.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
+from modbot.core.render import Renderer, format_time, incident_job, notice_job, sample_jobs
 from modbot.errors import TemplateError
-from modbot.markdown import marker_of
-from modbot.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
-from modbot.render import (
-    Renderer,
-    format_time,
-    incident_job,
-    notice_job,
-    read_templates,
-    sample_jobs,
-)
-from modbot.settings import default_templates_dir
+from modbot.rendering.files import read_templates
 
 PAGE = PageInfo(name="status.example.com", url="https://status.example.com")
 T = datetime(2026, 10, 7, 14, 0, tzinfo=UTC)

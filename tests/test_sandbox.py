@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from modbot import default_templates_dir
 from modbot.app import App
+from modbot.config.settings import Settings
+from modbot.core.markdown import marker_of
+from modbot.core.render import sample_jobs
 from modbot.errors import TemplateError
-from modbot.markdown import marker_of
-from modbot.render import read_templates, sample_jobs
-from modbot.sandbox import RenderWorker
-from modbot.settings import Settings, default_templates_dir
+from modbot.rendering.files import read_templates
+from modbot.rendering.sandbox import RenderWorker
 from tests.conftest import page_env, reddit_settings, run_cli, start_bot
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage

@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbot.feed import parse_incidents_object
-from modbot.incidents import view_of
-from modbot.poller import page_info_from
-from modbot.render import Renderer, incident_job, link_hosts, modmail_url, read_templates
-from modbot.settings import default_templates_dir
+from modbot import default_templates_dir
+from modbot.core.feed import parse_incidents_object
+from modbot.core.incidents import view_of
+from modbot.core.render import Renderer, incident_job, link_hosts, modmail_url
+from modbot.rendering.files import read_templates
+from modbot.shell.poller import page_info_from
 from tests.snudown import Snudown, missing
 
 CONFIGURED = "https://status.example.com"

@@ -11,14 +11,14 @@ import httpx
 import pytest
 
 from modbot.app import App
-from modbot.feeds import FeedClient
-from modbot.gcloud import GcloudClient
-from modbot.httpfetch import make_http_client
-from modbot.incidents import view_of
-from modbot.records import Validators
-from modbot.settings import Settings
-from modbot.sources import AutoSource, detect
-from modbot.watches import Watch
+from modbot.config.settings import Settings
+from modbot.config.watches import Watch
+from modbot.core.incidents import view_of
+from modbot.core.records import Validators
+from modbot.sources.choose import AutoSource, detect
+from modbot.sources.feeds import FeedClient
+from modbot.sources.fetch import make_http_client
+from modbot.sources.gcloud import GcloudClient
 from tests.fakes.feeds import feed
 from tests.fakes.gcloud import GEMINI, FakeGcloud, other_product
 from tests.fakes.incidentio import FakeIncidentio

@@ -7,11 +7,11 @@ import time
 import httpx
 import pytest
 
+from modbot.core.records import Validators
 from modbot.errors import FeedMalformed, FeedNotJSON, FeedRateLimited, FeedUnavailable
-from modbot.httpfetch import make_http_client
 from modbot.ports import Fetched
-from modbot.records import Validators
-from modbot.statuspage import StatuspageClient
+from modbot.sources.fetch import make_http_client
+from modbot.sources.statuspage import StatuspageClient
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 

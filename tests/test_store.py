@@ -22,15 +22,13 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from modbot import machine
 from modbot.app import App
-from modbot.codec import view_to_json
-from modbot.errors import ConfigError, StoreError
-from modbot.machine import State
-from modbot.pgstore import SCHEMA_VERSION as PG_SCHEMA_VERSION
-from modbot.pgstore import WRITE_LOCK, PostgresStore
-from modbot.ports import Store
-from modbot.records import (
+from modbot.config.database import DatabaseURL
+from modbot.config.settings import Settings, load_settings
+from modbot.core import machine
+from modbot.core.codec import view_to_json
+from modbot.core.machine import State
+from modbot.core.records import (
     CommandRow,
     DeliveryRow,
     Kind,
@@ -43,10 +41,13 @@ from modbot.records import (
     Validators,
     WikiRow,
 )
-from modbot.render import sample_incident
-from modbot.settings import Settings, load_settings
+from modbot.core.render import sample_incident
+from modbot.errors import ConfigError, StoreError
+from modbot.pgstore import SCHEMA_VERSION as PG_SCHEMA_VERSION
+from modbot.pgstore import WRITE_LOCK, PostgresStore
+from modbot.ports import Store
 from modbot.store import LEGACY_SCHEMAS, SCHEMA_VERSION, SqliteStore
-from modbot.stores import DatabaseURL, StateStore, open_store
+from modbot.stores import StateStore, open_store
 from tests.fakes.statuspage import FakeStatuspage
 from tests.pg import PASSWORD_ROLE, free_port, unavailable
 
@@ -805,7 +806,7 @@ def test_the_database_setting_takes_paths_and_urls(monkeypatch: pytest.MonkeyPat
 async def test_the_bot_runs_on_postgresql_and_the_commands_read_it(
     statuspage: FakeStatuspage, make_settings: Callable[..., Settings], postgres_url: str
 ) -> None:
-    from modbot import service
+    from modbot.cli import service
     from tests.fakes.statuspage import incident as page_incident
     from tests.fakes.statuspage import update
 

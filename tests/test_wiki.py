@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from modbot.app import App
-from modbot.settings import Settings
+from modbot.config.settings import Settings
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update

@@ -1,0 +1,1 @@
+"""The command line: argument parsing, one service function per command, logging set-up."""

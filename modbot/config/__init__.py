@@ -1,0 +1,1 @@
+"""Configuration: the MODBOT_ settings and the watches file."""

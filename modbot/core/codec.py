@@ -1,0 +1,60 @@
+"""Incident views to and from compact JSON, the form the store keeps them in."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from modbot.core.records import ComponentView, IncidentView, UpdateView
+
+
+def _time_to_json(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _time_from_json(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def view_to_json(view: IncidentView) -> str:
+    """Serialise a view for storage."""
+    data = {
+        "id": view.id,
+        "name": view.name,
+        "status": view.status,
+        "impact": view.impact,
+        "shortlink": view.shortlink,
+        "created_at": _time_to_json(view.created_at),
+        "resolved_at": _time_to_json(view.resolved_at),
+        "components": [[c.name, c.status] for c in view.components],
+        "updates": [[u.id, u.status, u.body, _time_to_json(u.shown_at)] for u in view.updates],
+        "postmortem_body": view.postmortem_body,
+        "maintenance": view.maintenance,
+        "scheduled_for": _time_to_json(view.scheduled_for),
+        "scheduled_until": _time_to_json(view.scheduled_until),
+    }
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def view_from_json(text: str) -> IncidentView:
+    """Read back a view written by ``view_to_json``."""
+    data = json.loads(text)
+    return IncidentView(
+        id=data["id"],
+        name=data["name"],
+        status=data["status"],
+        impact=data["impact"],
+        shortlink=data["shortlink"],
+        created_at=_time_from_json(data["created_at"]),
+        resolved_at=_time_from_json(data["resolved_at"]),
+        components=tuple(ComponentView(name, status) for name, status in data["components"]),
+        updates=tuple(
+            UpdateView(uid, status, body, _time_from_json(shown))
+            for uid, status, body, shown in data["updates"]
+        ),
+        postmortem_body=data.get("postmortem_body"),
+        maintenance=bool(data.get("maintenance", False)),
+        scheduled_for=_time_from_json(data.get("scheduled_for")),
+        scheduled_until=_time_from_json(data.get("scheduled_until")),
+    )

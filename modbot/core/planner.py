@@ -1,0 +1,185 @@
+"""Deciding what the deliverer does next: post, reconcile, edit, point, or drop.
+
+Pure and synchronous. Input: the subjects that may need work (open incidents, and
+whatever the active delivery rows are about), their delivery rows, the current
+megathread and the time. Output: the actions due now and when to look again. The
+rules it keeps:
+
+* One comment per subject and thread. An open incident gets a comment in the current
+  megathread; a closed incident or a notice gets one where its pending row is placed
+  (or the current megathread, if it has none), and only if it has none anywhere else.
+* A ``posting`` row is an intent whose outcome is unknown: it is reconciled in the
+  thread it was meant for, whatever the megathread is now, before anything is posted
+  there again.
+* Edits carry the latest body, never one already delivered, and keep a minimum gap
+  per comment, so bursts coalesce into a few edits.
+* After the megathread changes, an open incident's old comment gets one last edit
+  pointing to the new comment, once that exists.
+* Final rows (moved, removed, closed, failed) are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from modbot.core.machine import State
+from modbot.core.records import DeliveryRow, Kind, Subject
+
+SubjectKey = tuple[Kind, str]
+
+
+@dataclass(frozen=True)
+class Post:
+    """Create the subject's comment in ``thread_id`` (``row`` None: start a new row)."""
+
+    kind: Kind
+    key: str
+    thread_id: str
+    row: DeliveryRow | None
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """Look for the bot's own comment before posting again."""
+
+    row: DeliveryRow
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the body of an existing comment with the latest one."""
+
+    row: DeliveryRow
+
+
+@dataclass(frozen=True)
+class Point:
+    """Last edit of an old thread's comment: link to the comment in the new thread."""
+
+    row: DeliveryRow
+    new_permalink: str
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A pending row nobody needs any more."""
+
+    row: DeliveryRow
+    why: str
+
+
+Action = Post | Reconcile | Edit | Point | Drop
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Actions due now, and the earliest time something else becomes due."""
+
+    actions: tuple[Action, ...]
+    wake_at: float | None
+
+
+@dataclass
+class _Round:
+    """One planning pass: the time, the edit gap, and what it has found so far."""
+
+    now: float
+    gap: float
+    thread_id: str | None
+    actions: list[Action] = field(default_factory=list)
+    wakes: list[float] = field(default_factory=list)
+
+    def at(self, ready_at: float, action: Action) -> None:
+        """Do ``action`` now if it is ready, else remember when it will be."""
+        if ready_at > self.now:
+            self.wakes.append(ready_at)
+        else:
+            self.actions.append(action)
+
+    def after_gap(self, row: DeliveryRow, action: Action) -> None:
+        """Like ``at``, keeping the minimum gap since the comment's last delivery."""
+        self.at(max(row.not_before, (row.delivered_at or 0.0) + self.gap), action)
+
+
+def plan(
+    subjects: Mapping[SubjectKey, Subject],
+    rows: Sequence[DeliveryRow],
+    *,
+    thread_id: str | None,
+    now: float,
+    min_edit_interval: float,
+) -> Plan:
+    """Everything due at ``now`` with ``thread_id`` as the megathread (None: there is none)."""
+    planning = _Round(now=now, gap=min_edit_interval, thread_id=thread_id)
+    grouped: dict[SubjectKey, list[DeliveryRow]] = {key: [] for key in subjects}
+    for row in rows:
+        if (row.kind, row.key) in grouped:
+            grouped[(row.kind, row.key)].append(row)
+    for key, subject_rows in grouped.items():
+        subject = subjects[key]
+        if subject.wanted_hash is not None:
+            _plan_subject(subject, sorted(subject_rows, key=lambda r: r.id), planning)
+    future = [t for t in planning.wakes if t > now]
+    return Plan(tuple(planning.actions), min(future) if future else None)
+
+
+def _moving(subject: Subject) -> bool:
+    """Open incidents follow the megathread; closed ones and notices stay where they are."""
+    return subject.kind is Kind.INCIDENT and subject.is_open
+
+
+def _plan_subject(subject: Subject, rows: list[DeliveryRow], planning: _Round) -> None:
+    thread_id = planning.thread_id
+    home = next((r for r in rows if r.thread_id is not None and r.thread_id == thread_id), None)
+    for row in rows:
+        if row.state == State.POSTING:
+            # An unknown outcome is settled in the thread it was meant for, wherever
+            # the megathread is now: the comment may exist there.
+            planning.at(row.not_before, Reconcile(row))
+        elif row.state == State.POSTED and row.comment_id is not None:
+            _plan_posted(subject, row, home, planning)
+    _plan_pending(subject, rows, home, planning)
+
+
+def _plan_pending(
+    subject: Subject, rows: list[DeliveryRow], home: DeliveryRow | None, planning: _Round
+) -> None:
+    """Post where a comment is wanted; drop pending rows that are not."""
+    pending = [r for r in rows if r.state == State.PENDING]
+    served = [r for r in rows if r.state not in (State.PENDING, State.CLOSED, State.FAILED)]
+    free = home is None or home.state == State.PENDING  # room in the current thread
+    # Open incidents want a comment in the current thread; closed incidents and
+    # notices only on request (a pending row), and only once.
+    wanted = free and (_moving(subject) or (bool(pending) and not served))
+    thread_id = planning.thread_id
+    if wanted and thread_id is not None:
+        chosen = home if home is not None else (pending[-1] if pending else None)
+        if chosen is None:
+            planning.actions.append(Post(subject.kind, subject.key, thread_id, None))
+        else:
+            planning.at(chosen.not_before, Post(subject.kind, subject.key, thread_id, chosen))
+            pending = [r for r in pending if r is not chosen]
+    elif wanted:
+        # No megathread now: keep the newest pending row waiting for one.
+        pending = pending[:-1]
+    for row in pending:
+        planning.actions.append(Drop(row, "another comment serves this"))
+
+
+def _plan_posted(
+    subject: Subject, row: DeliveryRow, home: DeliveryRow | None, planning: _Round
+) -> None:
+    moving = _moving(subject) and planning.thread_id is not None
+    if moving and row.thread_id != planning.thread_id and _has_new_home(home):
+        # The comment in the new thread carries the news; the old one only gets its
+        # pointer, once the new comment exists.
+        if home is not None and home.state == State.POSTED and home.permalink:
+            planning.after_gap(row, Point(row, home.permalink))
+    elif row.delivered_hash != subject.wanted_hash:
+        planning.after_gap(row, Edit(row))
+
+
+def _has_new_home(home: DeliveryRow | None) -> bool:
+    """True while the incident is getting (or has) its comment in the current thread."""
+    return home is None or home.state in (State.PENDING, State.POSTING, State.POSTED)

@@ -1,0 +1,367 @@
+"""The frozen data every layer shares. It imports nothing of modbot's.
+
+Feed views (what a comment shows about an incident), rendered bodies, Reddit things
+(threads, the bot's comments, inbox items), and the rows the store keeps: deliveries
+(one per thing the bot posts in one thread), notices, commands and the health record
+of each watch. Layers above pass these around; none of them carries behaviour beyond
+small derived properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+CLOSED_STATUSES = frozenset({"resolved", "postmortem", "completed"})
+
+# --- what the feed says -------------------------------------------------------------------
+
+
+class EventKind(StrEnum):
+    """What changed in an incident, as a reader of its comment would notice."""
+
+    OPENED = "opened"
+    UPDATE_ADDED = "update added"
+    UPDATE_EDITED = "update edited"
+    UPDATE_REMOVED = "update removed"
+    STATUS_CHANGED = "status changed"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    POSTMORTEM_PUBLISHED = "postmortem published"
+    POSTMORTEM_EDITED = "postmortem edited"
+    IMPACT_CHANGED = "impact changed"
+    RENAMED = "renamed"
+    COMPONENTS_CHANGED = "components changed"
+    DETAILS_CHANGED = "details changed"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change to one incident."""
+
+    kind: EventKind
+    incident_id: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.incident_id}: {self.kind}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class UpdateView:
+    """An incident update as the comment shows it."""
+
+    id: str
+    status: str
+    body: str
+    shown_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ComponentView:
+    """A component attached to an incident, with its current status."""
+
+    name: str
+    status: str
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """Everything a comment about one incident shows, and nothing else."""
+
+    id: str
+    name: str
+    status: str
+    impact: str
+    shortlink: str | None
+    created_at: datetime | None
+    resolved_at: datetime | None
+    components: tuple[ComponentView, ...]
+    updates: tuple[UpdateView, ...]  # oldest first
+    postmortem_body: str | None = None
+    maintenance: bool = False  # a scheduled maintenance, shown with its own template
+    scheduled_for: datetime | None = None  # a maintenance's announced window
+    scheduled_until: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True until the incident is resolved (unknown statuses count as open)."""
+        return self.status not in CLOSED_STATUSES
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What the bot remembers about one incident."""
+
+    view: IncidentView
+    announce: bool
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """The status page a comment talks about."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What makes the next fetch of a page cheap when nothing changed.
+
+    ``etag`` and ``last_modified`` go back to the server; ``digest`` is the hash of the
+    last body, for servers that send neither. They are saved with the state they
+    describe, never before it.
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A finished comment body and its hash."""
+
+    body: str
+    digest: str
+    omitted_updates: int = 0  # an incident's oldest updates left out to fit
+    cut_chars: int = 0  # characters cut from the end of a notice's words to fit
+
+
+# --- what a poll and a delivery round did --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll found."""
+
+    ok: bool
+    changed: bool
+    events: tuple[Event, ...] = ()
+    message: str = ""
+    retry_after: float | None = None
+
+
+@dataclass
+class Report:
+    """What one or more rounds did, row by row."""
+
+    posted: list[DeliveryRow] = field(default_factory=list)
+    edited: list[DeliveryRow] = field(default_factory=list)
+    failed: list[DeliveryRow] = field(default_factory=list)
+    duplicates_deleted: int = 0
+    wake_at: float | None = None
+
+    def touched(self, keys: Collection[tuple[Kind, str]]) -> int:
+        """How many comments of these subjects were posted or edited."""
+        return sum((r.kind, r.key) in keys for r in self.posted + self.edited)
+
+
+# --- Reddit things ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A megathread the bot can comment in."""
+
+    id: str
+    title: str
+    permalink: str
+
+
+@dataclass(frozen=True)
+class PostedComment:
+    """A comment of the bot's, as Reddit reports it."""
+
+    id: str
+    permalink: str
+    created_utc: float
+    body: str = ""
+    marker: str = ""  # the marker id on the body's last line, e.g. "inc-abc123"
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """An unread private message or username mention."""
+
+    fullname: str
+    author: str | None
+    body: str
+    is_mention: bool
+    handle: Any = field(default=None, compare=False)  # the Reddit library's object
+
+
+@dataclass(frozen=True)
+class Moderator:
+    """A moderator of the subreddit and their permissions."""
+
+    name: str
+    permissions: tuple[str, ...]
+
+
+# --- what the store keeps -----------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    """What a delivery carries: an incident's comment or a moderator's notice."""
+
+    INCIDENT = "inc"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """The bot's comment (or its intent to comment) for one subject in one thread.
+
+    ``thread_id`` is ``None`` while the row waits for a megathread to be placed in.
+    ``version`` grows with every change, so a write can insist that nobody else
+    changed the row since it was read (see ``machine``).
+    """
+
+    id: int
+    watch: str
+    kind: Kind
+    key: str
+    state: str
+    version: int = 0
+    thread_id: str | None = None
+    comment_id: str | None = None
+    permalink: str | None = None
+    wanted_hash: str | None = None
+    delivered_hash: str | None = None
+    delivered_at: float | None = None
+    intent_at: float | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+    last_error: str | None = None
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a delivery is about, as the planner needs it: open or not, and which body."""
+
+    kind: Kind
+    key: str
+    is_open: bool
+    wanted_hash: str | None
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    """An announced incident, as listings and the status screen show it."""
+
+    incident_id: str
+    name: str
+    status: str
+    is_open: bool
+    rendered_hash: str | None
+    render_error: str | None
+    first_seen: float
+    closed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """A moderator's notice: its words, the body rendered from them, who asked."""
+
+    watch: str
+    note_id: str
+    text: str
+    body: str
+    body_hash: str
+    source: str
+    created_at: float
+    cut_chars: int = 0  # how much of the moderator's text did not fit
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    """A command received in the inbox and what became of it."""
+
+    message_id: str
+    author: str
+    command: str
+    argument: str
+    state: str  # running | done | refused
+    received_at: float
+    result: str | None = None
+    reply_state: str = "none"  # none | sending | sent
+    marked_read: bool = False
+    done_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    """How one watch is doing, for ``modbot status`` and health checks."""
+
+    watch: str
+    last_poll_at: float | None = None
+    last_poll_ok: bool = False
+    last_poll_message: str = ""
+    last_good_poll_at: float | None = None
+    last_reddit_ok_at: float | None = None
+    last_error_at: float | None = None
+    last_error_kind: str = ""
+    last_error: str = ""
+    paused: bool = False
+    paused_by: str = ""
+    paused_at: float | None = None
+    megathread: Thread | None = None
+    megathread_at: float | None = None
+    page: PageInfo | None = None
+    templates: str = ""  # where the templates in use come from, and since when
+    templates_at: float | None = None
+    source_kind: str = ""  # the vendor found by ``auto`` (or the configured kind)
+
+
+@dataclass(frozen=True)
+class WikiRevision:
+    """One revision of a template page on a subreddit's wiki (``modbot/incident``)."""
+
+    page: str  # the template it replaces: incident, manual or maintenance
+    revision_id: str
+    content: str
+    author: str | None  # who saved it (None when Reddit does not say)
+    revised_at: float
+
+
+@dataclass(frozen=True)
+class WikiRow:
+    """What the bot decided about one wiki revision: ``good`` (in use, or was) or
+    ``broken``; and whether its author was told (``none``, ``sending``, ``sent``)."""
+
+    watch: str
+    page: str
+    revision_id: str
+    author: str | None
+    revised_at: float
+    content: str
+    outcome: str
+    notice: str = "none"
+    decided_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ``modbot run`` process of a deployment that shares a PostgreSQL store."""
+
+    host: str
+    pid: int
+    since: float  # leading (or waiting) since
+    seen_at: float  # its last sign of life
+
+
+@dataclass(frozen=True)
+class Leadership:
+    """Who leads a deployment (polls, delivers, reads the inbox), and who waits."""
+
+    deployment: str
+    epoch: int  # grows with every new leadership: the fencing token
+    leader: Member | None
+    followers: tuple[Member, ...] = ()
+    now: float = 0.0  # the database server's clock when this was read

@@ -1,0 +1,458 @@
+"""Turning incident views and notices into comment bodies with moderators' templates.
+
+Two halves. The first is pure data: ``incident_context`` and ``notice_context`` build the
+plain dicts a template receives, every string from the feed already escaped for Reddit
+markdown, and ``finish`` appends the bot's hidden marker, so a template can neither
+forget nor forge it. The second, ``Renderer``, runs a set of templates in Jinja2's
+``ImmutableSandboxedEnvironment`` with ``StrictUndefined``, caps the output while it is
+generated, and keeps a body under the length limit by dropping the oldest updates.
+
+The running bot never calls ``Renderer`` on its event loop: ``sandbox`` runs it in a
+worker process with a time and memory limit, because Jinja's sandbox bounds what a
+template may touch, not how long it runs or how much it allocates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from modbot.core import markdown
+from modbot.core.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
+from modbot.errors import TemplateError
+
+INCIDENT_TEMPLATE = "incident.md.j2"
+MANUAL_TEMPLATE = "manual.md.j2"
+MAINTENANCE_TEMPLATE = "maintenance.md.j2"
+TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE, MAINTENANCE_TEMPLATE)
+# Added after moderators had their own folders: when a folder lacks it, the shipped one
+# is used, so an upgrade never breaks a working set of templates.
+OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE})
+OUTPUT_CAP = 50_000  # characters a template may produce before it is stopped
+MAX_UPDATE_CHARS = 4_000
+MAX_TITLE_CHARS = 300
+
+STATUS_LABELS = {
+    "investigating": "Investigating",
+    "identified": "Identified",
+    "monitoring": "Monitoring",
+    "resolved": "Resolved",
+    "postmortem": "Postmortem",
+    "update": "Update",
+    "scheduled": "Scheduled",
+    "in_progress": "In progress",
+    "verifying": "Verifying",
+    "completed": "Completed",
+}
+IMPACT_LABELS = {
+    "none": "None",
+    "minor": "Minor",
+    "major": "Major",
+    "critical": "Critical",
+    "maintenance": "Maintenance",
+}
+COMPONENT_LABELS = {
+    "operational": "Operational",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+}
+# Short-link hosts of the vendors: Statuspage's incident links live on stspg.io.
+VENDOR_LINK_HOSTS = frozenset({"stspg.io"})
+
+
+def label(value: str, labels: Mapping[str, str]) -> str:
+    """A readable label for a status or impact; a value we do not know is escaped text."""
+    known = labels.get(value)
+    if known is not None:
+        return known
+    return markdown.escape_field(value.replace("_", " ").capitalize()) or "Unknown"
+
+
+def enum(value: str, labels: Mapping[str, str]) -> str:
+    """A status or impact for templates to compare: known values as they are, anything
+    else as escaped text (it can never equal a known value by accident)."""
+    return value if value in labels else markdown.escape_field(value)
+
+
+def digest(body: str) -> str:
+    """The hash that decides whether a body changed."""
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def format_time(moment: datetime | None, zone: ZoneInfo | None) -> str:
+    """``Oct 07, 14:05 UTC``, or ``Oct 07, 07:05 PDT / 14:05 UTC`` with a zone."""
+    if moment is None:
+        return "unknown time"
+    utc = moment.astimezone(UTC)
+    text = utc.strftime("%b %d, %H:%M UTC")
+    if zone is None:
+        return text
+    local = moment.astimezone(zone)
+    return local.strftime("%b %d, %H:%M %Z") + " / " + utc.strftime("%H:%M UTC")
+
+
+# --- templates as data ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Templates:
+    """One set of template sources and where they came from (a folder, for now)."""
+
+    origin: str
+    sources: tuple[tuple[str, str], ...]  # (name, source), in TEMPLATE_NAMES order
+
+    @property
+    def digest(self) -> str:
+        """Identifies this exact set of sources."""
+        return digest(repr(self.sources))
+
+    def source(self, name: str) -> str:
+        """The text of one template."""
+        return dict(self.sources)[name]
+
+
+# --- contexts: the plain data a template receives -------------------------------------------
+
+
+# Every string a template receives passes through here, typed: one-line fields and
+# free text are escaped, statuses are known values or escaped text, ids and URLs are
+# checked. Nothing from a feed reaches a template any other way.
+
+
+def _component(component: ComponentView, hosts: frozenset[str]) -> dict[str, str]:
+    status = label(component.status, COMPONENT_LABELS)
+    name = markdown.escape_field(component.name, hosts)
+    text = name if component.status in ("operational", "") else f"{name} ({status.lower()})"
+    return {"name": name, "status": enum(component.status, COMPONENT_LABELS), "label": text}
+
+
+def _update(update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]) -> dict[str, str]:
+    return {
+        "id": markdown.escape_field(update.id),
+        "status": enum(update.status, STATUS_LABELS),
+        "status_label": label(update.status, STATUS_LABELS),
+        "body": markdown.shorten(markdown.escape_text(update.body, hosts), MAX_UPDATE_CHARS),
+        "time": format_time(update.shown_at, zone),
+    }
+
+
+def _page(page: PageInfo) -> dict[str, str]:
+    url = markdown.clean_url(page.url, link_hosts(page)) or ""
+    return {"name": markdown.escape_field(page.name), "url": url}
+
+
+def link_hosts(page: PageInfo) -> frozenset[str]:
+    """Hosts whose URLs a comment may show as links: the page's own, the vendor's."""
+    host = markdown.host_of(page.url)
+    return VENDOR_LINK_HOSTS | ({host} if host else set())
+
+
+def incident_context(
+    view: IncidentView, page: PageInfo, zone: ZoneInfo | None, subreddit: str | None
+) -> dict[str, Any]:
+    """The plain data an incident template receives (all updates, newest first)."""
+    hosts = link_hosts(page)
+    page_data = _page(page)
+    ident = markdown.escape_field(view.id)
+    url = f"{page_data['url']}/incidents/{ident}" if page_data["url"] else ""
+    postmortem = view.postmortem_body
+    return {
+        "incident": {
+            "id": ident,
+            "name": markdown.shorten(markdown.escape_field(view.name, hosts), MAX_TITLE_CHARS),
+            "status": enum(view.status, STATUS_LABELS),
+            "status_label": label(view.status, STATUS_LABELS),
+            "impact": enum(view.impact, IMPACT_LABELS),
+            "impact_label": label(view.impact, IMPACT_LABELS),
+            "is_open": view.is_open,
+            "url": url,
+            "shortlink": markdown.clean_url(view.shortlink, hosts) or url,
+            "started": format_time(view.created_at, zone),
+            "resolved": format_time(view.resolved_at, zone) if view.resolved_at else "",
+            "components": [_component(c, hosts) for c in view.components],
+            "postmortem": markdown.escape_text(postmortem, hosts) if postmortem else "",
+            "maintenance": view.maintenance,
+            "scheduled_for": format_time(view.scheduled_for, zone) if view.scheduled_for else "",
+            "scheduled_until": (
+                format_time(view.scheduled_until, zone) if view.scheduled_until else ""
+            ),
+        },
+        "updates": [_update(u, zone, hosts) for u in reversed(view.updates)],
+        "omitted_updates": 0,
+        "page": page_data,
+        "modmail_url": modmail_url(subreddit),
+    }
+
+
+def notice_context(text: str, page: PageInfo, subreddit: str | None) -> dict[str, Any]:
+    """What the notice template receives; ``text`` is data shown literally, never code."""
+    return {
+        "text": markdown.escape_text(text, link_hosts(page)),
+        "page": _page(page),
+        "modmail_url": modmail_url(subreddit),
+    }
+
+
+def modmail_url(subreddit: str | None) -> str:
+    """A link to message the subreddit's moderators ("" when there is no subreddit)."""
+    if not subreddit:
+        return ""
+    return f"https://www.reddit.com/message/compose?to=/r/{subreddit}"
+
+
+def incident_tail(incident_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
+    """What the bot appends to an incident's body: its hidden marker."""
+    return "\n\n" + markdown.marker("inc", incident_id, watch)
+
+
+def notice_tail(note_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
+    """What the bot appends to a notice's body: its hidden marker."""
+    return "\n\n" + markdown.marker("note", note_id, watch)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One body to render: which template, its context, the room it has, the marker."""
+
+    name: str
+    context: dict[str, Any]
+    limit: int
+    tail: str
+
+    def finish(self, text: str, omitted: int = 0) -> Rendered:
+        """The final body: the template's output and the bot's marker after it."""
+        body = text + self.tail
+        if self.name == MANUAL_TEMPLATE:
+            return Rendered(body, digest(body), cut_chars=omitted)
+        return Rendered(body, digest(body), omitted_updates=omitted)
+
+
+def incident_job(
+    view: IncidentView,
+    page: PageInfo,
+    *,
+    zone: ZoneInfo | None = None,
+    subreddit: str | None = None,
+    max_length: int = 10_000,
+    watch: str = markdown.LEGACY_WATCH,
+) -> Job:
+    """The job of rendering one incident's comment."""
+    tail = incident_tail(view.id, watch)
+    context = incident_context(view, page, zone, subreddit)
+    name = MAINTENANCE_TEMPLATE if view.maintenance else INCIDENT_TEMPLATE
+    return Job(name, context, max_length - len(tail), tail)
+
+
+def notice_job(
+    text: str,
+    note_id: str,
+    page: PageInfo,
+    *,
+    subreddit: str | None = None,
+    max_length: int = 10_000,
+    watch: str = markdown.LEGACY_WATCH,
+) -> Job:
+    """The job of rendering a moderator's notice."""
+    tail = notice_tail(note_id, watch)
+    return Job(MANUAL_TEMPLATE, notice_context(text, page, subreddit), max_length - len(tail), tail)
+
+
+def sample_incident() -> IncidentView:
+    """A made-up incident used to check that templates render."""
+    moment = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    return IncidentView(
+        id="sample0000001",
+        name="Elevated errors on the API",
+        status="monitoring",
+        impact="major",
+        shortlink="https://stspg.io/sample",
+        created_at=moment,
+        resolved_at=None,
+        components=(ComponentView("API", "partial_outage"),),
+        updates=(
+            UpdateView("u1", "investigating", "We are investigating.", moment),
+            UpdateView("u2", "monitoring", "A fix is in place.", moment),
+        ),
+        postmortem_body="A short write-up.",
+    )
+
+
+def sample_maintenance() -> IncidentView:
+    """A made-up maintenance in progress, used to check the maintenance template."""
+    start = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+    return IncidentView(
+        id="sample0000002",
+        name="Planned database maintenance",
+        status="in_progress",
+        impact="maintenance",
+        shortlink="https://stspg.io/sample2",
+        created_at=start,
+        resolved_at=None,
+        components=(ComponentView("API", "under_maintenance"),),
+        updates=(UpdateView("m1", "in_progress", "The maintenance has started.", start),),
+        maintenance=True,
+        scheduled_for=start,
+        scheduled_until=start.replace(hour=5),
+    )
+
+
+SAMPLE_PAGE = PageInfo("status.example.com", "https://status.example.com")
+SAMPLE_NOTICE = "A sample notice."
+
+
+def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
+    """Every template with sample data: what a template must render to be accepted."""
+    del templates  # every set has the same templates; the argument keeps call sites honest
+    return [
+        (INCIDENT_TEMPLATE, incident_context(sample_incident(), SAMPLE_PAGE, None, "sample")),
+        (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, SAMPLE_PAGE, "sample")),
+        (MAINTENANCE_TEMPLATE, incident_context(sample_maintenance(), SAMPLE_PAGE, None, "sample")),
+    ]
+
+
+# --- running templates ----------------------------------------------------------------------
+
+
+class Renderer:
+    """A compiled set of templates. Construction compiles every template (errors name the
+    file and line); ``render`` runs one with a context."""
+
+    def __init__(self, templates: Templates) -> None:
+        import jinja2  # noqa: PLC0415 - only the render worker and the tests load Jinja
+        from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: PLC0415
+
+        self.templates = templates
+        env = ImmutableSandboxedEnvironment(
+            loader=jinja2.DictLoader(dict(templates.sources)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._compiled = {}
+        for name, _ in templates.sources:
+            try:
+                self._compiled[name] = env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateError(
+                    f"{self._path(name)}, line {exc.lineno}: {exc.message}"
+                ) from None
+
+    def _path(self, name: str) -> str:
+        return str(Path(self.templates.origin) / name)
+
+    def _run(self, name: str, context: Mapping[str, Any]) -> str:
+        pieces: list[str] = []
+        size = 0
+        try:
+            for piece in self._compiled[name].generate(**context):
+                size += len(piece)
+                if size > OUTPUT_CAP:
+                    raise TemplateError(
+                        f"{self._path(name)}: output exceeds {OUTPUT_CAP} characters"
+                    )
+                pieces.append(piece)
+        except TemplateError:
+            raise
+        except MemoryError:
+            raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
+        except Exception as exc:  # any error a template can raise, reported with its line
+            raise TemplateError(f"{self._path(name)}{_template_line(exc, name)}: {exc}") from None
+        return "".join(pieces).strip()
+
+    def body(self, job: Job) -> Rendered:
+        """Run ``job`` here, in this process (the tests do; the bot uses the worker)."""
+        text, omitted = self.render(job.name, job.context, job.limit)
+        return job.finish(text, omitted)
+
+    def render(self, name: str, context: Mapping[str, Any], limit: int) -> tuple[str, int]:
+        """The output for ``context``, at most ``limit`` characters, and how much was left
+        out to fit: the oldest updates of an incident (how many), or the end of a notice's
+        words (how many characters). The template's own text, its footer, is never cut."""
+        if isinstance(context.get("text"), str):
+            return self._fit_text(name, context, limit)
+        updates = context.get("updates")
+        if not isinstance(updates, list) or not updates:
+            return markdown.shorten(self._run(name, context), limit), 0
+        # Leave out the oldest updates that cannot fit before rendering, so that any
+        # incident renders within the output cap, however long its history.
+        keep = _fitting(updates, limit)
+        if keep < len(updates):
+            context = _trimmed(context, keep)
+            updates = context["updates"]
+        omitted = int(context.get("omitted_updates", 0))
+        text = self._run(name, context)
+        if len(text) <= limit:
+            return text, omitted
+        return self._fit(name, context, limit, omitted)
+
+    def _fit_text(self, name: str, context: Mapping[str, Any], limit: int) -> tuple[str, int]:
+        """Cut a notice's words (never the template around them) until the body fits."""
+        words = str(context["text"])
+        output = self._run(name, context)
+        for _ in range(8):
+            if len(output) <= limit or not words:
+                break
+            words = markdown.shorten(words, max(len(words) - (len(output) - limit) - 1, 0))
+            output = self._run(name, dict(context, text=words))
+        cut = len(str(context["text"])) - len(words)
+        return markdown.shorten(output, limit), cut
+
+    def _fit(
+        self, name: str, context: Mapping[str, Any], limit: int, omitted: int
+    ) -> tuple[str, int]:
+        """Keep the newest updates that fit (binary search on how many)."""
+        updates = context["updates"]
+        best: tuple[int, str] | None = None
+        low, high = 0, len(updates) - 1
+        while low <= high:
+            keep = (low + high) // 2
+            text = self._run(name, _trimmed(context, keep, omitted))
+            if len(text) <= limit:
+                best, low = (keep, text), keep + 1
+            else:
+                high = keep - 1
+        if best is None:
+            text = markdown.shorten(self._run(name, _trimmed(context, 0, omitted)), limit)
+            best = (0, text)
+        kept, text = best
+        return text, omitted + len(updates) - kept
+
+
+UPDATE_OVERHEAD = 40  # characters a template adds around each update, at least
+
+
+def _fitting(updates: list[Any], limit: int) -> int:
+    """How many of the newest updates could fit in ``limit`` (always at least one)."""
+    total = 0
+    for count, update in enumerate(updates):
+        body = update.get("body", "") if isinstance(update, Mapping) else ""
+        total += len(str(body)) + UPDATE_OVERHEAD
+        if total > limit:
+            return max(count, 1)
+    return len(updates)
+
+
+def _trimmed(context: Mapping[str, Any], keep: int, already: int = 0) -> dict[str, Any]:
+    updates = context["updates"]
+    return dict(context, updates=updates[:keep], omitted_updates=already + len(updates) - keep)
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    """``, line N`` of the template frame in the traceback, when Jinja left one."""
+    tb: TracebackType | None = exc.__traceback__
+    line = None
+    for frame, lineno in traceback.walk_tb(tb):
+        if frame.f_code.co_filename.endswith(name) or frame.f_code.co_filename == "<template>":
+            line = lineno
+    return f", line {line}" if line else ""

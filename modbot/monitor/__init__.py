@@ -1,0 +1,1 @@
+"""Figures for whoever runs the server: Prometheus metrics, /healthz and the push heartbeat."""

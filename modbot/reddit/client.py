@@ -1,0 +1,785 @@
+"""Reddit through asyncpraw: the only module that imports it.
+
+``RedditClient`` implements the ``Target`` port (find the megathread, post, edit, find
+the bot's own comments, delete) and the ``Mailbox`` port (the inbox, the moderators),
+plus what ``check`` needs (who am I, does the subreddit exist).
+
+asyncpraw 8.0.3 is pinned, and three of its habits are handled here:
+
+* asyncprawcore retries any 5xx up to three times, POSTs included, so a comment that
+  was stored before the error gets posted again behind a call that looks
+  successful. That retry is switched off (``_NoRetry``); this module retries only
+  what is safe (reads, edits, deletes) with tenacity, and a post whose outcome is
+  unknown goes back to the publisher, which reconciles before posting again.
+* Its ``timeout`` setting is ignored for API calls, so each call runs under
+  ``asyncio.timeout``. Waits that asyncprawcore's rate limiter asks for happen
+  before that timeout starts, so a slow budget never looks like a lost request.
+* HTTP 400 surfaces as a bare ``aiohttp.ClientConnectionError`` (asyncpraw reads a
+  body that asyncprawcore already released); it is mapped to a refusal.
+
+Errors are translated into the ``RedditError`` family from ``modbot.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpraw
+import asyncprawcore
+from asyncpraw.exceptions import RedditAPIException
+from asyncprawcore.sessions import FiniteRetryStrategy
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from modbot.config.settings import Settings
+from modbot.core import markdown
+from modbot.core.budget import CALLER, CallBudget
+from modbot.core.records import InboxItem, Moderator, PostedComment, Thread, WikiRevision
+from modbot.errors import (
+    CommentGone,
+    RedditAuthError,
+    RedditError,
+    RedditForbidden,
+    RedditRateLimited,
+    RedditRejected,
+    RedditUnavailable,
+    ThreadUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+THREAD_ERRORS = frozenset({"THREAD_LOCKED", "TOO_OLD", "DELETED_LINK", "LOCKED"})
+COMMENT_ERRORS = frozenset({"DELETED_COMMENT", "COMMENT_DELETED"})
+DEFAULT_RATELIMIT_WAIT = 60.0
+NO_MEGATHREAD_RECHECK = 60.0
+WIKI_FOLDER = "modbot"  # the bot reads wiki/modbot/incident, .../manual, .../maintenance
+SHARED_LISTING_AGE = 10.0  # how long one thread listing serves the other watches
+MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
+HISTORY_LIMIT = 100
+_WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
+
+
+class _NoRetry(FiniteRetryStrategy):
+    """asyncprawcore's retry strategy with no retries and no initial sleep."""
+
+    DEFAULT_RETRIES = 0
+
+    def __init__(self, retries: int = 0) -> None:
+        super().__init__(retries=0)
+
+
+def ratelimit_wait(message: str | None) -> float:
+    """Seconds from Reddit's "try again in N minutes" text (the wording varies)."""
+    found = _WAIT_RE.search(message or "")
+    if not found:
+        return DEFAULT_RATELIMIT_WAIT
+    amount, unit = int(found.group(1)), found.group(2).lower()
+    factor = {"millisecond": 0.001, "second": 1, "minute": 60, "hour": 3600}[unit]
+    return max(amount * factor, 1.0)
+
+
+def translate(exc: BaseException, what: str) -> RedditError:  # noqa: PLR0911, PLR0912 - one per kind
+    """The ``RedditError`` for an asyncpraw/asyncprawcore/aiohttp exception."""
+    if isinstance(exc, TimeoutError):
+        return RedditUnavailable(f"{what}: Reddit did not answer in time")
+    if isinstance(exc, RedditAPIException):
+        return _api_error(exc, what)
+    if isinstance(exc, asyncprawcore.TooManyRequests):
+        wait = _seconds(exc.retry_after) or DEFAULT_RATELIMIT_WAIT
+        return RedditRateLimited(f"{what}: rate limited (HTTP 429)", retry_after=wait)
+    if isinstance(exc, asyncprawcore.ServerError):
+        return RedditUnavailable(f"{what}: Reddit error {exc.response.status}")
+    if isinstance(exc, asyncprawcore.OAuthException):
+        reason = "grant" if exc.error == "invalid_grant" else ""
+        return RedditAuthError(f"{what}: Reddit login failed ({exc.error})", reason)
+    if isinstance(exc, asyncprawcore.InvalidToken):
+        return RedditAuthError(f"{what}: Reddit login failed ({exc})")
+    if isinstance(exc, asyncprawcore.Forbidden):
+        return RedditForbidden(f"{what}: forbidden (HTTP 403: banned or not allowed)", 600.0)
+    if isinstance(exc, asyncprawcore.NotFound):
+        return RedditRejected(f"{what}: not found (HTTP 404)")
+    if isinstance(exc, asyncprawcore.BadRequest) or (
+        isinstance(exc, aiohttp.ClientConnectionError)
+        and isinstance(exc.__context__, asyncprawcore.BadRequest)
+    ):
+        return RedditRejected(f"{what}: Reddit refused the request (HTTP 400)")
+    if isinstance(exc, asyncprawcore.ResponseException):
+        status = exc.response.status
+        if status >= 500:  # e.g. the token endpoint, which asyncprawcore does not map
+            return RedditUnavailable(f"{what}: Reddit error {status}")
+        if status == 429:
+            wait = _seconds(exc.response.headers.get("Retry-After")) or DEFAULT_RATELIMIT_WAIT
+            return RedditRateLimited(f"{what}: rate limited (HTTP 429)", retry_after=wait)
+        if status == 403:  # the token endpoint: the app is not approved, or suspended
+            return RedditForbidden(f"{what}: forbidden (HTTP 403)", 600.0)
+        if status == 401:
+            return RedditAuthError(
+                f"{what}: Reddit login failed (HTTP 401: check app id and secret)", "app"
+            )
+        return RedditRejected(f"{what}: unexpected HTTP {status}")
+    inner = getattr(exc, "original_exception", None)
+    if isinstance(exc, asyncprawcore.RequestException) and isinstance(
+        inner, asyncprawcore.OAuthException
+    ):  # a refresh token revoked mid-session surfaces inside asyncprawcore's retry
+        return translate(inner, what)
+    if isinstance(exc, asyncprawcore.RequestException | aiohttp.ClientError):
+        return RedditUnavailable(f"{what}: connection to Reddit failed ({_reason(exc)})")
+    return RedditUnavailable(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _api_error(exc: RedditAPIException, what: str) -> RedditError:
+    item = exc.items[0]
+    code = item.error_type
+    text = f"{what}: {code}" + (f" ({item.message})" if item.message else "")
+    if code == "RATELIMIT":
+        return RedditRateLimited(text, retry_after=ratelimit_wait(item.message))
+    if code in THREAD_ERRORS:
+        return ThreadUnavailable(text)
+    if code in COMMENT_ERRORS:
+        return CommentGone(text)
+    return RedditRejected(text)
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        return float(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "original_exception", None)
+    if isinstance(inner, TimeoutError):
+        return "timed out"
+    return str(inner or exc) or type(exc).__name__
+
+
+def login_of(settings: Settings) -> dict[str, Any]:
+    """asyncpraw's login arguments: a refresh token, or the account's name and password."""
+    if settings.reddit_refresh_token:
+        return {"refresh_token": settings.reddit_refresh_token.get_secret_value()}
+    assert settings.reddit_username is not None
+    assert settings.reddit_password is not None
+    return {
+        "username": settings.reddit_username,
+        "password": settings.reddit_password.get_secret_value(),
+    }
+
+
+# --- the app alone: modbot auth's authorization-code flow, and a stranger's view ----------
+
+
+def _app_client(settings: Settings, redirect: str | None = None) -> asyncpraw.Reddit:
+    assert settings.reddit_client_id is not None
+    assert settings.reddit_client_secret is not None
+    options: dict[str, Any] = {
+        "client_id": settings.reddit_client_id,
+        "client_secret": settings.reddit_client_secret.get_secret_value(),
+        "user_agent": settings.user_agent,
+        "reddit_url": settings.reddit_url,
+        "oauth_url": settings.reddit_oauth_url,
+        "short_url": settings.reddit_url,
+        "check_for_updates": False,
+        "timeout": int(settings.reddit_timeout),
+    }
+    if redirect:  # the authorization-code flow; without it, an app-only (userless) login
+        options["redirect_uri"] = redirect
+    return asyncpraw.Reddit(**options)
+
+
+async def authorize_url(settings: Settings, redirect: str, scopes: list[str], state: str) -> str:
+    """The page where the account's owner allows the app (asks for a permanent token)."""
+    async with _app_client(settings, redirect) as reddit:
+        return str(reddit.auth.url(scopes=scopes, state=state, duration="permanent"))
+
+
+async def exchange_code(settings: Settings, redirect: str, code: str) -> tuple[str, str]:
+    """Trade the callback's code for a refresh token; (token, account name)."""
+    async with _app_client(settings, redirect) as reddit:
+        try:
+            async with asyncio.timeout(settings.reddit_timeout):
+                token = await reddit.auth.authorize(code)
+                user = await reddit.user.me()
+        except Exception as exc:  # translated into our error tree
+            raise translate(exc, "exchanging the code") from None
+    if not token:
+        raise RedditAuthError("Reddit answered without a refresh token (was the link used twice?)")
+    return token, str(user or "")
+
+
+class RedditClient:
+    """One logged-in bot account: the session, its call budget, its inbox.
+
+    Every watch posts through a ``Megathread`` (``megathread()``) that shares this one
+    session and budget; the inbox (the ``Mailbox`` port) is the account's.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not settings.has_reddit_credentials:
+            raise RedditAuthError("Reddit credentials are required")
+        assert settings.reddit_client_secret is not None
+        self.settings = settings
+        # With a refresh token the account's name comes from Reddit (``account``).
+        self.username: str = settings.reddit_username or ""
+        self.clock = clock
+        self._reddit = asyncpraw.Reddit(
+            client_id=settings.reddit_client_id,
+            client_secret=settings.reddit_client_secret.get_secret_value(),
+            **login_of(settings),
+            user_agent=settings.user_agent,
+            reddit_url=settings.reddit_url,
+            oauth_url=settings.reddit_oauth_url,
+            short_url=settings.reddit_url,
+            check_for_updates=False,
+            ratelimit_seconds=0,
+            timeout=int(settings.reddit_timeout),
+        )
+        self._disable_hidden_retries()
+        self._cooldown_until = 0.0
+        # Awaited right before anything is written (a comment, an edit, a delete, a reply,
+        # a message), after any pacing, and again before a second attempt: the app makes
+        # it prove this process still leads, so a leader that was paused or cut off
+        # changes nothing on Reddit when it wakes.
+        self.before_write: Callable[[], Awaitable[None]] | None = None
+        self._create_cooldown_until = 0.0
+        self.budget = CallBudget(settings.reddit_calls_per_minute)
+        self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
+        self._megathreads: dict[tuple[str, str], Megathread] = {}
+        self.calls = 0
+
+    def _disable_hidden_retries(self) -> None:
+        reddit: Any = self._reddit
+        for name in ("_core", "_authorized_core", "_read_only_core"):
+            core = getattr(reddit, name, None)
+            if core is not None:
+                core._retry_strategy_class = _NoRetry
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._reddit.close()
+
+    async def __aenter__(self) -> RedditClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    def megathread(self, subreddit: str, title: str) -> Megathread:
+        """The ``Target`` for one subreddit's megathread (one per subreddit and title, so
+        watches that share a thread share its lookups)."""
+        key = (subreddit.lower(), title)
+        if key not in self._megathreads:
+            self._megathreads[key] = Megathread(self, subreddit, title)
+        return self._megathreads[key]
+
+    # --- the call wrapper ---------------------------------------------------------------
+    async def _pace(self, what: str, *, creates: bool) -> None:
+        """Honour Reddit's requests to slow down before a call.
+
+        A cooldown from a 429 (every call) or a RATELIMIT error (creating comments)
+        raises ``RedditRateLimited`` at once, so the caller reschedules instead of a
+        task sleeping for minutes. asyncprawcore's header-based pacing is short and
+        is slept here, outside the call's timeout.
+        """
+        now = self.clock()
+        until = max(self._cooldown_until, self._create_cooldown_until if creates else 0.0)
+        if until > now:
+            wait = until - now
+            raise RedditRateLimited(f"{what}: Reddit asked to wait {wait:.0f} s more", wait)
+        await self._within_budget(what)
+        core: Any = getattr(self._reddit, "_core", None)
+        limiter = getattr(core, "rate_limiter", None)
+        next_ns = getattr(limiter, "next_request_timestamp_ns", None)
+        delay = (next_ns - time.monotonic_ns()) / 1e9 if isinstance(next_ns, int) else 0.0
+        if delay > MAX_PACING_SLEEP:
+            raise RedditRateLimited(f"{what}: request budget spent for {delay:.0f} s", delay)
+        if delay > 0:
+            log.info("Reddit's rate budget says wait %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    async def _within_budget(self, what: str) -> None:
+        """Keep to ``MODBOT_REDDIT_CALLS_PER_MINUTE`` over any 60 s (Reddit allows 100),
+        shared fairly among the watches (see ``modbot.core.budget``)."""
+        who = CALLER.get()
+        while (wait := self.budget.wait(who, self.clock())) > 0:
+            if wait > MAX_PACING_SLEEP:
+                raise RedditRateLimited(f"{what}: own budget of calls per minute spent", wait)
+            await asyncio.sleep(wait)
+        self.budget.spend(who, self.clock())
+
+    async def _once(
+        self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool, writes: bool
+    ) -> T:
+        await self._pace(what, creates=creates)
+        for attempt in (1, 2):
+            if (creates or writes) and self.before_write is not None:
+                await self.before_write()
+            self.calls += 1
+            if attempt == 2:
+                self.budget.spend(CALLER.get(), self.clock())
+            try:
+                async with asyncio.timeout(self.settings.reddit_timeout):
+                    return await call()
+            except asyncprawcore.InvalidToken:
+                # 401: asyncprawcore dropped the token; the next request logs in again.
+                if attempt == 2:
+                    raise RedditAuthError(f"{what}: Reddit rejected a fresh login token") from None
+                log.info("Reddit token expired; logging in again")
+            except RedditError:
+                raise
+            except Exception as exc:  # translated into our error tree
+                error = translate(exc, what)
+                self._note_cooldown(exc, error)
+                raise error from None
+        raise AssertionError("unreachable")
+
+    def _note_cooldown(self, exc: BaseException, error: RedditError) -> None:
+        if not isinstance(error, RedditRateLimited) or not error.retry_after:
+            return
+        until = self.clock() + error.retry_after
+        if isinstance(exc, RedditAPIException):  # RATELIMIT: creating comments only
+            self._create_cooldown_until = max(self._create_cooldown_until, until)
+        else:  # 429: the whole request budget
+            self._cooldown_until = max(self._cooldown_until, until)
+
+    async def _call(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        retry: bool,
+        creates: bool = False,
+        writes: bool = False,
+    ) -> T:
+        """Run one asyncpraw call with a timeout; ``retry`` only where repeating is safe.
+        ``creates`` makes something new; ``writes`` changes something that exists."""
+        if not retry:
+            return await self._once(what, call, creates=creates, writes=writes)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RedditUnavailable),
+            stop=stop_after_attempt(3),
+            wait=wait_random_exponential(multiplier=1, max=8),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(what, call, creates=creates, writes=writes)
+        raise AssertionError("unreachable")
+
+    # --- identity and subreddit -----------------------------------------------------------
+    async def account(self) -> str:
+        """The bot's account name: configured, or asked of Reddit once (refresh tokens).
+
+        Finding the bot's own comments needs it, so an unknown name raises (through the
+        call) rather than making "none of ours" look like an answer.
+        """
+        if not self.username:
+            self.username = await self.me()
+            if not self.username:
+                raise RedditAuthError("Reddit did not say which account the token belongs to")
+        return self.username
+
+    async def me(self) -> str:
+        """Log in and return the account's name."""
+
+        async def call() -> str:
+            user = await self._reddit.user.me()
+            return str(user) if user is not None else ""
+
+        return await self._call("login", call, retry=True)
+
+    async def profile_state(self, name: str) -> str:
+        """``ok``, ``suspended`` (Reddit says so on the profile) or ``hidden`` (the profile
+        is 404 to others: shadow-banned), where the account's comments would be invisible.
+
+        Asked with an app-only login, as a stranger would see it: a shadow-banned account
+        still sees its own profile."""
+
+        async def call() -> str:
+            async with _app_client(self.settings) as stranger:
+                try:
+                    profile = await stranger.redditor(name, fetch=True)
+                except asyncprawcore.NotFound:
+                    return "hidden"
+            return "suspended" if getattr(profile, "is_suspended", False) else "ok"
+
+        return await self._call(f"reading u/{name}", call, retry=True)
+
+    async def subreddit_state(self, subreddit: str) -> str:
+        """``ok``, ``missing``, ``banned`` or ``private``: what posting there would meet."""
+
+        async def call() -> str:
+            try:
+                await self._reddit.subreddit(subreddit, fetch=True)
+            except asyncprawcore.Redirect:
+                return "missing"  # Reddit sends unknown names to its search
+            except asyncprawcore.NotFound:
+                return "banned"
+            except asyncprawcore.Forbidden:
+                return "private"
+            return "ok"
+
+        return await self._call(f"reading r/{subreddit}", call, retry=True)
+
+    # --- the wiki (the ``Wiki`` port) -----------------------------------------------------
+    async def wiki_page(self, subreddit: str, page: str) -> WikiRevision | None:
+        """``wiki/modbot/<page>``'s current revision, or None when there is no such page."""
+
+        async def call() -> WikiRevision | None:
+            sub = await self._reddit.subreddit(subreddit, fetch=False)
+            try:
+                found = await sub.wiki.get_page(f"{WIKI_FOLDER}/{page}")
+            except asyncprawcore.NotFound:
+                return None
+            author = getattr(found, "revision_by", None)
+            return WikiRevision(
+                page=page,
+                revision_id=str(getattr(found, "revision_id", "") or ""),
+                content=str(getattr(found, "content_md", "") or ""),
+                author=str(author) if author else None,
+                revised_at=float(getattr(found, "revision_date", 0) or 0),
+            )
+
+        return await self._call(
+            f"reading r/{subreddit}/wiki/{WIKI_FOLDER}/{page}", call, retry=True
+        )
+
+    async def send_message(self, to: str, subject: str, body: str) -> None:
+        """One private message from the bot (never retried: it may have been sent)."""
+
+        async def call() -> None:
+            redditor = await self._reddit.redditor(to, fetch=False)
+            await redditor.message(subject=subject[:100], message=body)
+
+        await self._call(f"messaging u/{to}", call, retry=False, creates=True)
+
+    async def subreddit_exists(self, subreddit: str) -> bool:
+        """True when the subreddit exists and can be read."""
+
+        async def call() -> bool:
+            try:
+                await self._reddit.subreddit(subreddit, fetch=True)
+            except (asyncprawcore.Redirect, asyncprawcore.NotFound):
+                return False
+            return True
+
+        return await self._call(f"reading r/{subreddit}", call, retry=True)
+
+    async def moderators(self, subreddit: str, *, max_age: float = 300.0) -> dict[str, Moderator]:
+        """A subreddit's moderators by lower-case name (cached for ``max_age`` s)."""
+        now = self.clock()
+        cached = self._moderators.get(subreddit.lower())
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+
+        async def call() -> dict[str, Moderator]:
+            found: dict[str, Moderator] = {}
+            for mod in await (await self._reddit.subreddit(subreddit)).moderator():
+                perms = tuple(getattr(mod, "mod_permissions", ()) or ())
+                found[str(mod).lower()] = Moderator(str(mod), perms)
+            return found
+
+        moderators = await self._call(f"reading r/{subreddit}'s moderators", call, retry=True)
+        self._moderators[subreddit.lower()] = (now, moderators)
+        return moderators
+
+    async def find_megathread(self, subreddit: str, title: re.Pattern[str]) -> Thread | None:
+        """Look at the pinned posts now (one listing call); ``None`` if none is usable."""
+
+        async def call() -> Thread | None:
+            listing = await self._reddit.subreddit(subreddit)
+            async for post in listing.hot(limit=2):
+                if not getattr(post, "stickied", False) or not title.search(post.title):
+                    continue
+                if post.locked or post.archived or getattr(post, "removed_by_category", None):
+                    continue
+                return Thread(id=post.id, title=post.title, permalink=self.url(post.permalink))
+            return None
+
+        return await self._call(f"finding r/{subreddit}'s megathread", call, retry=True)
+
+    # --- the inbox ----------------------------------------------------------------------
+    async def unread(self, limit: int = 25) -> list[InboxItem]:
+        """Unread private messages and username mentions, oldest first (not marked read)."""
+        await self.account()  # commands are parsed against the account's name
+
+        async def call() -> list[InboxItem]:
+            items = []
+            async for item in self._reddit.inbox.unread(limit=limit, mark_read=False):
+                author = getattr(item, "author", None)
+                items.append(
+                    InboxItem(
+                        fullname=item.fullname,
+                        author=str(author) if author else None,
+                        body=getattr(item, "body", "") or "",
+                        is_mention=isinstance(item, asyncpraw.models.Comment),
+                        handle=item,
+                    )
+                )
+            return list(reversed(items))
+
+        return await self._call("reading the inbox", call, retry=True)
+
+    async def reply(self, item: InboxItem, text: str) -> None:
+        """Answer a message or mention (not retried: a lost answer beats a double one)."""
+
+        async def call() -> None:
+            await item.handle.reply(text)
+
+        await self._call(f"replying to {item.fullname}", call, retry=False, creates=True)
+
+    async def mark_read(self, item: InboxItem) -> None:
+        """Mark one inbox item read."""
+
+        async def call() -> None:
+            await self._reddit.inbox.mark_read([item.handle])
+
+        await self._call(f"marking {item.fullname} read", call, retry=True)
+
+    # --- helpers --------------------------------------------------------------------------
+    def url(self, permalink: str) -> str:
+        return "https://www.reddit.com" + permalink if permalink.startswith("/") else permalink
+
+    def posted(self, comment: Any, marker: str = "") -> PostedComment:
+        return PostedComment(
+            id=comment.id,
+            permalink=self.url(getattr(comment, "permalink", "") or ""),
+            created_utc=float(getattr(comment, "created_utc", 0.0) or 0.0),
+            body=getattr(comment, "body", "") or "",
+            marker=marker,
+        )
+
+
+class Megathread:
+    """One subreddit's pinned megathread: the ``Target`` port, through the shared session.
+
+    The thread is looked up again every ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` (sooner
+    when a caller asks, and after errors about it); comments are created, edited, found
+    by marker and deleted there.
+    """
+
+    def __init__(self, client: RedditClient, subreddit: str, title: str) -> None:
+        self.client = client
+        self.subreddit = subreddit
+        self.title = title
+        self._title = re.compile(title, re.IGNORECASE)
+        self._thread: Thread | None = None
+        self._thread_checked_at: float | None = None
+        # The last "every comment of ours here" listing, shared by the watches posting
+        # into this thread: at start-up each looks for its own comments, and one
+        # listing serves them all. Any post or delete through here makes it stale.
+        self._writes = 0
+        self._listing: tuple[str, int, float, list[PostedComment]] | None = None
+        # Watches sharing this thread ask at the same moment; one of them asks Reddit.
+        self._thread_lock = asyncio.Lock()
+        self._listing_lock = asyncio.Lock()
+
+    @property
+    def _reddit(self) -> Any:
+        return self.client._reddit
+
+    def thread_suspect(self) -> None:
+        """Look the megathread up again before the next delivery."""
+        self._thread_checked_at = None
+
+    async def current_thread(self, max_age: float | None = None) -> Thread | None:
+        """The pinned megathread, re-checked every ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` (or
+        ``max_age``, when shorter).
+
+        Raises when Reddit cannot be asked and no megathread is known yet.
+        """
+        interval = self.client.settings.megathread_check_interval
+        if max_age is not None:
+            interval = min(interval, max_age)
+        if self._thread is None:
+            interval = min(interval, NO_MEGATHREAD_RECHECK)
+        async with self._thread_lock:
+            return await self._check_thread(interval)
+
+    async def _check_thread(self, interval: float) -> Thread | None:
+        now = self.client.clock()
+        if self._thread_checked_at is not None and now - self._thread_checked_at < interval:
+            return self._thread
+        try:
+            found = await self.client.find_megathread(self.subreddit, self._title)
+        except RedditError as exc:
+            if self._thread is None:
+                raise
+            log.warning("could not check which post is pinned, keeping the last one: %s", exc)
+            self._thread_checked_at = now - interval + NO_MEGATHREAD_RECHECK / 2
+            return self._thread
+        if found is None:
+            log.warning(
+                "no usable pinned post in r/%s matches %r (none pinned, or locked/archived); "
+                "updates are kept until one is pinned",
+                self.subreddit,
+                self.title,
+            )
+        elif self._thread is None or found.id != self._thread.id:
+            log.info("megathread of r/%s: %s (%s)", self.subreddit, found.title, found.permalink)
+        self._thread, self._thread_checked_at = found, now
+        return found
+
+    async def post(self, thread: Thread, body: str) -> PostedComment:
+        """Create a top-level comment; never retried here (the outcome may be unknown)."""
+        client = self.client
+        self._writes += 1  # before the call: a post whose outcome is unknown may exist
+
+        async def call() -> PostedComment:
+            submission = await self._reddit.submission(thread.id, fetch=False)
+            comment = await submission.reply(body)
+            if comment is None:
+                raise RedditUnavailable("posting: Reddit answered without the new comment")
+            return client.posted(comment)
+
+        posted = await client._call("posting a comment", call, retry=False, creates=True)
+        if client.settings.distinguish:
+            await self._distinguish(posted.id)
+        return posted
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        """Replace a comment's body (idempotent, so retried on 5xx and timeouts)."""
+
+        async def call() -> None:
+            comment = await self._reddit.comment(comment_id, fetch=False)
+            edited = await comment.edit(body)
+            removed_body = getattr(edited, "body", None) == "[removed]"
+            if (
+                removed_body
+                or getattr(edited, "removed", False)
+                or getattr(edited, "banned_by", None)
+            ):
+                raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
+
+        await self.client._call(f"editing comment {comment_id}", call, retry=True, writes=True)
+
+    async def delete(self, comment_id: str) -> None:
+        """Delete one of the bot's comments."""
+        self._writes += 1
+
+        async def call() -> None:
+            comment = await self._reddit.comment(comment_id, fetch=False)
+            await comment.delete()
+
+        await self.client._call(f"deleting comment {comment_id}", call, retry=True, writes=True)
+
+    async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        """The bot's comments in a thread carrying ``marker_id`` (None: any marker),
+        oldest first.
+
+        Looks in the bot's recent comment history first (one call), then in the thread
+        itself; a listing that cannot be read raises, because "unknown" is not "absent".
+        """
+        if marker_id is None:
+            return await self._all_mine(thread_id)
+        return await self._find(thread_id, marker_id)
+
+    async def _all_mine(self, thread_id: str) -> list[PostedComment]:
+        """Every comment of ours with a marker, from a listing at most a few seconds old
+        and older than no post or delete made through this thread."""
+        async with self._listing_lock:
+            return await self._listed(thread_id)
+
+    async def _listed(self, thread_id: str) -> list[PostedComment]:
+        now, writes = self.client.clock(), self._writes
+        if self._listing is not None:
+            listed_thread, listed_writes, listed_at, found = self._listing
+            fresh = now - listed_at < SHARED_LISTING_AGE
+            if listed_thread == thread_id and listed_writes == writes and fresh:
+                return list(found)
+        found = await self._find(thread_id, None)
+        self._listing = (thread_id, writes, now, found)
+        return list(found)
+
+    async def _find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        client = self.client
+        await client.account()
+        found = await client._call(
+            "reading own comments", lambda: self._from_history(thread_id, marker_id), retry=True
+        )
+        if not found:
+            found = await client._call(
+                "reading the megathread",
+                lambda: self._from_thread(thread_id, marker_id),
+                retry=True,
+            )
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    async def _from_history(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        redditor = await self._reddit.redditor(self.client.username, fetch=False)
+        found = []
+        async for comment in redditor.comments.new(limit=HISTORY_LIMIT):
+            if comment.link_id == f"t3_{thread_id}":
+                found += self._marked(comment, marker_id)
+        return found
+
+    async def _from_thread(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
+        submission = await self._reddit.submission(thread_id, fetch=False)
+        submission.comment_sort = "new"
+        await submission.load()
+        await submission.comments.replace_more(limit=0)
+        found = []
+        for comment in submission.comments.list():
+            if not isinstance(comment, asyncpraw.models.Comment):
+                continue
+            if str(comment.author or "").lower() == self.client.username.lower():
+                found += self._marked(comment, marker_id)
+        return found
+
+    def _marked(self, comment: Any, marker_id: str | None) -> list[PostedComment]:
+        """``[comment]`` when its marker (on its last line) is ``marker_id`` (any, if None)."""
+        found = markdown.marker_of(getattr(comment, "body", "") or "")
+        if found is not None and (marker_id is None or found == marker_id):
+            return [self.client.posted(comment, found)]
+        return []
+
+    async def _distinguish(self, comment_id: str) -> None:
+        client = self.client
+        try:
+            if (await client.account()).lower() not in await client.moderators(self.subreddit):
+                log.info("MODBOT_DISTINGUISH is on but the bot is not a moderator; skipping")
+                return
+
+            async def call() -> None:
+                comment = await self._reddit.comment(comment_id, fetch=False)
+                await comment.mod.distinguish(how="yes", sticky=True)
+
+            await client._call(
+                f"distinguishing comment {comment_id}", call, retry=True, writes=True
+            )
+        except RedditError as exc:
+            log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
+
+    async def removed(self, comment_ids: list[str]) -> set[str]:
+        """Which of these comments were deleted or removed by a moderator (one call per 100)."""
+        gone: set[str] = set()
+        for start in range(0, len(comment_ids), 100):
+            chunk = comment_ids[start : start + 100]
+
+            async def call(chunk: list[str] = chunk) -> set[str]:
+                seen = set()
+                async for thing in self._reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
+                    author = str(getattr(thing, "author", "") or "")
+                    if (
+                        getattr(thing, "removed", False)
+                        or getattr(thing, "banned_by", None)
+                        or thing.body in ("[removed]", "[deleted]")
+                        or not author
+                    ):
+                        seen.add(thing.id)
+                return seen
+
+            gone |= await self.client._call("checking the bot's comments", call, retry=True)
+        return gone

@@ -1,0 +1,1 @@
+"""Rendering through the worker process, with its time and memory limits."""

@@ -1,0 +1,115 @@
+"""Comment bodies for one watch: its templates, its page, its limits, one render engine.
+
+``Bodies`` is what the poller, the deliverer's callers and the moderator operations use
+to turn an incident view or a notice's words into a finished body. It holds the last
+good set of templates: a new set is checked by the engine (every template rendered
+against sample data, within the time and memory limits) before it replaces the old.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from modbot.core.markdown import LEGACY_WATCH
+from modbot.core.records import IncidentView, PageInfo, Rendered
+from modbot.core.render import Job, Templates, incident_job, notice_job
+from modbot.errors import TemplateError
+
+
+class Engine(Protocol):
+    """Runs templates (``sandbox.RenderWorker`` in the bot: another process, with limits)."""
+
+    async def render(
+        self, templates: Templates, name: str, context: Mapping[str, Any], limit: int
+    ) -> tuple[str, int]:
+        """The output of one template and how many old updates it left out."""
+        ...
+
+    async def render_batch(
+        self, templates: Templates, jobs: Sequence[tuple[str, Mapping[str, Any], int]]
+    ) -> list[tuple[str, int] | TemplateError]:
+        """Several outputs at once; a failing one is its ``TemplateError``."""
+        ...
+
+    async def check(self, templates: Templates, limit: int) -> None:
+        """Raise ``TemplateError`` unless every template renders its sample data."""
+        ...
+
+
+class Bodies:
+    """Renders one watch's comments with its current templates."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        templates: Templates,
+        *,
+        page: PageInfo,
+        zone: ZoneInfo | None,
+        subreddit: str | None,
+        max_length: int,
+        watch: str = LEGACY_WATCH,
+    ) -> None:
+        self.watch = watch  # the watch's name, which its comments' markers carry
+        self.engine = engine
+        self.templates = templates
+        self.page = page
+        self.zone = zone
+        self.subreddit = subreddit
+        self.max_length = max_length
+
+    async def incident(self, view: IncidentView) -> Rendered:
+        """The comment for one incident, under the length limit (oldest updates dropped)."""
+        job = incident_job(
+            view,
+            self.page,
+            zone=self.zone,
+            subreddit=self.subreddit,
+            max_length=self.max_length,
+            watch=self.watch,
+        )
+        return await self._run(job)
+
+    async def incidents(self, views: Sequence[IncidentView]) -> list[Rendered | TemplateError]:
+        """Many incidents' comments in one go (one round trip to the render worker)."""
+        jobs = [
+            incident_job(
+                view,
+                self.page,
+                zone=self.zone,
+                subreddit=self.subreddit,
+                max_length=self.max_length,
+                watch=self.watch,
+            )
+            for view in views
+        ]
+        outputs = await self.engine.render_batch(
+            self.templates, [(job.name, job.context, job.limit) for job in jobs]
+        )
+        return [
+            out if isinstance(out, TemplateError) else job.finish(*out)
+            for job, out in zip(jobs, outputs, strict=True)
+        ]
+
+    async def notice(self, text: str, note_id: str) -> Rendered:
+        """A moderator's notice; ``text`` is shown literally."""
+        job = notice_job(
+            text,
+            note_id,
+            self.page,
+            subreddit=self.subreddit,
+            max_length=self.max_length,
+            watch=self.watch,
+        )
+        return await self._run(job)
+
+    async def _run(self, job: Job) -> Rendered:
+        text, omitted = await self.engine.render(self.templates, job.name, job.context, job.limit)
+        return job.finish(text, omitted)
+
+    async def adopt(self, templates: Templates) -> None:
+        """Switch to ``templates`` once they pass the engine's check; raise if not."""
+        await self.engine.check(templates, self.max_length)
+        self.templates = templates

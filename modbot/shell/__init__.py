@@ -1,0 +1,1 @@
+"""The shell: polling, delivering, the inbox, wiki templates and moderator operations."""

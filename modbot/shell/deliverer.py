@@ -1,0 +1,501 @@
+"""The one owner of Reddit calls: it executes delivery plans, step by step.
+
+Each round asks the planner what is due for one watch and carries it out through the
+state machine (``machine``): the intent is committed before a comment is created, the
+answer after, and every write is refused if another actor changed the row meanwhile.
+Incident comments and moderator notices go through the same steps; nothing else in
+modbot posts. A round also re-checks comments a moderator may have removed, and after
+a start or a re-post it heals duplicates (two comments with one marker: the oldest is
+kept, the rest deleted).
+
+A round returns a ``Report`` of what it did, which the moderator operations read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
+
+from modbot.core import machine, markdown, planner
+from modbot.core.budget import CALLER
+from modbot.core.machine import State
+from modbot.core.planner import Action, Drop, Edit, Point, Post, Reconcile
+from modbot.core.records import DeliveryRow, Kind, PostedComment, Report, Thread
+from modbot.core.render import digest
+from modbot.errors import (
+    CommentGone,
+    RedditError,
+    RedditRateLimited,
+    RedditUnavailable,
+    ThreadUnavailable,
+)
+from modbot.ports import Store, Target
+from modbot.shell.crashpoints import Checkpoint, no_checkpoint
+
+log = logging.getLogger(__name__)
+
+SubjectKey = tuple[Kind, str]
+FRESH_THREAD = 60.0  # seconds a megathread lookup is trusted before a post or an edit
+
+
+def pointer_body(new_permalink: str, incident_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
+    """The last edit of an old-thread comment after the megathread changed."""
+    return (
+        "This incident is now tracked in the current megathread: "
+        f"{new_permalink}\n\n{markdown.marker('inc', incident_id, watch)}"
+    )
+
+
+def describe(row: DeliveryRow) -> str:
+    """``incident abc`` / ``notice xyz``, for log lines."""
+    return f"{'incident' if row.kind is Kind.INCIDENT else 'notice'} {row.key}"
+
+
+class Deliverer:
+    """Delivers one watch's comments to one target (Reddit, or the terminal)."""
+
+    def __init__(
+        self,
+        store: Store,
+        target: Target,
+        *,
+        watch: str,
+        min_edit_interval: float,
+        reconcile_grace: float,
+        late_writes: float = 0.0,
+        verify_interval: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        checkpoint: Checkpoint = no_checkpoint,
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.watch = watch
+        # The watch's name, which its markers carry (its store scope may say dry-run).
+        self.name = name or watch.removeprefix("dry-run:")
+        self.min_edit_interval = min_edit_interval
+        self.reconcile_grace = reconcile_grace
+        self.late_writes = late_writes
+        self.verify_interval = verify_interval
+        self.clock = clock
+        self.checkpoint = checkpoint
+        self.restart()
+
+    def restart(self, *, after_another: bool = False) -> None:
+        """Start as a new process would: heal, and look up every unsettled intent by its
+        marker at once (after a crash, or when another process led meanwhile).
+
+        ``after_another``: another process led until now, and an edit it sent just
+        before it lost the lead may land after this one's. A grace period later, the
+        comments are read once more and any whose text is not what the store says was
+        delivered is edited again.
+        """
+        self._verified_at = self.clock()
+        self._heal_at: float | None = self.clock()
+        settled = max(self.reconcile_grace, self.late_writes)
+        self._drift_at: float | None = self.clock() + settled if after_another else None
+        self._mend_drift = False
+        self._started = True
+        # The bot's marked comments in the current thread, as the last heal listed them:
+        # a pending row whose comment is already there adopts it instead of posting.
+        self._seen: dict[str, PostedComment] = {}
+        self._found_incidents: set[str] = set()
+        self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
+
+    @property
+    def thread_id(self) -> str | None:
+        """The megathread the last round used, if any."""
+        thread = self._recorded_thread
+        return thread.id if isinstance(thread, Thread) else None
+
+    # --- a round ----------------------------------------------------------------------------
+    async def round(
+        self, *, keys: Collection[SubjectKey] | None = None, max_passes: int = 20
+    ) -> Report:
+        """Do everything due now (for ``keys`` only, if given); say what was done."""
+        token = CALLER.set(self.name)  # this watch's calls count against its budget share
+        try:
+            return await self._round(keys, max_passes)
+        finally:
+            CALLER.reset(token)
+
+    async def _round(self, keys: Collection[SubjectKey] | None, max_passes: int) -> Report:
+        report = Report()
+        if (await self.store.health(self.watch)).paused:
+            return report
+        thread = await self._thread()
+        await self._verify_removed()
+        if thread is not None and self._drift_at is not None and self._drift_at <= self.clock():
+            self._drift_at, self._mend_drift = None, True
+            self._heal_at = self.clock()
+        if thread is not None and self._heal_at is not None and self._heal_at <= self.clock():
+            await self._heal(thread, report)
+        await self._claim_found_incidents()
+        # A claim is held while its call is in flight, but a process that has just
+        # started knows its own calls are not: it looks for those comments at once.
+        just_started, self._started = self._started and thread is not None, False
+        looked_again = False
+        for _ in range(max_passes):
+            work = await self.store.work(self.watch, keys)
+            rows = work.rows
+            if just_started:
+                rows = [replace(r, not_before=0.0) if r.state == State.POSTING else r for r in rows]
+            plan = planner.plan(
+                work.subjects,
+                rows,
+                thread_id=thread.id if thread else None,
+                now=self.clock(),
+                min_edit_interval=self.min_edit_interval,
+            )
+            if not plan.actions:
+                report.wake_at = plan.wake_at
+                return report
+            if not looked_again and any(isinstance(a, Post | Edit | Point) for a in plan.actions):
+                # About to write: make sure the megathread has not been replaced in the last
+                # minute (one read at most), so an update never lands in a thread readers
+                # have left. Idle rounds cost nothing.
+                looked_again = True
+                fresh = await self._thread(max_age=FRESH_THREAD)
+                if fresh != thread:
+                    thread = fresh
+                    continue
+            for action in plan.actions:
+                await self._execute(action, thread, report)
+            just_started = False
+        report.wake_at = self.clock() + 1.0
+        return report
+
+    async def _thread(self, max_age: float | None = None) -> Thread | None:
+        try:
+            thread = await self.target.current_thread(max_age)
+        except RedditError as exc:
+            log.warning("cannot tell which megathread to use: %s", exc)
+            await self._failed_call(exc)
+            return None
+        if thread != self._recorded_thread:
+            await self.store.record_megathread(self.watch, thread, self.clock())
+            await self._called_ok()  # Reddit answered the lookup
+            self._recorded_thread = thread
+        return thread
+
+    async def _execute(self, action: Action, thread: Thread | None, report: Report) -> None:
+        if isinstance(action, Post):
+            if thread is not None and thread.id == action.thread_id:
+                await self._post(action, thread, report)
+        elif isinstance(action, Reconcile):
+            await self._reconcile(action.row, report)
+        elif isinstance(action, Edit):
+            await self._edit(action.row, report)
+        elif isinstance(action, Point):
+            await self._point(action, report)
+        elif isinstance(action, Drop):
+            await self._step(action.row, machine.dropped(action.row, action.why))
+
+    async def _step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
+        if await self.store.step(before, after):
+            return True
+        log.info("%s changed meanwhile (another process?); looking again", describe(before))
+        return False
+
+    # --- posting ------------------------------------------------------------------------------
+    async def _post(self, action: Post, thread: Thread, report: Report) -> None:
+        body = await self.store.body(self.watch, action.kind, action.key)
+        if body is None:
+            return
+        row = action.row or await self.store.start_delivery(
+            self.watch, action.kind, action.key, thread.id, now=self.clock()
+        )
+        if row is None:
+            return
+        existing = self._seen.pop(markdown.marker_id(row.kind, row.key, self.name), None)
+        if existing is not None:
+            await self._adopt(row, existing, thread, report)
+            return
+        now = self.clock()
+        claimed = machine.claim(row, thread.id, now, hold=self.reconcile_grace)
+        if not await self._step(row, claimed):
+            return
+        self.checkpoint("after-intent")
+        try:
+            posted = await self.target.post(thread, body.body)
+        except RedditError as exc:
+            await self._post_failed(claimed, exc, report)
+            return
+        self.checkpoint("after-answer")
+        done = machine.answered(claimed, posted, body.digest, self.clock())
+        await self._called_ok()
+        if await self._step(claimed, done):
+            report.posted.append(done)
+            log.info("posted %s as comment %s", describe(done), posted.id)
+        if claimed.attempts > 1:
+            # A re-post after an unknown outcome is the only way a second comment can
+            # appear: look for duplicates once listings have caught up.
+            self._heal_at = self.clock() + self.reconcile_grace
+
+    async def _post_failed(self, row: DeliveryRow, error: RedditError, report: Report) -> None:
+        await self._failed_call(error)
+        now = self.clock()
+        if isinstance(error, RedditUnavailable):
+            log.warning(
+                "posting %s: outcome unknown (%s); will look for the comment before posting again",
+                describe(row),
+                error,
+            )
+            after = machine.unknown(row, str(error), now)
+        elif isinstance(error, ThreadUnavailable):
+            log.warning("posting %s: %s", describe(row), error)
+            self.target.thread_suspect()
+            after = machine.refused(row, str(error), self._wait(error, row.attempts), now)
+        elif row.kind is Kind.NOTE and not isinstance(error, RedditRateLimited):
+            log.warning("notice %s: Reddit refused it (%s); not retrying", row.key, error)
+            after = machine.rejected(row, str(error))
+        else:
+            wait = self._wait(error, row.attempts)
+            log.warning("posting %s: %s; trying again in %.0f s", describe(row), error, wait)
+            after = machine.refused(row, str(error), wait, now)
+        if await self._step(row, after):
+            report.failed.append(after)
+
+    async def _adopt(
+        self, row: DeliveryRow, comment: PostedComment, thread: Thread, report: Report
+    ) -> None:
+        body_hash = digest(comment.body) if comment.body else None
+        after = machine.adopted(row, comment, thread.id, body_hash, self.clock())
+        if await self._step(row, after):
+            report.posted.append(after)
+            log.info(
+                "%s: its comment %s is already in the megathread; adopting it, not posting",
+                describe(row),
+                comment.id,
+            )
+
+    @staticmethod
+    def _wait(error: RedditError, attempts: int) -> float:
+        return error.retry_after if error.retry_after is not None else machine.backoff(attempts)
+
+    async def _reconcile(self, row: DeliveryRow, report: Report) -> None:
+        assert row.thread_id is not None
+        try:
+            marker = markdown.marker_id(row.kind, row.key, self.name)
+            found = await self.target.find(row.thread_id, marker)
+        except RedditError as exc:
+            await self._failed_call(exc)
+            log.warning("%s: cannot look for its comment yet: %s", describe(row), exc)
+            await self._step(row, machine.not_yet(row, self.clock() + machine.backoff(2)))
+            return
+        now = self.clock()
+        if found:
+            keep = await self._keep_oldest(row, found, report)
+            after = machine.found(row, keep, digest(keep.body) if keep.body else None, now)
+            if await self._step(row, after):
+                log.info("%s: found its comment %s; adopting it", describe(row), keep.id)
+            return
+        intent_at = row.intent_at or 0.0
+        if now - intent_at < self.reconcile_grace:
+            await self._step(row, machine.not_yet(row, intent_at + self.reconcile_grace))
+        elif await self._step(row, machine.absent(row)):
+            log.info("%s: the earlier post did not land; posting again", describe(row))
+
+    async def _keep_oldest(
+        self, row: DeliveryRow, found: Sequence[PostedComment], report: Report
+    ) -> PostedComment:
+        """Keep the oldest comment, delete the others; return the one kept."""
+        keep, *extra = sorted(found, key=lambda c: (c.created_utc, c.id))
+        for duplicate in extra:
+            log.warning(
+                "%s: duplicate comment %s found; keeping the oldest (%s), deleting it",
+                describe(row),
+                duplicate.id,
+                keep.id,
+            )
+            try:
+                await self.target.delete(duplicate.id)
+            except RedditError as exc:
+                log.warning("could not delete duplicate %s: %s", duplicate.id, exc)
+                self._heal_at = self.clock() + self.reconcile_grace
+            else:
+                report.duplicates_deleted += 1
+        return keep
+
+    # --- editing ------------------------------------------------------------------------------
+    async def _edit(self, row: DeliveryRow, report: Report) -> None:
+        body = await self.store.body(self.watch, row.kind, row.key)
+        if body is None or row.comment_id is None:
+            return
+        try:
+            await self.target.edit(row.comment_id, body.body)
+        except RedditError as exc:
+            await self._edit_failed(row, exc, report)
+            return
+        self.checkpoint("after-edit")
+        await self._called_ok()
+        after = machine.edited(row, body.digest, self.clock())
+        if await self._step(row, after):
+            report.edited.append(after)
+            log.info("edited comment %s for %s", row.comment_id, describe(row))
+
+    async def _point(self, action: Point, report: Report) -> None:
+        row = action.row
+        assert row.comment_id is not None
+        try:
+            body = pointer_body(action.new_permalink, row.key, self.name)
+            await self.target.edit(row.comment_id, body)
+        except RedditError as exc:
+            await self._edit_failed(row, exc, report)
+            return
+        await self._called_ok()
+        after = machine.pointed(row, self.clock())
+        if await self._step(row, after):
+            report.edited.append(after)
+            log.info("%s moved to the new megathread; its old comment points there", row.key)
+
+    async def _edit_failed(self, row: DeliveryRow, error: RedditError, report: Report) -> None:
+        await self._failed_call(error)
+        if isinstance(error, CommentGone):
+            log.warning(
+                "%s: its comment was deleted or removed by a moderator; not re-posting",
+                describe(row),
+            )
+            after = machine.gone(row, str(error))
+        elif isinstance(error, ThreadUnavailable):
+            log.warning("%s: thread %s: %s", describe(row), row.thread_id, error)
+            self.target.thread_suspect()
+            after = machine.thread_closed(row, str(error))
+        else:
+            wait = self._wait(error, row.attempts + 1)
+            log.warning("%s: %s; trying again in %.0f s", describe(row), error, wait)
+            after = machine.edit_failed(row, str(error), wait, self.clock())
+        if await self._step(row, after):
+            report.failed.append(after)
+
+    # --- checks -------------------------------------------------------------------------------
+    async def _verify_removed(self) -> None:
+        """Every ``verify_interval`` s, notice open incidents' comments a moderator
+        removed (one call per 100 comments)."""
+        now = self.clock()
+        if now - self._verified_at < self.verify_interval:
+            return
+        self._verified_at = now
+        work = await self.store.work(self.watch)
+        rows = [
+            r
+            for r in work.rows
+            if r.state == State.POSTED
+            and r.comment_id
+            and r.kind is Kind.INCIDENT
+            and work.subjects[(r.kind, r.key)].is_open
+        ]
+        if not rows:
+            return
+        try:
+            gone = await self.target.removed([r.comment_id for r in rows if r.comment_id])
+        except RedditError as exc:
+            log.warning("could not check the bot's comments: %s", exc)
+            return
+        for row in rows:
+            if row.comment_id in gone:
+                log.warning(
+                    "%s: comment %s was removed or deleted; not re-posting it",
+                    describe(row),
+                    row.comment_id,
+                )
+                await self._step(row, machine.gone(row, "removed or deleted on Reddit"))
+
+    async def _heal(self, thread: Thread, report: Report) -> None:
+        """Delete duplicate comments (same marker) in ``thread``, keeping the oldest.
+
+        Runs at start-up and a grace period after any re-post: the only ways a second
+        comment can exist. It reads the thread's bot comments, and only the rows of
+        markers that appear twice.
+        """
+        try:
+            comments = await self.target.find(thread.id, None)
+        except RedditError as exc:
+            log.warning("could not look for duplicate comments: %s", exc)
+            self._heal_at = self.clock() + self.reconcile_grace
+            return
+        self._heal_at = None
+        # Only this watch's comments: a megathread may carry several watches' markers.
+        groups: dict[tuple[Kind, str], list[PostedComment]] = {}
+        for comment in comments:
+            parsed = markdown.parse_marker(comment.marker)
+            if parsed is not None and parsed[0] == self.name:
+                groups.setdefault((Kind(parsed[1]), parsed[2]), []).append(comment)
+        self._seen = {
+            markdown.marker_id(kind, key, self.name): min(
+                group, key=lambda c: (c.created_utc, c.id)
+            )
+            for (kind, key), group in groups.items()
+        }
+        self._found_incidents = {key for kind, key in groups if kind is Kind.INCIDENT}
+        for (kind, key), group in groups.items():
+            if len(group) > 1:
+                await self._heal_group(kind, key, thread, group, report)
+        if self._mend_drift:
+            self._mend_drift = False
+            await self._mend(thread, groups)
+
+    async def _mend(
+        self, thread: Thread, groups: dict[tuple[Kind, str], list[PostedComment]]
+    ) -> None:
+        """Edit again every comment whose text is not what was last delivered."""
+        for (kind, key), group in groups.items():
+            live = min(group, key=lambda c: (c.created_utc, c.id))
+            rows = await self.store.deliveries(self.watch, kind, [key])
+            row = next((r for r in rows if r.thread_id == thread.id), None)
+            if row is None or row.state != State.POSTED or row.comment_id != live.id:
+                continue
+            live_hash = digest(live.body) if live.body else None
+            if live_hash and row.delivered_hash and live_hash != row.delivered_hash:
+                log.warning(
+                    "%s: comment %s changed after the bot's last edit (a late edit from "
+                    "the previous leader?); editing it again",
+                    describe(row),
+                    live.id,
+                )
+                await self._step(row, machine.drifted(row, live_hash))
+
+    async def _claim_found_incidents(self) -> None:
+        """Incidents with a comment in the megathread that the store took as a baseline
+        (it was lost, or is new) are delivered again, so their comments stay current.
+        Waits for the first poll, which records what the page lists."""
+        if not self._found_incidents:
+            return
+        if (await self.store.feed_state(self.watch)).baseline_at is None:
+            return
+        found, self._found_incidents = self._found_incidents, set()
+        if await self.store.adopt_known(self.watch, found):
+            log.info(
+                "found comments of incidents the state file did not know; keeping them current"
+            )
+
+    async def _heal_group(
+        self,
+        kind: Kind,
+        key: str,
+        thread: Thread,
+        group: list[PostedComment],
+        report: Report,
+    ) -> None:
+        rows = await self.store.deliveries(self.watch, kind, [key])
+        row = next((r for r in rows if r.thread_id == thread.id), None)
+        stand_in = row or DeliveryRow(0, self.watch, kind, key, State.POSTED)
+        keep = await self._keep_oldest(stand_in, group, report)
+        if row is None or row.comment_id == keep.id:
+            return
+        body_hash = digest(keep.body) if keep.body else None
+        if row.state == State.POSTING:
+            await self._step(row, machine.found(row, keep, body_hash, self.clock()))
+        elif row.state == State.POSTED:
+            await self._step(row, machine.replaced(row, keep, body_hash, self.clock()))
+
+    # --- health -------------------------------------------------------------------------------
+    async def _called_ok(self) -> None:
+        await self.store.record_reddit(self.watch, error=None, kind="", now=self.clock())
+
+    async def _failed_call(self, error: RedditError) -> None:
+        await self.store.record_reddit(
+            self.watch, error=str(error), kind=type(error).__name__, now=self.clock()
+        )

@@ -1,0 +1,226 @@
+"""Commands sent to the bot on Reddit: read the inbox, check the sender, run, reply.
+
+Each message is handled exactly once, whatever crashes in between:
+
+1. The sender must moderate the subreddit of every watch the command is about (the
+   lists are cached for a few minutes). A command may name a watch (``!pause openai``);
+   otherwise it is about every watch in the subreddits the sender moderates.
+2. The message id is recorded with the command, in the same transaction as its effect
+   when it has one: ``!post`` records the notice's intent there, and the deliverer,
+   the one owner of Reddit calls, posts it. A re-run after a crash finds the intent
+   and only waits for it.
+3. The result is recorded (``done``), then sent as the reply (``sending`` -> ``sent``;
+   a reply interrupted by a crash is not sent again), then the message is marked read.
+
+Messages that are not commands are left alone and stay unread; a malformed command
+gets the help text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from modbot.core.commands import CHANGE_PERMISSIONS, CHANGING, Command, help_text, parse
+from modbot.core.records import CommandRow, InboxItem, NoteRow
+from modbot.errors import CommandError, ModbotError, RedditError, RedditRejected
+from modbot.ports import Mailbox, Store
+from modbot.shell.crashpoints import Checkpoint, no_checkpoint
+from modbot.shell.operations import Operations
+
+log = logging.getLogger(__name__)
+
+RUNNING = "running"
+DONE = "done"
+REFUSED = "refused"
+
+
+def note_id_for(item: InboxItem) -> str:
+    """The notice id of a ``!post`` message: the message names it, so a re-run finds it."""
+    return "msg" + item.fullname.partition("_")[2]
+
+
+class Inbox:
+    """Handles the bot account's unread messages and mentions, for every watch."""
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        watches: Mapping[str, Operations],
+        store: Store,
+        clock: Callable[[], float],
+        checkpoint: Checkpoint = no_checkpoint,
+        *,
+        on_command: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_command = on_command  # told "done", "refused" or "failed", once a command
+        self.mailbox = mailbox
+        self.watches = dict(watches)
+        self.store = store
+        self.clock = clock
+        self.checkpoint = checkpoint
+        self.subreddits = sorted({o.subreddit for o in watches.values() if o.subreddit})
+
+    async def check(self) -> int:
+        """Handle every unread command once; returns how many were handled."""
+        handled = 0
+        try:
+            unread = await self.mailbox.unread()
+        except RedditError as exc:
+            log.warning("inbox: cannot read it now: %s", exc)
+            return 0
+        # The inbox is read every few seconds: a heartbeat of the Reddit connection.
+        for operations in self.watches.values():
+            await self.store.record_reddit(operations.watch, error=None, kind="", now=self.clock())
+        for item in unread:
+            try:
+                if await self.handle(item):
+                    handled += 1
+            except RedditError as exc:
+                log.warning("inbox: %s; will try %s again", exc, item.fullname)
+        return handled
+
+    async def handle(self, item: InboxItem) -> bool:
+        """Handle one inbox item; False when it is not a command (left unread)."""
+        if item.author is None:
+            return False  # from Reddit itself or a subreddit: not a command
+        try:
+            command = parse(item.body, self.mailbox.username, self.watches)
+        except CommandError as exc:
+            command = Command("help", f"error: {exc}")
+        if command is None:
+            return False
+        row, new = await self._record(item, item.author, command)
+        if row.state == RUNNING:
+            result = await self._run(item, item.author, command)
+            await self.store.finish_command(item.fullname, DONE, result, self.clock())
+            self._count("done")
+        elif new:  # refused, or failed before it ran: counted once, when first seen
+            self._count("refused" if row.state == REFUSED else "failed")
+        self.checkpoint("after-command")
+        await self._reply_once(item)
+        self.checkpoint("after-reply")
+        await self._mark_read_once(item)
+        return True
+
+    def _count(self, result: str) -> None:
+        if self.on_command is not None:
+            self.on_command(result)
+
+    async def _record(
+        self, item: InboxItem, author: str, command: Command
+    ) -> tuple[CommandRow, bool]:
+        """Record the command (and a notice's intent) once; refusals are recorded as such."""
+        chosen, refusal = await self._chosen(author, command)
+        note: NoteRow | None = None
+        state = REFUSED if refusal else RUNNING
+        if refusal is None and command.name == "post":
+            try:
+                note = await chosen[0].notice(
+                    command.argument, source=f"u/{author}", note_id=note_id_for(item)
+                )
+            except ModbotError as exc:
+                state, refusal = DONE, f"!post failed: {exc}"
+        return await self.store.claim_command(
+            CommandRow(
+                message_id=item.fullname,
+                author=author,
+                command=command.name,
+                argument=command.argument,
+                state=state,
+                received_at=self.clock(),
+                result=refusal,
+                done_at=self.clock() if refusal else None,
+            ),
+            note,
+        )
+
+    async def _chosen(self, author: str, command: Command) -> tuple[list[Operations], str | None]:
+        """The watches a command is about, or why the sender may not give it."""
+        named = [self.watches[command.watch]] if command.watch else list(self.watches.values())
+        allowed: list[Operations] = []
+        lacking = False
+        for operations in named:
+            moderator = None
+            if operations.subreddit:
+                moderator = (await self.mailbox.moderators(operations.subreddit)).get(
+                    author.lower()
+                )
+            if moderator is None:
+                continue
+            if command.name in CHANGING and not CHANGE_PERMISSIONS & set(moderator.permissions):
+                lacking = True
+                continue
+            allowed.append(operations)
+        if lacking and not allowed:
+            log.warning("ignored !%s from u/%s: lacks the posts permission", command.name, author)
+            return [], f"!{command.name} needs the 'posts' (or 'all') moderator permission."
+        if not allowed:
+            log.warning("ignored !%s from u/%s: not a moderator", command.name, author)
+            where = " or ".join(f"r/{s}" for s in self.subreddits) or "this subreddit"
+            return [], f"Sorry, only moderators of {where} can give me commands."
+        if command.name == "post" and len({o.subreddit for o in allowed}) > 1:
+            names = ", ".join(o.poller.watch for o in allowed)
+            return [], f"!post needs a watch to know which megathread: !post NAME TEXT ({names})"
+        return allowed, None
+
+    async def _run(self, item: InboxItem, author: str, command: Command) -> str:
+        log.info("running !%s from u/%s", command.name, author)
+        chosen, refusal = await self._chosen(author, command)
+        if refusal is not None:
+            return refusal
+        try:
+            return await self._execute(item, author, command, chosen)
+        except (ModbotError, RedditError) as exc:
+            return f"!{command.name} failed: {exc}"
+
+    async def _execute(
+        self, item: InboxItem, author: str, command: Command, chosen: list[Operations]
+    ) -> str:
+        if command.name == "help":
+            prefix = command.argument.removeprefix("error: ")
+            head = f"I did not understand that ({prefix}).\n\n" if command.argument else ""
+            return head + help_text(self.subreddits, list(self.watches))
+        if command.name == "status":
+            screens = [(await ops.status()).text for ops in chosen]
+            return "\n\n".join("\n".join("    " + ln for ln in s.splitlines()) for s in screens)
+        if command.name == "post":
+            return (await chosen[0].notice_outcome(note_id_for(item))).text
+        return "\n".join(await self._each(command, author, chosen))
+
+    async def _each(self, command: Command, author: str, chosen: list[Operations]) -> list[str]:
+        """Pause, resume or refresh every chosen watch; a line for each."""
+        lines: list[str] = []
+        for ops in chosen:
+            prefix = f"{ops.poller.watch}: " if len(self.watches) > 1 else ""
+            if command.name == "pause":
+                lines.append(prefix + (await ops.pause(f"u/{author}")).text)
+            elif command.name == "resume":
+                lines.append(prefix + (await ops.resume(f"u/{author}")).text)
+            else:
+                try:
+                    lines.append(prefix + (await ops.refresh(command.argument or None)).text)
+                except CommandError as exc:
+                    if len(chosen) == 1:
+                        raise
+                    lines.append(prefix + str(exc))
+        return lines
+
+    async def _reply_once(self, item: InboxItem) -> None:
+        row = await self.store.command(item.fullname)
+        if row is None or row.result is None or row.reply_state == "sent":
+            return
+        if row.reply_state == "sending":
+            log.info("not replying to %s again: an earlier reply may have gone out", item.fullname)
+            return
+        await self.store.reply_state(item.fullname, "sending")
+        try:
+            await self.mailbox.reply(item, row.result)
+        except RedditRejected:
+            await self.store.reply_state(item.fullname, "none")  # nothing was sent
+            raise
+        await self.store.reply_state(item.fullname, "sent")
+
+    async def _mark_read_once(self, item: InboxItem) -> None:
+        await self.mailbox.mark_read(item)
+        await self.store.command_read(item.fullname)
