@@ -83,7 +83,9 @@ def _escape_url(url: str, hosts: frozenset[str]) -> tuple[str, str]:
         trailing = url[-1] + trailing
         url = url[:-1]
     if host_of(url) not in hosts:
-        return _escape_plain(url), trailing
+        # Escaped with its trailing punctuation, not apart from it: "http://www." split
+        # before its dot would leave a bare "www." for Reddit to link.
+        return _escape_plain(url + trailing), ""
     # A link to a profile is fine to show; written as /user/ it cannot notify anyone.
     return re.sub(r"/u/", "/user/", url, flags=re.IGNORECASE), trailing
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from modbot.feed import parse_incidents_object
 from modbot.incidents import view_of
+from modbot.markdown import escape_text
 from modbot.poller import page_info_from
 from modbot.render import Renderer, incident_job, link_hosts, modmail_url, read_templates
 from modbot.settings import default_templates_dir
@@ -26,7 +27,9 @@ TOKENS = [
     "[", "]", "(", ")", "](", "[](", "#", "# ", "\n# ", "*", "_", "~~", "^", "^(", "|", "\n|-|-|\n",
     "<", ">", ">!", "!<", "`", "\\", "&", "&#64;", "@", ";", ":", "/", "u/spez", "/u/spez",
     "r/all", "/r/all", "https://", "http://evil.example/x", "https://status.example.com/x",
-    "www.evil.example", "mailto:a@b.c", "ftp://x.y", "#modbot-inc-victim", "[](#modbot-inc-victim)",
+    "www.evil.example", "www.", ".www.", "http://www.\"", "https://www.)", "http://www.'",
+    "http://www.`", "HTTP://WWW.|", "https://x.www.", "mailto:a@b.c", "ftp://x.y",
+    "#modbot-inc-victim", "[](#modbot-inc-victim)",
     "\n", "\n\n", "    ", "1. ", "- ", "+ ", "=== ", "---", "***", " ", "x", "Text", "é", "\t",
 ]  # fmt: skip
 hostile = st.one_of(
@@ -84,6 +87,24 @@ def test_snudown_sees_what_an_attacker_would_want(snudown: Snudown) -> None:
     html = snudown.html("u/spez [x](https://evil.example) https://evil.example\n\n# head")
     assert HREF.findall(html) == ["/u/spez", "https://evil.example", "https://evil.example"]
     assert "<h1>" in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'http://www."evil',
+        "see http://www.'x",
+        "https://www.)",
+        "http://www.`",
+        "ftp://www.|",
+        'https://status.example.com.www."x',
+        'HTTP://WWW."x',
+    ],
+)
+def test_a_www_after_a_scheme_is_never_a_link(snudown: Snudown, text: str) -> None:
+    """Split from its trailing dot, the escaped URL left a bare "www." for Reddit to link."""
+    html = snudown.html(escape_text(text, frozenset({"status.example.com"})))
+    assert "<a " not in html, html
 
 
 @settings(max_examples=300, deadline=None)
