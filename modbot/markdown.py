@@ -154,6 +154,8 @@ def escape_field(value: str, hosts: frozenset[str] = frozenset()) -> str:
 @functools.lru_cache(maxsize=2048)
 def escape_text(text: str, hosts: frozenset[str] = frozenset()) -> str:
     """Escape multi-line untrusted text, keeping its paragraphs and line breaks."""
+    # Reddit breaks lines at a lone CR too: split there, or a "\r===" would be a heading.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     paragraphs = re.split(r"\n\s*\n", text.strip())
     rendered = []
     for paragraph in paragraphs:

@@ -22,6 +22,7 @@ from modbot.settings import Settings, default_templates_dir, load_settings
 from modbot.stores import DatabaseURL
 from tests.fakes.statuspage import FakeStatuspage
 from tests.pg import fresh_database, postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.snudown import Snudown, missing
 
 # "ci" (the default) is bounded and derandomised so CI is repeatable and fits its time;
 # "fresh" draws a new seed each run (a few minutes); "long" explores far more:
@@ -127,6 +128,20 @@ BOT = {
     "client_secret": "csecret-xyz-789",
 }
 MEGATHREAD_TITLE = "Performance and Bugs Megathread (week 47)"
+
+
+@pytest.fixture(scope="session")
+def snudown() -> Iterator[Snudown]:
+    """Reddit's own markdown renderer (skipped where Node.js or snudown-js is missing,
+    except on CI)."""
+    reason = missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the snudown test: {reason}")
+        pytest.skip(reason)
+    renderer = Snudown()
+    yield renderer
+    renderer.close()
 
 
 @pytest.fixture

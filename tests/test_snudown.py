@@ -3,9 +3,7 @@ never a link, mention, heading, table or marker that the template did not put th
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,9 +14,17 @@ from modbot.feed import parse_incidents_object
 from modbot.incidents import view_of
 from modbot.markdown import escape_text
 from modbot.poller import page_info_from
-from modbot.render import Renderer, incident_job, link_hosts, modmail_url, read_templates
+from modbot.records import PageInfo
+from modbot.render import (
+    Renderer,
+    incident_job,
+    link_hosts,
+    modmail_url,
+    notice_job,
+    read_templates,
+)
 from modbot.settings import default_templates_dir
-from tests.snudown import Snudown, missing
+from tests.snudown import Snudown
 
 CONFIGURED = "https://status.example.com"
 SUBREDDIT = "ClaudeAI"
@@ -29,7 +35,7 @@ TOKENS = [
     "r/all", "/r/all", "https://", "http://evil.example/x", "https://status.example.com/x",
     "www.evil.example", "www.", ".www.", "http://www.\"", "https://www.)", "http://www.'",
     "http://www.`", "HTTP://WWW.|", "https://x.www.", "mailto:a@b.c", "ftp://x.y",
-    "#modbot-inc-victim", "[](#modbot-inc-victim)",
+    "#modbot-inc-victim", "[](#modbot-inc-victim)", "\r", "\r\n", "\r===\r", "\r---",
     "\n", "\n\n", "    ", "1. ", "- ", "+ ", "=== ", "---", "***", " ", "x", "Text", "é", "\t",
 ]  # fmt: skip
 hostile = st.one_of(
@@ -65,18 +71,6 @@ def snapshots(draw: Any) -> dict[str, Any]:
     }
     page = {"name": draw(hostile), "url": draw(st.one_of(st.just(CONFIGURED), hostile))}
     return {"page": page, "incidents": [incident]}
-
-
-@pytest.fixture(scope="module")
-def snudown() -> Iterator[Snudown]:
-    reason = missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the snudown test: {reason}")
-        pytest.skip(reason)
-    renderer = Snudown()
-    yield renderer
-    renderer.close()
 
 
 HREF = re.compile(r'<a href="([^"]*)"')
@@ -131,4 +125,28 @@ def test_no_field_can_add_a_link_mention_heading_table_or_marker(
     assert not re.search(r'href="/?[ur]/', html), body
     assert not re.search(r"<h[124-6]>", html), body
     assert html.count("<h3>") == 1, body
+    assert "<table>" not in html, body
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=hostile)
+def test_a_notice_cannot_add_a_link_mention_heading_table_or_marker(
+    snudown: Snudown, text: str
+) -> None:
+    """A moderator's words, however odd, are shown as words: the manual template's
+    heading-free layout, its one rule and footer link, and the marker stay its own."""
+    page = PageInfo("status.example.com", CONFIGURED)
+    body = RENDERER.body(notice_job(text or "x", "n1", page, subreddit=SUBREDDIT)).body
+    html = snudown.html(body)
+    hrefs = HREF.findall(html)
+    assert [h for h in hrefs if h.startswith("#")] == ["#modbot-note-n1"], body
+    for href in hrefs:
+        if href.startswith("#") or href == modmail_url(SUBREDDIT):
+            continue
+        host = re.match(r"https?://([^/:?#]+)", href)
+        assert host is not None, (href, body)
+        assert host.group(1).lower() == "status.example.com", (href, body)
+    assert not re.search(r'href="/?[ur]/', html), body
+    assert not re.search(r"<h\d>", html), body
+    assert html.count("<hr/>") == 1, body
     assert "<table>" not in html, body
