@@ -174,23 +174,31 @@ def _update(update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]) ->
     }
 
 
-def _page(page: PageInfo) -> dict[str, str]:
-    url = markdown.clean_url(page.url, link_hosts(page)) or ""
+def _page(page: PageInfo, hosts: frozenset[str]) -> dict[str, str]:
+    # A page off the linkable hosts (one remembered from before they were the configured
+    # page's alone) is named, never linked.
+    url = markdown.clean_url(page.url, hosts) or ""
     return {"name": markdown.escape_field(page.name), "url": url}
 
 
-def link_hosts(page: PageInfo) -> frozenset[str]:
-    """Hosts whose URLs a comment may show as links: the page's own, the vendor's."""
-    host = markdown.host_of(page.url)
+def link_hosts(home: str) -> frozenset[str]:
+    """Hosts whose URLs a comment may show as links: the host of ``home``, the page the
+    moderator configured, and the vendors' short-link hosts. Never a host a feed names,
+    whether as its page's URL or in its text: a feed must not choose where readers go."""
+    host = markdown.host_of(home)
     return VENDOR_LINK_HOSTS | ({host} if host else set())
 
 
 def incident_context(
-    view: IncidentView, page: PageInfo, zone: ZoneInfo | None, subreddit: str | None
+    view: IncidentView,
+    page: PageInfo,
+    zone: ZoneInfo | None,
+    subreddit: str | None,
+    hosts: frozenset[str],
 ) -> dict[str, Any]:
-    """The plain data an incident template receives (all updates, newest first)."""
-    hosts = link_hosts(page)
-    page_data = _page(page)
+    """The plain data an incident template receives (all updates, newest first); only
+    URLs on ``hosts`` (``link_hosts``) are links."""
+    page_data = _page(page, hosts)
     ident = markdown.escape_field(view.id)
     url = f"{page_data['url']}/incidents/{ident}" if page_data["url"] else ""
     postmortem = view.postmortem_body
@@ -222,11 +230,13 @@ def incident_context(
     }
 
 
-def notice_context(text: str, page: PageInfo, subreddit: str | None) -> dict[str, Any]:
+def notice_context(
+    text: str, page: PageInfo, subreddit: str | None, hosts: frozenset[str]
+) -> dict[str, Any]:
     """What the notice template receives; ``text`` is data shown literally, never code."""
     return {
-        "text": markdown.escape_text(text, link_hosts(page)),
-        "page": _page(page),
+        "text": markdown.escape_text(text, hosts),
+        "page": _page(page, hosts),
         "modmail_url": modmail_url(subreddit),
     }
 
@@ -269,6 +279,7 @@ def incident_job(
     view: IncidentView,
     page: PageInfo,
     *,
+    hosts: frozenset[str],
     zone: ZoneInfo | None = None,
     subreddit: str | None = None,
     max_length: int = 10_000,
@@ -276,7 +287,7 @@ def incident_job(
 ) -> Job:
     """The job of rendering one incident's comment."""
     tail = incident_tail(view.id, watch)
-    context = incident_context(view, page, zone, subreddit)
+    context = incident_context(view, page, zone, subreddit, hosts)
     name = MAINTENANCE_TEMPLATE if view.maintenance else INCIDENT_TEMPLATE
     return Job(name, context, max_length - len(tail), tail)
 
@@ -286,13 +297,15 @@ def notice_job(
     note_id: str,
     page: PageInfo,
     *,
+    hosts: frozenset[str],
     subreddit: str | None = None,
     max_length: int = 10_000,
     watch: str = markdown.LEGACY_WATCH,
 ) -> Job:
     """The job of rendering a moderator's notice."""
     tail = notice_tail(note_id, watch)
-    return Job(MANUAL_TEMPLATE, notice_context(text, page, subreddit), max_length - len(tail), tail)
+    context = notice_context(text, page, subreddit, hosts)
+    return Job(MANUAL_TEMPLATE, context, max_length - len(tail), tail)
 
 
 def sample_incident() -> IncidentView:
@@ -341,10 +354,11 @@ SAMPLE_NOTICE = "A sample notice."
 def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
     """Every template with sample data: what a template must render to be accepted."""
     del templates  # every set has the same templates; the argument keeps call sites honest
+    page, hosts = SAMPLE_PAGE, link_hosts(SAMPLE_PAGE.url)
     return [
-        (INCIDENT_TEMPLATE, incident_context(sample_incident(), SAMPLE_PAGE, None, "sample")),
-        (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, SAMPLE_PAGE, "sample")),
-        (MAINTENANCE_TEMPLATE, incident_context(sample_maintenance(), SAMPLE_PAGE, None, "sample")),
+        (INCIDENT_TEMPLATE, incident_context(sample_incident(), page, None, "sample", hosts)),
+        (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, page, "sample", hosts)),
+        (MAINTENANCE_TEMPLATE, incident_context(sample_maintenance(), page, None, "sample", hosts)),
     ]
 
 

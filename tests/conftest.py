@@ -16,8 +16,9 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 
-from modbot.records import IncidentView, PageInfo
-from modbot.render import Renderer, incident_job, read_templates
+from modbot.poller import page_info
+from modbot.records import IncidentView
+from modbot.render import Renderer, incident_job, link_hosts, read_templates
 from modbot.settings import Settings, default_templates_dir, load_settings
 from modbot.stores import DatabaseURL
 from tests.fakes.statuspage import FakeStatuspage
@@ -54,19 +55,20 @@ settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"
-FAKE_PAGE = PageInfo("status.example.com", "https://status.example.com")
 _SHIPPED = Renderer(read_templates(default_templates_dir()))
 
 
 def expected_body(
     view: IncidentView,
+    home: str,
     *,
-    page: PageInfo = FAKE_PAGE,
     subreddit: str | None = None,
     max_length: int = 10_000,
 ) -> str:
-    """The comment the bot should show for ``view`` with the shipped templates."""
-    job = incident_job(view, page, subreddit=subreddit, max_length=max_length)
+    """The comment the bot watching ``home`` should show for ``view`` with the shipped
+    templates."""
+    page, hosts = page_info(home), link_hosts(home)
+    job = incident_job(view, page, hosts=hosts, subreddit=subreddit, max_length=max_length)
     return _SHIPPED.body(job).body
 
 

@@ -29,7 +29,7 @@ from modbot.records import (
     Subject,
     Tracked,
 )
-from modbot.render import Renderer, incident_job, read_templates
+from modbot.render import Renderer, incident_job, link_hosts, read_templates
 from modbot.settings import default_templates_dir
 from tests.fakes.statuspage import incident, update
 
@@ -38,7 +38,7 @@ PAGE = PageInfo("example", "https://example.com")
 
 
 def render(view: IncidentView) -> Rendered:
-    return RENDERER.body(incident_job(view, PAGE))
+    return RENDERER.body(incident_job(view, PAGE, hosts=link_hosts(PAGE.url)))
 
 
 STATUSES = ["investigating", "identified", "monitoring", "resolved", "postmortem"]

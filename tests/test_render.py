@@ -16,6 +16,7 @@ from modbot.render import (
     Renderer,
     format_time,
     incident_job,
+    link_hosts,
     notice_job,
     read_templates,
     sample_jobs,
@@ -23,6 +24,7 @@ from modbot.render import (
 from modbot.settings import default_templates_dir
 
 PAGE = PageInfo(name="status.example.com", url="https://status.example.com")
+HOSTS = link_hosts(PAGE.url)
 T = datetime(2026, 10, 7, 14, 0, tzinfo=UTC)
 
 
@@ -60,11 +62,15 @@ class Comments:
         self.max_length = max_length
 
     def render_incident(self, incident: IncidentView) -> Rendered:
-        job = incident_job(incident, PAGE, subreddit="ClaudeAI", max_length=self.max_length)
+        job = incident_job(
+            incident, PAGE, hosts=HOSTS, subreddit="ClaudeAI", max_length=self.max_length
+        )
         return self.renderer.body(job)
 
     def render_manual(self, text: str, *, note_id: str) -> Rendered:
-        return self.renderer.body(notice_job(text, note_id, PAGE, subreddit="ClaudeAI"))
+        return self.renderer.body(
+            notice_job(text, note_id, PAGE, hosts=HOSTS, subreddit="ClaudeAI")
+        )
 
 
 def check(folder: Path) -> None:
