@@ -165,11 +165,16 @@ def escape_text(text: str, hosts: frozenset[str] = frozenset()) -> str:
     return "\n\n".join(rendered)
 
 
+# A link (only links on allowed hosts are left unescaped) running to the end of a cut.
+_OPEN_LINK = re.compile(r"(?i)https?://\S*$")
+
+
 def shorten(text: str, limit: int) -> str:
-    """Cut escaped text to at most ``limit`` characters without splitting an escape."""
+    """Cut escaped text to at most ``limit`` characters without splitting an escape or
+    a link (one cut inside its host would lead to another host)."""
     if len(text) <= limit:
         return text
-    cut = text[: max(limit - 1, 0)]
+    cut = _OPEN_LINK.sub("", text[: max(limit - 1, 0)])
     cut = re.sub(r"&[a-z]*$", "", cut)  # a half entity
     stripped = cut.rstrip("\\")
     if (len(cut) - len(stripped)) % 2:  # an odd run of backslashes escapes the ellipsis

@@ -36,8 +36,22 @@ TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE, MAINTENANCE_TEMPLATE)
 # is used, so an upgrade never breaks a working set of templates.
 OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE})
 OUTPUT_CAP = 50_000  # characters a template may produce before it is stopped
-MAX_UPDATE_CHARS = 4_000
-MAX_TITLE_CHARS = 300
+# Every field a template receives has a length cap, counted in escaped characters (cut
+# by ``markdown.shorten``, which never splits an escape), so that no value, however
+# long, can push a comment past OUTPUT_CAP or push the template's own footer out of
+# Reddit's 10,000 characters: at their caps, everything but the updates fits in about
+# 7,500 characters with the shipped templates, and updates are left out, oldest first,
+# to make room. Real values sit far below these caps.
+MAX_TITLE_CHARS = 300  # an incident's name
+MAX_LABEL_CHARS = 60  # a status, an impact, a component's status
+MAX_NAME_CHARS = 200  # a component's name, the page's name
+MAX_COMPONENTS_CHARS = 2_000  # the components' labels together; further ones are left out
+MAX_ID_CHARS = 100  # an incident's or an update's id (sources accept 64 for incidents)
+MAX_URL_CHARS = 500  # a link from the feed (the short link): a longer one is not shown
+MAX_UPDATE_CHARS = 4_000  # an update's text, the postmortem
+# The raw value is cut to this many times its cap before escaping, so that a huge value
+# costs no more to escape, or to keep in the escape caches, than a long one.
+RAW_FACTOR = 4
 
 STATUS_LABELS = {
     "investigating": "Investigating",
@@ -74,13 +88,31 @@ def label(value: str, labels: Mapping[str, str]) -> str:
     known = labels.get(value)
     if known is not None:
         return known
-    return markdown.escape_field(value.replace("_", " ").capitalize()) or "Unknown"
+    words = value[: MAX_LABEL_CHARS * RAW_FACTOR].replace("_", " ").capitalize()
+    return _field(words, MAX_LABEL_CHARS) or "Unknown"
 
 
 def enum(value: str, labels: Mapping[str, str]) -> str:
     """A status or impact for templates to compare: known values as they are, anything
     else as escaped text (it can never equal a known value by accident)."""
-    return value if value in labels else markdown.escape_field(value)
+    return value if value in labels else _field(value, MAX_LABEL_CHARS)
+
+
+def _field(value: str, limit: int, hosts: frozenset[str] = frozenset()) -> str:
+    """A one-line field, escaped and at most ``limit`` characters."""
+    return markdown.shorten(markdown.escape_field(value[: limit * RAW_FACTOR], hosts), limit)
+
+
+def _text(value: str, limit: int, hosts: frozenset[str]) -> str:
+    """Multi-line text, escaped and at most ``limit`` characters."""
+    return markdown.shorten(markdown.escape_text(value[: limit * RAW_FACTOR], hosts), limit)
+
+
+def _link(url: str | None, hosts: frozenset[str]) -> str | None:
+    """A URL from the feed or the store as a link, if it may be one (see ``clean_url``)."""
+    if url is None or len(url) > MAX_URL_CHARS:
+        return None
+    return markdown.clean_url(url, hosts)
 
 
 def digest(body: str) -> str:
@@ -159,17 +191,33 @@ def folder_stamp(folder: Path) -> tuple[tuple[str, float, int], ...]:
 
 def _component(component: ComponentView, hosts: frozenset[str]) -> dict[str, str]:
     status = label(component.status, COMPONENT_LABELS)
-    name = markdown.escape_field(component.name, hosts)
+    name = _field(component.name, MAX_NAME_CHARS, hosts)
     text = name if component.status in ("operational", "") else f"{name} ({status.lower()})"
     return {"name": name, "status": enum(component.status, COMPONENT_LABELS), "label": text}
 
 
+def _components(
+    components: tuple[ComponentView, ...], hosts: frozenset[str]
+) -> list[dict[str, str]]:
+    """The components whose labels, listed, fit in MAX_COMPONENTS_CHARS (an incident
+    touching more is rare, and its list would not be read)."""
+    kept: list[dict[str, str]] = []
+    size = 0
+    for component in components:
+        item = _component(component, hosts)
+        size += len(item["label"]) + 2  # and a ", " between two
+        if size > MAX_COMPONENTS_CHARS:
+            break
+        kept.append(item)
+    return kept
+
+
 def _update(update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]) -> dict[str, str]:
     return {
-        "id": markdown.escape_field(update.id),
+        "id": _field(update.id, MAX_ID_CHARS),
         "status": enum(update.status, STATUS_LABELS),
         "status_label": label(update.status, STATUS_LABELS),
-        "body": markdown.shorten(markdown.escape_text(update.body, hosts), MAX_UPDATE_CHARS),
+        "body": _text(update.body, MAX_UPDATE_CHARS, hosts),
         "time": format_time(update.shown_at, zone),
     }
 
@@ -177,8 +225,8 @@ def _update(update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]) ->
 def _page(page: PageInfo, hosts: frozenset[str]) -> dict[str, str]:
     # A page off the linkable hosts (one remembered from before they were the configured
     # page's alone) is named, never linked.
-    url = markdown.clean_url(page.url, hosts) or ""
-    return {"name": markdown.escape_field(page.name), "url": url}
+    url = _link(page.url, hosts) or ""
+    return {"name": _field(page.name, MAX_NAME_CHARS), "url": url}
 
 
 def link_hosts(home: str) -> frozenset[str]:
@@ -199,24 +247,24 @@ def incident_context(
     """The plain data an incident template receives (all updates, newest first); only
     URLs on ``hosts`` (``link_hosts``) are links."""
     page_data = _page(page, hosts)
-    ident = markdown.escape_field(view.id)
+    ident = _field(view.id, MAX_ID_CHARS)
     url = f"{page_data['url']}/incidents/{ident}" if page_data["url"] else ""
     postmortem = view.postmortem_body
     return {
         "incident": {
             "id": ident,
-            "name": markdown.shorten(markdown.escape_field(view.name, hosts), MAX_TITLE_CHARS),
+            "name": _field(view.name, MAX_TITLE_CHARS, hosts),
             "status": enum(view.status, STATUS_LABELS),
             "status_label": label(view.status, STATUS_LABELS),
             "impact": enum(view.impact, IMPACT_LABELS),
             "impact_label": label(view.impact, IMPACT_LABELS),
             "is_open": view.is_open,
             "url": url,
-            "shortlink": markdown.clean_url(view.shortlink, hosts) or url,
+            "shortlink": _link(view.shortlink, hosts) or url,
             "started": format_time(view.created_at, zone),
             "resolved": format_time(view.resolved_at, zone) if view.resolved_at else "",
-            "components": [_component(c, hosts) for c in view.components],
-            "postmortem": markdown.escape_text(postmortem, hosts) if postmortem else "",
+            "components": _components(view.components, hosts),
+            "postmortem": _text(postmortem, MAX_UPDATE_CHARS, hosts) if postmortem else "",
             "maintenance": view.maintenance,
             "scheduled_for": format_time(view.scheduled_for, zone) if view.scheduled_for else "",
             "scheduled_until": (

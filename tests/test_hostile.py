@@ -16,6 +16,7 @@ import pytest
 from modbot.app import App
 from modbot.markdown import marker_of
 from modbot.poller import page_info
+from modbot.render import modmail_url
 from modbot.settings import Settings
 from tests.conftest import expire_waits, page_env, reddit_settings, run_cli
 from tests.fakes.feeds import rss
@@ -255,3 +256,74 @@ async def test_a_page_remembered_from_an_older_version_gives_way_at_the_first_po
         await app.run_once()  # the page is unchanged: a 304, unless asked in full
         health = await app.store.health(app.watch)
     assert health.page == page_info(statuspage.url)
+
+
+# --- no field is too long to post ---------------------------------------------------------------
+
+HUGE = "x" * 40_000 + " https://stspg.io/" + "y" * 20_000 + " **u/spez**"
+
+
+def with_huge(field: str) -> dict[str, Any]:
+    """A document with a 60 KB value in ``field`` (dotted: ``components.name``)."""
+    item = hostile("abc", postmortem_body="A short write-up.")
+    item["components"] = [{"id": "c1", "name": "API", "status": "partial_outage"}]
+    item["incident_updates"][0]["affected_components"] = []
+    if field == "components.many":
+        item["components"] = [
+            {"id": f"c{n}", "name": f"Component {n} " + "z" * 300, "status": "major_outage"}
+            for n in range(500)
+        ]
+        return {"page": {"id": "p", "name": "P"}, "incidents": [item]}
+    where, _, key = field.rpartition(".")
+    target = {"": item, "components": item["components"][0]}.get(where)
+    if where == "updates":
+        target = item["incident_updates"][0]
+    assert target is not None
+    target[key] = "https://stspg.io/" + "y" * 60_000 if key == "shortlink" else HUGE
+    return {"page": {"id": "p", "name": HUGE if field == "page" else "P"}, "incidents": [item]}
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "name", "status", "impact", "shortlink", "postmortem_body", "components.name",
+        "components.status", "components.many", "updates.id", "updates.status", "updates.body",
+        "page", "all",
+    ],
+)  # fmt: skip
+async def test_a_huge_value_in_any_field_is_cut_and_the_incident_still_posted(
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    snudown: Snudown,
+    make_settings: Callable[..., Settings],
+    field: str,
+) -> None:
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    fields = ["name", "status", "impact", "shortlink", "postmortem_body", "components.name"]
+    fields += ["components.status", "updates.id", "updates.status", "updates.body"]
+    document = with_huge("name" if field == "all" else field)
+    if field == "all":
+        for other in fields[1:]:
+            huge = with_huge(other)["incidents"][0]
+            item = document["incidents"][0]
+            item.update({k: v for k, v in huge.items() if k == other})
+            item["components"][0].update(huge["components"][0])
+            item["incident_updates"][0].update(huge["incident_updates"][0])
+    if field == "page":
+        document["incidents"][0]["name"] = "Elevated errors"
+    statuspage.set_document(document)
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()
+    (body,) = live_bodies(reddit)
+    assert len(body) <= settings.max_comment_length
+    lines = body.rstrip().split("\n")
+    assert marker_of(body) == "inc-abc"
+    # The template's last lines, whole: its rule, its footer with both links.
+    assert lines[-4] == "---", lines[-4][:200]
+    assert lines[-3].startswith("^(I am a bot. This comment mirrors)"), lines[-3][:200]
+    assert lines[-3].endswith(f"[^(Message the moderators)]({modmail_url('ClaudeAI')})")
+    html = snudown.html(body)
+    assert "/u/spez" not in html
+    for href in HREF.findall(html):
+        allowed = ("#", statuspage.url, "https://stspg.io/", modmail_url("ClaudeAI"))
+        assert href.startswith(allowed), href[:100]
