@@ -106,7 +106,8 @@ def _names(product: Mapping[str, Any]) -> set[str]:
 def _incident(item: Mapping[str, Any], products: set[str]) -> dict[str, Any]:
     ident = str(item["id"])
     ended = item.get("end")
-    updates = [u for u in item.get("updates") or [] if isinstance(u, Mapping)]
+    listed = item.get("updates")
+    updates = [u for u in listed if isinstance(u, Mapping)] if isinstance(listed, list) else []
     return {
         "id": ident,
         "name": item.get("external_desc") or "",

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from modbot import markdown
+from modbot import markdown, moments
 from modbot.errors import TemplateError
 from modbot.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
 
@@ -89,14 +89,15 @@ def digest(body: str) -> str:
 
 
 def format_time(moment: datetime | None, zone: ZoneInfo | None) -> str:
-    """``Oct 07, 14:05 UTC``, or ``Oct 07, 07:05 PDT / 14:05 UTC`` with a zone."""
-    if moment is None:
+    """``Oct 07, 14:05 UTC``, or ``Oct 07, 07:05 PDT / 14:05 UTC`` with a zone; ``unknown
+    time`` for none, or one too near the calendar's edges to show in every zone."""
+    utc = moments.in_utc(moment) if moment is not None else None
+    if utc is None:
         return "unknown time"
-    utc = moment.astimezone(UTC)
     text = utc.strftime("%b %d, %H:%M UTC")
     if zone is None:
         return text
-    local = moment.astimezone(zone)
+    local = utc.astimezone(zone)
     return local.strftime("%b %d, %H:%M %Z") + " / " + utc.strftime("%H:%M UTC")
 
 

@@ -174,16 +174,22 @@ class StatuspageClient:
         )
 
     def valid(self, feed: IncidentsFeed) -> IncidentsFeed:
-        """The feed without incidents whose id is not a Statuspage id (warned once each)."""
+        """The feed without incidents whose id is not a Statuspage id (warned once each,
+        as are the entries the parser skipped for want of an id)."""
+        for reason in feed.skipped:
+            self._refuse(reason, f"skipping {reason}")
         kept = [i for i in feed.incidents if INCIDENT_ID.fullmatch(i.id)]
         if len(kept) == len(feed.incidents):
             return feed
         for incident in feed.incidents:
-            if not INCIDENT_ID.fullmatch(incident.id) and incident.id not in self._refused:
-                self._refused.add(incident.id)
-                log.warning(
-                    "%s: skipping an incident whose id %r is not a Statuspage id",
-                    self.url,
-                    incident.id[:80],
+            if not INCIDENT_ID.fullmatch(incident.id):
+                self._refuse(
+                    incident.id,
+                    f"skipping an incident whose id {incident.id[:80]!r} is not a Statuspage id",
                 )
         return feed.model_copy(update={"incidents": kept})
+
+    def _refuse(self, key: str, message: str) -> None:
+        if key not in self._refused:
+            self._refused.add(key)
+            log.warning("%s: %s", self.url, message)

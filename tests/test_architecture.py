@@ -14,7 +14,10 @@ from modbot.store import SqliteStore
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "modbot"
-PURE = ("records", "incidents", "planner", "machine", "commands", "markdown", "codec", "timeline")
+PURE = (
+    "records", "incidents", "planner", "machine", "commands", "markdown", "codec", "timeline",
+    "moments",
+)  # fmt: skip
 EDGE_LIBRARIES = {
     "asyncpraw": {"reddit"},
     "asyncprawcore": {"reddit"},
