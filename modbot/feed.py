@@ -164,10 +164,20 @@ class IncidentsFeed(_Model):
 def parse_incidents(raw: bytes | str) -> IncidentsFeed:
     """Parse an incidents document; raise ``FeedMalformed`` with one short reason."""
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise FeedMalformed(f"{NOT_A_DOCUMENT}: not JSON ({exc})") from None
+        data = decode(raw)
+    except FeedMalformed as exc:
+        raise FeedMalformed(f"{NOT_A_DOCUMENT}: {exc}") from None
     return parse_incidents_object(data)
+
+
+def decode(raw: bytes | str) -> Any:
+    """A JSON document; ``FeedMalformed`` when it is not JSON (nested too deep included)."""
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise FeedMalformed(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise FeedMalformed("not JSON (nested too deep)") from None
 
 
 NOT_A_DOCUMENT = "not a Statuspage incidents document"

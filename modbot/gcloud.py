@@ -10,13 +10,12 @@ the hash of the body, without parsing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modbot.errors import FeedMalformed, FeedNotJSON, FeedUnavailable
-from modbot.feed import IncidentsFeed, parse_incidents_object
+from modbot.feed import IncidentsFeed, decode, parse_incidents_object
 from modbot.httpfetch import Fetcher
 from modbot.ports import Fetched
 from modbot.records import Validators
@@ -65,9 +64,9 @@ class GcloudClient:
         if since.digest == validators.digest:
             return Fetched(feed=None, validators=since, received_bytes=len(page.body))
         try:
-            data = json.loads(page.body)
-        except ValueError:
-            raise FeedMalformed(f"{self.url}: not JSON") from None
+            data = decode(page.body)
+        except FeedMalformed as exc:
+            raise FeedMalformed(f"{self.url}: {exc}") from None
         if not isinstance(data, list):
             raise FeedMalformed(f"{self.url}: not a list of incidents")
         return Fetched(

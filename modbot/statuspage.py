@@ -10,14 +10,19 @@ describe, so a failed save can never make a later 304 hide a change.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from modbot.errors import FeedError, FeedMalformed, FeedNotJSON, FeedUnavailable
-from modbot.feed import Incident, IncidentsFeed, parse_incidents, parse_incidents_object
+from modbot.feed import (
+    Incident,
+    IncidentsFeed,
+    decode,
+    parse_incidents,
+    parse_incidents_object,
+)
 from modbot.httpfetch import Fetcher, Page
 from modbot.ports import Fetched
 from modbot.records import Validators
@@ -137,10 +142,10 @@ class StatuspageClient:
     def _parse(self, page: Page) -> list[Incident]:
         """The maintenances, marked as such; an unreadable document is said once, not fatal."""
         try:
-            data = json.loads(page.body)
+            data = decode(page.body)
             items = data.get("scheduled_maintenances") if isinstance(data, dict) else None
             feed = parse_incidents_object({"incidents": items if isinstance(items, list) else []})
-        except (ValueError, FeedMalformed) as exc:
+        except FeedMalformed as exc:
             self._no_maintenances(f"not a maintenances document: {exc}"[:200])
             return []
         marked = [i.model_copy(update={"maintenance": True}) for i in feed.incidents]

@@ -75,6 +75,7 @@ def test_missing_optional_keys_and_unknown_values_are_tolerated() -> None:
         b'{"page": {}}',
         b'{"incidents": {"id": "x"}}',
         b"<html>",
+        b'{"incidents": ' + b"[" * 100_000,  # nested too deep for the JSON decoder
     ],
 )
 def test_malformed_documents_raise_one_line(raw: bytes) -> None:
