@@ -1,5 +1,6 @@
-"""Random strings in every field of a feed, rendered by Reddit's own markdown library:
-never a link, mention, heading, table or marker that the template did not put there."""
+"""Random strings in every field of a feed, and every datetime edge in its times shown in
+any zone, rendered by Reddit's own markdown library: never a link, mention, heading,
+table or marker that the template did not put there, and never an exception."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +19,7 @@ from modbot.incidents import view_of
 from modbot.poller import page_info_from
 from modbot.render import Renderer, incident_job, link_hosts, modmail_url, read_templates
 from modbot.settings import default_templates_dir
+from tests import edges
 from tests.snudown import Snudown, missing
 
 CONFIGURED = "https://status.example.com"
@@ -39,7 +42,7 @@ def update(draw: Any, number: int) -> dict[str, Any]:
         "id": draw(st.one_of(st.just(f"u{number}"), hostile)),
         "status": draw(st.one_of(st.sampled_from(["investigating", "resolved"]), hostile)),
         "body": draw(hostile),
-        "created_at": f"2026-10-07T13:{number:02d}:00Z",
+        "created_at": draw(st.one_of(st.just(f"2026-10-07T13:{number:02d}:00Z"), edges.json_times)),
         "affected_components": [
             {"name": draw(hostile), "old_status": draw(hostile), "new_status": draw(hostile)}
         ],
@@ -54,8 +57,8 @@ def snapshots(draw: Any) -> dict[str, Any]:
         "status": draw(st.one_of(st.sampled_from(["investigating", "postmortem"]), hostile)),
         "impact": draw(st.one_of(st.just("major"), hostile)),
         "shortlink": draw(st.one_of(st.none(), st.just("https://stspg.io/x"), hostile)),
-        "created_at": "2026-10-07T13:00:00Z",
-        "resolved_at": None,
+        "created_at": draw(st.one_of(st.just("2026-10-07T13:00:00Z"), edges.json_times)),
+        "resolved_at": draw(edges.json_times),
         "postmortem_body": draw(st.one_of(st.none(), hostile)),
         "components": [{"id": "c", "name": draw(hostile), "status": draw(hostile)}],
         "incident_updates": [update(draw, n) for n in range(draw(st.integers(1, 3)))],
@@ -87,14 +90,14 @@ def test_snudown_sees_what_an_attacker_would_want(snudown: Snudown) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(document=snapshots())
+@given(document=snapshots(), zone=edges.zones)
 def test_no_field_can_add_a_link_mention_heading_table_or_marker(
-    snudown: Snudown, document: dict[str, Any]
+    snudown: Snudown, document: dict[str, Any], zone: ZoneInfo | None
 ) -> None:
     feed = parse_incidents_object(document)
     view = view_of(feed.incidents[0])
     page = page_info_from(feed, CONFIGURED)
-    body = RENDERER.body(incident_job(view, page, subreddit=SUBREDDIT)).body
+    body = RENDERER.body(incident_job(view, page, zone=zone, subreddit=SUBREDDIT)).body
     html = snudown.html(body)
     hosts = link_hosts(page)
     own = {page.url, modmail_url(SUBREDDIT), f"{page.url}/incidents/abc123def456"}

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import httpx
 import pytest
@@ -87,9 +87,9 @@ def test_what_counts_as_a_time(value: object, expected: datetime | None) -> None
 
 
 def test_every_usable_time_shows_in_every_zone_near_the_calendars_edges() -> None:
-    for moment in (moments.EARLIEST, moments.LATEST):
-        for zone in ("Pacific/Kiritimati", "Etc/GMT+12", "America/Los_Angeles", "Asia/Kolkata"):
-            assert format_time(moment, ZoneInfo(zone)).endswith(" UTC")
+    for name in sorted(available_timezones()):
+        for moment in (moments.EARLIEST, moments.LATEST):
+            assert format_time(moment, ZoneInfo(name)).endswith(" UTC")
 
 
 def test_a_time_that_no_zone_can_show_is_an_unknown_time() -> None:
