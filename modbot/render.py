@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from modbot import markdown, moments
 from modbot.errors import TemplateError
 from modbot.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
+
+if TYPE_CHECKING:
+    import jinja2
 
 INCIDENT_TEMPLATE = "incident.md.j2"
 MANUAL_TEMPLATE = "manual.md.j2"
@@ -369,14 +372,25 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._compiled = {}
+        self._compiled: dict[str, jinja2.Template] = {}
         for name, _ in templates.sources:
-            try:
-                self._compiled[name] = env.get_template(name)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(
-                    f"{self._path(name)}, line {exc.lineno}: {exc.message}"
-                ) from None
+            self._compiled[name] = self._compile(env, name)
+
+    def _compile(self, env: jinja2.Environment, name: str) -> jinja2.Template:
+        """One template, compiled. Jinja computes constant output while compiling
+        (``{{ 'a' * 10**8 }}``), so compiling can run out of memory or raise what the
+        expression raises; it runs in the worker, within its limits, like a render."""
+        import jinja2  # noqa: PLC0415 - only the render worker and the tests load Jinja
+
+        try:
+            return env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{self._path(name)}, line {exc.lineno}: {exc.message}") from None
+        except MemoryError:
+            # from None: the traceback would keep the huge constant alive.
+            raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
+        except Exception as exc:  # whatever else computing a constant raises
+            raise TemplateError(f"{self._path(name)}: {type(exc).__name__}: {exc}") from exc
 
     def _path(self, name: str) -> str:
         return str(Path(self.templates.origin) / name)
