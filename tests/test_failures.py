@@ -266,6 +266,38 @@ async def test_a_change_seen_while_the_disk_was_full_is_applied_afterwards(
     assert statuspage.requests[-1].status == 200
 
 
+async def test_a_full_disk_is_said_once_when_it_starts_and_once_when_it_ends(
+    statuspage: FakeStatuspage,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    settings = make_settings(statuspage_url=statuspage.url, poll_interval=0.02)
+    statuspage.set_incidents([])
+    out, stop = io.StringIO(), asyncio.Event()
+
+    def said(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records)
+
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()
+        store: SqliteStore = app.store  # type: ignore[assignment]
+        runner = asyncio.create_task(app.run(stop))
+        for episode in (1, 2):
+            pages = await store._run(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
+            await store._run(lambda p=pages: store.db.execute(f"PRAGMA max_page_count = {p}"))
+            statuspage.set_incidents([stage(0, f"big{episode}n{n}") for n in range(10)])
+            polls = statuspage.count() + 10
+            await until(lambda polls=polls: statuspage.count() >= polls)  # 10 that cannot save
+            assert said("disk is full") == episode
+            await store._run(lambda: store.db.execute("PRAGMA max_page_count = 1073741823"))
+            await until(lambda episode=episode: said("state file writable again") == episode)
+            await until(lambda episode=episode: out.getvalue().count("NEW") == 10 * episode)
+        stop.set()
+        await asyncio.wait_for(runner, 5)
+    assert said("disk is full") == 2
+
+
 # --- a broken template never stops the updates ----------------------------------------------------
 
 
