@@ -193,6 +193,36 @@ async def test_another_programs_sqlite_file_is_refused(tmp_path: Path) -> None:
     raw.close()
 
 
+@pytest.mark.parametrize(
+    ("version", "tables"),
+    [
+        (0, ["deliveries (id INTEGER PRIMARY KEY, parcel TEXT)"]),
+        (0, ["kv (k, v)", "pages (url)", "feeds (url)", "deliveries (id)"]),
+        (3, ["deliveries (id INTEGER PRIMARY KEY, parcel TEXT)", "feeds (url)"]),
+        (1, ["kv (key TEXT PRIMARY KEY, value TEXT)"]),
+        (42, ["deliveries (id)", "incidents (id)"]),
+    ],
+)
+async def test_another_programs_file_with_a_table_named_like_ours_is_refused_and_left_alone(
+    tmp_path: Path, version: int, tables: list[str]
+) -> None:
+    path = tmp_path / "other.db"
+    raw = sqlite3.connect(path)
+    for table in tables:
+        raw.execute(f"CREATE TABLE {table}")
+    raw.execute(f"PRAGMA user_version = {version}")
+    raw.commit()
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        await SqliteStore.open(path)
+    assert str(caught.value) == (
+        f"{path} is another program's SQLite database, not a modbot state file; "
+        "point MODBOT_DATABASE at a file of modbot's own"
+    )
+    assert path.read_bytes() == before
+
+
 async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     path.write_text("my notes, not a database")
