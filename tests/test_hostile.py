@@ -327,3 +327,33 @@ async def test_a_huge_value_in_any_field_is_cut_and_the_incident_still_posted(
     for href in HREF.findall(html):
         allowed = ("#", statuspage.url, "https://stspg.io/", modmail_url("ClaudeAI"))
         assert href.startswith(allowed), href[:100]
+
+
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Go writes for a time never set
+
+
+async def test_a_time_at_the_edge_of_the_calendar_costs_that_field_not_the_watch(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        statuspage_url=statuspage.url, timezone="America/Los_Angeles", **reddit_settings(reddit)
+    )
+    odd = hostile("odd", created_at="0001-01-01T00:00:00+01:00", started_at=None)
+    odd["incident_updates"][0].update(
+        created_at=GO_ZERO_TIME, display_at=GO_ZERO_TIME, updated_at=GO_ZERO_TIME
+    )
+    ordinary = hostile("ordinary")
+    statuspage.set_incidents([odd, ordinary])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        assert (await app.run_once()).ok
+        posted = {marker_of(c.body): c for c in reddit.comments_by("modbot")}
+        assert sorted(posted) == ["inc-odd", "inc-ordinary"]
+        assert "started unknown time" in posted["inc-odd"].body
+        assert "· unknown time" in posted["inc-odd"].body
+        assert "PDT / " in posted["inc-ordinary"].body
+        # The watch is not stalled: a later change to the ordinary incident is edited in.
+        ordinary["incident_updates"].insert(0, update("ordinary2", "identified", "found it", 5))
+        ordinary["status"] = "identified"
+        statuspage.set_incidents([odd, ordinary])
+        assert (await app.run_once()).ok
+    assert "found it" in reddit.comments[posted["inc-ordinary"].id].body

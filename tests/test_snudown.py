@@ -1,10 +1,12 @@
-"""Random strings in every field of a feed, rendered by Reddit's own markdown library:
-never a link, mention, heading, table or marker that the template did not put there."""
+"""Random strings in every field of a feed, and every datetime edge in its times shown in
+any zone, rendered by Reddit's own markdown library: never a link, mention, heading,
+table or marker that the template did not put there, and never an exception."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +20,7 @@ from modbot.core.records import PageInfo
 from modbot.core.render import Renderer, incident_job, link_hosts, modmail_url, notice_job
 from modbot.rendering.files import read_templates
 from modbot.shell.poller import page_info
+from tests import edges
 from tests.snudown import Snudown
 
 CONFIGURED = "https://status.example.com"
@@ -51,7 +54,7 @@ def update(draw: Any, number: int) -> dict[str, Any]:
         "id": draw(st.one_of(st.just(f"u{number}"), hostile)),
         "status": draw(st.one_of(st.sampled_from(["investigating", "resolved"]), hostile)),
         "body": draw(hostile),
-        "created_at": f"2026-10-07T13:{number:02d}:00Z",
+        "created_at": draw(st.one_of(st.just(f"2026-10-07T13:{number:02d}:00Z"), edges.json_times)),
         "affected_components": [
             {"name": draw(hostile), "old_status": draw(hostile), "new_status": draw(hostile)}
         ],
@@ -66,8 +69,8 @@ def snapshots(draw: Any) -> dict[str, Any]:
         "status": draw(st.one_of(st.sampled_from(["investigating", "postmortem"]), hostile)),
         "impact": draw(st.one_of(st.just("major"), hostile)),
         "shortlink": draw(st.one_of(st.none(), urls)),
-        "created_at": "2026-10-07T13:00:00Z",
-        "resolved_at": None,
+        "created_at": draw(st.one_of(st.just("2026-10-07T13:00:00Z"), edges.json_times)),
+        "resolved_at": draw(edges.json_times),
         "postmortem_body": draw(st.one_of(st.none(), hostile)),
         "components": [{"id": "c", "name": draw(hostile), "status": draw(hostile)}],
         "incident_updates": [update(draw, n) for n in range(draw(st.integers(1, 3)))],
@@ -114,16 +117,20 @@ def assert_links_only_to_the_configured_page(html: str, body: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(document=snapshots(), stale=st.one_of(st.none(), st.builds(PageInfo, hostile, urls)))
+@given(
+    document=snapshots(),
+    stale=st.one_of(st.none(), st.builds(PageInfo, hostile, urls)),
+    zone=edges.zones,
+)
 def test_no_field_can_add_a_link_mention_heading_table_or_marker(
-    snudown: Snudown, document: dict[str, Any], stale: PageInfo | None
+    snudown: Snudown, document: dict[str, Any], stale: PageInfo | None, zone: ZoneInfo | None
 ) -> None:
     """Whatever page the feed names (and whatever page the store remembers from an
     older version, ``stale``), links go to the configured page's host or stspg.io."""
     feed = parse_incidents_object(document)
     view = view_of(feed.incidents[0])
     page = stale or page_info(CONFIGURED)
-    job = incident_job(view, page, hosts=link_hosts(CONFIGURED), subreddit=SUBREDDIT)
+    job = incident_job(view, page, hosts=link_hosts(CONFIGURED), zone=zone, subreddit=SUBREDDIT)
     body = RENDERER.body(job).body
     html = snudown.html(body)
     markers = [h for h in HREF.findall(html) if h.startswith("#")]

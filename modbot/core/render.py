@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from modbot.core import markdown
+from modbot.core import markdown, moments
 from modbot.core.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
 from modbot.errors import TemplateError
+
+if TYPE_CHECKING:
+    import jinja2
 
 INCIDENT_TEMPLATE = "incident.md.j2"
 MANUAL_TEMPLATE = "manual.md.j2"
@@ -121,14 +124,15 @@ def digest(body: str) -> str:
 
 
 def format_time(moment: datetime | None, zone: ZoneInfo | None) -> str:
-    """``Oct 07, 14:05 UTC``, or ``Oct 07, 07:05 PDT / 14:05 UTC`` with a zone."""
-    if moment is None:
+    """``Oct 07, 14:05 UTC``, or ``Oct 07, 07:05 PDT / 14:05 UTC`` with a zone; ``unknown
+    time`` for none, or one too near the calendar's edges to show in every zone."""
+    utc = moments.in_utc(moment) if moment is not None else None
+    if utc is None:
         return "unknown time"
-    utc = moment.astimezone(UTC)
     text = utc.strftime("%b %d, %H:%M UTC")
     if zone is None:
         return text
-    local = moment.astimezone(zone)
+    local = utc.astimezone(zone)
     return local.strftime("%b %d, %H:%M %Z") + " / " + utc.strftime("%H:%M UTC")
 
 
@@ -401,14 +405,25 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._compiled = {}
+        self._compiled: dict[str, jinja2.Template] = {}
         for name, _ in templates.sources:
-            try:
-                self._compiled[name] = env.get_template(name)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(
-                    f"{self._path(name)}, line {exc.lineno}: {exc.message}"
-                ) from None
+            self._compiled[name] = self._compile(env, name)
+
+    def _compile(self, env: jinja2.Environment, name: str) -> jinja2.Template:
+        """One template, compiled. Jinja computes constant output while compiling
+        (``{{ 'a' * 10**8 }}``), so compiling can run out of memory or raise what the
+        expression raises; it runs in the worker, within its limits, like a render."""
+        import jinja2  # noqa: PLC0415 - only the render worker and the tests load Jinja
+
+        try:
+            return env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{self._path(name)}, line {exc.lineno}: {exc.message}") from None
+        except MemoryError:
+            # from None: the traceback would keep the huge constant alive.
+            raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
+        except Exception as exc:  # whatever else computing a constant raises
+            raise TemplateError(f"{self._path(name)}: {type(exc).__name__}: {exc}") from exc
 
     def _path(self, name: str) -> str:
         return str(Path(self.templates.origin) / name)

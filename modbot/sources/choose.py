@@ -164,6 +164,6 @@ def _kind_of_json(headers: Mapping[str, str], body: bytes) -> str:
         return "statuspage"
     try:
         ids = [str(i.get("id", "")) for i in json.loads(body).get("incidents", [])]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         ids = []
     return "incidentio" if ids and all(ULID.fullmatch(i) for i in ids) else "statuspage"
