@@ -152,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="which vendor's page to replay (default: statuspage)",
     )
 
+    providers = commands.add_parser(
+        "providers",
+        parents=[common],
+        help='list the providers modbot knows by name (provider = "..." in a watch)',
+        description="List modbot's catalog of AI providers: each one's name for a watch's "
+        "`provider`, its status page, the platform and kind that read it, the component "
+        "names a watch can filter on, and whether a real response of the page is in modbot's "
+        "tests (verified), not yet (unverified), or the page cannot be read (not supported).",
+    )
+    providers.add_argument(
+        "--markdown", action="store_true", help="print the README's Providers table instead"
+    )
+
     post = commands.add_parser(
         "post",
         parents=[common],
@@ -355,6 +368,7 @@ COMMANDS: dict[str, Handler] = {
         )
     ),
     "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
+    "providers": lambda sv, a, s, out: sv.providers(out, markdown=a.markdown),
     "migrate-store": lambda sv, a, s, out: _run(sv.migrate_store(s, a.to, out)),
     "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out, watch_name=a.watch)),
     "resume": lambda sv, a, s, out: _run(

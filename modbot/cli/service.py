@@ -519,6 +519,17 @@ async def auth(settings: Settings, out: TextIO, *, port: int, wait: float) -> in
     return 0
 
 
+# --- providers --------------------------------------------------------------------------------
+
+
+def providers(out: TextIO, *, markdown: bool = False) -> int:
+    """``modbot providers``: the catalog of providers a watch can name."""
+    from modbot.config import catalog  # noqa: PLC0415
+
+    out.write(catalog.markdown_table() if markdown else catalog.listing())
+    return 0
+
+
 # --- demo -------------------------------------------------------------------------------------
 
 

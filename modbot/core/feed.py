@@ -72,6 +72,9 @@ class Component(_Model):
     name: Text = ""
     status: Text = ""
     group: bool = False
+    # The group the page shows it under ("ChatGPT" for OpenAI's "Login"), where the source
+    # knows it: a component filter may name the group.
+    group_name: Text = ""
 
 
 class Incident(_Model):

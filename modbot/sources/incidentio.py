@@ -136,7 +136,7 @@ class IncidentioClient:
         if summary is None:
             unknown = [i.model_copy(update={"components_known": False}) for i in feed.incidents]
             return feed.model_copy(update={"incidents": unknown})
-        names = _component_names(summary)
+        names = Names(summary)
         ongoing = {str(item.get("id")): item for item in _items(summary, "ongoing_incidents")}
         incidents = []
         for incident in feed.incidents:
@@ -162,30 +162,67 @@ def _summary_of(page: Page | None) -> Mapping[str, Any] | None:
     return summary if isinstance(summary, Mapping) else None
 
 
-def _component_names(summary: Mapping[str, Any]) -> dict[str, str]:
-    names = {str(c.get("id")): str(c.get("name") or "") for c in _items(summary, "components")}
-    structure = _value(summary, "structure")
-    for item in _items(structure, "items") if isinstance(structure, Mapping) else []:
-        component = _value(item, "component")
-        if isinstance(component, Mapping) and component.get("component_id"):
-            names.setdefault(str(component["component_id"]), str(component.get("name") or ""))
-    return names
+class Names:
+    """A page's component names by id, and the group each sits in."""
+
+    def __init__(self, summary: Mapping[str, Any]) -> None:
+        self.names = {
+            str(c.get("id")): str(c.get("name") or "") for c in _items(summary, "components")
+        }
+        self.groups: dict[str, str] = {}
+        structure = _value(summary, "structure")
+        for item in _items(structure, "items") if isinstance(structure, Mapping) else []:
+            component = _value(item, "component")
+            if isinstance(component, Mapping) and component.get("component_id"):
+                self._add(component, "")
+            group = _value(item, "group")
+            if isinstance(group, Mapping):
+                for member in _items(group, "components"):
+                    self._add(member, str(_value(group, "name") or ""))
+
+    def _add(self, component: Mapping[str, Any], group: str) -> None:
+        if component.get("component_id"):
+            ident = str(component["component_id"])
+            self.names.setdefault(ident, str(component.get("name") or ""))
+            if group:
+                self.groups[ident] = group
+
+    def component(self, ident: str, status: str) -> Component:
+        return Component(
+            id=ident,
+            name=self.names.get(ident, ""),
+            status=status,
+            group_name=self.groups.get(ident, ""),
+        )
+
+    def listed(self) -> list[str]:
+        """Every group and component name, for ``check --connect``."""
+        groups = sorted(set(self.groups.values()))
+        return groups + sorted({n for n in self.names.values() if n} - set(groups))
 
 
-def _impacts(item: Mapping[str, Any], names: Mapping[str, str]) -> list[Component]:
+def page_components(body: bytes) -> list[str] | None:
+    """The names a filter can pick on a page, from its summary (``None``: unreadable)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    summary = data.get("summary") if isinstance(data, Mapping) else None
+    return Names(summary).listed() if isinstance(summary, Mapping) else None
+
+
+def _impacts(item: Mapping[str, Any], names: Names) -> list[Component]:
     """The components an ongoing incident or maintenance affects, with their status."""
     seen: dict[str, Component] = {}
     for impact in _items(item, "component_impacts") + _items(item, "affected_components"):
         component_id = str(impact.get("component_id") or "")
         status = COMPONENT_STATUS.get(str(_value(impact, "status") or ""), "degraded_performance")
         if component_id and component_id not in seen:
-            seen[component_id] = Component(
-                id=component_id, name=names.get(component_id, ""), status=status
-            )
+            seen[component_id] = names.component(component_id, status)
     return sorted(seen.values(), key=lambda c: c.name)
 
 
-def _maintenance(item: Mapping[str, Any], names: Mapping[str, str]) -> Incident:
+def _maintenance(item: Mapping[str, Any], names: Names) -> Incident:
     """A scheduled maintenance of the summary, as an incident the core can diff."""
     updates = []
     for update in _items(item, "updates"):
