@@ -14,6 +14,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Val
 
 from modbot.errors import FeedMalformed
 
+# What an update shows when its source published no text for it: never an empty line.
+NO_TEXT = "(no text published)"
+
 
 def _none_to_empty(value: object) -> object:
     return "" if value is None else value

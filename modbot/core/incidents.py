@@ -126,12 +126,14 @@ def touches(incident: Incident, components: Collection[str]) -> bool:
     if not components or not incident.components_known:
         return True  # an unknown set of components is not filtered: post rather than miss
     wanted = {c.strip().casefold() for c in components}
+    groups = {c.name: c.group_name for c in incident.components if c.group_name}
     statuses: list[tuple[str, str | None]] = [(c.name, c.status) for c in incident.components]
-    statuses += [(c.group_name, c.status) for c in incident.components if c.group_name]
     for update in incident.incident_updates:
         for affected in update.affected_components:
             statuses.append((affected.name, affected.new_status))
             statuses.append((affected.name, affected.old_status))
+    # A component's group counts as the component (a filter may name "ChatGPT").
+    statuses += [(groups[name], status) for name, status in statuses if name in groups]
     degraded = [name for name, status in statuses if status and status.lower() != OPERATIONAL]
     candidates = degraded if degraded else [name for name, _ in statuses]
     return any(_matches(name, wanted) for name in candidates)

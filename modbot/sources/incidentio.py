@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from modbot.core.feed import Component, Incident, IncidentsFeed, parse_incidents_object
+from modbot.core.feed import NO_TEXT, Component, Incident, IncidentsFeed, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedError, FeedMalformed, FeedNotJSON, FeedUnavailable
 from modbot.ports import Fetched
@@ -53,7 +53,6 @@ MAINTENANCE_STATUS = {
     "maintenance_complete": "completed",
 }
 UNDEFINED = "$undefined"  # how the page's frontend data marks a missing value
-NO_TEXT = "(no text published)"
 
 
 def _value(data: Mapping[str, Any], key: str) -> Any:
