@@ -294,3 +294,42 @@ def test_the_groups_of_an_incidentio_summary_are_the_catalogs() -> None:
     listed = page_components(json.dumps({"summary": json.loads(summary)}).encode())
     assert listed is not None
     assert set(catalog.lookup("groq").groups) <= set(listed)
+
+
+# --- check --connect names the page's components ------------------------------------------
+
+
+async def test_check_connect_names_the_components_and_a_misspelt_filter(
+    site: FakeSite, make_settings: Callable[..., Settings]
+) -> None:
+    from modbot.cli.service import check
+    from tests.fakes.incidentio import FakeIncidentio
+
+    FakeIncidentio(site)  # Groq's captured summary: groups Production, Preview Models, ...
+    settings = make_settings(
+        statuspage_url=site.url,
+        source_kind="incidentio",
+        components=("Productoin", "whisper-large-v3"),
+    )
+    out = io.StringIO()
+    await check(settings, out, connect=True)
+    printed = out.getvalue()
+    assert "the page lists: Preview Models, Production, Production Systems, API," in printed
+    assert "WARNING: the filter 'Productoin' matches none of the names the page lists" in printed
+    assert "'whisper-large-v3' matches none" not in printed
+
+
+async def test_check_connect_names_a_datadog_pages_groups(
+    site: FakeSite, make_settings: Callable[..., Settings]
+) -> None:
+    from modbot.cli.service import check
+
+    FakeDatadog(site)
+    settings = make_settings(
+        statuspage_url=site.url, source_kind="auto", components=("API - Gateway",)
+    )
+    out = io.StringIO()
+    await check(settings, out, connect=True)
+    printed = out.getvalue()
+    assert "API - Gateway, Chat (/api/v1/chat/completions)," in printed
+    assert "WARNING" not in printed

@@ -315,7 +315,37 @@ async def _check_feed(settings: Settings, watch: Watch, line: Callable[[str, str
         line("feed", f"{watch.name}: FAILED: {exc}")
         return 1
     line("feed", f"{watch.name}: ok: {len(feed.incidents)} incidents listed")
+    await _check_components(settings, watch, line)
     return 0
+
+
+async def _check_components(
+    settings: Settings, watch: Watch, line: Callable[[str, str], None]
+) -> None:
+    """Name the page's components, and warn about filter names that match none of them
+    (a misspelt filter would post nothing, forever)."""
+    from modbot.errors import FeedError  # noqa: PLC0415
+    from modbot.sources.components import listed_components  # noqa: PLC0415
+    from modbot.sources.fetch import make_http_client  # noqa: PLC0415
+
+    try:
+        async with make_http_client(settings.http_timeout) as http:
+            listed = await listed_components(watch, http)
+    except FeedError as exc:
+        line("components", f"{watch.name}: cannot list them ({exc})")
+        return
+    if listed is None:
+        line("components", f"{watch.name}: the page does not list its components")
+        return
+    which = "the page lists" if listed.complete else "the incidents on the page name"
+    line("components", f"{watch.name}: {which}: {', '.join(listed.names) or 'none'}")
+    for name in listed.unmatched(watch.components):
+        more = "" if listed.complete else " (only those of its listed incidents are known)"
+        line(
+            "components",
+            f"{watch.name}: WARNING: the filter {name!r} matches none of the names "
+            f"{which}{more}: incidents would be posted only if one matched",
+        )
 
 
 async def _check_reddit(

@@ -107,7 +107,7 @@ def view_of(incident: Incident) -> IncidentView:
 # --- component filter -------------------------------------------------------------------
 
 
-def _matches(name: str, wanted: Collection[str]) -> bool:
+def name_matches(name: str, wanted: Collection[str]) -> bool:
     """A component's name, its group's ("Group - Name"), or either without a trailing
     note in brackets ("Claude API" for "Claude API (api.anthropic.com)")."""
     folded = name.strip().casefold()
@@ -136,7 +136,7 @@ def touches(incident: Incident, components: Collection[str]) -> bool:
     statuses += [(groups[name], status) for name, status in statuses if name in groups]
     degraded = [name for name, status in statuses if status and status.lower() != OPERATIONAL]
     candidates = degraded if degraded else [name for name, _ in statuses]
-    return any(_matches(name, wanted) for name in candidates)
+    return any(name_matches(name, wanted) for name in candidates)
 
 
 def _last_activity(incident: Incident) -> datetime | None:

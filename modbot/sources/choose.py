@@ -48,10 +48,10 @@ def make_source(watch: Watch, http: httpx.AsyncClient | None, *, attempts: int =
     assert http is not None
     if watch.kind == "auto":
         return AutoSource(watch, http, attempts=attempts)
-    return _source(watch.kind, watch, http, attempts)
+    return source_for(watch.kind, watch, http, attempts)
 
 
-def _source(kind: str, watch: Watch, http: httpx.AsyncClient, attempts: int) -> Source:
+def source_for(kind: str, watch: Watch, http: httpx.AsyncClient, attempts: int) -> Source:
     if kind == "incidentio":
         return IncidentioClient(
             watch.url,
@@ -97,7 +97,7 @@ class AutoSource:
         if self.inner is None:
             kind = await detect(self.watch.url, self.http)
             log.info("%s: %s is a%s page", self.watch.name, self.watch.url, _article(kind))
-            self.inner = _source(kind, self.watch, self.http, self.attempts)
+            self.inner = source_for(kind, self.watch, self.http, self.attempts)
             self.url = self.inner.url
             if kind == "statuspage":
                 self.fallback = FeedClient(self.home + "/history.atom", self.http, home=self.home)
