@@ -166,3 +166,46 @@ def _empty_env(tmp_path: Path) -> Path:
     path = tmp_path / "empty.env"
     path.write_text("")
     return path
+
+
+# --- modbot demo --provider ---------------------------------------------------------------
+
+WITH_DEMO = [p.name for p in catalog.catalog() if p.demo_sample]
+WITHOUT_DEMO = [p.name for p in catalog.catalog() if not p.demo_sample]
+
+
+def test_every_shipped_demo_sample_is_a_copy_of_a_real_one() -> None:
+    for provider in catalog.catalog():
+        if provider.demo_sample.startswith("samples/"):
+            shipped = ROOT / "modbot" / "data" / provider.demo_sample
+            original = ROOT / "tests" / "data" / "providers" / shipped.name
+            assert shipped.read_bytes() == original.read_bytes(), provider.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider", WITH_DEMO)
+async def test_demo_replays_a_real_incident_of_each_readable_platform(
+    tmp_path: Path, provider: str
+) -> None:
+    from tests.conftest import run_cli
+
+    result = await run_cli("demo", "--delay", "0", "--provider", provider, env={}, cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert result.out.count("NEW comment") == 1
+    entry = catalog.lookup(provider)
+    if entry.demo_note:
+        assert entry.demo_note in result.out  # another page's incident says so
+    assert not list(tmp_path.iterdir())  # the demo leaves no state behind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider", WITHOUT_DEMO)
+async def test_a_provider_without_a_demo_says_why_in_one_line(
+    tmp_path: Path, provider: str
+) -> None:
+    from tests.conftest import run_cli
+
+    result = await run_cli("demo", "--delay", "0", "--provider", provider, env={}, cwd=tmp_path)
+    assert result.code == 1
+    (line,) = result.err.strip().splitlines()
+    assert f"no demo for {provider}:" in line

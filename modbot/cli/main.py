@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="replay a real incident offline and show each comment version",
         description="Replay a bundled real incident through the real pipeline in dry-run, "
-        "with no network and no credentials: from status.claude.com (Atlassian Statuspage) "
-        "or, with --kind incidentio, from status.openai.com (incident.io).",
+        "with no network and no credentials: from status.claude.com (Atlassian Statuspage), "
+        "with --kind incidentio from status.openai.com (incident.io), or with --provider NAME "
+        "from that provider's platform (its real sample, read as the live page is read).",
     )
     demo.add_argument(
         "--delay",
@@ -150,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("statuspage", "incidentio"),
         default="statuspage",
         help="which vendor's page to replay (default: statuspage)",
+    )
+    demo.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="replay a real incident of this provider's platform (see `modbot providers`)",
     )
 
     providers = commands.add_parser(
@@ -343,7 +349,9 @@ COMMANDS: dict[str, Handler] = {
     "check": lambda sv, a, s, out: _run(
         sv.check_live(s, out) if a.live else sv.check(s, out, connect=a.connect)
     ),
-    "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0), a.kind)),
+    "demo": lambda sv, a, s, out: _run(
+        sv.demo(s, out, max(a.delay, 0.0), a.kind, provider=a.provider)
+    ),
     "auth": lambda sv, a, s, out: _run(sv.auth(s, out, port=a.port, wait=a.timeout)),
     "post": lambda sv, a, s, out: _run(
         sv.post(

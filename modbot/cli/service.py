@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -563,19 +564,49 @@ def providers(out: TextIO, *, markdown: bool = False) -> int:
 # --- demo -------------------------------------------------------------------------------------
 
 
-async def demo(settings: Settings, out: TextIO, delay: float, kind: str = "statuspage") -> int:
+async def demo(
+    settings: Settings,
+    out: TextIO,
+    delay: float,
+    kind: str = "statuspage",
+    *,
+    provider: str | None = None,
+) -> int:
     """``modbot demo``: replay a real incident through the real pipeline, offline."""
     from modbot.app import App  # noqa: PLC0415
+    from modbot.config.catalog import lookup  # noqa: PLC0415
     from modbot.config.watches import load_watches  # noqa: PLC0415
     from modbot.errors import FeedError  # noqa: PLC0415
-    from modbot.sources.demo import DEMOS, ReplaySource, demo_documents  # noqa: PLC0415
+    from modbot.sources.demo import (  # noqa: PLC0415
+        DEMOS,
+        ReplaySource,
+        demo_documents,
+        moved_to,
+        provider_demo,
+    )
 
-    url = DEMOS[kind]
-    documents, source_note = demo_documents(kind)
+    where = ""
+    if provider is not None:
+        entry = lookup(provider)
+        documents, url, source_note = provider_demo(entry)
+        kind = entry.kind
+        # The page before the incident, so that the incident is new to the bot.
+        documents = [{"page": documents[0]["page"], "incidents": []}, *documents]
+        if entry.demo_note:
+            where = f"for {entry.display_name} ({entry.demo_note})"
+        if documents[1]["incidents"][0]["status"] in ("resolved", "postmortem"):
+            # Resolved at its first update: news only if it happens now (its times are
+            # moved, its text and order kept, and the output says so).
+            # (A few seconds ahead: the bot's first poll, its baseline, comes after this.)
+            documents = moved_to(documents, datetime.now(UTC) + timedelta(seconds=10))
+            source_note += "; its times are moved to the present, as it has one update only"
+    else:
+        url = DEMOS[kind]
+        documents, source_note = demo_documents(kind)
     replay = ReplaySource(documents, url)
-    host = url.split("//", 1)[-1]
+    where = where or f"from {url.split('//', 1)[-1]}"
     out.write(
-        f"modbot demo: replaying a real incident from {host}, one status update at a\n"
+        f"modbot demo: replaying a real incident {where}, one status update at a\n"
         "time, through the real pipeline (diff, templates, store, delivery) in dry-run.\n"
         "No network and no Reddit account are used; each comment version is printed below.\n\n"
     )
@@ -588,16 +619,16 @@ async def demo(settings: Settings, out: TextIO, delay: float, kind: str = "statu
                 "min_edit_interval": 0.0,
                 "components": (),
                 "config": None,
+                "provider": None,
             }
         )
         watches = load_watches(demo_settings.model_copy(update={"config": None}))[:1]
         async with App(demo_settings, dry_run=True, out=out, source=replay, watches=watches) as app:
             for number in range(len(documents)):
                 replay.step = number
-                status = documents[number]["incidents"][0]["status"]
-                out.write(
-                    f">>> step {number + 1}/{len(documents)}: the page says {status.upper()}\n\n"
-                )
+                listed = documents[number]["incidents"]
+                says = f"says {listed[0]['status'].upper()}" if listed else "lists no incident yet"
+                out.write(f">>> step {number + 1}/{len(documents)}: the page {says}\n\n")
                 out.flush()
                 report = await app.run_once()
                 if not report.ok:

@@ -59,6 +59,9 @@ class Provider:
     alternatives: tuple[Alternative, ...] = ()
     moved: tuple[Move, ...] = ()
     unsupported: str = ""
+    demo_sample: str = ""  # what `modbot demo --provider` replays (a file in modbot/data)
+    demo_incident: str = ""
+    demo_note: str = ""  # said when the incident is from another page of the platform
 
     @property
     def supported(self) -> bool:
@@ -124,6 +127,9 @@ def _provider(table: dict[str, Any]) -> Provider:
             Move(str(m["from"]), str(m["kind"]), str(m["when"])) for m in table.get("moved", [])
         ),
         unsupported=str(table.get("unsupported", "")),
+        demo_sample=str(table.get("demo", {}).get("sample", "")),
+        demo_incident=str(table.get("demo", {}).get("incident", "")),
+        demo_note=str(table.get("demo", {}).get("note", "")),
     )
 
 
