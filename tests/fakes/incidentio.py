@@ -92,6 +92,7 @@ class FakeIncidentio:
         self.summary["ongoing_incidents"] = []
         self.bodies_empty = False
         self.text_as = "string"
+        self.page_url: str | None = None  # the URL the page gives for itself (its own)
         self.publish()
 
     @property
@@ -110,7 +111,7 @@ class FakeIncidentio:
 
     def publish(self) -> None:
         """Serve the current incidents and summary (no ETag, no Last-Modified: as real)."""
-        page = dict(COMPAT["page"], url=self.site.url + "/")
+        page = dict(COMPAT["page"], url=self.page_url or self.site.url + "/")
         listed = copy.deepcopy(self.incidents)
         if self.bodies_empty:
             for item in listed:
