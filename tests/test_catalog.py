@@ -209,3 +209,15 @@ async def test_a_provider_without_a_demo_says_why_in_one_line(
     assert result.code == 1
     (line,) = result.err.strip().splitlines()
     assert f"no demo for {provider}:" in line
+
+
+def test_a_dry_runs_first_failed_poll_names_the_providers_page() -> None:
+    """With MODBOT_PROVIDER the page is the catalog's, not MODBOT_STATUSPAGE_URL's default."""
+    from modbot.cli.service import _first_poll_note
+    from modbot.core.records import PollReport
+
+    settings = Settings(provider="openai")
+    (watch,) = load_watches(settings)
+    out = io.StringIO()
+    _first_poll_note(settings, watch.url, out)(PollReport(ok=False, changed=False, message="x"))
+    assert "cannot read https://status.openai.com yet" in out.getvalue()

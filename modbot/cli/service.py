@@ -85,21 +85,22 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
             return 0 if report.ok else 1
         stop = asyncio.Event()
         with stop_on_signals(stop):
-            await app.run(stop, _first_poll_note(settings, out) if dry else None)
+            await app.run(stop, _first_poll_note(settings, watches[0].url, out) if dry else None)
         if app.fatal is not None:
             raise app.fatal
     log.info("stopped; state saved in %s", settings.database)
     return 0
 
 
-def _first_poll_note(settings: Settings, out: TextIO) -> Callable[[PollReport], None]:
-    """In dry-run, say plainly what happens when the first poll fails (e.g. offline)."""
+def _first_poll_note(settings: Settings, url: str, out: TextIO) -> Callable[[PollReport], None]:
+    """In dry-run, say plainly what happens when the first poll fails (e.g. offline);
+    ``url`` is the (first) watch's page, the catalog's with MODBOT_PROVIDER."""
     state = {"first": True}
 
     def note(report: PollReport) -> None:
         if state["first"] and not report.ok:
             out.write(
-                f"modbot: cannot read {settings.statuspage_url} yet ({report.message}).\n"
+                f"modbot: cannot read {url} yet ({report.message}).\n"
                 f"Still trying every {settings.poll_interval:g} s; comments appear here once it "
                 "answers. To see what the bot posts without any network, run: modbot demo\n"
             )
