@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="replay a real incident offline and show each comment version",
         description="Replay a bundled real incident through the real pipeline in dry-run, "
-        "with no network and no credentials: from status.claude.com (Atlassian Statuspage) "
-        "or, with --kind incidentio, from status.openai.com (incident.io).",
+        "with no network and no credentials: from status.claude.com (Atlassian Statuspage), "
+        "with --kind incidentio from status.openai.com (incident.io), or with --provider NAME "
+        "from that provider's platform (its real sample, read as the live page is read).",
     )
     demo.add_argument(
         "--delay",
@@ -150,6 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("statuspage", "incidentio"),
         default="statuspage",
         help="which vendor's page to replay (default: statuspage)",
+    )
+    demo.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="replay a real incident of this provider's platform (see `modbot providers`)",
+    )
+
+    providers = commands.add_parser(
+        "providers",
+        parents=[common],
+        help='list the providers modbot knows by name (provider = "..." in a watch)',
+        description="List modbot's catalog of AI providers: each one's name for a watch's "
+        "`provider`, its status page, the platform and kind that read it, the component "
+        "names a watch can filter on, and whether a real response of the page is in modbot's "
+        "tests (verified), not yet (unverified), or the page cannot be read (not supported).",
+    )
+    providers.add_argument(
+        "--markdown", action="store_true", help="print the README's Providers table instead"
     )
 
     post = commands.add_parser(
@@ -330,7 +349,9 @@ COMMANDS: dict[str, Handler] = {
     "check": lambda sv, a, s, out: _run(
         sv.check_live(s, out) if a.live else sv.check(s, out, connect=a.connect)
     ),
-    "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0), a.kind)),
+    "demo": lambda sv, a, s, out: _run(
+        sv.demo(s, out, max(a.delay, 0.0), a.kind, provider=a.provider)
+    ),
     "auth": lambda sv, a, s, out: _run(sv.auth(s, out, port=a.port, wait=a.timeout)),
     "post": lambda sv, a, s, out: _run(
         sv.post(
@@ -355,6 +376,7 @@ COMMANDS: dict[str, Handler] = {
         )
     ),
     "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
+    "providers": lambda sv, a, s, out: sv.providers(out, markdown=a.markdown),
     "migrate-store": lambda sv, a, s, out: _run(sv.migrate_store(s, a.to, out)),
     "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out, watch_name=a.watch)),
     "resume": lambda sv, a, s, out: _run(
