@@ -1,0 +1,246 @@
+"""When readers' reports make a surge, and when it subsides. Pure: time comes in.
+
+A *surge*, in the window of ``window`` seconds ending now:
+
+- at least ``min_authors`` distinct authors reported, and
+- that many is at least ``factor`` times what the watch's own baseline expects in
+  such a window at this time of day (until the baseline has enough history, only
+  the author minimum applies).
+
+One author counts once per window (their first report in it); an account younger than
+``min_account_age`` when it reported does not count (when its age is known). A surge
+*subsides* once the window has stayed below the threshold for one whole window: a
+dip of a minute or two inside an outage does not end it, and one surge makes one
+early notice.
+
+The *baseline* is, for each hour of the day (UTC), weekdays apart from weekends, the
+mean number of distinct authors whose reports counted in that hour, over about the
+last 28 days: two numbers per hour (the mean, and how many hours it averages), learnt
+once each hour has ended. An hour far above its mean (an outage) is clipped before it
+is learnt, so outages do not teach the baseline that outages are normal.
+
+The defaults were chosen with ``python -m bench.reports --sweep`` on the labelled
+corpus (see ``bench/reports.py``): they are the quickest settings that keep false
+early notices at or under one per 30 days.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+HOUR = 3600.0
+DAYS_IN_HISTORY = 28
+# Hours of one kind in 28 days: 20 weekdays, 8 weekend days.
+_SPAN = {False: 20, True: 8}
+MIN_HISTORY = 4  # hours of the same kind learnt before the baseline applies to one
+_CLIP = 2.0  # an hour counts at most this many times its mean (or _CLIP_FLOOR)
+_CLIP_FLOOR = 2.0
+
+
+@dataclass(frozen=True)
+class SurgeSettings:
+    """The watch's ``reports_*`` settings that shape a surge."""
+
+    min_authors: int = 5
+    window: float = 600.0  # seconds
+    factor: float = 4.0
+    min_account_age: float = 86_400.0  # seconds; accounts younger do not count
+
+
+@dataclass(frozen=True)
+class Report:
+    """One reader's outage report, as it is kept: labels, never text."""
+
+    at: float  # when it was posted (epoch seconds)
+    author: str  # a hash of the author's name
+    rule: str  # the rule that made it a report
+    errors: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    author_since: float | None = None  # when the author's account was made, if known
+
+
+def counted(
+    reports: Iterable[Report], since: float, until: float, settings: SurgeSettings
+) -> list[Report]:
+    """The reports that count in ``(since, until]``: each author's first, none from
+    accounts too young when they reported; oldest first."""
+    firsts: dict[str, Report] = {}
+    for report in sorted(reports, key=lambda r: (r.at, r.author)):
+        if not since < report.at <= until or _too_young(report, settings):
+            continue
+        firsts.setdefault(report.author, report)
+    return list(firsts.values())
+
+
+def _too_young(report: Report, settings: SurgeSettings) -> bool:
+    if report.author_since is None:
+        return False
+    return report.at - report.author_since < settings.min_account_age
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Distinct reporting authors per hour of the day, weekdays and weekends apart."""
+
+    means: tuple[float, ...] = (0.0,) * 48  # weekday hours 0-23 (UTC), then weekend ones
+    hours: tuple[int, ...] = (0,) * 48  # how many hours each mean averages
+    learnt_until: float = 0.0  # the end of the last hour learnt
+
+    def expected(self, at: float, window: float) -> float | None:
+        """Authors expected in a window of ``window`` seconds at ``at``; ``None`` while
+        that hour has too little history."""
+        slot = _slot(at)
+        if self.hours[slot] < MIN_HISTORY:
+            return None
+        return self.means[slot] * window / HOUR
+
+    def learn(self, hour_start: float, authors: int) -> Baseline:
+        """The baseline after the hour starting at ``hour_start`` (a whole UTC hour) ended
+        with ``authors`` distinct authors counted. An hour already learnt changes nothing,
+        so a restart may learn the same hour again."""
+        start = hour_start - hour_start % HOUR
+        if start + HOUR <= self.learnt_until:
+            return self
+        slot = _slot(start)
+        mean, seen = self.means[slot], self.hours[slot]
+        value = float(authors)
+        if seen >= MIN_HISTORY:
+            value = min(value, max(_CLIP * mean, _CLIP_FLOOR))
+        span = _SPAN[slot >= 24]
+        weight = min(seen + 1, span)  # a plain mean at first, then a 28-day moving one
+        means = list(self.means)
+        hours = list(self.hours)
+        means[slot] = mean + (value - mean) / weight
+        hours[slot] = min(seen + 1, span)
+        return Baseline(tuple(means), tuple(hours), start + HOUR)
+
+    def as_numbers(self) -> list[float]:
+        """A compact form to store: 48 means, 48 counts, the end of the last hour learnt."""
+        return [*(round(m, 4) for m in self.means), *map(float, self.hours), self.learnt_until]
+
+    @classmethod
+    def from_numbers(cls, numbers: Sequence[float]) -> Baseline:
+        """The baseline ``as_numbers`` stored; a wrong shape is an empty baseline."""
+        if len(numbers) != 97 or any(not n >= 0 for n in numbers):
+            return cls()
+        hours = tuple(int(min(h, max(_SPAN.values()))) for h in numbers[48:96])
+        return cls(tuple(float(m) for m in numbers[:48]), hours, float(numbers[96]))
+
+
+def _slot(at: float) -> int:
+    moment = datetime.fromtimestamp(at, UTC)
+    return moment.hour + (24 if moment.weekday() >= 5 else 0)
+
+
+def learn_hours(
+    baseline: Baseline, reports: Iterable[Report], until: float, settings: SurgeSettings
+) -> Baseline:
+    """``baseline`` after learning every whole hour that ended by ``until`` and is not
+    learnt yet, from ``reports`` (which must cover those hours)."""
+    items = sorted(reports, key=lambda r: r.at)
+    if not items:
+        return baseline
+    start = max(baseline.learnt_until, items[0].at - items[0].at % HOUR)
+    while start + HOUR <= until:
+        authors = counted(items, start, start + HOUR, settings)
+        baseline = baseline.learn(start, len(authors))
+        start += HOUR
+    return baseline
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The reports in the window ending at ``at``, against the threshold."""
+
+    at: float
+    authors: int  # distinct authors counted in the window
+    expected: float | None  # what the baseline expects in a window now (None: no history)
+    threshold: float  # authors needed for a surge now
+
+    @property
+    def surging(self) -> bool:
+        return self.authors >= self.threshold
+
+
+def assess(
+    reports: Iterable[Report], baseline: Baseline, now: float, settings: SurgeSettings
+) -> Assessment:
+    """How the window ending ``now`` compares with the threshold."""
+    authors = len(counted(reports, now - settings.window, now, settings))
+    expected = baseline.expected(now, settings.window)
+    threshold = float(settings.min_authors)
+    if expected is not None:
+        threshold = max(threshold, settings.factor * expected)
+    return Assessment(now, authors, expected, threshold)
+
+
+@dataclass(frozen=True)
+class Surge:
+    """An open surge: what its early notice says (counts and labels only)."""
+
+    detected: float  # when it was detected
+    began: float  # when the first report counted in it was posted
+    authors: int  # distinct authors counted since it began
+    errors: tuple[tuple[str, int], ...] = ()  # error labels and how many authors named each
+    products: tuple[tuple[str, int], ...] = ()
+    quiet_since: float | None = None  # since when the window has been below the threshold
+    ended: float | None = None  # when it subsided
+
+
+@dataclass(frozen=True)
+class SurgeStep:
+    """One step of following the reports: the surge now, and what changed."""
+
+    surge: Surge | None
+    started: bool = False  # a surge began at this step: time for the early notice
+    ended: bool = False  # the surge subsided at this step (``surge.ended`` says when)
+    assessment: Assessment | None = None
+
+
+def track(
+    surge: Surge | None,
+    reports: Sequence[Report],
+    baseline: Baseline,
+    now: float,
+    settings: SurgeSettings,
+) -> SurgeStep:
+    """Follow the reports one step (each reports interval). ``reports`` are those since
+    the open surge began, or at least the last window when none is open. A surge that
+    ended is no longer passed in: the next surge is a new one."""
+    now_seen = assess(reports, baseline, now, settings)
+    if surge is None or surge.ended is not None:
+        if not now_seen.surging:
+            return SurgeStep(None, assessment=now_seen)
+        window = counted(reports, now - settings.window, now, settings)
+        fresh = _summary(Surge(now, window[0].at, 0), reports, now, settings)
+        return SurgeStep(fresh, started=True, assessment=now_seen)
+    current = _summary(surge, reports, now, settings)
+    if now_seen.surging:
+        return SurgeStep(replace(current, quiet_since=None), assessment=now_seen)
+    quiet = surge.quiet_since if surge.quiet_since is not None else now
+    if now - quiet >= settings.window:
+        return SurgeStep(
+            replace(current, quiet_since=quiet, ended=now), ended=True, assessment=now_seen
+        )
+    return SurgeStep(replace(current, quiet_since=quiet), assessment=now_seen)
+
+
+def _summary(surge: Surge, reports: Sequence[Report], now: float, settings: SurgeSettings) -> Surge:
+    """The surge's counts from every report counted since it began."""
+    # From the start of the window that made it a surge: its first report is in there.
+    since = counted(reports, surge.detected - settings.window, now, settings)
+    errors = Counter(e for r in since for e in dict.fromkeys(r.errors))
+    products = Counter(p for r in since for p in dict.fromkeys(r.products))
+    return replace(
+        surge,
+        authors=max(surge.authors, len(since)),
+        errors=_ranked(errors) if since else surge.errors,
+        products=_ranked(products) if since else surge.products,
+    )
+
+
+def _ranked(counts: Counter[str]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
