@@ -7,7 +7,7 @@ The rules are data (``modbot/data/report_rules.toml``, read by ``config.reportru
   noise that vetoes a weak match (a reader's own rate limit, their own setup, the
   model's quality, "works for me"). Each term has a fixed label and the phrases that
   name it. A group may hide its terms inside *masks* ("dumbed down", "shut down" are
-  not "down"), and a term may count only *near* one of the group's context words
+  not "down"), and a number may count only *near* one of the group's context words
   ("500" near "error", "http", "status"..., never in "500 lines of code");
 - the *product* group is built from the watch's components (``products_for``) plus
   the names readers use for them;
@@ -43,7 +43,8 @@ class Term:
 
     label: str
     phrases: tuple[str, ...]
-    bare: bool = True  # False: counts only near one of its group's ``near`` words
+    bare: bool = True  # False: its phrases that are plain numbers count only near one of
+    # its group's ``near`` words ("500" near "error"; "500s" is never a price)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ class _CompiledGroup:
             place, term = self.terms[found.group(0)]
             if place in seen:
                 continue
-            if not term.bare:
+            if not term.bare and found.group(0).isdigit():
                 if words_at is None:
                     words_at = ([m.start() for m in _WORD.finditer(words)], words.split())
                 if not self._is_near(*words_at, found):
