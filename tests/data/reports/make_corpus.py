@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,32 +86,187 @@ class Scenario:
 
 
 INCIDENTS = [
-    Scenario("vmys9qn874h4", "2026-10-07T21:05:00Z", "drawn: refused requests for some organizations; few readers", 4, 30, ("API", "claude.ai"), errors=("403",)),
+    Scenario(
+        "vmys9qn874h4",
+        "2026-10-07T21:05:00Z",
+        "drawn: refused requests for some organizations; few readers",
+        4,
+        30,
+        ("API", "claude.ai"),
+        errors=("403",),
+    ),
     Scenario("978mjkgw6mh7", None, "no burst: the usage page of platform.claude.com"),
-    Scenario("wf2v8ms031sx", "2026-10-07T00:00:00Z", "text (from 00:00 UTC): usage data on platform.claude.com; three readers over 90 min", 3, 90, ("platform.claude.com",)),
-    Scenario("ch27pb90bn85", "2026-10-06T12:15:00Z", "drawn (9 min before the page)", 35, 15, ("claude.ai", "Claude Code"), ("Opus 5.5",)),
-    Scenario("bhphxz3vr58g", "2026-10-05T12:40:00Z", "text: impact 12:40-13:10 UTC", 40, 20, ("claude.ai", "API"), ("Mythos 5.1", "Fable 5.1")),
+    Scenario(
+        "wf2v8ms031sx",
+        "2026-10-07T00:00:00Z",
+        "text (from 00:00 UTC): usage data on platform.claude.com; three readers over 90 min",
+        3,
+        90,
+        ("platform.claude.com",),
+    ),
+    Scenario(
+        "ch27pb90bn85",
+        "2026-10-06T12:15:00Z",
+        "drawn (9 min before the page)",
+        35,
+        15,
+        ("claude.ai", "Claude Code"),
+        ("Opus 5.5",),
+    ),
+    Scenario(
+        "bhphxz3vr58g",
+        "2026-10-05T12:40:00Z",
+        "text: impact 12:40-13:10 UTC",
+        40,
+        20,
+        ("claude.ai", "API"),
+        ("Mythos 5.1", "Fable 5.1"),
+    ),
     Scenario("k0h22tsvnydg", None, "no burst: delayed credits on the Claude Platform"),
-    Scenario("4xvtc2gnq73l", "2026-09-29T14:00:00Z", "text: errors began at 14:00 UTC; everything down for an hour", 160, 30, ("claude.ai", "Claude Code", "API"), errors=("500", "529", "503")),
-    Scenario("7g1qpkyz5gxh", "2026-09-22T00:50:00Z", "text: impact 00:50-02:10 UTC", 45, 25, ("claude.ai", "Claude Code"), ("Mythos 5.1", "Fable 5.1", "Opus 5")),
+    Scenario(
+        "4xvtc2gnq73l",
+        "2026-09-29T14:00:00Z",
+        "text: errors began at 14:00 UTC; everything down for an hour",
+        160,
+        30,
+        ("claude.ai", "Claude Code", "API"),
+        errors=("500", "529", "503"),
+    ),
+    Scenario(
+        "7g1qpkyz5gxh",
+        "2026-09-22T00:50:00Z",
+        "text: impact 00:50-02:10 UTC",
+        45,
+        25,
+        ("claude.ai", "Claude Code"),
+        ("Mythos 5.1", "Fable 5.1", "Opus 5"),
+    ),
     Scenario("t8fpw9vcshl9", None, "no burst: Google Play subscriptions"),
-    Scenario("6304r9jjhj34", "2026-09-15T09:55:00Z", "drawn: intermittent spikes, readers after the page (European morning)", 14, 60, ("claude.ai", "API"), ("Mythos 5.1", "Fable 5.1")),
-    Scenario("t33dncr5ydvl", "2026-09-11T13:57:00Z", "text: impact 13:57-14:20 UTC", 50, 15, ("claude.ai", "Claude Code"), ("Fable 5.1", "Mythos 5.1")),
-    Scenario("2pt83vlkk7x7", "2026-09-10T21:55:00Z", "drawn: slower API for some US Midwest users, readers after the page", 8, 90, ("API",), errors=("504",)),
+    Scenario(
+        "6304r9jjhj34",
+        "2026-09-15T09:55:00Z",
+        "drawn: intermittent spikes, readers after the page (European morning)",
+        14,
+        60,
+        ("claude.ai", "API"),
+        ("Mythos 5.1", "Fable 5.1"),
+    ),
+    Scenario(
+        "t33dncr5ydvl",
+        "2026-09-11T13:57:00Z",
+        "text: impact 13:57-14:20 UTC",
+        50,
+        15,
+        ("claude.ai", "Claude Code"),
+        ("Fable 5.1", "Mythos 5.1"),
+    ),
+    Scenario(
+        "2pt83vlkk7x7",
+        "2026-09-10T21:55:00Z",
+        "drawn: slower API for some US Midwest users, readers after the page",
+        8,
+        90,
+        ("API",),
+        errors=("504",),
+    ),
     Scenario("r1pqn1kb4hvk", None, "no burst: Claude Cowork on Windows after a Windows update"),
-    Scenario("461yvfrzpwtt", "2026-09-03T13:15:00Z", "drawn (11 min before the page; ended 16:16 UTC per its text)", 80, 30, ("claude.ai", "Claude Code", "API"), ("Mythos 5.1", "Fable 5.1", "Opus 5")),
-    Scenario("288w7p4hk1l1", "2026-09-03T12:30:00Z", "drawn (7 min before the page)", 30, 12, ("claude.ai", "API"), ("Sonnet 5",)),
-    Scenario("ls6bn1x81m0w", "2026-09-02T21:05:00Z", "text: impact 21:05-21:19 UTC", 35, 10, ("claude.ai", "API"), ("Sonnet 5",)),
-    Scenario("620swtqyn24k", "2026-09-01T12:10:00Z", "text (credits from 12:10 UTC): 'credit balance is too low' for a few API users over hours", 5, 400, ("API",), errors=("credit",)),
-    Scenario("3g3d55q6vk3h", "2026-09-01T17:00:00Z", "drawn: docs and platform degraded; a few readers", 5, 60, ("platform.claude.com",)),
+    Scenario(
+        "461yvfrzpwtt",
+        "2026-09-03T13:15:00Z",
+        "drawn (11 min before the page; ended 16:16 UTC per its text)",
+        80,
+        30,
+        ("claude.ai", "Claude Code", "API"),
+        ("Mythos 5.1", "Fable 5.1", "Opus 5"),
+    ),
+    Scenario(
+        "288w7p4hk1l1",
+        "2026-09-03T12:30:00Z",
+        "drawn (7 min before the page)",
+        30,
+        12,
+        ("claude.ai", "API"),
+        ("Sonnet 5",),
+    ),
+    Scenario(
+        "ls6bn1x81m0w",
+        "2026-09-02T21:05:00Z",
+        "text: impact 21:05-21:19 UTC",
+        35,
+        10,
+        ("claude.ai", "API"),
+        ("Sonnet 5",),
+    ),
+    Scenario(
+        "620swtqyn24k",
+        "2026-09-01T12:10:00Z",
+        "text (credits from 12:10 UTC): 'credit balance is too low' for a few API users over hours",
+        5,
+        400,
+        ("API",),
+        errors=("credit",),
+    ),
+    Scenario(
+        "3g3d55q6vk3h",
+        "2026-09-01T17:00:00Z",
+        "drawn: docs and platform degraded; a few readers",
+        5,
+        60,
+        ("platform.claude.com",),
+    ),
     Scenario("nr3h7bw8b3k3", None, "no burst: Claude for Microsoft Office 365"),
-    Scenario("r82kdk0m7vqh", "2026-08-31T16:55:00Z", "text: impact 16:55-19:16 UTC; Claude Code on the web, a slow burn", 30, 90, ("Claude Code",)),
-    Scenario("9jrp5rtyzrf6", "2026-08-31T17:18:00Z", "drawn (5 min before the page)", 45, 15, ("claude.ai",)),
-    Scenario("vr9tpk8w7zr8", "2026-08-28T17:05:00Z", "drawn (17 min before the page): sessions of Claude Code on the web fail", 20, 25, ("Claude Code",)),
-    Scenario("n0rlp126qf8g", "2026-08-24T20:00:00Z", "text: errors 20:00-20:08 UTC, logging in", 20, 6, ("claude.ai", "Claude Code"), errors=("login",)),
-    Scenario("w43j3xmngxgj", "2026-08-24T16:02:00Z", "text: 16:02-16:08 UTC, logging in; the page came an hour later", 18, 5, ("claude.ai", "Claude Code"), errors=("login",)),
-    Scenario("vgz5psbjmt1h", "2026-08-24T04:50:00Z", "text: 04:50-07:36 UTC", 40, 25, ("claude.ai", "API"), ("Opus 5", "Fable 5")),
-]  # fmt: skip
+    Scenario(
+        "r82kdk0m7vqh",
+        "2026-08-31T16:55:00Z",
+        "text: impact 16:55-19:16 UTC; Claude Code on the web, a slow burn",
+        30,
+        90,
+        ("Claude Code",),
+    ),
+    Scenario(
+        "9jrp5rtyzrf6",
+        "2026-08-31T17:18:00Z",
+        "drawn (5 min before the page)",
+        45,
+        15,
+        ("claude.ai",),
+    ),
+    Scenario(
+        "vr9tpk8w7zr8",
+        "2026-08-28T17:05:00Z",
+        "drawn (17 min before the page): sessions of Claude Code on the web fail",
+        20,
+        25,
+        ("Claude Code",),
+    ),
+    Scenario(
+        "n0rlp126qf8g",
+        "2026-08-24T20:00:00Z",
+        "text: errors 20:00-20:08 UTC, logging in",
+        20,
+        6,
+        ("claude.ai", "Claude Code"),
+        errors=("login",),
+    ),
+    Scenario(
+        "w43j3xmngxgj",
+        "2026-08-24T16:02:00Z",
+        "text: 16:02-16:08 UTC, logging in; the page came an hour later",
+        18,
+        5,
+        ("claude.ai", "Claude Code"),
+        errors=("login",),
+    ),
+    Scenario(
+        "vgz5psbjmt1h",
+        "2026-08-24T04:50:00Z",
+        "text: 04:50-07:36 UTC",
+        40,
+        25,
+        ("claude.ai", "API"),
+        ("Opus 5", "Fable 5"),
+    ),
+]
 
 # Bursts no incident ever explained (real enough to readers), and two that are not bursts.
 UNOFFICIAL = [
@@ -194,7 +348,8 @@ ORDINARY_POSTS = [
     "Using Claude to study for the bar exam",
     "Long conversations vs new chats, what's your rule?",
 ]
-HELP_POSTS = [  # setup and how-to questions: not outage reports, even when something "isn't working"
+# Setup and how-to questions: not outage reports, even when something "isn't working".
+HELP_POSTS = [
     "Claude Code not working with my corporate proxy, how do I configure it?",
     "MCP server won't connect in Claude Desktop, what am I doing wrong in my config?",
     "How do I handle 529 overloaded errors with exponential backoff in my code?",
@@ -240,7 +395,8 @@ DOWN_SENSE_POSTS = [  # "down" in another sense
 ]
 LIMIT_POSTS = [  # a reader's own limit
     "Hit my 5-hour limit in 20 minutes on Pro, is this normal?",
-    'API Error: 429 {{"type":"error","error":{{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}}}',
+    'API Error: 429 {{"type":"error","error":{{"type":"rate_limit_error","message":'
+    '"Number of request tokens has exceeded your per-minute rate limit"}}}}',
     "Rate limited after 10 messages, anyone else?",
     "Usage limits are getting ridiculous",
     "Getting 429 rate_limit_error on the API even on tier 4",
@@ -474,7 +630,8 @@ HELD_OUT_2_REPORTS = [
     "Anyone in the UK? Claude not working here",
     "Outage again?? This is the third time this week",
 ]
-CREDIT_REPORTS = [  # the credits incident of 2026-09-01: readers report an outage the rules read as their own limit
+# The credits incident of 2026-09-01: readers report an outage the rules read as their own limit.
+CREDIT_REPORTS = [
     "API says credit balance is too low right after I bought credits, anyone else?",
     "Bought credits an hour ago, still 'credit balance is too low'. Broken?",
 ]
@@ -507,8 +664,18 @@ class Corpus:
             )  # a day-old account, as readers sometimes are
         return at - self.rng.uniform(40, 3000) * DAY
 
-    def add(self, at: float, kind: str, text: str, report: bool, tags: list[str], *,
-            author: str | None = None, burst: str | None = None, young: bool = False) -> None:  # fmt: skip
+    def add(
+        self,
+        at: float,
+        kind: str,
+        text: str,
+        report: bool,
+        tags: list[str],
+        *,
+        author: str | None = None,
+        burst: str | None = None,
+        young: bool = False,
+    ) -> None:
         self.counter += 1
         text, tags = self.hostile(text, tags)
         self.items.append(
@@ -556,22 +723,55 @@ def _round(value: float | None) -> int | None:
 
 # --- hostile shapes ----------------------------------------------------------------------
 
-_CYRILLIC = {"a": "\u0430", "e": "\u0435", "o": "\u043e", "c": "\u0441", "p": "\u0440", "x": "\u0445", "y": "\u0443", "i": "\u0456"}  # fmt: skip
+_CYRILLIC = {
+    "a": "\u0430",
+    "e": "\u0435",
+    "o": "\u043e",
+    "c": "\u0441",
+    "p": "\u0440",
+    "x": "\u0445",
+    "y": "\u0443",
+    "i": "\u0456",
+}
 _GREEK = {"o": "\u03bf", "a": "\u03b1", "i": "\u03b9", "n": "\u03b7", "v": "\u03bd", "u": "\u03c5"}
 _ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]
 
 
 def _markdown(text: str, rng: random.Random) -> str:
-    shape = rng.choice(["**{}**", "# {}", "_{}_", "`{}`", "> {}", "~~nvm~~ {}", "{} ^^^edit:^^^typo", "[{}](https://status.claude.com)"])  # fmt: skip
+    shape = rng.choice(
+        [
+            "**{}**",
+            "# {}",
+            "_{}_",
+            "`{}`",
+            "> {}",
+            "~~nvm~~ {}",
+            "{} ^^^edit:^^^typo",
+            "[{}](https://status.claude.com)",
+        ]
+    )
     return shape.format(text)
 
 
 def _mention(text: str, rng: random.Random) -> str:
-    return rng.choice(["u/AnthropicSupport {}", "{} cc u/ClaudeOfficial", "{} (crossposted from r/ClaudeCode)", "/u/mod_team {}"]).format(text)  # fmt: skip
+    return rng.choice(
+        [
+            "u/AnthropicSupport {}",
+            "{} cc u/ClaudeOfficial",
+            "{} (crossposted from r/ClaudeCode)",
+            "/u/mod_team {}",
+        ]
+    ).format(text)
 
 
 def _link(text: str, rng: random.Random) -> str:
-    link = rng.choice(["https://downdetector.com/status/claude-ai/", "https://status.claude.com/#down-again", "www.reddit.com/r/ClaudeAI/comments/abc/is_it_down_again/"])  # fmt: skip
+    link = rng.choice(
+        [
+            "https://downdetector.com/status/claude-ai/",
+            "https://status.claude.com/#down-again",
+            "www.reddit.com/r/ClaudeAI/comments/abc/is_it_down_again/",
+        ]
+    )
     return f"{text} {link}"
 
 
@@ -592,7 +792,10 @@ def _lookalike(text: str, rng: random.Random) -> str:
 def _wide(text: str, rng: random.Random) -> str:
     if rng.random() < 0.5:  # fullwidth forms
         return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
-    bold = {**{chr(97 + i): chr(0x1D41A + i) for i in range(26)}, **{chr(65 + i): chr(0x1D400 + i) for i in range(26)}}  # fmt: skip
+    bold = {
+        **{chr(97 + i): chr(0x1D41A + i) for i in range(26)},
+        **{chr(65 + i): chr(0x1D400 + i) for i in range(26)},
+    }
     return "".join(bold.get(c, c) for c in text)
 
 
@@ -601,7 +804,11 @@ def _escapes(text: str, rng: random.Random) -> str:
 
 
 def _long_paste(text: str, rng: random.Random) -> str:
-    lines = [f"    at Object.<anonymous> (/app/node_modules/@anthropic-ai/sdk/core.js:{rng.randint(100, 999)}:{rng.randint(1, 80)})" for _ in range(420)]  # fmt: skip
+    lines = [
+        "    at Object.<anonymous> (/app/node_modules/@anthropic-ai/sdk/core.js:"
+        f"{rng.randint(100, 999)}:{rng.randint(1, 80)})"
+        for _ in range(420)
+    ]
     return text + "\n\nfull log:\n\n" + "\n".join(lines)  # ~40 KB
 
 
@@ -620,7 +827,32 @@ HOSTILE = {
 # --- traffic -----------------------------------------------------------------------------
 
 # How busy each UTC hour is (r/ClaudeAI follows US daytime), relative to the busiest.
-HOURLY = [0.55, 0.5, 0.42, 0.35, 0.28, 0.24, 0.22, 0.25, 0.32, 0.42, 0.52, 0.6, 0.68, 0.78, 0.88, 0.95, 1.0, 1.0, 0.98, 0.95, 0.9, 0.82, 0.72, 0.62]  # fmt: skip
+HOURLY = [
+    0.55,
+    0.5,
+    0.42,
+    0.35,
+    0.28,
+    0.24,
+    0.22,
+    0.25,
+    0.32,
+    0.42,
+    0.52,
+    0.6,
+    0.68,
+    0.78,
+    0.88,
+    0.95,
+    1.0,
+    1.0,
+    0.98,
+    0.95,
+    0.9,
+    0.82,
+    0.72,
+    0.62,
+]
 
 
 def activity(at: float) -> float:
@@ -656,7 +888,11 @@ def ordinary(corpus: Corpus) -> None:
     for at in moments(corpus, POSTS_PER_DAY):
         roll = corpus.rng.random()
         if roll < held_out:
-            pool, tag = (HELD_OUT_POSTS, "held-out-1") if roll < held_out / 2 else (HELD_OUT_2_POSTS, "held-out-2")  # fmt: skip
+            pool, tag = (
+                (HELD_OUT_POSTS, "held-out-1")
+                if roll < held_out / 2
+                else (HELD_OUT_2_POSTS, "held-out-2")
+            )
             corpus.add(at, "post", corpus.rng.choice(pool), False, [tag])
             continue
         pool, tag = _pick(corpus.rng, kinds)
@@ -679,49 +915,73 @@ def _pick(rng: random.Random, kinds: list[tuple[list[str], float, str]]) -> tupl
     return kinds[0][0], kinds[0][2]
 
 
-def burst(corpus: Corpus, name: str, start: float, authors: int, spread: float,
-          products: tuple[str, ...], models: tuple[str, ...], errors: tuple[str, ...],
-          incident: str | None, kind: str) -> None:  # fmt: skip
+@dataclass(frozen=True)
+class Burst:
+    name: str
+    start: float
+    authors: int
+    spread: float  # minutes
+    products: tuple[str, ...]
+    models: tuple[str, ...]
+    errors: tuple[str, ...]
+    incident: str | None
+    kind: str
+
+
+def burst(corpus: Corpus, spec: Burst) -> None:
     """``authors`` readers reporting from ``start`` (plus the minute or two it takes to
     notice), front-loaded over about ``spread`` minutes; some report twice or three
     times; chatter and limit complaints around them."""
     rng = corpus.rng
-    last = start
-    for _ in range(authors):
-        delay = rng.uniform(0.5, 2.5) * MINUTE + rng.gammavariate(1.6, spread / 2.4) * MINUTE
-        at = start + delay
+    last = spec.start
+    for _ in range(spec.authors):
+        delay = rng.uniform(0.5, 2.5) * MINUTE + rng.gammavariate(1.6, spec.spread / 2.4) * MINUTE
+        at = spec.start + delay
         last = max(last, at)
         who = corpus.regular()
         for repeat in range(rng.choice([1, 1, 1, 1, 2, 2, 3])):
             when = at + repeat * rng.uniform(2, 12) * MINUTE
-            text, is_report = _burst_text(corpus, products, models, errors)
-            tags = [f"burst:{kind}"]
+            text, is_report = _burst_text(corpus, spec.products, spec.models, spec.errors)
+            tags = [f"burst:{spec.kind}"]
             roll = rng.random()
             if roll < 0.15:
-                pool, tag = (HELD_OUT_REPORTS, "held-out-1") if roll < 0.075 else (HELD_OUT_2_REPORTS, "held-out-2")  # fmt: skip
+                pool, tag = (
+                    (HELD_OUT_REPORTS, "held-out-1")
+                    if roll < 0.075
+                    else (HELD_OUT_2_REPORTS, "held-out-2")
+                )
                 text, tags = rng.choice(pool), [*tags, tag]
             post = rng.random() < 0.35 and repeat == 0
-            corpus.add(when, "post" if post else "comment", text, is_report, tags, author=who, burst=name)  # fmt: skip
-    for _ in range(max(1, authors // 3)):
-        at = start + rng.uniform(2, spread * 2) * MINUTE
+            corpus.add(
+                when,
+                "post" if post else "comment",
+                text,
+                is_report,
+                tags,
+                author=who,
+                burst=spec.name,
+            )
+    for _ in range(max(1, spec.authors // 3)):
+        at = spec.start + rng.uniform(2, spec.spread * 2) * MINUTE
         pool = BURST_CHATTER if rng.random() < 0.8 else LIMIT_POSTS
         corpus.add(
-            at, "comment", corpus.fill(rng.choice(pool)), False, ["burst:chatter"], burst=name
+            at, "comment", corpus.fill(rng.choice(pool)), False, ["burst:chatter"], burst=spec.name
         )
     corpus.bursts.append(
         {
-            "name": name,
-            "incident": incident,
-            "kind": kind,
-            "start": round(start),
+            "name": spec.name,
+            "incident": spec.incident,
+            "kind": spec.kind,
+            "start": round(spec.start),
             "end": round(last),
-            "authors": authors,
-        }  # fmt: skip
+            "authors": spec.authors,
+        }
     )
 
 
-def _burst_text(corpus: Corpus, products: tuple[str, ...], models: tuple[str, ...],
-                errors: tuple[str, ...]) -> tuple[str, bool]:  # fmt: skip
+def _burst_text(
+    corpus: Corpus, products: tuple[str, ...], models: tuple[str, ...], errors: tuple[str, ...]
+) -> tuple[str, bool]:
     rng = corpus.rng
     error = rng.choice(errors)
     if error == "credit":
@@ -747,15 +1007,48 @@ def special(corpus: Corpus) -> None:
     for n in range(size):
         at = start + rng.uniform(0, 6) * MINUTE
         who = corpus.author(f"brigade{n}")
-        text = rng.choice(["claude is down lol", "Claude down again? lol", "is claude down", "Claude is down, switch to something else"])  # fmt: skip
+        text = rng.choice(
+            [
+                "claude is down lol",
+                "Claude down again? lol",
+                "is claude down",
+                "Claude is down, switch to something else",
+            ]
+        )
         corpus.add(at, "post", text, True, ["burst:brigade"], author=who, burst=name, young=True)
-    corpus.bursts.append({"name": name, "incident": None, "kind": "brigade", "start": round(start), "end": round(start + 6 * MINUTE), "authors": size})  # fmt: skip
+    corpus.bursts.append(
+        {
+            "name": name,
+            "incident": None,
+            "kind": "brigade",
+            "start": round(start),
+            "end": round(start + 6 * MINUTE),
+            "authors": size,
+        }
+    )
     name, when, size = ONE_AUTHOR
     start = ts(when)
     who = corpus.author("the-angry-one")
     for n in range(size):
-        corpus.add(start + n * 50, "comment", rng.choice(["DOWN AGAIN??", "claude down again", "is it down AGAIN", "529 again"]), True, ["burst:one-author"], author=who, burst=name)  # fmt: skip
-    corpus.bursts.append({"name": name, "incident": None, "kind": "one-author", "start": round(start), "end": round(start + size * 50), "authors": 1})  # fmt: skip
+        corpus.add(
+            start + n * 50,
+            "comment",
+            rng.choice(["DOWN AGAIN??", "claude down again", "is it down AGAIN", "529 again"]),
+            True,
+            ["burst:one-author"],
+            author=who,
+            burst=name,
+        )
+    corpus.bursts.append(
+        {
+            "name": name,
+            "incident": None,
+            "kind": "one-author",
+            "start": round(start),
+            "end": round(start + size * 50),
+            "authors": 1,
+        }
+    )
     # A 40 KB comment that repeats a word: read only up to the cap, reports nothing.
     corpus.add(ts("2026-09-20T12:00:00Z"), "comment", "down " * 8200, False, ["hostile:40kb-junk"])
     corpus.add(
@@ -774,15 +1067,33 @@ def make() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     incidents = []
     for scenario in INCIDENTS:
         real = opened[scenario.incident]
-        entry = {"id": real["id"], "name": real["name"], "opened": round(ts(real["created_at"])), "impact": scenario.source}  # fmt: skip
+        entry = {
+            "id": real["id"],
+            "name": real["name"],
+            "opened": round(ts(real["created_at"])),
+            "impact": scenario.source,
+        }
         if scenario.impact is not None and scenario.authors:
             kind = "before" if ts(scenario.impact) < ts(real["created_at"]) else "after"
             name = f"incident-{real['id']}"
-            burst(corpus, name, ts(scenario.impact), scenario.authors, scenario.spread, scenario.products, scenario.models, scenario.errors, real["id"], kind)  # fmt: skip
+            spec = Burst(
+                name,
+                ts(scenario.impact),
+                scenario.authors,
+                scenario.spread,
+                scenario.products,
+                scenario.models,
+                scenario.errors,
+                real["id"],
+                kind,
+            )
+            burst(corpus, spec)
             entry["burst"] = name
         incidents.append(entry)
     for name, when, size, spread, products, errors in UNOFFICIAL:
-        burst(corpus, name, ts(when), size, spread, products, (), errors, None, "no-incident")
+        burst(
+            corpus, Burst(name, ts(when), size, spread, products, (), errors, None, "no-incident")
+        )
     special(corpus)
     corpus.items.sort(key=lambda item: (item["at"], item["id"]))
     header = {
