@@ -13,11 +13,12 @@ it has passed. It prints:
   the texts from the second set of held-out templates (never used to tune the rules:
   the fairer figure);
 - the early notice's lead over the official incident (lead = incident opened minus
-  the surge's detection; a notice counts for an incident when it was detected within
-  ``reports_link_window``, 2 h, of the incident opening), median and worst over the
-  incidents where readers were ahead;
-- false early notices per 30 days: notices outside every real burst of reports (the
-  brigade of day-old accounts and the one reader posting a dozen times are not real);
+  the surge's detection), median and worst over the incidents where readers were
+  ahead. A notice belongs to the burst most of the authors it counted came from (the
+  corpus labels each item's burst; the detector never sees that), and counts for the
+  burst's incident when the incident opened within ``reports_link_window`` (2 h);
+- false early notices per 30 days: notices that belong to no real burst (ordinary
+  traffic, the brigade of day-old accounts, the one reader posting a dozen times);
 - with ``--sweep``, the same for a grid of ``reports_min_authors``, ``reports_window``
   and ``reports_factor``: how the defaults in ``modbot.core.surge`` were chosen.
 
@@ -34,14 +35,24 @@ import bisect
 import json
 import statistics
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from modbot.config.reportrules import shipped_rules
 from modbot.core.reports import ReportRules, classify
-from modbot.core.surge import HOUR, Baseline, Report, Surge, SurgeSettings, learn_hours, track
+from modbot.core.surge import (
+    HOUR,
+    Baseline,
+    Report,
+    Surge,
+    SurgeSettings,
+    counted,
+    learn_hours,
+    track,
+)
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "reports" / "corpus.jsonl"
 LINK_WINDOW = 7200.0  # reports_link_window
@@ -90,13 +101,28 @@ class Scores:
         return self.true_positive / max(self.true_positive + self.false_negative, 1)
 
 
-def classified(corpus: Corpus, rules: ReportRules) -> tuple[Scores, list[Report]]:
+@dataclass(frozen=True)
+class Seen:
+    """The reports the detector sees, oldest first, and the burst each came from (the
+    corpus's label, which the detector never sees: it is how notices are judged)."""
+
+    reports: list[Report]
+    bursts: dict[int, str | None]  # id(report) -> its item's burst
+
+    def burst_of(self, reports: Sequence[Report]) -> str | None:
+        """The burst most of ``reports`` came from; None when most came from none."""
+        names = Counter(self.bursts[id(r)] for r in reports)
+        return names.most_common(1)[0][0] if names else None
+
+
+def classified(corpus: Corpus, rules: ReportRules) -> tuple[Scores, Seen]:
     """Every item through the rules: the scores, and the reports the detector sees."""
     components = corpus.header["components"]
     counts = {(True, True): 0, (False, True): 0, (True, False): 0, (False, False): 0}
     held = dict.fromkeys(counts, 0)
     wrong = []
     reports = []
+    bursts: dict[int, str | None] = {}
     began = time.perf_counter()
     for item in corpus.items:
         verdict = classify(item["text"], rules, components)
@@ -106,20 +132,20 @@ def classified(corpus: Corpus, rules: ReportRules) -> tuple[Scores, list[Report]
         if item["report"] != verdict.is_report:
             wrong.append({**item, "rule": verdict.rule})
         if verdict.is_report:
-            reports.append(
-                Report(
-                    at=float(item["at"]),
-                    author=item["author"],
-                    rule=verdict.rule or "",
-                    errors=verdict.errors,
-                    products=verdict.products,
-                    author_since=item["author_since"],
-                )
+            report = Report(
+                at=float(item["at"]),
+                author=item["author"],
+                rule=verdict.rule or "",
+                errors=verdict.errors,
+                products=verdict.products,
+                author_since=item["author_since"],
             )
+            reports.append(report)
+            bursts[id(report)] = item["burst"]
     seconds = time.perf_counter() - began
     held_out = Scores(held[(True, True)], held[(False, True)], held[(True, False)], held[(False, False)], [], 0.0)  # fmt: skip
     scores = Scores(counts[(True, True)], counts[(False, True)], counts[(True, False)], counts[(False, False)], wrong, seconds, held_out)  # fmt: skip
-    return scores, sorted(reports, key=lambda r: r.at)
+    return scores, Seen(sorted(reports, key=lambda r: r.at), bursts)
 
 
 @dataclass(frozen=True)
@@ -128,12 +154,14 @@ class Notice:
     began: float
     authors: int
     ended: float | None
+    burst: str | None  # the burst most of the authors counted at detection came from
 
 
 def replay(
-    corpus: Corpus, reports: Sequence[Report], settings: SurgeSettings, interval: float, lag: float
+    corpus: Corpus, seen: Seen, settings: SurgeSettings, interval: float, lag: float
 ) -> list[Notice]:
     """The early notices the detector would make over the whole corpus."""
+    reports = seen.reports
     times = [r.at for r in reports]
     notices: list[Notice] = []
     baseline = Baseline()
@@ -154,10 +182,12 @@ def replay(
             continue
         step = track(surge, reports[first:last], baseline, now, settings)
         if step.started and step.surge is not None:
-            notices.append(Notice(now, step.surge.began, step.surge.authors, None))
+            why = counted(reports[first:last], now - settings.window, now, settings)
+            notices.append(
+                Notice(now, step.surge.began, step.surge.authors, None, seen.burst_of(why))
+            )
         if step.ended and step.surge is not None:
-            last_notice = notices[-1]
-            notices[-1] = Notice(last_notice.detected, last_notice.began, step.surge.authors, now)
+            notices[-1] = replace(notices[-1], authors=step.surge.authors, ended=now)
             surge = None
         else:
             surge = step.surge
@@ -184,25 +214,26 @@ class Outcome:
 
 
 def judge(corpus: Corpus, notices: list[Notice], settings: SurgeSettings) -> Outcome:
-    """Which notices were right, and how far ahead of each incident."""
+    """Which notices were right, and how far ahead of each incident. A notice is right
+    when most authors counted at its detection belong to a real burst; it counts for
+    that burst's incident if the incident opened within the link window of it."""
     outcome = Outcome(settings, notices)
-    bursts = corpus.header["bursts"]
-    real = [b for b in bursts if b["kind"] in REAL_BURSTS]
-    for notice in notices:
-        within = [b for b in real if b["start"] - settings.window <= notice.detected <= b["end"] + settings.window]  # fmt: skip
-        if not within:
-            outcome.false.append(notice)
-    for burst in real:
-        hits = [n for n in notices if burst["start"] - settings.window <= n.detected <= burst["end"] + settings.window]  # fmt: skip
-        outcome.bursts_noticed_twice += len(hits) > 1
-        if burst["kind"] == "no-incident":
-            outcome.unofficial += 1
-            outcome.unofficial_noticed += bool(hits)
+    real = {b["name"]: b for b in corpus.header["bursts"] if b["kind"] in REAL_BURSTS}
+    outcome.false = [n for n in notices if n.burst not in real]
+    by_burst = Counter(n.burst for n in notices if n.burst in real)
+    outcome.bursts_noticed_twice = sum(count > 1 for count in by_burst.values())
+    unofficial = [name for name, b in real.items() if b["kind"] == "no-incident"]
+    outcome.unofficial = len(unofficial)
+    outcome.unofficial_noticed = sum(name in by_burst for name in unofficial)
     for incident in corpus.header["incidents"]:
         opened = incident["opened"]
         outcome.incidents += 1
         outcome.incidents_with_burst += "burst" in incident
-        linked = [n for n in notices if opened - LINK_WINDOW <= n.detected <= opened + LINK_WINDOW]
+        linked = [
+            n
+            for n in notices
+            if n.burst == incident.get("burst") and abs(opened - n.detected) <= LINK_WINDOW
+        ]
         if linked:
             outcome.leads[incident["id"]] = opened - min(n.detected for n in linked)
     outcome.false_per_30_days = len(outcome.false) / corpus.days * 30
@@ -215,8 +246,8 @@ def measure(
     """Classification scores and the early notices' outcome on the corpus."""
     settings = settings or SurgeSettings()
     corpus = load()
-    scores, reports = classified(corpus, shipped_rules())
-    notices = replay(corpus, reports, settings, interval, lag)
+    scores, seen = classified(corpus, shipped_rules())
+    notices = replay(corpus, seen, settings, interval, lag)
     return scores, judge(corpus, notices, settings)
 
 
@@ -251,21 +282,28 @@ def rows(scores: Scores, outcome: Outcome, corpus_days: float) -> list[tuple[str
 def sweep(interval: float, lag: float) -> list[Outcome]:
     """The outcome for each combination of the three settings."""
     corpus = load()
-    _, reports = classified(corpus, shipped_rules())
+    _, seen = classified(corpus, shipped_rules())
     outcomes = []
     for minimum in (3, 4, 5, 6, 8):
         for window in (300.0, 600.0, 900.0):
             for factor in (2.0, 3.0, 4.0, 6.0):
                 settings = SurgeSettings(min_authors=minimum, window=window, factor=factor)
-                notices = replay(corpus, reports, settings, interval, lag)
+                notices = replay(corpus, seen, settings, interval, lag)
                 outcomes.append(judge(corpus, notices, settings))
     return outcomes
 
 
 def best(outcomes: Sequence[Outcome]) -> Outcome:
-    """Within the false-notice target: the most incidents noticed ahead, then the
-    longest median lead, then the fewest false notices, then the stricter settings."""
-    fine = [o for o in outcomes if o.false_per_30_days <= TARGETS["false per 30 days"]] or list(outcomes)  # fmt: skip
+    """Within the targets (at most one false notice per 30 days, no burst noticed
+    twice): the most incidents noticed ahead, then the longest median lead, then the
+    fewest false notices, then the larger author minimum. The factor only breaks ties
+    last, towards the issue's 4: it binds only where the background of reports reaches
+    ``min_authors / factor`` per window, which this corpus's never does."""
+    fine = [
+        o
+        for o in outcomes
+        if o.false_per_30_days <= TARGETS["false per 30 days"] and not o.bursts_noticed_twice
+    ] or list(outcomes)
     return max(
         fine,
         key=lambda o: (
@@ -273,7 +311,7 @@ def best(outcomes: Sequence[Outcome]) -> Outcome:
             statistics.median(o.ahead) if o.ahead else 0.0,
             -len(o.false),
             o.settings.min_authors,
-            o.settings.factor,
+            o.settings.factor == 4.0,
         ),
     )
 
@@ -317,7 +355,7 @@ def main() -> None:
             s = o.settings
             print(f"{s.min_authors:>11} {s.window / 60:>5g} m {s.factor:>6g} {len(ahead):>5} {median:>9.1f} m {worst:>4.1f} m {o.false_per_30_days:>9.2f} {o.unofficial_noticed:>7} of {o.unofficial} {o.bursts_noticed_twice:>5}")  # fmt: skip
         chosen = best(outcomes).settings
-        print(f"\nbest within <= 1 false notice per 30 days: min authors {chosen.min_authors}, window {chosen.window / 60:g} min, factor {chosen.factor:g}")  # fmt: skip
+        print(f"\nbest within <= 1 false notice per 30 days and no burst noticed twice: min authors {chosen.min_authors}, window {chosen.window / 60:g} min, factor {chosen.factor:g}")  # fmt: skip
 
 
 if __name__ == "__main__":

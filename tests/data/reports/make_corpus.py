@@ -24,7 +24,8 @@ texts alone, and so does the label.
 What it holds: 53 days of ordinary traffic (a daily and weekly rhythm; a few genuine
 one-off "is it down?" posts a day), bursts around 19 of the 25 incidents (most begin
 before the status page; some after; six incidents have no burst), three bursts with no
-incident, a brigade of day-old accounts, one reader posting a dozen times, noise (own
+incident, blips (two to eight readers failing together for minutes, about two a week:
+not outages), a brigade of day-old accounts, one reader posting a dozen times, noise (own
 rate limits, "down" in another sense, quality complaints, setup questions, "works for
 me"), and hostile text (markdown, mentions, links, zero-width characters, lookalike
 letters, fullwidth and mathematical letters, escapes, 40 KB pastes).
@@ -274,6 +275,11 @@ UNOFFICIAL = [
     ("no-incident-2", "2026-09-19T02:15:00Z", 12, 8, ("claude.ai",), ("wrong",)),
     ("no-incident-3", "2026-10-03T16:05:00Z", 18, 15, ("API",), ("500",)),
 ]
+# Blips: a few readers failing together for a few minutes (a flaky region, one bad
+# server, a client bug) that no status page would list. Not outages: a notice on one is
+# a false notice. Their size is an assumption: 2 readers, then each more reader half as
+# likely (2: 1/2, 3: 1/4, 4: 1/8, ...), at most 8; about two a week, by activity.
+BLIPS_PER_WEEK = 2.0
 BRIGADE = ("brigade", "2026-09-25T20:00:00Z", 14)  # day-old accounts, no outage
 ONE_AUTHOR = ("one-author", "2026-09-14T10:00:00Z", 12)  # one reader, a dozen times
 
@@ -1060,6 +1066,38 @@ def special(corpus: Corpus) -> None:
     )
 
 
+def blips(corpus: Corpus) -> None:
+    rng = corpus.rng
+    for number, start in enumerate(moments(corpus, BLIPS_PER_WEEK / 7), 1):
+        size = 2
+        while size < 8 and rng.random() < 0.5:
+            size += 1
+        name = f"blip-{number}"
+        ends = []
+        for _ in range(size):
+            at = start + rng.uniform(0, 8) * MINUTE
+            ends.append(at)
+            pool = ONE_OFF_REPORTS + MEGATHREAD_ONE_OFF
+            corpus.add(
+                at,
+                rng.choice(["post", "comment"]),
+                rng.choice(pool),
+                True,
+                ["burst:blip"],
+                burst=name,
+            )
+        corpus.bursts.append(
+            {
+                "name": name,
+                "incident": None,
+                "kind": "blip",
+                "start": round(start),
+                "end": round(max(ends)),
+                "authors": size,
+            }
+        )
+
+
 def make() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     corpus = Corpus(random.Random(SEED))
     ordinary(corpus)
@@ -1095,6 +1133,7 @@ def make() -> tuple[dict[str, Any], list[dict[str, Any]]]:
             corpus, Burst(name, ts(when), size, spread, products, (), errors, None, "no-incident")
         )
     special(corpus)
+    blips(corpus)  # last, so that adding them left every earlier draw as it was
     corpus.items.sort(key=lambda item: (item["at"], item["id"]))
     header = {
         "header": __doc__.strip().splitlines(),
