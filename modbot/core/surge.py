@@ -14,10 +14,13 @@ dip of a minute or two inside an outage does not end it, and one surge makes one
 early notice.
 
 The *baseline* is, for each hour of the day (UTC), weekdays apart from weekends, the
-mean number of distinct authors whose reports counted in that hour, over about the
-last 28 days: two numbers per hour (the mean, and how many hours it averages), learnt
-once each hour has ended. An hour far above its mean (an outage) is clipped before it
-is learnt, so outages do not teach the baseline that outages are normal.
+mean number of distinct authors whose reports counted in that hour (a report at the
+very end of an hour, like any window, counts in the hour it ends) over the last four
+calendar weeks (the current one and the three before: 22 to 28 days). Per hour and
+week it keeps a sum and a count, learnt once each hour has ended; a new week takes
+over the cells of four weeks back, so an old habit is gone after four weeks. An hour
+far above its mean (an outage) is clipped before it is learnt, so outages do not
+teach the baseline that outages are normal.
 
 The defaults were chosen with ``python -m bench.reports --sweep`` on the labelled
 corpus (synthetic; see ``tests/data/reports/make_corpus.py``). Of 3 to 8 authors, 5 to
@@ -37,14 +40,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 HOUR = 3600.0
-DAYS_IN_HISTORY = 28
-# Hours of one kind in 28 days: 20 weekdays, 8 weekend days.
-_SPAN = {False: 20, True: 8}
-MIN_HISTORY = 4  # hours of the same kind learnt before the baseline applies to one
+WEEKS = 4  # the baseline's memory: the last four calendar weeks, about 28 days
+MIN_HISTORY = 4  # hours of the same slot learnt before the baseline applies to it
 _CLIP = 2.0  # an hour counts at most this many times its mean (or _CLIP_FLOOR)
 _CLIP_FLOOR = 2.0
+_SLOTS = 48  # 24 hours of weekdays, 24 of weekends (UTC)
+_WEEK = 7 * 86_400.0
+_EMPTY_SUMS = ((0.0,) * WEEKS,) * _SLOTS
+_EMPTY_HOURS = ((0,) * WEEKS,) * _SLOTS
 
 
 @dataclass(frozen=True)
@@ -90,19 +96,29 @@ def _too_young(report: Report, settings: SurgeSettings) -> bool:
 
 @dataclass(frozen=True)
 class Baseline:
-    """Distinct reporting authors per hour of the day, weekdays and weekends apart."""
+    """Distinct reporting authors per hour of the day, weekdays and weekends apart, over
+    the last four calendar weeks: for each of the 48 slots, one sum and one count of
+    hours per week."""
 
-    means: tuple[float, ...] = (0.0,) * 48  # weekday hours 0-23 (UTC), then weekend ones
-    hours: tuple[int, ...] = (0,) * 48  # how many hours each mean averages
+    sums: tuple[tuple[float, ...], ...] = _EMPTY_SUMS  # [slot][week % WEEKS]
+    hours: tuple[tuple[int, ...], ...] = _EMPTY_HOURS
+    week: int = -1  # the newest week learnt (days since the epoch // 7)
     learnt_until: float = 0.0  # the end of the last hour learnt
 
     def expected(self, at: float, window: float) -> float | None:
         """Authors expected in a window of ``window`` seconds at ``at``; ``None`` while
         that hour has too little history."""
-        slot = _slot(at)
-        if self.hours[slot] < MIN_HISTORY:
+        mean, seen = self._mean(_slot(at), int(at // _WEEK))
+        if seen < MIN_HISTORY:
             return None
-        return self.means[slot] * window / HOUR
+        return mean * window / HOUR
+
+    def _mean(self, slot: int, week: int) -> tuple[float, int]:
+        """The slot's mean over the four weeks up to ``week`` (weeks before the bot last
+        learnt are gone: a baseline from long ago is no baseline)."""
+        cells = [w % WEEKS for w in range(max(week, self.week) - WEEKS + 1, self.week + 1)]
+        seen = sum(self.hours[slot][c] for c in cells)
+        return (sum(self.sums[slot][c] for c in cells) / seen if seen else 0.0), seen
 
     def learn(self, hour_start: float, authors: int) -> Baseline:
         """The baseline after the hour starting at ``hour_start`` (a whole UTC hour) ended
@@ -111,30 +127,46 @@ class Baseline:
         start = hour_start - hour_start % HOUR
         if start + HOUR <= self.learnt_until:
             return self
+        week = int(start // _WEEK)
+        sums = [list(row) for row in self.sums]
+        hours = [list(row) for row in self.hours]
+        for new in range(max(self.week + 1, week - WEEKS + 1), week + 1):
+            for row in range(_SLOTS):  # a new week takes over the cells of four weeks back
+                sums[row][new % WEEKS] = 0.0
+                hours[row][new % WEEKS] = 0
         slot = _slot(start)
-        mean, seen = self.means[slot], self.hours[slot]
         value = float(authors)
+        mean, seen = Baseline(_rows(sums), _rows(hours), week)._mean(slot, week)
         if seen >= MIN_HISTORY:
             value = min(value, max(_CLIP * mean, _CLIP_FLOOR))
-        span = _SPAN[slot >= 24]
-        weight = min(seen + 1, span)  # a plain mean at first, then a 28-day moving one
-        means = list(self.means)
-        hours = list(self.hours)
-        means[slot] = mean + (value - mean) / weight
-        hours[slot] = min(seen + 1, span)
-        return Baseline(tuple(means), tuple(hours), start + HOUR)
+        sums[slot][week % WEEKS] += value
+        hours[slot][week % WEEKS] += 1
+        return Baseline(_rows(sums), _rows(hours), max(week, self.week), start + HOUR)
 
     def as_numbers(self) -> list[float]:
-        """A compact form to store: 48 means, 48 counts, the end of the last hour learnt."""
-        return [*(round(m, 4) for m in self.means), *map(float, self.hours), self.learnt_until]
+        """A compact form to store: each slot's four sums, then each slot's four counts,
+        the newest week, the end of the last hour learnt (386 numbers)."""
+        return [
+            *(round(v, 4) for row in self.sums for v in row),
+            *(float(v) for row in self.hours for v in row),
+            float(self.week),
+            self.learnt_until,
+        ]
 
     @classmethod
     def from_numbers(cls, numbers: Sequence[float]) -> Baseline:
         """The baseline ``as_numbers`` stored; a wrong shape is an empty baseline."""
-        if len(numbers) != 97 or any(not n >= 0 for n in numbers):
+        cells = _SLOTS * WEEKS
+        if len(numbers) != 2 * cells + 2 or any(not n >= 0 for n in numbers[: 2 * cells]):
             return cls()
-        hours = tuple(int(min(h, max(_SPAN.values()))) for h in numbers[48:96])
-        return cls(tuple(float(m) for m in numbers[:48]), hours, float(numbers[96]))
+        rows = [numbers[at : at + WEEKS] for at in range(0, 2 * cells, WEEKS)]
+        sums = rows[:_SLOTS]
+        hours = [[int(v) for v in row] for row in rows[_SLOTS:]]
+        return cls(_rows(sums), _rows(hours), int(numbers[-2]), float(numbers[-1]))
+
+
+def _rows(cells: Sequence[Sequence[Any]]) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(row) for row in cells)
 
 
 def _slot(at: float) -> int:
