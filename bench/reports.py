@@ -263,7 +263,7 @@ def rows(scores: Scores, outcome: Outcome, corpus_days: float) -> list[tuple[str
         ("report classification: precision", f"{scores.precision:.3f} ({scores.true_positive} of {scores.true_positive + scores.false_positive})", ">= 0.9"),
         ("report classification: recall", f"{scores.recall:.3f} ({scores.true_positive} of {scores.true_positive + scores.false_negative})", ">= 0.8"),
         *(
-            [("  on held-out templates: precision / recall", f"{scores.held_out.precision:.3f} / {scores.held_out.recall:.3f} ({scores.held_out.true_positive + scores.held_out.false_negative} reports, {scores.held_out.false_positive + scores.held_out.true_negative} not)", "")]
+            [("  held-out templates, never tuned on: precision / recall", f"{scores.held_out.precision:.3f} / {scores.held_out.recall:.3f} ({scores.held_out.true_positive + scores.held_out.false_negative} reports, {scores.held_out.false_positive + scores.held_out.true_negative} not)", "")]
             if scores.held_out is not None
             else []
         ),
@@ -317,9 +317,9 @@ def best(outcomes: Sequence[Outcome]) -> Outcome:
 
 
 def print_table(lines: list[tuple[str, str, str]]) -> None:
-    print(f"{'measure':<52} {'value':<44} target")
+    print(f"{'measure':<58} {'value':<46} target")
     for name, value, target in lines:
-        print(f"{name:<52} {value:<44} {target}")
+        print(f"{name:<58} {value:<46} {target}")
 
 
 def main() -> None:
