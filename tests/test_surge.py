@@ -277,3 +277,10 @@ def test_one_notice_per_surge_whatever_the_reports(offsets: list[float], authors
     assert changes == ["started", "ended"] * (len(changes) // 2) + ["started"] * (len(changes) % 2)
     if authors < SETTINGS.min_authors:
         assert changes == []
+
+
+def test_an_author_minimum_of_zero_does_not_break_tracking() -> None:
+    step = track(None, [], Baseline(), NOW, SurgeSettings(min_authors=0))
+    assert step.started
+    assert step.surge is not None
+    assert step.surge.began == NOW

@@ -254,7 +254,8 @@ def track(
         if not now_seen.surging:
             return SurgeStep(None, assessment=now_seen)
         window = counted(reports, now - settings.window, now, settings)
-        fresh = _summary(Surge(now, window[0].at, 0), reports, now, settings)
+        began = window[0].at if window else now  # none only with min_authors 0
+        fresh = _summary(Surge(now, began, 0), reports, now, settings)
         return SurgeStep(fresh, started=True, assessment=now_seen)
     current = _summary(surge, reports, now, settings)
     if now_seen.surging:
