@@ -173,7 +173,8 @@ def replay(
         seen_until = now - lag  # what the listings show by now
         if seen_until - learnt >= HOUR:
             hour = bisect.bisect_left(times, learnt), bisect.bisect_right(times, learnt + HOUR)
-            baseline = learn_hours(baseline, reports[hour[0] : hour[1]], learnt + HOUR, settings)
+            hourly = reports[hour[0] : hour[1]]
+            baseline = learn_hours(baseline, hourly, learnt, learnt + HOUR, settings)
             learnt += HOUR
         since = now - settings.window if surge is None else surge.detected - settings.window
         first, last = bisect.bisect_right(times, since), bisect.bisect_right(times, seen_until)

@@ -187,10 +187,29 @@ def test_the_baseline_is_a_few_numbers_that_survive_storing() -> None:
 def test_learn_hours_learns_each_whole_hour_that_ended() -> None:
     start = hour_start(NOW)
     reports = [report(start + 60, "a"), report(start + 120, "a"), report(start + HOUR + 5, "b")]
-    learnt = learn_hours(Baseline(), reports, start + HOUR + 30, SETTINGS)
+    learnt = learn_hours(Baseline(), reports, start, start + HOUR + 30, SETTINGS)
     assert learnt.learnt_until == start + HOUR  # the second hour has not ended
-    again = learn_hours(learnt, reports, start + HOUR + 30, SETTINGS)
+    assert sum(learnt.sums[_slot_of(start)]) == 1.0  # "a" once
+    again = learn_hours(learnt, reports, start, start + HOUR + 30, SETTINGS)
     assert again == learnt
+
+
+def test_an_hour_with_no_reports_is_learnt_as_none() -> None:
+    # Quiet hours are most hours: leaving them out would make every hour look busy.
+    start = hour_start(NOW) - 7 * 86_400
+    busy_once = [report(start + 60 + n, f"r{n}") for n in range(6)]
+    learnt = Baseline()
+    for day in range(8):
+        hour = start + day * 86_400
+        learnt = learn_hours(learnt, busy_once, hour, hour + HOUR, SETTINGS)
+    seen = sum(learnt.hours[_slot_of(start)])
+    assert seen == 6  # six weekdays among the eight days
+    assert learnt.expected(NOW, HOUR) == 1.0  # one hour of 6 authors, five of none
+
+
+def _slot_of(at: float) -> int:
+    moment = datetime.fromtimestamp(at, UTC)
+    return moment.hour + (24 if moment.weekday() >= 5 else 0)
 
 
 # --- a surge from start to end ----------------------------------------------------------

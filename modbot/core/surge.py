@@ -175,14 +175,20 @@ def _slot(at: float) -> int:
 
 
 def learn_hours(
-    baseline: Baseline, reports: Iterable[Report], until: float, settings: SurgeSettings
+    baseline: Baseline,
+    reports: Iterable[Report],
+    since: float,
+    until: float,
+    settings: SurgeSettings,
 ) -> Baseline:
-    """``baseline`` after learning every whole hour that ended by ``until`` and is not
-    learnt yet, from ``reports`` (which must cover those hours)."""
+    """``baseline`` after learning every whole hour from ``since`` that ended by ``until``
+    and is not learnt yet. ``reports`` are all there were from ``since`` to ``until``: an
+    hour without any is learnt as none (most hours are quiet), so ``since`` must be when
+    the reading began, not earlier (hours nobody read are not quiet, only unknown)."""
     items = sorted(reports, key=lambda r: r.at)
-    if not items:
-        return baseline
-    start = max(baseline.learnt_until, items[0].at - items[0].at % HOUR)
+    start = max(baseline.learnt_until, since - since % HOUR)
+    if since % HOUR:  # the reading began inside this hour: it was not all read
+        start = max(start, since - since % HOUR + HOUR)
     while start + HOUR <= until:
         authors = counted(items, start, start + HOUR, settings)
         baseline = baseline.learn(start, len(authors))
