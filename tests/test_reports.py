@@ -174,6 +174,11 @@ def test_escapes_of_reddits_editor_are_read_through() -> None:
     assert normalise("can&#39;t connect &amp; &gt; quote").words == "cant connect quote"
 
 
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u02bc", "\u00b4", "\uff07"])
+def test_every_apostrophe_reads_the_same(apostrophe: str) -> None:
+    assert normalise(f"can{apostrophe}t connect").words == "cant connect"
+
+
 def test_lookalike_capitals_are_mapped_before_casefolding() -> None:
     # A Greek capital eta looks like H; folded first it would read as "n".
     assert normalise(f"{GREEK_CAPITAL_ETA}ELLO").words == "hello"

@@ -152,6 +152,9 @@ def normalise(text: str, limit: int = LIMIT) -> Normalised:
     """``text`` in the form rules are matched against (see the module's docstring)."""
     head = text[:limit]
     head = html.unescape(head) if "&" in head else head
+    # Apostrophes go before NFKC (which turns an acute accent into a space and a mark)
+    # and after it (which turns a fullwidth apostrophe into a plain one).
+    head = head.translate(_APOSTROPHES)
     head = unicodedata.normalize("NFKC", head)[:limit]  # NFKC may lengthen ("ﷺ")
     head = head.translate(_LOOKALIKES).casefold()
     head = "".join(
