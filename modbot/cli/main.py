@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_of in (pause, resume):
         _watch_option(parser_of)
 
+    _reports_parser(commands, common)
+
     migrate = commands.add_parser(
         "migrate-store",
         parents=[common],
@@ -259,6 +261,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="the destination: postgresql://user:password@host/dbname, or a file path",
     )
     return parser
+
+
+def _reports_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``modbot reports explain TEXT``."""
+    reports = commands.add_parser(
+        "reports",
+        parents=[common],
+        help="readers' outage reports: why a text counts as one or not",
+        description="Readers' posts and comments as outage reports (the rules are "
+        "modbot/data/report_rules.toml). Needs no credentials and no network.",
+    )
+    about = reports.add_subparsers(dest="reports_command", metavar="SUBCOMMAND", required=True)
+    explain = about.add_parser(
+        "explain",
+        parents=[common],
+        help="show which report rules a text matches, and the verdict",
+        description="Check TEXT against the report rules: every group of terms it names, "
+        "every rule and why it holds or not, and the verdict with the error codes and "
+        "products it names. Only the rules' own labels are printed, never the text. With "
+        "--watch, the watch's components name the products.",
+    )
+    explain.add_argument("text", metavar="TEXT", help="the text to check; - reads it from stdin")
+    _watch_option(explain)
 
 
 def _watch_option(parser: argparse.ArgumentParser) -> None:
@@ -378,6 +405,7 @@ COMMANDS: dict[str, Handler] = {
     "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
     "providers": lambda sv, a, s, out: sv.providers(out, markdown=a.markdown),
     "migrate-store": lambda sv, a, s, out: _run(sv.migrate_store(s, a.to, out)),
+    "reports": lambda sv, a, s, out: sv.reports_explain(s, _report_text(a.text), out, a.watch),
     "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out, watch_name=a.watch)),
     "resume": lambda sv, a, s, out: _run(
         sv.set_pause(s, paused=False, out=out, watch_name=a.watch)
@@ -399,6 +427,11 @@ def _notice_text(args: argparse.Namespace) -> str | None:
     if not text.strip():
         raise ModbotError(f"{args.file} is empty")
     return text
+
+
+def _report_text(text: str) -> str:
+    # At most what the rules read, and a little more so that "read 4096 of more" shows.
+    return sys.stdin.read(1 << 20) if text == "-" else text
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

@@ -760,6 +760,26 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
     return 0
 
 
+def reports_explain(
+    settings: Settings, text: str, out: TextIO, watch_name: str | None = None
+) -> int:
+    """``modbot reports explain TEXT``: which report rules a text matches, and why.
+    Prints only the rules' labels and the watch's component names, never the text."""
+    from modbot.config.reportrules import shipped_rules  # noqa: PLC0415
+    from modbot.config.watches import pick  # noqa: PLC0415
+    from modbot.core.reports import describe, explain  # noqa: PLC0415
+
+    watches = _watches(settings)
+    watch = pick(watches, watch_name) if watch_name or len(watches) == 1 else None
+    components = watch.components if watch is not None else ()
+    # A watch's own rule changes (its report_rules table) join here once watches carry them.
+    rules = shipped_rules()
+    if watch is not None and watch_name:
+        out.write(f"watch {watch.name}\n")
+    out.write(describe(explain(text, rules, components), components) + "\n")
+    return 0
+
+
 async def migrate_store(settings: Settings, to: str, out: TextIO) -> int:
     """``modbot migrate-store --to DATABASE``: copy every row into an empty store."""
     from modbot.config.database import database_location  # noqa: PLC0415
