@@ -280,21 +280,32 @@ def _outcome(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except ConfigError as exc:
-        log.error("%s", exc)
+        # The same one line as a bad setting (no log prefix): the watches file, a
+        # command's arguments and the metrics port are configuration too.
+        print(f"modbot: {exc}", file=sys.stderr)
+        _details()
         return EXIT_USAGE
     except StateLost as exc:
         log.error("%s", exc)
+        _details()
         return _end_now(EXIT_PROBLEM)
     except ModbotError as exc:
         log.error("%s", exc)
+        _details()
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:  # a bug: one line here, the traceback only with -v
         log.error("unexpected %s: %s (run with -v for details)", type(exc).__name__, exc)
-        log.debug("details", exc_info=True)
+        _details()
         return EXIT_PROBLEM
     return code
+
+
+def _details() -> None:
+    """With ``-v``, the traceback of the error being handled, and of each error that
+    caused it (``raise ... from exc``); without ``-v`` the one line above is all."""
+    log.debug("details", exc_info=True)
 
 
 def _end_now(code: int) -> int:
@@ -373,7 +384,7 @@ def _notice_text(args: argparse.Namespace) -> str | None:
     try:
         text = Path(args.file).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ModbotError(f"cannot read {args.file}: {exc.strerror}") from None
+        raise ModbotError(f"cannot read {args.file}: {exc.strerror}") from exc
     if not text.strip():
         raise ModbotError(f"{args.file} is empty")
     return text

@@ -127,7 +127,7 @@ async def load_feed(settings: Settings, watch: Watch, feed_file: Path | None) ->
         try:
             raw = await asyncio.to_thread(feed_file.read_bytes)
         except OSError as exc:
-            raise ModbotError(f"cannot read {feed_file}: {exc.strerror}") from None
+            raise ModbotError(f"cannot read {feed_file}: {exc.strerror}") from exc
         return parse_incidents(raw)
     async with make_http_client(settings.http_timeout) as http:
         fetched = await make_source(watch, http).fetch(Validators())
@@ -698,7 +698,7 @@ async def migrate_store(settings: Settings, to: str, out: TextIO) -> int:
     try:
         target = database_location(to)
     except ValueError as exc:
-        raise ConfigError(f"--to: {str(exc).replace('MODBOT_DATABASE', 'it')}") from None
+        raise ConfigError(f"--to: {str(exc).replace('MODBOT_DATABASE', 'it')}") from exc
     source = settings.database
     if _same_store(source, target):
         raise ConfigError(f"--to names the store the bot uses now ({source}); name another")

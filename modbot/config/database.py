@@ -89,8 +89,10 @@ class DatabaseURL:
             )
         try:
             urlsplit(self.url)
-        except ValueError as exc:
-            raise ValueError(f"{EXPECTED}; this one cannot be read ({exc})") from None
+        except ValueError:
+            # Neither its text nor ``from exc``: urllib's message can quote the URL's
+            # host part, password and all.
+            raise ValueError(f"{EXPECTED}; this one cannot be read") from None
 
     def __str__(self) -> str:
         return redact_url(self.url)

@@ -199,8 +199,8 @@ class Settings(BaseSettings):
         if value is not None:
             try:
                 _http_url(value.get_secret_value(), "the heartbeat URL")
-            except ValueError:
-                raise ValueError("must be an http:// or https:// URL") from None
+            except ValueError as exc:
+                raise ValueError("must be an http:// or https:// URL") from exc
         return value
 
     @field_validator("components", mode="before")
@@ -349,6 +349,8 @@ def load_settings(
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
+        # Not ``from exc``: pydantic's error lists the input values, and with ``-v`` that
+        # would print a password or token given to the wrong setting.
         raise ConfigError(_describe(exc)) from None
     finally:
         _APP_ONLY.reset(reset)

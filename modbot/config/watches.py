@@ -113,9 +113,9 @@ def load_watches(settings: Settings) -> list[Watch]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     unknown = sorted(set(data) - {"watch"})
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (only [[watch]] tables belong here)")
@@ -160,7 +160,7 @@ def _watch(path: Path, number: int, table: object, settings: Settings) -> Watch:
         try:
             return check(table[key])
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}: {key}: {exc}") from None
+            raise ConfigError(f"{where}: {key}: {exc}") from exc
 
     unknown = sorted(set(table) - KEYS)
     if unknown:

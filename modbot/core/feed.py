@@ -127,7 +127,7 @@ def parse_incidents(raw: bytes | str) -> IncidentsFeed:
     try:
         return IncidentsFeed.model_validate_json(raw)
     except ValidationError as exc:
-        raise FeedMalformed(_first_problem(exc)) from None
+        raise FeedMalformed(_first_problem(exc)) from exc
 
 
 def parse_incidents_object(data: Any) -> IncidentsFeed:
@@ -135,7 +135,7 @@ def parse_incidents_object(data: Any) -> IncidentsFeed:
     try:
         return IncidentsFeed.model_validate(data)
     except ValidationError as exc:
-        raise FeedMalformed(_first_problem(exc)) from None
+        raise FeedMalformed(_first_problem(exc)) from exc
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -346,7 +346,7 @@ class Renderer:
             except jinja2.TemplateSyntaxError as exc:
                 raise TemplateError(
                     f"{self._path(name)}, line {exc.lineno}: {exc.message}"
-                ) from None
+                ) from exc
 
     def _path(self, name: str) -> str:
         return str(Path(self.templates.origin) / name)
@@ -365,9 +365,11 @@ class Renderer:
         except TemplateError:
             raise
         except MemoryError:
+            # Nothing to add: a MemoryError says no more than this message, and keeping it
+            # would hold the frames that filled the memory.
             raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
         except Exception as exc:  # any error a template can raise, reported with its line
-            raise TemplateError(f"{self._path(name)}{_template_line(exc, name)}: {exc}") from None
+            raise TemplateError(f"{self._path(name)}{_template_line(exc, name)}: {exc}") from exc
         return "".join(pieces).strip()
 
     def body(self, job: Job) -> Rendered:

@@ -66,8 +66,8 @@ class GcloudClient:
             return Fetched(feed=None, validators=since, received_bytes=len(page.body))
         try:
             data = json.loads(page.body)
-        except ValueError:
-            raise FeedMalformed(f"{self.url}: not JSON") from None
+        except ValueError as exc:
+            raise FeedMalformed(f"{self.url}: not JSON") from exc
         if not isinstance(data, list):
             raise FeedMalformed(f"{self.url}: not a list of incidents")
         return Fetched(
@@ -85,7 +85,7 @@ class GcloudClient:
         try:
             return parse_incidents_object({"page": page, "incidents": incidents})
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
 
     def _watched(self, item: Mapping[str, Any]) -> bool:
         if not INCIDENT_ID.fullmatch(str(item.get("id", ""))):

@@ -97,10 +97,10 @@ class IncidentioClient:
             return Fetched(feed=None, validators=since, received_bytes=size)
         try:
             feed = parse_incidents_object(json.loads(page.body))
-        except ValueError:
-            raise FeedMalformed(f"{self.url}: not JSON") from None
+        except ValueError as exc:
+            raise FeedMalformed(f"{self.url}: not JSON") from exc
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
         feed = self._ids.valid(feed)
         if self.wants_summary:
             feed = self._with_summary(feed, summary)
