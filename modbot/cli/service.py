@@ -692,13 +692,15 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
 
 async def migrate_store(settings: Settings, to: str, out: TextIO) -> int:
     """``modbot migrate-store --to DATABASE``: copy every row into an empty store."""
-    from modbot.config.database import database_location  # noqa: PLC0415
+    from modbot.config.database import database_location, existing_folder  # noqa: PLC0415
     from modbot.stores import open_store  # noqa: PLC0415
 
     try:
         target = database_location(to)
+        if isinstance(target, Path):
+            existing_folder(target)
     except ValueError as exc:
-        raise ConfigError(f"--to: {str(exc).replace('MODBOT_DATABASE', 'it')}") from exc
+        raise ConfigError(f"--to: {exc}") from exc
     source = settings.database
     if _same_store(source, target):
         raise ConfigError(f"--to names the store the bot uses now ({source}); name another")

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from modbot import __version__, default_templates_dir
-from modbot.config.database import DatabaseURL, database_location
+from modbot.config.database import DatabaseURL, database_location, existing_folder
 from modbot.errors import ConfigError
 
 ENV_PREFIX = "MODBOT_"
@@ -247,6 +247,11 @@ class Settings(BaseSettings):
     @classmethod
     def _database_location(cls, value: object) -> object:
         return database_location(value) if isinstance(value, str) else value
+
+    @field_validator("database")
+    @classmethod
+    def _database_folder(cls, value: Path | DatabaseURL) -> Path | DatabaseURL:
+        return existing_folder(value) if isinstance(value, Path) else value
 
     @field_validator("megathread_title")
     @classmethod
