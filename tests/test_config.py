@@ -125,3 +125,79 @@ async def test_migrate_store_into_a_missing_folder_is_refused(tmp_path: Path) ->
         f"modbot: --to: the folder {target.parent} does not exist: create it, or correct the path\n"
     )
     assert not target.parent.exists()
+
+
+# --- the settings' messages ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("MODBOT_POLL_INTERVAL", "soon", "must be a number"),
+        ("MODBOT_POLL_INTERVAL", "0.5", "must be at least 1 second"),
+        ("MODBOT_POLL_INTERVAL", "-5", "must be greater than 0"),
+        ("MODBOT_STATUSPAGE_URL", "status.claude.com", "must be an http(s) URL such as"),
+        ("MODBOT_STATUSPAGE_URL", "https://x.example/api/v2", "give the page's base URL"),
+        ("MODBOT_REDDIT_URL", "reddit", "must be an http:// or https:// URL"),
+        ("MODBOT_DATABASE", "mysql://root@db/m", "give a file path, a sqlite:///path URL or"),
+        ("MODBOT_SOURCE_KIND", "rss", "must be one of auto, statuspage, incidentio, atom or"),
+        ("MODBOT_MAINTENANCE", "maybe", "must be true or false"),
+        ("MODBOT_REDDIT_CALLS_PER_MINUTE", "1000", "must be at most 600"),
+        ("MODBOT_SUBREDDIT", "Claude AI", "not a subreddit name"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_named_once_then_what_is_wrong(name: str, value: str, says: str) -> None:
+    from modbot.config.settings import load_settings
+    from modbot.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, **{name.removeprefix("MODBOT_").lower(): value})
+    message = str(caught.value)
+    assert message.startswith(f"invalid settings: {name}: {says}")
+    assert message.count(name) == 1
+
+
+def test_credentials_without_a_subreddit_name_the_setting_like_the_others() -> None:
+    from modbot.config.settings import load_settings
+    from modbot.errors import ConfigError
+
+    logins = {"reddit_client_id": "i", "reddit_client_secret": "s", "reddit_username": "u"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, reddit_password="pw-secret", **logins)
+    assert str(caught.value) == (
+        "invalid settings: MODBOT_SUBREDDIT: required when Reddit credentials are set"
+    )
+
+
+# --- subreddit names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        ("ClaudeAI", "ClaudeAI"),
+        ("r/ClaudeAI", "ClaudeAI"),
+        ("/r/ChatGPT/", "ChatGPT"),
+        ("R/OpenAI", "OpenAI"),
+        ("a_b", "a_b"),
+        ("x" * 21, "x" * 21),
+        ("de", "de"),  # a two-letter language subreddit, older than the 3-letter rule
+        ("", None),
+    ],
+)
+def test_a_subreddit_name_may_come_with_r_slash(given: str, name: str | None) -> None:
+    from modbot.config.settings import load_settings
+
+    assert load_settings(None, subreddit=given).subreddit == name
+
+
+@pytest.mark.parametrize("bad", ["a", "ab_", "_abc", "x" * 22, "Claude AI", "Claude-AI", "r/a"])
+def test_a_name_reddit_would_not_allow_is_refused(bad: str) -> None:
+    from modbot.config.settings import load_settings
+    from modbot.errors import ConfigError
+
+    if bad == "ab_":  # three characters: allowed
+        assert load_settings(None, subreddit=bad).subreddit == "ab_"
+        return
+    with pytest.raises(ConfigError, match="MODBOT_SUBREDDIT: not a subreddit name"):
+        load_settings(None, subreddit=bad)
