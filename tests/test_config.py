@@ -201,3 +201,165 @@ def test_a_name_reddit_would_not_allow_is_refused(bad: str) -> None:
         return
     with pytest.raises(ConfigError, match="MODBOT_SUBREDDIT: not a subreddit name"):
         load_settings(None, subreddit=bad)
+
+
+# --- unknown MODBOT_ names --------------------------------------------------------------------
+
+
+def test_a_misspelt_setting_in_the_environment_names_the_nearest_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modbot.config.settings import load_settings
+    from modbot.errors import ConfigError
+
+    monkeypatch.setenv("MODBOT_SUBREDIT", "ClaudeAI")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert str(caught.value) == (
+        "invalid settings: MODBOT_SUBREDIT: unknown setting; did you mean MODBOT_SUBREDDIT?"
+    )
+    monkeypatch.delenv("MODBOT_SUBREDIT")
+    monkeypatch.setenv("MODBOT_XYZZY", "1")
+    with pytest.raises(ConfigError, match=r"MODBOT_XYZZY: unknown setting \(.env.example lists"):
+        load_settings(None)
+
+
+def test_a_misspelt_setting_in_the_env_file_names_its_line(tmp_path: Path) -> None:
+    from modbot.config.settings import load_settings
+    from modbot.errors import ConfigError
+
+    env = tmp_path / ".env"
+    env.write_text("# mine\nMODBOT_SUBREDDIT=ClaudeAI\n\nMODBOT_POLL_INTERVALL=30\nOTHER_TOOL=x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert str(caught.value) == (
+        f"invalid settings: {env}, line 4: MODBOT_POLL_INTERVALL: unknown setting; "
+        "did you mean MODBOT_POLL_INTERVAL?"
+    )
+
+
+def test_names_the_tests_and_benchmarks_read_are_not_taken_for_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modbot.config.settings import NOT_SETTINGS, load_settings
+
+    for name in NOT_SETTINGS:
+        monkeypatch.setenv(name, "x")
+    assert load_settings(None).subreddit is None
+
+
+def test_every_modbot_name_in_the_project_is_a_setting_or_allowed() -> None:
+    # Whatever reads a MODBOT_ variable that is not a setting must be on the allow-list,
+    # or a developer who sets it could not start the bot.
+    from modbot.config.settings import NOT_SETTINGS, Settings, env_name
+
+    known = {env_name(field) for field in Settings.model_fields} | NOT_SETTINGS
+    constants = {"MODBOT_TABLES"}  # a Python name in the store modules, not a variable
+    found: dict[str, str] = {}
+    places = [ROOT / name for name in ("modbot", "tests", "bench", "deploy", ".ci")]
+    files = [ROOT / "README.md", ROOT / ".env.example"]
+    files += [path for place in places for path in place.rglob("*") if path.is_file()]
+    for path in files:
+        if {"node_modules", "__pycache__"} & set(path.parts) or path == Path(__file__):
+            continue  # this file misspells names on purpose
+        for name in re.findall(r"\bMODBOT_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="ignore")):
+            found.setdefault(name, str(path.relative_to(ROOT)))
+    unexplained = {name: where for name, where in found.items() if name not in known | constants}
+    assert unexplained == {}
+
+
+# --- the .env file ------------------------------------------------------------------------------
+
+
+def test_env_file_values_quotes_comments_and_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modbot.config.settings import load_settings
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    env = tmp_path / ".env"
+    env.write_text(
+        "export MODBOT_SUBREDDIT=ClaudeAI   # the sub\n"
+        "MODBOT_MEGATHREAD_TITLE='Bugs # and ${NOT_EXPANDED}'\n"
+        'MODBOT_REDDIT_USER_AGENT="python:modbot:1 (by u/\\"me\\")"\n'
+        "STATE=${HOME_OF_TEST}/state\n"
+        "MODBOT_DATABASE=${STATE}/s.sqlite3\n"
+        "MODBOT_POLL_INTERVAL=30\n"
+    )
+    monkeypatch.setenv("HOME_OF_TEST", str(tmp_path))
+    monkeypatch.setenv("MODBOT_POLL_INTERVAL", "20")  # the environment wins over the file
+    settings = load_settings(env)
+    assert settings.subreddit == "ClaudeAI"
+    assert settings.megathread_title == "Bugs # and ${NOT_EXPANDED}"
+    assert settings.reddit_user_agent == 'python:modbot:1 (by u/"me")'
+    assert settings.database == folder / "s.sqlite3"
+    assert settings.poll_interval == 20
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("MODBOT_SUBREDDIT=ClaudeAI\nMODBOT_TIMEZONE\n", "line 2: not a NAME=value line"),
+        ("\n\nMODBOT_SUBREDDIT='Claude\n", "line 3: MODBOT_SUBREDDIT: the ' is not closed"),
+        ('MODBOT_SUBREDDIT="ClaudeAI" AI\n', "line 1: MODBOT_SUBREDDIT: text after the closing"),
+        ("MODBOT SUBREDDIT=ClaudeAI\n", "line 1: not a NAME=value line"),
+    ],
+)
+def test_a_line_that_cannot_be_read_is_an_error_with_its_number(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    from modbot.config.settings import load_settings
+    from modbot.errors import ConfigError
+
+    env = tmp_path / ".env"
+    env.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert str(caught.value).startswith(f"invalid settings: {env}, {says}")
+
+
+@pytest.mark.parametrize(
+    ("encoded", "says"),
+    [
+        ("MODBOT_SUBREDDIT=ClaudeAI\n".encode("utf-16"), ": the file is UTF-16 text, not UTF-8"),
+        ("MODBOT_SUBREDDIT=ClaudeAI\n".encode("utf-16-le"), ": the file is UTF-16 text, not UTF-8"),
+        ("# x\nMODBOT_TIMEZONE=Europe/Zürich\n".encode("latin-1"), ", line 2: not UTF-8 text"),
+    ],
+)
+def test_an_env_file_that_is_not_utf8_is_one_line(
+    tmp_path: Path, encoded: bytes, says: str
+) -> None:
+    from modbot.config.settings import load_settings
+    from modbot.errors import ConfigError
+
+    env = tmp_path / ".env"
+    env.write_bytes(encoded)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert str(caught.value).startswith(f"invalid settings: {env}{says}: save it as UTF-8")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_name(tmp_path: Path) -> None:
+    from modbot.config.settings import load_settings
+
+    env = tmp_path / ".env"
+    env.write_bytes("MODBOT_SUBREDDIT=ClaudeAI\n".encode("utf-8-sig"))
+    assert load_settings(env).subreddit == "ClaudeAI"
+
+
+@pytest.mark.slow
+async def test_check_stops_on_a_misspelt_setting_and_on_a_utf16_env_file(tmp_path: Path) -> None:
+    misspelt = await run_cli("check", env={"MODBOT_SUBREDIT": "ClaudeAI"}, cwd=tmp_path)
+    assert misspelt.code == 2
+    assert misspelt.err == (
+        "modbot: invalid settings: MODBOT_SUBREDIT: unknown setting; "
+        "did you mean MODBOT_SUBREDDIT?\n"
+    )
+    (tmp_path / ".env").write_bytes("MODBOT_SUBREDDIT=ClaudeAI\r\n".encode("utf-16"))
+    utf16 = await run_cli("run", "--once", env={}, cwd=tmp_path)
+    assert utf16.code == 2
+    assert utf16.err.count("\n") == 1
+    assert "Traceback" not in utf16.err
+    assert ".env: the file is UTF-16 text, not UTF-8" in utf16.err

@@ -7,9 +7,11 @@ error messages name settings, never their values.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,10 +22,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from modbot import __version__, default_templates_dir
-from modbot.config.database import DatabaseURL, database_location, existing_folder
+from modbot.config.database import DatabaseURL, database_location, existing_folder, url_secrets
+from modbot.config.envfile import EnvLine, read_env_file
 from modbot.config.fields import (
     HttpURL,
     SourceKind,
@@ -51,9 +60,27 @@ REDDIT_CREDENTIALS = (
 # takes the place of the username and password.
 TOKEN_CREDENTIALS = ("reddit_client_id", "reddit_client_secret", "reddit_refresh_token")
 APP_CREDENTIALS = ("reddit_client_id", "reddit_client_secret")
+# Names that start with MODBOT_ but set nothing of the bot's: the test suite and the
+# benchmarks read them (a PostgreSQL server to test against, where snudown-js is), and a
+# developer's shell that has them must still run modbot. Any other unknown MODBOT_ name
+# is a mistake (a misspelt setting would silently keep its default).
+NOT_SETTINGS = frozenset({"MODBOT_TEST_POSTGRES_URL", "MODBOT_SNUDOWN_DIR"})
 # Set while loading settings for ``modbot auth``, which is how a login is obtained: the
 # app's id and secret are needed, a username, password or refresh token is not yet.
 _APP_ONLY: ContextVar[bool] = ContextVar("app_only", default=False)
+# The settings of the .env file being loaded, by field name (see ``_EnvFileSource``).
+_ENV_FILE: ContextVar[Mapping[str, str] | None] = ContextVar("env_file", default=None)
+
+
+class _EnvFileSource(PydanticBaseSettingsSource):
+    """The ``.env`` file's settings as ``envfile`` read them, below the environment's.
+    pydantic-settings' own reader would skip a line it cannot read, so it is not used."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_ENV_FILE.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_ENV_FILE.get() or {})
 
 
 class Settings(BaseSettings):
@@ -61,11 +88,21 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Values given in code, then the environment, then the ``.env`` file."""
+        return init_settings, env_settings, _EnvFileSource(settings_cls)
 
     # --- status page (the watch named "default", when there is no watches file) ---
     config: Path | None = None
@@ -245,7 +282,10 @@ class Settings(BaseSettings):
             self.reddit_refresh_token,
             self.heartbeat_url,  # push-monitor URLs carry their token
         ]
-        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        found = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        if isinstance(self.database, DatabaseURL):
+            found += url_secrets(self.database.url)
+        return found
 
 
 def env_name(field: str) -> str:
@@ -256,26 +296,66 @@ def env_name(field: str) -> str:
 def load_settings(
     env_file: Path | str | None = ".env", *, app_only: bool = False, **overrides: object
 ) -> Settings:
-    """Build the settings, turning validation errors into one ``ConfigError`` line.
+    """Build the settings from ``overrides``, the environment and ``env_file`` (if it
+    exists), turning every mistake into one ``ConfigError`` line: a bad value, an unknown
+    ``MODBOT_`` name (with the nearest setting's), a ``.env`` line that cannot be read.
 
     ``app_only`` accepts the app's id and secret without a way to log in (``modbot auth``).
 
     Pydantic can echo input values in its messages; only field names and our own
     messages are kept, so a secret never reaches the terminal.
     """
-    reset = _APP_ONLY.set(app_only)
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+        lines = read_env_file(Path(env_file)) if env_file is not None else []
+    except ConfigError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+    unknown = [
+        f"{env_file}, line {line.number}: {problem}"
+        for line in lines
+        if (problem := unknown_setting(line.name))
+    ]
+    unknown += [problem for name in sorted(os.environ) if (problem := unknown_setting(name))]
+    if unknown:
+        raise ConfigError("invalid settings: " + "; ".join(unknown))
+    reset = _APP_ONLY.set(app_only), _ENV_FILE.set(_by_field(lines))
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         # Not ``from exc``: pydantic's error lists the input values, and with ``-v`` that
         # would print a password or token given to the wrong setting.
         raise ConfigError(_describe(exc)) from None
     finally:
-        _APP_ONLY.reset(reset)
+        _APP_ONLY.reset(reset[0])
+        _ENV_FILE.reset(reset[1])
+
+
+def unknown_setting(name: str) -> str | None:
+    """What is wrong with an environment or ``.env`` name: ``None`` unless it starts with
+    ``MODBOT_`` (any case, as the settings are read) and names no setting."""
+    upper = name.upper()
+    field = upper.removeprefix(ENV_PREFIX).lower()
+    if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS or field in Settings.model_fields:
+        return None
+    import difflib  # noqa: PLC0415 - only for a mistake
+
+    known = [known.upper() for known in Settings.model_fields]
+    nearest = difflib.get_close_matches(field.upper(), known, n=1)
+    if nearest:
+        return f"{name}: unknown setting; did you mean {ENV_PREFIX}{nearest[0]}?"
+    return f"{name}: unknown setting (.env.example lists every setting)"
+
+
+def _by_field(lines: Iterable[EnvLine]) -> dict[str, str]:
+    """The file's settings by field name; of a name given twice, the last line wins."""
+    return {
+        line.name.upper().removeprefix(ENV_PREFIX).lower(): line.value
+        for line in lines
+        if line.name.upper().startswith(ENV_PREFIX)
+    }
 
 
 def _describe(exc: ValidationError) -> str:
-    """Every problem, each as ``MODBOT_NAME: what is wrong`` (a check of several settings
+    """Every problem, each as ``MODBOT_...: what is wrong`` (a check of several settings
     names them in its own words)."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
