@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from modbot.cli.main import COMMANDS, build_parser
 from tests.conftest import ROOT, run_cli
 
 # The store modules are being rewritten elsewhere; their raises are checked there.
@@ -363,3 +364,18 @@ async def test_check_stops_on_a_misspelt_setting_and_on_a_utf16_env_file(tmp_pat
     assert utf16.err.count("\n") == 1
     assert "Traceback" not in utf16.err
     assert ".env: the file is UTF-16 text, not UTF-8" in utf16.err
+
+
+# --- --help ends with an example --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_commands_help_ends_with_one_example(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    lines = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert lines[-1].startswith(f"example: modbot {command}")  # on one line, to copy
+    assert sum(line.startswith("example:") for line in lines) == 1

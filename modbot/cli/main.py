@@ -31,6 +31,26 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
 
+# One example per command, ending its --help (short enough for one line of 80 columns).
+EXAMPLES = {
+    "run": "modbot run --dry-run",
+    "preview": "modbot preview --feed saved-incidents.json",
+    "check": "modbot check --connect",
+    "auth": "modbot auth --port 8080",
+    "demo": "modbot demo --kind incidentio --delay 0",
+    "post": 'modbot post "We know about the login errors and are on it."',
+    "refresh": "modbot refresh --all --dry-run",
+    "status": "modbot status --json",
+    "pause": "modbot pause --watch claude",
+    "resume": "modbot resume --watch claude",
+    "migrate-store": "modbot migrate-store --to postgresql://modbot:PASSWORD@db/modbot",
+}
+
+
+def _example(command: str) -> str:
+    return f"example: {EXAMPLES[command]}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(
@@ -62,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         parents=[common],
+        epilog=_example("run"),
         help="watch the status page and post/edit comments (the main loop)",
         description="Poll the status page and post or edit one comment per incident. "
         "Without Reddit credentials (or with --dry-run) it prints each comment instead. "
@@ -73,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview = commands.add_parser(
         "preview",
         parents=[common],
+        epilog=_example("preview"),
         help="print the comment for an incident (or all open ones); saves nothing",
         description="Render the comment for one incident, or for every open incident, from "
         "the live feed or a saved incidents.json. Nothing is saved or posted.",
@@ -84,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         parents=[common],
+        epilog=_example("check"),
         help="validate settings, templates and the state file",
         description="Validate settings and render every template against sample data; with "
         "Reddit credentials, log in and report the account, subreddit, moderator permissions "
@@ -108,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     auth = commands.add_parser(
         "auth",
         parents=[common],
+        epilog=_example("auth"),
         help="get a refresh token for an account with two-factor login",
         description="Log the bot's account in through the browser (Reddit's authorization-"
         "code flow) and print a refresh token for MODBOT_REDDIT_REFRESH_TOKEN: the way for "
@@ -133,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[common],
+        epilog=_example("demo"),
         help="replay a real incident offline and show each comment version",
         description="Replay a bundled real incident through the real pipeline in dry-run, "
         "with no network and no credentials: from status.claude.com (Atlassian Statuspage) "
@@ -155,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     post = commands.add_parser(
         "post",
         parents=[common],
+        epilog=_example("post"),
         help="post a moderator notice, or one incident's comment, into the megathread",
         description="Post a moderator notice (rendered through templates/manual.md.j2; the "
         "text is shown literally) into the current megathread, replace an earlier notice "
@@ -180,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = commands.add_parser(
         "refresh",
         parents=[common],
+        epilog=_example("refresh"),
         help="re-render open incidents with the current templates; edit what changed",
         description="Re-render every tracked open incident (or one, or with --all every "
         "incident with a comment in the current megathread) with the current templates and "
@@ -199,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status",
         parents=[common],
+        epilog=_example("status"),
         help="what the bot is doing: megathread, incidents, deliveries, last poll",
         description="One screen from the state file: the megathread in use, the open "
         "incidents and the last 10 settled ones with their comments and last delivery, "
@@ -211,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     pause = commands.add_parser(
         "pause",
         parents=[common],
+        epilog=_example("pause"),
         help="stop posting (the running bot notices within one poll interval)",
         description="Stop posting and editing. The bot keeps polling; updates are delivered, "
         "coalesced to the latest state, after `modbot resume`.",
@@ -218,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser(
         "resume",
         parents=[common],
+        epilog=_example("resume"),
         help="start posting again after a pause",
         description="Start posting again; held updates go out within one poll interval.",
     )
@@ -227,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate-store",
         parents=[common],
+        epilog=_example("migrate-store"),
         help="copy the whole state into another store (e.g. SQLite into PostgreSQL)",
         description="Copy every row of the state in MODBOT_DATABASE into an empty store "
         "at --to (a PostgreSQL URL, or a SQLite file path), creating its schema. Refuses "
