@@ -53,6 +53,18 @@ async def test_an_error_is_one_line_and_with_v_its_cause_too(tmp_path: Path) -> 
     assert "FileNotFoundError" in verbose.err  # the cause, kept by ``raise ... from exc``
 
 
+@pytest.mark.slow
+async def test_with_v_a_failed_poll_shows_what_the_network_library_said(tmp_path: Path) -> None:
+    env = {
+        "MODBOT_STATUSPAGE_URL": "http://127.0.0.1:9",
+        "MODBOT_DATABASE": str(tmp_path / "s.sqlite3"),
+        "MODBOT_HTTP_TIMEOUT": "2",
+    }
+    result = await run_cli("run", "--once", "-v", env=env, cwd=tmp_path)
+    assert result.code == 1
+    assert "httpx.ConnectError" in result.err
+
+
 # --- database URLs shown without their password ---------------------------------------------
 
 
