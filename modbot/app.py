@@ -258,6 +258,7 @@ class App:
         bodies = Bodies(
             engine,
             await self._templates(watch, scope, engine),
+            home=watch.url,
             page=health.page or default_page(watch.url),
             zone=ZoneInfo(watch.timezone) if watch.timezone else None,
             subreddit=watch.subreddit,
