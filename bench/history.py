@@ -32,13 +32,13 @@ from modbot import machine
 from modbot.bodies import Bodies
 from modbot.deliverer import Deliverer
 from modbot.poller import Poller
-from modbot.ports import Fetched
+from modbot.ports import Fetched, Store
 from modbot.records import Kind, PageInfo, PostedComment, Rendered, Thread, Tracked, Validators
 from modbot.render import read_templates, sample_incident
 from modbot.sandbox import RenderWorker
 from modbot.settings import default_templates_dir
 from modbot.statusview import status_text
-from modbot.store import SqliteStore
+from modbot.store.sqlite import open_sqlite
 
 WATCH = "default"
 THREAD = Thread("t1", "Performance and Bugs Megathread", "https://www.reddit.com/r/x/comments/t1")
@@ -105,7 +105,7 @@ def incident(key: str, status: str) -> Tracked:
     return Tracked(replace(sample_incident(), id=key, status=status), announce=True)
 
 
-async def fill(store: SqliteStore, reddit: Reddit, settled: int) -> None:
+async def fill(store: Store, reddit: Reddit, settled: int) -> None:
     """``settled`` resolved incidents with posted comments, then ``OPEN`` open ones; all
     through the store's API and the machine's steps, as the bot itself writes them."""
     long_ago = time.time() - 30 * DAY
@@ -156,7 +156,7 @@ async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> tuple[floa
 
 
 async def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
-    store = await SqliteStore.open(folder / f"history-{size}.sqlite3")
+    store = await open_sqlite(folder / f"history-{size}.sqlite3")
     reddit = Reddit()
     worker = RenderWorker(timeout=10.0)
     try:

@@ -41,8 +41,7 @@ from modbot.sandbox import RenderWorker
 from modbot.settings import Settings, default_templates_dir
 from modbot.sources import make_http_client, make_source
 from modbot.statusview import stale
-from modbot.store import START_FRESH
-from modbot.stores import open_store
+from modbot.store import START_FRESH, open_store
 from modbot.watches import Watch, default_page, deployment_name, load_watches, pick
 from modbot.wiki import WikiTemplates
 

@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from modbot import __version__
 from modbot.errors import ConfigError
-from modbot.stores import DatabaseURL, database_location
+from modbot.store.url import DatabaseURL, database_location
 
 ENV_PREFIX = "MODBOT_"
 MIN_INTERVAL = 1.0

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from modbot.records import IncidentView, PageInfo
 from modbot.render import Renderer, incident_job, read_templates
 from modbot.settings import Settings, default_templates_dir, load_settings
-from modbot.stores import DatabaseURL
+from modbot.store import DatabaseURL
 from tests.fakes.statuspage import FakeStatuspage
 from tests.pg import fresh_database, postgres_server, postgres_url  # noqa: F401 - fixtures
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modbot.store import SqliteStore
+from modbot.store.sqlite import open_sqlite
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "modbot"
@@ -21,8 +21,8 @@ EDGE_LIBRARIES = {
     "aiohttp": {"reddit"},
     "httpx": {"httpfetch"},
     "feedparser": {"feeds"},
-    "sqlite3": {"store"},
-    "psycopg": {"pgstore"},
+    "sqlite3": {"store.sqlite", "store.sqlite_legacy"},
+    "psycopg": {"store.postgres"},
 }
 HEAVY = ("asyncpraw", "aiohttp", "httpx", "jinja2", "pydantic")
 
@@ -51,14 +51,28 @@ def loaded_after(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
+def module_name(path: Path) -> str:
+    """``store.sqlite`` for ``modbot/store/sqlite.py``; ``store`` for its ``__init__``."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 @pytest.mark.parametrize("library", sorted(EDGE_LIBRARIES))
 def test_only_its_edge_imports_each_outside_library(library: str) -> None:
     users = {
-        path.stem
-        for path in PACKAGE.glob("*.py")
+        module_name(path)
+        for path in PACKAGE.rglob("*.py")
         if any(name.split(".")[0] == library for name in imported_modules(path))
     }
     assert users <= EDGE_LIBRARIES[library]
+    assert users  # the table names modules that exist
+
+
+@pytest.mark.slow
+def test_reading_the_database_setting_loads_no_database_library() -> None:
+    loaded = loaded_after("from modbot.settings import load_settings\nload_settings(env_file=None)")
+    assert "modbot.store.url" in loaded
+    assert not loaded & {"sqlite3", "psycopg", "modbot.store.sqlite", "modbot.store.postgres"}
 
 
 def test_records_import_nothing_of_ours() -> None:
@@ -90,7 +104,7 @@ def test_help_loads_no_heavy_library(argv: list[str]) -> None:
 @pytest.mark.slow
 async def test_status_loads_no_reddit_or_http_library(tmp_path: Path) -> None:
     database = tmp_path / "state.sqlite3"
-    await (await SqliteStore.open(database)).close()
+    await (await open_sqlite(database)).close()
     loaded = loaded_after(
         "import os\n"
         f"os.environ['MODBOT_DATABASE'] = {str(database)!r}\n"
@@ -98,5 +112,5 @@ async def test_status_loads_no_reddit_or_http_library(tmp_path: Path) -> None:
         "assert main(['status']) == 0\n"
         "print()"
     )
-    assert "modbot.store" in loaded
+    assert "modbot.store.sqlite" in loaded
     assert not loaded & {"asyncpraw", "aiohttp", "httpx", "jinja2", "psycopg"}

@@ -25,7 +25,7 @@ from modbot.inbox import Inbox
 from modbot.markdown import marker_of
 from modbot.records import DeliveryRow, Kind
 from modbot.settings import Settings, default_templates_dir
-from modbot.stores import DatabaseURL
+from modbot.store import DatabaseURL
 from tests.conftest import (
     StateLocation,
     expire_waits_at,

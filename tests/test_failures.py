@@ -21,8 +21,9 @@ from modbot.app import App
 from modbot.errors import StoreError
 from modbot.markdown import marker_of
 from modbot.settings import Settings, default_templates_dir
-from modbot.store import SqliteStore
-from modbot.stores import DatabaseURL
+from modbot.store import DatabaseURL
+from modbot.store.sql import SqlStore
+from modbot.store.sqlite import SqliteDialect, open_sqlite
 from tests.conftest import (
     StateLocation,
     page_env,
@@ -187,7 +188,7 @@ async def test_another_programs_sqlite_file_is_refused(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     with pytest.raises(StoreError, match="another program's SQLite database"):
-        await SqliteStore.open(path)
+        await open_sqlite(path)
     raw = sqlite3.connect(path)
     assert [r[0] for r in raw.execute("SELECT name FROM sqlite_master")] == ["photos"]
     raw.close()
@@ -197,7 +198,7 @@ async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Pat
     path = tmp_path / "state.sqlite3"
     path.write_text("my notes, not a database")
     with pytest.raises(StoreError, match="not a modbot state file"):
-        await SqliteStore.open(path)
+        await open_sqlite(path)
     assert path.read_text() == "my notes, not a database"
 
 
@@ -254,13 +255,15 @@ async def test_a_change_seen_while_the_disk_was_full_is_applied_afterwards(
     out = io.StringIO()
     async with App(settings, dry_run=True, out=out) as app:
         await app.run_once()
-        store: SqliteStore = app.store  # type: ignore[assignment]
-        pages = await store._run(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
-        await store._run(lambda: store.db.execute(f"PRAGMA max_page_count = {pages}"))
+        assert isinstance(app.store, SqlStore)
+        sqlite = app.store.dialect
+        assert isinstance(sqlite, SqliteDialect)
+        pages = await sqlite.call(lambda: sqlite.db.execute("PRAGMA page_count").fetchone()[0])
+        await sqlite.call(lambda: sqlite.db.execute(f"PRAGMA max_page_count = {pages}"))
         statuspage.set_incidents([stage(0, f"big{n}") for n in range(30)])
         with pytest.raises(StoreError, match="disk is full"):
             await app.run_once()  # the page changed, and saving it failed
-        await store._run(lambda: store.db.execute("PRAGMA max_page_count = 1073741823"))
+        await sqlite.call(lambda: sqlite.db.execute("PRAGMA max_page_count = 1073741823"))
         await app.run_once()  # the same page again: not a 304, the change is applied
     assert out.getvalue().count("[dry-run] NEW") == 30
     assert statuspage.requests[-1].status == 200

@@ -30,7 +30,7 @@ from modbot.machine import FINAL, TRANSITIONS, Actor, IllegalStep, State, Step
 from modbot.markdown import marker, marker_of
 from modbot.records import DeliveryRow, Kind, NoteRow, PostedComment, Thread
 from modbot.render import digest
-from modbot.stores import StateStore, open_store
+from modbot.store import StateStore, open_store
 from tests.conftest import NewState, StateLocation
 
 ROW = DeliveryRow(id=1, watch="w", kind=Kind.NOTE, key="n1", state=State.PENDING, wanted_hash="h")

@@ -13,7 +13,7 @@ import pytest
 from modbot.feed import parse_incidents_object
 from modbot.incidents import view_of
 from modbot.records import DeliveryRow, Kind
-from modbot.stores import open_store
+from modbot.store import open_store
 from tests.conftest import (
     BOT,
     StateLocation,

@@ -17,7 +17,7 @@ from modbot.app import App
 from modbot.errors import ConfigError
 from modbot.markdown import marker_of
 from modbot.settings import Settings, load_settings
-from modbot.store import LEGACY_SCHEMAS
+from modbot.store.sqlite_legacy import LEGACY_SCHEMAS
 from modbot.watches import load_watches
 from tests.conftest import BOT, MEGATHREAD_TITLE, page_env, reddit_env, reddit_settings, run_cli
 from tests.fakes.incidentio import COMPAT, FakeIncidentio

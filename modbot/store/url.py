@@ -1,10 +1,8 @@
-"""Where the state lives: a SQLite file (the default) or a PostgreSQL server.
+"""What ``MODBOT_DATABASE`` names: a SQLite file (the default) or a PostgreSQL server.
 
-``MODBOT_DATABASE`` is a file path, a ``sqlite:///path`` URL, or a
-``postgresql://user:password@host:port/dbname`` URL; ``open_store`` opens the matching
-store. Both stores keep the same tables with the same meaning behind the ``Store``
-port. A URL's password never reaches a message: ``DatabaseURL`` prints without it.
-psycopg is loaded only for a PostgreSQL URL, so SQLite users never need it.
+A file path, a ``sqlite:///path`` URL, or a ``postgresql://user:password@host:port/dbname``
+URL. A URL's password never reaches a message: ``DatabaseURL`` prints without it. The
+settings read this at every start-up, so it loads no database library.
 """
 
 from __future__ import annotations
@@ -12,14 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
-
-from modbot.errors import StoreError
-from modbot.ports import Store
-
-if TYPE_CHECKING:
-    from modbot.store import SqliteStore
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 SQLITE_PREFIX = "sqlite:///"
@@ -99,6 +90,7 @@ class DatabaseURL:
         try:
             urlsplit(self.url)
         except ValueError as exc:
+            # Not chained: the cause's words are in the message already.
             raise ValueError(f"{EXPECTED}; this one cannot be read ({exc})") from None
 
     def __str__(self) -> str:
@@ -140,49 +132,3 @@ def database_location(value: str | Path) -> Path | DatabaseURL:
     if sep and scheme.isidentifier():
         raise ValueError(f"{EXPECTED}, not a {scheme}:// URL")
     return Path(value)
-
-
-class StateStore(Store, Protocol):
-    """A store as the commands that open it see it: the port and a few checks."""
-
-    async def schema_version(self) -> int:
-        """The schema version of the open store."""
-        ...
-
-    async def integrity_problems(self) -> list[str]:
-        """What is damaged (empty when nothing is); nothing is written to a damaged store."""
-        ...
-
-    async def writable(self) -> None:
-        """Raise a ``StoreError`` unless a write transaction can start."""
-        ...
-
-
-async def open_store(database: str | Path | DatabaseURL) -> StateStore:
-    """Open (creating and migrating if needed) the store ``database`` names."""
-    if isinstance(database, DatabaseURL):
-        location = database
-    else:
-        try:
-            found = database_location(database)
-        except ValueError as exc:
-            raise StoreError(str(exc)) from None
-        if isinstance(found, Path):
-            return await _open_sqlite(found)
-        location = found
-    try:
-        from modbot.pgstore import PostgresStore  # noqa: PLC0415 - loads psycopg
-    except ImportError as exc:
-        if not (exc.name or "").startswith("psycopg"):
-            raise
-        raise StoreError(
-            f"MODBOT_DATABASE names a PostgreSQL server ({location}), but psycopg is not "
-            "installed: pip install 'modbot[postgresql]'"
-        ) from None
-    return await PostgresStore.open(location.url)
-
-
-async def _open_sqlite(path: Path) -> SqliteStore:
-    from modbot.store import SqliteStore  # noqa: PLC0415 - loads sqlite3
-
-    return await SqliteStore.open(path)
