@@ -329,3 +329,22 @@ def test_a_new_column_is_declared_once_and_added_where_missing() -> None:
         "ALTER TABLE deliveries ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0"
     ]
     assert len(statements(add_columns("deliveries", "epoch"), with_it)) == 1
+
+
+async def test_postgresql_stamps_each_intent_with_the_epoch_it_was_written_under(
+    postgres_url: str,
+) -> None:
+    store = await open_postgres(postgres_url)
+    try:
+        row = await store.start_delivery(W, Kind.INCIDENT, "i", "t1", now=NOW)
+        assert row is not None
+        lease = await store.lease("r/x", "a", 1, interval=60)
+        assert await lease.acquire(NOW) == 1
+        assert await store.step(row, machine.claim(row, "t1", NOW))
+        await store.start_delivery(W, Kind.INCIDENT, "i", "t2", now=NOW)
+        await lease.release()
+    finally:
+        await store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as raw:
+        stamped = raw.execute("SELECT thread_id, epoch FROM deliveries ORDER BY id").fetchall()
+    assert stamped == [("t1", 1), ("t2", 1)]

@@ -274,15 +274,14 @@ def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
 def _want(watch: str, kind: Kind, key: str, now: float) -> Tx[None]:
     """A pending, unplaced delivery for a subject that has no delivery row yet."""
     yield Q(
-        """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_at, epoch)
-           SELECT :watch, :kind, :key, 'pending', NULL, :now, :epoch
+        """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_at)
+           SELECT :watch, :kind, :key, 'pending', NULL, :now
            WHERE NOT EXISTS (SELECT 1 FROM deliveries
                              WHERE watch = :watch AND kind = :kind AND key = :key)""",
         watch=watch,
         kind=kind.value,
         key=key,
         now=now,
-        epoch=EPOCH,
     )
     yield from _sync_wanted(watch, kind, key)
 
