@@ -37,26 +37,26 @@ class _Epoch:
         return "EPOCH"
 
 
-# A parameter's value that the dialect replaces with the epoch the transaction writes
-# under (checked in the same transaction; 0 where there are no leases).
+# The value of a parameter named ``epoch`` that the dialect replaces with the epoch the
+# transaction writes under (checked in the same transaction; 0 where there are no leases).
 EPOCH: Any = _Epoch()
 
 
 class Q:
     """One statement: SQL with ``:name`` placeholders and ``{word}`` fields, and its values."""
 
-    __slots__ = ("params", "sql", "stamped")
+    __slots__ = ("params", "sql")
 
     def __init__(self, sql: str, /, **params: Any) -> None:
         self.sql = sql
         self.params = params
-        self.stamped = any(value is EPOCH for value in params.values())
 
     def bound(self, epoch: int) -> dict[str, Any]:
-        """The values, with ``EPOCH`` replaced by ``epoch``."""
-        if not self.stamped:
-            return self.params
-        return {k: epoch if v is EPOCH else v for k, v in self.params.items()}
+        """The values, with an ``epoch`` of ``EPOCH`` replaced by ``epoch``."""
+        params = self.params
+        if params.get("epoch") is EPOCH:
+            return {**params, "epoch": epoch}
+        return params
 
     def __repr__(self) -> str:
         return f"Q({self.sql!r}, **{self.params!r})"

@@ -157,10 +157,12 @@ class SqliteDialect:
         return answer
 
     def _drive(self, db: sqlite3.Connection, tx: Tx[T]) -> T:
+        prepared = self._prepared
         try:
             statement = next(tx)
             while True:
-                cursor = db.execute(self.sql(statement.sql), statement.bound(0))
+                text = prepared.get(statement.sql) or self.sql(statement.sql)
+                cursor = db.execute(text, statement.bound(0))
                 result = Result(cursor.fetchall(), cursor.rowcount, cursor.description)
                 statement = tx.send(result)
         except StopIteration as done:
