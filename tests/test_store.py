@@ -1,8 +1,9 @@
-"""The stores: SQLite and PostgreSQL behind one port. The shared tests run against both
-(``opener``'s ``sqlite`` and ``postgresql`` params); schema and migration tests of SQLite
-files stay SQLite's; PostgreSQL has its own for its schema, connection errors, timeouts
-and concurrent writers. PostgreSQL tests skip without a server (see ``tests/pg.py``)
-and fail instead when CI=true."""
+"""The store on its two dialects, SQLite and PostgreSQL, behind one port. The shared tests
+run against both (``opener``'s ``sqlite`` and ``postgresql`` params); the migrations of
+SQLite files from before the one schema stay SQLite's; PostgreSQL has its own for its
+schema, connection errors, timeouts and concurrent writers (``test_schema`` holds the
+upgrades to the one schema and the query plans). PostgreSQL tests skip without a server
+(see ``tests/pg.py``) and fail instead when CI=true."""
 
 from __future__ import annotations
 
