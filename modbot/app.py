@@ -30,7 +30,7 @@ from modbot.deliverer import Deliverer, Report
 from modbot.errors import Deposed, ModbotError, StateLost, StoreError, TemplateError
 from modbot.heartbeat import Heartbeat
 from modbot.inbox import Inbox
-from modbot.machine import is_active
+from modbot.machine import is_waiting
 from modbot.metrics import Figures
 from modbot.operations import SETTLE_TIMEOUT, Operations
 from modbot.poller import Poller, PollReport
@@ -239,7 +239,7 @@ class App:
         now = self.clock()
         for runtime in self.runtimes:
             health = await self.store.health(runtime.scope)
-            waiting = sum(1 for r in (await self.store.work(runtime.scope)).rows if is_active(r))
+            waiting = sum(1 for r in (await self.store.work(runtime.scope)).rows if is_waiting(r))
             watch = runtime.watch
             problems += stale(
                 watch.name, watch.poll_interval, health, waiting, dry=self.dry_run, now=now
@@ -613,7 +613,9 @@ class App:
                     waiter.set_result(report)
             if report.wake_at is None:
                 return runtime.watch.poll_interval
-            return max(report.wake_at - self.clock(), 0.05)
+            # A row may sleep for an hour (a look for late copies); the round's own
+            # checks (the megathread, removed comments) still come every poll interval.
+            return min(max(report.wake_at - self.clock(), 0.05), runtime.watch.poll_interval)
 
         return step
 

@@ -111,7 +111,7 @@ class Cursor:
 
 Connection: TypeAlias = psycopg.AsyncConnection[DictRow]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CONNECT_TIMEOUT = 10  # seconds (libpq's connect_timeout is whole seconds)
 STATEMENT_TIMEOUT = 10.0  # seconds, as long as SQLite's busy timeout
 IDLE_IN_TRANSACTION_TIMEOUT = 60.0  # the server ends a transaction a dead client left open
@@ -129,8 +129,8 @@ ANNOUNCED = "(announce OR forced)"
 # Rows the deliverer must look at: the same expression as the partial index below (see
 # machine.is_active).
 ACTIVE = (
-    "(state IN ('pending', 'posting') "
-    "OR (state = 'posted' AND delivered_hash IS DISTINCT FROM wanted_hash))"
+    "(state IN ('pending', 'posting') OR (state = 'posted' "
+    "AND (delivered_hash IS DISTINCT FROM wanted_hash OR heal_at IS NOT NULL)))"
 )
 TIME = "DOUBLE PRECISION"  # seconds since the epoch, as SQLite's REAL (8 bytes)
 # ``seq`` plays SQLite's implicit rowid (the order rows were first written): listings
@@ -238,7 +238,8 @@ CREATE TABLE deliveries (
     not_before {TIME} NOT NULL DEFAULT 0,
     last_error TEXT,
     created_at {TIME} NOT NULL DEFAULT 0,
-    epoch BIGINT NOT NULL DEFAULT 0
+    epoch BIGINT NOT NULL DEFAULT 0,
+    heal_at {TIME}
 );
 CREATE UNIQUE INDEX deliveries_placed ON deliveries (watch, kind, key, thread_id)
     WHERE thread_id IS NOT NULL;
@@ -323,8 +324,16 @@ async def _v3(cursor: Cursor) -> None:
     await cursor.execute("ALTER TABLE deliveries ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0")
 
 
+async def _v4(cursor: Cursor) -> None:
+    """Rows in doubt (a lost post was followed by another) remember when to look for a
+    late copy next, and stay active until then."""
+    await cursor.execute(f"ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS heal_at {TIME}")
+    await cursor.execute("DROP INDEX IF EXISTS deliveries_active")
+    await cursor.execute(f"CREATE INDEX deliveries_active ON deliveries (watch) WHERE {ACTIVE}")
+
+
 # The step that brings the schema from version N-1 to N.
-MIGRATIONS: dict[int, Callable[[Cursor], Awaitable[None]]] = {2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[Cursor], Awaitable[None]]] = {2: _v2, 3: _v3, 4: _v4}
 
 DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRow))
 COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))

@@ -58,7 +58,7 @@ from modbot.records import (
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # The tables ``migrate-store`` copies.
 COPIED_TABLES = (
     "feeds",
@@ -80,7 +80,8 @@ ANNOUNCED = "(announce = 1 OR forced = 1)"
 # Rows the deliverer must look at: the same expression as the partial index below, so
 # SQLite can use it (see machine.is_active).
 ACTIVE = (
-    "(state IN ('pending', 'posting') OR (state = 'posted' AND delivered_hash IS NOT wanted_hash))"
+    "(state IN ('pending', 'posting') OR (state = 'posted' "
+    "AND (delivered_hash IS NOT wanted_hash OR heal_at IS NOT NULL)))"
 )
 
 SCHEMA = f"""
@@ -145,7 +146,8 @@ CREATE TABLE deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     not_before REAL NOT NULL DEFAULT 0,
     last_error TEXT,
-    created_at REAL NOT NULL DEFAULT 0
+    created_at REAL NOT NULL DEFAULT 0,
+    heal_at REAL
 );
 CREATE UNIQUE INDEX deliveries_placed ON deliveries (watch, kind, key, thread_id)
     WHERE thread_id IS NOT NULL;
@@ -1467,11 +1469,23 @@ def _v5(db: sqlite3.Connection) -> None:
         _execute_script(db, SCHEMA[SCHEMA.index("CREATE TABLE wiki_revisions") :])
 
 
+def _v6(db: sqlite3.Connection) -> None:
+    """Rows in doubt (a lost post was followed by another) remember when to look for a
+    late copy next, and stay active until then. A file coming from version 2 already
+    has both: ``_v3`` creates the current tables."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
+    if "heal_at" not in columns:
+        db.execute("ALTER TABLE deliveries ADD COLUMN heal_at REAL")
+    db.execute("DROP INDEX IF EXISTS deliveries_active")
+    db.execute(f"CREATE INDEX deliveries_active ON deliveries (watch) WHERE {ACTIVE}")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _v2,
     3: _v3,
     4: _v4,
     5: _v5,
+    6: _v6,
 }
 
 

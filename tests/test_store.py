@@ -215,6 +215,25 @@ async def test_work_reads_open_incidents_and_active_rows_only(opener: Opener) ->
     await store.close()
 
 
+async def test_a_row_in_doubt_is_read_until_the_doubt_ends_even_by_a_new_process(
+    opener: Opener,
+) -> None:
+    store = await opener()
+    note = NoteRow(W, "n1", "words", "body", "hb", "cli", NOW)
+    await store.add_note(note)
+    await posted(store, "n1", kind=Kind.NOTE)
+    assert (await store.work(W)).rows == []  # delivered: settled
+    (row,) = await store.deliveries(W, Kind.NOTE, ["n1"])
+    assert await store.step(row, machine.looked(row, NOW + 60))
+    await store.close()
+    store = await opener()  # a restart: the doubt is in the store, not in the process
+    (row,) = (await store.work(W)).rows
+    assert (row.key, row.heal_at) == ("n1", NOW + 60)
+    assert await store.step(row, machine.looked(row, None))
+    assert (await store.work(W)).rows == []
+    await store.close()
+
+
 async def test_notes_are_recorded_once_with_their_intent(opener: Opener) -> None:
     store = await opener()
     note = NoteRow(W, "n1", "words", "body", "hb", "cli", NOW)
@@ -343,10 +362,38 @@ async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_pat
     raw.commit()
     raw.close()
     store = await SqliteStore.open(path)
-    assert await store.schema_version() == SCHEMA_VERSION == 5
+    assert await store.schema_version() == SCHEMA_VERSION == 6
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
     assert (await store.health(W)).source_kind == "incidentio"
+    await store.close()
+
+
+async def test_version_5_file_remembers_doubts_and_keeps_its_deliveries(tmp_path: Path) -> None:
+    path = tmp_path / "v5.sqlite3"
+    store = await SqliteStore.open(path)
+    await save(store, incident("a"))
+    await posted(store, "a")
+    await store.close()
+    raw = sqlite3.connect(path)  # back to version 5's shape
+    raw.execute("DROP INDEX deliveries_active")
+    raw.execute("ALTER TABLE deliveries DROP COLUMN heal_at")
+    raw.execute(
+        "CREATE INDEX deliveries_active ON deliveries (watch) WHERE (state IN ('pending', "
+        "'posting') OR (state = 'posted' AND delivered_hash IS NOT wanted_hash))"
+    )
+    raw.execute("PRAGMA user_version = 5")
+    raw.commit()
+    raw.close()
+    store = await SqliteStore.open(path)
+    assert await store.schema_version() == 6
+    (row,) = await store.deliveries(W, Kind.INCIDENT, ["a"])
+    assert (row.state, row.comment_id, row.heal_at) == ("posted", "c-a", None)
+    assert await store.step(row, machine.looked(row, NOW + 30))
+    await save(store, incident("a", "resolved"), now=NOW + 1)
+    (row,) = await store.deliveries(W, Kind.INCIDENT, ["a"])
+    assert await store.step(row, machine.edited(row, "h-a-resolved", NOW + 1))
+    assert [r.heal_at for r in (await store.work(W)).rows] == [NOW + 30]  # resolved, in doubt
     await store.close()
 
 
@@ -580,13 +627,13 @@ def raw(url: str) -> psycopg.Connection[Any]:
 
 async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
     store = await PostgresStore.open(postgres_url)
-    assert await store.schema_version() == PG_SCHEMA_VERSION == 3
+    assert await store.schema_version() == PG_SCHEMA_VERSION == 4
     assert await store.integrity_problems() == []
     await store.writable()
     await store.close()
     await (await PostgresStore.open(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"
@@ -605,9 +652,14 @@ async def test_postgresql_version_1_gains_the_wiki_revisions(postgres_url: str) 
     with raw(postgres_url) as conn:  # back to version 1's shape
         conn.execute("DROP TABLE wiki_revisions, leadership, members")
         conn.execute("ALTER TABLE deliveries DROP COLUMN epoch")
+        conn.execute("ALTER TABLE deliveries DROP COLUMN heal_at")  # drops its index too
+        conn.execute(
+            "CREATE INDEX deliveries_active ON deliveries (watch) WHERE (state IN ('pending', "
+            "'posting') OR (state = 'posted' AND delivered_hash IS DISTINCT FROM wanted_hash))"
+        )
         conn.execute("UPDATE schema_version SET version = 1")
     store = await PostgresStore.open(postgres_url)
-    assert await store.schema_version() == 3
+    assert await store.schema_version() == 4
     assert await store.integrity_problems() == []
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_wiki(WikiRow(W, "incident", "r1", "alice", NOW, "{{ x }}", "good"))
