@@ -468,7 +468,7 @@ class Deliverer:
         except RedditError as exc:
             await self._failed_call(exc)
             log.warning("could not look for late copies of comments: %s", exc)
-            retry = self.clock() + machine.backoff(2)
+            retry = self.clock() + self._wait(exc, 2)
             for row in action.rows:
                 await self._step(row, machine.looked(row, retry))
             return
