@@ -38,6 +38,7 @@ import resource
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,23 +119,25 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
                     kill_waiting=kill_waiting,
                 )  # fmt: skip
             await drive(bot, both, lambda: notice_done(both, notice), point, tally)
-            await settle(bot, both, point, tally)
-            check(
-                both, incident_id, expected_body(documents[-1], incident_id), notice, number, tally
-            )
+            final = expected_body(documents[-1], incident_id)
+            await settle(bot, both, lambda: current(both, incident_id, final), point, tally)
+            check(both, incident_id, final, notice, number, tally)
             await bot.stop()
         tally.late_landed += len(both.reddit.late_landed)
         tally.late_second_copies += second_copies(both)
     tally.iterations += 1
 
 
-async def settle(bot: BotProcess, both: Fakes, point: str, tally: Tally) -> None:
+async def settle(
+    bot: BotProcess, both: Fakes, shown: Callable[[], bool], point: str, tally: Tally
+) -> None:
     """Let every late write land, then give the bot the time its rule allows to remove
-    a copy: what is live after that counts."""
+    a copy (and, when it kept a late copy, to edit it to the latest state, which
+    ``shown`` says): what is live after that counts."""
     await drive(bot, both, lambda: both.reddit.late_pending == 0, point, tally)
     with contextlib.suppress(TimeoutError):  # the check counts what is left
         await drive(
-            bot, both, lambda: not live_duplicates(both.reddit), point, tally,
+            bot, both, lambda: not live_duplicates(both.reddit) and shown(), point, tally,
             timeout=late_settle_time(),
         )  # fmt: skip
 

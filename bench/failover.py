@@ -221,10 +221,10 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
                 want = expected_body(document, incident_id)
                 await until(pair, lambda w=want: current(both, incident_id, w), tick=tick)
             await until(pair, lambda: notice_done(both, notice), tick=tick)
-            await settle(pair, both)
+            final = expected_body(documents[-1], incident_id)
+            await settle(pair, both, lambda: current(both, incident_id, final))
             # What readers see now, before stopping: a stop hands the lead to the other
             # process, whose start-up clean-up would hide a duplicate left until then.
-            final = expected_body(documents[-1], incident_id)
             check(both, incident_id, final, notice, number, tally)
             await pair.stop()
         tally.posted_twice += ever_posted_twice(both)
@@ -251,12 +251,13 @@ def strike_when_held(pair: Pair, both: Fakes, how: str, tally: Tally) -> Callabl
     return tick
 
 
-async def settle(pair: Pair, both: Fakes) -> None:
+async def settle(pair: Pair, both: Fakes, shown: Callable[[], bool]) -> None:
     """Let every late write land, then give the bots the time their rule allows to
-    remove a copy: what is live after that counts."""
+    remove a copy (and, when they kept a late copy, to edit it to the latest state,
+    which ``shown`` says): what is live after that counts."""
     await until(pair, lambda: both.reddit.late_pending == 0)
     with contextlib.suppress(TimeoutError):  # the check counts what is left
-        await until(pair, lambda: not live_duplicates(both.reddit), late_settle_time())
+        await until(pair, lambda: not live_duplicates(both.reddit) and shown(), late_settle_time())
 
 
 def ever_posted_twice(both: Fakes) -> int:
