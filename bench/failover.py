@@ -354,7 +354,7 @@ def report(tally: Tally, iterations: int, elapsed: float, timelines: int) -> Non
     print(f"{'  of them second copies, to be removed':<52} {tally.late_second_copies}")
     print(f"{'live duplicate incident comments at end':<52} {tally.duplicates}")
     print(f"{'second comments ever posted (even if deleted)':<52} {tally.posted_twice}")
-    print(f"{'  (late landings apart: Reddit stored those)':<52}")
+    print("  (late landings apart: Reddit stored those)")
     print(f"{'live duplicate notices at end':<52} {tally.duplicate_notices}")
     print(f"{'updates missing from final comments':<52} {tally.missing_updates}")
     print(f"{'commands run (or answered) twice':<52} {tally.commands_twice}")
