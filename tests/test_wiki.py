@@ -11,6 +11,7 @@ import pytest
 
 from modbot.app import App
 from modbot.config.settings import Settings
+from modbot.core.markdown import marker_of
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -75,7 +76,8 @@ async def test_a_good_edit_is_used_and_its_author_sees_the_comment_once(
     assert message.subject == "modbot: your template edit is live"
     assert revision in message.body
     assert "## WIKI LOOK: " in message.body  # the comment as readers see it
-    assert "#modbot-" not in message.body  # without the hidden marker
+    assert "#modbot-inc-" not in message.body  # without the comment's hidden marker
+    assert marker_of(message.body) == f"msg-wiki-default-incident-{revision}"  # its own
     assert f"rev {revision[:8]}" in status
 
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
@@ -145,3 +147,56 @@ async def test_deleting_the_page_goes_back_to_the_file(
         clock.now += 301
         await app.run_once()
         assert not bot_comment(reddit).startswith("## WIKI LOOK: ")
+
+
+async def test_the_poller_never_talks_to_reddit_the_inbox_reads_the_wiki(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    revision = reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        before = len(reddit.calls)
+        await app.poller.poll()
+        assert reddit.calls[before:] == []  # the page is read, judged from the store
+        assert app.inbox is not None
+        await app.inbox.read_pages()
+        assert len([c for c in reddit.calls if "/wiki/" in c.path]) == 3
+        assert messages_to(reddit, "alice") == []
+        before = len(reddit.calls)
+        await app.poller.poll()  # judged now: used, and its author's message recorded
+        assert reddit.calls[before:] == []
+        (told,) = await app.store.outbox()
+        assert (told.recipient, told.state) == ("alice", "pending")
+        await app.inbox.send_messages()
+    (message,) = messages_to(reddit, "alice")
+    assert revision in message.body
+
+
+async def test_a_message_whose_request_failed_is_sent_once_after_the_grace(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    """It was at most once: a message whose request failed was never sent."""
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    reddit.fail_next("POST", "/api/compose", 503, when="before")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+        assert messages_to(reddit, "bob") == []
+        clock.now += 31  # the grace: it is not in the sent box, so it did not go out
+        await app.run_once()
+        await app.run_once()
+    (message,) = messages_to(reddit, "bob")
+    assert message.subject == "modbot: your template edit was not used"
+
+
+async def test_a_message_whose_answer_was_lost_is_found_not_sent_twice(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
+    reddit.fail_next("POST", "/api/compose", 503, when="after")  # sent, answer lost
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        clock.now += 31
+        await app.run_once()  # a restart: found in the sent box by its marker
+        (row,) = (await app.store.export_rows())["messages"]
+        assert row["state"] == "sent"
+    assert len(messages_to(reddit, "alice")) == 1
