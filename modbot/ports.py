@@ -137,6 +137,11 @@ class Mailbox(Protocol):
         puts them), oldest first. Raises when that cannot be told: unknown is not absent."""
         ...
 
+    async def sent_recently(self) -> list[PostedComment]:
+        """The bot's newest messages and comments that carry a message's marker (what
+        went out, whatever the state says)."""
+        ...
+
     async def delete_sent(self, message: MessageRow, copy_id: str) -> None:
         """Delete one copy of a message whose channel allows it (a comment)."""
         ...

@@ -193,6 +193,7 @@ def messages_in_every_state() -> dict[MessageState, MessageRow]:
 
 MESSAGE_STEPS = {
     Step.CLAIM: lambda r: machine.claim_message(r, 5.0),
+    Step.ADOPTED: lambda r: machine.message_adopted(r, COPY, 5.0),
     Step.ANSWERED: lambda r: machine.message_answered(r, "m9", 5.0),
     Step.UNKNOWN: lambda r: machine.unknown(r, "503", 5.0),
     Step.REFUSED: lambda r: machine.refused(r, "429", 60.0, 5.0),

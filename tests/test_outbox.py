@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +204,22 @@ async def test_a_late_copy_of_a_reply_to_a_mention_is_deleted_keeping_the_oldest
     assert row.sent_id == kept.id
     assert kept.id == (again.id if stamp == "landing" else reddit.late_landed[0])
     assert row.heal_at is not None  # it keeps looking for a while, at growing gaps
+
+
+async def test_a_command_run_again_on_a_new_state_finds_its_reply_already_out(
+    bot: Bot, reddit: FakeReddit, tmp_path: Path
+) -> None:
+    message = reddit.send_message("alice", "!status")
+    inbox = await bot.start(crash_at("after-reply"))  # replied; not marked read yet
+    with pytest.raises(_Crash):
+        await inbox.check()
+    await bot.stop()
+    assert len(reddit.replies_to(message)) == 1
+    bot.settings = bot.settings.model_copy(update={"database": tmp_path / "fresh.sqlite3"})
+    inbox = await bot.start()  # the state file was lost: the command runs again
+    await inbox.check()
+    assert len(reddit.replies_to(message)) == 1
+    row = await bot.message(f"reply-t4_{message}")
+    assert row is not None
+    assert row.state == "sent"
+    assert not reddit.messages[message].new

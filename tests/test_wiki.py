@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +201,18 @@ async def test_a_message_whose_answer_was_lost_is_found_not_sent_twice(
         (row,) = (await app.store.export_rows())["messages"]
         assert row["state"] == "sent"
     assert len(messages_to(reddit, "alice")) == 1
+
+
+async def test_a_lost_state_file_does_not_message_an_author_twice(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock, tmp_path: Path
+) -> None:
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+    assert len(messages_to(reddit, "bob")) == 1
+    fresh = wiki_settings.model_copy(update={"database": tmp_path / "fresh.sqlite3"})
+    async with App(fresh, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()  # judged again, and its message found already out
+        (row,) = (await app.store.export_rows())["messages"]
+        assert row["state"] == "sent"
+    assert len(messages_to(reddit, "bob")) == 1

@@ -48,6 +48,7 @@ The rules, in words:
 
     messages:
     pending --claim--> sending --answered / found--> sent
+    pending --adopted (it went out before the state was lost)--> sent
     sending --refused / absent--> pending        sending --rejected--> failed
     sent --looked (for late copies) / replaced--> sent
 """
@@ -165,6 +166,7 @@ LIVE = frozenset({State.POSTING, State.POSTED})  # a comment exists, or may
 _M = MessageState
 MESSAGE_TRANSITIONS: dict[tuple[MessageState, Step], Transition[MessageState]] = {
     (_M.PENDING, Step.CLAIM): Transition(_M.SENDING, _D),
+    (_M.PENDING, Step.ADOPTED): Transition(_M.SENT, _D),
     (_M.SENDING, Step.ANSWERED): Transition(_M.SENT, _D),
     (_M.SENDING, Step.UNKNOWN): Transition(_M.SENDING, _D),
     (_M.SENDING, Step.REFUSED): Transition(_M.PENDING, _D),
@@ -441,6 +443,18 @@ def message_answered(row: MessageRow, sent_id: str | None, now: float) -> Messag
         sent_at=now,
         attempts=0,
         not_before=0.0,
+        last_error=None,
+    )
+
+
+def message_adopted(row: MessageRow, copy: PostedComment, now: float) -> MessageRow:
+    """The message is out already (the state that said so was lost): take it, not send it."""
+    return _take(
+        row,
+        Step.ADOPTED,
+        _D,
+        sent_id=copy.id,
+        sent_at=min(copy.created_utc, now),
         last_error=None,
     )
 

@@ -578,32 +578,44 @@ class RedditClient:
         (messages, replies to messages) or its comment history (replies to comments),
         found by the marker on their last line. Raises when the listing cannot be read,
         or does not reach back to the message's intent while finding nothing."""
-        await self.account()
-        marker = outbox.marker_id(message.key)
         by_comment = message.channel is Channel.COMMENT_REPLY
-
-        async def listed(reddit: Any) -> list[Any]:
-            if by_comment:
-                redditor = await reddit.redditor(self.username, fetch=False)
-                return [c async for c in redditor.comments.new(limit=HISTORY_LIMIT)]
-            return [m async for m in reddit.inbox.sent(limit=HISTORY_LIMIT)]
-
-        where = "own comments" if by_comment else "the sent messages"
-        things = await self.call(f"reading {where}", listed, retry=True)
+        things = await self._sent(comments=by_comment)
+        marker = outbox.marker_id(message.key)
         found = [
             self.posted(thing, marker)
             for thing in things
             if markdown.marker_of(getattr(thing, "body", "") or "") == marker
             and (not by_comment or getattr(thing, "parent_id", None) == message.recipient)
         ]
-        reaches_back = len(things) < HISTORY_LIMIT or min(
-            float(getattr(t, "created_utc", 0.0) or 0.0) for t in things
-        ) <= (message.intent_at or 0.0)
-        if not found and not reaches_back:
+        if not found and message.intent_at is not None and not _reaches(things, message.intent_at):
+            where = "own comments" if by_comment else "the sent messages"
             raise RedditUnavailable(
                 f"looking for message {message.key}: {where} do not reach back to it"
             )
         return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    async def sent_recently(self) -> list[PostedComment]:
+        """The bot's newest sent messages and comments that carry a message's marker."""
+        found = []
+        for comments in (False, True):
+            for thing in await self._sent(comments=comments):
+                marker = markdown.marker_of(getattr(thing, "body", "") or "")
+                if marker is not None and marker.startswith(f"{outbox.KIND}-"):
+                    found.append(self.posted(thing, marker))
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    async def _sent(self, *, comments: bool) -> list[Any]:
+        """The newest things the bot sent: its comments, or its sent messages."""
+        await self.account()
+
+        async def listed(reddit: Any) -> list[Any]:
+            if comments:
+                redditor = await reddit.redditor(self.username, fetch=False)
+                return [c async for c in redditor.comments.new(limit=HISTORY_LIMIT)]
+            return [m async for m in reddit.inbox.sent(limit=HISTORY_LIMIT)]
+
+        where = "own comments" if comments else "the sent messages"
+        return await self.call(f"reading {where}", listed, retry=True)
 
     async def delete_sent(self, message: MessageRow, copy_id: str) -> None:
         """Delete one copy of a reply that is a comment (a message cannot be unsent)."""
@@ -628,6 +640,14 @@ class RedditClient:
             body=getattr(comment, "body", "") or "",
             marker=marker,
         )
+
+
+def _reaches(things: list[Any], since: float) -> bool:
+    """True when a listing of the newest ``HISTORY_LIMIT`` things holds everything sent
+    since ``since``: it is not full, or its oldest is older."""
+    if len(things) < HISTORY_LIMIT:
+        return True
+    return min(float(getattr(t, "created_utc", 0.0) or 0.0) for t in things) <= since
 
 
 class Megathread:

@@ -70,8 +70,12 @@ class Outbox:
 
     def restart(self) -> None:
         """Start as a new process would: a message left ``sending`` is not in flight
-        (this process did not send it), so it is looked for at once."""
+        (this process did not send it), so it is looked for at once; and what went out
+        is listed again before the next first attempt (the state may be new)."""
         self._started = True
+        # The messages out on Reddit by marker, listed at the first send after a start:
+        # a message recorded again after the state was lost is adopted, not sent twice.
+        self._seen: dict[str, PostedComment] | None = None
 
     async def round(self) -> int:
         """Take every step due now, and the steps those make due (a message found absent
@@ -126,6 +130,10 @@ class Outbox:
 
     # --- sending --------------------------------------------------------------------------
     async def _send(self, row: MessageRow) -> bool:
+        if row.attempts == 0:
+            out = await self._adopted(row)
+            if out is not None:
+                return out
         claimed = machine.claim_message(row, self.clock(), hold=self.grace)
         if not await self._step(row, claimed):
             return False
@@ -140,6 +148,35 @@ class Outbox:
             log.info("sent the %s", describe(claimed))
             return True
         return False
+
+    async def _adopted(self, row: MessageRow) -> bool | None:
+        """Before a message's first attempt: True when it is out already and now
+        recorded so, False when that cannot be told yet (or another process stepped it),
+        None when it is to be sent."""
+        seen = await self._out_already()
+        if seen is None:
+            return False  # unknown is not absent: the next round asks again
+        copy = seen.pop(outbox.marker_id(row.key), None)
+        if copy is None:
+            return None
+        if not await self._step(row, machine.message_adopted(row, copy, self.clock())):
+            return False
+        log.info("%s: it went out before (found by its marker); not sent again", describe(row))
+        return True
+
+    async def _out_already(self) -> dict[str, PostedComment] | None:
+        """What went out, by marker (the oldest copy of each), listed once per start;
+        None while Reddit cannot say."""
+        if self._seen is None:
+            try:
+                copies = await self.mailbox.sent_recently()
+            except RedditError as exc:
+                log.warning("cannot list the messages sent before: %s", exc)
+                return None
+            self._seen = {}
+            for copy in copies:  # oldest first
+                self._seen.setdefault(copy.marker, copy)
+        return self._seen
 
     async def _failed(self, row: MessageRow, error: RedditError) -> None:
         now = self.clock()
