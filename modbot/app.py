@@ -250,7 +250,9 @@ class App:
         sender = Outbox(
             self.store,
             reddit,
-            grace=self.settings.reconcile_grace,
+            # A message cannot be unsent: before one is sent again, the listing lag is
+            # allowed for after the longest its lost call may have taken.
+            grace=self.settings.reconcile_grace + self.settings.reddit_timeout,
             clock=self.clock,
             checkpoint=self.checkpoint,
         )
@@ -408,8 +410,8 @@ class App:
     async def _deliver(self, runtime: WatchRuntime, keys: Collection[tuple[Kind, str]]) -> Report:
         """Have these subjects delivered now and return the round's report.
 
-        While the loops run, the watch's deliverer task does it (one owner of Reddit
-        calls per watch in this process); otherwise, one round runs here.
+        While the loops run, the watch's deliverer task does it (one owner of the watch's
+        comments in this process); otherwise, one round runs here.
         """
         if not self._looping:
             return await runtime.deliverer.round(keys=keys)
@@ -660,7 +662,8 @@ class App:
     def _deliver_step(self, runtime: WatchRuntime) -> Step:
         async def step() -> float:
             runtime.wake.clear()
-            waiters, runtime.waiters = runtime.waiters, []
+            waiters = list(runtime.waiters)  # those who asked before this round began
+            runtime.waiters.clear()
             try:
                 report = await self._delivered(runtime)
             except BaseException as exc:

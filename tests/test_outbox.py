@@ -23,6 +23,7 @@ from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 
 GRACE = 30.0
+TIMEOUT = 2.0  # reddit_settings' timeout: a message's grace counts from after its call
 
 
 class Clock:
@@ -111,7 +112,7 @@ async def test_a_reply_whose_request_never_reached_reddit_is_sent_after_the_grac
     bot.clock.now += 5
     await inbox.check()  # not in the sent box, but listings may lag: not yet
     assert reddit.replies_to(message) == []
-    bot.clock.now += GRACE
+    bot.clock.now += GRACE + TIMEOUT
     await inbox.check()
     (reply,) = reddit.replies_to(message)
     assert "megathread:" in reply
@@ -153,7 +154,7 @@ async def test_a_crash_around_the_send_leaves_one_reply(
     assert sent_before == (1 if point == "after-message-answer" else 0)
     inbox = await bot.start()
     await inbox.check()  # looked for at once: a new process has nothing in flight
-    bot.clock.now += GRACE + 1
+    bot.clock.now += GRACE + TIMEOUT + 1
     await inbox.check()
     (reply,) = reddit.replies_to(message)
     assert "paused" in reply
@@ -187,7 +188,7 @@ async def test_a_late_copy_of_a_reply_to_a_mention_is_deleted_keeping_the_oldest
     )
     await inbox.check()
     assert replies_to_comment(reddit, mention) == []
-    bot.clock.now += GRACE + 1
+    bot.clock.now += GRACE + TIMEOUT + 1
     await inbox.check()  # not there: sent again, and a late copy is now in doubt
     (again,) = replies_to_comment(reddit, mention)
     row = await bot.message(f"reply-t1_{mention}")
@@ -196,7 +197,7 @@ async def test_a_late_copy_of_a_reply_to_a_mention_is_deleted_keeping_the_oldest
     assert row.heal_at is not None
     await until(lambda: reddit.late_pending == 0)
     assert len(replies_to_comment(reddit, mention)) == 2
-    bot.clock.now += GRACE + 1
+    bot.clock.now += GRACE + TIMEOUT + 1
     await inbox.check()  # the look for late copies: the oldest is kept
     (kept,) = replies_to_comment(reddit, mention)
     row = await bot.message(f"reply-t1_{mention}")

@@ -181,7 +181,7 @@ async def test_a_message_whose_request_failed_is_sent_once_after_the_grace(
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
         await app.run_once()
         assert messages_to(reddit, "bob") == []
-        clock.now += 31  # the grace: it is not in the sent box, so it did not go out
+        clock.now += 33  # the grace after the call: not in the sent box, so it did not go out
         await app.run_once()
         await app.run_once()
     (message,) = messages_to(reddit, "bob")
@@ -196,7 +196,7 @@ async def test_a_message_whose_answer_was_lost_is_found_not_sent_twice(
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
         await app.run_once()
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
-        clock.now += 31
+        clock.now += 33
         await app.run_once()  # a restart: found in the sent box by its marker
         (row,) = (await app.store.export_rows())["messages"]
         assert row["state"] == "sent"
