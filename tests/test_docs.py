@@ -24,10 +24,18 @@ def test_quick_start_has_exactly_two_commands() -> None:
     assert "pytest" in commands[1]
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_test_command_on_the_locked_dependencies() -> None:
     readme = (ROOT / "README.md").read_text()
     test_command = re.findall(r"```sh\n(.*pytest.*)\n```", readme)[0]
-    assert test_command in (ROOT / ".ci" / "run").read_text()
+    make_venv, install, runner = test_command.split(" && ")
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert make_venv in ci
+    assert runner in ci
+    # CI installs what the README's `.[dev]` asks for, from the lock made of that extra
+    # (tests/test_deploy.py checks that the lock satisfies it).
+    assert install == ".venv/bin/pip install -e '.[dev]'"
+    assert ".venv/bin/pip install --require-hashes -r requirements/dev.txt" in ci
+    assert "--extra dev -o requirements/dev.txt" in (ROOT / "requirements" / "lock").read_text()
 
 
 def test_every_cli_command_is_in_the_readme() -> None:
