@@ -1,8 +1,9 @@
-"""The lock files pin every dependency with hashes and agree with pyproject.toml."""
+"""The deployment files do what the README says: systemd, the lock files."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,88 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.conftest import ROOT
+from modbot.cli.main import EXIT_USAGE
+from tests.conftest import ROOT, run_cli
+
+DEPLOY = ROOT / "deploy"
+
+
+# --- systemd -----------------------------------------------------------------------------
+
+
+def unit(path: Path) -> dict[str, list[str]]:
+    """A systemd unit's settings as ``Section.Key`` -> its values, in order."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return settings
+
+
+SERVICE = unit(DEPLOY / "modbot.service")
+
+
+def exec_start_arguments(env_file: Path) -> list[str]:
+    """ExecStart's arguments to modbot, with this env file for the unit's."""
+    [command] = SERVICE["Service.ExecStart"]
+    words = shlex.split(command)
+    assert words[0].endswith("/modbot")
+    named = words.index("--env-file") + 1
+    return [*words[1:named], str(env_file), *words[named + 1 :]]
+
+
+@pytest.mark.parametrize(
+    ("case", "env_file"),
+    [
+        ("a bad setting", "MODBOT_POLL_INTERVAL=0\n"),
+        ("a misspelt value", "MODBOT_MAINTENANCE=perhaps\n"),
+        ("no env file", None),
+        # Even root cannot read /proc/self/mem from its start: a stand-in for an env file
+        # the modbot user may not read (its mode or group wrong).
+        ("an unreadable env file", "/proc/self/mem"),
+    ],
+)
+async def test_systemd_does_not_restart_a_configuration_error(
+    case: str, env_file: str | None, tmp_path: Path
+) -> None:
+    assert SERVICE["Service.Restart"] == ["on-failure"]
+    [prevent] = SERVICE["Service.RestartPreventExitStatus"]
+    path = tmp_path / "modbot.env"
+    if env_file is not None and env_file.startswith("/"):
+        path = Path(env_file)
+    elif env_file is not None:
+        path.write_text(env_file)
+    result = await run_cli(*exec_start_arguments(path), env={}, cwd=tmp_path)
+    assert result.code == int(prevent) == EXIT_USAGE, case
+    assert result.err.count("\n") == 1, result.err
+    assert "Traceback" not in result.err
+
+
+def test_systemd_keeps_secrets_off_command_lines() -> None:
+    [command] = SERVICE["Service.ExecStart"]
+    assert "--env-file /etc/modbot/modbot.env" in command
+    assert "MODBOT_" not in command
+    assert "Service.Environment" not in SERVICE  # it would outrank the env file's values
+    header = (DEPLOY / "modbot.service").read_text().splitlines()
+    by_hand = [line for line in header if line.startswith("#") and "modbot " in line]
+    assert any("--env-file /etc/modbot/modbot.env status" in line for line in by_hand)
+    for line in header:
+        assert "xargs" not in line
+        assert "$(" not in line
+        assert not re.search(r"MODBOT_\w*(PASSWORD|SECRET|TOKEN)\w*=", line), line
+    # The bot reads its env file itself, as its own user: root's, readable by the group.
+    assert (
+        "install -m 640 -g modbot /opt/modbot/.env.example /etc/modbot/modbot.env"
+        in (DEPLOY / "modbot.service").read_text()
+    )
+
 
 # --- the lock files ------------------------------------------------------------------------
 

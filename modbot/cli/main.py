@@ -307,12 +307,21 @@ def _end_now(code: int) -> int:
 
 
 def _env_file(named: Path | None) -> Path | None:
-    """The env file to read: one named on the command line must exist; ``.env`` may not."""
-    if named is None:
-        return Path(".env")
-    if not named.is_file():
+    """The env file to read: one named on the command line must exist; ``.env`` may not.
+
+    A file that is there but cannot be read (its permissions, say) is a configuration
+    error like a bad setting, exit 2, so that systemd does not restart the bot forever."""
+    if named is not None and not named.is_file():
         raise ConfigError(f"--env-file {named}: no such file")
-    return named
+    path = Path(".env") if named is None else named
+    if path.is_file():
+        try:
+            with path.open("rb") as file:
+                file.read(1)
+        except OSError as exc:
+            where = f"--env-file {path}" if named is not None else str(path)
+            raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from exc
+    return path
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
