@@ -1,14 +1,23 @@
-"""The deployment files do what the README says: systemd, the lock files."""
+"""The deployment files do what the README says: systemd, Docker, compose, the lock files.
+
+No Docker engine runs where these tests do, so the files are read for what a build or a
+start would do with them; ``docker compose config`` checks compose.yaml where a Docker
+client with compose is installed.
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -17,6 +26,7 @@ from modbot.cli.main import EXIT_USAGE
 from tests.conftest import ROOT, run_cli
 
 DEPLOY = ROOT / "deploy"
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN")
 
 
 # --- systemd -----------------------------------------------------------------------------
@@ -94,6 +104,212 @@ def test_systemd_keeps_secrets_off_command_lines() -> None:
         "install -m 640 -g modbot /opt/modbot/.env.example /etc/modbot/modbot.env"
         in (DEPLOY / "modbot.service").read_text()
     )
+
+
+# --- Dockerfile ----------------------------------------------------------------------------
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions as (INSTRUCTION, arguments), continuation lines joined."""
+    found: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not pending):
+            continue
+        pending += line.removesuffix("\\").strip() + " "
+        if not line.endswith("\\"):
+            word, _, rest = pending.strip().partition(" ")
+            found.append((word.upper(), rest.strip()))
+            pending = ""
+    return found
+
+
+DOCKERFILE = instructions(DEPLOY / "Dockerfile")
+
+
+def seconds(duration: str) -> float:
+    """A Docker duration (``30s``, ``1m``, ``1m30s``) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_docker_base_image_is_python_311_pinned_by_digest() -> None:
+    stages = {args.split()[-1] for word, args in DOCKERFILE if word == "FROM" and " AS " in args}
+    for word, args in DOCKERFILE:
+        if word != "FROM":
+            continue
+        image = args.split()[0]
+        if image.split("$")[0] in stages:
+            continue  # a stage of this file
+        assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-bookworm)?@sha256:[0-9a-f]{64}", image)
+
+
+def test_docker_installs_dependencies_in_a_layer_before_the_source() -> None:
+    words = [(word, args) for word, args in DOCKERFILE]
+    copies = [i for i, (word, _) in enumerate(words) if word == "COPY"]
+    runs = [i for i, (word, _) in enumerate(words) if word == "RUN"]
+    [lock_copy] = [i for i in copies if words[i][1].split()[0] == "requirements/runtime.txt"]
+    [deps] = [i for i in runs if "-r requirements/runtime.txt" in words[i][1]]
+    assert "--require-hashes" in words[deps][1]
+    source = [i for i in copies if i != lock_copy]
+    assert source, "the source is copied"
+    assert lock_copy < deps < min(source), "a code change must not reinstall the dependencies"
+    [project] = [i for i in runs if re.search(r"pip install .*--no-deps.* \.( |$)", words[i][1])]
+    assert project > max(source)
+    assert "--no-build-isolation" in words[project][1]  # its build backend is locked too
+
+
+def test_docker_health_check_every_30_to_60_seconds_and_runs_as_non_root() -> None:
+    [health] = [args for word, args in DOCKERFILE if word == "HEALTHCHECK"]
+    options = dict(re.findall(r"--([\w-]+)=(\S+)", health))
+    assert 30 <= seconds(options["interval"]) <= 60
+    assert '["modbot", "check", "--live"]' in health
+    users = [(i, args) for i, (word, args) in enumerate(DOCKERFILE) if word == "USER"]
+    [cmd] = [i for i, (word, _) in enumerate(DOCKERFILE) if word == "CMD"]
+    assert users, "a USER"
+    assert users[-1][0] < cmd
+    assert users[-1][1] not in ("root", "0", "0:0")
+
+
+def dockerignored(path: str, rules: list[str]) -> bool:
+    """Whether Docker leaves ``path`` out of the build context: the last rule matching
+    the path or one of its folders decides, ``!`` re-includes."""
+    ignored = False
+    for rule in rules:
+        keep = rule.startswith("!")
+        pattern = re.escape(rule.removeprefix("!").strip("/"))
+        pattern = pattern.replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*")
+        pattern = pattern.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        if any(re.fullmatch(pattern, prefix) for prefix in prefixes):
+            ignored = not keep
+    return ignored
+
+
+def test_dockerignore_sends_what_the_build_copies_and_no_secret() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    rules = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    copied = [args.split()[0] for word, args in DOCKERFILE if word == "COPY"]
+    copied += [name for word, args in DOCKERFILE if word == "COPY" for name in args.split()[1:-1]]
+    for source in copied:
+        assert not dockerignored(source, rules), source
+    for needed in ("modbot/app.py", "modbot/core/records.py", "templates/incident.md.j2"):
+        assert not dockerignored(needed, rules), needed
+    for left_out in (
+        ".env",
+        "deploy/postgres.env",
+        "modbot.sqlite3",
+        "modbot.toml",
+        ".venv/bin/python",
+        ".git/HEAD",
+        ".ci/snudown/node_modules/snudown-js/package.json",
+        "tests/test_cli.py",
+        "modbot/__pycache__/app.cpython-311.pyc",
+        "requirements/dev.txt",
+    ):
+        assert dockerignored(left_out, rules), left_out
+
+
+# --- compose.yaml --------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def bots(services: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: service
+        for name, service in services.items()
+        if service.get("build", {}).get("dockerfile") == "deploy/Dockerfile"
+    }
+
+
+def test_compose_runs_two_bots_on_one_postgresql() -> None:
+    services = compose()["services"]
+    two = bots(services)
+    assert len(two) == 2
+    [database] = [name for name, s in services.items() if "postgres:" in s.get("image", "")]
+    assert re.search(r"@sha256:[0-9a-f]{64}$", services[database]["image"])
+    urls = {bot["environment"]["MODBOT_DATABASE"] for bot in two.values()}
+    [url] = urls  # one database for both
+    parts = urlsplit(url)
+    assert parts.scheme == "postgresql"
+    assert parts.hostname == database
+    assert parts.password is None  # the password comes from an env file (PGPASSWORD)
+    for bot in two.values():
+        assert bot["build"]["context"] == ".."
+        assert bot["depends_on"][database]["condition"] == "service_healthy"
+        assert len({bot["hostname"] for bot in two.values()}) == 2  # status tells them apart
+
+
+def test_compose_health_checks() -> None:
+    services = compose()["services"]
+    for name, bot in bots(services).items():
+        check = bot["healthcheck"]
+        assert check["test"] == ["CMD", "modbot", "check", "--live"], name
+        assert 30 <= seconds(check["interval"]) <= 60, name
+    [database] = [s for s in services.values() if "postgres:" in s.get("image", "")]
+    assert "pg_isready" in database["healthcheck"]["test"]
+
+
+def every_string(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in [str(key), *every_string(value)]]
+    if isinstance(node, list):
+        return [s for item in node for s in every_string(item)]
+    return [str(node)]
+
+
+def test_compose_takes_secrets_from_env_files_only() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        for key in service.get("environment", {}):
+            assert not any(word in key.upper() for word in SECRET_WORDS), (name, key)
+        for env_file in service["env_file"]:
+            path = (DEPLOY / env_file).resolve().relative_to(ROOT)
+            ignored = subprocess.run(
+                ["git", "check-ignore", "-q", "--no-index", str(path)], cwd=ROOT, check=False
+            )
+            assert ignored.returncode == 0, f"{path} must be git-ignored: it holds secrets"
+    for text in every_string(compose()):
+        assert not re.search(r"://[^/@\s]*:[^/@\s]*@", text), "a password in a URL"
+    example = (DEPLOY / "postgres.env.example").read_text()
+    assert re.findall(r"^(\w+)=(.*)$", example, re.M) == [
+        ("POSTGRES_PASSWORD", ""),
+        ("PGPASSWORD", ""),
+    ]
+
+
+def has_docker_compose() -> bool:
+    """Whether a Docker client with Compose v2 is installed (the old ``docker-compose``
+    1.x knows an older schema, without ``name``, and is not used)."""
+    if shutil.which("docker") is None:
+        return False
+    version = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return version.returncode == 0
+
+
+def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
+    if not has_docker_compose():
+        pytest.skip("no Docker client with compose here; the structure is checked above")
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(DEPLOY / "compose.yaml", tmp_path / "deploy" / "compose.yaml")
+    (tmp_path / ".env").write_text("MODBOT_SUBREDDIT=example\n")
+    (tmp_path / "deploy" / "postgres.env").write_text("POSTGRES_PASSWORD=x\nPGPASSWORD=x\n")
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(tmp_path / "deploy" / "compose.yaml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 # --- the lock files ------------------------------------------------------------------------
