@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import shlex
 
-from modbot.cli.main import COMMANDS
+import pytest
+
+from modbot.cli.main import COMMANDS, build_parser, main
 from modbot.config.settings import Settings, env_name
 from tests.conftest import ROOT
 
@@ -115,3 +117,17 @@ def test_env_example_copied_unchanged_is_a_valid_dry_run_configuration() -> None
     assert settings.statuspage_url == "https://status.claude.com"
     assert settings.components == ()
     assert settings.timezone is None
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_help_ends_with_an_example_that_parses(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    heading, example = capsys.readouterr().out.rstrip().splitlines()[-2:]
+    assert heading == "example:"
+    words = shlex.split(example)
+    assert words[0] == "modbot"
+    assert build_parser().parse_args(words[1:]).command == command

@@ -239,7 +239,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATABASE",
         help="the destination: postgresql://user:password@host/dbname, or a file path",
     )
+    for name, sub in commands.choices.items():
+        sub.epilog = f"example:\n  {EXAMPLES[name]}"
+        sub.formatter_class = _ExampleFormatter
     return parser
+
+
+class _ExampleFormatter(argparse.HelpFormatter):
+    """Wraps the description as usual, but not the example: it must copy as one line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+# Each command's --help ends with one of these: a command a moderator can copy as it is.
+EXAMPLES = {
+    "run": "modbot run --dry-run",
+    "preview": "modbot preview --feed saved-incidents.json",
+    "check": "modbot check --connect",
+    "auth": "modbot auth --port 8080",
+    "demo": "modbot demo --kind incidentio",
+    "post": "modbot post 'Reddit is slow today: new comments show late.'",
+    "refresh": "modbot refresh --all --dry-run",
+    "status": "modbot status --json",
+    "pause": "modbot pause --watch openai",
+    "resume": "modbot resume --watch openai",
+    "migrate-store": "modbot migrate-store --to postgresql://modbot:PASSWORD@db.example.org/modbot",
+}
 
 
 def _watch_option(parser: argparse.ArgumentParser) -> None:
