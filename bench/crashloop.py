@@ -86,11 +86,12 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
             both.reddit.send_message("alice", f"!post {notice}")
             for document in documents:
                 both.page.set_document(document)
-                want = expected_body(document, incident_id)
+                want = expected_body(document, incident_id, both.page.url)
                 await drive(bot, both, lambda w=want: current(both, incident_id, w), point, tally)
             await drive(bot, both, lambda: notice_done(both, notice), point, tally)
             await bot.stop()
-        check(both, incident_id, expected_body(documents[-1], incident_id), notice, number, tally)
+        final = expected_body(documents[-1], incident_id, both.page.url)
+        check(both, incident_id, final, notice, number, tally)
     tally.iterations += 1
 
 

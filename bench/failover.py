@@ -182,11 +182,12 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
                     await strike(pair, both, mode, document, tally)
                 else:
                     both.page.set_document(document)
-                want = expected_body(document, incident_id)
+                want = expected_body(document, incident_id, both.page.url)
                 await until(pair, lambda w=want: current(both, incident_id, w))
             await until(pair, lambda: notice_done(both, notice))
             await pair.stop()
-        check(both, incident_id, expected_body(documents[-1], incident_id), notice, number, tally)
+        final = expected_body(documents[-1], incident_id, both.page.url)
+        check(both, incident_id, final, notice, number, tally)
         tally.posted_twice += ever_posted_twice(both)
     tally.iterations += 1
 

@@ -20,9 +20,9 @@ from modbot import default_templates_dir
 from modbot.core import timeline
 from modbot.core.feed import parse_incidents_object
 from modbot.core.incidents import view_of
-from modbot.core.records import PageInfo
-from modbot.core.render import Renderer, incident_job
+from modbot.core.render import Renderer, incident_job, link_hosts
 from modbot.rendering.files import read_templates
+from modbot.shell.poller import page_info
 from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, SAMPLES, reddit_env
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
@@ -140,17 +140,14 @@ def _proc_status(pid: int, key: str) -> float:
 SHIPPED = Renderer(read_templates(default_templates_dir()))
 
 
-def page_of(document: Document) -> PageInfo:
-    """The page as the bot will show it (the feed's own page URL)."""
-    url = (document.get("page") or {}).get("url") or "https://status.example.com"
-    return PageInfo(url.split("//", 1)[-1], url)
-
-
-def expected_body(document: Document, incident_id: str) -> str:
-    """The comment the bot should end up with for ``incident_id`` in ``document``."""
+def expected_body(document: Document, incident_id: str, home: str) -> str:
+    """The comment the bot watching ``home`` should end up with for ``incident_id`` in
+    ``document`` (it names and links ``home``, whatever page the document names)."""
     feed = parse_incidents_object(document)
     incident = next(i for i in feed.incidents if i.id == incident_id)
-    job = incident_job(view_of(incident), page_of(document), subreddit="ClaudeAI")
+    job = incident_job(
+        view_of(incident), page_info(home), hosts=link_hosts(home), subreddit="ClaudeAI"
+    )
     return SHIPPED.body(job).body
 
 

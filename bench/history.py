@@ -173,6 +173,7 @@ async def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
         bodies = Bodies(
             worker,
             read_templates(default_templates_dir()),
+            home=Unchanged.home,
             page=PageInfo("status.example.com", Unchanged.home),
             zone=None,
             subreddit="x",

@@ -100,14 +100,14 @@ async def measure(changes: int, poll: float, gap: float, quiet_polls: int) -> La
                 await asyncio.sleep(poll * 2)  # start-up and the (empty) baseline poll
                 both.page.set_document(version(0))
                 first = await wait_for_body(
-                    both.reddit, expected_body(version(0), "lat1"), poll * 4
+                    both.reddit, expected_body(version(0), "lat1", both.page.url), poll * 4
                 )
                 latencies = []
                 calls_before, cpu_before = api_calls(both.reddit), bot.cpu_seconds()
                 for count in range(1, changes + 1):
                     await asyncio.sleep(gap + 0.1 + (count * 0.37) % poll)  # varied poll phase
                     both.page.set_document(version(count))
-                    body = expected_body(version(count), "lat1")
+                    body = expected_body(version(count), "lat1", both.page.url)
                     latencies.append(await wait_for_body(both.reddit, body, poll * 4 + gap))
                 cpu_changed = (bot.cpu_seconds() - cpu_before) * 1000 / changes
                 calls_per_update = (api_calls(both.reddit) - calls_before) / changes

@@ -52,9 +52,9 @@ def feed(versions: list[int]) -> dict[str, Any]:
     return {"page": dict(PAGE), "incidents": incidents}
 
 
-def all_current(reddit: FakeReddit, document: dict[str, Any]) -> bool:
+def all_current(reddit: FakeReddit, document: dict[str, Any], home: str) -> bool:
     bodies = {c.body for c in live_comments(reddit)}
-    return all(expected_body(document, i["id"]) in bodies for i in document["incidents"])
+    return all(expected_body(document, i["id"], home) in bodies for i in document["incidents"])
 
 
 def busiest_minute(stamps: list[float]) -> int:
@@ -84,7 +84,9 @@ async def measure(poll: float) -> Scale:
                 calls_start, started = len(both.reddit.calls), time.monotonic()
                 document = feed(versions)
                 both.page.set_document(document)
-                await wait_until(lambda: all_current(both.reddit, document), 300, step=0.1)
+                await wait_until(
+                    lambda: all_current(both.reddit, document, both.page.url), 300, step=0.1
+                )
                 first_seconds = time.monotonic() - started
                 first_calls = len(both.reddit.calls) - calls_start
                 calls_start, started = len(both.reddit.calls), time.monotonic()
@@ -93,7 +95,9 @@ async def measure(poll: float) -> Scale:
                     both.page.set_document(feed(versions))
                     await asyncio.sleep(BURST_SECONDS / BURST)
                 document = feed(versions)
-                await wait_until(lambda: all_current(both.reddit, document), 600, step=0.2)
+                await wait_until(
+                    lambda: all_current(both.reddit, document, both.page.url), 600, step=0.2
+                )
                 burst_seconds = time.monotonic() - started
                 burst_calls = len(both.reddit.calls) - calls_start
                 peak = bot.peak_rss_mb()

@@ -136,7 +136,7 @@ async def run(minutes: float, seed: int) -> int:
                 soak.step(incident_id, documents.pop(0))
                 if not documents:
                     active.remove(next(a for a in active if a[0] == incident_id))
-                    final = expected_body(soak.current[incident_id], incident_id)
+                    final = expected_body(soak.current[incident_id], incident_id, both.page.url)
                     soak.finished.append((incident_id, final))
                 if random.random() < 0.15:
                     soak.fault()

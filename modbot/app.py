@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from modbot import default_templates_dir
+from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings
 from modbot.config.watches import Watch, default_page, deployment_name, load_watches, pick
 from modbot.core.machine import is_active
@@ -57,6 +58,32 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE = 3.0
 Step = Callable[[], Awaitable[float]]
+
+
+class StoreTrouble:
+    """Store errors, each said once when it starts and once when it clears.
+
+    A full disk fails every step of every loop until space is freed; said each time, it
+    is ten lines a second that bury everything else. Which loops still meet which error
+    is kept, so the error is said when the first loop meets it and its end when the last
+    of them gets a step through again.
+    """
+
+    def __init__(self, cleared: str) -> None:
+        self.cleared = cleared
+        self._meeting: dict[str, str] = {}  # loop -> the error its last step met
+
+    def failed(self, loop: str, error: str) -> None:
+        """A step of ``loop`` failed with ``error``."""
+        if error not in self._meeting.values():
+            log.error("%s: %s", loop, error)
+        self._meeting[loop] = error
+
+    def passed(self, loop: str) -> None:
+        """A step of ``loop`` went through."""
+        error = self._meeting.pop(loop, None)
+        if error is not None and error not in self._meeting.values():
+            log.info("%s: %s", loop, self.cleared)
 
 
 @dataclass
@@ -121,6 +148,10 @@ class App:
         self.member = (socket.gethostname(), os.getpid())  # how status names this process
         self.lease: Lease | None = None
         self._stop = asyncio.Event()  # run()'s stop, which a lost state file sets
+        postgres = isinstance(settings.database, DatabaseURL)
+        self.store_trouble = StoreTrouble(
+            f"{'database' if postgres else 'state file'} writable again"
+        )
 
     # --- the first watch, for commands about one (and the tests) ---------------------------
     def runtime(self, name: str | None = None) -> WatchRuntime:
@@ -258,6 +289,7 @@ class App:
         bodies = Bodies(
             engine,
             await self._templates(watch, scope, engine),
+            home=watch.url,
             page=health.page or default_page(watch.url),
             zone=ZoneInfo(watch.timezone) if watch.timezone else None,
             subreddit=watch.subreddit,
@@ -548,6 +580,7 @@ class App:
         while not halt.is_set():
             try:
                 wait = await step()
+                self.store_trouble.passed(name)
             except StateLost as exc:
                 self.fatal = self.fatal or exc  # said once, by whoever ends the process
                 self._stop.set()
@@ -558,6 +591,9 @@ class App:
                     log.warning("%s: %s", name, exc)
                 halt.set()
                 return
+            except StoreError as exc:
+                self.store_trouble.failed(name, str(exc))
+                wait = self.settings.poll_interval
             except ModbotError as exc:
                 log.error("%s: %s", name, exc)
                 wait = self.settings.poll_interval

@@ -580,6 +580,18 @@ class PostgresStore:
                 "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
             )
             return
+        await cursor.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'schema_version'"
+        )
+        if [(c["column_name"], c["data_type"]) for c in await cursor.fetchall()] != [
+            ("version", "integer")
+        ]:  # another program's migrations (Flyway's was named so): never migrate its tables
+            raise StoreError(
+                f"the database {self.location} has a schema_version table that is not "
+                "modbot's: it is another program's; give modbot a database, or a schema, "
+                "of its own"
+            )
         await cursor.execute("SELECT max(version) AS version FROM schema_version")
         row = await cursor.fetchone()
         version = int(row["version"]) if row is not None and row["version"] is not None else 0

@@ -71,7 +71,15 @@ COPIED_TABLES = (
 )
 APPLICATION_ID = 0x6D6F6462  # "modb" in the file header: how modbot knows its own files
 SQLITE_HEADER = b"SQLite format 3\x00"
-MODBOT_TABLES = frozenset({"pages", "kv", "feeds", "deliveries"})  # v1-v2 and v3 files
+# Before version 3 modbot did not mark its files (``APPLICATION_ID``): an unmarked file
+# with tables is taken for modbot's only when it has every table of its version, since
+# other programs' files may well have a table named ``deliveries`` or ``kv``.
+V1_TABLES = frozenset({"pages", "incidents", "comments", "kv"})
+UNMARKED_TABLES = {
+    1: V1_TABLES,
+    2: V1_TABLES | {"notes", "commands"},
+    3: frozenset({"feeds", "incidents", "notes", "deliveries", "commands", "health"}),
+}
 START_FRESH = (
     ": restore it from a backup, or move it away to start fresh (the bot then looks for "
     "its own comments on Reddit before it posts anything)"
@@ -330,9 +338,10 @@ class SqliteStore:
         db.row_factory = sqlite3.Row
         self._db = db
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
         self._migrate()
+        # Only now: switching to WAL rewrites the header of a file that may not be ours.
+        db.execute("PRAGMA journal_mode = WAL")
         self._identity = self._file_identity()
 
     def _refuse_foreign_file(self) -> None:
@@ -415,9 +424,7 @@ class SqliteStore:
             tables = {
                 r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-            if owner not in (0, APPLICATION_ID) or (
-                owner == 0 and tables and not tables & MODBOT_TABLES
-            ):
+            if not _modbots(owner, version, tables):
                 raise StoreError(
                     f"{self.path} is another program's SQLite database, not a modbot state "
                     "file; point MODBOT_DATABASE at a file of modbot's own"
@@ -1281,6 +1288,20 @@ def _health(watch: str, r: sqlite3.Row | None, page: PageInfo | None) -> Health:
         templates_at=r["templates_at"],
         source_kind=r["source_kind"],
     )
+
+
+def _modbots(owner: int, version: int, tables: set[str]) -> bool:
+    """Whether a file with this header and these tables is a modbot state file."""
+    if owner == APPLICATION_ID:
+        return True
+    if owner != 0:
+        return False
+    if not tables:
+        return True  # new and empty
+    # A file that has tables but no version is another program's: modbot writes both
+    # in one transaction.
+    required = UNMARKED_TABLES.get(min(version, 3))
+    return required is not None and required <= tables
 
 
 def _execute_script(db: sqlite3.Connection, script: str) -> None:

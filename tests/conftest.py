@@ -19,11 +19,13 @@ from hypothesis import HealthCheck, settings
 from modbot import default_templates_dir
 from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings, load_settings
-from modbot.core.records import IncidentView, PageInfo
-from modbot.core.render import Renderer, incident_job
+from modbot.core.records import IncidentView
+from modbot.core.render import Renderer, incident_job, link_hosts
 from modbot.rendering.files import read_templates
+from modbot.shell.poller import page_info
 from tests.fakes.statuspage import FakeStatuspage
 from tests.pg import fresh_database, postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.snudown import Snudown, missing
 
 # "ci" (the default) is bounded and derandomised so CI is repeatable and fits its time;
 # "fresh" draws a new seed each run (a few minutes); "long" explores far more:
@@ -55,19 +57,20 @@ settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"
-FAKE_PAGE = PageInfo("status.example.com", "https://status.example.com")
 _SHIPPED = Renderer(read_templates(default_templates_dir()))
 
 
 def expected_body(
     view: IncidentView,
+    home: str,
     *,
-    page: PageInfo = FAKE_PAGE,
     subreddit: str | None = None,
     max_length: int = 10_000,
 ) -> str:
-    """The comment the bot should show for ``view`` with the shipped templates."""
-    job = incident_job(view, page, subreddit=subreddit, max_length=max_length)
+    """The comment the bot watching ``home`` should show for ``view`` with the shipped
+    templates."""
+    page, hosts = page_info(home), link_hosts(home)
+    job = incident_job(view, page, hosts=hosts, subreddit=subreddit, max_length=max_length)
     return _SHIPPED.body(job).body
 
 
@@ -129,6 +132,20 @@ BOT = {
     "client_secret": "csecret-xyz-789",
 }
 MEGATHREAD_TITLE = "Performance and Bugs Megathread (week 47)"
+
+
+@pytest.fixture(scope="session")
+def snudown() -> Iterator[Snudown]:
+    """Reddit's own markdown renderer (skipped where Node.js or snudown-js is missing,
+    except on CI)."""
+    reason = missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the snudown test: {reason}")
+        pytest.skip(reason)
+    renderer = Snudown()
+    yield renderer
+    renderer.close()
 
 
 @pytest.fixture

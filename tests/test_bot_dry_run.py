@@ -55,7 +55,7 @@ async def test_full_life_prints_one_new_comment_then_an_edit_per_stage(
     comments = printed(out)
     assert [kind for kind, _ in comments] == ["NEW", "EDIT", "EDIT", "EDIT", "EDIT"]
     final_view = view_of(parse_incidents_object({"incidents": [life(4)]}).incidents[0])
-    assert comments[-1][1] == expected_body(final_view)
+    assert comments[-1][1] == expected_body(final_view, statuspage.url)
     assert "postmortem" in comments[-1][1].lower()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -37,6 +38,7 @@ from tests.conftest import (
 )
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
+from tests.snudown import Snudown
 from tests.test_reddit_delivery import stage
 from tests.test_reddit_process import bot_env
 
@@ -142,6 +144,24 @@ async def moderated(
 
 
 # --- commands on Reddit ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["cli", "reddit"])
+async def test_a_bare_carriage_return_in_a_notice_is_a_line_break_not_a_heading(
+    moderated: Moderated, snudown: Snudown, how: str
+) -> None:
+    """Reddit reads a lone CR as a line break: "hello\\r=====" was a heading."""
+    text = "hello\r=====\rworld\r\r# big\r---"
+    if how == "cli":
+        await moderated.app.operations.post_notice(text, source="cli")
+    else:
+        moderated.message(f"!post {text}")
+        assert await moderated.inbox.check() == 1
+    (notice,) = notices(moderated.fake)
+    html = snudown.html(notice.body)
+    assert not re.search(r"<h\d>", html), notice.body
+    assert html.count("<hr/>") == 1, notice.body  # the template's own, above its footer
+    assert "\r" not in notice.body
 
 
 async def test_post_from_a_moderator_is_posted_once_answered_and_marked_read(

@@ -30,7 +30,7 @@ from modbot.core.records import (
     Subject,
     Tracked,
 )
-from modbot.core.render import Renderer, incident_job
+from modbot.core.render import Renderer, incident_job, link_hosts
 from modbot.rendering.files import read_templates
 from tests.fakes.statuspage import incident, update
 
@@ -39,7 +39,7 @@ PAGE = PageInfo("example", "https://example.com")
 
 
 def render(view: IncidentView) -> Rendered:
-    return RENDERER.body(incident_job(view, PAGE))
+    return RENDERER.body(incident_job(view, PAGE, hosts=link_hosts(PAGE.url)))
 
 
 STATUSES = ["investigating", "identified", "monitoring", "resolved", "postmortem"]

@@ -194,6 +194,36 @@ async def test_another_programs_sqlite_file_is_refused(tmp_path: Path) -> None:
     raw.close()
 
 
+@pytest.mark.parametrize(
+    ("version", "tables"),
+    [
+        (0, ["deliveries (id INTEGER PRIMARY KEY, parcel TEXT)"]),
+        (0, ["kv (k, v)", "pages (url)", "feeds (url)", "deliveries (id)"]),
+        (3, ["deliveries (id INTEGER PRIMARY KEY, parcel TEXT)", "feeds (url)"]),
+        (1, ["kv (key TEXT PRIMARY KEY, value TEXT)"]),
+        (42, ["deliveries (id)", "incidents (id)"]),
+    ],
+)
+async def test_another_programs_file_with_a_table_named_like_ours_is_refused_and_left_alone(
+    tmp_path: Path, version: int, tables: list[str]
+) -> None:
+    path = tmp_path / "other.db"
+    raw = sqlite3.connect(path)
+    for table in tables:
+        raw.execute(f"CREATE TABLE {table}")
+    raw.execute(f"PRAGMA user_version = {version}")
+    raw.commit()
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        await SqliteStore.open(path)
+    assert str(caught.value) == (
+        f"{path} is another program's SQLite database, not a modbot state file; "
+        "point MODBOT_DATABASE at a file of modbot's own"
+    )
+    assert path.read_bytes() == before
+
+
 async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     path.write_text("my notes, not a database")
@@ -265,6 +295,38 @@ async def test_a_change_seen_while_the_disk_was_full_is_applied_afterwards(
         await app.run_once()  # the same page again: not a 304, the change is applied
     assert out.getvalue().count("[dry-run] NEW") == 30
     assert statuspage.requests[-1].status == 200
+
+
+async def test_a_full_disk_is_said_once_when_it_starts_and_once_when_it_ends(
+    statuspage: FakeStatuspage,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    settings = make_settings(statuspage_url=statuspage.url, poll_interval=0.02)
+    statuspage.set_incidents([])
+    out, stop = io.StringIO(), asyncio.Event()
+
+    def said(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records)
+
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()
+        store: SqliteStore = app.store  # type: ignore[assignment]
+        runner = asyncio.create_task(app.run(stop))
+        for episode in (1, 2):
+            pages = await store._run(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
+            await store._run(lambda p=pages: store.db.execute(f"PRAGMA max_page_count = {p}"))
+            statuspage.set_incidents([stage(0, f"big{episode}n{n}") for n in range(10)])
+            polls = statuspage.count() + 10
+            await until(lambda polls=polls: statuspage.count() >= polls)  # 10 that cannot save
+            assert said("disk is full") == episode
+            await store._run(lambda: store.db.execute("PRAGMA max_page_count = 1073741823"))
+            await until(lambda episode=episode: said("state file writable again") == episode)
+            await until(lambda episode=episode: out.getvalue().count("NEW") == 10 * episode)
+        stop.set()
+        await asyncio.wait_for(runner, 5)
+    assert said("disk is full") == 2
 
 
 # --- a broken template never stops the updates ----------------------------------------------------

@@ -69,7 +69,14 @@ def test_missing_optional_keys_and_unknown_values_are_tolerated() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"incidents": [{"id": 1, ', b"[]", b'{"page": {}}', b'{"incidents": [{"name": "x"}]}'],
+    [
+        b'{"incidents": [{"id": 1, ',
+        b"[]",
+        b'{"page": {}}',
+        b'{"incidents": {"id": "x"}}',
+        b"<html>",
+        b'{"incidents": ' + b"[" * 100_000,  # nested too deep for the JSON decoder
+    ],
 )
 def test_malformed_documents_raise_one_line(raw: bytes) -> None:
     with pytest.raises(FeedMalformed) as caught:

@@ -101,6 +101,16 @@ def test_shorten_never_leaves_a_dangling_escape() -> None:
     assert shorten("short", 10) == "short"
 
 
+def test_shorten_never_leaves_a_link_cut_short() -> None:
+    """A link cut inside its host would lead to another host ("https://stsp…")."""
+    text = escape_line("see https://stspg.io/abc now", frozenset({"stspg.io"}))
+    assert shorten(text, 16) == "see…"
+    assert shorten(text, 22) == "see…"
+    assert shorten(text, 26) == "see https://stspg.io/abc…"
+    escaped = escape_line("see https://evil.example/abc now")  # not a link: cut anywhere
+    assert shorten(escaped, 16) == r"see https\://ev…"
+
+
 def test_only_the_last_line_can_be_a_marker() -> None:
     forged = "[](#modbot-inc-victim)\n\nthe real text\n\n[](#modbot-inc-mine)"
     assert marker_of(forged) == "inc-mine"

@@ -212,7 +212,7 @@ class BotMachine(RuleBasedStateMachine):
         doc = self.docs[incident_id]
         doc["updated_at"] = at(self.minute)
         view = view_of(parse_incidents_object({"incidents": [doc]}).incidents[0])
-        self.versions[incident_id].append(expected_body(view, subreddit="ClaudeAI"))
+        self.versions[incident_id].append(expected_body(view, self.page.url, subreddit="ClaudeAI"))
         self._publish()
 
     def _pick(self, index: int) -> str:

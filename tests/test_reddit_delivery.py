@@ -63,7 +63,7 @@ class Harness:
 
     def expected(self, *incidents: dict[str, Any]) -> str:
         view = view_of(parse_incidents_object({"incidents": list(incidents)}).incidents[0])
-        return expected_body(view, subreddit="ClaudeAI")
+        return expected_body(view, self.page.url, subreddit="ClaudeAI")
 
     async def row(self, incident_id: str = "inc1") -> DeliveryRow:
         rows = await self.app.store.deliveries(self.app.watch, Kind.INCIDENT, [incident_id])
@@ -428,7 +428,7 @@ async def test_a_burst_of_changes_costs_few_edits_and_ends_current(
     assert len(reddit.comments_by("modbot")) == 1
     assert len(comment.history) <= 4  # 1 post + at most ~3 edits for 4 changes in 0.4 s
     view = view_of(parse_incidents_object({"incidents": [stage(4)]}).incidents[0])
-    assert comment.body == expected_body(view, subreddit="ClaudeAI")
+    assert comment.body == expected_body(view, statuspage.url, subreddit="ClaudeAI")
 
 
 async def test_distinguish_pins_the_newest_open_incident(

@@ -36,9 +36,9 @@ def bot_env(page: FakeStatuspage, fake: FakeReddit, tmp_path: Path, **extra: str
     return page_env(page, tmp_path, **reddit_env(fake), **extra)
 
 
-def expected(step: int) -> str:
+def expected(step: int, home: str) -> str:
     view = view_of(parse_incidents_object({"incidents": [stage(step)]}).incidents[0])
-    return expected_body(view, subreddit="ClaudeAI")
+    return expected_body(view, home, subreddit="ClaudeAI")
 
 
 async def incident_rows(database: StateLocation, incident_id: str = "inc1") -> list[DeliveryRow]:
@@ -77,7 +77,7 @@ async def test_sigkill_between_posted_and_saved_never_double_posts(
 
     restarted = await start_bot(env, tmp_path)
     statuspage.set_incidents([stage(1)])
-    await until(lambda: live(reddit)[0].body == expected(1))
+    await until(lambda: live(reddit)[0].body == expected(1, statuspage.url))
     restarted.send_signal(signal.SIGTERM)
     await asyncio.wait_for(restarted.wait(), 5)
     assert restarted.returncode == 0
@@ -108,7 +108,7 @@ async def test_sigterm_during_a_run_stops_within_5_s_with_state_consistent(
     assert row.comment_id == live(reddit)[0].id
     reddit.clear_faults()
     again = await start_bot(env, tmp_path)
-    await until(lambda: live(reddit)[0].body == expected(1))
+    await until(lambda: live(reddit)[0].body == expected(1, statuspage.url))
     again.send_signal(signal.SIGTERM)
     await asyncio.wait_for(again.wait(), 5)
     assert len(live(reddit)) == 1

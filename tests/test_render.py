@@ -12,11 +12,19 @@ import pytest
 from modbot import default_templates_dir
 from modbot.core.markdown import marker_of
 from modbot.core.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
-from modbot.core.render import Renderer, format_time, incident_job, notice_job, sample_jobs
+from modbot.core.render import (
+    Renderer,
+    format_time,
+    incident_job,
+    link_hosts,
+    notice_job,
+    sample_jobs,
+)
 from modbot.errors import TemplateError
 from modbot.rendering.files import read_templates
 
 PAGE = PageInfo(name="status.example.com", url="https://status.example.com")
+HOSTS = link_hosts(PAGE.url)
 T = datetime(2026, 10, 7, 14, 0, tzinfo=UTC)
 
 
@@ -54,11 +62,15 @@ class Comments:
         self.max_length = max_length
 
     def render_incident(self, incident: IncidentView) -> Rendered:
-        job = incident_job(incident, PAGE, subreddit="ClaudeAI", max_length=self.max_length)
+        job = incident_job(
+            incident, PAGE, hosts=HOSTS, subreddit="ClaudeAI", max_length=self.max_length
+        )
         return self.renderer.body(job)
 
     def render_manual(self, text: str, *, note_id: str) -> Rendered:
-        return self.renderer.body(notice_job(text, note_id, PAGE, subreddit="ClaudeAI"))
+        return self.renderer.body(
+            notice_job(text, note_id, PAGE, hosts=HOSTS, subreddit="ClaudeAI")
+        )
 
 
 def check(folder: Path) -> None:

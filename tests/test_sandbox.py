@@ -30,6 +30,7 @@ from tests.test_reddit_delivery import stage
 
 RUNAWAY = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x"
 HUGE = "{{ ''|center(10**9) }}"
+FOLDED = "{{ 'a' * 10**8 }}"  # Jinja computes constant output while compiling
 
 
 @pytest.fixture
@@ -62,6 +63,39 @@ async def test_a_runaway_or_huge_template_is_stopped_with_one_line(
         assert text
     finally:
         await worker.close()
+
+
+async def test_a_constant_too_big_to_compile_is_one_line_and_the_worker_lives_on(
+    folder: Path,
+) -> None:
+    (folder / "incident.md.j2").write_text(FOLDED)
+    worker = RenderWorker(timeout=30)
+    try:
+        with pytest.raises(TemplateError) as caught:
+            await worker.check(read_templates(folder), 10_000)
+        assert str(caught.value) == f"{folder / 'incident.md.j2'}: exceeds the memory limit"
+        good = read_templates(default_templates_dir())
+        name, context = sample_jobs(good)[0]
+        assert (await worker.render(good, name, context, 10_000))[0]
+    finally:
+        await worker.close()
+
+
+@pytest.mark.slow
+async def test_check_reports_a_constant_too_big_to_compile_in_one_line(
+    folder: Path, tmp_path: Path
+) -> None:
+    (folder / "incident.md.j2").write_text(FOLDED)
+    env = {
+        "MODBOT_TEMPLATES_DIR": str(folder),
+        "MODBOT_DATABASE": str(tmp_path / "s.sqlite3"),
+        "MODBOT_RENDER_TIMEOUT": "30",
+    }
+    result = await run_cli("check", env=env, cwd=tmp_path)
+    assert result.code == 1
+    (line,) = [line for line in result.out.splitlines() if "incident.md.j2" in line]
+    assert line == f"templates:    BROKEN: {folder / 'incident.md.j2'}: exceeds the memory limit"
+    assert result.err == ""
 
 
 @pytest.mark.slow

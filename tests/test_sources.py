@@ -174,6 +174,16 @@ async def test_auto_tells_statuspage_incidentio_gcloud_and_feeds_apart(
     assert await detect("https://status.cloud.google.com", http) == "gcloud"
 
 
+@pytest.mark.parametrize(
+    "body", ['{"incidents": 5}', '{"incidents": "abc"}', '{"incidents": ' + "[" * 100_000]
+)
+async def test_auto_takes_a_document_of_the_wrong_shape_for_statuspage(
+    site: FakeSite, http: httpx.AsyncClient, body: str
+) -> None:
+    site.put("/api/v2/incidents.json", body)
+    assert await detect(site.url, http) == "statuspage"  # whose parser then says what is wrong
+
+
 async def test_auto_reads_an_atlassian_page_from_its_feed_while_the_json_is_challenged(
     statuspage: FakeStatuspage, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -624,11 +624,38 @@ async def test_postgresql_from_a_newer_modbot_is_refused(postgres_url: str) -> N
         await PostgresStore.open(postgres_url)
 
 
-async def test_postgresql_tables_of_another_program_are_left_alone(postgres_url: str) -> None:
+@pytest.mark.parametrize("table", ["feeds", "deliveries"])
+async def test_postgresql_tables_of_another_program_are_left_alone(
+    postgres_url: str, table: str
+) -> None:
     with raw(postgres_url) as conn:
-        conn.execute("CREATE TABLE feeds (id INTEGER)")
-    with pytest.raises(StoreError, match="already has tables named feeds"):
+        conn.execute(f"CREATE TABLE {table} (id INTEGER)")
+    with pytest.raises(StoreError, match=f"already has tables named {table} that modbot did not"):
         await PostgresStore.open(postgres_url)
+
+
+async def test_postgresql_another_programs_schema_version_table_is_not_migrated(
+    postgres_url: str,
+) -> None:
+    with raw(postgres_url) as conn:  # Flyway's table before version 5, and a namesake
+        conn.execute(
+            "CREATE TABLE schema_version (installed_rank INTEGER, version VARCHAR(50), "
+            "description VARCHAR(200))"
+        )
+        conn.execute("INSERT INTO schema_version VALUES (1, '1', 'init')")
+        conn.execute("CREATE TABLE deliveries (id INTEGER)")
+    with pytest.raises(StoreError, match="schema_version table that is not modbot's"):
+        await PostgresStore.open(postgres_url)
+    with raw(postgres_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() ORDER BY table_name"
+        ).fetchall()
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'deliveries'"
+        ).fetchall()
+    assert tables == [("deliveries",), ("schema_version",)]
+    assert columns == [("id",)]
     with raw(postgres_url) as conn:
         assert conn.execute(
             "SELECT count(*) FROM pg_tables WHERE tablename = 'incidents'"

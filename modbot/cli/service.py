@@ -136,27 +136,24 @@ async def load_feed(settings: Settings, watch: Watch, feed_file: Path | None) ->
 
 
 @asynccontextmanager
-async def _bodies(
-    settings: Settings, watch: Watch, feed: IncidentsFeed | None = None
-) -> AsyncIterator[Bodies]:
+async def _bodies(settings: Settings, watch: Watch) -> AsyncIterator[Bodies]:
     """A renderer for one-off commands: the watch's templates in a render worker."""
     from zoneinfo import ZoneInfo  # noqa: PLC0415
 
-    from modbot.config.watches import default_page  # noqa: PLC0415
     from modbot.rendering.bodies import Bodies  # noqa: PLC0415
     from modbot.rendering.files import read_templates  # noqa: PLC0415
     from modbot.rendering.sandbox import RenderWorker  # noqa: PLC0415
-    from modbot.shell.poller import page_info_from  # noqa: PLC0415
+    from modbot.shell.poller import page_info  # noqa: PLC0415
 
     worker = RenderWorker(timeout=settings.render_timeout)
     try:
         templates = read_templates(watch.templates_path)
         await worker.check(templates, settings.max_comment_length)
-        page = page_info_from(feed, watch.url) if feed else None
         yield Bodies(
             worker,
             templates,
-            page=page or default_page(watch.url),
+            home=watch.url,
+            page=page_info(watch.url),
             zone=ZoneInfo(watch.timezone) if watch.timezone else None,
             subreddit=watch.subreddit,
             max_length=settings.max_comment_length,
@@ -190,7 +187,7 @@ async def preview(
         if not chosen:
             out.write("No open incidents on the page. Give an incident id to preview a past one.\n")
             return 0
-    async with _bodies(settings, watch, feed) as bodies:
+    async with _bodies(settings, watch) as bodies:
         for view in chosen:
             rendered = await bodies.incident(view)
             out.write(

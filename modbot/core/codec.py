@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from modbot.core import moments
 from modbot.core.records import ComponentView, IncidentView, UpdateView
 
 
@@ -14,7 +15,8 @@ def _time_to_json(value: datetime | None) -> str | None:
 
 
 def _time_from_json(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
+    # The same rule as the feed's: a view saved before it may hold a time it now refuses.
+    return moments.from_text(value) if isinstance(value, str) else None
 
 
 def view_to_json(view: IncidentView) -> str:

@@ -83,7 +83,9 @@ def _escape_url(url: str, hosts: frozenset[str]) -> tuple[str, str]:
         trailing = url[-1] + trailing
         url = url[:-1]
     if host_of(url) not in hosts:
-        return _escape_plain(url), trailing
+        # Escaped with its trailing punctuation, not apart from it: "http://www." split
+        # before its dot would leave a bare "www." for Reddit to link.
+        return _escape_plain(url + trailing), ""
     # A link to a profile is fine to show; written as /user/ it cannot notify anyone.
     return re.sub(r"/u/", "/user/", url, flags=re.IGNORECASE), trailing
 
@@ -152,6 +154,8 @@ def escape_field(value: str, hosts: frozenset[str] = frozenset()) -> str:
 @functools.lru_cache(maxsize=2048)
 def escape_text(text: str, hosts: frozenset[str] = frozenset()) -> str:
     """Escape multi-line untrusted text, keeping its paragraphs and line breaks."""
+    # Reddit breaks lines at a lone CR too: split there, or a "\r===" would be a heading.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     paragraphs = re.split(r"\n\s*\n", text.strip())
     rendered = []
     for paragraph in paragraphs:
@@ -161,11 +165,16 @@ def escape_text(text: str, hosts: frozenset[str] = frozenset()) -> str:
     return "\n\n".join(rendered)
 
 
+# A link (only links on allowed hosts are left unescaped) running to the end of a cut.
+_OPEN_LINK = re.compile(r"(?i)https?://\S*$")
+
+
 def shorten(text: str, limit: int) -> str:
-    """Cut escaped text to at most ``limit`` characters without splitting an escape."""
+    """Cut escaped text to at most ``limit`` characters without splitting an escape or
+    a link (one cut inside its host would lead to another host)."""
     if len(text) <= limit:
         return text
-    cut = text[: max(limit - 1, 0)]
+    cut = _OPEN_LINK.sub("", text[: max(limit - 1, 0)])
     cut = re.sub(r"&[a-z]*$", "", cut)  # a half entity
     stripped = cut.rstrip("\\")
     if (len(cut) - len(stripped)) % 2:  # an odd run of backslashes escapes the ellipsis

@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from modbot.core import markdown
+from modbot.core import markdown, moments
 from modbot.core.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
 from modbot.errors import TemplateError
+
+if TYPE_CHECKING:
+    import jinja2
 
 INCIDENT_TEMPLATE = "incident.md.j2"
 MANUAL_TEMPLATE = "manual.md.j2"
@@ -36,8 +39,22 @@ TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE, MAINTENANCE_TEMPLATE)
 # is used, so an upgrade never breaks a working set of templates.
 OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE})
 OUTPUT_CAP = 50_000  # characters a template may produce before it is stopped
-MAX_UPDATE_CHARS = 4_000
-MAX_TITLE_CHARS = 300
+# Every field a template receives has a length cap, counted in escaped characters (cut
+# by ``markdown.shorten``, which never splits an escape), so that no value, however
+# long, can push a comment past OUTPUT_CAP or push the template's own footer out of
+# Reddit's 10,000 characters: at their caps, everything but the updates fits in about
+# 7,500 characters with the shipped templates, and updates are left out, oldest first,
+# to make room. Real values sit far below these caps.
+MAX_TITLE_CHARS = 300  # an incident's name
+MAX_LABEL_CHARS = 60  # a status, an impact, a component's status
+MAX_NAME_CHARS = 200  # a component's name, the page's name
+MAX_COMPONENTS_CHARS = 2_000  # the components' labels together; further ones are left out
+MAX_ID_CHARS = 100  # an incident's or an update's id (sources accept 64 for incidents)
+MAX_URL_CHARS = 500  # a link from the feed (the short link): a longer one is not shown
+MAX_UPDATE_CHARS = 4_000  # an update's text, the postmortem
+# The raw value is cut to this many times its cap before escaping, so that a huge value
+# costs no more to escape, or to keep in the escape caches, than a long one.
+RAW_FACTOR = 4
 
 STATUS_LABELS = {
     "investigating": "Investigating",
@@ -74,13 +91,31 @@ def label(value: str, labels: Mapping[str, str]) -> str:
     known = labels.get(value)
     if known is not None:
         return known
-    return markdown.escape_field(value.replace("_", " ").capitalize()) or "Unknown"
+    words = value[: MAX_LABEL_CHARS * RAW_FACTOR].replace("_", " ").capitalize()
+    return _field(words, MAX_LABEL_CHARS) or "Unknown"
 
 
 def enum(value: str, labels: Mapping[str, str]) -> str:
     """A status or impact for templates to compare: known values as they are, anything
     else as escaped text (it can never equal a known value by accident)."""
-    return value if value in labels else markdown.escape_field(value)
+    return value if value in labels else _field(value, MAX_LABEL_CHARS)
+
+
+def _field(value: str, limit: int, hosts: frozenset[str] = frozenset()) -> str:
+    """A one-line field, escaped and at most ``limit`` characters."""
+    return markdown.shorten(markdown.escape_field(value[: limit * RAW_FACTOR], hosts), limit)
+
+
+def _text(value: str, limit: int, hosts: frozenset[str]) -> str:
+    """Multi-line text, escaped and at most ``limit`` characters."""
+    return markdown.shorten(markdown.escape_text(value[: limit * RAW_FACTOR], hosts), limit)
+
+
+def _link(url: str | None, hosts: frozenset[str]) -> str | None:
+    """A URL from the feed or the store as a link, if it may be one (see ``clean_url``)."""
+    if url is None or len(url) > MAX_URL_CHARS:
+        return None
+    return markdown.clean_url(url, hosts)
 
 
 def digest(body: str) -> str:
@@ -89,14 +124,15 @@ def digest(body: str) -> str:
 
 
 def format_time(moment: datetime | None, zone: ZoneInfo | None) -> str:
-    """``Oct 07, 14:05 UTC``, or ``Oct 07, 07:05 PDT / 14:05 UTC`` with a zone."""
-    if moment is None:
+    """``Oct 07, 14:05 UTC``, or ``Oct 07, 07:05 PDT / 14:05 UTC`` with a zone; ``unknown
+    time`` for none, or one too near the calendar's edges to show in every zone."""
+    utc = moments.in_utc(moment) if moment is not None else None
+    if utc is None:
         return "unknown time"
-    utc = moment.astimezone(UTC)
     text = utc.strftime("%b %d, %H:%M UTC")
     if zone is None:
         return text
-    local = moment.astimezone(zone)
+    local = utc.astimezone(zone)
     return local.strftime("%b %d, %H:%M %Z") + " / " + utc.strftime("%H:%M UTC")
 
 
@@ -130,56 +166,80 @@ class Templates:
 
 def _component(component: ComponentView, hosts: frozenset[str]) -> dict[str, str]:
     status = label(component.status, COMPONENT_LABELS)
-    name = markdown.escape_field(component.name, hosts)
+    name = _field(component.name, MAX_NAME_CHARS, hosts)
     text = name if component.status in ("operational", "") else f"{name} ({status.lower()})"
     return {"name": name, "status": enum(component.status, COMPONENT_LABELS), "label": text}
 
 
+def _components(
+    components: tuple[ComponentView, ...], hosts: frozenset[str]
+) -> list[dict[str, str]]:
+    """The components whose labels, listed, fit in MAX_COMPONENTS_CHARS (an incident
+    touching more is rare, and its list would not be read)."""
+    kept: list[dict[str, str]] = []
+    size = 0
+    for component in components:
+        item = _component(component, hosts)
+        size += len(item["label"]) + 2  # and a ", " between two
+        if size > MAX_COMPONENTS_CHARS:
+            break
+        kept.append(item)
+    return kept
+
+
 def _update(update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]) -> dict[str, str]:
     return {
-        "id": markdown.escape_field(update.id),
+        "id": _field(update.id, MAX_ID_CHARS),
         "status": enum(update.status, STATUS_LABELS),
         "status_label": label(update.status, STATUS_LABELS),
-        "body": markdown.shorten(markdown.escape_text(update.body, hosts), MAX_UPDATE_CHARS),
+        "body": _text(update.body, MAX_UPDATE_CHARS, hosts),
         "time": format_time(update.shown_at, zone),
     }
 
 
-def _page(page: PageInfo) -> dict[str, str]:
-    url = markdown.clean_url(page.url, link_hosts(page)) or ""
-    return {"name": markdown.escape_field(page.name), "url": url}
+def _page(page: PageInfo, hosts: frozenset[str]) -> dict[str, str]:
+    # A page off the linkable hosts (one remembered from before they were the configured
+    # page's alone) is named, never linked.
+    url = _link(page.url, hosts) or ""
+    return {"name": _field(page.name, MAX_NAME_CHARS), "url": url}
 
 
-def link_hosts(page: PageInfo) -> frozenset[str]:
-    """Hosts whose URLs a comment may show as links: the page's own, the vendor's."""
-    host = markdown.host_of(page.url)
+def link_hosts(home: str) -> frozenset[str]:
+    """Hosts whose URLs a comment may show as links: the host of ``home``, the page the
+    moderator configured, and the vendors' short-link hosts. Never a host a feed names,
+    whether as its page's URL or in its text: a feed must not choose where readers go."""
+    host = markdown.host_of(home)
     return VENDOR_LINK_HOSTS | ({host} if host else set())
 
 
 def incident_context(
-    view: IncidentView, page: PageInfo, zone: ZoneInfo | None, subreddit: str | None
+    view: IncidentView,
+    page: PageInfo,
+    zone: ZoneInfo | None,
+    subreddit: str | None,
+    hosts: frozenset[str],
 ) -> dict[str, Any]:
-    """The plain data an incident template receives (all updates, newest first)."""
-    hosts = link_hosts(page)
-    page_data = _page(page)
-    ident = markdown.escape_field(view.id)
+    """The plain data an incident template receives (all updates, newest first); only
+    URLs on ``hosts`` (``link_hosts``) are links."""
+    page_data = _page(page, hosts)
+    ident = _field(view.id, MAX_ID_CHARS)
     url = f"{page_data['url']}/incidents/{ident}" if page_data["url"] else ""
     postmortem = view.postmortem_body
     return {
         "incident": {
             "id": ident,
-            "name": markdown.shorten(markdown.escape_field(view.name, hosts), MAX_TITLE_CHARS),
+            "name": _field(view.name, MAX_TITLE_CHARS, hosts),
             "status": enum(view.status, STATUS_LABELS),
             "status_label": label(view.status, STATUS_LABELS),
             "impact": enum(view.impact, IMPACT_LABELS),
             "impact_label": label(view.impact, IMPACT_LABELS),
             "is_open": view.is_open,
             "url": url,
-            "shortlink": markdown.clean_url(view.shortlink, hosts) or url,
+            "shortlink": _link(view.shortlink, hosts) or url,
             "started": format_time(view.created_at, zone),
             "resolved": format_time(view.resolved_at, zone) if view.resolved_at else "",
-            "components": [_component(c, hosts) for c in view.components],
-            "postmortem": markdown.escape_text(postmortem, hosts) if postmortem else "",
+            "components": _components(view.components, hosts),
+            "postmortem": _text(postmortem, MAX_UPDATE_CHARS, hosts) if postmortem else "",
             "maintenance": view.maintenance,
             "scheduled_for": format_time(view.scheduled_for, zone) if view.scheduled_for else "",
             "scheduled_until": (
@@ -193,11 +253,13 @@ def incident_context(
     }
 
 
-def notice_context(text: str, page: PageInfo, subreddit: str | None) -> dict[str, Any]:
+def notice_context(
+    text: str, page: PageInfo, subreddit: str | None, hosts: frozenset[str]
+) -> dict[str, Any]:
     """What the notice template receives; ``text`` is data shown literally, never code."""
     return {
-        "text": markdown.escape_text(text, link_hosts(page)),
-        "page": _page(page),
+        "text": markdown.escape_text(text, hosts),
+        "page": _page(page, hosts),
         "modmail_url": modmail_url(subreddit),
     }
 
@@ -240,6 +302,7 @@ def incident_job(
     view: IncidentView,
     page: PageInfo,
     *,
+    hosts: frozenset[str],
     zone: ZoneInfo | None = None,
     subreddit: str | None = None,
     max_length: int = 10_000,
@@ -247,7 +310,7 @@ def incident_job(
 ) -> Job:
     """The job of rendering one incident's comment."""
     tail = incident_tail(view.id, watch)
-    context = incident_context(view, page, zone, subreddit)
+    context = incident_context(view, page, zone, subreddit, hosts)
     name = MAINTENANCE_TEMPLATE if view.maintenance else INCIDENT_TEMPLATE
     return Job(name, context, max_length - len(tail), tail)
 
@@ -257,13 +320,15 @@ def notice_job(
     note_id: str,
     page: PageInfo,
     *,
+    hosts: frozenset[str],
     subreddit: str | None = None,
     max_length: int = 10_000,
     watch: str = markdown.LEGACY_WATCH,
 ) -> Job:
     """The job of rendering a moderator's notice."""
     tail = notice_tail(note_id, watch)
-    return Job(MANUAL_TEMPLATE, notice_context(text, page, subreddit), max_length - len(tail), tail)
+    context = notice_context(text, page, subreddit, hosts)
+    return Job(MANUAL_TEMPLATE, context, max_length - len(tail), tail)
 
 
 def sample_incident() -> IncidentView:
@@ -312,10 +377,11 @@ SAMPLE_NOTICE = "A sample notice."
 def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
     """Every template with sample data: what a template must render to be accepted."""
     del templates  # every set has the same templates; the argument keeps call sites honest
+    page, hosts = SAMPLE_PAGE, link_hosts(SAMPLE_PAGE.url)
     return [
-        (INCIDENT_TEMPLATE, incident_context(sample_incident(), SAMPLE_PAGE, None, "sample")),
-        (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, SAMPLE_PAGE, "sample")),
-        (MAINTENANCE_TEMPLATE, incident_context(sample_maintenance(), SAMPLE_PAGE, None, "sample")),
+        (INCIDENT_TEMPLATE, incident_context(sample_incident(), page, None, "sample", hosts)),
+        (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, page, "sample", hosts)),
+        (MAINTENANCE_TEMPLATE, incident_context(sample_maintenance(), page, None, "sample", hosts)),
     ]
 
 
@@ -339,14 +405,25 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._compiled = {}
+        self._compiled: dict[str, jinja2.Template] = {}
         for name, _ in templates.sources:
-            try:
-                self._compiled[name] = env.get_template(name)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(
-                    f"{self._path(name)}, line {exc.lineno}: {exc.message}"
-                ) from None
+            self._compiled[name] = self._compile(env, name)
+
+    def _compile(self, env: jinja2.Environment, name: str) -> jinja2.Template:
+        """One template, compiled. Jinja computes constant output while compiling
+        (``{{ 'a' * 10**8 }}``), so compiling can run out of memory or raise what the
+        expression raises; it runs in the worker, within its limits, like a render."""
+        import jinja2  # noqa: PLC0415 - only the render worker and the tests load Jinja
+
+        try:
+            return env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"{self._path(name)}, line {exc.lineno}: {exc.message}") from None
+        except MemoryError:
+            # from None: the traceback would keep the huge constant alive.
+            raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
+        except Exception as exc:  # whatever else computing a constant raises
+            raise TemplateError(f"{self._path(name)}: {type(exc).__name__}: {exc}") from exc
 
     def _path(self, name: str) -> str:
         return str(Path(self.templates.origin) / name)

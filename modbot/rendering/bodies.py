@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from modbot.core.markdown import LEGACY_WATCH
 from modbot.core.records import IncidentView, PageInfo, Rendered
-from modbot.core.render import Job, Templates, incident_job, notice_job
+from modbot.core.render import Job, Templates, incident_job, link_hosts, notice_job
 from modbot.errors import TemplateError
 
 
@@ -46,6 +46,7 @@ class Bodies:
         engine: Engine,
         templates: Templates,
         *,
+        home: str,
         page: PageInfo,
         zone: ZoneInfo | None,
         subreddit: str | None,
@@ -55,6 +56,9 @@ class Bodies:
         self.watch = watch  # the watch's name, which its comments' markers carry
         self.engine = engine
         self.templates = templates
+        # Links go to the configured page's host (and the vendors' short links) only,
+        # whatever page the feed names or the store remembers.
+        self.hosts = link_hosts(home)
         self.page = page
         self.zone = zone
         self.subreddit = subreddit
@@ -65,6 +69,7 @@ class Bodies:
         job = incident_job(
             view,
             self.page,
+            hosts=self.hosts,
             zone=self.zone,
             subreddit=self.subreddit,
             max_length=self.max_length,
@@ -78,6 +83,7 @@ class Bodies:
             incident_job(
                 view,
                 self.page,
+                hosts=self.hosts,
                 zone=self.zone,
                 subreddit=self.subreddit,
                 max_length=self.max_length,
@@ -99,6 +105,7 @@ class Bodies:
             text,
             note_id,
             self.page,
+            hosts=self.hosts,
             subreddit=self.subreddit,
             max_length=self.max_length,
             watch=self.watch,

@@ -69,7 +69,10 @@ class Operations:
     # --- notices ----------------------------------------------------------------------------
     async def notice(self, text: str, *, source: str, note_id: str | None = None) -> NoteRow:
         """A notice rendered and ready to record (``note_id`` makes a repeat harmless)."""
-        if not text.strip():
+        # Where moderators' words enter, from the CLI and from Reddit alike: the same
+        # newlines as feed text, so a lone CR (a line break to Reddit) is one here too.
+        text = incidents.normalise_text(text)
+        if not text:
             raise CommandError("a notice needs some text")
         ident = note_id or new_note_id()
         rendered = await self.poller.bodies.notice(text, ident)

@@ -33,15 +33,27 @@ log = logging.getLogger(__name__)
 RERENDER_WINDOW = 24 * 3600.0  # closed incidents readers may still look at
 
 
-def page_info_from(feed: IncidentsFeed, configured_url: str) -> PageInfo:
-    """The page name and public URL to show: the URL the page gives for itself when it is
-    a plain http(s) URL (a ``*.statuspage.io`` origin names its own domain, for one),
-    else the configured URL. Anything else in that field is ignored, never shown."""
-    configured = configured_url.rstrip("/")
-    given = (feed.page.url or "").strip().rstrip("/") if feed.page else ""
-    own = frozenset({markdown.host_of(given) or ""})
-    url = markdown.clean_url(given, own) or configured
+def page_info(home: str) -> PageInfo:
+    """The page comments name and link to: ``home``, the page of the URL the moderator
+    configured (for a feed, the site the feed's URL is on), never the URL a feed gives
+    for itself. A watch of ``https://anthropic.statuspage.io`` whose feed says it is
+    ``https://status.claude.com`` names and links the configured origin: what the
+    moderator chose, which serves the same page, and a feed that could name its own
+    page could name any."""
+    url = home.strip().rstrip("/")
     return PageInfo(name=markdown.host_of(url) or url, url=url)
+
+
+def foreign_page_url(feed: IncidentsFeed, home: str) -> str | None:
+    """The URL the feed gives for its page when that is not on ``home``'s host, else
+    ``None`` (a feed that names no page agrees with the configuration)."""
+    given = (feed.page.url or "").strip() if feed.page else ""
+    if not given or markdown.host_of(given) == markdown.host_of(home):
+        return None
+    return given
+
+
+FOREIGN_PAGES_LOGGED = 16  # different foreign page URLs a watch logs, at most
 
 
 class Poller:
@@ -73,6 +85,7 @@ class Poller:
         self._validators: Validators | None = None  # None: not loaded from the store yet
         self._stamp = folder_stamp(templates_dir) if templates_dir else None
         self._bad_stamp: object = None
+        self._foreign_pages: set[str] = set()  # page URLs of the feed's already logged
         self.current_thread: Callable[[], str | None] = lambda: None
         self.wiki: WikiTemplates | None = None  # templates from the subreddit's wiki, if on
 
@@ -90,6 +103,11 @@ class Poller:
         await self.reload_templates()
         if self._validators is None:
             self._validators = (await self.store.feed_state(self.watch)).validators
+            if page_info(self.source.home) != self.bodies.page:
+                # Comments name another page than the configured one (its URL changed,
+                # or a feed chose it before the configuration did): a full read goes
+                # through ``_sync_page``, which re-renders them and saves the page.
+                self._validators = Validators()
         try:
             fetched = await self.source.fetch(self._validators)
         except FeedError as exc:
@@ -252,9 +270,28 @@ class Poller:
         return True
 
     async def _sync_page(self, feed: IncidentsFeed) -> PageInfo | None:
-        info = page_info_from(feed, self.source.home)
+        self._check_page(feed)
+        info = page_info(self.source.home)
         if info == self.bodies.page:
             return None
         self.bodies.page = info
         await self.rerender_visible()
         return info
+
+    def _check_page(self, feed: IncidentsFeed) -> None:
+        """Say once per value when the feed names a page on another host than the
+        configured one: its links stay text, which the moderator may want to know."""
+        foreign = foreign_page_url(feed, self.source.home)
+        if foreign is None or foreign in self._foreign_pages:
+            return
+        if len(self._foreign_pages) >= FOREIGN_PAGES_LOGGED:
+            return
+        self._foreign_pages.add(foreign)
+        log.warning(
+            "%s: the feed says its page is %r, not on %s as configured: comments link to "
+            "%s only (and to the vendor's short links), never to the page the feed names",
+            self.watch,
+            foreign[:200],
+            markdown.host_of(self.source.home) or self.source.home,
+            self.source.home,
+        )

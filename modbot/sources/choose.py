@@ -91,6 +91,7 @@ class AutoSource:
             log.info("%s: %s is a%s page", self.watch.name, self.watch.url, _article(kind))
             self.inner = _source(kind, self.watch, self.http, self.attempts)
             self.url = self.inner.url
+            self.home = self.inner.home  # a feed's: the site its URL is on
             if kind == "statuspage":
                 self.fallback = FeedClient(self.home + "/history.atom", self.http, home=self.home)
         if self.fallback is None:
@@ -163,6 +164,6 @@ def _kind_of_json(headers: Mapping[str, str], body: bytes) -> str:
         return "statuspage"
     try:
         ids = [str(i.get("id", "")) for i in json.loads(body).get("incidents", [])]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         ids = []
     return "incidentio" if ids and all(ULID.fullmatch(i) for i in ids) else "statuspage"

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import feedparser
 
+from modbot.core import moments
 from modbot.core.feed import IncidentsFeed, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedMalformed, FeedUnavailable
@@ -180,8 +181,12 @@ def _when(entry: Mapping[str, Any]) -> datetime | None:
     for key in ("updated_parsed", "published_parsed"):
         # Asked plainly, feedparser answers "updated" with "published" and a warning.
         value = dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
-        if value:
-            return datetime.fromtimestamp(calendar.timegm(value), UTC)
+        try:
+            moment = moments.from_epoch(calendar.timegm(value)) if value else None
+        except (TypeError, ValueError, OverflowError):
+            moment = None
+        if moment is not None:
+            return moment
     return None
 
 
@@ -263,23 +268,34 @@ def _components(content: str) -> list[dict[str, str]]:
 def _statuspage_updates(ident: str, content: str, when: datetime | None) -> list[dict[str, Any]]:
     updates = []
     for match in _STATUSPAGE_UPDATE.finditer(content):
-        year = when.year if when else datetime.now(UTC).year
-        moment = datetime.strptime(
-            f"{year} {match['month']} {match['day']} {match['time']}", "%Y %b %d %H:%M"
-        ).replace(tzinfo=UTC)
-        if when is not None and moment > when.replace(second=59):  # December news in January
-            moment = moment.replace(year=year - 1)
+        moment = _statuspage_moment(match, when)
         updates.append(_update(ident, match["status"], match["body"], moment))
     return updates
+
+
+def _statuspage_moment(match: re.Match[str], when: datetime | None) -> datetime | None:
+    """An update's ``Mon D, HH:MM`` in the entry's year, or the year before (December news
+    in a January entry); None when neither year has that day (Feb 29, year 0)."""
+    year = when.year if when else datetime.now(UTC).year
+    for candidate in (year, year - 1):
+        try:
+            moment = datetime.strptime(
+                f"{candidate} {match['month']} {match['day']} {match['time']}", "%Y %b %d %H:%M"
+            ).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        if when is None or moment <= when.replace(second=59):
+            return moments.in_utc(moment)
+    return None
 
 
 def _xai_updates(ident: str, content: str) -> list[dict[str, Any]]:
     updates = []
     for match in _XAI_UPDATE.finditer(content):
         try:
-            moment = parsedate_to_datetime(match["when"].strip()).astimezone(UTC)
-        except (TypeError, ValueError):
-            continue
+            moment = moments.in_utc(parsedate_to_datetime(match["when"].strip()))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            moment = None  # the update stays, its time unknown
         updates.append(_update(ident, match["status"], match["body"], moment))
     return updates
 

@@ -11,6 +11,7 @@ through it, so timeouts, redirects and retries are the same for every vendor.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,9 +26,13 @@ from tenacity import (
 )
 
 from modbot import __version__
+from modbot.core import moments
 from modbot.errors import FeedRateLimited, FeedUnavailable
 
 USER_AGENT = f"modbot/{__version__} (+status page watcher)"
+# A page asking for a longer wait is not taken at its word: one header must not stall a
+# watch for years.
+MAX_RETRY_AFTER = 3600.0
 
 
 class _RetryableError(Exception):
@@ -130,15 +135,22 @@ class Fetcher:
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (a number or an HTTP date), if given."""
+    """Seconds from a ``Retry-After`` header (a number or an HTTP date), if given and
+    usable, at most ``MAX_RETRY_AFTER``."""
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds: float | None = float(value)
     except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = _seconds_until(value)
+    if seconds is None or math.isnan(seconds):
         return None
-    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _seconds_until(value: str) -> float | None:
+    try:
+        moment = moments.in_utc(parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return (moment - datetime.now(UTC)).total_seconds() if moment is not None else None

@@ -10,12 +10,11 @@ the hash of the body, without parsing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from modbot.core.feed import IncidentsFeed, parse_incidents_object
+from modbot.core.feed import IncidentsFeed, decode, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedMalformed, FeedNotJSON, FeedUnavailable
 from modbot.ports import Fetched
@@ -65,9 +64,9 @@ class GcloudClient:
         if since.digest == validators.digest:
             return Fetched(feed=None, validators=since, received_bytes=len(page.body))
         try:
-            data = json.loads(page.body)
-        except ValueError:
-            raise FeedMalformed(f"{self.url}: not JSON") from None
+            data = decode(page.body)
+        except FeedMalformed as exc:
+            raise FeedMalformed(f"{self.url}: {exc}") from None
         if not isinstance(data, list):
             raise FeedMalformed(f"{self.url}: not a list of incidents")
         return Fetched(
@@ -106,7 +105,8 @@ def _names(product: Mapping[str, Any]) -> set[str]:
 def _incident(item: Mapping[str, Any], products: set[str]) -> dict[str, Any]:
     ident = str(item["id"])
     ended = item.get("end")
-    updates = [u for u in item.get("updates") or [] if isinstance(u, Mapping)]
+    listed = item.get("updates")
+    updates = [u for u in listed if isinstance(u, Mapping)] if isinstance(listed, list) else []
     return {
         "id": ident,
         "name": item.get("external_desc") or "",

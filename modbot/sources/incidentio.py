@@ -15,13 +15,12 @@ longer ongoing keeps the components it was seen with (``components_known`` False
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from modbot.core.feed import Component, Incident, IncidentsFeed, parse_incidents_object
+from modbot.core.feed import Component, Incident, IncidentsFeed, decode, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedError, FeedMalformed, FeedNotJSON, FeedUnavailable
 from modbot.ports import Fetched
@@ -95,16 +94,18 @@ class IncidentioClient:
         size = len(page.body) + (len(summary.body) if summary else 0)
         if since.digest == digest:
             return Fetched(feed=None, validators=since, received_bytes=size)
+        feed = self.snapshot(page.body, summary)
+        return Fetched(feed=feed, validators=Validators(digest=digest), received_bytes=size)
+
+    def snapshot(self, body: bytes, summary: Page | None) -> IncidentsFeed:
+        """The incidents list (and the summary, when wanted), in the snapshot every source
+        produces."""
         try:
-            feed = parse_incidents_object(json.loads(page.body))
-        except ValueError:
-            raise FeedMalformed(f"{self.url}: not JSON") from None
+            feed = parse_incidents_object(decode(body))
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from None
         feed = self._ids.valid(feed)
-        if self.wants_summary:
-            feed = self._with_summary(feed, summary)
-        return Fetched(feed=feed, validators=Validators(digest=digest), received_bytes=size)
+        return self._with_summary(feed, summary) if self.wants_summary else feed
 
     async def _summary(self) -> Page | None:
         """The page's own summary, or None (said once) when it cannot be read."""
@@ -155,8 +156,8 @@ def _summary_of(page: Page | None) -> Mapping[str, Any] | None:
     if page is None:
         return None
     try:
-        data = json.loads(page.body)
-    except ValueError:
+        data = decode(page.body)
+    except FeedMalformed:
         return None
     summary = data.get("summary") if isinstance(data, Mapping) else None
     return summary if isinstance(summary, Mapping) else None

@@ -10,13 +10,18 @@ describe, so a failed save can never make a later 304 hide a change.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from modbot.core.feed import Incident, IncidentsFeed, parse_incidents, parse_incidents_object
+from modbot.core.feed import (
+    Incident,
+    IncidentsFeed,
+    decode,
+    parse_incidents,
+    parse_incidents_object,
+)
 from modbot.core.records import Validators
 from modbot.errors import FeedError, FeedMalformed, FeedNotJSON, FeedUnavailable
 from modbot.ports import Fetched
@@ -137,10 +142,10 @@ class StatuspageClient:
     def _parse(self, page: Page) -> list[Incident]:
         """The maintenances, marked as such; an unreadable document is said once, not fatal."""
         try:
-            data = json.loads(page.body)
+            data = decode(page.body)
             items = data.get("scheduled_maintenances") if isinstance(data, dict) else None
             feed = parse_incidents_object({"incidents": items if isinstance(items, list) else []})
-        except (ValueError, FeedMalformed) as exc:
+        except FeedMalformed as exc:
             self._no_maintenances(f"not a maintenances document: {exc}"[:200])
             return []
         marked = [i.model_copy(update={"maintenance": True}) for i in feed.incidents]
@@ -174,16 +179,22 @@ class StatuspageClient:
         )
 
     def valid(self, feed: IncidentsFeed) -> IncidentsFeed:
-        """The feed without incidents whose id is not a Statuspage id (warned once each)."""
+        """The feed without incidents whose id is not a Statuspage id (warned once each,
+        as are the entries the parser skipped for want of an id)."""
+        for reason in feed.skipped:
+            self._refuse(reason, f"skipping {reason}")
         kept = [i for i in feed.incidents if INCIDENT_ID.fullmatch(i.id)]
         if len(kept) == len(feed.incidents):
             return feed
         for incident in feed.incidents:
-            if not INCIDENT_ID.fullmatch(incident.id) and incident.id not in self._refused:
-                self._refused.add(incident.id)
-                log.warning(
-                    "%s: skipping an incident whose id %r is not a Statuspage id",
-                    self.url,
-                    incident.id[:80],
+            if not INCIDENT_ID.fullmatch(incident.id):
+                self._refuse(
+                    incident.id,
+                    f"skipping an incident whose id {incident.id[:80]!r} is not a Statuspage id",
                 )
         return feed.model_copy(update={"incidents": kept})
+
+    def _refuse(self, key: str, message: str) -> None:
+        if key not in self._refused:
+            self._refused.add(key)
+            log.warning("%s: %s", self.url, message)

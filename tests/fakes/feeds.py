@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from xml.sax.saxutils import escape
+
 from tests.conftest import ROOT, SAMPLES
 
 PROVIDERS = ROOT / "tests" / "data" / "providers"
@@ -15,6 +19,23 @@ FEEDS = {
         "application/rss+xml",
     ),
 }
+
+
+def rss(link: str, items: list[tuple[str, str, str]]) -> tuple[bytes, str]:
+    """A small RSS feed whose channel ``<link>`` is ``link``; items are (guid, item
+    link, HTML description), dated now."""
+    now = format_datetime(datetime.now(UTC), usegmt=True)
+    entries = "".join(
+        f"<item><title>Elevated errors</title><link>{escape(url)}</link>"
+        f'<guid isPermaLink="false">{escape(guid)}</guid>'
+        f"<description>{escape(html)}</description><pubDate>{now}</pubDate></item>"
+        for guid, url, html in items
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>Status</title><link>{escape(link)}</link>{entries}</channel></rss>"
+    )
+    return body.encode(), "application/rss+xml"
 
 
 def feed(name: str) -> tuple[bytes, str]:

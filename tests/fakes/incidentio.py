@@ -55,6 +55,7 @@ class FakeIncidentio:
         self.incidents: list[dict[str, Any]] = copy.deepcopy(COMPAT["incidents"])
         self.summary: dict[str, Any] = copy.deepcopy(SUMMARY)
         self.summary["ongoing_incidents"] = []
+        self.page_url: str | None = None  # the URL the page gives for itself (its own)
         self.publish()
 
     @property
@@ -63,7 +64,7 @@ class FakeIncidentio:
 
     def publish(self) -> None:
         """Serve the current incidents and summary (no ETag, no Last-Modified: as real)."""
-        page = dict(COMPAT["page"], url=self.site.url + "/")
+        page = dict(COMPAT["page"], url=self.page_url or self.site.url + "/")
         self.site.put(INCIDENTS_PATH, json.dumps({"page": page, "incidents": self.incidents}))
         self.site.put(self.summary_path, json.dumps({"summary": self.summary}))
 

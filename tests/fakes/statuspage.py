@@ -166,6 +166,8 @@ class FakeStatuspage:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
+        if self.document["page"] == PAGE:
+            self.set_document(dict(self.document, page=self.page()))
         return self.url
 
     async def stop(self) -> None:
@@ -182,9 +184,13 @@ class FakeStatuspage:
         await self.stop()
 
     # --- content ----------------------------------------------------------------------
+    def page(self) -> dict[str, Any]:
+        """The page as a real one describes itself: at its own URL, once serving."""
+        return dict(PAGE, url=self.url or PAGE["url"])
+
     def set_incidents(self, incidents: list[dict[str, Any]]) -> None:
         """Serve these incidents (newest first) from now on."""
-        self.document = {"page": dict(PAGE), "incidents": copy.deepcopy(incidents)}
+        self.document = {"page": self.page(), "incidents": copy.deepcopy(incidents)}
         self._encode()
 
     def set_document(self, document: dict[str, Any]) -> None:
