@@ -5,8 +5,10 @@ a child process: CPU and bytes per poll), ``bench.latency`` (the real ``modbot r
 latency, Reddit calls per update and per unchanged poll, CPU per poll, peak RSS),
 ``bench.scale`` (50 open incidents, then 200 feed changes in 10 seconds),
 ``bench.history`` (cost against 1k and 100k settled incidents), ``bench.startup``
-(how fast ``modbot --help`` and ``modbot status`` start) and ``bench.watches`` (1, 10
-and 50 watches of all four kinds; fairness of the shared Reddit budget).
+(how fast ``modbot --help`` and ``modbot status`` start), ``bench.watches`` (1, 10
+and 50 watches of all four kinds; fairness of the shared Reddit budget) and
+``bench.reports`` (readers' outage reports replayed from the labelled corpus:
+classification, early notices' lead and false notices).
 
     python -m bench [--polls 1000] [--poll-interval 2]
 """
@@ -22,7 +24,7 @@ import sys
 from contextlib import redirect_stdout
 from datetime import UTC, datetime
 
-from bench import core, history, latency, scale, startup, watches
+from bench import core, history, latency, reports, scale, startup, watches
 
 
 def machine() -> str:
@@ -46,6 +48,8 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         grown = await history.main(sizes)
         started = await asyncio.to_thread(startup.main, 10)
         many = await watches.main([1, 10, 50], poll)
+        corpus = reports.load()
+        scores, outcome = await asyncio.to_thread(reports.measure)
     bare = started["python -c pass"]
     one, *_, fifty = many["sizes"]
     fair = many["fairness"]
@@ -85,6 +89,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
             (f"unchanged {kind} poll, CPU (hash only)", f"{ms:.2f} ms", "< 2")
             for kind, ms in many["unchanged"].items()
         ],
+        *reports.rows(scores, outcome, corpus.days),
     ]  # fmt: skip
 
 

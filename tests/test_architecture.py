@@ -176,7 +176,14 @@ def test_the_pure_core_loads_no_io_library() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["run", "--help"], ["status", "--help"], ["post", "--help"], ["check", "-h"]],
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["status", "--help"],
+        ["post", "--help"],
+        ["check", "-h"],
+        ["reports", "explain", "--help"],
+    ],
 )
 def test_help_loads_no_heavy_library(argv: list[str]) -> None:
     loaded = loaded_after(

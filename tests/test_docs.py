@@ -119,15 +119,17 @@ def test_env_example_copied_unchanged_is_a_valid_dry_run_configuration() -> None
     assert settings.timezone is None
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize(
+    "command", [*([name] for name in sorted(COMMANDS)), ["reports", "explain"]], ids=" ".join
+)
 def test_every_command_help_ends_with_an_example_that_parses(
-    command: str, capsys: pytest.CaptureFixture[str]
+    command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        main([command, "--help"])
+        main([*command, "--help"])
     assert exited.value.code == 0
     heading, example = capsys.readouterr().out.rstrip().splitlines()[-2:]
     assert heading == "example:"
     words = shlex.split(example)
-    assert words[0] == "modbot"
-    assert build_parser().parse_args(words[1:]).command == command
+    assert words[:1] + words[1 : len(command) + 1] == ["modbot", *command]
+    assert build_parser().parse_args(words[1:]).command == command[0]

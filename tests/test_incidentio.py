@@ -147,3 +147,102 @@ async def test_without_the_summary_it_says_so_once_and_posts_unfiltered(
     said = [r for r in caplog.records if "cannot read the page's summary" in r.getMessage()]
     assert len(said) == 1
     assert said[0].levelno == logging.WARNING
+
+
+# --- empty update bodies (OpenAI's compatible list, March 2026) --------------------------
+
+
+def _bodies(fetched_feed: object) -> dict[str, str]:
+    return {u.id: u.body for i in fetched_feed.incidents for u in i.incident_updates}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("text_as", ["string", "markdown", "tree"])
+async def test_empty_bodies_are_taken_from_the_pages_own_feed(
+    page: FakeIncidentio, http: httpx.AsyncClient, text_as: str
+) -> None:
+    page.empty_bodies(text_as)
+    fetched = await IncidentioClient(page.site.url, http).fetch(Validators())
+    assert fetched.feed is not None
+    expected = {u["id"]: u["body"] for i in COMPAT["incidents"] for u in i["incident_updates"]}
+    got = _bodies(fetched.feed)
+    assert got.keys() == expected.keys()
+    for ident, body in expected.items():
+        # The tree form has no markup and one line per paragraph; the text is the same.
+        assert got[ident].split() == body.split(), ident
+    assert page.site.requests[page.texts_path] == 1
+
+
+async def test_with_bodies_present_the_pages_own_feed_is_not_read(
+    page: FakeIncidentio, http: httpx.AsyncClient
+) -> None:
+    await IncidentioClient(page.site.url, http).fetch(Validators())
+    assert page.site.requests[page.texts_path] == 0
+
+
+@pytest.mark.parametrize("trouble", ["missing", "failing"])
+async def test_without_the_pages_own_feed_an_update_says_no_text_was_published(
+    page: FakeIncidentio,
+    http: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    trouble: str,
+) -> None:
+    page.empty_bodies()
+    if trouble == "missing":
+        page.site.answers.pop(page.texts_path)
+    else:
+        page.site.misbehave(page.texts_path, "status", 500)
+    client = IncidentioClient(page.site.url, http, attempts=1)
+    with caplog.at_level(logging.WARNING):
+        first = await client.fetch(Validators())
+        await client.fetch(Validators())
+    assert first.feed is not None
+    assert set(_bodies(first.feed).values()) == {"(no text published)"}  # never empty
+    assert caplog.text.count("updates without text") == 1  # said once
+
+
+async def test_a_text_that_appears_later_edits_the_comment(
+    page: FakeIncidentio, make_settings: Callable[..., Settings]
+) -> None:
+    ongoing_codex = reopened(CODEX, "01AAAAAAAAAAAAAAAAAAAAAAAA")
+    page.set([], [])
+    settings = make_settings(statuspage_url=page.site.url, source_kind="incidentio")
+    out = io.StringIO()
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()  # the baseline
+        page.empty_bodies()
+        page.site.misbehave(page.texts_path, "status", 404)
+        page.set([ongoing_codex], [])
+        await app.run_once()
+        page.site.heal(page.texts_path)
+        await app.run_once()
+    first, *edits = out.getvalue().split("[dry-run] EDIT")
+    assert edits
+    assert "no text published" in first  # (escaped for Reddit)
+    assert "We have applied the mitigation" not in first
+    assert "We have applied the mitigation" in out.getvalue().split("[dry-run] EDIT")[-1]
+
+
+async def test_a_filter_may_name_a_group_of_the_page(
+    page: FakeIncidentio, make_settings: Callable[..., Settings]
+) -> None:
+    """Groq's models sit in groups (Production, Preview Models): naming the group is
+    enough, as `components = ["ChatGPT"]` is for OpenAI's page."""
+    model, other = (
+        reopened(CODEX, "01AAAAAAAAAAAAAAAAAAAAAAAA"),
+        reopened(CODEX, "01BBBBBBBBBBBBBBBBBBBBBBBB"),
+    )
+    page.set([], [])
+    settings = make_settings(
+        statuspage_url=page.site.url, source_kind="incidentio", components=("Production",)
+    )
+    out = io.StringIO()
+    async with App(settings, dry_run=True, out=out) as app:
+        await app.run_once()
+        page.set(
+            [model, other],
+            [ongoing(model, "llama-3.1-8b-instant"), ongoing(other, "qwen/qwen3-32b")],
+        )
+        await app.run_once()
+    printed = out.getvalue()
+    assert "incident 01AAAAAAAAAAAAAAAAAAAAAAAA" in printed
+    assert "01BBBBBBBBBBBBBBBBBBBBBBBB" not in printed  # a Preview model

@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="replay a real incident offline and show each comment version",
         description="Replay a bundled real incident through the real pipeline in dry-run, "
-        "with no network and no credentials: from status.claude.com (Atlassian Statuspage) "
-        "or, with --kind incidentio, from status.openai.com (incident.io).",
+        "with no network and no credentials: from status.claude.com (Atlassian Statuspage), "
+        "with --kind incidentio from status.openai.com (incident.io), or with --provider NAME "
+        "from that provider's platform (its real sample, read as the live page is read).",
     )
     demo.add_argument(
         "--delay",
@@ -150,6 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("statuspage", "incidentio"),
         default="statuspage",
         help="which vendor's page to replay (default: statuspage)",
+    )
+    demo.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="replay a real incident of this provider's platform (see `modbot providers`)",
+    )
+
+    providers = commands.add_parser(
+        "providers",
+        parents=[common],
+        help='list the providers modbot knows by name (provider = "..." in a watch)',
+        description="List modbot's catalog of AI providers: each one's name for a watch's "
+        "`provider`, its status page, the platform and kind that read it, the component "
+        "names a watch can filter on, and whether a real response of the page is in modbot's "
+        "tests (verified), not yet (unverified), or the page cannot be read (not supported).",
+    )
+    providers.add_argument(
+        "--markdown", action="store_true", help="print the README's Providers table instead"
     )
 
     post = commands.add_parser(
@@ -224,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_of in (pause, resume):
         _watch_option(parser_of)
 
+    _reports_parser(commands, common)
+
     migrate = commands.add_parser(
         "migrate-store",
         parents=[common],
@@ -239,10 +260,51 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATABASE",
         help="the destination: postgresql://user:password@host/dbname, or a file path",
     )
-    for name, sub in commands.choices.items():
-        sub.epilog = f"example:\n  {EXAMPLES[name]}"
-        sub.formatter_class = _ExampleFormatter
+    return _with_examples(parser, commands.choices)
+
+
+def _with_examples(
+    parser: argparse.ArgumentParser, commands: dict[str, argparse.ArgumentParser]
+) -> argparse.ArgumentParser:
+    _give_examples(commands)
     return parser
+
+
+def _give_examples(parsers: dict[str, argparse.ArgumentParser], example: str | None = None) -> None:
+    """End each command's --help with its example (``EXAMPLES``), and its subcommands'
+    (``reports explain``) with the same one."""
+    for name, parser in parsers.items():
+        shown = example or EXAMPLES[name]
+        parser.epilog = f"example:\n  {shown}"
+        parser.formatter_class = _ExampleFormatter
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _give_examples(action.choices, shown)
+
+
+def _reports_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``modbot reports explain TEXT``."""
+    reports = commands.add_parser(
+        "reports",
+        parents=[common],
+        help="readers' outage reports: why a text counts as one or not",
+        description="Readers' posts and comments as outage reports (the rules are "
+        "modbot/data/report_rules.toml). Needs no credentials and no network.",
+    )
+    about = reports.add_subparsers(dest="reports_command", metavar="SUBCOMMAND", required=True)
+    explain = about.add_parser(
+        "explain",
+        parents=[common],
+        help="show which report rules a text matches, and the verdict",
+        description="Check TEXT against the report rules: every group of terms it names, "
+        "every rule and why it holds or not, and the verdict with the error codes and "
+        "products it names. Only the rules' own labels are printed, never the text. With "
+        "--watch, the watch's components name the products.",
+    )
+    explain.add_argument("text", metavar="TEXT", help="the text to check; - reads it from stdin")
+    _watch_option(explain)
 
 
 class _ExampleFormatter(argparse.HelpFormatter):
@@ -267,6 +329,8 @@ EXAMPLES = {
     "pause": "modbot pause --watch openai",
     "resume": "modbot resume --watch openai",
     "migrate-store": "modbot migrate-store --to postgresql://modbot:PASSWORD@db.example.org/modbot",
+    "providers": "modbot providers --markdown",
+    "reports": "modbot reports explain 'is claude down? 529 overloaded since 10 minutes'",
 }
 
 
@@ -367,7 +431,9 @@ COMMANDS: dict[str, Handler] = {
     "check": lambda sv, a, s, out: _run(
         sv.check_live(s, out) if a.live else sv.check(s, out, connect=a.connect)
     ),
-    "demo": lambda sv, a, s, out: _run(sv.demo(s, out, max(a.delay, 0.0), a.kind)),
+    "demo": lambda sv, a, s, out: _run(
+        sv.demo(s, out, max(a.delay, 0.0), a.kind, provider=a.provider)
+    ),
     "auth": lambda sv, a, s, out: _run(sv.auth(s, out, port=a.port, wait=a.timeout)),
     "post": lambda sv, a, s, out: _run(
         sv.post(
@@ -392,7 +458,9 @@ COMMANDS: dict[str, Handler] = {
         )
     ),
     "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
+    "providers": lambda sv, a, s, out: sv.providers(out, markdown=a.markdown),
     "migrate-store": lambda sv, a, s, out: _run(sv.migrate_store(s, a.to, out)),
+    "reports": lambda sv, a, s, out: sv.reports_explain(s, _report_text(a.text), out, a.watch),
     "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out, watch_name=a.watch)),
     "resume": lambda sv, a, s, out: _run(
         sv.set_pause(s, paused=False, out=out, watch_name=a.watch)
@@ -414,6 +482,11 @@ def _notice_text(args: argparse.Namespace) -> str | None:
     if not text.strip():
         raise ModbotError(f"{args.file} is empty")
     return text
+
+
+def _report_text(text: str) -> str:
+    # At most what the rules read, and a little more so that "read 4096 of more" shows.
+    return sys.stdin.read(1 << 20) if text == "-" else text
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -84,21 +85,22 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
             return 0 if report.ok else 1
         stop = asyncio.Event()
         with stop_on_signals(stop):
-            await app.run(stop, _first_poll_note(settings, out) if dry else None)
+            await app.run(stop, _first_poll_note(settings, watches[0].url, out) if dry else None)
         if app.fatal is not None:
             raise app.fatal
     log.info("stopped; state saved in %s", settings.database)
     return 0
 
 
-def _first_poll_note(settings: Settings, out: TextIO) -> Callable[[PollReport], None]:
-    """In dry-run, say plainly what happens when the first poll fails (e.g. offline)."""
+def _first_poll_note(settings: Settings, url: str, out: TextIO) -> Callable[[PollReport], None]:
+    """In dry-run, say plainly what happens when the first poll fails (e.g. offline);
+    ``url`` is the (first) watch's page, the catalog's with MODBOT_PROVIDER."""
     state = {"first": True}
 
     def note(report: PollReport) -> None:
         if state["first"] and not report.ok:
             out.write(
-                f"modbot: cannot read {settings.statuspage_url} yet ({report.message}).\n"
+                f"modbot: cannot read {url} yet ({report.message}).\n"
                 f"Still trying every {settings.poll_interval:g} s; comments appear here once it "
                 "answers. To see what the bot posts without any network, run: modbot demo\n"
             )
@@ -312,7 +314,37 @@ async def _check_feed(settings: Settings, watch: Watch, line: Callable[[str, str
         line("feed", f"{watch.name}: FAILED: {exc}")
         return 1
     line("feed", f"{watch.name}: ok: {len(feed.incidents)} incidents listed")
+    await _check_components(settings, watch, line)
     return 0
+
+
+async def _check_components(
+    settings: Settings, watch: Watch, line: Callable[[str, str], None]
+) -> None:
+    """Name the page's components, and warn about filter names that match none of them
+    (a misspelt filter would post nothing, forever)."""
+    from modbot.errors import FeedError  # noqa: PLC0415
+    from modbot.sources.components import listed_components  # noqa: PLC0415
+    from modbot.sources.fetch import make_http_client  # noqa: PLC0415
+
+    try:
+        async with make_http_client(settings.http_timeout) as http:
+            listed = await listed_components(watch, http)
+    except FeedError as exc:
+        line("components", f"{watch.name}: cannot list them ({exc})")
+        return
+    if listed is None:
+        line("components", f"{watch.name}: the page does not list its components")
+        return
+    which = "the page lists" if listed.complete else "the incidents on the page name"
+    line("components", f"{watch.name}: {which}: {', '.join(listed.names) or 'none'}")
+    for name in listed.unmatched(watch.components):
+        more = "" if listed.complete else " (only those of its listed incidents are known)"
+        line(
+            "components",
+            f"{watch.name}: WARNING: the filter {name!r} matches none of the names "
+            f"{which}{more}: incidents would be posted only if one matched",
+        )
 
 
 async def _check_reddit(
@@ -516,22 +548,63 @@ async def auth(settings: Settings, out: TextIO, *, port: int, wait: float) -> in
     return 0
 
 
+# --- providers --------------------------------------------------------------------------------
+
+
+def providers(out: TextIO, *, markdown: bool = False) -> int:
+    """``modbot providers``: the catalog of providers a watch can name."""
+    from modbot.config import catalog  # noqa: PLC0415
+
+    out.write(catalog.markdown_table() if markdown else catalog.listing())
+    return 0
+
+
 # --- demo -------------------------------------------------------------------------------------
 
 
-async def demo(settings: Settings, out: TextIO, delay: float, kind: str = "statuspage") -> int:
+async def demo(
+    settings: Settings,
+    out: TextIO,
+    delay: float,
+    kind: str = "statuspage",
+    *,
+    provider: str | None = None,
+) -> int:
     """``modbot demo``: replay a real incident through the real pipeline, offline."""
     from modbot.app import App  # noqa: PLC0415
+    from modbot.config.catalog import lookup  # noqa: PLC0415
     from modbot.config.watches import load_watches  # noqa: PLC0415
     from modbot.errors import FeedError  # noqa: PLC0415
-    from modbot.sources.demo import DEMOS, ReplaySource, demo_documents  # noqa: PLC0415
+    from modbot.sources.demo import (  # noqa: PLC0415
+        DEMOS,
+        ReplaySource,
+        demo_documents,
+        moved_to,
+        provider_demo,
+    )
 
-    url = DEMOS[kind]
-    documents, source_note = demo_documents(kind)
+    where = ""
+    if provider is not None:
+        entry = lookup(provider)
+        documents, url, source_note = provider_demo(entry)
+        kind = entry.kind
+        # The page before the incident, so that the incident is new to the bot.
+        documents = [{"page": documents[0]["page"], "incidents": []}, *documents]
+        if entry.demo_note:
+            where = f"for {entry.display_name} ({entry.demo_note})"
+        if documents[1]["incidents"][0]["status"] in ("resolved", "postmortem"):
+            # Resolved at its first update: news only if it happens now (its times are
+            # moved, its text and order kept, and the output says so).
+            # (A few seconds ahead: the bot's first poll, its baseline, comes after this.)
+            documents = moved_to(documents, datetime.now(UTC) + timedelta(seconds=10))
+            source_note += "; its times are moved to the present, as it has one update only"
+    else:
+        url = DEMOS[kind]
+        documents, source_note = demo_documents(kind)
     replay = ReplaySource(documents, url)
-    host = url.split("//", 1)[-1]
+    where = where or f"from {url.split('//', 1)[-1]}"
     out.write(
-        f"modbot demo: replaying a real incident from {host}, one status update at a\n"
+        f"modbot demo: replaying a real incident {where}, one status update at a\n"
         "time, through the real pipeline (diff, templates, store, delivery) in dry-run.\n"
         "No network and no Reddit account are used; each comment version is printed below.\n\n"
     )
@@ -544,16 +617,16 @@ async def demo(settings: Settings, out: TextIO, delay: float, kind: str = "statu
                 "min_edit_interval": 0.0,
                 "components": (),
                 "config": None,
+                "provider": None,
             }
         )
         watches = load_watches(demo_settings.model_copy(update={"config": None}))[:1]
         async with App(demo_settings, dry_run=True, out=out, source=replay, watches=watches) as app:
             for number in range(len(documents)):
                 replay.step = number
-                status = documents[number]["incidents"][0]["status"]
-                out.write(
-                    f">>> step {number + 1}/{len(documents)}: the page says {status.upper()}\n\n"
-                )
+                listed = documents[number]["incidents"]
+                says = f"says {listed[0]['status'].upper()}" if listed else "lists no incident yet"
+                out.write(f">>> step {number + 1}/{len(documents)}: the page {says}\n\n")
                 out.flush()
                 report = await app.run_once()
                 if not report.ok:
@@ -684,6 +757,26 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
     finally:
         await store.close()
     out.write(text + "\n")
+    return 0
+
+
+def reports_explain(
+    settings: Settings, text: str, out: TextIO, watch_name: str | None = None
+) -> int:
+    """``modbot reports explain TEXT``: which report rules a text matches, and why.
+    Prints only the rules' labels and the watch's component names, never the text."""
+    from modbot.config.reportrules import shipped_rules  # noqa: PLC0415
+    from modbot.config.watches import pick  # noqa: PLC0415
+    from modbot.core.reports import describe, explain  # noqa: PLC0415
+
+    watches = _watches(settings)
+    watch = pick(watches, watch_name) if watch_name or len(watches) == 1 else None
+    components = watch.components if watch is not None else ()
+    # A watch's own rule changes (its report_rules table) join here once watches carry them.
+    rules = shipped_rules()
+    if watch is not None and watch_name:
+        out.write(f"watch {watch.name}\n")
+    out.write(describe(explain(text, rules, components), components) + "\n")
     return 0
 
 

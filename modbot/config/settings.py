@@ -128,7 +128,12 @@ class Settings(BaseSettings):
     # --- status page (the watch named "default", when there is no watches file) ---
     config: Path | None = None
     statuspage_url: str = "https://status.claude.com"
-    source_kind: Literal["auto", "statuspage", "incidentio", "atom", "gcloud"] = "auto"
+    # A provider of the catalog (`modbot providers`): its page and kind, unless the two
+    # settings around it are set too.
+    provider: str | None = None
+    source_kind: Literal[
+        "auto", "statuspage", "incidentio", "atom", "gcloud", "betterstack", "datadog"
+    ] = "auto"
     maintenance: bool = False
     poll_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
     http_timeout: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
@@ -217,6 +222,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "crash_at",
+        "provider",
         "timezone",
         "subreddit",
         "reddit_user_agent",

@@ -10,6 +10,7 @@ the Reddit budget are global settings, never in the file, so it can be shared.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modbot import default_templates_dir
+from modbot.config.catalog import Resolved, resolve
 from modbot.config.settings import (
     MIN_INTERVAL,
     Settings,
@@ -31,13 +33,16 @@ from modbot.config.settings import (
 from modbot.core.records import PageInfo
 from modbot.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_WATCH = "default"
 DEFAULT_CONFIG = Path("modbot.toml")
-KINDS = ("auto", "statuspage", "incidentio", "atom", "gcloud")
+KINDS = ("auto", "statuspage", "incidentio", "atom", "gcloud", "betterstack", "datadog")
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 KEYS = frozenset(
     {
         "name",
+        "provider",
         "url",
         "kind",
         "subreddit",
@@ -67,6 +72,7 @@ class Watch:
     poll_interval: float
     maintenance: bool
     wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
+    provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
 
     def scope(self, dry_run: bool) -> str:
         """The store key of this watch (see ``watch_scope``)."""
@@ -131,19 +137,44 @@ def load_watches(settings: Settings) -> list[Watch]:
 
 
 def _default_watch(settings: Settings) -> Watch:
+    # With MODBOT_PROVIDER, the URL and kind are the catalog's unless set to something
+    # other than their defaults (so that a copied .env.example does not override them).
+    defaults = Settings.model_fields
+    url, kind = settings.statuspage_url, settings.source_kind
+    resolved = _resolved(
+        "MODBOT_PROVIDER",
+        settings.provider,
+        None if settings.provider and url == defaults["statuspage_url"].default else url,
+        None if settings.provider and kind == defaults["source_kind"].default else kind,
+        settings.components,
+    )
     return Watch(
         name=DEFAULT_WATCH,
-        url=settings.statuspage_url,
-        kind=settings.source_kind,
+        url=resolved.url,
+        kind=resolved.kind,
         subreddit=settings.subreddit,
         megathread_title=settings.megathread_title,
-        components=settings.components,
+        components=resolved.components,
         timezone=settings.timezone,
         templates_dir=settings.templates_dir,
         poll_interval=settings.poll_interval,
         maintenance=settings.maintenance,
         wiki_templates=settings.wiki_templates,
+        provider=resolved.provider.name if resolved.provider else None,
     )
+
+
+def _resolved(
+    where: str, provider: str | None, url: str | None, kind: str | None, components: Sequence[str]
+) -> Resolved:
+    """The catalog's page, kind and filter for a watch (see ``catalog.resolve``)."""
+    try:
+        resolved = resolve(provider, url, kind, components)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    for warning in resolved.warnings:
+        log.warning("%s: %s", where, warning)
+    return resolved
 
 
 def _watch(path: Path, number: int, table: object, settings: Settings) -> Watch:
@@ -165,19 +196,30 @@ def _watch(path: Path, number: int, table: object, settings: Settings) -> Watch:
     unknown = sorted(set(table) - KEYS)
     if unknown:
         raise ConfigError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(sorted(KEYS))})")
-    for key in ("name", "url"):
+    for key in ("name",) if "provider" in table else ("name", "url"):
         if key not in table:
             raise ConfigError(f"{where}: {key}: required")
-    kind = field("kind", _kind, "auto")
+    kind = field("kind", _kind, None)
+    resolved = _resolved(
+        where,
+        field("provider", _text, None),
+        field("url", _text, None),
+        kind,
+        field("components", _components, settings.components),
+    )
+    url = resolved.url
+    if "url" in table:  # a catalog URL is trusted; the watch's own is checked for its kind
+        check = feed_url if resolved.kind == "atom" else page_url
+        url = field("url", lambda v: check(v, "url"), "")
     watch = Watch(
         name=field("name", _name, None),
-        url=field("url", lambda v: (feed_url if kind == "atom" else page_url)(_text(v), "url"), ""),
-        kind=kind,
+        url=url,
+        kind=resolved.kind,
         subreddit=field("subreddit", lambda v: subreddit_name(_text(v)), settings.subreddit),
         megathread_title=field(
             "megathread_title", lambda v: title_pattern(_text(v)), settings.megathread_title
         ),
-        components=field("components", _components, settings.components),
+        components=resolved.components,
         timezone=field("timezone", lambda v: timezone_name(_text(v)), settings.timezone),
         templates_dir=field(
             "templates_dir", lambda v: templates_folder(Path(_text(v))), settings.templates_dir
@@ -185,6 +227,7 @@ def _watch(path: Path, number: int, table: object, settings: Settings) -> Watch:
         poll_interval=field("poll_interval", _interval(settings), settings.poll_interval),
         maintenance=field("maintenance", _flag, settings.maintenance),
         wiki_templates=field("wiki_templates", _flag, settings.wiki_templates),
+        provider=resolved.provider.name if resolved.provider else None,
     )
     if settings.has_reddit_credentials and not watch.subreddit:
         raise ConfigError(f"{where}: subreddit: required when Reddit credentials are set")

@@ -30,6 +30,8 @@ from modbot.core import moments
 from modbot.errors import FeedMalformed
 
 T = TypeVar("T")
+# What an update shows when its source published no text for it: never an empty line.
+NO_TEXT = "(no text published)"
 
 
 def _text(value: object) -> str:
@@ -109,6 +111,9 @@ class Component(_Model):
     name: Text = ""
     status: Text = ""
     group: Flag = False
+    # The group the page shows it under ("ChatGPT" for OpenAI's "Login"), where the source
+    # knows it: a component filter may name the group.
+    group_name: Text = ""
 
 
 class Incident(_Model):

@@ -17,6 +17,7 @@ Pure and synchronous: no I/O, no clock. The bot keeps, per incident, an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -32,6 +33,7 @@ from modbot.core.records import (
 )
 
 OPERATIONAL = "operational"
+_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
 MAINTENANCE_DONE = "completed"
 
 
@@ -105,10 +107,13 @@ def view_of(incident: Incident) -> IncidentView:
 # --- component filter -------------------------------------------------------------------
 
 
-def _matches(name: str, wanted: Collection[str]) -> bool:
+def name_matches(name: str, wanted: Collection[str]) -> bool:
+    """A component's name, its group's ("Group - Name"), or either without a trailing
+    note in brackets ("Claude API" for "Claude API (api.anthropic.com)")."""
     folded = name.strip().casefold()
-    short = folded.rsplit(" - ", 1)[-1]
-    return folded in wanted or short in wanted
+    forms = {folded, folded.rsplit(" - ", 1)[-1], folded.split(" - ", 1)[0]}
+    forms |= {_PAREN.sub("", form).strip() for form in forms}
+    return not forms.isdisjoint(wanted)
 
 
 def touches(incident: Incident, components: Collection[str]) -> bool:
@@ -121,14 +126,17 @@ def touches(incident: Incident, components: Collection[str]) -> bool:
     if not components or not incident.components_known:
         return True  # an unknown set of components is not filtered: post rather than miss
     wanted = {c.strip().casefold() for c in components}
+    groups = {c.name: c.group_name for c in incident.components if c.group_name}
     statuses: list[tuple[str, str | None]] = [(c.name, c.status) for c in incident.components]
     for update in incident.incident_updates:
         for affected in update.affected_components:
             statuses.append((affected.name, affected.new_status))
             statuses.append((affected.name, affected.old_status))
+    # A component's group counts as the component (a filter may name "ChatGPT").
+    statuses += [(groups[name], status) for name, status in statuses if name in groups]
     degraded = [name for name, status in statuses if status and status.lower() != OPERATIONAL]
     candidates = degraded if degraded else [name for name, _ in statuses]
-    return any(_matches(name, wanted) for name in candidates)
+    return any(name_matches(name, wanted) for name in candidates)
 
 
 def _last_activity(incident: Incident) -> datetime | None:

@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from modbot.core.feed import decode
 from modbot.core.records import Validators
-from modbot.errors import FeedError, FeedNotJSON
+from modbot.errors import FeedError, FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
+from modbot.sources import betterstack, datadog
+from modbot.sources.betterstack import BetterstackClient
+from modbot.sources.datadog import DatadogClient
 from modbot.sources.feeds import FeedClient
 from modbot.sources.fetch import Fetcher, make_http_client
+from modbot.sources.gcloud import INCIDENTS_PATH as GCLOUD_INCIDENTS
 from modbot.sources.gcloud import GcloudClient
 from modbot.sources.incidentio import IncidentioClient
 from modbot.sources.statuspage import INCIDENTS_PATH, StatuspageClient
@@ -44,10 +49,10 @@ def make_source(watch: Watch, http: httpx.AsyncClient | None, *, attempts: int =
     assert http is not None
     if watch.kind == "auto":
         return AutoSource(watch, http, attempts=attempts)
-    return _source(watch.kind, watch, http, attempts)
+    return source_for(watch.kind, watch, http, attempts)
 
 
-def _source(kind: str, watch: Watch, http: httpx.AsyncClient, attempts: int) -> Source:
+def source_for(kind: str, watch: Watch, http: httpx.AsyncClient, attempts: int) -> Source:
     if kind == "incidentio":
         return IncidentioClient(
             watch.url,
@@ -60,6 +65,10 @@ def _source(kind: str, watch: Watch, http: httpx.AsyncClient, attempts: int) -> 
         return GcloudClient(watch.url, http, products=watch.components, attempts=attempts)
     if kind == "atom":
         return FeedClient(watch.url, http, attempts=attempts)
+    if kind == "betterstack":
+        return BetterstackClient(watch.url, http, components=watch.components, attempts=attempts)
+    if kind == "datadog":
+        return DatadogClient(watch.url, http, attempts=attempts)
     return StatuspageClient(watch.url, http, maintenance=watch.maintenance, attempts=attempts)
 
 
@@ -89,7 +98,7 @@ class AutoSource:
         if self.inner is None:
             kind = await detect(self.watch.url, self.http)
             log.info("%s: %s is a%s page", self.watch.name, self.watch.url, _article(kind))
-            self.inner = _source(kind, self.watch, self.http, self.attempts)
+            self.inner = source_for(kind, self.watch, self.http, self.attempts)
             self.url = self.inner.url
             self.home = self.inner.home  # a feed's: the site its URL is on
             if kind == "statuspage":
@@ -132,25 +141,58 @@ def _article(kind: str) -> str:
         "incidentio": "n incident.io",
         "gcloud": " Google Cloud status",
         "atom": "n Atom or RSS feed's",
+        "betterstack": " Better Stack",
+        "datadog": " Datadog status",
     }
     return names.get(kind, f" {kind}")
 
 
 async def detect(url: str, http: httpx.AsyncClient) -> str:
     """The kind of page at ``url``, from what it serves: Google Cloud's host; a feed's
-    address or content type; a Statuspage header or its 12-character ids; ULIDs."""
+    address or content type; a Statuspage header or its 12-character ids; ULIDs. Where
+    ``/api/v2/incidents.json`` is not JSON (a script shell, a 404), the documents other
+    platforms serve instead: Datadog's ``config.json``, Better Stack's ``index.json``,
+    Google Cloud's ``incidents.json``."""
     base = url.rstrip("/")
     by_address = _kind_of_address(base)
     if by_address is not None:
         return by_address
-    page = await Fetcher(http).get(base + INCIDENTS_PATH)
+    fetcher = Fetcher(http)
+    page = await fetcher.get(base + INCIDENTS_PATH)
     if "xml" in page.content_type or page.body.lstrip()[:5] == b"<?xml":
         return "atom"
-    if page.status == 200 and page.looks_like_html():
+    if page.status == 200 and not page.looks_like_html():
+        return _kind_of_json(page.headers, page.body)
+    for path, kind, recognised in PROBES:
+        answer = await fetcher.get(base + path)
+        if answer.status == 200 and not answer.looks_like_html() and recognised(answer.body):
+            return kind
+    if page.status == 200:
         return "statuspage"  # a challenge page in front of the JSON: Atlassian, probably
-    if page.status != 200:
-        raise FeedError(f"{url}: cannot tell what kind of status page this is (HTTP {page.status})")
-    return _kind_of_json(page.headers, page.body)
+    raise FeedError(f"{url}: cannot tell what kind of status page this is (HTTP {page.status})")
+
+
+def _json(body: bytes) -> object:
+    try:
+        return decode(body)
+    except FeedMalformed:
+        return None
+
+
+def _gcloud_list(body: bytes) -> bool:
+    data = _json(body)
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(i, Mapping) and "affected_products" in i for i in data)
+    )
+
+
+PROBES: tuple[tuple[str, str, Callable[[bytes], bool]], ...] = (
+    (datadog.CONFIG_PATH, "datadog", lambda body: datadog.looks_like_config(_json(body))),
+    (betterstack.INDEX_PATH, "betterstack", lambda body: betterstack.looks_like_index(_json(body))),
+    (GCLOUD_INCIDENTS, "gcloud", _gcloud_list),
+)
 
 
 def _kind_of_address(base: str) -> str | None:

@@ -105,6 +105,11 @@ def html_text(fragment: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def parse_feed(body: bytes) -> Any:
+    """An Atom or RSS document as feedparser reads it (the one module that uses it)."""
+    return feedparser.parse(body)
+
+
 def _status(label: str) -> str:
     return STATUSES.get(" ".join(label.lower().split()), " ".join(label.lower().split()))
 

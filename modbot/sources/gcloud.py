@@ -92,6 +92,20 @@ class GcloudClient:
         return any(_names(p) & self.products for p in _products(item))
 
 
+def product_names(data: Any) -> list[str] | None:
+    """Every product title (old and new) of the listed incidents, for ``check --connect``."""
+    if not isinstance(data, list):
+        return None
+    names = {
+        str(p.get(key) or "").strip()
+        for item in data
+        if isinstance(item, Mapping)
+        for p in _products(item)
+        for key in ("title", "current_title")
+    }
+    return sorted(n for n in names if n)
+
+
 def _products(item: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     value = item.get("affected_products")
     return [p for p in value if isinstance(p, Mapping)] if isinstance(value, list) else []
