@@ -596,6 +596,7 @@ class App:
                 wait = self.settings.poll_interval
             except ModbotError as exc:
                 log.error("%s: %s", name, exc)
+                log.debug("%s: details", name, exc_info=True)
                 wait = self.settings.poll_interval
             except Exception as exc:  # the loop must outlive any one failure
                 log.error("%s: unexpected %s: %s; carrying on", name, type(exc).__name__, exc)

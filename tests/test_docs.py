@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-import pytest
-
-from modbot.cli.main import COMMANDS, build_parser, main
+from modbot.cli.main import COMMANDS
 from modbot.config.settings import Settings, env_name
 from tests.conftest import ROOT
 
@@ -117,19 +115,3 @@ def test_env_example_copied_unchanged_is_a_valid_dry_run_configuration() -> None
     assert settings.statuspage_url == "https://status.claude.com"
     assert settings.components == ()
     assert settings.timezone is None
-
-
-@pytest.mark.parametrize(
-    "command", [*([name] for name in sorted(COMMANDS)), ["reports", "explain"]], ids=" ".join
-)
-def test_every_command_help_ends_with_an_example_that_parses(
-    command: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main([*command, "--help"])
-    assert exited.value.code == 0
-    heading, example = capsys.readouterr().out.rstrip().splitlines()[-2:]
-    assert heading == "example:"
-    words = shlex.split(example)
-    assert words[:1] + words[1 : len(command) + 1] == ["modbot", *command]
-    assert build_parser().parse_args(words[1:]).command == command[0]

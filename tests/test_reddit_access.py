@@ -69,7 +69,7 @@ def test_a_password_and_a_refresh_token_together_are_refused(
 
     with pytest.raises(ConfigError, match="either MODBOT_REDDIT_PASSWORD or"):
         make_settings(
-            subreddit="x",
+            subreddit="ClaudeAI",
             reddit_client_id="a",
             reddit_client_secret="b",
             reddit_username="u",

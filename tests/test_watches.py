@@ -59,6 +59,10 @@ def _watch(name: str, url: str = "https://s.example", **keys: str) -> str:
         (_watch("g", "https://status.cloud.google.com", kind="gcloud"), "components: required"),
         ("[[watch]\n", "not valid TOML"),
         ('title = "x"\n', "unknown key 'title'"),
+        (_watch("a") + "components = []\n", "components: an empty list matches no component"),
+        (_watch("a", subreddit="r/a_"), "subreddit: not a subreddit name: 3 to 21 letters"),
+        (_watch("a") + 'poll_interval = "30"\n', "watch 'a': poll_interval: must be a number"),
+        ("watch = [1]\n", "watch #1: not a table"),
     ],
 )
 def test_a_bad_watches_file_is_one_line_naming_file_watch_and_key(
@@ -70,6 +74,32 @@ def test_a_bad_watches_file_is_one_line_naming_file_watch_and_key(
     assert str(caught.value).startswith(str(path))
     assert says in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("subreddit", "Claude AI"),
+        ("timezone", "Mars/Olympus"),
+        ("megathread_title", "(unclosed"),
+        ("templates_dir", "/no/such/folder"),
+        ("url", "status.claude.com"),
+    ],
+)
+def test_a_watch_key_and_its_setting_say_the_same_about_one_value(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    # One check for both: the settings' validators are the watch model's.
+    setting = "statuspage_url" if key == "url" else key
+    with pytest.raises(ConfigError) as from_settings:
+        load_settings(None, **{setting: value})
+    path = config(tmp_path, _watch("a", **({key: value} if key != "url" else {})))
+    if key == "url":
+        path.write_text(_watch("a", value))
+    with pytest.raises(ConfigError) as from_file:
+        load_watches(load_settings(None, config=path))
+    said_by_settings = str(from_settings.value).split(f"MODBOT_{setting.upper()}: ", 1)[1]
+    assert str(from_file.value) == f"{path}: watch 'a': {key}: {said_by_settings}"
 
 
 def test_the_settings_are_every_watchs_defaults(tmp_path: Path) -> None:
@@ -106,7 +136,8 @@ async def test_a_bad_file_stops_start_up_with_one_line(tmp_path: Path) -> None:
     config(tmp_path, '[[watch]]\nname = "a"\nurl = "https://s.example"\nkind = "nope"\n')
     result = await run_cli("run", "--once", env={}, cwd=tmp_path)
     assert result.code == 2
-    assert "modbot.toml: watch 'a': kind:" in result.err
+    # The same form as a bad setting's: no log time or level before it.
+    assert result.err.startswith("modbot: modbot.toml: watch 'a': kind:")
     assert result.err.count("\n") == 1
 
 

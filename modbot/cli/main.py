@@ -31,6 +31,28 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
 
+# One example per command, ending its --help (short enough for one line of 80 columns).
+EXAMPLES = {
+    "run": "modbot run --dry-run",
+    "preview": "modbot preview --feed saved-incidents.json",
+    "check": "modbot check --connect",
+    "auth": "modbot auth --port 8080",
+    "demo": "modbot demo --kind incidentio --delay 0",
+    "post": 'modbot post "We know about the login errors and are on it."',
+    "refresh": "modbot refresh --all --dry-run",
+    "status": "modbot status --json",
+    "pause": "modbot pause --watch claude",
+    "resume": "modbot resume --watch claude",
+    "migrate-store": "modbot migrate-store --to postgresql://modbot:PASSWORD@db/modbot",
+    "providers": "modbot providers --markdown",
+    "reports": 'modbot reports explain "claude down? 529 overloaded in Claude Code"',
+}
+
+
+def _example(command: str) -> str:
+    return f"example: {EXAMPLES[command]}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(
@@ -62,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         parents=[common],
+        epilog=_example("run"),
         help="watch the status page and post/edit comments (the main loop)",
         description="Poll the status page and post or edit one comment per incident. "
         "Without Reddit credentials (or with --dry-run) it prints each comment instead. "
@@ -73,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview = commands.add_parser(
         "preview",
         parents=[common],
+        epilog=_example("preview"),
         help="print the comment for an incident (or all open ones); saves nothing",
         description="Render the comment for one incident, or for every open incident, from "
         "the live feed or a saved incidents.json. Nothing is saved or posted.",
@@ -84,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         parents=[common],
+        epilog=_example("check"),
         help="validate settings, templates and the state file",
         description="Validate settings and render every template against sample data; with "
         "Reddit credentials, log in and report the account, subreddit, moderator permissions "
@@ -108,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     auth = commands.add_parser(
         "auth",
         parents=[common],
+        epilog=_example("auth"),
         help="get a refresh token for an account with two-factor login",
         description="Log the bot's account in through the browser (Reddit's authorization-"
         "code flow) and print a refresh token for MODBOT_REDDIT_REFRESH_TOKEN: the way for "
@@ -133,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[common],
+        epilog=_example("demo"),
         help="replay a real incident offline and show each comment version",
         description="Replay a bundled real incident through the real pipeline in dry-run, "
         "with no network and no credentials: from status.claude.com (Atlassian Statuspage), "
@@ -166,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`provider`, its status page, the platform and kind that read it, the component "
         "names a watch can filter on, and whether a real response of the page is in modbot's "
         "tests (verified), not yet (unverified), or the page cannot be read (not supported).",
+        epilog=_example("providers"),
     )
     providers.add_argument(
         "--markdown", action="store_true", help="print the README's Providers table instead"
@@ -174,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     post = commands.add_parser(
         "post",
         parents=[common],
+        epilog=_example("post"),
         help="post a moderator notice, or one incident's comment, into the megathread",
         description="Post a moderator notice (rendered through templates/manual.md.j2; the "
         "text is shown literally) into the current megathread, replace an earlier notice "
@@ -199,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = commands.add_parser(
         "refresh",
         parents=[common],
+        epilog=_example("refresh"),
         help="re-render open incidents with the current templates; edit what changed",
         description="Re-render every tracked open incident (or one, or with --all every "
         "incident with a comment in the current megathread) with the current templates and "
@@ -218,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status",
         parents=[common],
+        epilog=_example("status"),
         help="what the bot is doing: megathread, incidents, deliveries, last poll",
         description="One screen from the state file: the megathread in use, the open "
         "incidents and the last 10 settled ones with their comments and last delivery, "
@@ -230,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     pause = commands.add_parser(
         "pause",
         parents=[common],
+        epilog=_example("pause"),
         help="stop posting (the running bot notices within one poll interval)",
         description="Stop posting and editing. The bot keeps polling; updates are delivered, "
         "coalesced to the latest state, after `modbot resume`.",
@@ -237,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser(
         "resume",
         parents=[common],
+        epilog=_example("resume"),
         help="start posting again after a pause",
         description="Start posting again; held updates go out within one poll interval.",
     )
@@ -248,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate-store",
         parents=[common],
+        epilog=_example("migrate-store"),
         help="copy the whole state into another store (e.g. SQLite into PostgreSQL)",
         description="Copy every row of the state in MODBOT_DATABASE into an empty store "
         "at --to (a PostgreSQL URL, or a SQLite file path), creating its schema. Refuses "
@@ -260,26 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATABASE",
         help="the destination: postgresql://user:password@host/dbname, or a file path",
     )
-    return _with_examples(parser, commands.choices)
-
-
-def _with_examples(
-    parser: argparse.ArgumentParser, commands: dict[str, argparse.ArgumentParser]
-) -> argparse.ArgumentParser:
-    _give_examples(commands)
     return parser
-
-
-def _give_examples(parsers: dict[str, argparse.ArgumentParser], example: str | None = None) -> None:
-    """End each command's --help with its example (``EXAMPLES``), and its subcommands'
-    (``reports explain``) with the same one."""
-    for name, parser in parsers.items():
-        shown = example or EXAMPLES[name]
-        parser.epilog = f"example:\n  {shown}"
-        parser.formatter_class = _ExampleFormatter
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                _give_examples(action.choices, shown)
 
 
 def _reports_parser(
@@ -292,6 +307,7 @@ def _reports_parser(
         help="readers' outage reports: why a text counts as one or not",
         description="Readers' posts and comments as outage reports (the rules are "
         "modbot/data/report_rules.toml). Needs no credentials and no network.",
+        epilog=_example("reports"),
     )
     about = reports.add_subparsers(dest="reports_command", metavar="SUBCOMMAND", required=True)
     explain = about.add_parser(
@@ -302,36 +318,10 @@ def _reports_parser(
         "every rule and why it holds or not, and the verdict with the error codes and "
         "products it names. Only the rules' own labels are printed, never the text. With "
         "--watch, the watch's components name the products.",
+        epilog=_example("reports"),
     )
     explain.add_argument("text", metavar="TEXT", help="the text to check; - reads it from stdin")
     _watch_option(explain)
-
-
-class _ExampleFormatter(argparse.HelpFormatter):
-    """Wraps the description as usual, but not the example: it must copy as one line."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("example:"):
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
-
-
-# Each command's --help ends with one of these: a command a moderator can copy as it is.
-EXAMPLES = {
-    "run": "modbot run --dry-run",
-    "preview": "modbot preview --feed saved-incidents.json",
-    "check": "modbot check --connect",
-    "auth": "modbot auth --port 8080",
-    "demo": "modbot demo --kind incidentio",
-    "post": "modbot post 'Reddit is slow today: new comments show late.'",
-    "refresh": "modbot refresh --all --dry-run",
-    "status": "modbot status --json",
-    "pause": "modbot pause --watch openai",
-    "resume": "modbot resume --watch openai",
-    "migrate-store": "modbot migrate-store --to postgresql://modbot:PASSWORD@db.example.org/modbot",
-    "providers": "modbot providers --markdown",
-    "reports": "modbot reports explain 'is claude down? 529 overloaded since 10 minutes'",
-}
 
 
 def _watch_option(parser: argparse.ArgumentParser) -> None:
@@ -372,21 +362,32 @@ def _outcome(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except ConfigError as exc:
-        log.error("%s", exc)
+        # The same one line as a bad setting (no log prefix): the watches file, a
+        # command's arguments and the metrics port are configuration too.
+        print(f"modbot: {exc}", file=sys.stderr)
+        _details()
         return EXIT_USAGE
     except StateLost as exc:
         log.error("%s", exc)
+        _details()
         return _end_now(EXIT_PROBLEM)
     except ModbotError as exc:
         log.error("%s", exc)
+        _details()
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:  # a bug: one line here, the traceback only with -v
         log.error("unexpected %s: %s (run with -v for details)", type(exc).__name__, exc)
-        log.debug("details", exc_info=True)
+        _details()
         return EXIT_PROBLEM
     return code
+
+
+def _details() -> None:
+    """With ``-v``, the traceback of the error being handled, and of each error that
+    caused it (``raise ... from exc``); without ``-v`` the one line above is all."""
+    log.debug("details", exc_info=True)
 
 
 def _end_now(code: int) -> int:
@@ -399,21 +400,12 @@ def _end_now(code: int) -> int:
 
 
 def _env_file(named: Path | None) -> Path | None:
-    """The env file to read: one named on the command line must exist; ``.env`` may not.
-
-    A file that is there but cannot be read (its permissions, say) is a configuration
-    error like a bad setting, exit 2, so that systemd does not restart the bot forever."""
-    if named is not None and not named.is_file():
+    """The env file to read: one named on the command line must exist; ``.env`` may not."""
+    if named is None:
+        return Path(".env")
+    if not named.is_file():
         raise ConfigError(f"--env-file {named}: no such file")
-    path = Path(".env") if named is None else named
-    if path.is_file():
-        try:
-            with path.open("rb") as file:
-                file.read(1)
-        except OSError as exc:
-            where = f"--env-file {path}" if named is not None else str(path)
-            raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from exc
-    return path
+    return named
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -478,7 +470,7 @@ def _notice_text(args: argparse.Namespace) -> str | None:
     try:
         text = Path(args.file).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ModbotError(f"cannot read {args.file}: {exc.strerror}") from None
+        raise ModbotError(f"cannot read {args.file}: {exc.strerror}") from exc
     if not text.strip():
         raise ModbotError(f"{args.file} is empty")
     return text

@@ -129,7 +129,7 @@ async def load_feed(settings: Settings, watch: Watch, feed_file: Path | None) ->
         try:
             raw = await asyncio.to_thread(feed_file.read_bytes)
         except OSError as exc:
-            raise ModbotError(f"cannot read {feed_file}: {exc.strerror}") from None
+            raise ModbotError(f"cannot read {feed_file}: {exc.strerror}") from exc
         return parse_incidents(raw)
     async with make_http_client(settings.http_timeout) as http:
         fetched = await make_source(watch, http).fetch(Validators())
@@ -782,13 +782,15 @@ def reports_explain(
 
 async def migrate_store(settings: Settings, to: str, out: TextIO) -> int:
     """``modbot migrate-store --to DATABASE``: copy every row into an empty store."""
-    from modbot.config.database import database_location  # noqa: PLC0415
+    from modbot.config.database import database_location, existing_folder  # noqa: PLC0415
     from modbot.stores import open_store  # noqa: PLC0415
 
     try:
         target = database_location(to)
+        if isinstance(target, Path):
+            existing_folder(target)
     except ValueError as exc:
-        raise ConfigError(f"--to: {str(exc).replace('MODBOT_DATABASE', 'it')}") from None
+        raise ConfigError(f"--to: {exc}") from exc
     source = settings.database
     if _same_store(source, target):
         raise ConfigError(f"--to names the store the bot uses now ({source}); name another")

@@ -51,7 +51,7 @@ def parse_rules(text: str, where: str) -> ReportRules:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from exc
     _known(data, _TOP, where)
     if data.get("version") != VERSION:
         raise ConfigError(f"{where}: version: must be {VERSION}")

@@ -7,14 +7,14 @@ error messages name settings, never their values.
 
 from __future__ import annotations
 
-import re
+import os
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     InstanceOf,
     SecretStr,
@@ -22,15 +22,34 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from modbot import __version__, default_templates_dir
-from modbot.config.database import DatabaseURL, database_location
+from modbot.config.database import DatabaseURL, database_location, existing_folder, url_secrets
+from modbot.config.envfile import EnvLine, read_env_file
+from modbot.config.fields import (
+    HttpURL,
+    SourceKind,
+    StatusURL,
+    Subreddit,
+    TemplatesFolder,
+    Timezone,
+    TitlePattern,
+    component_names,
+    http_url,
+    interval_floor,
+    page_url,
+    problem,
+)
 from modbot.errors import ConfigError
 
 ENV_PREFIX = "MODBOT_"
-MIN_INTERVAL = 1.0
-REQUIRED_TEMPLATES = ("incident.md.j2", "manual.md.j2")
 REDDIT_CREDENTIALS = (
     "reddit_client_id",
     "reddit_client_secret",
@@ -41,77 +60,27 @@ REDDIT_CREDENTIALS = (
 # takes the place of the username and password.
 TOKEN_CREDENTIALS = ("reddit_client_id", "reddit_client_secret", "reddit_refresh_token")
 APP_CREDENTIALS = ("reddit_client_id", "reddit_client_secret")
+# Names that start with MODBOT_ but set nothing of the bot's: the test suite and the
+# benchmarks read them (a PostgreSQL server to test against, where snudown-js is), and a
+# developer's shell that has them must still run modbot. Any other unknown MODBOT_ name
+# is a mistake (a misspelt setting would silently keep its default).
+NOT_SETTINGS = frozenset({"MODBOT_TEST_POSTGRES_URL", "MODBOT_SNUDOWN_DIR"})
 # Set while loading settings for ``modbot auth``, which is how a login is obtained: the
 # app's id and secret are needed, a username, password or refresh token is not yet.
 _APP_ONLY: ContextVar[bool] = ContextVar("app_only", default=False)
+# The settings of the .env file being loaded, by field name (see ``_EnvFileSource``).
+_ENV_FILE: ContextVar[Mapping[str, str] | None] = ContextVar("env_file", default=None)
 
 
-_BASE_URL = re.compile(r"(?i)(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?(/[^\s]*)?")
-_API_PATH = re.compile(r"(?i)/(api/v\d+|history\.(atom|rss)|incidents(\.json)?)(/.*)?$")
+class _EnvFileSource(PydanticBaseSettingsSource):
+    """The ``.env`` file's settings as ``envfile`` read them, below the environment's.
+    pydantic-settings' own reader would skip a line it cannot read, so it is not used."""
 
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_ENV_FILE.get() or {}).get(field_name), field_name, False
 
-def _http_url(value: str, setting: str) -> str:
-    """A plain http(s) URL with a real host name (no spaces, no brackets), no trailing /."""
-    text = value.strip()
-    found = _BASE_URL.fullmatch(text)
-    if not found:
-        raise ValueError(f"{setting} must be an http(s) URL such as https://status.claude.com")
-    return text.rstrip("/")
-
-
-def page_url(value: str, setting: str = "MODBOT_STATUSPAGE_URL") -> str:
-    """The status page's base URL; a pasted API or feed URL is refused with the fix."""
-    url = _http_url(value, setting)
-    path = urlsplit(url).path
-    api = _API_PATH.search(path)
-    if api:
-        base = url[: len(url) - len(path)] + path[: api.start()]
-        raise ValueError(
-            f"give the page's base URL, not its API or feed URL: use {base} "
-            f"(modbot adds {api.group(0)} by itself)"
-        )
-    return url
-
-
-def feed_url(value: str, setting: str) -> str:
-    """A feed's own URL (an Atom or RSS address is expected there)."""
-    return _http_url(value, setting)
-
-
-def timezone_name(value: str) -> str | None:
-    """An IANA zone name, or ``None`` for an empty value."""
-    if not value.strip():
-        return None
-    try:
-        ZoneInfo(value.strip())
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError("not a known IANA time zone name such as America/Los_Angeles") from exc
-    return value.strip()
-
-
-def title_pattern(value: str) -> str:
-    """A megathread title: case-insensitive text or regular expression."""
-    try:
-        re.compile(value, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression ({exc.msg})") from exc
-    return value
-
-
-def templates_folder(value: Path | None) -> Path | None:
-    """A folder with every template modbot needs (``None``: the shipped ones)."""
-    folder = value if value is not None else default_templates_dir()
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a readable folder")
-    missing = [name for name in REQUIRED_TEMPLATES if not (folder / name).is_file()]
-    if missing:
-        raise ValueError(f"{folder} lacks {', '.join(missing)}")
-    return value
-
-
-def subreddit_name(value: str) -> str | None:
-    """A subreddit's name without ``r/`` (``None`` for an empty value)."""
-    return value.strip().removeprefix("/").removeprefix("r/").strip("/") or None
+    def __call__(self) -> dict[str, Any]:
+        return dict(_ENV_FILE.get() or {})
 
 
 class Settings(BaseSettings):
@@ -119,46 +88,54 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Values given in code, then the environment, then the ``.env`` file."""
+        return init_settings, env_settings, _EnvFileSource(settings_cls)
+
     # --- status page (the watch named "default", when there is no watches file) ---
     config: Path | None = None
-    statuspage_url: str = "https://status.claude.com"
+    statuspage_url: StatusURL = "https://status.claude.com"
     # A provider of the catalog (`modbot providers`): its page and kind, unless the two
     # settings around it are set too.
     provider: str | None = None
-    source_kind: Literal[
-        "auto", "statuspage", "incidentio", "atom", "gcloud", "betterstack", "datadog"
-    ] = "auto"
+    source_kind: SourceKind = "auto"
     maintenance: bool = False
     poll_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
     http_timeout: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
-    components: Annotated[tuple[str, ...], NoDecode] = ()
-    timezone: str | None = None
+    components: Annotated[tuple[str, ...], NoDecode, AfterValidator(component_names)] = ()
+    timezone: Timezone = None
 
     # --- state and templates -----------------------------------------------------
     # A SQLite file's path (or sqlite:///path), or a postgresql:// server URL.
     database: Path | InstanceOf[DatabaseURL] = Path("modbot.sqlite3")
-    templates_dir: Path | None = None
+    templates_dir: TemplatesFolder = None
     wiki_templates: bool = False
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
     render_timeout: float = Field(default=2.0, gt=0, le=60, allow_inf_nan=False)
 
     # --- Reddit --------------------------------------------------------------------
-    subreddit: str | None = None
-    megathread_title: str = "Performance and Bugs Megathread"
+    subreddit: Subreddit = None
+    megathread_title: TitlePattern = "Performance and Bugs Megathread"
     reddit_client_id: str | None = None
     reddit_client_secret: SecretStr | None = None
     reddit_username: str | None = None
     reddit_password: SecretStr | None = None
     reddit_refresh_token: SecretStr | None = None
     reddit_user_agent: str | None = None
-    reddit_url: str = "https://www.reddit.com"
-    reddit_oauth_url: str = "https://oauth.reddit.com"
+    reddit_url: HttpURL = "https://www.reddit.com"
+    reddit_oauth_url: HttpURL = "https://oauth.reddit.com"
     reddit_timeout: float = Field(default=20.0, gt=0, le=300, allow_inf_nan=False)
     reddit_calls_per_minute: int = Field(default=90, ge=1, le=600)
     min_edit_interval: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
@@ -188,24 +165,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("statuspage_url")
-    @classmethod
-    def _check_statuspage_url(cls, value: str) -> str:
-        return feed_url(value, "MODBOT_STATUSPAGE_URL")
-
-    @field_validator("reddit_url", "reddit_oauth_url")
-    @classmethod
-    def _check_reddit_urls(cls, value: str) -> str:
-        return _http_url(value, "the Reddit URL")
-
     @field_validator("heartbeat_url")
     @classmethod
     def _check_heartbeat_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            try:
-                _http_url(value.get_secret_value(), "the heartbeat URL")
-            except ValueError:
-                raise ValueError("must be an http:// or https:// URL") from None
+            http_url(value.get_secret_value())  # its message never quotes the value
         return value
 
     @field_validator("components", mode="before")
@@ -214,11 +178,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
-
-    @field_validator("timezone", mode="before")
-    @classmethod
-    def _check_timezone(cls, value: object) -> object:
-        return timezone_name(value) if isinstance(value, str) else value
 
     @field_validator(
         "crash_at",
@@ -241,42 +200,36 @@ class Settings(BaseSettings):
 
     @field_validator("templates_dir", "config", mode="before")
     @classmethod
-    def _empty_templates_dir(cls, value: object) -> object:
+    def _empty_path_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("templates_dir")
-    @classmethod
-    def _check_templates_dir(cls, value: Path | None) -> Path | None:
-        return templates_folder(value)
 
     @field_validator("database", mode="before")
     @classmethod
     def _database_location(cls, value: object) -> object:
         return database_location(value) if isinstance(value, str) else value
 
-    @field_validator("megathread_title")
+    @field_validator("database")
     @classmethod
-    def _check_title_pattern(cls, value: str) -> str:
-        return title_pattern(value)
-
-    @field_validator("subreddit", mode="before")
-    @classmethod
-    def _strip_subreddit(cls, value: object) -> object:
-        return subreddit_name(value) if isinstance(value, str) else value
+    def _database_folder(cls, value: Path | DatabaseURL) -> Path | DatabaseURL:
+        return existing_folder(value) if isinstance(value, Path) else value
 
     @model_validator(mode="after")
     def _base_url_unless_a_feed(self) -> Settings:
         """A page's base URL, unless the watch reads a feed (whose own URL is given)."""
         if self.source_kind != "atom":
-            page_url(self.statuspage_url)
+            try:
+                page_url(self.statuspage_url)
+            except ValueError as exc:
+                raise ValueError(f"MODBOT_STATUSPAGE_URL: {exc}") from exc
         return self
 
     @model_validator(mode="after")
     def _no_hammering(self) -> Settings:
         """A status page and Reddit are polled at most once a second (tests excepted)."""
+        floor = interval_floor(self.test_fast)
         for name in ("poll_interval", "inbox_interval", "lease_interval"):
-            if getattr(self, name) < MIN_INTERVAL and not self.test_fast:
-                raise ValueError(f"{env_name(name)} must be at least {MIN_INTERVAL:g} second")
+            if getattr(self, name) < floor:
+                raise ValueError(f"{env_name(name)}: must be at least {floor:g} second")
         return self
 
     @model_validator(mode="after")
@@ -302,7 +255,7 @@ class Settings(BaseSettings):
                 + " (or unset them all for dry-run)"
             )
         if present and not self.subreddit:
-            raise ValueError("MODBOT_SUBREDDIT is required when Reddit credentials are set")
+            raise ValueError("MODBOT_SUBREDDIT: required when Reddit credentials are set")
         return self
 
     # --- derived values --------------------------------------------------------------
@@ -333,7 +286,10 @@ class Settings(BaseSettings):
             self.reddit_refresh_token,
             self.heartbeat_url,  # push-monitor URLs carry their token
         ]
-        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        found = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        if isinstance(self.database, DatabaseURL):
+            found += url_secrets(self.database.url)
+        return found
 
 
 def env_name(field: str) -> str:
@@ -344,29 +300,70 @@ def env_name(field: str) -> str:
 def load_settings(
     env_file: Path | str | None = ".env", *, app_only: bool = False, **overrides: object
 ) -> Settings:
-    """Build the settings, turning validation errors into one ``ConfigError`` line.
+    """Build the settings from ``overrides``, the environment and ``env_file`` (if it
+    exists), turning every mistake into one ``ConfigError`` line: a bad value, an unknown
+    ``MODBOT_`` name (with the nearest setting's), a ``.env`` line that cannot be read.
 
     ``app_only`` accepts the app's id and secret without a way to log in (``modbot auth``).
 
     Pydantic can echo input values in its messages; only field names and our own
     messages are kept, so a secret never reaches the terminal.
     """
-    reset = _APP_ONLY.set(app_only)
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
+        lines = read_env_file(Path(env_file)) if env_file is not None else []
+    except ConfigError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+    unknown = [
+        f"{env_file}, line {line.number}: {problem}"
+        for line in lines
+        if (problem := unknown_setting(line.name))
+    ]
+    unknown += [problem for name in sorted(os.environ) if (problem := unknown_setting(name))]
+    if unknown:
+        raise ConfigError("invalid settings: " + "; ".join(unknown))
+    reset = _APP_ONLY.set(app_only), _ENV_FILE.set(_by_field(lines))
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
+        # Not ``from exc``: pydantic's error lists the input values, and with ``-v`` that
+        # would print a password or token given to the wrong setting.
         raise ConfigError(_describe(exc)) from None
     finally:
-        _APP_ONLY.reset(reset)
+        _APP_ONLY.reset(reset[0])
+        _ENV_FILE.reset(reset[1])
+
+
+def unknown_setting(name: str) -> str | None:
+    """What is wrong with an environment or ``.env`` name: ``None`` unless it starts with
+    ``MODBOT_`` (any case, as the settings are read) and names no setting."""
+    upper = name.upper()
+    field = upper.removeprefix(ENV_PREFIX).lower()
+    if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS or field in Settings.model_fields:
+        return None
+    import difflib  # noqa: PLC0415 - only for a mistake
+
+    known = [known.upper() for known in Settings.model_fields]
+    nearest = difflib.get_close_matches(field.upper(), known, n=1)
+    if nearest:
+        return f"{name}: unknown setting; did you mean {ENV_PREFIX}{nearest[0]}?"
+    return f"{name}: unknown setting (.env.example lists every setting)"
+
+
+def _by_field(lines: Iterable[EnvLine]) -> dict[str, str]:
+    """The file's settings by field name; of a name given twice, the last line wins."""
+    return {
+        line.name.upper().removeprefix(ENV_PREFIX).lower(): line.value
+        for line in lines
+        if line.name.upper().startswith(ENV_PREFIX)
+    }
 
 
 def _describe(exc: ValidationError) -> str:
+    """Every problem, each as ``MODBOT_...: what is wrong`` (a check of several settings
+    names them in its own words)."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        message = str(error["msg"]).removeprefix("Value error, ")
-        location = [str(part) for part in error["loc"]]
-        if location:
-            problems.append(f"{env_name(location[0])}: {message}")
-        else:
-            problems.append(message)
+        message = problem(error)
+        location = error["loc"]
+        problems.append(f"{env_name(str(location[0]))}: {message}" if location else message)
     return "invalid settings: " + "; ".join(problems)

@@ -13,23 +13,37 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from modbot import default_templates_dir
 from modbot.config.catalog import Resolved, resolve
-from modbot.config.settings import (
-    MIN_INTERVAL,
-    Settings,
-    feed_url,
+from modbot.config.fields import (
+    SourceKind,
+    StatusURL,
+    Subreddit,
+    TemplatesFolder,
+    Timezone,
+    TitlePattern,
+    component_names,
+    interval_floor,
     page_url,
-    subreddit_name,
-    templates_folder,
-    timezone_name,
-    title_pattern,
+    problem,
 )
+from modbot.config.settings import Settings
 from modbot.core.records import PageInfo
 from modbot.errors import ConfigError
 
@@ -37,24 +51,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WATCH = "default"
 DEFAULT_CONFIG = Path("modbot.toml")
-KINDS = ("auto", "statuspage", "incidentio", "atom", "gcloud", "betterstack", "datadog")
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
-KEYS = frozenset(
-    {
-        "name",
-        "provider",
-        "url",
-        "kind",
-        "subreddit",
-        "megathread_title",
-        "components",
-        "timezone",
-        "templates_dir",
-        "poll_interval",
-        "maintenance",
-        "wiki_templates",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -119,20 +116,21 @@ def load_watches(settings: Settings) -> list[Watch]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    unknown = sorted(set(data) - {"watch"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (only [[watch]] tables belong here)")
-    tables = data.get("watch", [])
-    if not isinstance(tables, list) or not tables:
-        raise ConfigError(f"{path}: no [[watch]] tables")
-    watches = [_watch(path, number, table, settings) for number, table in enumerate(tables, 1)]
-    names = [w.name for w in watches]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"{path}: watch {name!r}: name: used by more than one watch")
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    try:
+        tables = WatchesFile.model_validate(data, context={"settings": settings}).watch
+    except ValidationError as exc:
+        # Not ``from exc``: pydantic's error lists the input values, and a secret put in
+        # the file by mistake (``reddit_password = ...``) would reach ``-v``.
+        raise ConfigError(f"{path}: {_describe(exc, data)}") from None
+    watches = []
+    for table in tables:
+        resolved = table.resolved(settings)
+        for warning in resolved.warnings:
+            log.warning("%s: watch %r: %s", path, table.name, warning)
+        watches.append(table.watch(settings, resolved))
     return watches
 
 
@@ -141,13 +139,17 @@ def _default_watch(settings: Settings) -> Watch:
     # other than their defaults (so that a copied .env.example does not override them).
     defaults = Settings.model_fields
     url, kind = settings.statuspage_url, settings.source_kind
-    resolved = _resolved(
-        "MODBOT_PROVIDER",
-        settings.provider,
-        None if settings.provider and url == defaults["statuspage_url"].default else url,
-        None if settings.provider and kind == defaults["source_kind"].default else kind,
-        settings.components,
-    )
+    try:
+        resolved = resolve(
+            settings.provider,
+            None if settings.provider and url == defaults["statuspage_url"].default else url,
+            None if settings.provider and kind == defaults["source_kind"].default else kind,
+            settings.components,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"MODBOT_PROVIDER: {exc}") from exc
+    for warning in resolved.warnings:
+        log.warning("MODBOT_PROVIDER: %s", warning)
     return Watch(
         name=DEFAULT_WATCH,
         url=resolved.url,
@@ -164,124 +166,174 @@ def _default_watch(settings: Settings) -> Watch:
     )
 
 
-def _resolved(
-    where: str, provider: str | None, url: str | None, kind: str | None, components: Sequence[str]
-) -> Resolved:
-    """The catalog's page, kind and filter for a watch (see ``catalog.resolve``)."""
-    try:
-        resolved = resolve(provider, url, kind, components)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    for warning in resolved.warnings:
-        log.warning("%s: %s", where, warning)
-    return resolved
-
-
-def _watch(path: Path, number: int, table: object, settings: Settings) -> Watch:
-    where = f"{path}: watch #{number}"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: not a table")
-    name = table.get("name")
-    if isinstance(name, str) and name:
-        where = f"{path}: watch {name!r}"
-
-    def field(key: str, check: Callable[[Any], Any], default: Any) -> Any:
-        if key not in table:
-            return default
-        try:
-            return check(table[key])
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}: {key}: {exc}") from None
-
-    unknown = sorted(set(table) - KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(sorted(KEYS))})")
-    for key in ("name",) if "provider" in table else ("name", "url"):
-        if key not in table:
-            raise ConfigError(f"{where}: {key}: required")
-    kind = field("kind", _kind, None)
-    resolved = _resolved(
-        where,
-        field("provider", _text, None),
-        field("url", _text, None),
-        kind,
-        field("components", _components, settings.components),
-    )
-    url = resolved.url
-    if "url" in table:  # a catalog URL is trusted; the watch's own is checked for its kind
-        check = feed_url if resolved.kind == "atom" else page_url
-        url = field("url", lambda v: check(v, "url"), "")
-    watch = Watch(
-        name=field("name", _name, None),
-        url=url,
-        kind=resolved.kind,
-        subreddit=field("subreddit", lambda v: subreddit_name(_text(v)), settings.subreddit),
-        megathread_title=field(
-            "megathread_title", lambda v: title_pattern(_text(v)), settings.megathread_title
-        ),
-        components=resolved.components,
-        timezone=field("timezone", lambda v: timezone_name(_text(v)), settings.timezone),
-        templates_dir=field(
-            "templates_dir", lambda v: templates_folder(Path(_text(v))), settings.templates_dir
-        ),
-        poll_interval=field("poll_interval", _interval(settings), settings.poll_interval),
-        maintenance=field("maintenance", _flag, settings.maintenance),
-        wiki_templates=field("wiki_templates", _flag, settings.wiki_templates),
-        provider=resolved.provider.name if resolved.provider else None,
-    )
-    if settings.has_reddit_credentials and not watch.subreddit:
-        raise ConfigError(f"{where}: subreddit: required when Reddit credentials are set")
-    if watch.kind == "gcloud" and not watch.components:
-        raise ConfigError(
-            f"{where}: components: required for Google Cloud: the products to watch, "
-            'e.g. ["Vertex Gemini API"]'
-        )
-    return watch
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError("must be a string")
-    return value
-
-
-def _name(value: object) -> str:
-    text = _text(value)
-    if not NAME.fullmatch(text):
+def _watch_name(value: str) -> str:
+    if not NAME.fullmatch(value):
         raise ValueError("lower-case letters, digits and '-', up to 40 characters")
-    return text
-
-
-def _kind(value: object) -> str:
-    text = _text(value)
-    if text not in KINDS:
-        raise ValueError(f"{text!r} is not one of {', '.join(KINDS)}")
-    return text
-
-
-def _components(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError('must be a list of names, e.g. ["API", "claude.ai"]')
-    return tuple(v.strip() for v in value if v.strip())
-
-
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError("must be true or false")
     return value
 
 
-def _interval(settings: Settings) -> Callable[[object], float]:
-    def check(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError("must be a number of seconds")
-        seconds = float(value)
-        floor = 0.01 if settings.test_fast else MIN_INTERVAL
-        if not floor <= seconds <= 3600:
-            raise ValueError(f"must be between {floor:g} and 3600 seconds")
-        return seconds
+def _component_list(value: object) -> object:
+    """The watches file writes a list; the model keeps a tuple, like the settings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError('must be a list of names, e.g. ["API", "claude.ai"]')
+    return tuple(value)
 
-    return check
+
+def _some_components(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        raise ValueError(
+            "an empty list matches no component: leave the key out to get every component"
+        )
+    return value
+
+
+WatchName = Annotated[str, AfterValidator(_watch_name)]
+Components = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_component_list),
+    AfterValidator(component_names),
+    AfterValidator(_some_components),
+]
+
+
+class WatchTable(BaseModel):
+    """One ``[[watch]]`` table as written. A key left out takes the ``MODBOT_`` setting of
+    the same name (``watch()``); checks that need those values run in ``_complete``, with
+    the settings as the validation context."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: WatchName
+    # A provider of the catalog (``modbot providers``): its page and kind, unless ``url``
+    # and ``kind`` are given too. A watch needs one of ``provider`` and ``url``.
+    provider: str | None = None
+    url: StatusURL | None = None
+    kind: SourceKind | None = None
+    subreddit: Subreddit = None
+    megathread_title: TitlePattern | None = None
+    components: Components | None = None
+    timezone: Timezone = None
+    templates_dir: TemplatesFolder = None
+    poll_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
+    maintenance: bool | None = None
+    wiki_templates: bool | None = None
+
+    @model_validator(mode="after")
+    def _complete(self, info: ValidationInfo) -> WatchTable:
+        """Each message names its key: the model's own errors have no location."""
+        settings = _settings_of(info)
+        try:
+            resolved = self.resolved(settings)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        if self.url is not None and resolved.kind != "atom":
+            try:
+                page_url(self.url)
+            except ValueError as exc:
+                raise ValueError(f"url: {exc}") from exc
+        watch = self.watch(settings, resolved)
+        floor = interval_floor(settings.test_fast)
+        if watch.poll_interval < floor:
+            raise ValueError(f"poll_interval: must be at least {floor:g} second")
+        if settings.has_reddit_credentials and not watch.subreddit:
+            raise ValueError("subreddit: required when Reddit credentials are set")
+        if watch.kind == "gcloud" and not watch.components:
+            raise ValueError(
+                "components: required for Google Cloud: the products to watch, "
+                'e.g. ["Vertex Gemini API"]'
+            )
+        return self
+
+    def resolved(self, settings: Settings) -> Resolved:
+        """Its page, kind and component filter, the catalog's where it names a provider
+        (raises ``ConfigError``)."""
+        components = settings.components if self.components is None else self.components
+        return resolve(self.provider, self.url, self.kind, components)
+
+    def watch(self, settings: Settings, resolved: Resolved) -> Watch:
+        """The watch this table describes; the settings fill in what it leaves out. A key
+        that TOML can only give as text may say "none" by being empty (``subreddit = ""``),
+        so those are taken from the settings only when absent."""
+        given = self.model_fields_set
+        return Watch(
+            name=self.name,
+            url=resolved.url,
+            kind=resolved.kind,
+            subreddit=self.subreddit if "subreddit" in given else settings.subreddit,
+            megathread_title=self.megathread_title or settings.megathread_title,
+            components=resolved.components,
+            timezone=self.timezone if "timezone" in given else settings.timezone,
+            templates_dir=(
+                self.templates_dir if "templates_dir" in given else settings.templates_dir
+            ),
+            poll_interval=(
+                settings.poll_interval if self.poll_interval is None else self.poll_interval
+            ),
+            maintenance=settings.maintenance if self.maintenance is None else self.maintenance,
+            wiki_templates=(
+                settings.wiki_templates if self.wiki_templates is None else self.wiki_templates
+            ),
+            provider=resolved.provider.name if resolved.provider else None,
+        )
+
+
+class WatchesFile(BaseModel):
+    """The whole watches file: ``[[watch]]`` tables and nothing else."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    watch: list[WatchTable] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> WatchesFile:
+        names = [table.name for table in self.watch]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"watch {name!r}: name: used by more than one watch")
+        return self
+
+
+def _settings_of(info: ValidationInfo) -> Settings:
+    settings = info.context.get("settings") if isinstance(info.context, dict) else None
+    if not isinstance(settings, Settings):
+        raise TypeError("validate a watch with context={'settings': Settings}")
+    return settings
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    """Every problem on one line, each naming its watch (by name when it has a usable
+    one, else by number) and key."""
+    tables = data.get("watch")
+    problems = []
+    for error in exc.errors(include_url=False):
+        location = error["loc"]
+        if not location:  # a check of the whole file names its watch itself
+            problems.append(problem(error))
+        elif location[0] != "watch":
+            problems.append(f"unknown key {location[0]!r} (only [[watch]] tables belong here)")
+        elif len(location) == 1:
+            problems.append("no [[watch]] tables")
+        else:
+            number = int(location[1])
+            where = _which(tables[number] if isinstance(tables, list) else None, number)
+            key = ".".join(str(part) for part in location[2:])
+            problems.append(f"{where}: {_keyed(key, error)}")
+    return "; ".join(problems)
+
+
+def _which(table: object, number: int) -> str:
+    name = table.get("name") if isinstance(table, dict) else None
+    return f"watch {name!r}" if isinstance(name, str) and name else f"watch #{number + 1}"
+
+
+def _keyed(key: str, error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(sorted(WatchTable.model_fields))
+        return f"{key}: unknown key (known: {known})"
+    if error["type"] == "model_type":
+        return "not a table"
+    message = problem(error, show_input=True)
+    return f"{key}: {message}" if key else message
 
 
 def pick(watches: Sequence[Watch], name: str | None) -> Watch:

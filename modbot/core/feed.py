@@ -171,7 +171,7 @@ def parse_incidents(raw: bytes | str) -> IncidentsFeed:
     try:
         data = decode(raw)
     except FeedMalformed as exc:
-        raise FeedMalformed(f"{NOT_A_DOCUMENT}: {exc}") from None
+        raise FeedMalformed(f"{NOT_A_DOCUMENT}: {exc}") from exc
     return parse_incidents_object(data)
 
 
@@ -180,8 +180,9 @@ def decode(raw: bytes | str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        raise FeedMalformed(f"not JSON ({exc})") from None
+        raise FeedMalformed(f"not JSON ({exc})") from exc
     except RecursionError:
+        # from None: a RecursionError carries a thousand frames of the JSON decoder.
         raise FeedMalformed("not JSON (nested too deep)") from None
 
 

@@ -418,7 +418,7 @@ class Renderer:
         try:
             return env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{self._path(name)}, line {exc.lineno}: {exc.message}") from None
+            raise TemplateError(f"{self._path(name)}, line {exc.lineno}: {exc.message}") from exc
         except MemoryError:
             # from None: the traceback would keep the huge constant alive.
             raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
@@ -442,9 +442,11 @@ class Renderer:
         except TemplateError:
             raise
         except MemoryError:
+            # Nothing to add: a MemoryError says no more than this message, and keeping it
+            # would hold the frames that filled the memory.
             raise TemplateError(f"{self._path(name)}: exceeds the memory limit") from None
         except Exception as exc:  # any error a template can raise, reported with its line
-            raise TemplateError(f"{self._path(name)}{_template_line(exc, name)}: {exc}") from None
+            raise TemplateError(f"{self._path(name)}{_template_line(exc, name)}: {exc}") from exc
         return "".join(pieces).strip()
 
     def body(self, job: Job) -> Rendered:

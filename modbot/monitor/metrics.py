@@ -187,7 +187,7 @@ class MetricsServer:
         except OSError as exc:
             raise ConfigError(
                 f"MODBOT_METRICS_PORT: cannot listen on {host}:{port} ({exc.strerror})"
-            ) from None
+            ) from exc
         log.info("metrics on http://%s:%d/metrics (and /healthz)", host, port)
 
     async def close(self) -> None:

@@ -51,14 +51,14 @@ async def wait_for_code(port: int, state: str, wait: float) -> str:
         raise ModbotError(
             f"cannot listen on localhost:{port} ({exc.strerror}); choose another --port "
             "and give the app that redirect URI"
-        ) from None
+        ) from exc
     async with server:
         try:
             return await asyncio.wait_for(answer, wait)
-        except TimeoutError:
+        except TimeoutError as exc:
             raise ModbotError(
                 f"no answer from the browser within {wait:g} s; run modbot auth again"
-            ) from None
+            ) from exc
 
 
 def _outcome(request_line: str, state: str, answer: asyncio.Future[str]) -> tuple[str, str]:

@@ -213,7 +213,7 @@ async def exchange_code(settings: Settings, redirect: str, code: str) -> tuple[s
                 token = await reddit.auth.authorize(code)
                 user = await reddit.user.me()
         except Exception as exc:  # translated into our error tree
-            raise translate(exc, "exchanging the code") from None
+            raise translate(exc, "exchanging the code") from exc
     if not token:
         raise RedditAuthError("Reddit answered without a refresh token (was the link used twice?)")
     return token, str(user or "")
@@ -332,17 +332,17 @@ class RedditClient:
             try:
                 async with asyncio.timeout(self.settings.reddit_timeout):
                     return await call()
-            except asyncprawcore.InvalidToken:
+            except asyncprawcore.InvalidToken as exc:
                 # 401: asyncprawcore dropped the token; the next request logs in again.
                 if attempt == 2:
-                    raise RedditAuthError(f"{what}: Reddit rejected a fresh login token") from None
+                    raise RedditAuthError(f"{what}: Reddit rejected a fresh login token") from exc
                 log.info("Reddit token expired; logging in again")
             except RedditError:
                 raise
             except Exception as exc:  # translated into our error tree
                 error = translate(exc, what)
                 self._note_cooldown(exc, error)
-                raise error from None
+                raise error from exc
         raise AssertionError("unreachable")
 
     def _note_cooldown(self, exc: BaseException, error: RedditError) -> None:

@@ -19,7 +19,7 @@ def read_templates(folder: Path) -> Templates:
         try:
             sources.append((name, path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
-            raise TemplateError(f"{path}: cannot read ({exc})") from None
+            raise TemplateError(f"{path}: cannot read ({exc})") from exc
     return Templates(origin=str(folder), sources=tuple(sources))
 
 

@@ -99,16 +99,16 @@ class RenderWorker:
             try:
                 async with asyncio.timeout(self.timeout * budget):
                     answer = await self._exchange(process, request)
-            except TimeoutError:
+            except TimeoutError as exc:
                 await self._kill()
                 where = f"{templates.origin.rstrip('/')}/{name}"
                 raise TemplateError(
                     f"{where}: took longer than {self.timeout:g} s to render "
                     "(MODBOT_RENDER_TIMEOUT); stopped"
-                ) from None
+                ) from exc
             except (OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
                 await self._kill()
-                raise TemplateError(f"the render worker failed ({exc or 'it exited'})") from None
+                raise TemplateError(f"the render worker failed ({exc or 'it exited'})") from exc
             except BaseException:
                 await self._kill()  # cancelled mid-request: the pipe is out of step
                 raise

@@ -111,6 +111,7 @@ class Poller:
         try:
             fetched = await self.source.fetch(self._validators)
         except FeedError as exc:
+            log.debug("%s: the poll failed", self.watch, exc_info=True)  # its cause, with -v
             retry = exc.retry_after if isinstance(exc, FeedRateLimited) else None
             report = PollReport(ok=False, changed=False, message=str(exc), retry_after=retry)
         else:

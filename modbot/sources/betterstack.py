@@ -150,7 +150,7 @@ class BetterstackClient:
         try:
             return parse_incidents_object({"page": page, "incidents": incidents})
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
 
 
 def _incident_key(link: str, guid: str) -> str | None:

@@ -110,7 +110,7 @@ class DatadogClient:
         try:
             return parse_incidents_object({"page": page, "incidents": incidents})
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
 
 
 def page_components(data: Mapping[str, Any]) -> list[str]:

@@ -179,7 +179,7 @@ class FeedClient:
         try:
             return parse_incidents_object({"page": page, "incidents": list(merged.values())})
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
 
 
 def _when(entry: Mapping[str, Any]) -> datetime | None:

@@ -108,7 +108,7 @@ class Fetcher:
                 with attempt:
                     page = await self._get(url, headers)
         except _RetryableError as exc:
-            raise FeedUnavailable(f"{url}: {exc} (after {self.attempts} tries)") from None
+            raise FeedUnavailable(f"{url}: {exc} (after {self.attempts} tries)") from exc
         if page.status == 429:
             raise FeedRateLimited(
                 f"{url}: rate limited (429)", retry_after(page.headers.get("retry-after"))
@@ -118,10 +118,10 @@ class Fetcher:
     async def _get(self, url: str, headers: Mapping[str, str]) -> Page:
         try:
             response = await self.http.get(url, headers=dict(headers))
-        except httpx.TimeoutException:
-            raise _RetryableError("timed out") from None
+        except httpx.TimeoutException as exc:
+            raise _RetryableError("timed out") from exc
         except httpx.TransportError as exc:
-            raise _RetryableError(f"cannot connect ({str(exc) or type(exc).__name__})") from None
+            raise _RetryableError(f"cannot connect ({str(exc) or type(exc).__name__})") from exc
         page = Page(
             url=str(response.url),
             status=response.status_code,

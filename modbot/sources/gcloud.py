@@ -66,7 +66,7 @@ class GcloudClient:
         try:
             data = decode(page.body)
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
         if not isinstance(data, list):
             raise FeedMalformed(f"{self.url}: not a list of incidents")
         return Fetched(
@@ -84,7 +84,7 @@ class GcloudClient:
         try:
             return parse_incidents_object({"page": page, "incidents": incidents})
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
 
     def _watched(self, item: Mapping[str, Any]) -> bool:
         if not INCIDENT_ID.fullmatch(str(item.get("id", ""))):

@@ -173,7 +173,7 @@ class StatuspageClient:
         try:
             feed = parse_incidents(page.body)
         except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from None
+            raise FeedMalformed(f"{self.url}: {exc}") from exc
         return Fetched(
             feed=self.valid(feed), validators=validators, status=200, received_bytes=size
         )
