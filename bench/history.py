@@ -32,14 +32,14 @@ from modbot import default_templates_dir
 from modbot.core import machine
 from modbot.core.records import Kind, PageInfo, PostedComment, Rendered, Thread, Tracked, Validators
 from modbot.core.render import sample_incident
-from modbot.ports import Fetched
+from modbot.ports import Fetched, Store
 from modbot.rendering.bodies import Bodies
 from modbot.rendering.files import read_templates
 from modbot.rendering.sandbox import RenderWorker
 from modbot.shell.deliverer import Deliverer
 from modbot.shell.poller import Poller
 from modbot.shell.statusview import status_text
-from modbot.store import SqliteStore
+from modbot.store.sqlite import open_sqlite
 
 WATCH = "default"
 THREAD = Thread("t1", "Performance and Bugs Megathread", "https://www.reddit.com/r/x/comments/t1")
@@ -106,7 +106,7 @@ def incident(key: str, status: str) -> Tracked:
     return Tracked(replace(sample_incident(), id=key, status=status), announce=True)
 
 
-async def fill(store: SqliteStore, reddit: Reddit, settled: int) -> None:
+async def fill(store: Store, reddit: Reddit, settled: int) -> None:
     """``settled`` resolved incidents with posted comments, then ``OPEN`` open ones; all
     through the store's API and the machine's steps, as the bot itself writes them."""
     long_ago = time.time() - 30 * DAY
@@ -157,7 +157,7 @@ async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> tuple[floa
 
 
 async def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
-    store = await SqliteStore.open(folder / f"history-{size}.sqlite3")
+    store = await open_sqlite(folder / f"history-{size}.sqlite3")
     reddit = Reddit()
     worker = RenderWorker(timeout=10.0)
     try:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from modbot.store import SqliteStore
+from modbot.store.sqlite import open_sqlite
 
 TARGETS = {"modbot --help": 15.0, "modbot status": 20.0}
 
@@ -35,7 +35,7 @@ def median_wall(argv: list[str], runs: int, env: dict[str, str]) -> float:
 
 
 async def empty_state(path: Path) -> None:
-    await (await SqliteStore.open(path)).close()
+    await (await open_sqlite(path)).close()
 
 
 def main(runs: int) -> dict[str, float]:

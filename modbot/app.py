@@ -46,8 +46,7 @@ from modbot.shell.poller import Poller
 from modbot.shell.statusview import stale
 from modbot.shell.wiki import WikiTemplates
 from modbot.sources.choose import make_http_client, make_source
-from modbot.store import START_FRESH
-from modbot.stores import open_store
+from modbot.store import START_FRESH, open_store
 
 if TYPE_CHECKING:
     import httpx

@@ -45,7 +45,8 @@ class TemplateError(ModbotError):
 
 
 class StoreError(ModbotError):
-    """The SQLite state file cannot be opened, migrated or written."""
+    """The state (a SQLite file or a PostgreSQL database) cannot be opened, migrated or
+    written."""
 
 
 class StateLost(StoreError):

@@ -383,7 +383,7 @@ class Store(Protocol):
 
 
 class Lease(Protocol):
-    """One process's claim on leading a deployment (see ``pgstore``)."""
+    """One process's claim on leading a deployment (see ``store.postgres``)."""
 
     shared: bool  # True when other processes may contend for it (a database server)
 

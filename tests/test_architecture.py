@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modbot.store import SqliteStore
+from modbot.store.sqlite import open_sqlite
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "modbot"
@@ -43,8 +43,8 @@ EDGE_LIBRARIES = {
     "aiohttp": {"modbot.reddit.client"},
     "httpx": {"modbot.sources.fetch"},
     "feedparser": {"modbot.sources.feeds"},
-    "sqlite3": {"modbot.store"},
-    "psycopg": {"modbot.pgstore"},
+    "sqlite3": {"modbot.store.sqlite", "modbot.store.sqlite_legacy"},
+    "psycopg": {"modbot.store.postgres"},
     "prometheus_client": {"modbot.monitor.metrics"},
 }
 HEAVY = ("asyncpraw", "aiohttp", "httpx", "jinja2", "pydantic")
@@ -60,14 +60,8 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-# The two stores and their opener are one part until they become the store/ folder.
-STORE_MODULES = ("modbot.pgstore", "modbot.stores")
-
-
 def part_of(module: str) -> str:
     """The layer part a module belongs to (its folder, or itself at the top)."""
-    if module in STORE_MODULES:
-        return "modbot.store"
     return max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
 
 
@@ -94,11 +88,7 @@ def our_imports(path: Path) -> set[str]:
 
 
 def test_every_module_has_a_layer() -> None:
-    unplaced = [
-        m
-        for m in modules()
-        if m not in STORE_MODULES and not any(m == p or m.startswith(p + ".") for p in LAYERS)
-    ]
+    unplaced = [m for m in modules() if not any(m == p or m.startswith(p + ".") for p in LAYERS)]
     assert unplaced == []
 
 
@@ -153,6 +143,15 @@ def test_only_its_edge_imports_each_outside_library(library: str) -> None:
     assert users <= EDGE_LIBRARIES[library]
 
 
+@pytest.mark.slow
+def test_reading_the_database_setting_loads_no_database_library() -> None:
+    loaded = loaded_after(
+        "from modbot.config.settings import load_settings\nload_settings(env_file=None)"
+    )
+    assert "modbot.config.database" in loaded
+    assert not loaded & {"sqlite3", "psycopg", "modbot.store.sqlite", "modbot.store.postgres"}
+
+
 def test_records_import_nothing_of_ours() -> None:
     assert our_imports(modules()["modbot.core.records"]) == set()
 
@@ -197,7 +196,7 @@ def test_help_loads_no_heavy_library(argv: list[str]) -> None:
 @pytest.mark.slow
 async def test_status_loads_no_reddit_or_http_library(tmp_path: Path) -> None:
     database = tmp_path / "state.sqlite3"
-    await (await SqliteStore.open(database)).close()
+    await (await open_sqlite(database)).close()
     loaded = loaded_after(
         "import os\n"
         f"os.environ['MODBOT_DATABASE'] = {str(database)!r}\n"
@@ -205,5 +204,5 @@ async def test_status_loads_no_reddit_or_http_library(tmp_path: Path) -> None:
         "assert main(['status']) == 0\n"
         "print()"
     )
-    assert "modbot.store" in loaded
+    assert "modbot.store.sqlite" in loaded
     assert not loaded & {"asyncpraw", "aiohttp", "httpx", "jinja2", "psycopg"}

@@ -23,7 +23,8 @@ from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings
 from modbot.core.markdown import marker_of
 from modbot.errors import StoreError
-from modbot.store import SqliteStore
+from modbot.store.sql import SqlStore
+from modbot.store.sqlite import SqliteDialect, open_sqlite
 from tests.conftest import (
     StateLocation,
     page_env,
@@ -188,7 +189,7 @@ async def test_another_programs_sqlite_file_is_refused(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     with pytest.raises(StoreError, match="another program's SQLite database"):
-        await SqliteStore.open(path)
+        await open_sqlite(path)
     raw = sqlite3.connect(path)
     assert [r[0] for r in raw.execute("SELECT name FROM sqlite_master")] == ["photos"]
     raw.close()
@@ -216,7 +217,7 @@ async def test_another_programs_file_with_a_table_named_like_ours_is_refused_and
     raw.close()
     before = path.read_bytes()
     with pytest.raises(StoreError) as caught:
-        await SqliteStore.open(path)
+        await open_sqlite(path)
     assert str(caught.value) == (
         f"{path} is another program's SQLite database, not a modbot state file; "
         "point MODBOT_DATABASE at a file of modbot's own"
@@ -228,7 +229,7 @@ async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Pat
     path = tmp_path / "state.sqlite3"
     path.write_text("my notes, not a database")
     with pytest.raises(StoreError, match="not a modbot state file"):
-        await SqliteStore.open(path)
+        await open_sqlite(path)
     assert path.read_text() == "my notes, not a database"
 
 
@@ -285,13 +286,15 @@ async def test_a_change_seen_while_the_disk_was_full_is_applied_afterwards(
     out = io.StringIO()
     async with App(settings, dry_run=True, out=out) as app:
         await app.run_once()
-        store: SqliteStore = app.store  # type: ignore[assignment]
-        pages = await store._run(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
-        await store._run(lambda: store.db.execute(f"PRAGMA max_page_count = {pages}"))
+        assert isinstance(app.store, SqlStore)
+        sqlite = app.store.dialect
+        assert isinstance(sqlite, SqliteDialect)
+        pages = await sqlite.call(lambda: sqlite.db.execute("PRAGMA page_count").fetchone()[0])
+        await sqlite.call(lambda: sqlite.db.execute(f"PRAGMA max_page_count = {pages}"))
         statuspage.set_incidents([stage(0, f"big{n}") for n in range(30)])
         with pytest.raises(StoreError, match="disk is full"):
             await app.run_once()  # the page changed, and saving it failed
-        await store._run(lambda: store.db.execute("PRAGMA max_page_count = 1073741823"))
+        await sqlite.call(lambda: sqlite.db.execute("PRAGMA max_page_count = 1073741823"))
         await app.run_once()  # the same page again: not a 304, the change is applied
     assert out.getvalue().count("[dry-run] NEW") == 30
     assert statuspage.requests[-1].status == 200
@@ -312,16 +315,18 @@ async def test_a_full_disk_is_said_once_when_it_starts_and_once_when_it_ends(
 
     async with App(settings, dry_run=True, out=out) as app:
         await app.run_once()
-        store: SqliteStore = app.store  # type: ignore[assignment]
+        assert isinstance(app.store, SqlStore)
+        sqlite = app.store.dialect
+        assert isinstance(sqlite, SqliteDialect)
         runner = asyncio.create_task(app.run(stop))
         for episode in (1, 2):
-            pages = await store._run(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
-            await store._run(lambda p=pages: store.db.execute(f"PRAGMA max_page_count = {p}"))
+            pages = await sqlite.call(lambda: sqlite.db.execute("PRAGMA page_count").fetchone()[0])
+            await sqlite.call(lambda p=pages: sqlite.db.execute(f"PRAGMA max_page_count = {p}"))
             statuspage.set_incidents([stage(0, f"big{episode}n{n}") for n in range(10)])
             polls = statuspage.count() + 10
             await until(lambda polls=polls: statuspage.count() >= polls)  # 10 that cannot save
             assert said("disk is full") == episode
-            await store._run(lambda: store.db.execute("PRAGMA max_page_count = 1073741823"))
+            await sqlite.call(lambda: sqlite.db.execute("PRAGMA max_page_count = 1073741823"))
             await until(lambda episode=episode: said("state file writable again") == episode)
             await until(lambda episode=episode: out.getvalue().count("NEW") == 10 * episode)
         stop.set()

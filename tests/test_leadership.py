@@ -22,8 +22,9 @@ from modbot.app import App
 from modbot.config.settings import Settings
 from modbot.core.records import Kind
 from modbot.errors import Deposed, StoreError
-from modbot.pgstore import PgLease, PostgresStore
-from modbot.store import SqliteStore
+from modbot.store.postgres import PgLease, PostgresDialect, open_postgres
+from modbot.store.sql import SqlStore
+from modbot.store.sqlite import open_sqlite
 from tests.conftest import BOT, page_env, reddit_settings, run_cli
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -145,9 +146,10 @@ async def test_a_follower_keeps_waiting_when_its_database_connection_breaks(
         stop_b = asyncio.Event()
         task_b = asyncio.create_task(b.run(stop_b))
         await asyncio.sleep(3 * LEASE)
-        assert isinstance(b.store, PostgresStore)
-        assert b.store._conn is not None
-        terminate(postgres_url, b.store._conn.info.backend_pid)  # e.g. a server restart
+        assert isinstance(b.store, SqlStore)
+        assert isinstance(b.store.dialect, PostgresDialect)
+        assert b.store.dialect._conn is not None
+        terminate(postgres_url, b.store.dialect._conn.info.backend_pid)  # e.g. a server restart
         await asyncio.sleep(5 * LEASE)
         assert not task_b.done()  # still a follower, not an exited process
         stop_b.set()
@@ -201,8 +203,8 @@ async def until_posted(app: App, timeout: float = 10.0) -> None:
 
 
 async def test_a_write_under_an_old_epoch_is_refused(postgres_url: str) -> None:
-    first = await PostgresStore.open(postgres_url)
-    second = await PostgresStore.open(postgres_url)
+    first = await open_postgres(postgres_url)
+    second = await open_postgres(postgres_url)
     try:
         lease_a = await first.lease("r/x", "a", 1, interval=60)
         lease_b = await second.lease("r/x", "b", 2, interval=60)
@@ -242,8 +244,8 @@ async def test_a_leader_that_stops_proving_its_lead_is_deposed(postgres_url: str
     """A paused or hung leader keeps its session (its kernel still answers keepalives),
     so the lock alone would never free: the follower ends that session once the leader
     has been silent for three intervals, and the new epoch fences the old leader out."""
-    first = await PostgresStore.open(postgres_url)
-    second = await PostgresStore.open(postgres_url)
+    first = await open_postgres(postgres_url)
+    second = await open_postgres(postgres_url)
     try:
         lease_a = await first.lease("r/x", "a", 1, interval=0.1)
         lease_b = await second.lease("r/x", "b", 2, interval=0.1)
@@ -343,7 +345,7 @@ async def test_migrate_store_refuses_while_a_bot_runs_on_the_state_file(
     statuspage.set_incidents([])
     env = page_env(statuspage, tmp_path)
     assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
-    store = await SqliteStore.open(tmp_path / "state.sqlite3")
+    store = await open_sqlite(tmp_path / "state.sqlite3")
     lease = await store.lease("any", "here", 1, interval=5)
     await lease.acquire(0.0)  # what a running `modbot run` holds
     try:

@@ -30,7 +30,7 @@ from modbot.core.records import DeliveryRow, Kind, NoteRow, PostedComment, Threa
 from modbot.core.render import digest
 from modbot.errors import RedditUnavailable
 from modbot.shell.deliverer import Deliverer
-from modbot.stores import StateStore, open_store
+from modbot.store import StateStore, open_store
 from tests.conftest import NewState, StateLocation
 
 ROW = DeliveryRow(id=1, watch="w", kind=Kind.NOTE, key="n1", state=State.PENDING, wanted_hash="h")

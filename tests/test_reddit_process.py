@@ -13,7 +13,7 @@ import pytest
 from modbot.core.feed import parse_incidents_object
 from modbot.core.incidents import view_of
 from modbot.core.records import DeliveryRow, Kind
-from modbot.stores import open_store
+from modbot.store import open_store
 from tests.conftest import (
     BOT,
     StateLocation,

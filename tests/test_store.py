@@ -1,8 +1,9 @@
-"""The stores: SQLite and PostgreSQL behind one port. The shared tests run against both
-(``opener``'s ``sqlite`` and ``postgresql`` params); schema and migration tests of SQLite
-files stay SQLite's; PostgreSQL has its own for its schema, connection errors, timeouts
-and concurrent writers. PostgreSQL tests skip without a server (see ``tests/pg.py``)
-and fail instead when CI=true."""
+"""The store on its two dialects, SQLite and PostgreSQL, behind one port. The shared tests
+run against both (``opener``'s ``sqlite`` and ``postgresql`` params); the migrations of
+SQLite files from before the one schema stay SQLite's; PostgreSQL has its own for its
+schema, connection errors, timeouts and concurrent writers (``test_schema`` holds the
+upgrades to the one schema and the query plans). PostgreSQL tests skip without a server
+(see ``tests/pg.py``) and fail instead when CI=true."""
 
 from __future__ import annotations
 
@@ -43,11 +44,13 @@ from modbot.core.records import (
 )
 from modbot.core.render import sample_incident
 from modbot.errors import ConfigError, StoreError
-from modbot.pgstore import SCHEMA_VERSION as PG_SCHEMA_VERSION
-from modbot.pgstore import WRITE_LOCK, PostgresStore
 from modbot.ports import Store
-from modbot.store import LEGACY_SCHEMAS, SCHEMA_VERSION, SqliteStore
-from modbot.stores import StateStore, open_store
+from modbot.store import StateStore, open_store
+from modbot.store.postgres import WRITE_LOCK, PostgresDialect, open_postgres
+from modbot.store.schema import SCHEMA_VERSION
+from modbot.store.sql import SqlStore
+from modbot.store.sqlite import SqliteDialect, open_sqlite
+from modbot.store.sqlite_legacy import LEGACY_SCHEMAS
 from tests.fakes.statuspage import FakeStatuspage
 from tests.pg import PASSWORD_ROLE, free_port, unavailable
 
@@ -64,9 +67,9 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     PostgreSQL database. Two calls are two processes sharing one state."""
     if request.param == "sqlite":
         path = tmp_path / "state.sqlite3"
-        return lambda: SqliteStore.open(path)
+        return lambda: open_sqlite(path)
     url: str = request.getfixturevalue("postgres_url")
-    return lambda: PostgresStore.open(url)
+    return lambda: open_postgres(url)
 
 
 @pytest.fixture
@@ -110,8 +113,15 @@ async def posted(store: Store, key: str, thread: str = "t1", *, kind: Kind = Kin
     assert await store.step(claimed, machine.answered(claimed, comment, body.digest, NOW))
 
 
+async def test_a_state_file_in_a_missing_folder_is_refused_not_created(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"the folder .*/sub does not exist: create it"):
+        await open_sqlite(tmp_path / "sub" / "state.sqlite3")
+    assert not (tmp_path / "sub").exists()
+
+
 async def test_new_file_gets_the_latest_schema_in_wal_mode(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "sub" / "state.sqlite3")
+    (tmp_path / "sub").mkdir()
+    store = await open_sqlite(tmp_path / "sub" / "state.sqlite3")
     assert await store.schema_version() == SCHEMA_VERSION
     assert await store.integrity_problems() == []
     await store.close()
@@ -122,19 +132,19 @@ async def test_new_file_gets_the_latest_schema_in_wal_mode(tmp_path: Path) -> No
 
 async def test_file_from_a_newer_modbot_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    await (await SqliteStore.open(path)).close()
+    await (await open_sqlite(path)).close()
     raw = sqlite3.connect(path)
     raw.execute("PRAGMA user_version = 99")
     raw.close()
     with pytest.raises(StoreError, match="newer modbot"):
-        await SqliteStore.open(path)
+        await open_sqlite(path)
 
 
 async def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StoreError, match=r"state\.sqlite3"):
-        await SqliteStore.open(path)
+        await open_sqlite(path)
 
 
 async def test_poll_results_and_validators_survive_reopening(opener: Opener) -> None:
@@ -271,7 +281,7 @@ async def test_version_1_file_is_migrated_keeping_its_data(tmp_path: Path) -> No
     )
     raw.commit()
     raw.close()
-    store = await SqliteStore.open(path)
+    store = await open_sqlite(path)
     assert await store.schema_version() == SCHEMA_VERSION
     (row,) = await store.open_incidents(W)
     assert (row.name, row.status, row.rendered_hash) == (view.name, view.status, "h")
@@ -315,7 +325,7 @@ async def test_version_2_file_keeps_comments_notices_and_health(tmp_path: Path) 
     )
     raw.commit()
     raw.close()
-    store = await SqliteStore.open(path)
+    store = await open_sqlite(path)
     (row,) = await store.deliveries(W, Kind.INCIDENT, [view.id])
     assert (row.state, row.comment_id, row.delivered_hash, row.wanted_hash) == (
         "posted",
@@ -335,7 +345,7 @@ async def test_version_2_file_keeps_comments_notices_and_health(tmp_path: Path) 
 
 async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_path: Path) -> None:
     path = tmp_path / "v3.sqlite3"
-    store = await SqliteStore.open(path)
+    store = await open_sqlite(path)
     await store.record_poll(W, ok=True, message="fine", now=5.0)
     await store.close()
     raw = sqlite3.connect(path)  # back to version 3's shape
@@ -343,8 +353,8 @@ async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_pat
     raw.execute("PRAGMA user_version = 3")
     raw.commit()
     raw.close()
-    store = await SqliteStore.open(path)
-    assert await store.schema_version() == SCHEMA_VERSION == 5
+    store = await open_sqlite(path)
+    assert await store.schema_version() == SCHEMA_VERSION == 6
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
     assert (await store.health(W)).source_kind == "incidentio"
@@ -560,8 +570,8 @@ def comparable(value: object) -> object:
 async def test_postgresql_answers_every_method_as_sqlite_does(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    sqlite = await SqliteStore.open(tmp_path / "state.sqlite3")
-    postgres = await PostgresStore.open(postgres_url)
+    sqlite = await open_sqlite(tmp_path / "state.sqlite3")
+    postgres = await open_postgres(postgres_url)
     try:
         expected, got = await scenario(sqlite), await scenario(postgres)
     finally:
@@ -580,35 +590,35 @@ def raw(url: str) -> psycopg.Connection[Any]:
 
 
 async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
-    store = await PostgresStore.open(postgres_url)
-    assert await store.schema_version() == PG_SCHEMA_VERSION == 3
+    store = await open_postgres(postgres_url)
+    assert await store.schema_version() == SCHEMA_VERSION == 6
     assert await store.integrity_problems() == []
     await store.writable()
     await store.close()
-    await (await PostgresStore.open(postgres_url)).close()  # opening again changes nothing
+    await (await open_postgres(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"
         ).fetchall()
         assert ("source_kind",) in columns
         conn.execute("DROP TABLE notes")
-    store = await PostgresStore.open(postgres_url)
+    store = await open_postgres(postgres_url)
     assert await store.integrity_problems() == ["table notes is missing"]
     await store.close()
 
 
 async def test_postgresql_version_1_gains_the_wiki_revisions(postgres_url: str) -> None:
-    store = await PostgresStore.open(postgres_url)
+    store = await open_postgres(postgres_url)
     await store.record_poll(W, ok=True, message="fine", now=NOW)
     await store.close()
     with raw(postgres_url) as conn:  # back to version 1's shape
         conn.execute("DROP TABLE wiki_revisions, leadership, members")
         conn.execute("ALTER TABLE deliveries DROP COLUMN epoch")
         conn.execute("UPDATE schema_version SET version = 1")
-    store = await PostgresStore.open(postgres_url)
-    assert await store.schema_version() == 3
+    store = await open_postgres(postgres_url)
+    assert await store.schema_version() == SCHEMA_VERSION
     assert await store.integrity_problems() == []
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_wiki(WikiRow(W, "incident", "r1", "alice", NOW, "{{ x }}", "good"))
@@ -617,11 +627,11 @@ async def test_postgresql_version_1_gains_the_wiki_revisions(postgres_url: str) 
 
 
 async def test_postgresql_from_a_newer_modbot_is_refused(postgres_url: str) -> None:
-    await (await PostgresStore.open(postgres_url)).close()
+    await (await open_postgres(postgres_url)).close()
     with raw(postgres_url) as conn:
         conn.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(StoreError, match="newer modbot"):
-        await PostgresStore.open(postgres_url)
+        await open_postgres(postgres_url)
 
 
 @pytest.mark.parametrize("table", ["feeds", "deliveries"])
@@ -631,7 +641,11 @@ async def test_postgresql_tables_of_another_program_are_left_alone(
     with raw(postgres_url) as conn:
         conn.execute(f"CREATE TABLE {table} (id INTEGER)")
     with pytest.raises(StoreError, match=f"already has tables named {table} that modbot did not"):
-        await PostgresStore.open(postgres_url)
+        await open_postgres(postgres_url)
+    with raw(postgres_url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'incidents'"
+        ).fetchone() == (0,)
 
 
 async def test_postgresql_another_programs_schema_version_table_is_not_migrated(
@@ -645,7 +659,7 @@ async def test_postgresql_another_programs_schema_version_table_is_not_migrated(
         conn.execute("INSERT INTO schema_version VALUES (1, '1', 'init')")
         conn.execute("CREATE TABLE deliveries (id INTEGER)")
     with pytest.raises(StoreError, match="schema_version table that is not modbot's"):
-        await PostgresStore.open(postgres_url)
+        await open_postgres(postgres_url)
     with raw(postgres_url) as conn:
         tables = conn.execute(
             "SELECT table_name FROM information_schema.tables "
@@ -656,10 +670,6 @@ async def test_postgresql_another_programs_schema_version_table_is_not_migrated(
         ).fetchall()
     assert tables == [("deliveries",), ("schema_version",)]
     assert columns == [("id",)]
-    with raw(postgres_url) as conn:
-        assert conn.execute(
-            "SELECT count(*) FROM pg_tables WHERE tablename = 'incidents'"
-        ).fetchone() == (0,)
 
 
 def assert_one_safe_line(message: str) -> None:
@@ -688,19 +698,19 @@ async def test_postgresql_wrong_password_is_one_line_without_it(
     else:
         unavailable("the server does not check passwords, so a wrong one cannot be tested")
     with pytest.raises(StoreError) as caught:
-        await PostgresStore.open(wrong_url)
+        await open_postgres(wrong_url)
     message = str(caught.value)
     assert_one_safe_line(message)
     assert "password authentication failed" in message
     assert f"postgresql://{PASSWORD_ROLE}:***@{where}" in message
-    store = await PostgresStore.open(f"postgresql://{PASSWORD_ROLE}:{right}@{where}")
+    store = await open_postgres(f"postgresql://{PASSWORD_ROLE}:{right}@{where}")
     await store.close()
 
 
 async def test_postgresql_refused_connection_is_one_line_without_the_password() -> None:
     url = f"postgresql://modbot:{SECRET}@127.0.0.1:{free_port()}/modbot?password={SECRET}"
     with pytest.raises(StoreError, match="cannot connect to the database") as caught:
-        await PostgresStore.open(url)
+        await open_postgres(url)
     assert_one_safe_line(str(caught.value))
 
 
@@ -716,7 +726,7 @@ async def test_postgresql_silent_server_times_out_in_one_line() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(StoreError, match="cannot connect") as caught:
-            await PostgresStore.open(
+            await open_postgres(
                 f"postgresql://modbot:{SECRET}@127.0.0.1:{port}/modbot", connect_timeout=2
             )
     finally:
@@ -729,7 +739,7 @@ async def test_postgresql_silent_server_times_out_in_one_line() -> None:
 
 
 async def test_postgresql_held_writers_lock_is_a_busy_error_not_a_hang(postgres_url: str) -> None:
-    store = await PostgresStore.open(postgres_url, statement_timeout=0.5)
+    store = await open_postgres(postgres_url, statement_timeout=0.5)
     with raw(postgres_url) as other:
         other.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
         with pytest.raises(StoreError, match="is busy"):
@@ -741,11 +751,12 @@ async def test_postgresql_held_writers_lock_is_a_busy_error_not_a_hang(postgres_
 
 
 async def test_postgresql_lost_connection_is_replaced(postgres_url: str) -> None:
-    store = await PostgresStore.open(postgres_url)
+    store = await open_postgres(postgres_url)
     await store.record_poll(W, ok=True, message="fine", now=NOW)
-    assert store._conn is not None
+    assert isinstance(store.dialect, PostgresDialect)
+    assert store.dialect._conn is not None
     with raw(postgres_url) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
+        admin.execute("SELECT pg_terminate_backend(%s)", (store.dialect._conn.info.backend_pid,))
     with pytest.raises(StoreError) as caught:
         await store.health(W)
     assert_one_safe_line(str(caught.value))
@@ -756,7 +767,7 @@ async def test_postgresql_lost_connection_is_replaced(postgres_url: str) -> None
 
 
 async def test_postgresql_racing_stores_one_step_wins(postgres_url: str) -> None:
-    first, second = await PostgresStore.open(postgres_url), await PostgresStore.open(postgres_url)
+    first, second = await open_postgres(postgres_url), await open_postgres(postgres_url)
     keys = [f"i{n}" for n in range(20)]
     await save(first, *(incident(key) for key in keys))
     rows = await second.deliveries(W, Kind.INCIDENT, keys)
@@ -777,7 +788,7 @@ async def test_postgresql_racing_stores_one_step_wins(postgres_url: str) -> None
 async def test_postgresql_racing_writers_take_turns(postgres_url: str) -> None:
     """Read-then-write methods of two processes never interleave: one delivery row per
     new incident, one claim per command, and no error."""
-    first, second = await PostgresStore.open(postgres_url), await PostgresStore.open(postgres_url)
+    first, second = await open_postgres(postgres_url), await open_postgres(postgres_url)
     for n in range(10):
         await asyncio.gather(save(first, incident(f"i{n}")), save(second, incident(f"i{n}")))
         claims = await asyncio.gather(
@@ -800,12 +811,14 @@ async def test_open_store_picks_the_store_from_the_location(
 ) -> None:
     for location in (tmp_path / "a.sqlite3", f"sqlite:///{tmp_path / 'b.sqlite3'}"):
         store = await open_store(location)
-        assert isinstance(store, SqliteStore)
+        assert isinstance(store, SqlStore)
+        assert isinstance(store.dialect, SqliteDialect)
         await store.close()
     assert (tmp_path / "b.sqlite3").exists()
     for url in (postgres_url, postgres_url.replace("postgresql://", "postgres://", 1)):
         store = await open_store(url)
-        assert isinstance(store, PostgresStore)
+        assert isinstance(store, SqlStore)
+        assert isinstance(store.dialect, PostgresDialect)
         await store.close()
     with pytest.raises(StoreError, match="not a mysql:// URL"):
         await open_store("mysql://root@localhost/modbot")
@@ -861,9 +874,7 @@ async def test_the_bot_runs_on_postgresql_and_the_commands_read_it(
     assert out.getvalue().count("[dry-run] ") == 2  # one new comment, one edit
     lines: list[tuple[str, str]] = []
     assert await service._check_store(settings, lambda name, text: lines.append((name, text))) == 0
-    assert lines == [
-        ("state file", f"ok: {settings.database} (schema {PG_SCHEMA_VERSION}, writable)")
-    ]
+    assert lines == [("state file", f"ok: {settings.database} (schema {SCHEMA_VERSION}, writable)")]
     status = io.StringIO()
     assert await service.status(settings, status) == 0
     settled = status.getvalue().split("recently settled")[1]

@@ -18,7 +18,7 @@ from modbot.config.settings import Settings, load_settings
 from modbot.config.watches import load_watches
 from modbot.core.markdown import marker_of
 from modbot.errors import ConfigError
-from modbot.store import LEGACY_SCHEMAS
+from modbot.store.sqlite_legacy import LEGACY_SCHEMAS
 from tests.conftest import BOT, MEGATHREAD_TITLE, page_env, reddit_env, reddit_settings, run_cli
 from tests.fakes.incidentio import COMPAT, FakeIncidentio
 from tests.fakes.reddit import FakeReddit

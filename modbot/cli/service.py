@@ -251,7 +251,7 @@ async def check_live(settings: Settings, out: TextIO) -> int:
     """``modbot check --live``: is the running bot alive and current? From its state
     file only, with no network of its own: the health check for containers and timers."""
     from modbot.core.machine import is_active  # noqa: PLC0415
-    from modbot.stores import open_store  # noqa: PLC0415
+    from modbot.store import open_store  # noqa: PLC0415
 
     line = _printer(out)
     if not settings.database.exists():
@@ -464,7 +464,7 @@ async def _check_subreddit(
 
 
 async def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:
-    from modbot.stores import open_store  # noqa: PLC0415
+    from modbot.store import open_store  # noqa: PLC0415
 
     if not settings.database.exists():
         line("state file", f"{settings.database} (not created yet; `modbot run` creates it)")
@@ -723,7 +723,7 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
         status_text,
         watches_table,
     )
-    from modbot.stores import open_store  # noqa: PLC0415
+    from modbot.store import open_store  # noqa: PLC0415
 
     if not settings.database.exists():
         out.write(f"No state yet at {settings.database}: start the bot with `modbot run`.\n")
@@ -783,7 +783,7 @@ def reports_explain(
 async def migrate_store(settings: Settings, to: str, out: TextIO) -> int:
     """``modbot migrate-store --to DATABASE``: copy every row into an empty store."""
     from modbot.config.database import database_location, existing_folder  # noqa: PLC0415
-    from modbot.stores import open_store  # noqa: PLC0415
+    from modbot.store import open_store  # noqa: PLC0415
 
     try:
         target = database_location(to)
@@ -855,8 +855,7 @@ async def set_pause(
 ) -> int:
     """``modbot pause`` / ``modbot resume``."""
     from modbot.config.watches import pick  # noqa: PLC0415
-    from modbot.store import START_FRESH  # noqa: PLC0415
-    from modbot.stores import open_store  # noqa: PLC0415
+    from modbot.store import START_FRESH, open_store  # noqa: PLC0415
 
     watch = pick(_watches(settings), watch_name)
     who = f"{getpass.getuser()} (CLI)"

@@ -1,0 +1,267 @@
+"""The tables, their indexes and their migrations: written once, for every dialect.
+
+DDL and queries carry ``{word}`` fields for what a dialect spells its own way (see
+``SPELLINGS``); ``words`` adds the shared phrases. Versions 1-5 of a SQLite file and
+1-3 of a PostgreSQL database were migrated separately (``sqlite_legacy``, ``postgres``);
+from version 6 on there is one schema and one list of migrations.
+
+To add a column: declare it in its ``CREATE TABLE`` below and add a migration
+``N: lambda: add_columns("table", "column")`` (bump ``SCHEMA_VERSION``); the migration
+reads the column's declaration from the table's DDL, so it is written once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+
+from modbot.store.base import Q, Tx
+
+SCHEMA_VERSION = 6
+ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
+# The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
+SPELLINGS = (
+    "time",  # seconds since the epoch, a float
+    "bool",  # a boolean column (written TRUE/FALSE, read back as 0/1 or a bool)
+    "id",  # an integer primary key numbered by the database
+    "seq",  # the order rows were first written, to break ties in listings
+    "seq_column",  # the column behind ``seq`` where it is one (with its comma)
+    "seq_key",  # ``seq`` as an index's last key where it is a column (with its comma)
+    "is_distinct_from",  # NULL-safe inequality
+)
+ANNOUNCED = "(announce OR forced)"
+# Rows the deliverer must look at (``machine.is_active``): the same expression as the
+# partial index, so SQLite uses it (it matches an index's WHERE only as written).
+ACTIVE = (
+    "(state IN ('pending', 'posting') "
+    "OR (state = 'posted' AND delivered_hash {is_distinct_from} wanted_hash))"
+)
+
+TABLES: dict[str, str] = {
+    "feeds": """CREATE TABLE feeds (
+    watch TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    baseline_at TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    digest TEXT,
+    page_name TEXT,
+    page_url TEXT
+)""",
+    "incidents": """CREATE TABLE incidents (
+    watch TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    view TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    announce {bool} NOT NULL,
+    forced {bool} NOT NULL DEFAULT FALSE,
+    is_open {bool} NOT NULL,
+    rendered TEXT,
+    rendered_hash TEXT,
+    render_error TEXT,
+    first_seen {time} NOT NULL,
+    changed_at {time} NOT NULL,
+    closed_at {time},{seq_column}
+    PRIMARY KEY (watch, incident_id)
+)""",
+    "notes": """CREATE TABLE notes (
+    watch TEXT NOT NULL,
+    note_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    body TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at {time} NOT NULL,
+    cut_chars INTEGER NOT NULL DEFAULT 0,{seq_column}
+    PRIMARY KEY (watch, note_id)
+)""",
+    "deliveries": """CREATE TABLE deliveries (
+    id {id},
+    watch TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    thread_id TEXT,
+    comment_id TEXT,
+    permalink TEXT,
+    wanted_hash TEXT,
+    delivered_hash TEXT,
+    delivered_at {time},
+    intent_at {time},
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before {time} NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at {time} NOT NULL DEFAULT 0,
+    epoch BIGINT NOT NULL DEFAULT 0
+)""",
+    "commands": """CREATE TABLE commands (
+    message_id TEXT PRIMARY KEY,
+    author TEXT NOT NULL,
+    command TEXT NOT NULL,
+    argument TEXT NOT NULL,
+    state TEXT NOT NULL,
+    result TEXT,
+    reply_state TEXT NOT NULL DEFAULT 'none',
+    marked_read {bool} NOT NULL DEFAULT FALSE,
+    received_at {time} NOT NULL,
+    done_at {time}
+)""",
+    "health": """CREATE TABLE health (
+    watch TEXT PRIMARY KEY,
+    last_poll_at {time},
+    last_poll_ok {bool} NOT NULL DEFAULT FALSE,
+    last_poll_message TEXT NOT NULL DEFAULT '',
+    last_good_poll_at {time},
+    last_reddit_ok_at {time},
+    last_error_at {time},
+    last_error_kind TEXT NOT NULL DEFAULT '',
+    last_error TEXT NOT NULL DEFAULT '',
+    paused {bool} NOT NULL DEFAULT FALSE,
+    paused_by TEXT NOT NULL DEFAULT '',
+    paused_at {time},
+    megathread_id TEXT,
+    megathread_title TEXT,
+    megathread_permalink TEXT,
+    megathread_at {time},
+    templates TEXT NOT NULL DEFAULT '',
+    templates_at {time},
+    source_kind TEXT NOT NULL DEFAULT ''
+)""",
+    "wiki_revisions": """CREATE TABLE wiki_revisions (
+    watch TEXT NOT NULL,
+    page TEXT NOT NULL,
+    revision_id TEXT NOT NULL,
+    author TEXT,
+    revised_at {time} NOT NULL,
+    content TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    notice TEXT NOT NULL DEFAULT 'none',
+    decided_at {time} NOT NULL,
+    PRIMARY KEY (watch, page, revision_id)
+)""",
+    # Several processes on one PostgreSQL database: the leader and its epoch, and the
+    # followers. A state file has one process; its tables stay empty.
+    "leadership": """CREATE TABLE leadership (
+    deployment TEXT PRIMARY KEY,
+    epoch BIGINT NOT NULL,
+    host TEXT,
+    pid INTEGER,
+    since {time},
+    seen_at {time}
+)""",
+    "members": """CREATE TABLE members (
+    deployment TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    since {time} NOT NULL,
+    seen_at {time} NOT NULL,
+    PRIMARY KEY (deployment, host, pid)
+)""",
+}
+
+# Work follows open incidents, not history: the partial indexes hold the open incidents
+# and the active delivery rows, and nothing that runs every poll reads anything else.
+INDEXES: dict[str, str] = {
+    "incidents_open": "CREATE INDEX incidents_open ON incidents (watch) "
+    "WHERE is_open AND {announced}",
+    "incidents_closed": "CREATE INDEX incidents_closed ON incidents (watch, closed_at{seq_key}) "
+    "WHERE closed_at IS NOT NULL AND {announced}",
+    "incidents_unrendered": "CREATE INDEX incidents_unrendered ON incidents (watch) "
+    "WHERE rendered_hash IS NULL AND render_error IS NULL AND {announced}",
+    "notes_created": "CREATE INDEX notes_created ON notes (watch, created_at{seq_key})",
+    "deliveries_placed": "CREATE UNIQUE INDEX deliveries_placed "
+    "ON deliveries (watch, kind, key, thread_id) WHERE thread_id IS NOT NULL",
+    "deliveries_unplaced": "CREATE UNIQUE INDEX deliveries_unplaced "
+    "ON deliveries (watch, kind, key) WHERE thread_id IS NULL",
+    "deliveries_subject": "CREATE INDEX deliveries_subject ON deliveries (watch, kind, key)",
+    "deliveries_thread": "CREATE INDEX deliveries_thread ON deliveries (watch, thread_id)",
+    "deliveries_comment": "CREATE INDEX deliveries_comment ON deliveries (comment_id) "
+    "WHERE comment_id IS NOT NULL",
+    "deliveries_active": "CREATE INDEX deliveries_active ON deliveries (watch) WHERE {active}",
+}
+PARTIAL = ("incidents_open", "incidents_closed", "incidents_unrendered", "deliveries_active")
+
+# The tables ``migrate-store`` copies (the others describe the processes, not the bot),
+# each in an order that keeps its rows in the order they were written.
+COPIED_TABLES: dict[str, str] = {
+    "feeds": "watch",
+    "incidents": "{seq}",
+    "notes": "{seq}",
+    "deliveries": "id",
+    "commands": "received_at, message_id",
+    "health": "watch",
+    "wiki_revisions": "decided_at, watch, page, revision_id",
+}
+# Columns of a dialect's own bookkeeping, and the epochs of the processes that wrote:
+# neither is copied to another store.
+INTERNAL_COLUMNS = frozenset({"seq", "epoch"})
+
+
+def words(spelling: Mapping[str, str]) -> dict[str, str]:
+    """Every ``{word}`` of the SQL here and in ``sql``, for a dialect's ``spelling``."""
+    missing = set(SPELLINGS) - spelling.keys()
+    if missing:
+        raise ValueError(f"a dialect must spell {', '.join(sorted(missing))}")
+    return {**spelling, "announced": ANNOUNCED, "active": ACTIVE.format_map(spelling)}
+
+
+def _booleans() -> dict[str, frozenset[str]]:
+    found = {
+        table: frozenset(re.findall(r"^\s*(\w+) \{bool\}", ddl, re.MULTILINE))
+        for table, ddl in TABLES.items()
+    }
+    return {table: names for table, names in found.items() if names}
+
+
+BOOLEAN_COLUMNS = _booleans()  # what ``migrate-store`` turns into booleans on the way in
+
+
+def create() -> Tx[None]:
+    """The current schema, in an empty store."""
+    for ddl in TABLES.values():
+        yield Q(ddl)
+    for ddl in INDEXES.values():
+        yield Q(ddl)
+
+
+def column_ddl(table: str, column: str) -> str:
+    """The declaration of ``column`` in ``table``'s DDL, for ``ALTER TABLE ... ADD``."""
+    found = re.search(rf"^\s*({column} [^,\n]+),?$", TABLES[table], re.MULTILINE)
+    if found is None:
+        raise KeyError(f"{table}.{column} is not declared")
+    return found.group(1)
+
+
+def add_columns(table: str, *columns: str) -> Tx[None]:
+    """Add ``columns`` to ``table`` as its DDL declares them, unless they are there."""
+    present = (yield Q(f"SELECT * FROM {table} WHERE FALSE")).columns  # noqa: S608 - names are ours
+    for column in columns:
+        if column not in present:
+            yield Q(f"ALTER TABLE {table} ADD COLUMN {column_ddl(table, column)}")
+
+
+def _one_schema() -> Tx[None]:
+    """SQLite files (version 5) and PostgreSQL databases (version 3) become one schema:
+    the leadership tables and the deliveries' epoch everywhere (unused in a file), and
+    the partial indexes spelled as the queries now are (bare booleans)."""
+    for table in ("leadership", "members"):
+        yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    yield from add_columns("deliveries", "epoch")
+    for name in PARTIAL:
+        yield Q(f"DROP INDEX IF EXISTS {name}")
+        yield Q(INDEXES[name])
+
+
+# The step that brings a store from version N-1 to N, on every dialect.
+MIGRATIONS: dict[int, Callable[[], Tx[None]]] = {
+    6: _one_schema,
+}
+
+
+def upgrade(since: int) -> Iterator[Callable[[], Tx[None]]]:
+    """The migrations after version ``since``, in order (a dialect's own migrations have
+    brought a store of an older version to its last one, just before ``ONE_SCHEMA``)."""
+    for number in range(max(since, ONE_SCHEMA - 1) + 1, SCHEMA_VERSION + 1):
+        yield MIGRATIONS[number]

@@ -1,0 +1,1050 @@
+"""The ``Store`` port, once, over a dialect: every query of the bot's state is here.
+
+Each public method is one transaction, written as a ``Tx`` generator function below
+(it yields statements and receives their results, and does no I/O) and handed to the
+dialect, which runs it on SQLite's store thread or over PostgreSQL's connection. Reads
+run in one snapshot; writes one at a time among every process sharing the store, and
+every delivery step is written only if the row still has the version it was read at.
+
+SQL is written with ``:name`` placeholders and the ``{word}`` fields of
+``schema.words``; booleans are written bare (``is_open``, ``TRUE``) and read back
+through ``bool()``, as SQLite answers 0/1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import astuple, fields
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from modbot.core.codec import view_from_json, view_to_json
+from modbot.core.records import (
+    CommandRow,
+    DeliveryRow,
+    Health,
+    IncidentRow,
+    Kind,
+    Leadership,
+    Member,
+    NoteRow,
+    PageInfo,
+    Rendered,
+    Subject,
+    Thread,
+    Tracked,
+    Validators,
+    WikiRow,
+)
+from modbot.errors import StoreError
+from modbot.ports import FeedState, Lease, Work
+from modbot.store.base import EPOCH, Dialect, Q, Row, Tx
+from modbot.store.schema import BOOLEAN_COLUMNS, COPIED_TABLES, INTERNAL_COLUMNS
+
+D = TypeVar("D", bound=Dialect)
+T = TypeVar("T")
+CHUNK = 500  # values per IN list (SQLite's oldest limit is 999 parameters a statement)
+
+DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRow))
+COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))
+NOTE_FIELDS = tuple(f.name for f in fields(NoteRow))
+INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRow))
+WIKI_FIELDS = tuple(f.name for f in fields(WikiRow))
+# What a step may change (a row's subject and birth are fixed; ``wanted_hash`` follows
+# the subject's body).
+STEP_FIELDS = tuple(
+    name
+    for name in DELIVERY_FIELDS
+    if name not in ("id", "watch", "kind", "key", "wanted_hash", "created_at")
+)
+
+
+def _names(names: Sequence[str], prefix: str = "") -> str:
+    return ", ".join(prefix + name for name in names)
+
+
+def _values(names: Sequence[str]) -> str:
+    return ", ".join(":" + name for name in names)
+
+
+# Column names come from the dataclasses above, never from input.
+SELECT_DELIVERIES = f"SELECT {_names(DELIVERY_FIELDS)} FROM deliveries"  # noqa: S608
+SELECT_COMMANDS = f"SELECT {_names(COMMAND_FIELDS)} FROM commands"  # noqa: S608
+SELECT_NOTES = f"SELECT {_names(NOTE_FIELDS)} FROM notes"  # noqa: S608
+SELECT_INCIDENTS = f"SELECT {_names(INCIDENT_FIELDS)} FROM incidents"  # noqa: S608
+SELECT_TRACKED = "SELECT incident_id, view, announce FROM incidents"
+INSERT_NOTE = (
+    f"INSERT INTO notes ({_names(NOTE_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(NOTE_FIELDS)}) ON CONFLICT DO NOTHING"
+)
+INSERT_COMMAND = (
+    f"INSERT INTO commands ({_names(COMMAND_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(COMMAND_FIELDS)}) ON CONFLICT DO NOTHING"
+)
+INSERT_WIKI = (
+    f"INSERT INTO wiki_revisions ({_names(WIKI_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(WIKI_FIELDS)}) ON CONFLICT DO NOTHING"
+)
+# The writers' lock (both dialects) makes the NOT EXISTS race-free: a step that would
+# give a subject a second row in one thread is refused like a stale one.
+STEP = (
+    f"UPDATE deliveries SET {', '.join(f'{n} = :{n}' for n in STEP_FIELDS)}, "  # noqa: S608
+    "epoch = :epoch WHERE id = :id AND version = :expected AND NOT EXISTS ("
+    "SELECT 1 FROM deliveries o WHERE o.watch = deliveries.watch AND o.kind = deliveries.kind "
+    "AND o.key = deliveries.key AND o.thread_id = :thread_id AND o.id <> deliveries.id)"
+)
+HEALTH_FIELDS = (
+    "last_poll_at",
+    "last_poll_ok",
+    "last_poll_message",
+    "last_good_poll_at",
+    "last_reddit_ok_at",
+    "last_error_at",
+    "last_error_kind",
+    "last_error",
+    "paused",
+    "paused_by",
+    "paused_at",
+    "megathread_id",
+    "megathread_title",
+    "megathread_permalink",
+    "megathread_at",
+    "templates",
+    "templates_at",
+    "source_kind",
+)
+SELECT_HEALTH = f"SELECT {_names(HEALTH_FIELDS)} FROM health"  # noqa: S608
+
+
+# --- rows into records ------------------------------------------------------------------------
+
+
+def _delivery(r: Row) -> DeliveryRow:
+    data = dict(r)
+    data["kind"] = Kind(data["kind"])
+    return DeliveryRow(**data)
+
+
+def _incident(r: Row) -> IncidentRow:
+    data = dict(r)
+    data["is_open"] = bool(data["is_open"])
+    return IncidentRow(**data)
+
+
+def _command(r: Row) -> CommandRow:
+    data = dict(r)
+    data["marked_read"] = bool(data["marked_read"])
+    return CommandRow(**data)
+
+
+def _tracked(rows: Sequence[Row]) -> dict[str, Tracked]:
+    return {r["incident_id"]: Tracked(view_from_json(r["view"]), bool(r["announce"])) for r in rows}
+
+
+def _health(watch: str, r: Row | None, page: PageInfo | None) -> Health:
+    if r is None:
+        return Health(watch=watch, page=page)
+    thread = None
+    if r["megathread_id"]:
+        thread = Thread(r["megathread_id"], r["megathread_title"] or "", r["megathread_permalink"])
+    return Health(
+        watch=watch,
+        last_poll_at=r["last_poll_at"],
+        last_poll_ok=bool(r["last_poll_ok"]),
+        last_poll_message=r["last_poll_message"],
+        last_good_poll_at=r["last_good_poll_at"],
+        last_reddit_ok_at=r["last_reddit_ok_at"],
+        last_error_at=r["last_error_at"],
+        last_error_kind=r["last_error_kind"],
+        last_error=r["last_error"],
+        paused=bool(r["paused"]),
+        paused_by=r["paused_by"],
+        paused_at=r["paused_at"],
+        megathread=thread,
+        megathread_at=r["megathread_at"],
+        page=page,
+        templates=r["templates"],
+        templates_at=r["templates_at"],
+        source_kind=r["source_kind"],
+    )
+
+
+def among(column: str, values: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """``column IN (...)`` over ``values``, a chunk at a time: the condition and its values."""
+    for start in range(0, len(values), CHUNK):
+        chunk = values[start : start + CHUNK]
+        names = [f"v{n}" for n in range(len(chunk))]
+        yield f"{column} IN ({_values(names)})", dict(zip(names, chunk, strict=True))
+
+
+# --- feeds and incidents ----------------------------------------------------------------------
+
+
+def feed_state(watch: str) -> Tx[FeedState]:
+    r = (
+        yield Q(
+            "SELECT url, baseline_at, etag, last_modified, digest FROM feeds WHERE watch = :watch",
+            watch=watch,
+        )
+    ).one()
+    if r is None:
+        return FeedState()
+    return FeedState(
+        url=r["url"],
+        baseline_at=datetime.fromisoformat(r["baseline_at"]),
+        validators=Validators(r["etag"], r["last_modified"], r["digest"]),
+    )
+
+
+def tracked(watch: str, ids: Sequence[str], extra: str = "") -> Tx[dict[str, Tracked]]:
+    found: dict[str, Tracked] = {}
+    for condition, values in among("incident_id", ids):
+        result = yield Q(
+            f"{SELECT_TRACKED} WHERE watch = :watch AND {condition}{extra}", watch=watch, **values
+        )
+        found.update(_tracked(result.rows))
+    return found
+
+
+def save_poll(
+    watch: str,
+    *,
+    url: str,
+    changed: Mapping[str, Tracked],
+    rendered: Mapping[str, Rendered],
+    render_errors: Mapping[str, str],
+    validators: Validators,
+    baseline_at: datetime,
+    page: PageInfo | None,
+    now: float,
+) -> Tx[None]:
+    yield Q(
+        """INSERT INTO feeds (watch, url, baseline_at, etag, last_modified, digest,
+                              page_name, page_url)
+           VALUES (:watch, :url, :baseline_at, :etag, :last_modified, :digest,
+                   :page_name, :page_url)
+           ON CONFLICT (watch) DO UPDATE SET
+             url = excluded.url, etag = excluded.etag,
+             last_modified = excluded.last_modified, digest = excluded.digest,
+             page_name = COALESCE(excluded.page_name, feeds.page_name),
+             page_url = COALESCE(excluded.page_url, feeds.page_url)""",
+        watch=watch,
+        url=url,
+        baseline_at=baseline_at.isoformat(),
+        etag=validators.etag,
+        last_modified=validators.last_modified,
+        digest=validators.digest,
+        page_name=page.name if page else None,
+        page_url=page.url if page else None,
+    )
+    for item in changed.values():
+        yield from _save_incident(watch, item, now)
+    yield from save_renders(watch, rendered, render_errors)
+    for incident_id, item in changed.items():
+        if item.announce:
+            yield from _want(watch, Kind.INCIDENT, incident_id, now)
+
+
+def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
+    view = item.view
+    yield Q(
+        """INSERT INTO incidents (watch, incident_id, view, name, status, announce, is_open,
+                                  first_seen, changed_at, closed_at)
+           VALUES (:watch, :id, :view, :name, :status, :announce, :is_open, :now, :now,
+                   :closed_at)
+           ON CONFLICT (watch, incident_id) DO UPDATE SET
+             view = excluded.view, name = excluded.name, status = excluded.status,
+             announce = excluded.announce, is_open = excluded.is_open,
+             changed_at = excluded.changed_at,
+             closed_at = CASE WHEN excluded.is_open THEN NULL
+                              ELSE COALESCE(incidents.closed_at, excluded.closed_at) END""",
+        watch=watch,
+        id=view.id,
+        view=view_to_json(view),
+        name=view.name,
+        status=view.status,
+        announce=item.announce,
+        is_open=view.is_open,
+        now=now,
+        closed_at=None if view.is_open else now,
+    )
+
+
+def _want(watch: str, kind: Kind, key: str, now: float) -> Tx[None]:
+    """A pending, unplaced delivery for a subject that has no delivery row yet."""
+    yield Q(
+        """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_at)
+           SELECT :watch, :kind, :key, 'pending', NULL, :now
+           WHERE NOT EXISTS (SELECT 1 FROM deliveries
+                             WHERE watch = :watch AND kind = :kind AND key = :key)""",
+        watch=watch,
+        kind=kind.value,
+        key=key,
+        now=now,
+    )
+    yield from _sync_wanted(watch, kind, key)
+
+
+def _sync_wanted(watch: str, kind: Kind, key: str) -> Tx[None]:
+    """Copy the subject's current body hash onto its rows (the active index needs it)."""
+    source = (
+        "SELECT rendered_hash FROM incidents WHERE watch = :watch AND incident_id = :key"
+        if kind is Kind.INCIDENT
+        else "SELECT body_hash FROM notes WHERE watch = :watch AND note_id = :key"
+    )
+    yield Q(
+        f"UPDATE deliveries SET wanted_hash = ({source}) "  # noqa: S608 - literals only
+        "WHERE watch = :watch AND kind = :kind AND key = :key",
+        watch=watch,
+        kind=kind.value,
+        key=key,
+    )
+
+
+def save_renders(
+    watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
+) -> Tx[None]:
+    for incident_id, body in rendered.items():
+        yield Q(
+            "UPDATE incidents SET rendered = :body, rendered_hash = :digest, "
+            "render_error = NULL WHERE watch = :watch AND incident_id = :id",
+            body=body.body,
+            digest=body.digest,
+            watch=watch,
+            id=incident_id,
+        )
+        yield from _sync_wanted(watch, Kind.INCIDENT, incident_id)
+    for incident_id, error in errors.items():
+        yield Q(
+            "UPDATE incidents SET render_error = :error WHERE watch = :watch AND incident_id = :id",
+            error=error,
+            watch=watch,
+            id=incident_id,
+        )
+
+
+def rerender_scope(
+    watch: str, closed_since: float, thread_id: str | None
+) -> Tx[dict[str, Tracked]]:
+    rows = list(
+        (
+            yield Q(
+                SELECT_TRACKED + " WHERE watch = :watch AND is_open AND {announced}", watch=watch
+            )
+        ).rows
+    )
+    if thread_id is not None:
+        result = yield Q(
+            SELECT_TRACKED  # noqa: S608 - literals only
+            + " i WHERE watch = :watch AND closed_at IS NOT NULL AND {announced} "
+            "AND closed_at >= :since AND EXISTS (SELECT 1 FROM deliveries d "
+            "WHERE d.watch = i.watch AND d.kind = 'inc' AND d.key = i.incident_id "
+            "AND d.thread_id = :thread AND d.state IN ('posted', 'posting'))",
+            watch=watch,
+            since=closed_since,
+            thread=thread_id,
+        )
+        rows += result.rows
+    return _tracked(rows)
+
+
+def in_thread(watch: str, thread_id: str) -> Tx[dict[str, Tracked]]:
+    result = yield Q(
+        "SELECT i.incident_id, i.view, i.announce FROM deliveries d "
+        "JOIN incidents i ON i.watch = d.watch AND i.incident_id = d.key "
+        "WHERE d.watch = :watch AND d.thread_id = :thread AND d.kind = 'inc' "
+        "AND d.state IN ('posted', 'posting') ORDER BY d.id",
+        watch=watch,
+        thread=thread_id,
+    )
+    return _tracked(result.rows)
+
+
+def force(watch: str, item: Tracked, now: float) -> Tx[None]:
+    view = item.view
+    yield Q(
+        """INSERT INTO incidents (watch, incident_id, view, name, status, announce, forced,
+                                  is_open, first_seen, changed_at, closed_at)
+           VALUES (:watch, :id, :view, :name, :status, FALSE, TRUE, :is_open, :now, :now,
+                   :closed_at)
+           ON CONFLICT (watch, incident_id) DO UPDATE SET forced = TRUE""",
+        watch=watch,
+        id=view.id,
+        view=view_to_json(view),
+        name=view.name,
+        status=view.status,
+        is_open=view.is_open,
+        now=now,
+        closed_at=None if view.is_open else now,
+    )
+    yield from _want(watch, Kind.INCIDENT, view.id, now)
+
+
+def adopt_known(watch: str, ids: Sequence[str], now: float) -> Tx[int]:
+    found: list[str] = []
+    for condition, values in among("incident_id", ids):
+        result = yield Q(
+            f"SELECT incident_id FROM incidents WHERE watch = :watch AND {condition} "  # noqa: S608
+            "AND NOT announce AND NOT forced",
+            watch=watch,
+            **values,
+        )
+        found += [r["incident_id"] for r in result.rows]
+    for incident_id in found:
+        yield Q(
+            "UPDATE incidents SET forced = TRUE, closed_at = CASE WHEN NOT is_open "
+            "THEN COALESCE(closed_at, changed_at) END "
+            "WHERE watch = :watch AND incident_id = :id",
+            watch=watch,
+            id=incident_id,
+        )
+        yield from _want(watch, Kind.INCIDENT, incident_id, now)
+    return len(found)
+
+
+def unrendered(watch: str) -> Tx[dict[str, Tracked]]:
+    result = yield Q(
+        SELECT_TRACKED + " WHERE watch = :watch AND rendered_hash IS NULL "
+        "AND render_error IS NULL AND {announced}",
+        watch=watch,
+    )
+    return _tracked(result.rows)
+
+
+def open_incidents(watch: str) -> Tx[list[IncidentRow]]:
+    result = yield Q(
+        SELECT_INCIDENTS + " WHERE watch = :watch AND is_open AND {announced} "
+        "ORDER BY first_seen DESC, {seq}",
+        watch=watch,
+    )
+    return [_incident(r) for r in result.rows]
+
+
+def recent_settled(watch: str, limit: int) -> Tx[list[IncidentRow]]:
+    result = yield Q(
+        SELECT_INCIDENTS + " WHERE watch = :watch AND closed_at IS NOT NULL AND {announced} "
+        "ORDER BY closed_at DESC, {seq} DESC LIMIT :limit",
+        watch=watch,
+        limit=limit,
+    )
+    return [_incident(r) for r in result.rows]
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+
+def work(watch: str, keys: frozenset[tuple[Kind, str]] | None) -> Tx[Work]:
+    active = yield Q(SELECT_DELIVERIES + " WHERE watch = :watch AND {active}", watch=watch)
+    rows = {r["id"]: _delivery(r) for r in active.rows}
+    subjects: dict[tuple[Kind, str], Subject] = {}
+    opened = yield Q(
+        "SELECT incident_id, rendered_hash FROM incidents "
+        "WHERE watch = :watch AND is_open AND {announced}",
+        watch=watch,
+    )
+    for r in opened.rows:
+        subjects[(Kind.INCIDENT, r["incident_id"])] = Subject(
+            Kind.INCIDENT, r["incident_id"], True, r["rendered_hash"]
+        )
+    # CROSS JOIN keeps the open incidents (a partial index) as SQLite's outer loop.
+    theirs = yield Q(
+        f"SELECT {_names(DELIVERY_FIELDS, 'd.')} "  # noqa: S608 - literals only
+        "FROM incidents i CROSS JOIN deliveries d "
+        "WHERE i.watch = :watch AND i.is_open AND (i.announce OR i.forced) "
+        "AND d.watch = i.watch AND d.kind = 'inc' AND d.key = i.incident_id",
+        watch=watch,
+    )
+    for r in theirs.rows:
+        rows[r["id"]] = _delivery(r)
+    missing = {(row.kind, row.key) for row in rows.values()} - subjects.keys()
+    subjects.update((yield from _subjects(watch, missing)))
+    if keys is not None:
+        subjects = {k: v for k, v in subjects.items() if k in keys}
+    chosen = [row for row in rows.values() if (row.kind, row.key) in subjects]
+    return Work(subjects=subjects, rows=sorted(chosen, key=lambda row: row.id))
+
+
+def _subjects(
+    watch: str, keys: Collection[tuple[Kind, str]]
+) -> Tx[dict[tuple[Kind, str], Subject]]:
+    found: dict[tuple[Kind, str], Subject] = {}
+    incidents = sorted(key for kind, key in keys if kind is Kind.INCIDENT)
+    notes = sorted(key for kind, key in keys if kind is Kind.NOTE)
+    for condition, values in among("incident_id", incidents):
+        result = yield Q(
+            "SELECT incident_id, is_open, rendered_hash FROM incidents "  # noqa: S608
+            f"WHERE watch = :watch AND {condition}",
+            watch=watch,
+            **values,
+        )
+        for r in result.rows:
+            key = r["incident_id"]
+            found[(Kind.INCIDENT, key)] = Subject(
+                Kind.INCIDENT, key, bool(r["is_open"]), r["rendered_hash"]
+            )
+    for condition, values in among("note_id", notes):
+        result = yield Q(
+            f"SELECT note_id, body_hash FROM notes WHERE watch = :watch AND {condition}",  # noqa: S608
+            watch=watch,
+            **values,
+        )
+        for r in result.rows:
+            found[(Kind.NOTE, r["note_id"])] = Subject(
+                Kind.NOTE, r["note_id"], False, r["body_hash"]
+            )
+    return found
+
+
+def body(watch: str, kind: Kind, key: str) -> Tx[Rendered | None]:
+    sql = (
+        "SELECT rendered AS body, rendered_hash AS digest FROM incidents "
+        "WHERE watch = :watch AND incident_id = :key"
+        if kind is Kind.INCIDENT
+        else "SELECT body, body_hash AS digest FROM notes WHERE watch = :watch AND note_id = :key"
+    )
+    r = (yield Q(sql, watch=watch, key=key)).one()
+    if r is None or r["body"] is None or r["digest"] is None:
+        return None
+    return Rendered(r["body"], r["digest"])
+
+
+def deliveries(watch: str, kind: Kind, keys: Sequence[str]) -> Tx[list[DeliveryRow]]:
+    rows: list[DeliveryRow] = []
+    for condition, values in among("key", keys):
+        result = yield Q(
+            f"{SELECT_DELIVERIES} WHERE watch = :watch AND kind = :kind AND {condition}",
+            watch=watch,
+            kind=kind.value,
+            **values,
+        )
+        rows += [_delivery(r) for r in result.rows]
+    return sorted(rows, key=lambda row: row.id)
+
+
+def start_delivery(
+    watch: str, kind: Kind, key: str, thread_id: str, now: float
+) -> Tx[DeliveryRow | None]:
+    subject = {"watch": watch, "kind": kind.value, "key": key, "thread": thread_id}
+    inserted = yield Q(
+        "INSERT INTO deliveries (watch, kind, key, state, thread_id, created_at, epoch) "
+        "VALUES (:watch, :kind, :key, 'pending', :thread, :now, :epoch) ON CONFLICT DO NOTHING",
+        now=now,
+        epoch=EPOCH,
+        **subject,
+    )
+    if inserted.rowcount != 1:
+        return None
+    yield from _sync_wanted(watch, kind, key)
+    r = (
+        yield Q(
+            SELECT_DELIVERIES
+            + " WHERE watch = :watch AND kind = :kind AND key = :key AND thread_id = :thread",
+            **subject,
+        )
+    ).one()
+    assert r is not None
+    return _delivery(r)
+
+
+def step(before: DeliveryRow, after: DeliveryRow) -> Tx[bool]:
+    values = {name: getattr(after, name) for name in STEP_FIELDS}
+    done = yield Q(STEP, id=before.id, expected=before.version, epoch=EPOCH, **values)
+    return done.rowcount == 1
+
+
+# --- notices ----------------------------------------------------------------------------------
+
+
+def add_note(note: NoteRow) -> Tx[tuple[NoteRow, bool]]:
+    new = yield from _insert_note(note)
+    stored = yield from _note(note.watch, note.note_id)
+    assert stored is not None
+    return stored, new
+
+
+def _insert_note(note: NoteRow) -> Tx[bool]:
+    done = yield Q(INSERT_NOTE, **dict(zip(NOTE_FIELDS, astuple(note), strict=True)))
+    if done.rowcount == 1:
+        yield from _want(note.watch, Kind.NOTE, note.note_id, note.created_at)
+    return done.rowcount == 1
+
+
+def _note(watch: str, note_id: str) -> Tx[NoteRow | None]:
+    r = (
+        yield Q(SELECT_NOTES + " WHERE watch = :watch AND note_id = :id", watch=watch, id=note_id)
+    ).one()
+    return None if r is None else NoteRow(**dict(r))
+
+
+def note_by_comment(comment_id: str) -> Tx[NoteRow | None]:
+    r = (
+        yield Q(
+            "SELECT watch, key FROM deliveries WHERE comment_id = :comment AND kind = 'note' "
+            "ORDER BY id LIMIT 1",
+            comment=comment_id,
+        )
+    ).one()
+    if r is None:
+        return None
+    return (yield from _note(r["watch"], r["key"]))
+
+
+def edit_note(note: NoteRow) -> Tx[None]:
+    yield Q(
+        "UPDATE notes SET text = :text, body = :body, body_hash = :hash, cut_chars = :cut "
+        "WHERE watch = :watch AND note_id = :id",
+        text=note.text,
+        body=note.body,
+        hash=note.body_hash,
+        cut=note.cut_chars,
+        watch=note.watch,
+        id=note.note_id,
+    )
+    yield from _sync_wanted(note.watch, Kind.NOTE, note.note_id)
+
+
+def recent_notes(watch: str, limit: int) -> Tx[list[NoteRow]]:
+    result = yield Q(
+        SELECT_NOTES + " WHERE watch = :watch ORDER BY created_at DESC, {seq} DESC LIMIT :limit",
+        watch=watch,
+        limit=limit,
+    )
+    return [NoteRow(**dict(r)) for r in result.rows]
+
+
+# --- inbox commands ---------------------------------------------------------------------------
+
+
+def claim_command(row: CommandRow, note: NoteRow | None) -> Tx[tuple[CommandRow, bool]]:
+    done = yield Q(INSERT_COMMAND, **dict(zip(COMMAND_FIELDS, astuple(row), strict=True)))
+    new = done.rowcount == 1
+    if new and note is not None:
+        yield from _insert_note(note)
+    stored = yield from command(row.message_id)
+    assert stored is not None
+    return stored, new
+
+
+def command(message_id: str) -> Tx[CommandRow | None]:
+    r = (yield Q(SELECT_COMMANDS + " WHERE message_id = :id", id=message_id)).one()
+    return None if r is None else _command(r)
+
+
+def one(statement: Q) -> Tx[None]:
+    """A transaction of one statement."""
+    yield statement
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+def health(watch: str) -> Tx[Health]:
+    r = (yield Q(SELECT_HEALTH + " WHERE watch = :watch", watch=watch)).one()
+    page = (
+        yield Q("SELECT page_name, page_url FROM feeds WHERE watch = :watch", watch=watch)
+    ).one()
+    info = (
+        PageInfo(page["page_name"], page["page_url"])
+        if page is not None and page["page_url"]
+        else None
+    )
+    return _health(watch, r, info)
+
+
+def health_write(watch: str, assignments: str, values: dict[str, Any]) -> Tx[None]:
+    yield Q("INSERT INTO health (watch) VALUES (:watch) ON CONFLICT DO NOTHING", watch=watch)
+    yield Q(
+        f"UPDATE health SET {assignments} WHERE watch = :watch",  # noqa: S608 - literals only
+        **{**values, "watch": watch},
+    )
+
+
+# --- wiki templates ---------------------------------------------------------------------------
+
+
+def wiki_rows(watch: str) -> Tx[list[WikiRow]]:
+    result = yield Q(
+        f"SELECT {_names(WIKI_FIELDS)} FROM wiki_revisions "  # noqa: S608
+        "WHERE watch = :watch ORDER BY decided_at, revised_at, page, revision_id",
+        watch=watch,
+    )
+    return [WikiRow(**dict(r)) for r in result.rows]
+
+
+def claim_wiki_notice(watch: str, page: str, revision_id: str) -> Tx[bool]:
+    done = yield Q(
+        "UPDATE wiki_revisions SET notice = 'sending' WHERE watch = :watch AND page = :page "
+        "AND revision_id = :revision AND notice = 'none'",
+        watch=watch,
+        page=page,
+        revision=revision_id,
+    )
+    return done.rowcount == 1
+
+
+# --- migrate-store ----------------------------------------------------------------------------
+
+
+def export_rows() -> Tx[dict[str, list[dict[str, Any]]]]:
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for table, order in COPIED_TABLES.items():
+        result = yield Q(f"SELECT * FROM {table} ORDER BY {order}")  # noqa: S608 - names are ours
+        tables[table] = [
+            {k: v for k, v in dict(r).items() if k not in INTERNAL_COLUMNS} for r in result.rows
+        ]
+    return tables
+
+
+def import_rows(tables: dict[str, list[dict[str, Any]]], described: str) -> Tx[None]:
+    for table in COPIED_TABLES:
+        if (yield Q(f"SELECT 1 FROM {table} LIMIT 1")).rows:  # noqa: S608 - names are ours
+            raise StoreError(
+                f"{described} already holds modbot state ({table} has rows): migrate-store "
+                "copies into an empty store only"
+            )
+    for table in COPIED_TABLES:
+        booleans = BOOLEAN_COLUMNS.get(table, frozenset())
+        for row in tables.get(table, []):
+            values = {n: bool(v) if n in booleans and v is not None else v for n, v in row.items()}
+            names = list(values)
+            yield Q(
+                f"INSERT INTO {table} ({_names(names)}) VALUES ({_values(names)})",  # noqa: S608
+                **values,
+            )
+
+
+class SqlStore(Generic[D]):
+    """The bot's state behind the ``Store`` port, in whatever database ``dialect`` speaks.
+    Build it with ``sqlite.open_sqlite`` or ``postgres.open_postgres``; close when done."""
+
+    def __init__(self, dialect: D) -> None:
+        self.dialect = dialect
+        self.location = dialect.location
+
+    async def _read(self, tx: Tx[T]) -> T:
+        return await self.dialect.run(tx, write=False)
+
+    async def _write(self, tx: Tx[T]) -> T:
+        return await self.dialect.run(tx, write=True)
+
+    async def close(self) -> None:
+        """Release the store (every write is already durable)."""
+        await self.dialect.close()
+
+    async def schema_version(self) -> int:
+        """The schema version of the open store."""
+        return await self.dialect.schema_version()
+
+    async def integrity_problems(self) -> list[str]:
+        """What is damaged (empty when nothing is); nothing is written to a damaged store."""
+        return await self.dialect.integrity_problems()
+
+    async def writable(self) -> None:
+        """Raise a ``StoreError`` unless a write transaction can start (rights, locks, a
+        read-only server)."""
+        await self._write(one(Q("UPDATE feeds SET watch = watch WHERE FALSE")))
+
+    # --- feeds and incidents ----------------------------------------------------------------
+    async def feed_state(self, watch: str) -> FeedState:
+        """The page's baseline and validators (empty before the first good poll)."""
+        return await self._read(feed_state(watch))
+
+    async def tracked(self, watch: str, ids: Collection[str]) -> dict[str, Tracked]:
+        """The incidents the bot knows among ``ids``."""
+        return await self._read(tracked(watch, tuple(ids)))
+
+    async def announced(self, watch: str, ids: Collection[str]) -> dict[str, Tracked]:
+        """Announced (or forced) incidents among ``ids``."""
+        return await self._read(tracked(watch, tuple(ids), " AND {announced}"))
+
+    async def save_poll(
+        self,
+        watch: str,
+        *,
+        url: str,
+        changed: Mapping[str, Tracked],
+        rendered: Mapping[str, Rendered],
+        render_errors: Mapping[str, str],
+        validators: Validators,
+        baseline_at: datetime,
+        page: PageInfo | None,
+        now: float,
+    ) -> None:
+        """One poll's outcome, atomically: views, bodies, delivery intents, validators."""
+        await self._write(
+            save_poll(
+                watch,
+                url=url,
+                changed=changed,
+                rendered=rendered,
+                render_errors=render_errors,
+                validators=validators,
+                baseline_at=baseline_at,
+                page=page,
+                now=now,
+            )
+        )
+
+    async def save_renders(
+        self, watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
+    ) -> None:
+        """Re-rendered bodies (after a template change or a refresh)."""
+        await self._write(save_renders(watch, rendered, errors))
+
+    async def rerender_scope(
+        self, watch: str, *, closed_since: float, thread_id: str | None
+    ) -> dict[str, Tracked]:
+        """Open incidents, and those closed since ``closed_since`` with a comment in
+        ``thread_id``: what readers still see."""
+        return await self._read(rerender_scope(watch, closed_since, thread_id))
+
+    async def in_thread(self, watch: str, thread_id: str) -> dict[str, Tracked]:
+        """Every announced incident with a live comment in ``thread_id``."""
+        return await self._read(in_thread(watch, thread_id))
+
+    async def force(self, watch: str, tracked: Tracked, *, now: float) -> None:
+        """Post ``tracked`` whatever the rules say (a moderator asked for it)."""
+        await self._write(force(watch, tracked, now))
+
+    async def adopt_known(self, watch: str, ids: Collection[str]) -> int:
+        """Incidents among ``ids`` that the bot has a comment for (found by its marker) but
+        took as a baseline (a fresh state): deliver them again, so that comment is kept
+        current. Returns how many."""
+        return await self._write(adopt_known(watch, tuple(ids), time.time()))
+
+    async def unrendered(self, watch: str) -> dict[str, Tracked]:
+        """Incidents to post about that have no body yet (and no template error)."""
+        return await self._read(unrendered(watch))
+
+    async def open_incidents(self, watch: str) -> list[IncidentRow]:
+        """Announced incidents still open, newest first."""
+        return await self._read(open_incidents(watch))
+
+    async def recent_settled(self, watch: str, limit: int) -> list[IncidentRow]:
+        """The ``limit`` most recently closed announced incidents."""
+        return await self._read(recent_settled(watch, limit))
+
+    # --- deliveries -------------------------------------------------------------------------
+    async def work(self, watch: str, keys: Collection[tuple[Kind, str]] | None = None) -> Work:
+        """Open incidents and active deliveries, with their rows (only ``keys``, if given)."""
+        return await self._read(work(watch, None if keys is None else frozenset(keys)))
+
+    async def body(self, watch: str, kind: Kind, key: str) -> Rendered | None:
+        """The body a subject's comment should show now."""
+        return await self._read(body(watch, kind, key))
+
+    async def deliveries(self, watch: str, kind: Kind, keys: Collection[str]) -> list[DeliveryRow]:
+        """Every delivery row of these subjects, oldest first."""
+        return await self._read(deliveries(watch, kind, tuple(keys)))
+
+    async def start_delivery(
+        self, watch: str, kind: Kind, key: str, thread_id: str, *, now: float
+    ) -> DeliveryRow | None:
+        """A new ``pending`` row for a subject in ``thread_id`` (None if one exists)."""
+        return await self._write(start_delivery(watch, kind, key, thread_id, now))
+
+    async def step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
+        """Write ``after`` if the row is still ``before`` (same version) and its thread
+        holds no other row of the subject; False if not."""
+        return await self._write(step(before, after))
+
+    # --- notices ----------------------------------------------------------------------------
+    async def add_note(self, note: NoteRow) -> tuple[NoteRow, bool]:
+        """Record a notice and its delivery intent; the stored row and whether it is new."""
+        return await self._write(add_note(note))
+
+    async def note(self, watch: str, note_id: str) -> NoteRow | None:
+        """One notice."""
+        return await self._read(_note(watch, note_id))
+
+    async def note_by_comment(self, comment_id: str) -> NoteRow | None:
+        """The notice posted as ``comment_id``."""
+        return await self._read(note_by_comment(comment_id))
+
+    async def edit_note(self, note: NoteRow) -> None:
+        """New words (and body) for a notice; the deliverer edits its comment."""
+        await self._write(edit_note(note))
+
+    async def recent_notes(self, watch: str, limit: int) -> list[NoteRow]:
+        """The newest notices."""
+        return await self._read(recent_notes(watch, limit))
+
+    # --- inbox commands ---------------------------------------------------------------------
+    async def claim_command(
+        self, row: CommandRow, note: NoteRow | None = None
+    ) -> tuple[CommandRow, bool]:
+        """Record a received command (with a notice's intent, atomically)."""
+        return await self._write(claim_command(row, note))
+
+    async def command(self, message_id: str) -> CommandRow | None:
+        """One received command."""
+        return await self._read(command(message_id))
+
+    async def finish_command(self, message_id: str, state: str, result: str, now: float) -> None:
+        """Record what a command did."""
+        await self._write(
+            one(
+                Q(
+                    "UPDATE commands SET state = :state, result = :result, done_at = :now "
+                    "WHERE message_id = :id",
+                    state=state,
+                    result=result,
+                    now=now,
+                    id=message_id,
+                )
+            )
+        )
+
+    async def reply_state(self, message_id: str, state: str) -> None:
+        """Record how far the reply got (``sending``, ``sent``, ``none``)."""
+        await self._write(
+            one(
+                Q(
+                    "UPDATE commands SET reply_state = :state WHERE message_id = :id",
+                    state=state,
+                    id=message_id,
+                )
+            )
+        )
+
+    async def command_read(self, message_id: str) -> None:
+        """Record that the message was marked read."""
+        await self._write(
+            one(Q("UPDATE commands SET marked_read = TRUE WHERE message_id = :id", id=message_id))
+        )
+
+    # --- health -----------------------------------------------------------------------------
+    async def health(self, watch: str) -> Health:
+        """The watch's health record."""
+        return await self._read(health(watch))
+
+    async def record_poll(
+        self, watch: str, *, ok: bool, message: str, now: float, kind: str = ""
+    ) -> None:
+        """The outcome of one poll (``kind``: the vendor the source reads, once known)."""
+        good = ", last_good_poll_at = :now" if ok else ""
+        good += ", source_kind = :kind" if kind else ""
+        error = (
+            ""
+            if ok
+            else ", last_error_at = :now, last_error_kind = 'status page', last_error = :message"
+        )
+        await self._write(
+            health_write(
+                watch,
+                f"last_poll_at = :now, last_poll_ok = :ok, last_poll_message = :message{good}"
+                f"{error}",
+                {"now": now, "ok": ok, "message": message, "kind": kind},
+            )
+        )
+
+    async def record_reddit(self, watch: str, *, error: str | None, kind: str, now: float) -> None:
+        """A good Reddit call (``error`` None) or a failed one."""
+        if error is None:
+            await self._write(health_write(watch, "last_reddit_ok_at = :now", {"now": now}))
+        else:
+            await self._write(
+                health_write(
+                    watch,
+                    "last_error_at = :now, last_error_kind = :kind, last_error = :error",
+                    {"now": now, "kind": kind, "error": error},
+                )
+            )
+
+    async def record_megathread(self, watch: str, thread: Thread | None, now: float) -> None:
+        """The megathread in use."""
+        await self._write(
+            health_write(
+                watch,
+                "megathread_id = :id, megathread_title = :title, "
+                "megathread_permalink = :permalink, megathread_at = :now",
+                {
+                    "id": thread.id if thread else None,
+                    "title": thread.title if thread else None,
+                    "permalink": thread.permalink if thread else None,
+                    "now": now,
+                },
+            )
+        )
+
+    async def set_paused(self, watch: str, paused: bool, *, by: str, now: float) -> None:
+        """Pause or resume posting."""
+        await self._write(
+            health_write(
+                watch,
+                "paused = :paused, paused_by = :by, paused_at = :now",
+                {"paused": paused, "by": by, "now": now},
+            )
+        )
+
+    async def record_templates(self, watch: str, templates: str, now: float) -> None:
+        """Which templates the watch renders with (and why, when not the configured ones)."""
+        await self._write(
+            health_write(
+                watch,
+                "templates = :templates, templates_at = :now",
+                {"templates": templates, "now": now},
+            )
+        )
+
+    # --- wiki templates ---------------------------------------------------------------------
+    async def wiki_rows(self, watch: str) -> list[WikiRow]:
+        """Every wiki revision decided for the watch, oldest first."""
+        return await self._read(wiki_rows(watch))
+
+    async def record_wiki(self, row: WikiRow) -> None:
+        """Record the decision about one revision (kept: a revision is judged once)."""
+        await self._write(one(Q(INSERT_WIKI, **{n: getattr(row, n) for n in WIKI_FIELDS})))
+
+    async def claim_wiki_notice(self, watch: str, page: str, revision_id: str) -> bool:
+        """Mark the author's message as being sent; False when claimed before."""
+        return await self._write(claim_wiki_notice(watch, page, revision_id))
+
+    async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
+        """The message went out."""
+        await self._write(
+            one(
+                Q(
+                    "UPDATE wiki_revisions SET notice = 'sent' WHERE watch = :watch "
+                    "AND page = :page AND revision_id = :revision",
+                    watch=watch,
+                    page=page,
+                    revision=revision_id,
+                )
+            )
+        )
+
+    # --- several processes ------------------------------------------------------------------
+    async def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> Lease:
+        """This process's lease on leading ``deployment`` (see the dialect's)."""
+        return self.dialect.lease(deployment, host, pid, interval=interval)
+
+    async def leadership(self, deployment: str, interval: float) -> Leadership | None:
+        """Who leads the deployment and who waits; None when the store has no leases."""
+        return await self.dialect.leadership(deployment, interval)
+
+    async def confirm_lead(self) -> None:
+        """Raise ``Deposed`` if this process led and another leads now."""
+        await self.dialect.confirm_lead()
+
+    async def shut_out(self) -> list[Member]:
+        """Keep every ``modbot run`` off this store until ``let_in`` (``migrate-store``)."""
+        return await self.dialect.shut_out()
+
+    async def let_in(self) -> None:
+        """Undo ``shut_out``."""
+        await self.dialect.let_in()
+
+    async def export_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of the bot's tables, in the order they were written."""
+        return await self._read(export_rows())
+
+    async def import_rows(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Load rows into this empty store, in one transaction."""
+
+        def load() -> Tx[None]:
+            yield from import_rows(tables, self.dialect.described)
+            yield from self.dialect.after_import()
+
+        await self._write(load())

@@ -1,0 +1,403 @@
+"""The SQLite dialect: the bot's state in one file, the default.
+
+One connection, owned by one worker thread: a transaction runs start to end on that
+thread (the ``Tx`` is driven there synchronously, so one executor hop per
+transaction), and a slow disk (a commit waits for ``fsync``) never stalls the event
+loop. WAL lets ``modbot status`` read while ``modbot run`` writes; ``synchronous=FULL``
+because a lost commit could cost a duplicate comment; writes go through ``BEGIN
+IMMEDIATE`` so two processes never interleave, and reads run in one snapshot.
+
+The schema version lives in ``PRAGMA user_version``; a file that vanishes or is
+replaced while the bot runs stops every write (``StateLost``), and a file that is not
+modbot's is never opened. A file has one process at a time: it always leads (epoch 0
+in the rows it writes), and its lease only marks it in use for ``migrate-store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import socket
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # Windows: no run lock; migrate-store cannot tell a running bot
+    fcntl = None  # type: ignore[assignment]
+
+from modbot.core.records import Leadership, Member
+from modbot.errors import StateLost, StoreError
+from modbot.store.base import START_FRESH, Q, Result, Tx
+from modbot.store.schema import SCHEMA_VERSION, create, upgrade, words
+from modbot.store.sql import SqlStore
+from modbot.store.sqlite_legacy import upgrade_legacy
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 10_000
+APPLICATION_ID = 0x6D6F6462  # "modb" in the file header: how modbot knows its own files
+SQLITE_HEADER = b"SQLite format 3\x00"
+# Before version 3 modbot did not mark its files (``APPLICATION_ID``): an unmarked file
+# with tables is taken for modbot's only when it has every table of its version, since
+# other programs' files may well have a table named ``deliveries`` or ``kv``.
+V1_TABLES = frozenset({"pages", "incidents", "comments", "kv"})
+UNMARKED_TABLES = {
+    1: V1_TABLES,
+    2: V1_TABLES | {"notes", "commands"},
+    3: frozenset({"feeds", "incidents", "notes", "deliveries", "commands", "health"}),
+}
+SPELLING = {
+    "time": "REAL",
+    "bool": "INTEGER",
+    "id": "INTEGER PRIMARY KEY",
+    "seq": "rowid",
+    "seq_column": "",
+    "seq_key": "",
+    "is_distinct_from": "IS NOT",  # SQLite 3.39 knows IS DISTINCT FROM; older ones do not
+}
+
+_ABANDONED: list[sqlite3.Connection] = []  # connections to state files that vanished
+
+
+async def open_sqlite(path: Path) -> SqlStore[SqliteDialect]:
+    """Open (creating and migrating if needed) the state file at ``path``."""
+    dialect = SqliteDialect(path)
+    try:
+        await dialect.call(dialect.open)
+    except BaseException:
+        await dialect.close()
+        raise
+    return SqlStore(dialect)
+
+
+class SqliteDialect:
+    """One SQLite state file, its connection and its thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+        self.described = f"state file {path}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbot-store")
+        self._db: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._lost = False
+        self._shut_out: Any = None  # the run lock, held exclusively by migrate-store
+        self._words = words(SPELLING)
+        self._prepared: dict[str, str] = {}
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function`` on the store's thread, translating SQLite errors."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(self._guarded, function, *args)
+        )
+
+    def _guarded(self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            return function(*args)
+        except sqlite3.Error as exc:
+            raise self._explain(exc) from exc
+
+    def _explain(self, exc: sqlite3.Error) -> StoreError:
+        """One line that says what went wrong with the file and what to do about it."""
+        code = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc)
+        path = self.path
+        if code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+            return StoreError(
+                f"state file {path} cannot be written ({text}): check the permissions of the "
+                f"file and its folder (SQLite also writes {path.name}-wal and {path.name}-shm "
+                "next to it)"
+            )
+        if code.startswith("SQLITE_FULL") or "disk is full" in text:
+            return StoreError(
+                f"state file {path}: the disk is full ({text}); free some space: nothing is "
+                "lost, the bot keeps what it saw and saves it once it can"
+            )
+        if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return StoreError(f"state file {path} is damaged ({text}){START_FRESH}")
+        if code.startswith("SQLITE_IOERR"):
+            return StoreError(
+                f"state file {path} cannot be written ({text}): the disk may be full, failing "
+                "or gone; nothing is lost, the bot saves once it can"
+            )
+        if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return StoreError(f"state file {path} is busy ({text}): another process holds it")
+        return StoreError(f"state file {path}: {text}")
+
+    # --- transactions (on the store's thread) ---------------------------------------------
+    async def run(self, tx: Tx[T], *, write: bool) -> T:
+        """Run ``tx`` as one transaction on the store's thread."""
+        return await self.call(self._transact, tx, write)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection (only ever used on the store's thread)."""
+        if self._db is None:
+            raise StoreError(f"state file {self.path} is not open")
+        return self._db
+
+    def _transact(self, tx: Tx[T], write: bool) -> T:
+        """``BEGIN IMMEDIATE`` (a write) or ``BEGIN`` ... ``COMMIT``, rolled back if
+        ``tx`` raises."""
+        if write:
+            self._check_still_there()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            answer = self._drive(db, tx)
+        except BaseException:
+            # Some errors (a full disk, for one) end the transaction by themselves; a
+            # second ROLLBACK would hide them behind "no transaction is active".
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return answer
+
+    def _drive(self, db: sqlite3.Connection, tx: Tx[T]) -> T:
+        prepared = self._prepared
+        try:
+            statement = next(tx)
+            while True:
+                text = prepared.get(statement.sql) or self.sql(statement.sql)
+                cursor = db.execute(text, statement.bound(0))
+                result = Result(cursor.fetchall(), cursor.rowcount, cursor.description)
+                statement = tx.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            tx.close()
+
+    def sql(self, text: str) -> str:
+        """``text`` in SQLite's words (``:name`` placeholders are SQLite's own)."""
+        prepared = self._prepared.get(text)
+        if prepared is None:
+            prepared = self._prepared[text] = text.format_map(self._words)
+        return prepared
+
+    # --- the file ---------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, and create or migrate the schema (on the store's thread)."""
+        self._refuse_foreign_file()
+        self._clear_stale_journal()
+        if not self.path.parent.is_dir():
+            # Never created here: a typo in MODBOT_DATABASE must not quietly start a
+            # second, empty state somewhere else.
+            raise StoreError(
+                f"state file {self.path}: the folder {self.path.parent} does not exist: "
+                "create it, or correct MODBOT_DATABASE"
+            )
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except OSError as exc:
+            raise StoreError(f"cannot open the state file {self.path}: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        self._db = db
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA synchronous = FULL")
+        self._transact(self._migrate(), write=True)
+        # Only now: switching to WAL rewrites the header of a file that may not be ours.
+        db.execute("PRAGMA journal_mode = WAL")
+        self._identity = self._file_identity()
+
+    def _refuse_foreign_file(self) -> None:
+        """A file that is not an SQLite database at all is never opened (nor overwritten)."""
+        try:
+            with self.path.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read the state file {self.path}: {exc}") from exc
+        if header and header != SQLITE_HEADER:
+            raise StoreError(f"{self.path} is not a modbot state file (not SQLite){START_FRESH}")
+
+    def _clear_stale_journal(self) -> None:
+        """A missing or empty state file next to a left-over ``-wal`` file: that journal
+        belongs to a file that is gone, and replayed onto a new one it would leave a
+        damaged half of the old state. It goes; the bot starts fresh and reconciles."""
+        if self._file_identity() is not None:
+            return
+        for suffix in ("-wal", "-shm"):
+            stale = Path(f"{self.path}{suffix}")
+            if stale.exists():
+                stale.unlink()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_dev, stat.st_ino) if stat.st_size > 0 else None
+
+    def _check_still_there(self) -> None:
+        """Refuse to write when the file was deleted, emptied or replaced under us: the
+        writes would go to a file nobody will read, and a restart would post again."""
+        if self._identity is not None and self._file_identity() != self._identity:
+            self._lost = True
+            raise StateLost(
+                f"the state file {self.path} was deleted, emptied or replaced while the bot "
+                "was running; it stops writing so that nothing is posted twice. Restore the "
+                "file from a backup, or restart the bot: it then finds its own comments on "
+                "Reddit before it posts anything"
+            )
+
+    async def close(self) -> None:
+        """Close the connection (every commit is already durable) and its thread."""
+        if self._db is not None:
+            await self.call(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._lost:
+            # Closing would checkpoint the journal into whatever now has the file's
+            # name (an emptied file: half an old state). Leave the connection open; the
+            # process is about to end without closing it.
+            _ABANDONED.append(self.db)
+        else:
+            self.db.close()
+        self._db = None
+
+    # --- schema -----------------------------------------------------------------------------
+    def _migrate(self) -> Tx[None]:
+        db = self.db  # the pragmas and the legacy steps speak SQLite directly
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        owner = int(db.execute("PRAGMA application_id").fetchone()[0])
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not _modbots(owner, version, tables):
+            raise StoreError(
+                f"{self.path} is another program's SQLite database, not a modbot state "
+                "file; point MODBOT_DATABASE at a file of modbot's own"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer modbot (schema {version}); upgrade modbot"
+            )
+        if version == 0:
+            yield from create()
+        else:
+            upgrade_legacy(db, version)
+            for migration in upgrade(version):
+                yield from migration()
+        yield Q(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        yield Q(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    async def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return await self.call(lambda: int(self.db.execute("PRAGMA user_version").fetchone()[0]))
+
+    async def integrity_problems(self) -> list[str]:
+        """``PRAGMA quick_check`` findings (O(file), no index cross-check); empty when the
+        file is healthy. Commands that write run it first, so a damaged file is never
+        written to, and nothing is posted on its word."""
+
+        def check() -> list[str]:
+            rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check")]
+            return [] if rows == ["ok"] else rows
+
+        return await self.call(check)
+
+    def after_import(self) -> Tx[None]:
+        """Nothing: a rowid follows the largest one there."""
+        yield from ()
+
+    # --- one process at a time --------------------------------------------------------------
+    def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> FileLease:
+        """A state file has one machine: the process always leads. Its lease only marks
+        the file as in use, for ``migrate-store``."""
+        return FileLease(self.run_lock_path)
+
+    @property
+    def run_lock_path(self) -> Path:
+        """The file a running bot holds a shared lock on (beside the state file)."""
+        return self.path.with_name(self.path.name + "-run.lock")
+
+    async def leadership(self, deployment: str, interval: float) -> Leadership | None:
+        """None: one process at a time, no leader to tell apart."""
+        return None
+
+    async def confirm_lead(self) -> None:
+        """Nothing to confirm: nobody else can take the lead of a file."""
+
+    async def shut_out(self) -> list[Member]:
+        """Hold the run lock exclusively (a running bot holds it shared)."""
+        if fcntl is None:
+            return []  # Windows: a running bot cannot be told apart
+        handle = open(self.run_lock_path, "a+b")  # noqa: SIM115, ASYNC230 - held until let_in
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return [Member(socket.gethostname(), 0, 0.0, 0.0)]
+        self._shut_out = handle
+        return []
+
+    async def let_in(self) -> None:
+        """Release the run lock taken by ``shut_out``."""
+        handle, self._shut_out = self._shut_out, None
+        if handle is not None:
+            handle.close()
+
+
+class FileLease:
+    """The lease of a process on a SQLite state file: it always leads (one machine),
+    and holds a shared lock on ``<file>-run.lock`` while it runs, so that
+    ``migrate-store`` can tell that the file is in use."""
+
+    shared = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    async def acquire(self, now: float) -> int | None:
+        """Always the lead (epoch 1), marked by the shared lock."""
+        if fcntl is not None and self._handle is None:
+            try:
+                handle = open(self.path, "a+b")  # noqa: SIM115, ASYNC230 - a local lock, held
+            except OSError:
+                return 1  # a read-only folder: the mark is a courtesy, not a guard
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                handle.close()
+                raise StoreError(
+                    f"{self.path.name.removesuffix('-run.lock')} is being copied by "
+                    "modbot migrate-store; start the bot when it is done"
+                ) from exc
+            self._handle = handle
+        return 1
+
+    async def holding(self, now: float) -> bool:
+        """Always: nobody else can take the lead of a file."""
+        return True
+
+    async def release(self) -> None:
+        """Drop the mark."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+
+def _modbots(owner: int, version: int, tables: set[str]) -> bool:
+    """Whether a file with this header and these tables is a modbot state file."""
+    if owner == APPLICATION_ID:
+        return True
+    if owner != 0:
+        return False
+    if not tables:
+        return True  # new and empty
+    # A file that has tables but no version is another program's: modbot writes both
+    # in one transaction.
+    required = UNMARKED_TABLES.get(min(version, 3))
+    return required is not None and required <= tables
