@@ -10,14 +10,20 @@ killed with SIGKILL at one crash point, then restarted:
 * at the fake Reddit, before it answers: right after it stored a comment, right
   after it stored an edit, right after a message was marked read;
 * at a random moment;
-* and, as faults of the machine rather than of the process: the state file deleted
+* as faults of the machine rather than of the process: the state file deleted
   (with its journal, as ``rm modbot.sqlite3*`` would) or emptied while the bot runs
   (it stops, is restarted and rebuilds from Reddit), and every write failing for a
-  second, as on a full disk (the bot keeps running and catches up).
+  second, as on a full disk (the bot keeps running and catches up);
+* and a fault of Reddit's, ``late-landing``: the first two comments the bot posts in
+  the thread (the incident's, the notice) get no answer before the bot gives up, and
+  Reddit stores them later (``harness.LATE_AFTER``), some long after the bot has
+  posted again; every other such iteration the bot is also killed while it waits.
 
-At the end it checks the fake Reddit: duplicate comments (two live bot comments with
-one marker), updates missing from final comments (the comment is not the final
-state), commands executed twice (a notice posted more than once) or never.
+At the end, once every late write has landed and the bot has had the time its rule
+gives it (``harness.late_settle_time``), it checks the fake Reddit: live duplicate
+comments (two live bot comments with one marker in one thread), updates missing from
+final comments (the comment is not the final state), commands executed twice (a
+notice posted more than once) or never.
 
     python -m bench.crashloop [--iterations 200]
 """
@@ -26,11 +32,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import resource
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,21 +46,30 @@ from pathlib import Path
 from bench.harness import (
     BotProcess,
     Fakes,
+    arm_late_landings,
     bot_env,
     expected_body,
     fakes,
+    late_settle_time,
     live_comments,
+    live_duplicates,
     real_timelines,
     retimed,
 )
 from modbot.core.markdown import marker_of
 from modbot.shell.crashpoints import CRASH_POINTS
+from tests.conftest import BOT
 
 FAKE_POINTS = ("reddit-stored-comment", "reddit-stored-edit", "reddit-marked-read")
 FILE_FAULTS = ("state-deleted", "state-emptied", "disk-full")
-POINTS = (*CRASH_POINTS, *FAKE_POINTS, "random", *FILE_FAULTS)
+REDDIT_FAULTS = ("late-landing",)
+POINTS = (*CRASH_POINTS, *FAKE_POINTS, "random", *FILE_FAULTS, *REDDIT_FAULTS)
 FULL_FOR = 1.0  # seconds every write fails in the disk-full fault
 STEP_TIMEOUT = 20.0
+# The inbox is read every 0.2 s here (every 15 s in real life): that alone is 300 calls a
+# minute, so the budget is scaled up as in the soak, or a long wait (a late landing's)
+# would starve the bot's other calls, as it never could at real speed.
+FAST_BUDGET = {"MODBOT_REDDIT_CALLS_PER_MINUTE": "600"}
 
 
 @dataclass
@@ -66,8 +83,17 @@ class Tally:
     missing_updates: int = 0
     commands_twice: int = 0
     commands_lost: int = 0
+    late_landed: int = 0  # comments Reddit stored after the bot gave up on them
+    late_second_copies: int = 0  # of those, copies of a comment the bot had posted again
     kills_by_point: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Once:
+    """A strike still to make, once."""
+
+    armed: bool
 
 
 async def iteration(number: int, point: str, timelines: list, tally: Tally, logs: Path) -> None:
@@ -77,22 +103,59 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
     notice = f"Crash loop notice {number}."
     with tempfile.TemporaryDirectory() as tmp:
         async with fakes() as both:
-            env = bot_env(both, Path(tmp) / "state.sqlite3")
+            env = bot_env(both, Path(tmp) / "state.sqlite3", **FAST_BUDGET)
             if point in CRASH_POINTS:
                 env["MODBOT_CRASH_AT"] = point
             bot = BotProcess(env, Path(tmp), logs / f"iteration-{number:03d}.log")
             arm_fake(point, both, bot, tally)
             await bot.start()
             both.reddit.send_message("alice", f"!post {notice}")
+            kill_waiting = Once(point == "late-landing" and (number // len(POINTS)) % 2 == 1)
             for document in documents:
                 both.page.set_document(document)
                 want = expected_body(document, incident_id, both.page.url)
-                await drive(bot, both, lambda w=want: current(both, incident_id, w), point, tally)
+                await drive(
+                    bot, both, lambda w=want: current(both, incident_id, w), point, tally,
+                    kill_waiting=kill_waiting,
+                )  # fmt: skip
             await drive(bot, both, lambda: notice_done(both, notice), point, tally)
+            final = expected_body(documents[-1], incident_id, both.page.url)
+            await settle(bot, both, lambda: current(both, incident_id, final), point, tally)
+            check(both, incident_id, final, notice, number, tally)
             await bot.stop()
-        final = expected_body(documents[-1], incident_id, both.page.url)
-        check(both, incident_id, final, notice, number, tally)
+        tally.late_landed += len(both.reddit.late_landed)
+        tally.late_second_copies += second_copies(both)
     tally.iterations += 1
+
+
+async def settle(
+    bot: BotProcess, both: Fakes, shown: Callable[[], bool], point: str, tally: Tally
+) -> None:
+    """Let every late write land, then give the bot the time its rule allows to remove
+    a copy (and, when it kept a late copy, to edit it to the latest state, which
+    ``shown`` says): what is live after that counts."""
+    await drive(bot, both, lambda: both.reddit.late_pending == 0, point, tally)
+    with contextlib.suppress(TimeoutError):  # the check counts what is left
+        await drive(
+            bot, both, lambda: not live_duplicates(both.reddit) and shown(), point, tally,
+            timeout=late_settle_time(),
+        )  # fmt: skip
+
+
+def second_copies(both: Fakes) -> int:
+    """Second comments with one marker in one thread that Reddit stored late (live or
+    since deleted): the fault made a duplicate for the bot to find."""
+    late = set(both.reddit.late_landed)
+    ever = Counter(
+        (marker_of(c.body), c.link_id)
+        for c in both.reddit.comments.values()
+        if c.author == BOT["username"] and marker_of(c.body)
+    )
+    return sum(
+        1
+        for c in both.reddit.comments.values()
+        if c.id in late and ever[(marker_of(c.body), c.link_id)] > 1
+    )
 
 
 def arm_fake(point: str, both: Fakes, bot: BotProcess, tally: Tally) -> None:
@@ -112,13 +175,26 @@ def arm_fake(point: str, both: Fakes, bot: BotProcess, tally: Tally) -> None:
         both.reddit.on_comment_edited = kill
     elif point == "reddit-marked-read":
         both.reddit.on_message_read = kill
+    elif point == "late-landing":
+        arm_late_landings(both.reddit)
+        tally.kills_by_point[point] += 1  # the fault, struck when the bot posts
 
 
-async def drive(bot: BotProcess, both: Fakes, done: object, point: str, tally: Tally) -> None:
-    """Wait for ``done()``, restarting the bot whenever it died; maybe strike at random."""
+async def drive(
+    bot: BotProcess,
+    both: Fakes,
+    done: object,
+    point: str,
+    tally: Tally,
+    *,
+    timeout: float = STEP_TIMEOUT,
+    kill_waiting: Once | None = None,
+) -> None:
+    """Wait for ``done()``, restarting the bot whenever it died; maybe strike at random,
+    or (``kill_waiting``) kill it once while Reddit holds a late write's request."""
     assert callable(done)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + STEP_TIMEOUT
+    deadline = loop.time() + timeout
     random_at = None
     if point == "random" or point in FILE_FAULTS:
         random_at = loop.time() + random.uniform(0.05, 1.0)
@@ -130,6 +206,10 @@ async def drive(bot: BotProcess, both: Fakes, done: object, point: str, tally: T
             tally.kills += point == "random"
             tally.kills_by_point[point] += 1
             random_at = None
+        if kill_waiting is not None and kill_waiting.armed and both.reddit.late_pending:
+            kill_waiting.armed = False
+            bot.kill()
+            tally.kills += 1
         if not bot.alive:
             await bot.wait()
             if bot.process is not None and bot.process.returncode == -9 and point in CRASH_POINTS:
@@ -179,9 +259,8 @@ def check(  # noqa: PLR0917 - one iteration's whole outcome
     both: Fakes, incident_id: str, final: str, notice: str, number: int, tally: Tally
 ) -> None:
     live = live_comments(both.reddit)
-    per_marker = Counter((marker_of(c.body), c.link_id) for c in live if marker_of(c.body))
-    extra = {key: count - 1 for key, count in per_marker.items() if count > 1}
-    notes = sum(n for (found, _), n in extra.items() if (found or "").startswith("note-"))
+    extra = live_duplicates(both.reddit)
+    notes = sum(n for found, n in extra.items() if found.startswith("note-"))
     duplicates = sum(extra.values()) - notes
     tally.duplicates += duplicates
     tally.duplicate_notices += notes
@@ -222,8 +301,10 @@ async def main(iterations: int, seed: int) -> Tally:
     print(f"{'faults struck (kills and file faults)':<40} {sum(tally.kills_by_point.values())}")
     for point, count in sorted(tally.kills_by_point.items()):
         print(f"{'  at ' + point:<40} {count}")
-    print(f"{'duplicate incident comments found':<40} {tally.duplicates}")
-    print(f"{'duplicate notices found':<40} {tally.duplicate_notices}")
+    print(f"{'late writes landed (late-landing)':<40} {tally.late_landed}")
+    print(f"{'  of them second copies, to be removed':<40} {tally.late_second_copies}")
+    print(f"{'live duplicate incident comments at end':<40} {tally.duplicates}")
+    print(f"{'live duplicate notices at end':<40} {tally.duplicate_notices}")
     print(f"{'updates missing from final comments':<40} {tally.missing_updates}")
     print(f"{'commands run (or answered) twice':<40} {tally.commands_twice}")
     print(f"{'commands never executed':<40} {tally.commands_lost}")

@@ -11,13 +11,20 @@ to its end while the leader is struck once, at a random update, in one of four w
 * ``kill-mid-post`` and ``freeze-mid-post``: the same, at the moment the fake Reddit
   has stored the leader's new comment (or its edit) but not yet answered it;
 * ``hang``: SIGSTOP alone, its sessions alive (a hung process): the follower deposes
-  it once it has missed three lease proofs; SIGCONT a random 4-8 s later.
+  it once it has missed three lease proofs; SIGCONT a random 4-8 s later;
+* ``late-landing``: the first two comments posted in the thread get no answer, and
+  Reddit stores them later (``harness.LATE_AFTER``); the leader is frozen (as in
+  ``freeze``), or in every other such iteration killed, while Reddit holds the first:
+  the next leader posts again, and the deposed leader's comment lands after that.
 
-At the end it checks the fake Reddit: duplicate comments (two live bot comments with
-one marker), updates missing from the final comments, commands run twice (a notice
-posted, or the command answered, more than once); and it times each takeover of the
-plain ``kill`` and ``freeze`` strikes, from the strike to the next leader's first
-comment or edit on Reddit (the next update is published at the strike).
+At the end, once every late write has landed and the bots have had the time their
+rule gives them (``harness.late_settle_time``), it checks the fake Reddit: live
+duplicate comments (two live bot comments with one marker in one thread), second
+comments ever posted (even if deleted since; late landings apart, which are Reddit's
+doing), updates missing from the final comments, commands run twice (a notice posted,
+or the command answered, more than once); and it times each takeover of the plain
+``kill`` and ``freeze`` strikes, from the strike to the next leader's first comment or
+edit on Reddit (the next update is published at the strike).
 
     python -m bench.failover [--iterations 100] [--seed N]
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -37,6 +45,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,13 +53,24 @@ from pathlib import Path
 import psycopg
 
 from bench import crashloop
-from bench.crashloop import check, current, notice_done
-from bench.harness import BotProcess, Fakes, bot_env, expected_body, fakes, real_timelines, retimed
+from bench.crashloop import check, current, notice_done, second_copies
+from bench.harness import (
+    BotProcess,
+    Fakes,
+    arm_late_landings,
+    bot_env,
+    expected_body,
+    fakes,
+    late_settle_time,
+    live_duplicates,
+    real_timelines,
+    retimed,
+)
 from modbot.core.markdown import marker_of
 from tests.conftest import BOT
 from tests.pg import GIVEN_URL, Cluster, bin_dir, fresh_database
 
-MODES = ("kill", "freeze", "kill-mid-post", "freeze-mid-post", "hang")
+MODES = ("kill", "freeze", "kill-mid-post", "freeze-mid-post", "hang", "late-landing")
 LEASE_INTERVAL = 0.5
 POLL_INTERVAL = 0.2
 STEP_TIMEOUT = 30.0
@@ -68,6 +88,8 @@ class Tally:
     commands_twice: int = 0
     commands_lost: int = 0
     posted_twice: int = 0  # second comments ever created, even if deleted later
+    late_landed: int = 0  # comments Reddit stored after the bot gave up on them
+    late_second_copies: int = 0  # of those, copies of a comment posted again meanwhile
     takeover_seconds: list[float] = field(default_factory=list)
     hang_seconds: list[float] = field(default_factory=list)
     strikes: Counter[str] = field(default_factory=Counter)
@@ -90,6 +112,7 @@ class Pair:
                 MODBOT_LEASE_INTERVAL=str(LEASE_INTERVAL),
                 MODBOT_POLL_INTERVAL=str(POLL_INTERVAL),
                 MODBOT_LOG_LEVEL="INFO",
+                **crashloop.FAST_BUDGET,
             )
             self.bots[name] = BotProcess(env, folder, logs / f"iteration-{number:03d}-{name}.log")
         self.frozen: set[str] = set()
@@ -153,14 +176,21 @@ class Pair:
             await bot.stop()
 
 
-async def until(pair: Pair, done: object, timeout: float = STEP_TIMEOUT) -> None:
-    """Wait for ``done()``, restarting killed processes meanwhile."""
+async def until(
+    pair: Pair,
+    done: object,
+    timeout: float = STEP_TIMEOUT,
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """Wait for ``done()``, restarting killed processes meanwhile (and calling ``tick``)."""
     assert callable(done)
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
             raise TimeoutError("the bots did not catch up")
         await pair.keep_running()
+        if tick is not None:
+            tick()
         await asyncio.sleep(0.02)
 
 
@@ -175,6 +205,12 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
     with tempfile.TemporaryDirectory() as tmp, fresh_database(server) as url:
         async with fakes() as both:
             pair = Pair(both, url, Path(tmp), logs, number)
+            tick = None
+            if mode == "late-landing":
+                at = -1  # struck when Reddit holds the leader's first comment instead
+                arm_late_landings(both.reddit)
+                how = "kill" if (number // len(MODES)) % 2 else "freeze"
+                tick = strike_when_held(pair, both, how, tally)
             await pair.start()
             both.reddit.send_message("alice", f"!post {notice}")
             for index, document in enumerate(documents):
@@ -183,22 +219,56 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
                 else:
                     both.page.set_document(document)
                 want = expected_body(document, incident_id, both.page.url)
-                await until(pair, lambda w=want: current(both, incident_id, w))
-            await until(pair, lambda: notice_done(both, notice))
+                await until(pair, lambda w=want: current(both, incident_id, w), tick=tick)
+            await until(pair, lambda: notice_done(both, notice), tick=tick)
+            final = expected_body(documents[-1], incident_id, both.page.url)
+            await settle(pair, both, lambda: current(both, incident_id, final))
+            # What readers see now, before stopping: a stop hands the lead to the other
+            # process, whose start-up clean-up would hide a duplicate left until then.
+            check(both, incident_id, final, notice, number, tally)
             await pair.stop()
-        final = expected_body(documents[-1], incident_id, both.page.url)
-        check(both, incident_id, final, notice, number, tally)
         tally.posted_twice += ever_posted_twice(both)
+        tally.late_landed += len(both.reddit.late_landed)
+        tally.late_second_copies += second_copies(both)
     tally.iterations += 1
+
+
+def strike_when_held(pair: Pair, both: Fakes, how: str, tally: Tally) -> Callable[[], None]:
+    """A tick that strikes the leader once, while Reddit holds a late write's request."""
+    armed = [True]
+
+    def tick() -> None:
+        if not armed[0] or not both.reddit.late_pending:
+            return
+        leader = pair.leader()
+        if leader is None:
+            return
+        armed[0] = False
+        tally.strikes["late-landing"] += 1
+        tally.takeovers += 1
+        pair.strike(leader, how)
+
+    return tick
+
+
+async def settle(pair: Pair, both: Fakes, shown: Callable[[], bool]) -> None:
+    """Let every late write land, then give the bots the time their rule allows to
+    remove a copy (and, when they kept a late copy, to edit it to the latest state,
+    which ``shown`` says): what is live after that counts."""
+    await until(pair, lambda: both.reddit.late_pending == 0)
+    with contextlib.suppress(TimeoutError):  # the check counts what is left
+        await until(pair, lambda: not live_duplicates(both.reddit) and shown(), late_settle_time())
 
 
 def ever_posted_twice(both: Fakes) -> int:
     """Second comments with one marker in one thread, counting those deleted since: the
-    bot's clean-up would hide a double post from the final check."""
+    bot's clean-up would hide a double post from the final check. A comment Reddit
+    stored late is Reddit's doing, not a second post: it is counted apart."""
+    late = set(both.reddit.late_landed)
     ever = Counter(
         (marker_of(c.body), c.link_id)
         for c in both.reddit.comments.values()
-        if c.author == BOT["username"] and marker_of(c.body)
+        if c.author == BOT["username"] and marker_of(c.body) and c.id not in late
     )
     return sum(count - 1 for count in ever.values() if count > 1)
 
@@ -280,9 +350,12 @@ def report(tally: Tally, iterations: int, elapsed: float, timelines: int) -> Non
     print(f"{'takeovers (leader struck)':<52} {tally.takeovers}")
     for mode, count in sorted(tally.strikes.items()):
         print(f"{'  by ' + mode:<52} {count}")
-    print(f"{'duplicate incident comments':<52} {tally.duplicates}")
+    print(f"{'late writes landed (late-landing)':<52} {tally.late_landed}")
+    print(f"{'  of them second copies, to be removed':<52} {tally.late_second_copies}")
+    print(f"{'live duplicate incident comments at end':<52} {tally.duplicates}")
     print(f"{'second comments ever posted (even if deleted)':<52} {tally.posted_twice}")
-    print(f"{'duplicate notices':<52} {tally.duplicate_notices}")
+    print("  (late landings apart: Reddit stored those)")
+    print(f"{'live duplicate notices at end':<52} {tally.duplicate_notices}")
     print(f"{'updates missing from final comments':<52} {tally.missing_updates}")
     print(f"{'commands run (or answered) twice':<52} {tally.commands_twice}")
     print(f"{'commands never executed':<52} {tally.commands_lost}")

@@ -7,8 +7,10 @@ import asyncio
 import copy
 import json
 import os
+import random
 import signal
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,14 +22,22 @@ from modbot import default_templates_dir
 from modbot.core import timeline
 from modbot.core.feed import parse_incidents_object
 from modbot.core.incidents import view_of
+from modbot.core.markdown import marker_of
 from modbot.core.render import Renderer, incident_job, link_hosts
 from modbot.rendering.files import read_templates
 from modbot.shell.poller import page_info
-from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, SAMPLES, reddit_env
+from tests.conftest import BOT, MEGATHREAD_TITLE, ROOT, SAMPLES, reddit_env, reddit_settings
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
 
 Document = dict[str, Any]
+GRACE = 2.0  # MODBOT_RECONCILE_GRACE of the bots below
+# The late-landing fault: Reddit stores a comment long after the bot gave up on its
+# request. Real late writes land 1-60 s after a 20 s timeout, against a 30 s grace; the
+# loops give up after 2 s with a 2 s grace, so landings come 0.1-12 s after that: from
+# before the bot looks for the comment to six graces after it posted again.
+LATE_AFTER = (0.1, 6 * GRACE)
+ON_POSTS = {"thing_id": "^t3_"}  # comments in a thread, not replies to messages
 
 
 @dataclass
@@ -58,7 +68,7 @@ def bot_env(both: Fakes, database: Path, **extra: str) -> dict[str, str]:
         MODBOT_POLL_INTERVAL="0.2",
         MODBOT_TEST_FAST="true",
         MODBOT_MIN_EDIT_INTERVAL="0",
-        MODBOT_RECONCILE_GRACE="2",
+        MODBOT_RECONCILE_GRACE=f"{GRACE:g}",
         MODBOT_INBOX_INTERVAL="0.2",
         MODBOT_MEGATHREAD_CHECK_INTERVAL="5",
         MODBOT_LOG_LEVEL="WARNING",
@@ -154,6 +164,34 @@ def expected_body(document: Document, incident_id: str, home: str) -> str:
 def live_comments(reddit: FakeReddit) -> list[Comment]:
     """The bot's comments that are not deleted."""
     return [c for c in reddit.comments_by(BOT["username"]) if not c.deleted]
+
+
+def live_duplicates(reddit: FakeReddit) -> Counter[str]:
+    """Live bot comments beyond the first per marker and thread, by marker."""
+    found = Counter((marker_of(c.body), c.link_id) for c in live_comments(reddit))
+    return Counter({str(m): n - 1 for (m, _), n in found.items() if m and n > 1})
+
+
+def arm_late_landings(reddit: FakeReddit) -> None:
+    """The next two comments posted in a thread (an incident's first, a notice) land
+    late: the bot's request waits until it gives up, and Reddit stores the comment
+    later, dated at the landing or at the request (the older copy). One lands well
+    after the bot has posted again; the other anywhere in ``LATE_AFTER``."""
+    timeout = float(reddit_settings(reddit)["reddit_timeout"])
+    for low, high in ((3 * GRACE, LATE_AFTER[1]), LATE_AFTER):
+        reddit.land_late_next(
+            "POST",
+            "/api/comment",
+            timeout + random.uniform(low, high),
+            stamp=random.choice(["landing", "request"]),
+            form=ON_POSTS,
+        )
+
+
+def late_settle_time() -> float:
+    """How long after the last late landing the bot may take to remove the copy: it
+    looks again at least as soon as the time since its re-post has passed once more."""
+    return 2 * (LATE_AFTER[1] + 2 * GRACE + 2.0) + 5.0
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:

@@ -28,7 +28,7 @@ from modbot import default_templates_dir
 from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings
 from modbot.config.watches import Watch, default_page, deployment_name, load_watches, pick
-from modbot.core.machine import is_active
+from modbot.core.machine import is_waiting
 from modbot.core.records import Kind, PollReport, Report
 from modbot.core.render import Templates
 from modbot.errors import Deposed, ModbotError, StateLost, StoreError, TemplateError
@@ -271,7 +271,7 @@ class App:
         now = self.clock()
         for runtime in self.runtimes:
             health = await self.store.health(runtime.scope)
-            waiting = sum(1 for r in (await self.store.work(runtime.scope)).rows if is_active(r))
+            waiting = sum(1 for r in (await self.store.work(runtime.scope)).rows if is_waiting(r))
             watch = runtime.watch
             problems += stale(
                 watch.name, watch.poll_interval, health, waiting, dry=self.dry_run, now=now
@@ -651,7 +651,9 @@ class App:
                     waiter.set_result(report)
             if report.wake_at is None:
                 return runtime.watch.poll_interval
-            return max(report.wake_at - self.clock(), 0.05)
+            # A row may sleep for an hour (a look for late copies); the round's own
+            # checks (the megathread, removed comments) still come every poll interval.
+            return min(max(report.wake_at - self.clock(), 0.05), runtime.watch.poll_interval)
 
         return step
 

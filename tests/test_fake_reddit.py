@@ -662,6 +662,76 @@ async def test_delay_before_write_then_hang_up_stores_nothing(
     assert await submission.reply("second try") is not None
 
 
+async def test_a_late_write_lands_after_the_client_gave_up(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    post = fake.add_submission("Megathread")
+    submission = await reddit.submission(post.id, fetch=False)
+    fake.land_late_next("POST", "/api/comment", 0.5, form={"thing_id": "^t3_"})
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await submission.reply("late")
+    assert time.monotonic() - started < 0.4  # the fake did not keep the client waiting
+    assert fake.comments_in(post.id) == []
+    assert fake.late_pending == 1
+    await asyncio.sleep(0.5)
+
+    (comment,) = fake.comments_in(post.id)
+    assert comment.body == "late"
+    assert fake.late_landed == [comment.id]
+    assert fake.late_pending == 0
+    assert await submission.reply("next") is not None  # the fault was used up
+
+
+async def test_a_late_write_can_be_stamped_when_it_was_sent(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    post = fake.add_submission("Megathread")
+    submission = await reddit.submission(post.id, fetch=False)
+    fake.land_late_next("POST", "/api/comment", 0.4, stamp="request")
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await submission.reply("sent first")
+    second = await submission.reply("sent second")
+    assert isinstance(second, Comment)
+    await asyncio.sleep(0.5)
+
+    first = next(c for c in fake.comments_in(post.id) if c.body == "sent first")
+    assert first.created_utc < fake.comments[second.id].created_utc  # the older copy
+
+
+async def test_a_late_edit_lands_after_a_newer_one(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    post = fake.add_submission("Megathread")
+    comment = fake.add_comment(post.id, "v1", author="modbot")
+    handle = await reddit.comment(comment.id, fetch=False)
+    fake.land_late_next("POST", "/api/editusertext", 0.3)
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await handle.edit("v2")
+    await handle.edit("v3")
+    assert comment.body == "v3"
+    await asyncio.sleep(0.4)
+
+    assert comment.history == ["v1", "v3", "v2"]
+
+
+async def test_a_late_fault_leaves_replies_to_messages_alone(
+    fake: FakeReddit, reddit: asyncpraw.Reddit
+) -> None:
+    message_id = fake.send_message("alice", "!status")
+    fake.land_late_next("POST", "/api/comment", 0.2, form={"thing_id": "^t3_"})
+    [message] = [i async for i in reddit.inbox.unread()]
+    await message.reply("status: fine")
+    assert fake.replies_to(message_id) == ["status: fine"]
+    assert fake.late_pending == 0
+
+
 async def test_listing_lag_hides_fresh_comments(fake: FakeReddit, reddit: asyncpraw.Reddit) -> None:
     post = fake.add_submission("Megathread")
     submission = await reddit.submission(post.id)

@@ -61,7 +61,7 @@ STEPS = {
     Step.REJECTED: lambda r: machine.rejected(r, "403"),
     Step.FOUND: lambda r: machine.found(r, COMMENT, "h", 5.0),
     Step.NOT_YET: lambda r: machine.not_yet(r, 30.0),
-    Step.ABSENT: machine.absent,
+    Step.ABSENT: lambda r: machine.absent(r, 5.0, 30.0),
     Step.EDITED: lambda r: machine.edited(r, "h2", 5.0),
     Step.EDIT_FAILED: lambda r: machine.edit_failed(r, "503", 10.0, 5.0),
     Step.POINTED: lambda r: machine.pointed(r, 5.0),
@@ -71,6 +71,7 @@ STEPS = {
     Step.REPLACED: lambda r: machine.replaced(r, COMMENT, "h", 5.0),
     Step.FORCED: machine.forced,
     Step.DRIFTED: lambda r: machine.drifted(r, "h-live"),
+    Step.LOOKED: lambda r: machine.looked(r, 60.0),
 }
 
 
@@ -117,6 +118,39 @@ def test_active_rows_are_exactly_those_the_deliverer_must_look_at() -> None:
     assert active == {State.PENDING, State.POSTING}
     stale = machine.answered(every[State.POSTING], COMMENT, "old", 1.0)
     assert machine.is_active(stale.__class__(**{**stale.__dict__, "wanted_hash": "new"}))
+    in_doubt = machine.looked(every[State.POSTED], 100.0)
+    assert machine.is_active(in_doubt)
+    assert not machine.is_waiting(in_doubt)  # nothing to deliver: check --live is not worried
+    assert not machine.is_active(machine.looked(in_doubt, None))
+
+
+def test_a_repost_after_a_lost_answer_leaves_a_doubt_that_lasts_through_the_posting() -> None:
+    posting = machine.unknown(machine.claim(ROW, "t1", 100.0), "timeout", 101.0)
+    again = machine.absent(posting, 140.0, 30.0)
+    assert again.heal_at == 170.0  # a grace after the re-post
+    reposted = machine.claim(again, "t1", 141.0)
+    posted = machine.answered(reposted, COMMENT, "h", 142.0)
+    assert posted.heal_at == 170.0
+    assert machine.replaced(posted, COMMENT, "h", 150.0).heal_at == 170.0
+
+
+def test_looks_for_late_copies_come_at_doubling_gaps_up_to_an_hour_then_end() -> None:
+    posted = machine.answered(machine.claim(ROW, "t1", 1000.0), COMMENT, "h", 1001.0)
+    looks, heal_at = [], 1000.0 + 30.0
+    while heal_at is not None and len(looks) < 50:
+        looks.append(heal_at - 1000.0)
+        heal_at = machine.next_look(posted, heal_at, 30.0)
+    assert looks[:7] == [30.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0]
+    gaps = [b - a for a, b in itertools.pairwise(looks)]
+    assert max(gaps) == machine.HEAL_CAP
+    assert looks[-1] >= machine.DOUBT_SPAN - machine.HEAL_CAP
+    assert len(looks) <= 15  # about a dozen listing calls for six hours of doubt
+
+
+def test_with_no_grace_looks_still_wait_a_second() -> None:
+    posted = machine.answered(machine.claim(ROW, "t1", 1000.0), COMMENT, "h", 1001.0)
+    assert machine.absent(machine.claim(ROW, "t1", 1000.0), 1000.0, 0.0).heal_at == 1001.0
+    assert machine.next_look(posted, 1000.0, 0.0) == 1001.0
 
 
 # --- interleavings: two deliverers, inbox re-runs and crashes over one state ---------------

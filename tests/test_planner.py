@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from modbot.core.planner import Drop, Edit, Plan, Point, Post, Reconcile, plan
+from modbot.core.planner import Drop, Edit, Heal, Plan, Point, Post, Reconcile, plan
 from modbot.core.records import DeliveryRow, Kind, Subject
 
 INC = Kind.INCIDENT
@@ -136,3 +136,38 @@ def test_a_notice_is_posted_once_and_never_follows_the_megathread() -> None:
     assert run(note, [waiting]).actions == (Post(Kind.NOTE, "a", "t1", waiting),)
     done = row("t0", kind=Kind.NOTE, delivered_hash="h2")
     assert run(note, [done], thread="t1").actions == ()
+
+
+def test_a_row_in_doubt_is_searched_for_late_copies_when_due_then_edited() -> None:
+    early = row(heal_at=260.0)
+    result = run(subject(wanted="h1"), [early])
+    assert result.actions == ()
+    assert result.wake_at == 260.0
+    due = row(heal_at=200.0)
+    assert run(subject(), [due]).actions == (Heal("t1", (due,)),)  # the edit waits a pass
+    searched = row(heal_at=400.0)
+    assert run(subject(), [searched]).actions == (Edit(searched),)
+
+
+def test_rows_in_doubt_in_one_thread_share_one_search_even_unrendered_or_closed() -> None:
+    incident = row(heal_at=150.0, delivered_hash="h2")
+    notice = replace(row(heal_at=190.0), id=2, kind=Kind.NOTE, key="n", comment_id="c2")
+    elsewhere = replace(row("t0", heal_at=100.0), id=3, key="b", comment_id="c3")
+    subjects = {
+        (INC, "a"): subject(is_open=False),
+        (Kind.NOTE, "n"): Subject(Kind.NOTE, "n", False, "h1"),
+        (INC, "b"): Subject(INC, "b", True, None),
+    }
+    result = plan(
+        subjects, [incident, notice, elsewhere], thread_id="t1", now=200, min_edit_interval=5
+    )
+    assert set(result.actions) == {Heal("t0", (elsewhere,)), Heal("t1", (incident, notice))}
+
+
+def test_only_posted_rows_are_searched() -> None:
+    for state in ("pending", "posting", "moved", "closed"):
+        assert not [
+            a
+            for a in run(subject(), [row(state=state, heal_at=100.0)]).actions
+            if isinstance(a, Heal)
+        ]

@@ -539,3 +539,113 @@ async def test_429_from_the_login_endpoint_is_a_rate_limit_not_a_refusal(
         app.reddit._cooldown_until = 0.0  # type: ignore[union-attr]
         await app.run_once()
     assert len(reddit.comments_by("modbot")) == 1
+
+
+# --- a post whose answer was lost lands late ---------------------------------------------------
+
+LATE = 1.5  # seconds from a post's request to Reddit storing it: well past timeout and grace
+ON_POSTS = {"thing_id": "^t3_"}  # comments in a thread, not replies to messages
+
+
+def late_settings(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> Settings:
+    values = reddit_settings(reddit) | {"reddit_timeout": 0.3, "reconcile_grace": 0.5}
+    return make_settings(statuspage_url=statuspage.url, **values)
+
+
+@pytest.fixture
+async def late_harness(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Harness]:
+    """A bot that gives up on Reddit after 0.3 s and allows 0.5 s of listing lag; its
+    moderator operations do not wait for a lost answer."""
+    settings = late_settings(statuspage, reddit, make_settings)
+    async with App(settings, dry_run=False, out=io.StringIO(), settle_timeout=0.0) as app:
+        yield Harness(statuspage, reddit, settings, app)
+
+
+async def rounds_until(app: App, condition: Callable[[], bool], timeout: float) -> None:
+    """Let the bot poll and deliver, as its loop would, until ``condition`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the bot did not get there in time"
+        await app.run_once()
+        await asyncio.sleep(0.05)
+
+
+def live_with(fake: FakeReddit, marker: str) -> list[Comment]:
+    return [c for c in fake.comments_by("modbot") if marker_of(c.body) == marker]
+
+
+def oldest(comments: list[Comment]) -> Comment:
+    return min(comments, key=lambda c: (c.created_utc, c.id))
+
+
+@pytest.mark.parametrize("stamp", ["landing", "request"])
+async def test_a_comment_landing_late_after_a_repost_is_removed_and_the_row_keeps_the_oldest(
+    late_harness: Harness, stamp: str
+) -> None:
+    """Reported by an outside audit: the copy landed after the one clean-up a grace after
+    the re-post, and stayed until the next start. Reddit may date the late copy when it
+    lands (it is the newer one) or when it was sent (older than the re-post)."""
+    harness, fake = late_harness, late_harness.fake
+    fake.land_late_next("POST", "/api/comment", LATE, stamp=stamp, form=ON_POSTS)  # type: ignore[arg-type]
+    await harness.step(stage(0))  # no answer within 0.3 s
+    assert harness.bot_comments() == []
+    harness.expire_waits()
+    await harness.step()  # not there: posted again
+    assert len(harness.bot_comments()) == 1
+    await rounds_until(harness.app, lambda: fake.late_pending == 0, timeout=5)
+    both = live_with(fake, "inc-inc1")
+    assert len(both) == 2  # the lost post has landed now
+    keep = oldest(both)
+
+    await rounds_until(harness.app, lambda: len(live_with(fake, "inc-inc1")) == 1, timeout=5)
+    assert [c.id for c in harness.bot_comments()] == [keep.id]
+    assert (await harness.row()).comment_id == keep.id
+    await harness.step(stage(1))
+    assert harness.only_comment().body == harness.expected(stage(1))
+
+
+async def test_a_notice_landing_late_after_a_repost_is_removed(late_harness: Harness) -> None:
+    harness, fake = late_harness, late_harness.fake
+    fake.land_late_next("POST", "/api/comment", LATE, form=ON_POSTS)
+    await harness.step()
+    outcome = await harness.app.operations.post_notice("Maintenance tonight.", source="cli")
+    assert "did not confirm" in outcome.text
+    harness.expire_waits()
+    await harness.step()  # not there: posted again
+    (notice,) = harness.bot_comments()
+    marker = marker_of(notice.body)
+    assert marker is not None
+    assert marker.startswith("note-")
+    await rounds_until(harness.app, lambda: fake.late_pending == 0, timeout=5)
+    assert len(live_with(fake, marker)) == 2
+
+    await rounds_until(harness.app, lambda: len(live_with(fake, marker)) == 1, timeout=5)
+    assert [c.id for c in harness.bot_comments()] == [notice.id]
+    (row,) = await harness.app.store.deliveries(harness.app.watch, Kind.NOTE, [marker[5:]])
+    assert row.comment_id == notice.id
+
+
+async def test_the_look_for_a_late_copy_goes_on_after_a_restart(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    """The doubt is kept with the row: a new process (after a crash, or the next leader)
+    keeps looking after its start-up clean-up found nothing yet."""
+    settings = late_settings(statuspage, reddit, make_settings)
+    reddit.land_late_next("POST", "/api/comment", 2.5, form=ON_POSTS)
+    statuspage.set_incidents([stage(0)])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()  # no answer
+        expire_waits_at(settings.database)
+        await app.run_once()  # posted again
+    (kept,) = reddit.comments_by("modbot")
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        await app.run_once()  # the start-up clean-up
+        assert reddit.late_pending == 1, "the copy landed before the new process looked"
+        await rounds_until(app, lambda: reddit.late_pending == 0, timeout=5)
+        assert len(reddit.comments_by("modbot")) == 2
+        await rounds_until(app, lambda: len(reddit.comments_by("modbot")) == 1, timeout=6)
+    assert [c.id for c in reddit.comments_by("modbot")] == [kept.id]

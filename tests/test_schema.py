@@ -61,18 +61,20 @@ def incident(incident_id: str, status: str = "investigating") -> Tracked:
 
 async def test_the_sql_active_rule_is_machine_is_active(store: AnyStore) -> None:
     hashes = (None, "a", "b")
-    cases = list(product(State, hashes, hashes))
+    doubts = (None, 1234.5)  # a posted row in doubt stays active until its look is done
+    cases = list(product(State, hashes, hashes, doubts))
 
     def insert() -> Tx[None]:
-        for number, (state, delivered, wanted) in enumerate(cases):
+        for number, (state, delivered, wanted, heal_at) in enumerate(cases):
             yield Q(
-                "INSERT INTO deliveries (watch, kind, key, state, delivered_hash, wanted_hash) "
-                "VALUES (:watch, 'inc', :key, :state, :delivered, :wanted)",
+                "INSERT INTO deliveries (watch, kind, key, state, delivered_hash, wanted_hash, "
+                "heal_at) VALUES (:watch, 'inc', :key, :state, :delivered, :wanted, :heal_at)",
                 watch=W,
                 key=f"k{number}",
                 state=state.value,
                 delivered=delivered,
                 wanted=wanted,
+                heal_at=heal_at,
             )
 
     def active() -> Tx[set[str]]:
@@ -82,10 +84,17 @@ async def test_the_sql_active_rule_is_machine_is_active(store: AnyStore) -> None
     await store.dialect.run(insert(), write=True)
     expected = {
         f"k{number}"
-        for number, (state, delivered, wanted) in enumerate(cases)
+        for number, (state, delivered, wanted, heal_at) in enumerate(cases)
         if machine.is_active(
             DeliveryRow(
-                0, W, Kind.INCIDENT, "k", state, delivered_hash=delivered, wanted_hash=wanted
+                0,
+                W,
+                Kind.INCIDENT,
+                "k",
+                state,
+                delivered_hash=delivered,
+                wanted_hash=wanted,
+                heal_at=heal_at,
             )
         )
     }

@@ -226,6 +226,25 @@ async def test_work_reads_open_incidents_and_active_rows_only(opener: Opener) ->
     await store.close()
 
 
+async def test_a_row_in_doubt_is_read_until_the_doubt_ends_even_by_a_new_process(
+    opener: Opener,
+) -> None:
+    store = await opener()
+    note = NoteRow(W, "n1", "words", "body", "hb", "cli", NOW)
+    await store.add_note(note)
+    await posted(store, "n1", kind=Kind.NOTE)
+    assert (await store.work(W)).rows == []  # delivered: settled
+    (row,) = await store.deliveries(W, Kind.NOTE, ["n1"])
+    assert await store.step(row, machine.looked(row, NOW + 60))
+    await store.close()
+    store = await opener()  # a restart: the doubt is in the store, not in the process
+    (row,) = (await store.work(W)).rows
+    assert (row.key, row.heal_at) == ("n1", NOW + 60)
+    assert await store.step(row, machine.looked(row, None))
+    assert (await store.work(W)).rows == []
+    await store.close()
+
+
 async def test_notes_are_recorded_once_with_their_intent(opener: Opener) -> None:
     store = await opener()
     note = NoteRow(W, "n1", "words", "body", "hb", "cli", NOW)
@@ -354,10 +373,41 @@ async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_pat
     raw.commit()
     raw.close()
     store = await open_sqlite(path)
-    assert await store.schema_version() == SCHEMA_VERSION == 6
+    assert await store.schema_version() == SCHEMA_VERSION == 7
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
     assert (await store.health(W)).source_kind == "incidentio"
+    await store.close()
+
+
+@pytest.mark.parametrize("version", [5, 6])
+async def test_an_older_file_remembers_doubts_and_keeps_its_deliveries(
+    tmp_path: Path, version: int
+) -> None:
+    path = tmp_path / f"v{version}.sqlite3"
+    store = await open_sqlite(path)
+    await save(store, incident("a"))
+    await posted(store, "a")
+    await store.close()
+    raw = sqlite3.connect(path)  # back to that version's shape: no doubts
+    raw.execute("DROP INDEX deliveries_active")
+    raw.execute("ALTER TABLE deliveries DROP COLUMN heal_at")
+    raw.execute(
+        "CREATE INDEX deliveries_active ON deliveries (watch) WHERE (state IN ('pending', "
+        "'posting') OR (state = 'posted' AND delivered_hash IS NOT wanted_hash))"
+    )
+    raw.execute(f"PRAGMA user_version = {version}")
+    raw.commit()
+    raw.close()
+    store = await open_sqlite(path)
+    assert await store.schema_version() == SCHEMA_VERSION
+    (row,) = await store.deliveries(W, Kind.INCIDENT, ["a"])
+    assert (row.state, row.comment_id, row.heal_at) == ("posted", "c-a", None)
+    assert await store.step(row, machine.looked(row, NOW + 30))
+    await save(store, incident("a", "resolved"), now=NOW + 1)
+    (row,) = await store.deliveries(W, Kind.INCIDENT, ["a"])
+    assert await store.step(row, machine.edited(row, "h-a-resolved", NOW + 1))
+    assert [r.heal_at for r in (await store.work(W)).rows] == [NOW + 30]  # resolved, in doubt
     await store.close()
 
 
@@ -591,13 +641,13 @@ def raw(url: str) -> psycopg.Connection[Any]:
 
 async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
     store = await open_postgres(postgres_url)
-    assert await store.schema_version() == SCHEMA_VERSION == 6
+    assert await store.schema_version() == SCHEMA_VERSION == 7
     assert await store.integrity_problems() == []
     await store.writable()
     await store.close()
     await (await open_postgres(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(7,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"
@@ -616,6 +666,11 @@ async def test_postgresql_version_1_gains_the_wiki_revisions(postgres_url: str) 
     with raw(postgres_url) as conn:  # back to version 1's shape
         conn.execute("DROP TABLE wiki_revisions, leadership, members")
         conn.execute("ALTER TABLE deliveries DROP COLUMN epoch")
+        conn.execute("ALTER TABLE deliveries DROP COLUMN heal_at")  # drops its index too
+        conn.execute(
+            "CREATE INDEX deliveries_active ON deliveries (watch) WHERE (state IN ('pending', "
+            "'posting') OR (state = 'posted' AND delivered_hash IS DISTINCT FROM wanted_hash))"
+        )
         conn.execute("UPDATE schema_version SET version = 1")
     store = await open_postgres(postgres_url)
     assert await store.schema_version() == SCHEMA_VERSION

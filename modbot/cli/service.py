@@ -250,7 +250,7 @@ async def check(settings: Settings, out: TextIO, *, connect: bool = False) -> in
 async def check_live(settings: Settings, out: TextIO) -> int:
     """``modbot check --live``: is the running bot alive and current? From its state
     file only, with no network of its own: the health check for containers and timers."""
-    from modbot.core.machine import is_active  # noqa: PLC0415
+    from modbot.core.machine import is_waiting  # noqa: PLC0415
     from modbot.store import open_store  # noqa: PLC0415
 
     line = _printer(out)
@@ -268,7 +268,7 @@ async def check_live(settings: Settings, out: TextIO) -> int:
         for watch in _watches(settings):
             scope = watch.scope(dry)
             health = await store.health(scope)
-            waiting = [r for r in (await store.work(scope)).rows if is_active(r)]
+            waiting = [r for r in (await store.work(scope)).rows if is_waiting(r)]
             problems += _live(line, watch, health, waiting, dry=dry, now=time.time())
     finally:
         await store.close()

@@ -21,6 +21,12 @@ The rules, in words:
   found means adopt it, absent after the listing-lag grace means post again.
 * A pending row whose comment the bot finds already there (its state file was lost,
   or this is the first start on a new one) adopts that comment instead of posting.
+* Posting again after an unknown outcome leaves a *doubt*: the lost post may still
+  land, late (Reddit stores some writes long after the request gave up, and a deposed
+  leader may wake and send one). While the doubt lasts (``heal_at`` is set), the bot
+  looks for copies by marker at growing gaps (the grace, then as long again as has
+  passed since the re-post, at most ``HEAL_CAP`` apart, for ``DOUBT_SPAN``); the oldest
+  copy is kept and the row follows it.
 * ``moved``, ``removed``, ``closed`` and ``failed`` are final.
 
 ::
@@ -29,7 +35,7 @@ The rules, in words:
     pending --adopted (its comment is already there)--> posted
     posting --refused / absent--> pending        posting --rejected--> failed
     posted --gone--> removed     posted --thread closed--> closed
-    pending --dropped--> closed
+    pending --dropped--> closed  posted --looked (for late copies)--> posted
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ from modbot.core.records import DeliveryRow, PostedComment
 
 MAX_BACKOFF = 900.0
 RECONCILE_SOON = 2.0
+# Looking for late copies of a post whose answer was lost. Reddit's late writes land
+# seconds to a minute after the request gave up; a leader frozen mid-call may wake
+# hours later. Gaps double from the grace up to an hour, for six hours: about a dozen
+# listing calls per thread and doubt, next to 5,400 calls an hour of budget.
+HEAL_CAP = 3600.0
+DOUBT_SPAN = 6 * 3600.0
+MIN_LOOK_GAP = 1.0  # even with no grace, at most one look a second
 
 
 class State(StrEnum):
@@ -76,6 +89,7 @@ class Step(StrEnum):
     REPLACED = "replaced by the oldest"
     FORCED = "forced"
     DRIFTED = "changed behind the bot's back"
+    LOOKED = "looked for late copies"
 
 
 class Actor(StrEnum):
@@ -113,6 +127,7 @@ TRANSITIONS: dict[tuple[State, Step], Transition] = {
     (State.POSTED, Step.REPLACED): Transition(State.POSTED, _D),
     (State.POSTED, Step.DRIFTED): Transition(State.POSTED, _D),
     (State.POSTED, Step.FORCED): Transition(State.POSTED, _R),
+    (State.POSTED, Step.LOOKED): Transition(State.POSTED, _D),
 }
 FINAL = frozenset({State.MOVED, State.REMOVED, State.CLOSED, State.FAILED})
 LIVE = frozenset({State.POSTING, State.POSTED})  # a comment exists, or may
@@ -135,15 +150,33 @@ def _take(row: DeliveryRow, step: Step, actor: Actor, **changes: object) -> Deli
     return replace(row, state=found.to.value, version=row.version + 1, **changes)  # type: ignore[arg-type]
 
 
+def is_waiting(row: DeliveryRow) -> bool:
+    """True while the row waits for delivery: unposted, unsettled or out of date."""
+    if row.state in (State.PENDING, State.POSTING):
+        return True
+    return row.state == State.POSTED and row.delivered_hash != row.wanted_hash
+
+
 def is_active(row: DeliveryRow) -> bool:
-    """True while the row needs the deliverer: unposted, unsettled or out of date.
+    """True while the row needs the deliverer: waiting, or in doubt (a late copy of its
+    comment may still land).
 
     The store indexes exactly these rows, so a delivery round reads them and the rows
     of open incidents, never the settled history.
     """
-    if row.state in (State.PENDING, State.POSTING):
-        return True
-    return row.state == State.POSTED and row.delivered_hash != row.wanted_hash
+    return is_waiting(row) or (row.state == State.POSTED and row.heal_at is not None)
+
+
+def next_look(row: DeliveryRow, now: float, grace: float) -> float | None:
+    """When to look for late copies again after a look at ``now``; None once the doubt
+    is over. The gap is as long as has passed since the re-post (``intent_at``), so
+    looks come at grace, 2x, 4x ... after it, never less than the grace nor more than
+    ``HEAL_CAP`` apart."""
+    since = row.intent_at if row.intent_at is not None else now
+    age = now - since
+    if age >= DOUBT_SPAN:
+        return None
+    return now + min(HEAL_CAP, max(grace, age, MIN_LOOK_GAP))
 
 
 def backoff(attempts: int, base: float = 5.0) -> float:
@@ -246,9 +279,10 @@ def not_yet(row: DeliveryRow, until: float) -> DeliveryRow:
     return _take(row, Step.NOT_YET, _D, not_before=until)
 
 
-def absent(row: DeliveryRow) -> DeliveryRow:
-    """Not found after the listing-lag grace: the post did not land; post again."""
-    return _take(row, Step.ABSENT, _D, not_before=0.0)
+def absent(row: DeliveryRow, now: float, grace: float) -> DeliveryRow:
+    """Not found after the listing-lag grace: the post did not land (yet); post again,
+    and look for a late copy a grace after that, and on (see ``next_look``)."""
+    return _take(row, Step.ABSENT, _D, not_before=0.0, heal_at=now + max(grace, MIN_LOOK_GAP))
 
 
 def edited(row: DeliveryRow, body_hash: str, now: float) -> DeliveryRow:
@@ -310,6 +344,12 @@ def replaced(
         delivered_hash=body_hash,
         delivered_at=min(comment.created_utc, now),
     )
+
+
+def looked(row: DeliveryRow, heal_at: float | None) -> DeliveryRow:
+    """The thread was searched for late copies (and any extra deleted): look again at
+    ``heal_at``, or never (None: the doubt is over)."""
+    return _take(row, Step.LOOKED, _D, heal_at=heal_at)
 
 
 # --- the requester's step ---------------------------------------------------------------------

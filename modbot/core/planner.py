@@ -15,6 +15,9 @@ rules it keeps:
   per comment, so bursts coalesce into a few edits.
 * After the megathread changes, an open incident's old comment gets one last edit
   pointing to the new comment, once that exists.
+* A posted row in doubt (a lost post was followed by another) gets its thread searched
+  for late copies when its ``heal_at`` comes; rows of one thread share one search, and
+  a row is searched before it is edited, so the edit goes to the copy that is kept.
 * Final rows (moved, removed, closed, failed) are never touched.
 """
 
@@ -69,7 +72,16 @@ class Drop:
     why: str
 
 
-Action = Post | Reconcile | Edit | Point | Drop
+@dataclass(frozen=True)
+class Heal:
+    """Search one thread for late copies of these rows' comments: keep the oldest of
+    each, delete the rest."""
+
+    thread_id: str
+    rows: tuple[DeliveryRow, ...]
+
+
+Action = Heal | Post | Reconcile | Edit | Point | Drop
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,18 @@ class _Round:
     thread_id: str | None
     actions: list[Action] = field(default_factory=list)
     wakes: list[float] = field(default_factory=list)
+    heals: dict[str, list[DeliveryRow]] = field(default_factory=dict)
+
+    def heal_due(self, row: DeliveryRow) -> bool:
+        """True when the row's thread is to be searched for late copies now (the
+        search is queued); otherwise remember when it will be, if ever."""
+        if row.heal_at is None or row.state != State.POSTED or row.thread_id is None:
+            return False
+        if row.heal_at > self.now:
+            self.wakes.append(row.heal_at)
+            return False
+        self.heals.setdefault(row.thread_id, []).append(row)
+        return True
 
     def at(self, ready_at: float, action: Action) -> None:
         """Do ``action`` now if it is ready, else remember when it will be."""
@@ -118,10 +142,13 @@ def plan(
             grouped[(row.kind, row.key)].append(row)
     for key, subject_rows in grouped.items():
         subject = subjects[key]
+        ordered = sorted(subject_rows, key=lambda r: r.id)
+        searched = {r.id for r in ordered if planning.heal_due(r)}
         if subject.wanted_hash is not None:
-            _plan_subject(subject, sorted(subject_rows, key=lambda r: r.id), planning)
+            _plan_subject(subject, ordered, planning, searched)
+    heals = [Heal(thread, tuple(rows)) for thread, rows in sorted(planning.heals.items())]
     future = [t for t in planning.wakes if t > now]
-    return Plan(tuple(planning.actions), min(future) if future else None)
+    return Plan((*heals, *planning.actions), min(future) if future else None)
 
 
 def _moving(subject: Subject) -> bool:
@@ -129,7 +156,9 @@ def _moving(subject: Subject) -> bool:
     return subject.kind is Kind.INCIDENT and subject.is_open
 
 
-def _plan_subject(subject: Subject, rows: list[DeliveryRow], planning: _Round) -> None:
+def _plan_subject(
+    subject: Subject, rows: list[DeliveryRow], planning: _Round, searched: set[int]
+) -> None:
     thread_id = planning.thread_id
     home = next((r for r in rows if r.thread_id is not None and r.thread_id == thread_id), None)
     for row in rows:
@@ -137,7 +166,9 @@ def _plan_subject(subject: Subject, rows: list[DeliveryRow], planning: _Round) -
             # An unknown outcome is settled in the thread it was meant for, wherever
             # the megathread is now: the comment may exist there.
             planning.at(row.not_before, Reconcile(row))
-        elif row.state == State.POSTED and row.comment_id is not None:
+        elif row.state == State.POSTED and row.comment_id is not None and row.id not in searched:
+            # (A row being searched for late copies is edited next pass, once it
+            # follows the copy that is kept.)
             _plan_posted(subject, row, home, planning)
     _plan_pending(subject, rows, home, planning)
 

@@ -239,6 +239,9 @@ class DeliveryRow:
     not_before: float = 0.0
     last_error: str | None = None
     created_at: float = 0.0
+    # Set once a post whose answer was lost has been followed by another post: a copy
+    # may still land late. When to look for copies next (None: no such doubt).
+    heal_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -579,9 +579,12 @@ class Megathread:
         self._thread_checked_at: float | None = None
         # The last "every comment of ours here" listing, shared by the watches posting
         # into this thread: at start-up each looks for its own comments, and one
-        # listing serves them all. Any post or delete through here makes it stale.
+        # listing serves them all. Any post or delete through here makes it stale, and
+        # it serves each watch once: a watch that asks again is looking for news (a late
+        # copy of a lost post lands with no write of ours to mark the listing stale).
         self._writes = 0
         self._listing: tuple[str, int, float, list[PostedComment]] | None = None
+        self._served: set[str] = set()
         # Watches sharing this thread ask at the same moment; one of them asks Reddit.
         self._thread_lock = asyncio.Lock()
         self._listing_lock = asyncio.Lock()
@@ -693,14 +696,15 @@ class Megathread:
             return await self._listed(thread_id)
 
     async def _listed(self, thread_id: str) -> list[PostedComment]:
-        now, writes = self.client.clock(), self._writes
-        if self._listing is not None:
+        now, writes, who = self.client.clock(), self._writes, CALLER.get()
+        if self._listing is not None and who not in self._served:
             listed_thread, listed_writes, listed_at, found = self._listing
             fresh = now - listed_at < SHARED_LISTING_AGE
             if listed_thread == thread_id and listed_writes == writes and fresh:
+                self._served.add(who)
                 return list(found)
         found = await self._find(thread_id, None)
-        self._listing = (thread_id, writes, now, found)
+        self._listing, self._served = (thread_id, writes, now, found), {who}
         return list(found)
 
     async def _find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:

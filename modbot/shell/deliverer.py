@@ -4,9 +4,11 @@ Each round asks the planner what is due for one watch and carries it out through
 state machine (``machine``): the intent is committed before a comment is created, the
 answer after, and every write is refused if another actor changed the row meanwhile.
 Incident comments and moderator notices go through the same steps; nothing else in
-modbot posts. A round also re-checks comments a moderator may have removed, and after
-a start or a re-post it heals duplicates (two comments with one marker: the oldest is
-kept, the rest deleted).
+modbot posts. A round also re-checks comments a moderator may have removed, and heals
+duplicates (two comments with one marker: the oldest is kept, the rest deleted) at a
+start, and while a row is in doubt: a post whose answer was lost was followed by
+another, and the lost one may still land late, so its thread is searched again and
+again, at growing gaps (``machine.next_look``).
 
 A round returns a ``Report`` of what it did, which the moderator operations read.
 """
@@ -21,7 +23,7 @@ from dataclasses import replace
 from modbot.core import machine, markdown, planner
 from modbot.core.budget import CALLER
 from modbot.core.machine import State
-from modbot.core.planner import Action, Drop, Edit, Point, Post, Reconcile
+from modbot.core.planner import Action, Drop, Edit, Heal, Point, Post, Reconcile
 from modbot.core.records import DeliveryRow, Kind, PostedComment, Report, Thread
 from modbot.core.render import digest
 from modbot.errors import (
@@ -181,7 +183,9 @@ class Deliverer:
         return thread
 
     async def _execute(self, action: Action, thread: Thread | None, report: Report) -> None:
-        if isinstance(action, Post):
+        if isinstance(action, Heal):
+            await self._look(action, report)
+        elif isinstance(action, Post):
             if thread is not None and thread.id == action.thread_id:
                 await self._post(action, thread, report)
         elif isinstance(action, Reconcile):
@@ -229,10 +233,6 @@ class Deliverer:
         if await self._step(claimed, done):
             report.posted.append(done)
             log.info("posted %s as comment %s", describe(done), posted.id)
-        if claimed.attempts > 1:
-            # A re-post after an unknown outcome is the only way a second comment can
-            # appear: look for duplicates once listings have caught up.
-            self._heal_at = self.clock() + self.reconcile_grace
 
     async def _post_failed(self, row: DeliveryRow, error: RedditError, report: Report) -> None:
         await self._failed_call(error)
@@ -295,8 +295,12 @@ class Deliverer:
         intent_at = row.intent_at or 0.0
         if now - intent_at < self.reconcile_grace:
             await self._step(row, machine.not_yet(row, intent_at + self.reconcile_grace))
-        elif await self._step(row, machine.absent(row)):
-            log.info("%s: the earlier post did not land; posting again", describe(row))
+        elif await self._step(row, machine.absent(row, now, self.reconcile_grace)):
+            log.info(
+                "%s: the earlier post did not land; posting again, and looking for a late "
+                "copy of it for a while",
+                describe(row),
+            )
 
     async def _keep_oldest(
         self, row: DeliveryRow, found: Sequence[PostedComment], report: Report
@@ -406,9 +410,8 @@ class Deliverer:
     async def _heal(self, thread: Thread, report: Report) -> None:
         """Delete duplicate comments (same marker) in ``thread``, keeping the oldest.
 
-        Runs at start-up and a grace period after any re-post: the only ways a second
-        comment can exist. It reads the thread's bot comments, and only the rows of
-        markers that appear twice.
+        Runs at start-up (rows in doubt are searched again later, see ``_look``). It
+        reads the thread's bot comments, and only the rows of markers that appear twice.
         """
         try:
             comments = await self.target.find(thread.id, None)
@@ -417,12 +420,7 @@ class Deliverer:
             self._heal_at = self.clock() + self.reconcile_grace
             return
         self._heal_at = None
-        # Only this watch's comments: a megathread may carry several watches' markers.
-        groups: dict[tuple[Kind, str], list[PostedComment]] = {}
-        for comment in comments:
-            parsed = markdown.parse_marker(comment.marker)
-            if parsed is not None and parsed[0] == self.name:
-                groups.setdefault((Kind(parsed[1]), parsed[2]), []).append(comment)
+        groups = self._groups(comments)
         self._seen = {
             markdown.marker_id(kind, key, self.name): min(
                 group, key=lambda c: (c.created_utc, c.id)
@@ -436,6 +434,48 @@ class Deliverer:
         if self._mend_drift:
             self._mend_drift = False
             await self._mend(thread, groups)
+
+    def _groups(self, comments: Sequence[PostedComment]) -> dict[SubjectKey, list[PostedComment]]:
+        """The bot's comments by subject: only this watch's, as a megathread may carry
+        several watches' markers."""
+        groups: dict[SubjectKey, list[PostedComment]] = {}
+        for comment in comments:
+            parsed = markdown.parse_marker(comment.marker)
+            if parsed is not None and parsed[0] == self.name:
+                groups.setdefault((Kind(parsed[1]), parsed[2]), []).append(comment)
+        return groups
+
+    async def _look(self, action: Heal, report: Report) -> None:
+        """Search a thread for late copies of comments in doubt (one listing for all of
+        them); keep the oldest of each, delete the rest, and say when to look again."""
+        try:
+            comments = await self.target.find(action.thread_id, None)
+        except RedditError as exc:
+            await self._failed_call(exc)
+            log.warning("could not look for late copies of comments: %s", exc)
+            retry = self.clock() + self._wait(exc, 2)
+            for row in action.rows:
+                await self._step(row, machine.looked(row, retry))
+            return
+        groups = self._groups(comments)
+        for row in action.rows:
+            await self._looked(row, groups.get((row.kind, row.key), []), report)
+
+    async def _looked(self, row: DeliveryRow, group: list[PostedComment], report: Report) -> None:
+        """One row's share of a search for late copies: ``group`` is what carries its
+        marker now."""
+        now = self.clock()
+        if len(group) > 1:
+            keep = await self._keep_oldest(row, group, report)
+            if keep.id != row.comment_id:
+                after = machine.replaced(row, keep, digest(keep.body) if keep.body else None, now)
+                if not await self._step(row, after):
+                    return
+                log.info("%s: now follows its oldest comment %s", describe(row), keep.id)
+                row = after
+        await self._step(
+            row, machine.looked(row, machine.next_look(row, now, self.reconcile_grace))
+        )
 
     async def _mend(
         self, thread: Thread, groups: dict[tuple[Kind, str], list[PostedComment]]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from modbot.store.base import Q, Tx
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -32,9 +32,11 @@ SPELLINGS = (
 ANNOUNCED = "(announce OR forced)"
 # Rows the deliverer must look at (``machine.is_active``): the same expression as the
 # partial index, so SQLite uses it (it matches an index's WHERE only as written).
+# A posted row in doubt (``heal_at``: a post whose answer was lost was followed by
+# another) stays active until the look for a late copy is done.
 ACTIVE = (
-    "(state IN ('pending', 'posting') "
-    "OR (state = 'posted' AND delivered_hash {is_distinct_from} wanted_hash))"
+    "(state IN ('pending', 'posting') OR (state = 'posted' "
+    "AND (delivered_hash {is_distinct_from} wanted_hash OR heal_at IS NOT NULL)))"
 )
 
 TABLES: dict[str, str] = {
@@ -94,7 +96,8 @@ TABLES: dict[str, str] = {
     not_before {time} NOT NULL DEFAULT 0,
     last_error TEXT,
     created_at {time} NOT NULL DEFAULT 0,
-    epoch BIGINT NOT NULL DEFAULT 0
+    epoch BIGINT NOT NULL DEFAULT 0,
+    heal_at {time}
 )""",
     "commands": """CREATE TABLE commands (
     message_id TEXT PRIMARY KEY,
@@ -248,15 +251,26 @@ def _one_schema() -> Tx[None]:
     the partial indexes spelled as the queries now are (bare booleans)."""
     for table in ("leadership", "members"):
         yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
-    yield from add_columns("deliveries", "epoch")
+    # ``heal_at`` (version 7) too: the partial indexes are rebuilt from today's
+    # definitions, and ``deliveries_active`` names it.
+    yield from add_columns("deliveries", "epoch", "heal_at")
     for name in PARTIAL:
         yield Q(f"DROP INDEX IF EXISTS {name}")
         yield Q(INDEXES[name])
 
 
 # The step that brings a store from version N-1 to N, on every dialect.
+def _doubt() -> Tx[None]:
+    """Rows in doubt remember when to look for a late copy next, and stay active until
+    then (``ACTIVE``)."""
+    yield from add_columns("deliveries", "heal_at")
+    yield Q("DROP INDEX IF EXISTS deliveries_active")
+    yield Q(INDEXES["deliveries_active"])
+
+
 MIGRATIONS: dict[int, Callable[[], Tx[None]]] = {
     6: _one_schema,
+    7: _doubt,
 }
 
 

@@ -18,11 +18,13 @@ through the Python methods below. Usage::
 Faults (each consumed by the next matching request; ``path_regex`` is searched in the
 path as sent, e.g. "/api/comment/"): ``fail_next`` answers a status before or *after*
 performing the write, ``ratelimit_next`` answers Reddit's 200 + ``RATELIMIT`` error,
-``delay_next`` hangs (use ``asyncio.timeout`` on the client side), ``down = True``
-answers 503 to everything, ``expire_tokens()`` makes the next call get 401
-``invalid_token``. ``listing_lag`` hides young comments from the thread and user
-listings (not from /api/info). ``ratelimit_headers`` is "auto" (never makes
-asyncprawcore sleep), a ``(remaining, used, reset)`` tuple, or None to omit them.
+``delay_next`` hangs (use ``asyncio.timeout`` on the client side), ``land_late_next``
+loses the answer and performs the write seconds later (Reddit under load stores some
+writes long after the client gave up), ``down = True`` answers 503 to everything,
+``expire_tokens()`` makes the next call get 401 ``invalid_token``. ``listing_lag``
+hides young comments from the thread and user listings (not from /api/info).
+``ratelimit_headers`` is "auto" (never makes asyncprawcore sleep), a ``(remaining,
+used, reset)`` tuple, or None to omit them.
 The hooks ``on_comment_created``/``on_comment_edited``/``on_message_read`` run
 synchronously after a change made over HTTP and before the answer is written (e.g. to
 SIGKILL a bot subprocess at that instant; ``on_message_sent`` likewise for
@@ -281,7 +283,7 @@ class Call:
 
 @dataclass
 class _Fault:
-    kind: Literal["fail", "ratelimit", "delay"]
+    kind: Literal["fail", "ratelimit", "delay", "late"]
     method: str  # "*" matches any
     pattern: re.Pattern[str]
     when: When
@@ -291,6 +293,9 @@ class _Fault:
     body: Any = None
     seconds: float = 0.0
     message: str = ""
+    form: dict[str, re.Pattern[str]] = field(default_factory=dict)  # field -> searched
+    hold: float | None = None  # a late write's answer: after this, or when the client hangs up
+    stamp: Literal["landing", "request"] = "landing"
 
 
 @dataclass
@@ -493,6 +498,8 @@ class FakeReddit:
         self.issued_refresh_tokens: list[str] = []  # every one issued or added, for leak checks
         self._codes: dict[str, _AuthCode] = {}  # authorisation codes not yet used
         self._faults: list[_Fault] = []
+        self._late: set[asyncio.Task[None]] = set()  # writes still to land
+        self.late_landed: list[str] = []  # ids of comments created by late writes
         self._window = (0.0, 0)  # (start, requests in window) for rate-limit headers
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -915,6 +922,51 @@ class FakeReddit:
             _Fault("delay", method, re.compile(path_regex), when, count, seconds=seconds)
         )
 
+    def land_late_next(
+        self,
+        method: str,
+        path_regex: str,
+        after: float,
+        *,
+        hold: float | None = None,
+        status: int = 503,
+        stamp: Literal["landing", "request"] = "landing",
+        count: int = 1,
+        form: dict[str, str] | None = None,
+    ) -> None:
+        """The next ``count`` matching writes land late: the answer is lost, and the
+        write (a comment, an edit) is performed ``after`` seconds (real time) after the
+        request arrived.
+
+        The request is held until the client hangs up (its timeout), or ``hold``
+        seconds, then answered ``status``. A late comment is created as of its landing
+        (``stamp="landing"``: the newest copy) or of its request (``"request"``: older
+        than a copy posted meanwhile). ``form`` narrows the match: field name -> regex
+        searched in the request's form, e.g. ``{"thing_id": "^t3_"}`` for comments on
+        posts only, not replies to messages. ``late_pending`` counts the writes still to
+        land; ``late_landed`` lists the comments they created.
+        """
+        patterns = {name: re.compile(regex) for name, regex in (form or {}).items()}
+        self._add_fault(
+            _Fault(
+                "late",
+                method,
+                re.compile(path_regex),
+                "before",
+                count,
+                status,
+                seconds=after,
+                form=patterns,
+                hold=hold,
+                stamp=stamp,
+            )
+        )
+
+    @property
+    def late_pending(self) -> int:
+        """Late writes accepted and not landed yet."""
+        return sum(not task.done() for task in self._late)
+
     def clear_faults(self) -> None:
         self._faults.clear()
 
@@ -922,13 +974,16 @@ class FakeReddit:
         fault.method = fault.method.upper()
         self._faults.append(fault)
 
-    def _take(self, kind: str, method: str, path: str, when: When) -> _Fault | None:
+    def _take(
+        self, kind: str, method: str, path: str, when: When, form: dict[str, str] | None = None
+    ) -> _Fault | None:
         for fault in self._faults:
             if (
                 fault.kind == kind
                 and fault.when == when
                 and fault.method in ("*", method)
                 and fault.pattern.search(path)
+                and all(p.search((form or {}).get(n, "")) for n, p in fault.form.items())
             ):
                 fault.count -= 1
                 if fault.count <= 0:
@@ -1001,6 +1056,13 @@ class FakeReddit:
             return _http_error(fault.status, fault.headers, fault.body)
         if fault := self._take("ratelimit", method, path, "before"):
             return _api_error("RATELIMIT", fault.message, "ratelimit").response
+        if fault := self._take("late", method, path, "before", ctx.form):
+            landing = self._land_late(found, ctx, fault, self._now())
+            task = asyncio.get_running_loop().create_task(landing)
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            await self._hold(request, fault.hold)
+            return _http_error(fault.status)
 
         response = self._handle(found, ctx)
 
@@ -1081,6 +1143,34 @@ class FakeReddit:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _hold(self, request: web.Request, seconds: float | None) -> None:
+        """Keep a request waiting until its client hangs up, or ``seconds`` pass."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (seconds if seconds is not None else 300.0)
+        while loop.time() < deadline and not self._stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(0.02)
+
+    async def _land_late(
+        self,
+        found: tuple[_Route, re.Match[str]] | None,
+        ctx: _Ctx,
+        fault: _Fault,
+        arrived: float,
+    ) -> None:
+        """Perform a held write ``fault.seconds`` after its request arrived."""
+        await self._sleep(fault.seconds)
+        if self._stopping.is_set():
+            return
+        before = set(self.comments)
+        self._handle(found, ctx)
+        for comment_id in [c for c in self.comments if c not in before]:
+            if fault.stamp == "request":
+                self.comments[comment_id].created_utc = arrived
+            self.late_landed.append(comment_id)
 
     # ------------------------------------------------------------------ rendering
 
