@@ -216,3 +216,24 @@ async def test_a_lost_state_file_does_not_message_an_author_twice(
         (row,) = (await app.store.export_rows())["messages"]
         assert row["state"] == "sent"
     assert len(messages_to(reddit, "bob")) == 1
+
+
+async def test_a_message_reddit_refuses_for_good_is_dropped_and_said_once(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        assert app.inbox is not None
+        await app.inbox.read_pages()
+        await app.poller.poll()  # judged: bob is to be told
+        del reddit.accounts["bob"]  # the author deleted their account since
+        await app.inbox.send_messages()
+        for _ in range(3):
+            clock.now += 600
+            await app.run_once()
+        (row,) = (await app.store.export_rows())["messages"]
+    assert row["state"] == "failed"
+    assert "USER_DOESNT_EXIST" in row["last_error"]
+    assert len([c for c in reddit.calls if c.path.startswith("/api/compose")]) == 1
+    refused = [r for r in caplog.records if "refused it" in r.getMessage()]
+    assert len(refused) == 1
