@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 
+from modbot import default_templates_dir
 from modbot.app import App
 from modbot.config.settings import Settings
 from modbot.core.markdown import marker_of
+from modbot.errors import StoreError
+from modbot.ports import Store
+from modbot.rendering.files import read_templates
+from modbot.shell.wiki import WikiPages, WikiTemplates
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -237,3 +242,64 @@ async def test_a_message_reddit_refuses_for_good_is_dropped_and_said_once(
     assert len([c for c in reddit.calls if c.path.startswith("/api/compose")]) == 1
     refused = [r for r in caplog.records if "refused it" in r.getMessage()]
     assert len(refused) == 1
+
+
+class FailingOnce:
+    """A store whose next call of ``method`` fails as a full disk makes writes fail (the
+    fault is the store's; everything else is the real store)."""
+
+    def __init__(self, store: Store, method: str) -> None:
+        self.store, self.method, self.armed = store, method, True
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.method and self.armed:
+
+            async def failing(*_: object, **__: object) -> None:
+                self.armed = False
+                raise StoreError("state file cannot be written (disk I/O error)")
+
+            return failing
+        return getattr(self.store, name)
+
+
+async def test_pages_that_could_not_be_recorded_are_read_again_at_the_next_pass(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    """Found by the crash loop: a full disk during the write put the next read five
+    minutes off, and the editor's message with it."""
+    revision = reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        failing: Any = FailingOnce(app.store, "record_wiki_pages")
+        pages = WikiPages(subreddits=["ClaudeAI"], wiki=app.reddit, store=failing, clock=clock)
+        with pytest.raises(StoreError):
+            await pages.read()
+        await pages.read()  # at once, not in five minutes
+        read = await app.store.wiki_pages("ClaudeAI")
+    assert read["incident"] is not None
+    assert read["incident"].revision_id == revision
+
+
+async def test_a_verdict_that_could_not_be_recorded_is_judged_again(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    """Found by the crash loop: a verdict whose write failed was taken as judged, and
+    its author was never told."""
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        assert app.inbox is not None
+        await app.inbox.read_pages()
+        failing: Any = FailingOnce(app.store, "record_wiki")
+        wiki = WikiTemplates(scope=app.watch, subreddit="ClaudeAI", store=failing, clock=clock)
+        files = read_templates(default_templates_dir())
+        bodies = app.first.bodies
+        found = await wiki.changes()
+        assert found is not None
+        with pytest.raises(StoreError):
+            await wiki.apply(files, *found, bodies, lambda: None)
+        again = await wiki.changes()  # not taken as judged: its verdict is not written
+        assert again == found
+        await wiki.apply(files, *again, bodies, lambda: None)
+        assert await wiki.changes() is None
+        assert [r.outcome for r in await app.store.wiki_rows(app.watch)] == ["broken"]
+        (told,) = await app.store.outbox()
+    assert told.recipient == "bob"

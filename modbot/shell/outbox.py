@@ -156,11 +156,12 @@ class Outbox:
         seen = await self._out_already()
         if seen is None:
             return False  # unknown is not absent: the next round asks again
-        copy = seen.pop(outbox.marker_id(row.key), None)
+        copy = seen.get(outbox.marker_id(row.key))
         if copy is None:
             return None
         if not await self._step(row, machine.message_adopted(row, copy, self.clock())):
             return False
+        del seen[copy.marker]
         log.info("%s: it went out before (found by its marker); not sent again", describe(row))
         return True
 

@@ -249,7 +249,7 @@ class Poller:
         wiki, wiki_changed = None, False
         if self.wiki is not None:
             wiki = await self.wiki.changes()
-            wiki_changed = wiki is not None and (bool(wiki[0] or wiki[1]) or self.wiki.pending)
+            wiki_changed = wiki is not None
         files_changed = stamp not in (self._stamp, self._bad_stamp)
         if not files_changed and not wiki_changed:
             return False

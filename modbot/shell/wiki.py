@@ -99,35 +99,36 @@ class WikiPages:
 
     async def read(self) -> None:
         """Read the pages of every subreddit that is due; record what changed. A wiki that
-        cannot be read changes nothing: the pollers keep the templates in use."""
+        cannot be read changes nothing: the pollers keep the templates in use. What could
+        not be recorded (a full disk) is read again at the next pass."""
         for subreddit in self.subreddits:
             now = self.clock()
             if now < self._next_read[subreddit]:
                 continue
-            self._next_read[subreddit] = now + self.every
             pages: dict[str, WikiRevision | None] = {}
             try:
                 for page in PAGES:
                     pages[page] = await self.wiki.wiki_page(subreddit, page)
             except RedditError as exc:
+                self._next_read[subreddit] = now + self.every
                 self._cannot_read(subreddit, exc)
                 continue
             if subreddit in self._unreadable:
                 log.info("r/%s wiki: readable again", subreddit)
                 self._unreadable.discard(subreddit)
-            recorded = self._recorded.setdefault(subreddit, {})
-            changed = {
-                page: revision
-                for page, revision in pages.items()
-                if page not in recorded
-                or recorded[page] != (revision.revision_id if revision else None)
-            }
-            if changed:
-                await self.store.record_wiki_pages(subreddit, changed, now)
-                recorded.update(
-                    (page, revision.revision_id if revision else None)
-                    for page, revision in changed.items()
-                )
+            await self._record(subreddit, pages, now)
+            self._next_read[subreddit] = now + self.every
+
+    async def _record(
+        self, subreddit: str, pages: dict[str, WikiRevision | None], now: float
+    ) -> None:
+        """Write the pages that changed since the last write (all, after a start)."""
+        recorded = self._recorded.setdefault(subreddit, {})
+        shown = {page: (r.revision_id if r else None) for page, r in pages.items()}
+        changed = {page: pages[page] for page in pages if recorded.get(page, "") != shown[page]}
+        if changed:
+            await self.store.record_wiki_pages(subreddit, changed, now)
+            recorded.update(shown)
 
     def _cannot_read(self, subreddit: str, exc: RedditError) -> None:
         if subreddit not in self._unreadable:
@@ -163,28 +164,24 @@ class WikiTemplates:
         may have judged revisions meanwhile)."""
         self.good: dict[str, WikiRevision] = {}  # page -> the revision in use
         self._judged: dict[str, str] = {}  # page -> the newest revision judged
-        self._shown: dict[str, str | None] | None = None  # the pages as last looked at
+        # The pages (page -> revision) as applied last, and as being applied now: what is
+        # not applied in full (a store write failed) is looked at again.
+        self._applied: dict[str, str | None] | None = None
+        self._applying: dict[str, str | None] | None = None
         self._loaded = False
-        self._applied = False
 
     # --- what changed ------------------------------------------------------------------------
-    @property
-    def pending(self) -> bool:
-        """True until the pages in use (stored or new) have been applied once."""
-        return not self._applied
-
     async def changes(self) -> tuple[list[WikiRevision], list[str]] | None:
         """(revisions recorded but not judged yet, pages deleted since), or None when the
-        pages show what they showed at the last look."""
+        pages show what they showed when they were last applied (the first look after a
+        start always has something to apply: the verdicts in the store)."""
         if not self._loaded:
             await self._load()
         pages = await self.store.wiki_pages(self.subreddit)
-        shown = {
-            page: revision.revision_id if revision else None for page, revision in pages.items()
-        }
-        if shown == self._shown:
+        shown = {page: (r.revision_id if r else None) for page, r in pages.items()}
+        if shown == self._applied:
             return None
-        self._shown = shown
+        self._applying = shown
         fresh: list[WikiRevision] = []
         gone: list[str] = []
         for page in PAGES:
@@ -241,8 +238,8 @@ class WikiTemplates:
                 )
                 continue
             preview = await self._preview(bodies, revision.page, newest_open)
-            self.good[revision.page] = revision
             await self._judge(revision, GOOD, self._welcome(revision, preview))
+            self.good[revision.page] = revision
             log.info(
                 "r/%s wiki: now using %s/%s revision %s by u/%s",
                 self.subreddit,
@@ -253,13 +250,13 @@ class WikiTemplates:
             )
         templates = compose(files, self.good)
         await bodies.adopt(templates)
-        self._applied = True
+        self._applied = self._applying
         return templates
 
     async def _judge(self, revision: WikiRevision, outcome: str, told: tuple[str, str]) -> None:
         """Record the verdict and, in the same transaction, the message that tells the
-        revision's author (one per revision, ever; the outbox sends it)."""
-        self._judged[revision.page] = revision.revision_id
+        revision's author (one per revision, ever; the outbox sends it). Only once that
+        is written is the revision taken as judged."""
         now = self.clock()
         message: MessageRow | None = None
         if revision.author:
@@ -278,6 +275,7 @@ class WikiTemplates:
             ),
             message,
         )
+        self._judged[revision.page] = revision.revision_id
 
     def _located(self, error: str, files: Templates, page: str) -> str:
         """The error with the wiki page named in place of the file it stands for."""
