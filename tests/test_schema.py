@@ -18,8 +18,16 @@ import pytest
 
 from modbot.core import machine
 from modbot.core.codec import view_to_json
-from modbot.core.machine import State
-from modbot.core.records import Channel, DeliveryRow, Kind, Rendered, Tracked, Validators
+from modbot.core.machine import MessageState, State
+from modbot.core.records import (
+    Channel,
+    DeliveryRow,
+    Kind,
+    MessageRow,
+    Rendered,
+    Tracked,
+    Validators,
+)
 from modbot.core.render import sample_incident
 from modbot.store import sql
 from modbot.store.base import Q, Result, Tx, statements
@@ -102,6 +110,31 @@ async def test_the_sql_active_rule_is_machine_is_active(store: AnyStore) -> None
     assert 0 < len(expected) < len(cases)
 
 
+async def test_the_sql_active_rule_of_messages_is_machine_is_active(store: AnyStore) -> None:
+    cases = list(product(MessageState, (None, 1234.5)))
+
+    def insert() -> Tx[None]:
+        for number, (state, heal_at) in enumerate(cases):
+            yield Q(
+                "INSERT INTO messages (key, channel, recipient, body, state, heal_at, "
+                "created_at) VALUES (:key, 'comment-reply', 't1_x', 'b', :state, :heal_at, 0)",
+                key=f"k{number}",
+                state=state.value,
+                heal_at=heal_at,
+            )
+
+    await store.dialect.run(insert(), write=True)
+    expected = {
+        f"k{number}"
+        for number, (state, heal_at) in enumerate(cases)
+        if machine.is_active(
+            MessageRow(0, "k", Channel.COMMENT_REPLY, "t1_x", "", "b", state, heal_at=heal_at)
+        )
+    }
+    assert {m.key for m in await store.outbox()} == expected
+    assert 0 < len(expected) < len(cases)
+
+
 # --- the hot queries use the partial indexes ----------------------------------------------------
 
 # Each hot query, and the index it must be answered from.
@@ -113,6 +146,7 @@ HOT: list[tuple[str, Callable[[], Tx[Any]], int, str]] = [
     ("unrendered", lambda: sql.unrendered(W), 0, "incidents_unrendered"),
     ("rerender scope", lambda: sql.rerender_scope(W, 0.0, "t1"), 0, "incidents_open"),
     ("recently settled", lambda: sql.recent_settled(W, 5), 0, "incidents_closed"),
+    ("outbox", sql.outbox, 0, "messages_active"),
 ]
 
 
