@@ -24,6 +24,10 @@ class FeedUnavailable(FeedError):
     """Connection failed, timed out, or the server answered 5xx after retries."""
 
 
+class FeedGone(FeedUnavailable):
+    """404 or 410: what was read there is not there any more (a page that moved?)."""
+
+
 class FeedNotJSON(FeedError):
     """The page answered HTML (an error or bot-challenge page) instead of JSON."""
 

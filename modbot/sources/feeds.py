@@ -35,9 +35,9 @@ import feedparser
 from modbot.core import moments
 from modbot.core.feed import IncidentsFeed, parse_incidents_object
 from modbot.core.records import Validators
-from modbot.errors import FeedMalformed, FeedUnavailable
+from modbot.errors import FeedMalformed
 from modbot.ports import Fetched
-from modbot.sources.fetch import Fetcher
+from modbot.sources.fetch import Fetcher, unexpected
 
 if TYPE_CHECKING:
     import httpx
@@ -140,7 +140,7 @@ class FeedClient:
         if page.status == 304:
             return Fetched(feed=None, validators=since, status=304)
         if page.status != 200:
-            raise FeedUnavailable(f"{self.url}: unexpected HTTP {page.status}")
+            raise unexpected(self.url, page)
         validators = Validators(
             etag=page.headers.get("etag"),
             last_modified=page.headers.get("last-modified"),
