@@ -29,7 +29,8 @@ class FeedGone(FeedUnavailable):
 
 
 class FeedNotJSON(FeedError):
-    """The page answered HTML (an error or bot-challenge page) instead of JSON."""
+    """The page answered HTML (an error or bot-challenge page) instead of JSON (or of
+    the feed asked for)."""
 
 
 class FeedMalformed(FeedError):

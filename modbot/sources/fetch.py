@@ -62,7 +62,12 @@ class Page:
         """True for an HTML page (an error or bot-challenge page, where data was asked)."""
         if "html" in self.content_type:
             return True
-        return self.body[:64].lstrip().lower().startswith((b"<!doctype", b"<html"))
+        return self.is_html_document()
+
+    def is_html_document(self) -> bool:
+        """True when the body itself is an HTML page, whatever its content type says (some
+        servers send feeds as ``text/html``)."""
+        return self.body[:64].lstrip().lower().startswith((b"<!doctype html", b"<html"))
 
 
 def make_http_client(timeout: float) -> httpx.AsyncClient:
