@@ -226,8 +226,8 @@ class Poller:
         self.known = {i: t for i, t in {**self.known, **changed}.items() if i in listed}
         if move is not None:
             log.warning(
-                "%s: the page moved from %s to %s: %d incidents keep their comments under "
-                "the new ids, %d open ones it does not list are closed as moved",
+                "%s: the page moved from %s to %s (incidents that keep their comment under "
+                "a new id: %d; open ones it does not list, closed as moved: %d)",
                 self.watch,
                 moves.platform_name(move.before),
                 moves.platform_name(move.after),

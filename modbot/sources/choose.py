@@ -174,7 +174,7 @@ class AutoSource:
         announce) is read that platform's way from the next poll on."""
         if platform is None or platform == self.chosen or platform not in KINDS:
             return
-        log.warning(
+        log.info(
             "%s: %s is served by %s now, not %s; reading it that way",
             self.watch.name,
             self.watch.url,
@@ -206,12 +206,12 @@ class AutoSource:
             return None
         before = self.chosen
         source, fetched = found
-        log.warning(
-            "%s: %s moved from %s to %s; reading it there from now on",
+        log.info(
+            "%s: %s answers as %s now, not %s; reading it that way",
             self.watch.name,
             self.watch.url,
-            moves.platform_name(before or "?"),
             moves.platform_name(source.kind),
+            moves.platform_name(before or "?"),
         )
         self._use(source)
         self._strange, self._next_look = 0, self.move_threshold
