@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bench import moves as bench_moves
 from modbot.app import App
 from modbot.config.settings import Settings
 from modbot.config.watches import load_watches
@@ -435,3 +436,10 @@ async def test_a_maintenance_open_before_a_move_is_not_completed_by_the_new_summ
     comment = watching.only_comment()
     assert "completed" not in comment.body.lower()
     assert "moved from Atlassian Statuspage to incident.io" in comment.body
+
+
+@pytest.mark.slow
+async def test_bench_moves_every_scenario_once_meets_its_targets() -> None:
+    outcomes = await bench_moves.measure(runs=1)
+    assert all(o.runs == 1 for o in outcomes.values())
+    assert bench_moves.succeeded(outcomes), [f for o in outcomes.values() for f in o.failures]
