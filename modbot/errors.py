@@ -37,6 +37,11 @@ class FeedMalformed(FeedError):
     """The page answered JSON that is not a Statuspage incidents document."""
 
 
+class FeedUnrecognised(FeedError):
+    """The page answers, but as no platform modbot reads (a challenge page, a new
+    vendor): ``auto`` cannot tell how to read it."""
+
+
 class FeedRateLimited(FeedError):
     """The page answered 429; ``retry_after`` says how long to wait, if it said."""
 

@@ -29,7 +29,7 @@ from modbot.errors import ConfigError
 from modbot.store import open_store
 from tests.conftest import expected_body, expire_waits_at, reddit_settings
 from tests.fakes.incidentio import FakeIncidentio
-from tests.fakes.moving import MovingPage, compat, renamed, ulid
+from tests.fakes.moving import INCIDENTS_PATH, MovingPage, compat, renamed, ulid
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.site import FakeSite
 from tests.fakes.statuspage import incident, update
@@ -443,3 +443,17 @@ async def test_bench_moves_every_scenario_once_meets_its_targets() -> None:
     outcomes = await bench_moves.measure(runs=1)
     assert all(o.runs == 1 for o in outcomes.values())
     assert bench_moves.succeeded(outcomes), [f for o in outcomes.values() for f in o.failures]
+
+
+async def test_a_page_no_platform_answers_for_is_asked_less_and_less_often(
+    site: FakeSite, make_settings: Callable[..., Settings]
+) -> None:
+    # Mistral's page: a challenge only a browser passes, at every address a bot tries.
+    site.misbehave(INCIDENTS_PATH, "status", 403)
+    settings = make_settings(statuspage_url=site.url)
+    async with App(settings, dry_run=True, out=io.StringIO()) as app:
+        reports = [await app.first.poller.poll() for _ in range(8)]
+    assert not any(r.ok for r in reports)
+    assert all("cannot tell what kind of status page" in r.message for r in reports)
+    # Asked on polls 1, 3 and 6 (after gaps of 1 and 2 polls), not on all eight.
+    assert site.requests[INCIDENTS_PATH] == 3

@@ -19,7 +19,7 @@ from modbot.config import fields
 from modbot.core import moves
 from modbot.core.feed import decode
 from modbot.core.records import Validators
-from modbot.errors import FeedError, FeedGone, FeedMalformed, FeedNotJSON
+from modbot.errors import FeedError, FeedGone, FeedMalformed, FeedNotJSON, FeedUnrecognised
 from modbot.ports import Fetched
 from modbot.sources import betterstack, datadog
 from modbot.sources.betterstack import BetterstackClient
@@ -42,6 +42,7 @@ __all__ = ["AutoSource", "make_http_client", "make_source"]
 log = logging.getLogger(__name__)
 
 FALLBACK_AFTER = 3  # HTML answers in a row before an Atlassian page is read from its feed
+MAX_DETECT_GAP = 32  # polls between two looks at a page no platform answers for
 KINDS = frozenset(fields.KINDS) - {"auto"}  # what a page can be read as
 FEED_PATH = re.compile(r"(?i)(\.atom|\.rss|\.xml|/feed|/rss)$")
 GOOGLE_CLOUD = "status.cloud.google.com"
@@ -110,6 +111,7 @@ class AutoSource:
         self._falling_back = False
         self._strange = 0  # failed polls in a row that look like a move
         self._next_look = self.move_threshold
+        self._skip, self._gap, self._unrecognised = 0, 1, ""  # ``auto`` on an unknown page
         if watch.kind != "auto":
             self._use(source_for(watch.kind, watch, http, attempts))
 
@@ -131,6 +133,20 @@ class AutoSource:
         )
         self._use(source_for(platform, self.watch, self.http, self.attempts))
 
+    async def _detect(self) -> str:
+        """The page's kind. A page that answers as no platform modbot reads is asked
+        again after 1, 2, 4 ... polls (at most ``MAX_DETECT_GAP``), not every poll; a
+        page that cannot be reached is tried every poll, as ever."""
+        if self._skip:
+            self._skip -= 1
+            raise FeedUnrecognised(f"{self._unrecognised}; looking again in a few polls")
+        try:
+            return await detect(self.watch.url, self.http)
+        except FeedUnrecognised as exc:
+            self._unrecognised = str(exc)
+            self._skip, self._gap = self._gap, min(self._gap * 2, MAX_DETECT_GAP)
+            raise
+
     def _use(self, inner: Source) -> None:
         self.inner = inner
         self.url = inner.url
@@ -144,7 +160,7 @@ class AutoSource:
     async def fetch(self, since: Validators) -> Fetched:
         """Detect the vendor (once), then read through its source; follow a move."""
         if self.inner is None:
-            kind = await detect(self.watch.url, self.http)
+            kind = await self._detect()
             log.info("%s: %s is a%s page", self.watch.name, self.watch.url, _article(kind))
             self._use(source_for(kind, self.watch, self.http, self.attempts))
         inner = self.inner
@@ -302,7 +318,9 @@ async def detect(url: str, http: httpx.AsyncClient) -> str:
             return kind
     if page.status == 200:
         return "statuspage"  # a challenge page in front of the JSON: Atlassian, probably
-    raise FeedError(f"{url}: cannot tell what kind of status page this is (HTTP {page.status})")
+    raise FeedUnrecognised(
+        f"{url}: cannot tell what kind of status page this is (HTTP {page.status})"
+    )
 
 
 def _json(body: bytes) -> object:
