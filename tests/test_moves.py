@@ -26,6 +26,7 @@ from modbot.core.markdown import marker_of
 from modbot.core.moves import MOVED, Alias, closed_by_move, match, normalised_name, translate
 from modbot.core.records import Tracked
 from modbot.errors import ConfigError
+from modbot.shell.statusview import status_text
 from modbot.store import open_store
 from tests.conftest import expected_body, expire_waits_at, reddit_settings
 from tests.fakes.incidentio import FakeIncidentio
@@ -249,6 +250,11 @@ async def test_a_silent_move_during_an_open_incident_leaves_one_comment_current(
         assert (await store.feed_state("default")).platform == "incidentio"
         # ... and it is read incident.io's way from then on.
         assert (await store.health("default")).source_kind == "incidentio"
+        screen = await status_text(
+            store, "default", url=watching.page.url, subreddit="ClaudeAI", dry_run=False, now=0
+        )
+        assert "platform:    incident.io (moved from Atlassian Statuspage on " in screen
+        assert "moderators not told yet" in screen
     finally:
         await store.close()
 
