@@ -292,7 +292,7 @@ def rows(outcomes: dict[str, Outcome]) -> list[tuple[str, str, str]]:
         out += [
             (f"moves, {scenario}: runs", f"{seen.runs}", ""),
             ("  duplicates / wrongly resolved / updates missing", counts, "0 / 0 / 0"),
-            (f"  {since} -> first delivery, polls (median / worst)", spread, target),
+            (f"  {since} -> delivery, polls (median / worst)", spread, target),
         ]
     return out
 
