@@ -19,14 +19,15 @@ import pytest
 from bench import moves as bench_moves
 from modbot.app import App
 from modbot.config.settings import Settings
-from modbot.config.watches import load_watches
+from modbot.config.watches import Watch, load_watches
 from modbot.core.feed import parse_incidents_object
 from modbot.core.incidents import view_of
 from modbot.core.markdown import marker_of
 from modbot.core.moves import MOVED, Alias, closed_by_move, match, normalised_name, translate
-from modbot.core.records import Tracked
-from modbot.errors import ConfigError
+from modbot.core.records import Tracked, Validators
+from modbot.errors import ConfigError, FeedGone, FeedUnavailable
 from modbot.shell.statusview import status_text
+from modbot.sources.choose import AutoSource, make_http_client
 from modbot.store import open_store
 from tests.conftest import expected_body, expire_waits_at, reddit_settings
 from tests.fakes.incidentio import FakeIncidentio
@@ -275,8 +276,9 @@ def test_the_threshold_is_a_setting_and_a_watch_key(
         load_watches(make_settings(config=path))
 
 
+@pytest.mark.parametrize("where_the_json_was", ["a script shell", "nothing (404)"])
 async def test_a_page_that_moves_loudly_is_read_again_after_the_threshold(
-    bot: Callable[..., Bot], caplog: pytest.LogCaptureFixture
+    bot: Callable[..., Bot], caplog: pytest.LogCaptureFixture, where_the_json_was: str
 ) -> None:
     watching = bot(move_threshold=3)
     for step in stages():
@@ -292,6 +294,9 @@ async def test_a_page_that_moves_loudly_is_read_again_after_the_threshold(
     )  # fmt: skip
     moved["created_at"] = stages()[1]["created_at"]
     watching.page.datadog([moved])
+    if where_the_json_was == "nothing (404)":
+        for path in (INCIDENTS_PATH, "/history.atom"):
+            del watching.page.site.answers[path]
     async with watching.running() as app:  # one process: the failures count in memory
         for _ in range(2):
             report = await app.run_once()
@@ -463,3 +468,29 @@ async def test_a_page_no_platform_answers_for_is_asked_less_and_less_often(
     assert all("cannot tell what kind of status page" in r.message for r in reports)
     # Asked on polls 1, 3 and 6 (after gaps of 1 and 2 polls), not on all eight.
     assert site.requests[INCIDENTS_PATH] == 3
+
+
+async def test_an_outage_is_not_a_move(site: FakeSite) -> None:
+    """5xx and timeouts are a page that is down, not one that moved: no detection."""
+    page = MovingPage(site)
+    page.statuspage([stages()[1]])
+    watch = Watch(
+        name="w", url=site.url, kind="auto", subreddit=None, megathread_title="M",
+        components=(), timezone=None, templates_dir=None, poll_interval=1.0,
+        maintenance=False, move_threshold=2,
+    )  # fmt: skip
+    async with make_http_client(2.0) as http:
+        source = AutoSource(watch, http, attempts=1)
+        assert (await source.fetch(Validators())).platform == "statuspage"
+        site.misbehave(INCIDENTS_PATH, "status", 503)
+        for _ in range(6):
+            with pytest.raises(FeedUnavailable):
+                await source.fetch(Validators())
+        detected = site.requests[INCIDENTS_PATH]
+        assert site.requests["/config.json"] == 0  # no detection ran
+        site.misbehave(INCIDENTS_PATH, "status", 404)
+        for _ in range(2):
+            with pytest.raises(FeedGone):
+                await source.fetch(Validators())
+        assert site.requests["/config.json"] == 1  # the second 404 in a row: detection
+        assert site.requests[INCIDENTS_PATH] == detected + 3
