@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from modbot.store.base import Q, Tx
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -48,7 +48,8 @@ TABLES: dict[str, str] = {
     last_modified TEXT,
     digest TEXT,
     page_name TEXT,
-    page_url TEXT
+    page_url TEXT,
+    platform TEXT
 )""",
     "incidents": """CREATE TABLE incidents (
     watch TEXT NOT NULL,
@@ -144,6 +145,29 @@ TABLES: dict[str, str] = {
     decided_at {time} NOT NULL,
     PRIMARY KEY (watch, page, revision_id)
 )""",
+    # After a page moved to another platform: the new id of an incident the bot knows
+    # by its old one (which its rows and its comment's marker keep), and the incident as
+    # it was then (the updates the new platform may not list).
+    "aliases": """CREATE TABLE aliases (
+    watch TEXT NOT NULL,
+    alias_id TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    carried TEXT NOT NULL,
+    created_at {time} NOT NULL,
+    PRIMARY KEY (watch, alias_id)
+)""",
+    # Each move of a watch's page to another platform, for the moderators to be told.
+    "platform_moves": """CREATE TABLE platform_moves (
+    watch TEXT NOT NULL,
+    moved_at {time} NOT NULL,
+    before_platform TEXT NOT NULL,
+    after_platform TEXT NOT NULL,
+    page_url TEXT NOT NULL,
+    adopted INTEGER NOT NULL DEFAULT 0,
+    closed INTEGER NOT NULL DEFAULT 0,
+    alerted_at {time},
+    PRIMARY KEY (watch, moved_at)
+)""",
     # Several processes on one PostgreSQL database: the leader and its epoch, and the
     # followers. A state file has one process; its tables stay empty.
     "leadership": """CREATE TABLE leadership (
@@ -196,6 +220,8 @@ COPIED_TABLES: dict[str, str] = {
     "commands": "received_at, message_id",
     "health": "watch",
     "wiki_revisions": "decided_at, watch, page, revision_id",
+    "aliases": "created_at, watch, alias_id",
+    "platform_moves": "moved_at, watch",
 }
 # Columns of a dialect's own bookkeeping, and the epochs of the processes that wrote:
 # neither is copied to another store.
@@ -268,9 +294,18 @@ def _doubt() -> Tx[None]:
     yield Q(INDEXES["deliveries_active"])
 
 
+def _moves() -> Tx[None]:
+    """Pages that move to another platform: which platform served each watch, the new
+    ids of the incidents it took over, and the moves themselves."""
+    yield from add_columns("feeds", "platform")
+    for table in ("aliases", "platform_moves"):
+        yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+
+
 MIGRATIONS: dict[int, Callable[[], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
+    8: _moves,
 }
 
 
