@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from modbot.core.moves import Alias
 from modbot.core.records import (
     CommandRow,
     DeliveryRow,
@@ -25,6 +26,7 @@ from modbot.core.records import (
     Moderator,
     NoteRow,
     PageInfo,
+    PlatformMove,
     PostedComment,
     Rendered,
     Subject,
@@ -52,6 +54,10 @@ class Fetched:
     validators: Validators
     status: int = 200
     received_bytes: int = 0
+    # The platform that served ``feed`` (a kind: ``statuspage``, ``incidentio``, ...), as
+    # its answer shows it; None when it cannot tell (an empty list) or nothing was read.
+    # A change between two good polls is a move, even where the URL kept answering.
+    platform: str | None = None
 
 
 class Source(Protocol):
@@ -66,6 +72,15 @@ class Source(Protocol):
 
         Raises a ``FeedError`` when the page cannot be read or understood this time.
         """
+        ...
+
+
+@runtime_checkable
+class Movable(Protocol):
+    """A source that follows its page to another platform (``sources.choose``)."""
+
+    def resume(self, platform: str) -> None:
+        """Read the page the way of ``platform``, which served it last."""
         ...
 
 
@@ -165,6 +180,7 @@ class FeedState:
     url: str | None = None
     baseline_at: datetime | None = None
     validators: Validators = field(default_factory=Validators)
+    platform: str | None = None  # the platform that served the last good read, if known
 
 
 @dataclass(frozen=True)
@@ -205,8 +221,26 @@ class Store(Protocol):
         baseline_at: datetime,
         page: PageInfo | None,
         now: float,
+        platform: str | None = None,
+        aliases: Sequence[Alias] = (),
+        move: PlatformMove | None = None,
     ) -> None:
-        """One poll's outcome, atomically: views, bodies, delivery intents, validators."""
+        """One poll's outcome, atomically: views, bodies, delivery intents, validators;
+        the platform that served it, the new ids of incidents it adopted, and the move
+        that brought them, if any."""
+        ...
+
+    async def aliases(self, watch: str, ids: Collection[str]) -> dict[str, Alias]:
+        """The aliases among ``ids`` (new ids of incidents the bot knows by another)."""
+        ...
+
+    async def adoptable(self, watch: str, *, closed_since: float) -> dict[str, Tracked]:
+        """What an incident new to the page may be, under a new id: announced incidents
+        still open, and those closed by a move since ``closed_since``."""
+        ...
+
+    async def moves(self, watch: str) -> list[PlatformMove]:
+        """The moves of the watch's page to another platform, oldest first."""
         ...
 
     async def save_renders(

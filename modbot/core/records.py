@@ -16,7 +16,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-CLOSED_STATUSES = frozenset({"resolved", "postmortem", "completed"})
+# "moved": the page moved to a platform that does not list the incident (``core.moves``):
+# closed, and never called resolved.
+CLOSED_STATUSES = frozenset({"resolved", "postmortem", "completed", "moved"})
 
 # --- what the feed says -------------------------------------------------------------------
 
@@ -37,6 +39,8 @@ class EventKind(StrEnum):
     RENAMED = "renamed"
     COMPONENTS_CHANGED = "components changed"
     DETAILS_CHANGED = "details changed"
+    ADOPTED = "adopted under a new id"  # its page moved; its comment stays
+    PAGE_MOVED = "closed: its page moved"  # the new platform does not list it
 
 
 @dataclass(frozen=True)
@@ -360,6 +364,22 @@ class Health:
     templates: str = ""  # where the templates in use come from, and since when
     templates_at: float | None = None
     source_kind: str = ""  # the vendor found by ``auto`` (or the configured kind)
+
+
+@dataclass(frozen=True)
+class PlatformMove:
+    """A watch's page found served by another platform (``core.moves``). Kept for the
+    moderators to be told, with both platforms named: ``alerted_at`` stays None until
+    they are."""
+
+    watch: str
+    moved_at: float
+    before: str  # the platforms, as kinds: statuspage, incidentio, atom, ...
+    after: str
+    page_url: str
+    adopted: int = 0  # incidents that kept their comment under the new platform's id
+    closed: int = 0  # open incidents the new platform does not list, closed as moved
+    alerted_at: float | None = None
 
 
 @dataclass(frozen=True)

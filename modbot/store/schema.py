@@ -22,7 +22,7 @@ from modbot.core.machine import MessageState
 from modbot.core.records import Channel
 from modbot.store.base import Dialect, Q, Tx
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -56,7 +56,8 @@ TABLES: dict[str, str] = {
     last_modified TEXT,
     digest TEXT,
     page_name TEXT,
-    page_url TEXT
+    page_url TEXT,
+    platform TEXT
 )""",
     "incidents": """CREATE TABLE incidents (
     watch TEXT NOT NULL,
@@ -150,6 +151,29 @@ TABLES: dict[str, str] = {
     decided_at {time} NOT NULL,
     PRIMARY KEY (watch, page, revision_id)
 )""",
+    # After a page moved to another platform: the new id of an incident the bot knows
+    # by its old one (which its rows and its comment's marker keep), and the incident as
+    # it was then (the updates the new platform may not list).
+    "aliases": """CREATE TABLE aliases (
+    watch TEXT NOT NULL,
+    alias_id TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    carried TEXT NOT NULL,
+    created_at {time} NOT NULL,
+    PRIMARY KEY (watch, alias_id)
+)""",
+    # Each move of a watch's page to another platform, for the moderators to be told.
+    "platform_moves": """CREATE TABLE platform_moves (
+    watch TEXT NOT NULL,
+    moved_at {time} NOT NULL,
+    before_platform TEXT NOT NULL,
+    after_platform TEXT NOT NULL,
+    page_url TEXT NOT NULL,
+    adopted INTEGER NOT NULL DEFAULT 0,
+    closed INTEGER NOT NULL DEFAULT 0,
+    alerted_at {time},
+    PRIMARY KEY (watch, moved_at)
+)""",
     # What the wiki pages of a subreddit show, as the inbox last read them (a NULL
     # revision: the page does not exist); the poller judges what it has not judged yet.
     "wiki_pages": """CREATE TABLE wiki_pages (
@@ -237,6 +261,8 @@ COPIED_TABLES: dict[str, str] = {
     "commands": "received_at, message_id",
     "health": "watch",
     "wiki_revisions": "decided_at, watch, page, revision_id",
+    "aliases": "created_at, watch, alias_id",
+    "platform_moves": "moved_at, watch",
     "wiki_pages": "subreddit, page",
     "messages": "id",
 }
@@ -398,10 +424,19 @@ def _old_message(  # noqa: PLR0917 - one row's columns
     )
 
 
+def _moves(_: Dialect) -> Tx[None]:
+    """Pages that move to another platform: which platform served each watch, the new
+    ids of the incidents it took over, and the moves themselves."""
+    yield from add_columns("feeds", "platform")
+    for table in ("aliases", "platform_moves"):
+        yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+
+
 MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
-    8: _outbox,
+    8: _moves,
+    9: _outbox,
 }
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from modbot.core.codec import view_from_json, view_to_json
+from modbot.core.moves import MOVED, Alias
 from modbot.core.records import (
     Channel,
     CommandRow,
@@ -32,6 +33,7 @@ from modbot.core.records import (
     MessageRow,
     NoteRow,
     PageInfo,
+    PlatformMove,
     Rendered,
     Subject,
     Thread,
@@ -210,7 +212,8 @@ def among(column: str, values: Sequence[str]) -> Iterator[tuple[str, dict[str, s
 def feed_state(watch: str) -> Tx[FeedState]:
     r = (
         yield Q(
-            "SELECT url, baseline_at, etag, last_modified, digest FROM feeds WHERE watch = :watch",
+            "SELECT url, baseline_at, etag, last_modified, digest, platform FROM feeds "
+            "WHERE watch = :watch",
             watch=watch,
         )
     ).one()
@@ -220,6 +223,7 @@ def feed_state(watch: str) -> Tx[FeedState]:
         url=r["url"],
         baseline_at=datetime.fromisoformat(r["baseline_at"]),
         validators=Validators(r["etag"], r["last_modified"], r["digest"]),
+        platform=r["platform"],
     )
 
 
@@ -244,17 +248,21 @@ def save_poll(
     baseline_at: datetime,
     page: PageInfo | None,
     now: float,
+    platform: str | None = None,
+    aliases: Sequence[Alias] = (),
+    move: PlatformMove | None = None,
 ) -> Tx[None]:
     yield Q(
         """INSERT INTO feeds (watch, url, baseline_at, etag, last_modified, digest,
-                              page_name, page_url)
+                              page_name, page_url, platform)
            VALUES (:watch, :url, :baseline_at, :etag, :last_modified, :digest,
-                   :page_name, :page_url)
+                   :page_name, :page_url, :platform)
            ON CONFLICT (watch) DO UPDATE SET
              url = excluded.url, etag = excluded.etag,
              last_modified = excluded.last_modified, digest = excluded.digest,
              page_name = COALESCE(excluded.page_name, feeds.page_name),
-             page_url = COALESCE(excluded.page_url, feeds.page_url)""",
+             page_url = COALESCE(excluded.page_url, feeds.page_url),
+             platform = COALESCE(excluded.platform, feeds.platform)""",
         watch=watch,
         url=url,
         baseline_at=baseline_at.isoformat(),
@@ -263,13 +271,89 @@ def save_poll(
         digest=validators.digest,
         page_name=page.name if page else None,
         page_url=page.url if page else None,
+        platform=platform,
     )
+    # The aliases first: the incidents below are saved under the ids they keep.
+    for alias in aliases:
+        yield Q(
+            "INSERT INTO aliases (watch, alias_id, incident_id, carried, created_at) "
+            "VALUES (:watch, :alias, :kept, :carried, :now) ON CONFLICT DO NOTHING",
+            watch=watch,
+            alias=alias.alias_id,
+            kept=alias.incident_id,
+            carried=view_to_json(alias.before),
+            now=now,
+        )
+    if move is not None:
+        yield Q(
+            "INSERT INTO platform_moves (watch, moved_at, before_platform, after_platform, "
+            "page_url, adopted, closed) VALUES (:watch, :at, :before, :after, :url, "
+            ":adopted, :closed) ON CONFLICT DO NOTHING",
+            watch=watch,
+            at=move.moved_at,
+            before=move.before,
+            after=move.after,
+            url=move.page_url,
+            adopted=move.adopted,
+            closed=move.closed,
+        )
     for item in changed.values():
         yield from _save_incident(watch, item, now)
     yield from save_renders(watch, rendered, render_errors)
     for incident_id, item in changed.items():
         if item.announce:
             yield from _want(watch, Kind.INCIDENT, incident_id, now)
+
+
+def aliases(watch: str, ids: Sequence[str]) -> Tx[dict[str, Alias]]:
+    found: dict[str, Alias] = {}
+    for condition, values in among("alias_id", ids):
+        result = yield Q(
+            "SELECT alias_id, incident_id, carried FROM aliases "  # noqa: S608 - literals only
+            f"WHERE watch = :watch AND {condition}",
+            watch=watch,
+            **values,
+        )
+        for r in result.rows:
+            found[r["alias_id"]] = Alias(
+                r["alias_id"], r["incident_id"], view_from_json(r["carried"])
+            )
+    return found
+
+
+def adoptable(watch: str, closed_since: float) -> Tx[dict[str, Tracked]]:
+    opened = yield Q(
+        SELECT_TRACKED + " WHERE watch = :watch AND is_open AND {announced}", watch=watch
+    )
+    moved = yield Q(
+        SELECT_TRACKED + " WHERE watch = :watch AND closed_at IS NOT NULL AND {announced} "
+        "AND closed_at >= :since AND status = :moved",
+        watch=watch,
+        since=closed_since,
+        moved=MOVED,
+    )
+    return _tracked([*opened.rows, *moved.rows])
+
+
+def platform_moves(watch: str) -> Tx[list[PlatformMove]]:
+    result = yield Q(
+        "SELECT watch, moved_at, before_platform, after_platform, page_url, adopted, closed, "
+        "alerted_at FROM platform_moves WHERE watch = :watch ORDER BY moved_at",
+        watch=watch,
+    )
+    return [
+        PlatformMove(
+            watch=r["watch"],
+            moved_at=r["moved_at"],
+            before=r["before_platform"],
+            after=r["after_platform"],
+            page_url=r["page_url"],
+            adopted=r["adopted"],
+            closed=r["closed"],
+            alerted_at=r["alerted_at"],
+        )
+        for r in result.rows
+    ]
 
 
 def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
@@ -880,8 +964,12 @@ class SqlStore(Generic[D]):
         baseline_at: datetime,
         page: PageInfo | None,
         now: float,
+        platform: str | None = None,
+        aliases: Sequence[Alias] = (),
+        move: PlatformMove | None = None,
     ) -> None:
-        """One poll's outcome, atomically: views, bodies, delivery intents, validators."""
+        """One poll's outcome, atomically: views, bodies, delivery intents, validators;
+        the platform that served it, the new ids of incidents it adopted, the move."""
         await self._write(
             save_poll(
                 watch,
@@ -893,8 +981,24 @@ class SqlStore(Generic[D]):
                 baseline_at=baseline_at,
                 page=page,
                 now=now,
+                platform=platform,
+                aliases=aliases,
+                move=move,
             )
         )
+
+    async def aliases(self, watch: str, ids: Collection[str]) -> dict[str, Alias]:
+        """The aliases among ``ids`` (new ids of incidents the bot knows by another)."""
+        return await self._read(aliases(watch, tuple(ids)))
+
+    async def adoptable(self, watch: str, *, closed_since: float) -> dict[str, Tracked]:
+        """Announced incidents still open, and those closed by a move since
+        ``closed_since``: what an incident new to the page may be under a new id."""
+        return await self._read(adoptable(watch, closed_since))
+
+    async def moves(self, watch: str) -> list[PlatformMove]:
+        """The moves of the watch's page to another platform, oldest first."""
+        return await self._read(platform_moves(watch))
 
     async def save_renders(
         self, watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
