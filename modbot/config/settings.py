@@ -156,7 +156,16 @@ class Settings(BaseSettings):
     # Lowers the 1-second floor of the poll and inbox intervals, for tests and benchmarks.
     test_fast: bool = False
     crash_at: (
-        Literal["after-intent", "after-answer", "after-edit", "after-command", "after-reply"] | None
+        Literal[
+            "after-intent",
+            "after-answer",
+            "after-edit",
+            "after-command",
+            "after-reply",
+            "after-message-intent",
+            "after-message-answer",
+        ]
+        | None
     ) = None
 
     # --- metrics and heartbeat ------------------------------------------------------

@@ -5,10 +5,10 @@ intents of new incidents and the page's validators, so the validators can never 
 ahead of the state they describe: if the save fails, the next poll fetches in full
 and nothing is lost. The poller never talks to Reddit; it wakes the deliverer.
 
-It also owns the watch's templates: a changed file is checked in the render worker
-before it replaces the last good set, and then only what readers still see is
-re-rendered (open incidents, and those closed in the last day whose comment is in the
-current megathread).
+It also owns the watch's templates: a changed file (or a wiki page the inbox read) is
+checked in the render worker before it replaces the last good set, and then only what
+readers still see is re-rendered (open incidents, and those closed in the last day
+whose comment is in the current megathread).
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class Poller:
         templates_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] = lambda: None,
+        current_thread: Callable[[], str | None] = lambda: None,
+        wiki: WikiTemplates | None = None,
     ) -> None:
         self.watch = watch
         self.source = source
@@ -103,8 +105,8 @@ class Poller:
         self._stamp = folder_stamp(templates_dir) if templates_dir else None
         self._bad_stamp: object = None
         self._foreign_pages: set[str] = set()  # page URLs of the feed's already logged
-        self.current_thread: Callable[[], str | None] = lambda: None
-        self.wiki: WikiTemplates | None = None  # templates from the subreddit's wiki, if on
+        self.current_thread = current_thread  # the megathread the deliverer posts in
+        self.wiki = wiki  # templates from the subreddit's wiki, if on
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
@@ -366,7 +368,7 @@ class Poller:
         wiki, wiki_changed = None, False
         if self.wiki is not None:
             wiki = await self.wiki.changes()
-            wiki_changed = wiki is not None and (bool(wiki[0] or wiki[1]) or self.wiki.pending)
+            wiki_changed = wiki is not None
         files_changed = stamp not in (self._stamp, self._bad_stamp)
         if not files_changed and not wiki_changed:
             return False

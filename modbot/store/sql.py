@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from modbot.core.codec import view_from_json, view_to_json
 from modbot.core.moves import MOVED, Alias
 from modbot.core.records import (
+    Channel,
     CommandRow,
     DeliveryRow,
     Health,
@@ -29,6 +30,7 @@ from modbot.core.records import (
     Kind,
     Leadership,
     Member,
+    MessageRow,
     NoteRow,
     PageInfo,
     PlatformMove,
@@ -37,10 +39,11 @@ from modbot.core.records import (
     Thread,
     Tracked,
     Validators,
+    WikiRevision,
     WikiRow,
 )
 from modbot.errors import StoreError
-from modbot.ports import FeedState, Lease, Work
+from modbot.ports import FeedState, Lease, Stepped, Work
 from modbot.store.base import EPOCH, Dialect, Q, Row, Tx
 from modbot.store.schema import BOOLEAN_COLUMNS, COPIED_TABLES, INTERNAL_COLUMNS
 
@@ -53,6 +56,7 @@ COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))
 NOTE_FIELDS = tuple(f.name for f in fields(NoteRow))
 INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRow))
 WIKI_FIELDS = tuple(f.name for f in fields(WikiRow))
+MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRow))
 # What a step may change (a row's subject and birth are fixed; ``wanted_hash`` follows
 # the subject's body).
 STEP_FIELDS = tuple(
@@ -60,6 +64,13 @@ STEP_FIELDS = tuple(
     for name in DELIVERY_FIELDS
     if name not in ("id", "watch", "kind", "key", "wanted_hash", "created_at")
 )
+# A message's what and where are fixed at its birth; a step changes how far it got.
+MESSAGE_STEP_FIELDS = tuple(
+    name
+    for name in MESSAGE_FIELDS
+    if name not in ("id", "key", "channel", "recipient", "subject", "body", "created_at")
+)
+NEW_MESSAGE_FIELDS = tuple(name for name in MESSAGE_FIELDS if name != "id")
 
 
 def _names(names: Sequence[str], prefix: str = "") -> str:
@@ -76,6 +87,11 @@ SELECT_COMMANDS = f"SELECT {_names(COMMAND_FIELDS)} FROM commands"  # noqa: S608
 SELECT_NOTES = f"SELECT {_names(NOTE_FIELDS)} FROM notes"  # noqa: S608
 SELECT_INCIDENTS = f"SELECT {_names(INCIDENT_FIELDS)} FROM incidents"  # noqa: S608
 SELECT_TRACKED = "SELECT incident_id, view, announce FROM incidents"
+SELECT_MESSAGES = f"SELECT {_names(MESSAGE_FIELDS)} FROM messages"  # noqa: S608
+INSERT_MESSAGE = (
+    f"INSERT INTO messages ({_names(NEW_MESSAGE_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(NEW_MESSAGE_FIELDS)}) ON CONFLICT DO NOTHING"
+)
 INSERT_NOTE = (
     f"INSERT INTO notes ({_names(NOTE_FIELDS)}) "  # noqa: S608
     f"VALUES ({_values(NOTE_FIELDS)}) ON CONFLICT DO NOTHING"
@@ -95,6 +111,10 @@ STEP = (
     "epoch = :epoch WHERE id = :id AND version = :expected AND NOT EXISTS ("
     "SELECT 1 FROM deliveries o WHERE o.watch = deliveries.watch AND o.kind = deliveries.kind "
     "AND o.key = deliveries.key AND o.thread_id = :thread_id AND o.id <> deliveries.id)"
+)
+STEP_MESSAGE = (
+    f"UPDATE messages SET {', '.join(f'{n} = :{n}' for n in MESSAGE_STEP_FIELDS)} "  # noqa: S608
+    "WHERE id = :id AND version = :expected"
 )
 HEALTH_FIELDS = (
     "last_poll_at",
@@ -138,6 +158,12 @@ def _command(r: Row) -> CommandRow:
     data = dict(r)
     data["marked_read"] = bool(data["marked_read"])
     return CommandRow(**data)
+
+
+def _message(r: Row) -> MessageRow:
+    data = dict(r)
+    data["channel"] = Channel(data["channel"])
+    return MessageRow(**data)
 
 
 def _tracked(rows: Sequence[Row]) -> dict[str, Tracked]:
@@ -631,10 +657,43 @@ def start_delivery(
     return _delivery(r)
 
 
-def step(before: DeliveryRow, after: DeliveryRow) -> Tx[bool]:
-    values = {name: getattr(after, name) for name in STEP_FIELDS}
-    done = yield Q(STEP, id=before.id, expected=before.version, epoch=EPOCH, **values)
+def step(before: DeliveryRow | MessageRow, after: DeliveryRow | MessageRow) -> Tx[bool]:
+    if isinstance(before, MessageRow):
+        values = {name: getattr(after, name) for name in MESSAGE_STEP_FIELDS}
+        done = yield Q(STEP_MESSAGE, id=before.id, expected=before.version, **values)
+    else:
+        values = {name: getattr(after, name) for name in STEP_FIELDS}
+        done = yield Q(STEP, id=before.id, expected=before.version, epoch=EPOCH, **values)
     return done.rowcount == 1
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+def add_message(message: MessageRow) -> Tx[tuple[MessageRow, bool]]:
+    new = yield from _insert_message(message)
+    stored = yield from _message_by_key(message.key)
+    assert stored is not None
+    return stored, new
+
+
+def _insert_message(message: MessageRow | None) -> Tx[bool]:
+    """A new message (nothing when one with its key exists): True if it is new."""
+    if message is None:
+        return False
+    values = {name: getattr(message, name) for name in NEW_MESSAGE_FIELDS}
+    done = yield Q(INSERT_MESSAGE, **values)
+    return done.rowcount == 1
+
+
+def _message_by_key(key: str) -> Tx[MessageRow | None]:
+    r = (yield Q(SELECT_MESSAGES + " WHERE key = :key", key=key)).one()
+    return None if r is None else _message(r)
+
+
+def outbox() -> Tx[list[MessageRow]]:
+    result = yield Q(SELECT_MESSAGES + " WHERE {message_active} ORDER BY id")
+    return [_message(r) for r in result.rows]
 
 
 # --- notices ----------------------------------------------------------------------------------
@@ -700,11 +759,15 @@ def recent_notes(watch: str, limit: int) -> Tx[list[NoteRow]]:
 # --- inbox commands ---------------------------------------------------------------------------
 
 
-def claim_command(row: CommandRow, note: NoteRow | None) -> Tx[tuple[CommandRow, bool]]:
+def claim_command(
+    row: CommandRow, note: NoteRow | None, reply: MessageRow | None
+) -> Tx[tuple[CommandRow, bool]]:
     done = yield Q(INSERT_COMMAND, **dict(zip(COMMAND_FIELDS, astuple(row), strict=True)))
     new = done.rowcount == 1
     if new and note is not None:
         yield from _insert_note(note)
+    if new:
+        yield from _insert_message(reply)
     stored = yield from command(row.message_id)
     assert stored is not None
     return stored, new
@@ -713,6 +776,20 @@ def claim_command(row: CommandRow, note: NoteRow | None) -> Tx[tuple[CommandRow,
 def command(message_id: str) -> Tx[CommandRow | None]:
     r = (yield Q(SELECT_COMMANDS + " WHERE message_id = :id", id=message_id)).one()
     return None if r is None else _command(r)
+
+
+def finish_command(
+    message_id: str, state: str, result: str, now: float, reply: MessageRow | None
+) -> Tx[None]:
+    yield Q(
+        "UPDATE commands SET state = :state, result = :result, done_at = :now "
+        "WHERE message_id = :id",
+        state=state,
+        result=result,
+        now=now,
+        id=message_id,
+    )
+    yield from _insert_message(reply)
 
 
 def one(statement: Q) -> Tx[None]:
@@ -756,15 +833,48 @@ def wiki_rows(watch: str) -> Tx[list[WikiRow]]:
     return [WikiRow(**dict(r)) for r in result.rows]
 
 
-def claim_wiki_notice(watch: str, page: str, revision_id: str) -> Tx[bool]:
-    done = yield Q(
-        "UPDATE wiki_revisions SET notice = 'sending' WHERE watch = :watch AND page = :page "
-        "AND revision_id = :revision AND notice = 'none'",
-        watch=watch,
-        page=page,
-        revision=revision_id,
+def record_wiki(row: WikiRow, message: MessageRow | None) -> Tx[None]:
+    done = yield Q(INSERT_WIKI, **{n: getattr(row, n) for n in WIKI_FIELDS})
+    if done.rowcount == 1:  # judged once: its author is told once
+        yield from _insert_message(message)
+
+
+def wiki_pages(subreddit: str) -> Tx[dict[str, WikiRevision | None]]:
+    result = yield Q(
+        "SELECT page, revision_id, author, revised_at, content FROM wiki_pages "
+        "WHERE subreddit = :subreddit ORDER BY page",
+        subreddit=subreddit.lower(),
     )
-    return done.rowcount == 1
+    return {
+        r["page"]: None
+        if r["revision_id"] is None
+        else WikiRevision(
+            r["page"], r["revision_id"], r["content"] or "", r["author"], r["revised_at"] or 0.0
+        )
+        for r in result.rows
+    }
+
+
+def record_wiki_pages(
+    subreddit: str, pages: Mapping[str, WikiRevision | None], now: float
+) -> Tx[None]:
+    for page, revision in pages.items():
+        yield Q(
+            """INSERT INTO wiki_pages (subreddit, page, revision_id, author, revised_at,
+                                       content, read_at)
+               VALUES (:subreddit, :page, :revision, :author, :revised_at, :content, :now)
+               ON CONFLICT (subreddit, page) DO UPDATE SET
+                 revision_id = excluded.revision_id, author = excluded.author,
+                 revised_at = excluded.revised_at, content = excluded.content,
+                 read_at = excluded.read_at""",
+            subreddit=subreddit.lower(),
+            page=page,
+            revision=revision.revision_id if revision else None,
+            author=revision.author if revision else None,
+            revised_at=revision.revised_at if revision else None,
+            content=revision.content if revision else None,
+            now=now,
+        )
 
 
 # --- migrate-store ----------------------------------------------------------------------------
@@ -948,10 +1058,23 @@ class SqlStore(Generic[D]):
         """A new ``pending`` row for a subject in ``thread_id`` (None if one exists)."""
         return await self._write(start_delivery(watch, kind, key, thread_id, now))
 
-    async def step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
-        """Write ``after`` if the row is still ``before`` (same version) and its thread
-        holds no other row of the subject; False if not."""
+    async def step(self, before: Stepped, after: Stepped) -> bool:
+        """Write ``after`` if the row is still ``before`` (same version) and, for a
+        delivery, its thread holds no other row of the subject; False if not."""
         return await self._write(step(before, after))
+
+    # --- the outbox -------------------------------------------------------------------------
+    async def add_message(self, message: MessageRow) -> tuple[MessageRow, bool]:
+        """Record a message to send (once per key); the stored row and whether it is new."""
+        return await self._write(add_message(message))
+
+    async def message(self, key: str) -> MessageRow | None:
+        """One message."""
+        return await self._read(_message_by_key(key))
+
+    async def outbox(self) -> list[MessageRow]:
+        """The messages that need a step: unsent, unsettled, or in doubt; oldest first."""
+        return await self._read(outbox())
 
     # --- notices ----------------------------------------------------------------------------
     async def add_note(self, note: NoteRow) -> tuple[NoteRow, bool]:
@@ -976,41 +1099,26 @@ class SqlStore(Generic[D]):
 
     # --- inbox commands ---------------------------------------------------------------------
     async def claim_command(
-        self, row: CommandRow, note: NoteRow | None = None
+        self, row: CommandRow, note: NoteRow | None = None, reply: MessageRow | None = None
     ) -> tuple[CommandRow, bool]:
-        """Record a received command (with a notice's intent, atomically)."""
-        return await self._write(claim_command(row, note))
+        """Record a received command (with a notice's intent, and the reply of a refusal,
+        atomically)."""
+        return await self._write(claim_command(row, note, reply))
 
     async def command(self, message_id: str) -> CommandRow | None:
         """One received command."""
         return await self._read(command(message_id))
 
-    async def finish_command(self, message_id: str, state: str, result: str, now: float) -> None:
-        """Record what a command did."""
-        await self._write(
-            one(
-                Q(
-                    "UPDATE commands SET state = :state, result = :result, done_at = :now "
-                    "WHERE message_id = :id",
-                    state=state,
-                    result=result,
-                    now=now,
-                    id=message_id,
-                )
-            )
-        )
-
-    async def reply_state(self, message_id: str, state: str) -> None:
-        """Record how far the reply got (``sending``, ``sent``, ``none``)."""
-        await self._write(
-            one(
-                Q(
-                    "UPDATE commands SET reply_state = :state WHERE message_id = :id",
-                    state=state,
-                    id=message_id,
-                )
-            )
-        )
+    async def finish_command(
+        self,
+        message_id: str,
+        state: str,
+        result: str,
+        now: float,
+        reply: MessageRow | None = None,
+    ) -> None:
+        """Record what a command did, and the reply that says so, atomically."""
+        await self._write(finish_command(message_id, state, result, now, reply))
 
     async def command_read(self, message_id: str) -> None:
         """Record that the message was marked read."""
@@ -1097,27 +1205,21 @@ class SqlStore(Generic[D]):
         """Every wiki revision decided for the watch, oldest first."""
         return await self._read(wiki_rows(watch))
 
-    async def record_wiki(self, row: WikiRow) -> None:
-        """Record the decision about one revision (kept: a revision is judged once)."""
-        await self._write(one(Q(INSERT_WIKI, **{n: getattr(row, n) for n in WIKI_FIELDS})))
+    async def record_wiki(self, row: WikiRow, message: MessageRow | None = None) -> None:
+        """Record the decision about one revision (kept: a revision is judged once) and
+        the message that tells its author, atomically."""
+        await self._write(record_wiki(row, message))
 
-    async def claim_wiki_notice(self, watch: str, page: str, revision_id: str) -> bool:
-        """Mark the author's message as being sent; False when claimed before."""
-        return await self._write(claim_wiki_notice(watch, page, revision_id))
+    async def wiki_pages(self, subreddit: str) -> dict[str, WikiRevision | None]:
+        """The template pages of a subreddit's wiki as last read (None: no such page);
+        pages never read are left out."""
+        return await self._read(wiki_pages(subreddit))
 
-    async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
-        """The message went out."""
-        await self._write(
-            one(
-                Q(
-                    "UPDATE wiki_revisions SET notice = 'sent' WHERE watch = :watch "
-                    "AND page = :page AND revision_id = :revision",
-                    watch=watch,
-                    page=page,
-                    revision=revision_id,
-                )
-            )
-        )
+    async def record_wiki_pages(
+        self, subreddit: str, pages: Mapping[str, WikiRevision | None], now: float
+    ) -> None:
+        """What the wiki's template pages show now (None: the page does not exist)."""
+        await self._write(record_wiki_pages(subreddit, pages, now))
 
     # --- several processes ------------------------------------------------------------------
     async def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> Lease:
