@@ -322,6 +322,15 @@ class Store(Protocol):
         """The messages that need a step: unsent, unsettled, or in doubt; oldest first."""
         ...
 
+    async def last_message(self, prefix: str) -> MessageRow | None:
+        """The newest message whose key starts with ``prefix`` (an alert's condition)."""
+        ...
+
+    async def alert_move(self, move: PlatformMove, message: MessageRow | None, now: float) -> None:
+        """Record that the moderators were told of ``move`` (and the alert that tells
+        them, if any), in one transaction."""
+        ...
+
     # --- notices --------------------------------------------------------------------------
     async def add_note(self, note: NoteRow) -> tuple[NoteRow, bool]:
         """Record a notice and its delivery intent; the stored row and whether it is new."""

@@ -257,6 +257,8 @@ class Channel(StrEnum):
     MESSAGE_REPLY = "message-reply"  # a reply to a private message: in the sent box
     COMMENT_REPLY = "comment-reply"  # a reply to a comment (a mention): a comment of the
     # bot's, in its comment history (and the one kind a late copy of can be deleted)
+    MODMAIL = "modmail"  # an alert to a subreddit's moderators: a new modmail conversation,
+    # or a reply in the one whose subject it carries (found there by its marker)
 
 
 @dataclass(frozen=True)

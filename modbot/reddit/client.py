@@ -31,6 +31,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -554,7 +555,9 @@ class RedditClient:
     async def send(self, message: MessageRow) -> str | None:
         """Send one message its channel's way: compose a private message, or reply to a
         message or comment. Never retried here: it may have gone out. Reddit's id of the
-        reply (composing answers none)."""
+        reply (composing answers none), or of the modmail message (an alert)."""
+        if message.channel is Channel.MODMAIL:
+            return await self._modmail(message)
         if message.channel is Channel.MESSAGE:
 
             async def compose(reddit: Any) -> str | None:
@@ -578,6 +581,8 @@ class RedditClient:
         (messages, replies to messages) or its comment history (replies to comments),
         found by the marker on their last line. Raises when the listing cannot be read,
         or does not reach back to the message's intent while finding nothing."""
+        if message.channel is Channel.MODMAIL:
+            return await self._find_modmail(message)
         by_comment = message.channel is Channel.COMMENT_REPLY
         things = await self._sent(comments=by_comment)
         marker = outbox.marker_id(message.key)
@@ -602,6 +607,93 @@ class RedditClient:
                 marker = markdown.marker_of(getattr(thing, "body", "") or "")
                 if marker is not None and marker.startswith(f"{outbox.KIND}-"):
                     found.append(self.posted(thing, marker))
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    # --- new modmail: alerts to a subreddit's moderators ------------------------------------
+    async def _modmail(self, message: MessageRow) -> str | None:
+        """An alert: a reply in the moderators' conversation with the alert's subject, or
+        a new conversation when there is none (the first alert of its condition, or the
+        moderators archived it). Reddit's id of the message sent."""
+        subreddit = message.recipient
+        conversations = await self._conversations(subreddit, message.subject)
+        if conversations:
+            conversation_id = conversations[-1][0]  # the newest, if there are several
+
+            async def reply(reddit: Any) -> str | None:
+                sub = await reddit.subreddit(subreddit, fetch=False)
+                conversation = await sub.modmail(conversation_id, fetch=False)
+                sent = await conversation.reply(body=message.body)
+                return str(getattr(sent, "id", "") or "") or None
+
+            what = f"replying in r/{subreddit}'s modmail"
+            return await self.call(what, reply, retry=False, creates=True)
+
+        async def create(reddit: Any) -> str | None:
+            # A conversation among the moderators (no ``to``), as asyncpraw's
+            # ``modmail.create`` would send it with a recipient.
+            data = {
+                "body": message.body,
+                "isAuthorHidden": False,
+                "srName": subreddit,
+                "subject": message.subject,
+            }
+            created = await reddit.post(API_PATH["modmail_conversations"], data=data)
+            sent = getattr(created, "messages", None) or []
+            if not sent:
+                return None
+            return str(getattr(sent[-1], "id", "") or "") or None
+
+        return await self.call(
+            f"writing to r/{subreddit}'s modmail", create, retry=False, creates=True
+        )
+
+    async def _conversations(self, subreddit: str, subject: str) -> list[tuple[str, float]]:
+        """The moderators' conversations of ``subreddit`` with this subject, oldest
+        first, as (id, last update). Raises when the listing cannot be read."""
+        await self.account()
+
+        async def call(reddit: Any) -> tuple[list[tuple[str, float]], int]:
+            sub = await reddit.subreddit(subreddit, fetch=False)
+            found, seen = [], 0
+            async for conversation in sub.modmail.conversations(state="mod", limit=HISTORY_LIMIT):
+                seen += 1
+                if getattr(conversation, "subject", None) == subject:
+                    found.append((conversation.id, _iso_time(conversation.last_updated)))
+            return found, seen
+
+        found, seen = await self.call(f"reading r/{subreddit}'s modmail", call, retry=True)
+        if not found and seen >= HISTORY_LIMIT:
+            raise RedditUnavailable(
+                f"reading r/{subreddit}'s modmail: the newest {HISTORY_LIMIT} conversations "
+                "do not include the alert's; cannot tell whether it exists"
+            )
+        return sorted(found, key=lambda c: (c[1], c[0]))
+
+    async def _find_modmail(self, message: MessageRow) -> list[PostedComment]:
+        """The copies of an alert (by its marker, written by the bot) in the moderators'
+        conversations that carry its subject, oldest first."""
+        subreddit, marker = message.recipient, outbox.marker_id(message.key)
+        found = []
+        for conversation_id, _ in await self._conversations(subreddit, message.subject):
+
+            async def call(reddit: Any, conversation_id: str = conversation_id) -> list[Any]:
+                sub = await reddit.subreddit(subreddit, fetch=False)
+                conversation = await sub.modmail(conversation_id)
+                return list(getattr(conversation, "messages", None) or [])
+
+            for sent in await self.call(f"reading r/{subreddit}'s modmail", call, retry=True):
+                body = str(getattr(sent, "body_markdown", "") or "")
+                author = str(getattr(sent, "author", "") or "")
+                if author.lower() == self.username.lower() and markdown.marker_of(body) == marker:
+                    found.append(
+                        PostedComment(
+                            id=str(sent.id),
+                            permalink=f"https://mod.reddit.com/mail/all/{conversation_id}",
+                            created_utc=_iso_time(getattr(sent, "date", None)),
+                            body=body,
+                            marker=marker,
+                        )
+                    )
         return sorted(found, key=lambda c: (c.created_utc, c.id))
 
     async def _sent(self, *, comments: bool) -> list[Any]:
@@ -640,6 +732,14 @@ class RedditClient:
             body=getattr(comment, "body", "") or "",
             marker=marker,
         )
+
+
+def _iso_time(value: object) -> float:
+    """A modmail time (ISO 8601) as a timestamp; 0 when Reddit gave none."""
+    try:
+        return datetime.fromisoformat(str(value)).timestamp() if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _reaches(things: list[Any], since: float) -> bool:
