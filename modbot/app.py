@@ -327,6 +327,7 @@ class App:
             max_length=settings.max_comment_length,
             watch=watch.name,
         )
+        where = Where(scope, watch.name, watch.subreddit or "")
         deliverer = Deliverer(
             self.store,
             target,
@@ -339,6 +340,7 @@ class App:
             clock=self.clock,
             checkpoint=self.checkpoint,
             name=watch.name,
+            alert=self.alerts.for_watch(where),
         )
         wake = asyncio.Event()
         source = self._given_source or make_source(watch, http, attempts=self._feed_attempts)
@@ -364,7 +366,6 @@ class App:
             clock=self.clock,
             settle_timeout=self._settle_timeout,
         )
-        where = Where(scope, watch.name, watch.subreddit or "")
         self._pages[watch.name] = alerts.page_at_start(
             health.last_poll_ok, health.last_poll_at, health.last_good_poll_at
         )

@@ -28,6 +28,7 @@ from modbot.core.records import (
     PageInfo,
     PlatformMove,
     PostedComment,
+    Removal,
     Rendered,
     Subject,
     Thread,
@@ -119,8 +120,9 @@ class Target(Protocol):
         """Delete one of the bot's comments."""
         ...
 
-    async def removed(self, comment_ids: list[str]) -> set[str]:
-        """Which of these comments were deleted or removed by a moderator."""
+    async def removed(self, comment_ids: list[str]) -> dict[str, Removal]:
+        """Which of these comments are not shown, and why: deleted or removed by a
+        moderator, or filtered (AutoModerator, the spam filter)."""
         ...
 
 

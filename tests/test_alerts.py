@@ -4,17 +4,24 @@ real bot telling them, through the outbox, against the fake Reddit over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from modbot.app import App
+from modbot.config.settings import Settings
 from modbot.core import alerts, markdown, outbox
 from modbot.core.alerts import Condition, PageHealth, Told, Where
+from modbot.core.machine import State
 from modbot.core.records import Channel
-from tests.conftest import page_env, reddit_env, start_bot, until
-from tests.fakes.reddit import FakeReddit
+from tests.conftest import page_env, reddit_env, reddit_settings, start_bot, until
+from tests.fakes.reddit import Conversation, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
+from tests.test_reddit_delivery import Harness, stage
 
 WHERE = Where("default", "claude", "ClaudeAI")
 HOUR = alerts.HOUR
@@ -145,3 +152,169 @@ async def test_a_page_failing_longer_than_alert_after_is_one_modmail_and_one_rec
     # Said once when it started failing and once when it answered again, not every poll.
     assert log.count("default: status page: ") == 1, log
     assert log.count("status page reachable again") == 1, log
+
+
+# --- the bot's comments: refused, removed, filtered; the megathread -------------------------------
+
+
+@pytest.fixture
+async def harness(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Harness]:
+    """One bot (``run --once`` per step) whose account moderates r/ClaudeAI with all
+    permissions, as the alerts need (new modmail is for moderators)."""
+    reddit.add_moderator("modbot", ["all"])
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        yield Harness(statuspage, reddit, settings, app)
+
+
+def conversation(fake: FakeReddit, condition: Condition) -> Conversation:
+    """The one conversation about ``condition`` of the default watch."""
+    subject = alerts.subject(Where("default", "default", "ClaudeAI"), condition)
+    (found,) = [c for c in fake.modmail() if c.subject == subject]
+    return found
+
+
+def verify_now(harness: Harness) -> None:
+    harness.app.deliverer._verified_at = -1e9  # the periodic check of comments is due
+
+
+async def test_a_comment_filtered_by_the_spam_filter_is_kept_edited_and_told(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    await harness.step(stage(0))
+    comment = harness.only_comment()
+    fake.filter_comment(comment.id, by="spam")
+    verify_now(harness)
+    await harness.step(stage(1))
+    # Not a moderator's removal: the row stays posted and the comment is edited.
+    assert (await harness.row()).state == State.POSTED
+    assert fake.comments[comment.id].body == harness.expected(stage(1))
+    (told,) = conversation(fake, Condition.COMMENT_FILTERED).messages
+    assert "spam filter" in told.body
+    assert "Approve the comment" in told.body
+    assert comment.id in told.body
+    # Still filtered at the next check: nothing more is sent.
+    verify_now(harness)
+    await harness.step(stage(2))
+    assert len(conversation(fake, Condition.COMMENT_FILTERED).messages) == 1
+    # A moderator approves it: it shows the latest text, and the moderators hear so.
+    fake.approve_comment(comment.id)
+    verify_now(harness)
+    await harness.step(stage(3))
+    assert fake.comments[comment.id].body == harness.expected(stage(3))
+    _, recovered = conversation(fake, Condition.COMMENT_FILTERED).messages
+    assert recovered.body.startswith("Recovered: the filtered comment")
+    assert len(harness.bot_comments()) == 1
+
+
+async def test_a_comment_filtered_by_automoderator_is_not_a_moderators_removal(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    await harness.step(stage(0))
+    comment = harness.only_comment()
+    fake.filter_comment(comment.id, by="automod")
+    await harness.step(stage(1))  # the edit's answer shows the filter: still edited
+    assert (await harness.row()).state == State.POSTED
+    assert fake.comments[comment.id].body == harness.expected(stage(1))
+    verify_now(harness)
+    await harness.step()
+    assert "AutoModerator" in conversation(fake, Condition.COMMENT_FILTERED).messages[0].body
+
+
+async def test_a_comment_a_moderator_removed_is_a_refused_write(harness: Harness) -> None:
+    fake = harness.fake
+    await harness.step(stage(0))
+    fake.remove_comment(harness.only_comment().id)
+    verify_now(harness)
+    await harness.step(stage(1))
+    assert (await harness.row()).state == State.REMOVED
+    (told,) = conversation(fake, Condition.WRITES_REFUSED).messages
+    assert "was removed or deleted" in told.body
+    assert "What to do" in told.body
+    assert [c.subject for c in fake.modmail()] == [told_subject(Condition.WRITES_REFUSED)]
+
+
+def told_subject(condition: Condition) -> str:
+    return alerts.subject(Where("default", "default", "ClaudeAI"), condition)
+
+
+async def test_a_write_reddit_forbids_is_told_once_and_its_recovery_once(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    fake.fail_next("POST", "/api/comment", 403, count=2)
+    await harness.step(stage(0))
+    harness.expire_waits()
+    await harness.step(stage(0))
+    (told,) = conversation(fake, Condition.WRITES_REFUSED).messages
+    assert "forbidden" in told.body
+    harness.expire_waits()
+    await harness.step(stage(0))
+    assert len(harness.bot_comments()) == 1
+    _, recovered = conversation(fake, Condition.WRITES_REFUSED).messages
+    assert recovered.body.startswith("Recovered: Reddit accepts the bot's writes")
+
+
+async def test_a_missing_megathread_is_told_and_its_return(harness: Harness) -> None:
+    fake = harness.fake
+    thread = fake.megathread  # type: ignore[attr-defined]
+    fake.unsticky(thread.id)
+    await harness.step(stage(0))
+    (told,) = conversation(fake, Condition.MEGATHREAD_MISSING).messages
+    assert "Pin the megathread" in told.body
+    fake.set_sticky(thread.id, 1)
+    await until_thread(harness)
+    _, recovered = conversation(fake, Condition.MEGATHREAD_MISSING).messages
+    assert "pinned again" in recovered.body
+    assert len(harness.bot_comments()) == 1
+
+
+async def until_thread(harness: Harness) -> None:
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        await harness.step()
+        if harness.bot_comments():
+            return
+
+
+async def test_an_alert_whose_answer_was_lost_is_found_in_its_conversation_not_sent_twice(
+    harness: Harness,
+) -> None:
+    fake = harness.fake
+    await harness.step(stage(0))
+    fake.remove_comment(harness.only_comment().id)
+    verify_now(harness)
+    # Reddit stores the new conversation, then the answer is lost (a 503).
+    fake.fail_next("POST", "/api/mod/conversations$", 503, when="after")
+    await harness.step(stage(1))
+    assert len(fake.modmail()) == 1
+    harness.expire_waits()
+    await harness.step()
+    (conv,) = fake.modmail()
+    assert len(conv.messages) == 1  # settled by its marker, not sent again
+    (row,) = [r for r in await outbox_rows(harness) if r.channel is Channel.MODMAIL]
+    assert row.state == "sent"
+
+
+async def outbox_rows(harness: Harness) -> list[Any]:
+    key = alerts.prefix(Where("default", "default", "ClaudeAI"), Condition.WRITES_REFUSED)
+    row = await harness.app.store.last_message(key)
+    return [row] if row is not None else []
+
+
+async def test_alerts_off_sends_nothing(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    reddit.add_moderator("modbot", ["all"])
+    values = reddit_settings(reddit) | {"alerts": False}
+    settings = make_settings(statuspage_url=statuspage.url, **values)
+    reddit.unsticky(reddit.megathread.id)  # type: ignore[attr-defined]
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        statuspage.set_incidents([stage(0)])
+        await app.run_once()
+    assert reddit.modmail() == []
+    assert reddit.count(path_regex="/api/mod/") == 0

@@ -261,6 +261,14 @@ class Channel(StrEnum):
     # or a reply in the one whose subject it carries (found there by its marker)
 
 
+class Removal(StrEnum):
+    """Why a comment of the bot's is not shown: a moderator removed it (or it was
+    deleted), or AutoModerator or the spam filter took it, with no moderator acting."""
+
+    REMOVED = "removed"
+    FILTERED = "filtered"
+
+
 @dataclass(frozen=True)
 class MessageRow:
     """One message the bot sends that is not a megathread comment: a reply to a

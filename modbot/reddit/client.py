@@ -56,6 +56,7 @@ from modbot.core.records import (
     MessageRow,
     Moderator,
     PostedComment,
+    Removal,
     Thread,
     WikiRevision,
 )
@@ -734,6 +735,34 @@ class RedditClient:
         )
 
 
+# What a moderator sees of a comment no moderator removed: AutoModerator's filter, or
+# Reddit's spam filter (``banned_by`` true: it has no name).
+FILTERED_CATEGORIES = frozenset({"automod_filtered", "reddit"})
+FILTERS = frozenset({"AutoModerator", "True"})
+
+
+def removal_of(thing: Any, *, by_author: bool = True) -> Removal | None:
+    """Why a comment of the bot's is not shown (None: it is). Telling a filter from a
+    moderator needs the fields Reddit shows moderators only; without them, any removal
+    counts as a moderator's. ``by_author``: a comment with no author is gone (a listing
+    names it; an edit's answer need not)."""
+    body = getattr(thing, "body", None)
+    banned_by = getattr(thing, "banned_by", None)
+    category = getattr(thing, "removed_by_category", None)
+    filtered = (
+        category in FILTERED_CATEGORIES
+        or str(banned_by) in FILTERS
+        or getattr(thing, "spam", False) is True
+    )
+    removed = getattr(thing, "removed", False) or banned_by or category or body == "[removed]"
+    if filtered and body != "[deleted]":
+        return Removal.FILTERED
+    authorless = by_author and not str(getattr(thing, "author", "") or "")
+    if removed or body == "[deleted]" or authorless:
+        return Removal.REMOVED
+    return None
+
+
 def _iso_time(value: object) -> float:
     """A modmail time (ISO 8601) as a timestamp; 0 when Reddit gave none."""
     try:
@@ -842,12 +871,8 @@ class Megathread:
         async def call(reddit: Any) -> None:
             comment = await reddit.comment(comment_id, fetch=False)
             edited = await comment.edit(body)
-            removed_body = getattr(edited, "body", None) == "[removed]"
-            if (
-                removed_body
-                or getattr(edited, "removed", False)
-                or getattr(edited, "banned_by", None)
-            ):
+            # A filtered comment takes edits: once approved, it shows the latest text.
+            if removal_of(edited, by_author=False) is Removal.REMOVED:
                 raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
 
         await self.client.call(f"editing comment {comment_id}", call, retry=True, writes=True)
@@ -954,23 +979,18 @@ class Megathread:
         except RedditError as exc:
             log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
 
-    async def removed(self, comment_ids: list[str]) -> set[str]:
-        """Which of these comments were deleted or removed by a moderator (one call per 100)."""
-        gone: set[str] = set()
+    async def removed(self, comment_ids: list[str]) -> dict[str, Removal]:
+        """Which of these comments are not shown, and why (one call per 100)."""
+        gone: dict[str, Removal] = {}
         for start in range(0, len(comment_ids), 100):
             chunk = comment_ids[start : start + 100]
 
-            async def call(reddit: Any, chunk: list[str] = chunk) -> set[str]:
-                seen = set()
+            async def call(reddit: Any, chunk: list[str] = chunk) -> dict[str, Removal]:
+                seen = {}
                 async for thing in reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
-                    author = str(getattr(thing, "author", "") or "")
-                    if (
-                        getattr(thing, "removed", False)
-                        or getattr(thing, "banned_by", None)
-                        or thing.body in ("[removed]", "[deleted]")
-                        or not author
-                    ):
-                        seen.add(thing.id)
+                    why = removal_of(thing)
+                    if why is not None:
+                        seen[thing.id] = why
                 return seen
 
             gone |= await self.client.call("checking the bot's comments", call, retry=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from modbot.core import alerts
 from modbot.core.alerts import Condition, Told, Where
@@ -20,6 +20,13 @@ from modbot.core.records import PlatformMove
 from modbot.ports import Store
 
 log = logging.getLogger(__name__)
+
+# What a part of the bot calls to say a condition holds (or not) for its watch.
+Alert = Callable[[Condition, bool, str], Awaitable[object]]
+
+
+async def no_alert(condition: Condition, holds: bool, detail: str) -> None:
+    """For parts built without alerts (tests, dry runs): observations are dropped."""
 
 
 class Alerts:
@@ -63,6 +70,14 @@ class Alerts:
             "raised" if decision == "raise" else "cleared",
         )
         return True
+
+    def for_watch(self, where: Where) -> Alert:
+        """The ``Alert`` of one watch."""
+
+        async def alert(condition: Condition, holds: bool, detail: str) -> bool:
+            return await self.observe(where, condition, holds=holds, detail=detail)
+
+        return alert
 
     async def happened(self, where: Where, condition: Condition, detail: str) -> bool:
         """An event (a wiki revision rejected) happened now."""

@@ -794,7 +794,7 @@ class FakeReddit:
         post.comments.append(comment)
         return comment
 
-    def remove_comment(self, comment_id: str, *, by: str = "AutoModerator") -> None:
+    def remove_comment(self, comment_id: str, *, by: str = "a_moderator") -> None:
         """A moderator removes the comment."""
         comment = self.comments[comment_id]
         comment.removed, comment.removed_by, comment.stickied = True, by, False
