@@ -145,6 +145,7 @@ class App:
         self._looping = False
         self.runtimes: list[WatchRuntime] = []
         self._pages: dict[str, PageHealth] = {}  # each watch's page: failing since, as polled
+        self._moves_told: set[str] = set()  # watches whose moves were looked at since the start
         self.reddit: RedditClient | None = None
         self.inbox: Inbox | None = None
         self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
@@ -510,6 +511,11 @@ class App:
         await self.alerts.observe(
             runtime.where, Condition.PAGE_FAILING, holds=failing, detail=report.message
         )
+        moves_due = report.moved or self.alerts.awaiting_moves(runtime.where)
+        if moves_due or name not in self._moves_told:
+            # Every move not told yet (one found before a crash, too), once per start.
+            self._moves_told.add(name)
+            await self.alerts.moves(runtime.where)
 
     async def _delivered(self, runtime: WatchRuntime) -> Report:
         """One delivery round, counted."""

@@ -328,9 +328,8 @@ class Store(Protocol):
         """The newest message whose key starts with ``prefix`` (an alert's condition)."""
         ...
 
-    async def alert_move(self, move: PlatformMove, message: MessageRow | None, now: float) -> None:
-        """Record that the moderators were told of ``move`` (and the alert that tells
-        them, if any), in one transaction."""
+    async def move_alerted(self, move: PlatformMove, at: float) -> None:
+        """Record that the moderators were told of ``move`` (its alert went out at ``at``)."""
         ...
 
     # --- notices --------------------------------------------------------------------------

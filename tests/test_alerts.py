@@ -318,3 +318,19 @@ async def test_alerts_off_sends_nothing(
         await app.run_once()
     assert reddit.modmail() == []
     assert reddit.count(path_regex="/api/mod/") == 0
+
+
+async def test_a_pause_and_its_end_are_told_whoever_paused(harness: Harness) -> None:
+    fake = harness.fake
+    await harness.step(stage(0))
+    await harness.app.operations.pause("u/alice")
+    await harness.step(stage(1))
+    (told,) = conversation(fake, Condition.PAUSED).messages
+    assert "paused" in told.body
+    assert "by u\\/alice" in told.body  # escaped: no ping
+    assert "`!resume`" in told.body
+    await harness.app.operations.resume("u/bob")
+    await harness.step(stage(1))
+    _, resumed = conversation(fake, Condition.PAUSED).messages
+    assert resumed.body.startswith("Resumed: posting for **default** goes on")
+    assert fake.comments[harness.only_comment().id].body == harness.expected(stage(1))

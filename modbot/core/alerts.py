@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from modbot.core import markdown, outbox
+from modbot.core import markdown, moves, outbox
 from modbot.core.records import Channel, MessageRow, PlatformMove
 
 HOUR = 3600.0
@@ -90,7 +90,8 @@ def prefix(where: Where, condition: Condition) -> str:
 
 
 def key(where: Where, condition: Condition, decision: Decision, now: float) -> str:
-    """One alert's key: its condition, whether it raises or clears, and the second."""
+    """One alert's key: its condition, whether it raises or clears, and the second (of
+    the observation; of the move, for a move, so that its alert is found again)."""
     word = "raised" if decision == "raise" else "cleared"
     return f"{prefix(where, condition)}{word}-{int(now)}"
 
@@ -109,10 +110,17 @@ def subject(where: Where, condition: Condition) -> str:
 
 
 def message(
-    where: Where, condition: Condition, decision: Decision, detail: str, now: float
+    where: Where,
+    condition: Condition,
+    decision: Decision,
+    detail: str,
+    now: float,
+    *,
+    stamp: float | None = None,
 ) -> MessageRow:
-    """The alert's outbox row: to the subreddit's modmail, in its condition's conversation."""
-    row_key = key(where, condition, decision, now)
+    """The alert's outbox row: to the subreddit's modmail, in its condition's conversation
+    (``stamp``: the second its key names, when not ``now``)."""
+    row_key = key(where, condition, decision, now if stamp is None else stamp)
     text = alert_text(where, condition, decision, detail)
     return MessageRow(
         0,
@@ -213,9 +221,15 @@ def alert_text(where: Where, condition: Condition, decision: Decision, detail: s
     return "\n\n".join(parts)
 
 
+def move_key(where: Where, move: PlatformMove) -> str:
+    """The key of the alert about one move."""
+    return key(where, Condition.MOVED, "raise", move.moved_at)
+
+
 def move_detail(move: PlatformMove) -> str:
     """What a move alert names: both platforms and the page."""
-    return f"{move.before} -> {move.after} ({move.page_url})"
+    before, after = moves.platform_name(move.before), moves.platform_name(move.after)
+    return f"from {before} to {after} ({move.page_url})"
 
 
 # --- a watch's page: failing, and back -----------------------------------------------------------

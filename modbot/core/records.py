@@ -149,6 +149,7 @@ class PollReport:
     events: tuple[Event, ...] = ()
     message: str = ""
     retry_after: float | None = None
+    moved: bool = False  # the page was found on another platform (the moderators are told)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from modbot.core import alerts
 from modbot.core.alerts import Condition, Told, Where
+from modbot.core.machine import MessageState
 from modbot.core.records import PlatformMove
 from modbot.ports import Store
 
@@ -43,6 +44,7 @@ class Alerts:
     def restart(self) -> None:
         """Forget what memory says was told (another process may have told since)."""
         self._told: dict[tuple[str, Condition], Told | None] = {}
+        self._moves_pending: set[str] = set()  # scopes with a move alert not sent yet
 
     async def observe(
         self, where: Where, condition: Condition, *, holds: bool, detail: str = ""
@@ -83,26 +85,42 @@ class Alerts:
         """An event (a wiki revision rejected) happened now."""
         return await self.observe(where, condition, holds=True, detail=detail)
 
+    def awaiting_moves(self, where: Where) -> bool:
+        """True while an alert about a move of the watch's page waits to go out."""
+        return where.scope in self._moves_pending
+
     async def moves(self, where: Where) -> None:
-        """Tell the moderators of every move of the watch's page not told yet, and mark
-        it told (a move told while alerts are off is marked too: nobody asks later)."""
+        """Tell the moderators of the moves of the watch's page not told yet; a move is
+        marked told (``alerted_at``, which ``status`` shows) once its alert went out.
+        With alerts off nothing is marked; a move within the hour of the last move alert
+        waits for the next look (a start, or the next move)."""
+        self._moves_pending.discard(where.scope)
+        if not self.enabled or not where.subreddit:
+            return
         for move in await self.store.moves(where.scope):
-            if move.alerted_at is not None:
-                continue
-            await self._move(where, move)
+            if move.alerted_at is None:
+                await self._move(where, move)
 
     async def _move(self, where: Where, move: PlatformMove) -> None:
         now = self.clock()
-        message = None
-        if self.enabled and where.subreddit:
-            slot = (where.scope, Condition.MOVED)
-            if slot not in self._told:
-                row = await self.store.last_message(alerts.prefix(where, Condition.MOVED))
-                self._told[slot] = alerts.told(row, where, Condition.MOVED)
-            if alerts.decide(Condition.MOVED, self._told[slot], True, now) is not None:
-                detail = alerts.move_detail(move)
-                message = alerts.message(where, Condition.MOVED, "raise", detail, now)
-                self._told[slot] = Told(raised=True, at=now)
-        await self.store.alert_move(move, message, now)
-        if message is not None:
-            log.info("%s: alert to the moderators: the page moved", where.watch)
+        row = await self.store.message(alerts.move_key(where, move))
+        if row is not None:
+            if row.state == MessageState.SENT:
+                await self.store.move_alerted(move, row.sent_at or now)
+            elif row.state != MessageState.FAILED:
+                self._moves_pending.add(where.scope)  # looked at again after each poll
+            return
+        slot = (where.scope, Condition.MOVED)
+        if slot not in self._told:
+            last = await self.store.last_message(alerts.prefix(where, Condition.MOVED))
+            self._told[slot] = alerts.told(last, where, Condition.MOVED)
+        if alerts.decide(Condition.MOVED, self._told[slot], True, now) is None:
+            return
+        detail = alerts.move_detail(move)
+        message = alerts.message(where, Condition.MOVED, "raise", detail, now, stamp=move.moved_at)
+        await self.store.add_message(message)
+        self._told[slot] = Told(raised=True, at=now)
+        self._moves_pending.add(where.scope)
+        log.info(
+            "%s: alert to the moderators of r/%s: the page moved", where.watch, where.subreddit
+        )

@@ -133,7 +133,12 @@ class Deliverer:
 
     async def _round(self, keys: Collection[SubjectKey] | None, max_passes: int) -> Report:
         report = Report()
-        if (await self.store.health(self.watch)).paused:
+        health = await self.store.health(self.watch)
+        # Read here, where it takes effect, whoever paused (a command, the CLI, another
+        # process): the moderators hear of a pause and of its end from the running bot.
+        by = f"by {health.paused_by}" if health.paused_by else ""
+        await self.alert(Condition.PAUSED, health.paused, by)
+        if health.paused:
             return report
         thread = await self._thread()
         await self._verify_removed()

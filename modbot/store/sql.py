@@ -1100,15 +1100,9 @@ class SqlStore(Generic[D]):
         """The newest message whose key starts with ``prefix`` (an alert's condition)."""
         return await self._read(last_message(prefix))
 
-    async def alert_move(self, move: PlatformMove, message: MessageRow | None, now: float) -> None:
-        """Record that the moderators were told of ``move`` (and the alert that tells
-        them, if any), in one transaction."""
-
-        def tx() -> Tx[None]:
-            yield from _insert_message(message)
-            yield from move_alerted(move.watch, move.moved_at, now)
-
-        await self._write(tx())
+    async def move_alerted(self, move: PlatformMove, at: float) -> None:
+        """Record that the moderators were told of ``move`` (its alert went out at ``at``)."""
+        await self._write(move_alerted(move.watch, move.moved_at, at))
 
     # --- notices ----------------------------------------------------------------------------
     async def add_note(self, note: NoteRow) -> tuple[NoteRow, bool]:
