@@ -386,7 +386,11 @@ class App:
             )
             return None
         return WikiTemplates(
-            scope=scope, subreddit=watch.subreddit, store=self.store, clock=self.clock
+            scope=scope,
+            subreddit=watch.subreddit,
+            store=self.store,
+            clock=self.clock,
+            alert=self.alerts.for_watch(Where(scope, watch.name, watch.subreddit)),
         )
 
     def _target(self, watch: Watch) -> Target:

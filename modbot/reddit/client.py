@@ -616,6 +616,12 @@ class RedditClient:
         a new conversation when there is none (the first alert of its condition, or the
         moderators archived it). Reddit's id of the message sent."""
         subreddit = message.recipient
+        me = (await self.moderators(subreddit)).get((await self.account()).lower())
+        if me is None or not {"all", "mail"} & set(me.permissions):
+            raise RedditRejected(
+                f"alerting r/{subreddit}'s moderators: u/{self.username} is not a moderator "
+                "with the mail permission (make it one, or set MODBOT_ALERTS=off)"
+            )
         conversations = await self._conversations(subreddit, message.subject)
         if conversations:
             conversation_id = conversations[-1][0]  # the newest, if there are several
