@@ -146,6 +146,8 @@ class App:
         self.runtimes: list[WatchRuntime] = []
         self._pages: dict[str, PageHealth] = {}  # each watch's page: failing since, as polled
         self._moves_told: set[str] = set()  # watches whose moves were looked at since the start
+        self._filters_checked: set[str] = set()  # watches whose filters met the live page
+        self._http: httpx.AsyncClient | None = None
         self.reddit: RedditClient | None = None
         self.inbox: Inbox | None = None
         self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
@@ -243,6 +245,7 @@ class App:
         if http is None and self._given_source is None:
             http = make_http_client(settings.http_timeout)
             self._stack.push_async_callback(http.aclose)
+        self._http = http
         for watch in self.watches:
             self.runtimes.append(await self._runtime(watch, engine, http))
         if self.reddit is not None:
@@ -516,10 +519,48 @@ class App:
             runtime.where, Condition.PAGE_FAILING, holds=failing, detail=report.message
         )
         moves_due = report.moved or self.alerts.awaiting_moves(runtime.where)
+        if report.ok and name not in self._filters_checked:
+            self._filters_checked.add(name)
+            await self._check_filters(runtime)
         if moves_due or name not in self._moves_told:
             # Every move not told yet (one found before a crash, too), once per start.
             self._moves_told.add(name)
             await self.alerts.moves(runtime.where)
+
+    async def _check_filters(self, runtime: WatchRuntime) -> None:
+        """Once per start, after the first good poll: component filters that match none
+        of the names the live page lists are said once, and told to the moderators (a
+        misspelt filter posts nothing, forever). Names known only from the incidents on
+        the page are too few to be sure: a filter missing there is only logged."""
+        watch = runtime.watch
+        if not watch.components or self._http is None:
+            return
+        from modbot.sources.components import listed_components  # noqa: PLC0415
+
+        try:
+            listed = await listed_components(watch, self._http)
+        except ModbotError as exc:
+            log.info(
+                "%s: cannot list the page's components to check the filters: %s", watch.name, exc
+            )
+            return
+        if listed is None:
+            return
+        unmatched = listed.unmatched(watch.components)
+        if unmatched:
+            names = ", ".join(repr(n) for n in unmatched)
+            log.warning(
+                "%s: the component filter(s) %s match none of the names the page lists "
+                "(%s): incidents are posted only if one matches",
+                watch.name,
+                names,
+                ", ".join(listed.names) or "none",
+            )
+        if listed.complete:
+            detail = f"{', '.join(unmatched)} (the page lists: {', '.join(listed.names)})"
+            await self.alerts.observe(
+                runtime.where, Condition.FILTERS_UNMATCHED, holds=bool(unmatched), detail=detail
+            )
 
     async def _delivered(self, runtime: WatchRuntime) -> Report:
         """One delivery round, counted."""

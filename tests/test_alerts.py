@@ -19,7 +19,9 @@ from modbot.core.alerts import Condition, PageHealth, Told, Where
 from modbot.core.machine import State
 from modbot.core.records import Channel
 from tests.conftest import page_env, reddit_env, reddit_settings, start_bot, until
+from tests.fakes.incidentio import FakeIncidentio
 from tests.fakes.reddit import Conversation, FakeReddit
+from tests.fakes.site import FakeSite
 from tests.fakes.statuspage import FakeStatuspage
 from tests.test_reddit_delivery import Harness, stage
 
@@ -334,3 +336,25 @@ async def test_a_pause_and_its_end_are_told_whoever_paused(harness: Harness) -> 
     _, resumed = conversation(fake, Condition.PAUSED).messages
     assert resumed.body.startswith("Resumed: posting for **default** goes on")
     assert fake.comments[harness.only_comment().id].body == harness.expected(stage(1))
+
+
+async def test_a_filter_matching_nothing_on_the_live_page_is_warned_once_and_told(
+    reddit: FakeReddit, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    reddit.add_moderator("modbot", ["all"])
+    async with FakeSite() as site:
+        FakeIncidentio(site)  # Groq's captured summary: Production, Preview Models, ...
+        values = reddit_settings(reddit) | {
+            "statuspage_url": site.url,
+            "source_kind": "incidentio",
+            "components": ("Productoin", "whisper-large-v3"),
+        }
+        async with App(make_settings(**values), dry_run=False, out=io.StringIO()) as app:
+            for _ in range(3):
+                await app.run_once()
+    warned = [r.getMessage() for r in caplog.records if "match none of the names" in r.getMessage()]
+    assert len(warned) == 1
+    assert "filter(s) 'Productoin' match none" in warned[0]  # whisper-large-v3 does match
+    (told,) = conversation(reddit, Condition.FILTERS_UNMATCHED).messages
+    assert "Productoin" in told.body
+    assert "modbot check --connect" in told.body
