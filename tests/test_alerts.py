@@ -18,7 +18,14 @@ from modbot.core import alerts, markdown, outbox
 from modbot.core.alerts import Condition, PageHealth, Told, Where
 from modbot.core.machine import State
 from modbot.core.records import Channel
-from tests.conftest import page_env, reddit_env, reddit_settings, start_bot, until
+from tests.conftest import (
+    StateLocation,
+    page_env,
+    reddit_env,
+    reddit_settings,
+    start_bot,
+    until,
+)
 from tests.fakes.incidentio import FakeIncidentio
 from tests.fakes.reddit import Conversation, FakeReddit
 from tests.fakes.site import FakeSite
@@ -161,12 +168,16 @@ async def test_a_page_failing_longer_than_alert_after_is_one_modmail_and_one_rec
 
 @pytest.fixture
 async def harness(
-    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    state_location: StateLocation,
 ) -> AsyncIterator[Harness]:
     """One bot (``run --once`` per step) whose account moderates r/ClaudeAI with all
-    permissions, as the alerts need (new modmail is for moderators)."""
+    permissions, as the alerts need (new modmail is for moderators); on each store."""
     reddit.add_moderator("modbot", ["all"])
-    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    values = reddit_settings(reddit) | {"database": state_location}
+    settings = make_settings(statuspage_url=statuspage.url, **values)
     async with App(settings, dry_run=False, out=io.StringIO()) as app:
         yield Harness(statuspage, reddit, settings, app)
 
@@ -358,3 +369,29 @@ async def test_a_filter_matching_nothing_on_the_live_page_is_warned_once_and_tol
     (told,) = conversation(reddit, Condition.FILTERS_UNMATCHED).messages
     assert "Productoin" in told.body
     assert "modbot check --connect" in told.body
+
+
+async def test_an_alert_the_bot_cannot_send_is_refused_once_with_what_to_do(
+    statuspage: FakeStatuspage,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reddit.add_moderator("modbot", ["posts"])  # a moderator, but without *mail*
+    reddit.unsticky(reddit.megathread.id)  # type: ignore[attr-defined]
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        statuspage.set_incidents([stage(0)])
+        for _ in range(3):
+            await app.run_once()
+        key = alerts.prefix(Where("default", "default", "ClaudeAI"), Condition.MEGATHREAD_MISSING)
+        row = await app.store.last_message(key)
+    assert row is not None
+    assert row.state == "failed"
+    assert reddit.modmail() == []
+    assert reddit.count(path_regex="/api/mod/conversations") == 0
+    refused = [
+        r.getMessage() for r in caplog.records if "not a moderator with the mail" in r.getMessage()
+    ]
+    assert len(refused) == 1
+    assert "MODBOT_ALERTS=off" in refused[0]

@@ -1,8 +1,8 @@
 """Alerts to the moderators, recorded in the outbox.
 
-Every part of the bot that meets a condition worth a modmail (the poller, the
-deliverer, the moderator operations, the wiki) says so here, as often as it observes
-it; ``core.alerts`` decides whether a message is due, and a due one is recorded as an
+Every part of the bot that meets a condition worth a modmail (the app after each poll,
+the deliverer, the wiki's judge) says so here, as often as it observes it;
+``core.alerts`` decides whether a message is due, and a due one is recorded as an
 outbox row on the modmail channel, which the inbox's outbox sends exactly once. What
 was last told about each condition is read from the store once per start and then kept
 here, so observing a condition at every poll costs no query.
@@ -80,10 +80,6 @@ class Alerts:
             return await self.observe(where, condition, holds=holds, detail=detail)
 
         return alert
-
-    async def happened(self, where: Where, condition: Condition, detail: str) -> bool:
-        """An event (a wiki revision rejected) happened now."""
-        return await self.observe(where, condition, holds=True, detail=detail)
 
     def awaiting_moves(self, where: Where) -> bool:
         """True while an alert about a move of the watch's page waits to go out."""
