@@ -83,6 +83,9 @@ class _EnvFileSource(PydanticBaseSettingsSource):
         return dict(_ENV_FILE.get() or {})
 
 
+MIN_ALERT_AFTER = 60.0
+
+
 class Settings(BaseSettings):
     """modbot's configuration; see ``.env.example`` for each field's meaning."""
 
@@ -147,6 +150,11 @@ class Settings(BaseSettings):
     distinguish: bool = False
     inbox_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
     dry_run: bool = False
+
+    # --- alerts to the moderators (modmail) ---------------------------------------------
+    alerts: bool = True  # MODBOT_ALERTS=off stops them
+    # How long a status page fails before the moderators are told (seconds).
+    alert_after: float = Field(default=600.0, ge=0, le=86_400, allow_inf_nan=False)
 
     # --- several machines (PostgreSQL) -------------------------------------------------
     deployment: str = Field(default="", max_length=200)
@@ -242,6 +250,10 @@ class Settings(BaseSettings):
         for name in ("poll_interval", "inbox_interval", "lease_interval"):
             if getattr(self, name) < floor:
                 raise ValueError(f"{env_name(name)}: must be at least {floor:g} second")
+        # A page that fails for less than a minute is a blip, not worth a modmail.
+        alert_floor = floor if self.test_fast else MIN_ALERT_AFTER
+        if self.alert_after < alert_floor:
+            raise ValueError(f"{env_name('alert_after')}: must be at least {alert_floor:g} seconds")
         return self
 
     @model_validator(mode="after")
