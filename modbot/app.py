@@ -43,7 +43,7 @@ from modbot.shell.heartbeat import Heartbeat
 from modbot.shell.inbox import Inbox
 from modbot.shell.operations import SETTLE_TIMEOUT, Operations
 from modbot.shell.poller import Poller
-from modbot.shell.statusview import stale
+from modbot.shell.statusview import heartbeat_interval, stale
 from modbot.shell.wiki import WikiTemplates
 from modbot.sources.choose import make_http_client, make_source
 from modbot.store import START_FRESH, open_store
@@ -216,6 +216,8 @@ class App:
                 f"written or posted{START_FRESH}"
             )
         self.store: Store = store
+        # Good polls and Reddit calls are held in memory: an idle poll writes nothing.
+        store.hold_health(min(heartbeat_interval(w.poll_interval) for w in self.watches))
         engine = self._given_engine
         if engine is None:
             worker = RenderWorker(timeout=settings.render_timeout)

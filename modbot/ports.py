@@ -165,7 +165,14 @@ class Store(Protocol):
     location: str
 
     async def close(self) -> None:
-        """Release the store (every write is already durable)."""
+        """Write the health held in memory and release the store (every other write is
+        already durable)."""
+        ...
+
+    def version(self) -> int | None:
+        """A number that changes whenever anything is committed to the store, by this
+        process or another; None when the store cannot tell (then assume it changed).
+        Cheap: an idle loop asks it instead of reading what cannot have changed."""
         ...
 
     # --- feeds and incidents --------------------------------------------------------------
@@ -303,8 +310,18 @@ class Store(Protocol):
         ...
 
     # --- health ---------------------------------------------------------------------------
+    def hold_health(self, every: float) -> None:
+        """Keep the routine heartbeat (a good poll after a good one, a good Reddit call)
+        in memory, written at most every ``every`` seconds and at ``close``; a change a
+        reader must see at once (a failure, a recovery) is written as it happens."""
+        ...
+
+    async def flush_health(self, now: float | None = None) -> None:
+        """Write the health held in memory now."""
+        ...
+
     async def health(self, watch: str) -> Health:
-        """The watch's health record."""
+        """The watch's health record (with what this process holds in memory)."""
         ...
 
     async def record_poll(

@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--live",
         action="store_true",
         help="health check of the running bot, from its state file only (no network): exit 1 "
-        "unless it polled successfully within max(3 poll intervals, 60 s) and, with Reddit "
+        "unless it polled successfully within max(3 poll intervals, 60 s), plus the interval "
+        "its heartbeat is written at, max(1 poll interval, 30 s), and, with Reddit "
         "credentials, reached Reddit as recently or has nothing to deliver "
         "(for cron, systemd or container health checks)",
     )

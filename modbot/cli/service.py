@@ -286,14 +286,14 @@ def _live(
 ) -> int:
     """One watch's heartbeat, as ``check --live`` (and ``/healthz``) judge it; the number
     of problems."""
-    from modbot.shell.statusview import stale, when  # noqa: PLC0415
+    from modbot.shell.statusview import liveness_window, stale, when  # noqa: PLC0415
 
     problems = stale(watch.name, watch.poll_interval, health, len(waiting), dry=dry, now=now)
     polled, called = health.last_good_poll_at, health.last_reddit_ok_at
     if not any("last good poll" in p for p in problems) and polled is not None:
         line("polling", f"{watch.name}: ok: last good poll {now - polled:.0f} s ago")
     if not dry and not any("deliveries waiting" in p for p in problems):
-        if called is not None and now - called <= max(3 * watch.poll_interval, 60.0):
+        if called is not None and now - called <= liveness_window(watch.poll_interval):
             line("reddit", f"{watch.name}: ok: last good Reddit call {now - called:.0f} s ago")
         else:
             line(

@@ -88,12 +88,16 @@ class Poller:
         self._foreign_pages: set[str] = set()  # page URLs of the feed's already logged
         self.current_thread: Callable[[], str | None] = lambda: None
         self.wiki: WikiTemplates | None = None  # templates from the subreddit's wiki, if on
+        # The store's version when it last had nothing unrendered: until it changes, an
+        # unchanged poll reads nothing.
+        self._rendered_at: int | None = None
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
         polled meanwhile)."""
         self.known = {}
         self._validators = None
+        self._rendered_at = None
         if self.wiki is not None:
             self.wiki.restart()
 
@@ -124,12 +128,23 @@ class Poller:
         await self.store.record_poll(
             self.watch, ok=report.ok, message=report.message, now=self.clock(), kind=kind
         )
-        missing = await self.store.unrendered(self.watch)
-        if missing:
-            await self.rerender(missing)
+        await self._render_missing()
         if report.changed:
             self.on_change()
         return report
+
+    async def _render_missing(self) -> None:
+        """Render incidents to post about that have no body yet (one a moderator forced
+        from the command line, one found on Reddit that the store took as a baseline):
+        looked for only when the store has changed since it last had none."""
+        version = self.store.version()
+        if version is not None and version == self._rendered_at:
+            return
+        missing = await self.store.unrendered(self.watch)
+        if missing:
+            await self.rerender(missing)
+        else:
+            self._rendered_at = version
 
     def newest_open(self) -> IncidentView | None:
         """The most recently started open incident on the page (for template previews)."""

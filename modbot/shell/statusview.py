@@ -197,9 +197,17 @@ def comment_line(row: DeliveryRow, wanted: str | None, now: float) -> str:
 # --- liveness: one rule for ``check --live`` and ``/healthz`` ---------------------------
 
 
+def heartbeat_interval(poll_interval: float) -> float:
+    """How often a running bot writes its heartbeat (its last good poll, its last good
+    Reddit call) to the store at most: max(1 poll, 30 s). In between it is held in
+    memory, so an unchanged poll writes nothing."""
+    return max(poll_interval, 30.0)
+
+
 def liveness_window(poll_interval: float) -> float:
-    """How old the last good poll (and Reddit call) may be: max(3 polls, 60 s)."""
-    return max(3 * poll_interval, 60.0)
+    """How old the last good poll (and Reddit call) in the store may be: max(3 polls,
+    60 s), plus the heartbeat's interval, which the record written may lag behind."""
+    return max(3 * poll_interval, 60.0) + heartbeat_interval(poll_interval)
 
 
 def stale(

@@ -122,6 +122,10 @@ class Dialect(Protocol):
         """The schema version of the open store."""
         ...
 
+    def version(self) -> int | None:
+        """A number that changes whenever anything is committed (None: cannot tell)."""
+        ...
+
     async def integrity_problems(self) -> list[str]:
         """What is damaged (empty when nothing is)."""
         ...

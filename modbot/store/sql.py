@@ -639,7 +639,7 @@ def one(statement: Q) -> Tx[None]:
 # --- health -----------------------------------------------------------------------------------
 
 
-def health(watch: str) -> Tx[Health]:
+def health(watch: str, pending: Mapping[str, Any] | None = None) -> Tx[Health]:
     r = (yield Q(SELECT_HEALTH + " WHERE watch = :watch", watch=watch)).one()
     page = (
         yield Q("SELECT page_name, page_url FROM feeds WHERE watch = :watch", watch=watch)
@@ -649,6 +649,9 @@ def health(watch: str) -> Tx[Health]:
         if page is not None and page["page_url"]
         else None
     )
+    if pending:
+        stored = {name: r[name] for name in HEALTH_FIELDS} if r is not None else {}
+        return _health(watch, {**dict.fromkeys(HEALTH_FIELDS), **stored, **pending}, info)
     return _health(watch, r, info)
 
 
@@ -658,6 +661,14 @@ def health_write(watch: str, assignments: str, values: dict[str, Any]) -> Tx[Non
         f"UPDATE health SET {assignments} WHERE watch = :watch",  # noqa: S608 - literals only
         **{**values, "watch": watch},
     )
+
+
+def health_columns(pending: Mapping[str, Mapping[str, Any]]) -> Tx[None]:
+    """Each watch's held health columns, written at once (column names are ours)."""
+    for watch, columns in pending.items():
+        if columns:
+            assignments = ", ".join(f"{name} = :{name}" for name in columns)
+            yield from health_write(watch, assignments, dict(columns))
 
 
 # --- wiki templates ---------------------------------------------------------------------------
@@ -721,6 +732,12 @@ class SqlStore(Generic[D]):
     def __init__(self, dialect: D) -> None:
         self.dialect = dialect
         self.location = dialect.location
+        # Health columns held in memory (see ``hold_health``): by watch, by column.
+        self._hold_every: float | None = None
+        self._held: dict[str, dict[str, Any]] = {}
+        self._written_at: float | None = None
+        self._polled_ok: dict[str, bool] = {}  # each watch's last poll outcome, and kind
+        self._polled_kind: dict[str, str] = {}
 
     async def _read(self, tx: Tx[T]) -> T:
         return await self.dialect.run(tx, write=False)
@@ -729,8 +746,20 @@ class SqlStore(Generic[D]):
         return await self.dialect.run(tx, write=True)
 
     async def close(self) -> None:
-        """Release the store (every write is already durable)."""
-        await self.dialect.close()
+        """Write the health held in memory, and release the store (every other write is
+        already durable)."""
+        try:
+            await self.flush_health()
+        except StoreError:
+            pass  # a heartbeat a few seconds old is all that is lost; the error was said
+        finally:
+            await self.dialect.close()
+
+    def version(self) -> int | None:
+        """A number that changes whenever anything is committed to the store, by this
+        process or another; None when the store cannot tell (then assume it changed).
+        Cheap enough for every poll: an idle loop asks it before it reads anything."""
+        return self.dialect.version()
 
     async def schema_version(self) -> int:
         """The schema version of the open store."""
@@ -915,42 +944,64 @@ class SqlStore(Generic[D]):
         )
 
     # --- health -----------------------------------------------------------------------------
+    def hold_health(self, every: float) -> None:
+        """Keep the routine heartbeat in memory and write it at most every ``every``
+        seconds, and at ``close``: a good poll after a good poll, a good Reddit call.
+        What a reader must see at once (a poll failing after good ones, a recovery, a
+        Reddit error) is written as it happens. ``health`` reads what is held too;
+        another process reads what was written (``check --live`` allows for it)."""
+        self._hold_every = every
+
     async def health(self, watch: str) -> Health:
-        """The watch's health record."""
-        return await self._read(health(watch))
+        """The watch's health record (what this process holds included)."""
+        return await self._read(health(watch, self._held.get(watch)))
 
     async def record_poll(
         self, watch: str, *, ok: bool, message: str, now: float, kind: str = ""
     ) -> None:
         """The outcome of one poll (``kind``: the vendor the source reads, once known)."""
-        good = ", last_good_poll_at = :now" if ok else ""
-        good += ", source_kind = :kind" if kind else ""
-        error = (
-            ""
-            if ok
-            else ", last_error_at = :now, last_error_kind = 'status page', last_error = :message"
-        )
-        await self._write(
-            health_write(
-                watch,
-                f"last_poll_at = :now, last_poll_ok = :ok, last_poll_message = :message{good}"
-                f"{error}",
-                {"now": now, "ok": ok, "message": message, "kind": kind},
-            )
-        )
+        columns: dict[str, Any] = {"last_poll_at": now, "last_poll_ok": ok}
+        columns["last_poll_message"] = message
+        if ok:
+            columns["last_good_poll_at"] = now
+        if kind:
+            columns["source_kind"] = kind
+        if not ok:
+            columns.update(last_error_at=now, last_error_kind="status page", last_error=message)
+        changed = self._polled_ok.get(watch) != ok or self._polled_kind.get(watch) != kind
+        self._polled_ok[watch], self._polled_kind[watch] = ok, kind
+        await self._health_columns(watch, columns, now, at_once=changed)
 
     async def record_reddit(self, watch: str, *, error: str | None, kind: str, now: float) -> None:
         """A good Reddit call (``error`` None) or a failed one."""
         if error is None:
-            await self._write(health_write(watch, "last_reddit_ok_at = :now", {"now": now}))
+            await self._health_columns(watch, {"last_reddit_ok_at": now}, now, at_once=False)
         else:
-            await self._write(
-                health_write(
-                    watch,
-                    "last_error_at = :now, last_error_kind = :kind, last_error = :error",
-                    {"now": now, "kind": kind, "error": error},
-                )
-            )
+            columns = {"last_error_at": now, "last_error_kind": kind, "last_error": error}
+            await self._health_columns(watch, columns, now, at_once=True)
+
+    async def _health_columns(
+        self, watch: str, columns: dict[str, Any], now: float, *, at_once: bool
+    ) -> None:
+        """Hold ``columns`` of the watch's health record, or write them (with what is
+        held) when ``at_once``, when nothing is held, or when the last write is
+        ``hold_health``'s interval ago."""
+        held = self._held.setdefault(watch, {})
+        held.update(columns)
+        if self._hold_every is None or at_once:
+            self._held.pop(watch)
+            await self._write(health_columns({watch: held}))
+        elif self._written_at is None:
+            self._written_at = now
+        elif now - self._written_at >= self._hold_every:
+            await self.flush_health(now)
+
+    async def flush_health(self, now: float | None = None) -> None:
+        """Write every health column held in memory."""
+        held, self._held = self._held, {}
+        self._written_at = time.time() if now is None else now
+        if any(held.values()):
+            await self._write(health_columns(held))
 
     async def record_megathread(self, watch: str, thread: Thread | None, now: float) -> None:
         """The megathread in use."""

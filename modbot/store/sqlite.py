@@ -88,6 +88,7 @@ class SqliteDialect:
         self._shut_out: Any = None  # the run lock, held exclusively by migrate-store
         self._words = words(SPELLING)
         self._prepared: dict[str, str] = {}
+        self._watcher: sqlite3.Connection | None = None  # asks ``data_version`` (``version``)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function`` on the store's thread, translating SQLite errors."""
@@ -254,9 +255,30 @@ class SqliteDialect:
 
     async def close(self) -> None:
         """Close the connection (every commit is already durable) and its thread."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
         if self._db is not None:
             await self.call(self._close)
         self._executor.shutdown(wait=True)
+
+    def version(self) -> int | None:
+        """SQLite's ``data_version`` as a connection of its own sees it: it changes with
+        every commit of any other connection, so with every commit to the file, this
+        process's included. Asked on the caller's thread (a few microseconds: no
+        transaction of the store's waits for it, and it never waits for a lock)."""
+        if self._db is None:
+            return None
+        try:
+            if self._watcher is None:
+                # mode=rw: never create a file that has gone (that is ``StateLost``'s).
+                uri = f"{self.path.resolve().as_uri()}?mode=rw"
+                self._watcher = sqlite3.connect(
+                    uri, uri=True, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
 
     def _close(self) -> None:
         if self._lost:
