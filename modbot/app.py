@@ -231,7 +231,8 @@ class App:
             self._stack.push_async_callback(self.reddit.close)
         http = self._given_http
         if http is None and self._given_source is None:
-            http = make_http_client(settings.http_timeout)
+            longest = max(w.poll_interval for w in self.watches)
+            http = make_http_client(settings.http_timeout, poll_interval=longest)
             self._stack.push_async_callback(http.aclose)
         for watch in self.watches:
             self.runtimes.append(await self._runtime(watch, engine, http))

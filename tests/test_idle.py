@@ -1,4 +1,5 @@
-"""What an idle bot costs: an unchanged poll writes nothing and re-reads nothing.
+"""What an idle bot costs: an unchanged poll writes nothing, re-reads nothing and opens
+no connection.
 
 The heartbeat (the last poll, the last good poll, the last good Reddit call) is held in
 memory and written at most every ``heartbeat_interval`` and when the bot stops; a
@@ -9,11 +10,14 @@ anything was committed since it last looked, so it reads nothing when nothing wa
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+
+import pytest
 
 from modbot.app import App
 from modbot.config.settings import Settings
@@ -137,3 +141,28 @@ async def stored(path: object) -> AsyncIterator[SqlStore[SqliteDialect]]:
         yield store
     finally:
         await store.close()
+
+
+@pytest.mark.slow
+async def test_every_watch_keeps_one_connection_to_its_page(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """25 watches (httpx's default pool keeps 20) poll over one connection each, and
+    keep it across an idle gap longer than httpx's default 5 s."""
+    async with AsyncExitStack() as stack:
+        pages = [await stack.enter_async_context(FakeStatuspage()) for _ in range(25)]
+        path = tmp_path / "modbot.toml"
+        path.write_text(
+            "".join(
+                f'[[watch]]\nname = "w{n}"\nurl = "{page.url}"\nkind = "statuspage"\n'
+                for n, page in enumerate(pages)
+            )
+        )
+        settings = make_settings(config=path, poll_interval=10.0)
+        async with App(settings, dry_run=True, out=io.StringIO()) as app:
+            for _ in range(3):
+                await app.run_once()
+            await asyncio.sleep(6)
+            await app.run_once()
+    assert [page.count() for page in pages] == [4] * 25
+    assert [page.connections("modbot") for page in pages] == [1] * 25
