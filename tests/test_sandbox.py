@@ -196,3 +196,22 @@ async def test_a_template_change_re_renders_only_what_readers_still_see(
         outcome = await app.operations.refresh(every=True)  # ``modbot refresh --all``
         assert "re-rendered 3 incident(s); 1 comment(s) changed" in outcome.text
         assert "Components hit:" in after["inc-old"].body
+
+
+async def test_a_set_of_templates_travels_once_and_again_when_the_worker_dropped_it(
+    folder: Path,
+) -> None:
+    """The worker keeps the last sets it was sent, compiled, and is then asked by
+    digest alone; one it has dropped (it keeps 16) is sent again, not failed."""
+    worker = RenderWorker(timeout=5.0)
+    sets = []
+    for number in range(18):
+        (folder / "manual.md.j2").write_text(f"set {number}: {{{{ text }}}}")
+        sets.append(read_templates(folder))
+    context = sample_jobs(sets[0])[1][1]
+    try:
+        for number in [*range(18), 0, 0, 17]:
+            text, _ = await worker.render(sets[number], "manual.md.j2", context, 10_000)
+            assert text.startswith(f"set {number}: ")
+    finally:
+        await worker.close()

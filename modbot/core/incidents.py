@@ -104,6 +104,28 @@ def view_of(incident: Incident) -> IncidentView:
     )
 
 
+class ViewMemo:
+    """``view_of``, remembered for an incident that is the very same object as in the
+    last snapshot (a source's ``ParseCache`` hands back the same object for unchanged
+    JSON), so an unchanged incident of a changed page costs nothing. Only the last
+    snapshot's views are kept."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[Incident, IncidentView]] = {}
+
+    def views(self, incidents: Iterable[Incident]) -> list[IncidentView]:
+        """The view of each incident (``incidents`` have distinct ids)."""
+        kept: dict[str, tuple[Incident, IncidentView]] = {}
+        found = []
+        for incident in incidents:
+            known = self._last.get(incident.id)
+            view = known[1] if known is not None and known[0] is incident else view_of(incident)
+            kept[incident.id] = (incident, view)
+            found.append(view)
+        self._last = kept
+        return found
+
+
 # --- component filter -------------------------------------------------------------------
 
 
@@ -234,17 +256,21 @@ def diff(
     *,
     baseline_at: datetime | None,
     components: Collection[str] = (),
+    memo: ViewMemo | None = None,
 ) -> Diff:
     """Compare what the bot knew with a new snapshot.
 
     ``baseline_at`` is when the bot first read this page, or ``None`` when this
-    snapshot is the first (the baseline itself).
+    snapshot is the first (the baseline itself). ``memo``: the watch's views of its
+    last snapshot, which unchanged incidents keep.
     """
     events: list[Event] = []
     changed: dict[str, Tracked] = {}
-    for incident in _unique(feed.incidents):
+    unique = list(_unique(feed.incidents))
+    views = memo.views(unique) if memo is not None else [view_of(i) for i in unique]
+    for incident, seen in zip(unique, views, strict=True):
         before = known.get(incident.id)
-        view = view_of(incident)
+        view = seen
         if not incident.components_known and before is not None:
             # The source no longer says which components it touched: keep what it said.
             view = replace(view, components=before.view.components)

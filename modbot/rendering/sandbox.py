@@ -9,7 +9,10 @@ after which the child is killed and the request fails with one line, and the chi
 address space is capped, so a huge allocation fails there as a ``MemoryError``. The
 event loop only waits on a pipe, so SIGTERM is always answered.
 
-Requests and answers are length-prefixed JSON: the contexts are plain data already.
+Requests and answers are length-prefixed JSON: the contexts are plain data already. A
+set of templates travels once: the child keeps the last few sets compiled, by digest,
+and a request names its set by digest alone once the child has it (a child that has
+dropped it says so, and gets the sources again).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class RenderWorker:
         self.memory_mb = memory_mb
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
+        self._sent: set[str] = set()  # digests of the sets the running child was sent
 
     async def render(
         self, templates: Templates, name: str, context: Mapping[str, Any], limit: int
@@ -89,16 +93,15 @@ class RenderWorker:
     ) -> Any:
         async with self._lock:
             process = await self._child()
-            # Sources travel with every request (a few kB): the child compiles each set
-            # once and keeps the last few, so nothing has to track what it holds.
             request["digest"] = templates.digest
-            request["templates"] = {
-                "origin": templates.origin,
-                "sources": [list(pair) for pair in templates.sources],
-            }
             try:
                 async with asyncio.timeout(self.timeout * budget):
-                    answer = await self._exchange(process, request)
+                    answer = await self._exchange(process, self._with_sources(request, templates))
+                    if answer.get("missing"):  # the child dropped the set: send it again
+                        self._sent.discard(templates.digest)
+                        answer = await self._exchange(
+                            process, self._with_sources(request, templates)
+                        )
             except TimeoutError as exc:
                 await self._kill()
                 where = f"{templates.origin.rstrip('/')}/{name}"
@@ -115,6 +118,18 @@ class RenderWorker:
             if not answer.get("ok"):
                 raise TemplateError(str(answer.get("error")))
             return answer
+
+    def _with_sources(self, request: dict[str, Any], templates: Templates) -> dict[str, Any]:
+        """``request``, with the templates' sources unless the child was sent them."""
+        if templates.digest in self._sent:
+            request.pop("templates", None)
+            return request
+        self._sent.add(templates.digest)
+        request["templates"] = {
+            "origin": templates.origin,
+            "sources": [list(pair) for pair in templates.sources],
+        }
+        return request
 
     async def _exchange(
         self, process: asyncio.subprocess.Process, request: dict[str, Any]
@@ -135,6 +150,7 @@ class RenderWorker:
     async def _child(self) -> asyncio.subprocess.Process:
         if self._process is not None and self._process.returncode is None:
             return self._process
+        self._sent = set()  # a new child has none
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -196,7 +212,9 @@ def _handle(request: dict[str, Any], compiled: dict[str, Renderer]) -> dict[str,
     try:
         renderer = compiled.get(request["digest"])
         if renderer is None:
-            given = request["templates"]
+            given = request.get("templates")
+            if given is None:
+                return {"ok": False, "missing": True, "error": "templates not sent"}
             templates = Templates(given["origin"], tuple((n, s) for n, s in given["sources"]))
             renderer = Renderer(templates)
             if len(compiled) >= COMPILED_SETS:

@@ -91,6 +91,7 @@ class Poller:
         # The store's version when it last had nothing unrendered: until it changes, an
         # unchanged poll reads nothing.
         self._rendered_at: int | None = None
+        self._views = incidents.ViewMemo()  # the last snapshot's views
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
@@ -171,7 +172,9 @@ class Poller:
         if missing:
             self.known.update(await self.store.tracked(self.watch, missing))
         page = await self._sync_page(feed)
-        outcome = incidents.diff(self.known, feed, baseline_at=baseline, components=self.components)
+        outcome = incidents.diff(
+            self.known, feed, baseline_at=baseline, components=self.components, memo=self._views
+        )
         rendered, errors = await self.render(await self._to_render(outcome.changed))
         now = self.clock()
         await self.store.save_poll(

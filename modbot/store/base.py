@@ -43,13 +43,24 @@ EPOCH: Any = _Epoch()
 
 
 class Q:
-    """One statement: SQL with ``:name`` placeholders and ``{word}`` fields, and its values."""
+    """One statement: SQL with ``:name`` placeholders and ``{word}`` fields, and its values
+    (or, made by ``each``, one statement run once for each set of values: one call to
+    the database for a whole batch)."""
 
-    __slots__ = ("params", "sql")
+    __slots__ = ("many", "params", "sql")
 
     def __init__(self, sql: str, /, **params: Any) -> None:
         self.sql = sql
         self.params = params
+        self.many: Sequence[dict[str, Any]] | None = None
+
+    @classmethod
+    def each(cls, sql: str, rows: Sequence[dict[str, Any]]) -> Q:
+        """``sql`` run for each of ``rows`` (its answer has no rows, and a rowcount the
+        database may not sum: read neither)."""
+        statement = cls(sql)
+        statement.many = rows
+        return statement
 
     def bound(self, epoch: int) -> dict[str, Any]:
         """The values, with an ``epoch`` of ``EPOCH`` replaced by ``epoch``."""
@@ -59,6 +70,8 @@ class Q:
         return params
 
     def __repr__(self) -> str:
+        if self.many is not None:
+            return f"Q.each({self.sql!r}, {self.many!r})"
         return f"Q({self.sql!r}, **{self.params!r})"
 
 

@@ -263,6 +263,12 @@ class PostgresDialect:
         try:
             statement = next(tx)
             while True:
+                if statement.many is not None:
+                    batch = [_nul_free(values) for values in statement.many]
+                    await cursor.executemany(self.sql(statement.sql), batch)
+                    result = Result((), cursor.rowcount, None)
+                    statement = tx.send(result)
+                    continue
                 params = _nul_free(statement.bound(self.epoch))
                 await cursor.execute(self.sql(statement.sql), params)
                 rows = await cursor.fetchall() if cursor.description is not None else []

@@ -238,19 +238,17 @@ def save_poll(
         page_name=page.name if page else None,
         page_url=page.url if page else None,
     )
-    for item in changed.values():
-        yield from _save_incident(watch, item, now)
+    # One statement for each kind of write, run for every incident at once.
+    if changed:
+        rows = [_incident_values(watch, item, now) for item in changed.values()]
+        yield Q.each(SAVE_INCIDENT, rows)
     yield from save_renders(watch, rendered, render_errors)
-    for incident_id, item in changed.items():
-        if item.announce:
-            yield from _want(watch, Kind.INCIDENT, incident_id, now)
+    announced = [incident_id for incident_id, item in changed.items() if item.announce]
+    yield from _want(watch, Kind.INCIDENT, announced, now)
 
 
-def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
-    view = item.view
-    yield Q(
-        """INSERT INTO incidents (watch, incident_id, view, name, status, announce, is_open,
-                                  first_seen, changed_at, closed_at)
+SAVE_INCIDENT = """INSERT INTO incidents (watch, incident_id, view, name, status, announce,
+                                          is_open, first_seen, changed_at, closed_at)
            VALUES (:watch, :id, :view, :name, :status, :announce, :is_open, :now, :now,
                    :closed_at)
            ON CONFLICT (watch, incident_id) DO UPDATE SET
@@ -258,69 +256,75 @@ def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
              announce = excluded.announce, is_open = excluded.is_open,
              changed_at = excluded.changed_at,
              closed_at = CASE WHEN excluded.is_open THEN NULL
-                              ELSE COALESCE(incidents.closed_at, excluded.closed_at) END""",
-        watch=watch,
-        id=view.id,
-        view=view_to_json(view),
-        name=view.name,
-        status=view.status,
-        announce=item.announce,
-        is_open=view.is_open,
-        now=now,
-        closed_at=None if view.is_open else now,
-    )
+                              ELSE COALESCE(incidents.closed_at, excluded.closed_at) END"""
 
 
-def _want(watch: str, kind: Kind, key: str, now: float) -> Tx[None]:
-    """A pending, unplaced delivery for a subject that has no delivery row yet."""
-    yield Q(
-        """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_at)
+def _incident_values(watch: str, item: Tracked, now: float) -> dict[str, Any]:
+    view = item.view
+    return {
+        "watch": watch,
+        "id": view.id,
+        "view": view_to_json(view),
+        "name": view.name,
+        "status": view.status,
+        "announce": item.announce,
+        "is_open": view.is_open,
+        "now": now,
+        "closed_at": None if view.is_open else now,
+    }
+
+
+WANT = """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_at)
            SELECT :watch, :kind, :key, 'pending', NULL, :now
            WHERE NOT EXISTS (SELECT 1 FROM deliveries
-                             WHERE watch = :watch AND kind = :kind AND key = :key)""",
-        watch=watch,
-        kind=kind.value,
-        key=key,
-        now=now,
-    )
-    yield from _sync_wanted(watch, kind, key)
+                             WHERE watch = :watch AND kind = :kind AND key = :key)"""
 
 
-def _sync_wanted(watch: str, kind: Kind, key: str) -> Tx[None]:
-    """Copy the subject's current body hash onto its rows (the active index needs it)."""
+def _want(watch: str, kind: Kind, keys: str | Sequence[str], now: float) -> Tx[None]:
+    """A pending, unplaced delivery for each subject that has no delivery row yet."""
+    keys = [keys] if isinstance(keys, str) else keys
+    if keys:
+        rows = [{"watch": watch, "kind": kind.value, "key": key, "now": now} for key in keys]
+        yield Q.each(WANT, rows)
+        yield from _sync_wanted(watch, kind, keys)
+
+
+def _sync_wanted(watch: str, kind: Kind, keys: str | Sequence[str]) -> Tx[None]:
+    """Copy each subject's current body hash onto its rows (the active index needs it)."""
     source = (
         "SELECT rendered_hash FROM incidents WHERE watch = :watch AND incident_id = :key"
         if kind is Kind.INCIDENT
         else "SELECT body_hash FROM notes WHERE watch = :watch AND note_id = :key"
     )
-    yield Q(
-        f"UPDATE deliveries SET wanted_hash = ({source}) "  # noqa: S608 - literals only
-        "WHERE watch = :watch AND kind = :kind AND key = :key",
-        watch=watch,
-        kind=kind.value,
-        key=key,
-    )
+    keys = [keys] if isinstance(keys, str) else keys
+    if keys:
+        yield Q.each(
+            f"UPDATE deliveries SET wanted_hash = ({source}) "  # noqa: S608 - literals only
+            "WHERE watch = :watch AND kind = :kind AND key = :key",
+            [{"watch": watch, "kind": kind.value, "key": key} for key in keys],
+        )
 
 
 def save_renders(
     watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
 ) -> Tx[None]:
-    for incident_id, body in rendered.items():
-        yield Q(
+    if rendered:
+        yield Q.each(
             "UPDATE incidents SET rendered = :body, rendered_hash = :digest, "
             "render_error = NULL WHERE watch = :watch AND incident_id = :id",
-            body=body.body,
-            digest=body.digest,
-            watch=watch,
-            id=incident_id,
+            [
+                {"body": body.body, "digest": body.digest, "watch": watch, "id": incident_id}
+                for incident_id, body in rendered.items()
+            ],
         )
-        yield from _sync_wanted(watch, Kind.INCIDENT, incident_id)
-    for incident_id, error in errors.items():
-        yield Q(
+        yield from _sync_wanted(watch, Kind.INCIDENT, list(rendered))
+    if errors:
+        yield Q.each(
             "UPDATE incidents SET render_error = :error WHERE watch = :watch AND incident_id = :id",
-            error=error,
-            watch=watch,
-            id=incident_id,
+            [
+                {"error": error, "watch": watch, "id": incident_id}
+                for incident_id, error in errors.items()
+            ],
         )
 
 

@@ -171,8 +171,12 @@ class SqliteDialect:
             statement = next(tx)
             while True:
                 text = prepared.get(statement.sql) or self.sql(statement.sql)
-                cursor = db.execute(text, statement.bound(0))
-                result = Result(cursor.fetchall(), cursor.rowcount, cursor.description)
+                if statement.many is not None:
+                    cursor = db.executemany(text, statement.many)
+                    result = Result((), cursor.rowcount, None)
+                else:
+                    cursor = db.execute(text, statement.bound(0))
+                    result = Result(cursor.fetchall(), cursor.rowcount, cursor.description)
                 statement = tx.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
