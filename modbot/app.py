@@ -322,6 +322,7 @@ class App:
             templates_dir=watch.templates_path,
             clock=self.clock,
             on_change=wake.set,
+            keep_days=settings.keep_days,
         )
         poller.current_thread = lambda: deliverer.thread_id
         poller.wiki = self._wiki(watch, scope)

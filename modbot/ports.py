@@ -230,6 +230,15 @@ class Store(Protocol):
         were taken as a baseline (a fresh state file); returns how many."""
         ...
 
+    async def prune(
+        self, watch: str, *, closed_before: float, keep: Collection[str] = (), now: float
+    ) -> list[str]:
+        """Forget settled incidents closed before ``closed_before`` (not those in ``keep``,
+        which the page still lists): one line each stays, their bodies and deliveries go,
+        and their comments are never touched again; notices as old go too. Returns the
+        incidents pruned."""
+        ...
+
     async def unrendered(self, watch: str) -> dict[str, Tracked]:
         """Incidents to post about that have no body yet (and no template error)."""
         ...

@@ -7,7 +7,6 @@ and ``--help`` (handled before this module is imported) loads none of them.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import logging
 import tempfile
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from modbot import __version__
-from modbot.config.settings import Settings
 from modbot.errors import ConfigError, ModbotError, RedditError, StoreError, TemplateError
 
 if TYPE_CHECKING:
     from modbot.app import App
+    from modbot.config.settings import Settings
     from modbot.config.watches import Watch
     from modbot.core.feed import IncidentsFeed
     from modbot.core.records import DeliveryRow, Health, PollReport
@@ -71,6 +70,8 @@ async def _app(
 
 async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
     """``modbot run``: poll and deliver until stopped (or once)."""
+    import asyncio  # noqa: PLC0415 - not for the commands that need no loop
+
     from modbot.app import stop_on_signals  # noqa: PLC0415
 
     dry = is_dry_run(settings, dry_run)
@@ -114,6 +115,10 @@ def _first_poll_note(settings: Settings, url: str, out: TextIO) -> Callable[[Pol
 
 
 def _watches(settings: Settings) -> list[Watch]:
+    # The read-only commands' settings (``config.quick``) come with their watches.
+    given: Sequence[Watch] | None = getattr(settings, "watches", None)
+    if given:
+        return list(given)
     from modbot.config.watches import load_watches  # noqa: PLC0415
 
     return load_watches(settings)
@@ -121,6 +126,8 @@ def _watches(settings: Settings) -> list[Watch]:
 
 async def load_feed(settings: Settings, watch: Watch, feed_file: Path | None) -> IncidentsFeed:
     """A saved incidents.json, or one live fetch of the watch's page."""
+    import asyncio  # noqa: PLC0415 - not for the commands that need no loop
+
     from modbot.core.feed import parse_incidents  # noqa: PLC0415
     from modbot.core.records import Validators  # noqa: PLC0415
     from modbot.sources.choose import make_http_client, make_source  # noqa: PLC0415
@@ -259,7 +266,7 @@ async def check_live(settings: Settings, out: TextIO) -> int:
         return 1
     dry = is_dry_run(settings)
     try:
-        store = await open_store(settings.database)
+        store = await open_store(settings.database, inline=True)
     except StoreError as exc:
         line("state file", f"FAILED: {exc}")
         return 1
@@ -571,6 +578,8 @@ async def demo(
     provider: str | None = None,
 ) -> int:
     """``modbot demo``: replay a real incident through the real pipeline, offline."""
+    import asyncio  # noqa: PLC0415 - not for the commands that need no loop
+
     from modbot.app import App  # noqa: PLC0415
     from modbot.config.catalog import lookup  # noqa: PLC0415
     from modbot.config.watches import load_watches  # noqa: PLC0415
@@ -716,7 +725,7 @@ async def refresh(
 
 async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
     """``modbot status``: every watch, from the state file alone (no network)."""
-    from modbot.config.watches import deployment_name  # noqa: PLC0415
+    from modbot.config.watch import deployment_name  # noqa: PLC0415
     from modbot.shell.statusview import (  # noqa: PLC0415
         health_json,
         leadership_text,
@@ -730,7 +739,7 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
         return 1
     watches = _watches(settings)
     dry = is_dry_run(settings)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database, inline=True)
     try:
         deployment = deployment_name(settings, watches, dry_run=dry)
         who = await store.leadership(deployment, settings.lease_interval)

@@ -31,6 +31,8 @@ from modbot.shell.wiki import WikiTemplates, describe
 log = logging.getLogger(__name__)
 
 RERENDER_WINDOW = 24 * 3600.0  # closed incidents readers may still look at
+DAY = 24 * 3600.0
+FIRST_PRUNE = 600.0  # seconds after start (a restart loop must not read whole pages)
 
 
 def page_info(home: str) -> PageInfo:
@@ -70,6 +72,7 @@ class Poller:
         templates_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] = lambda: None,
+        keep_days: float = 0.0,
     ) -> None:
         self.watch = watch
         self.source = source
@@ -92,6 +95,11 @@ class Poller:
         # unchanged poll reads nothing.
         self._rendered_at: int | None = None
         self._views = incidents.ViewMemo()  # the last snapshot's views
+        self._baseline: datetime | None = None  # when the page was first read, once known
+        # Settled incidents older than this are pruned (0: never), once a day, after a
+        # whole read of the page (the incidents it still lists are kept).
+        self.keep = keep_days * DAY
+        self._prune_at: float | None = None
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
@@ -99,6 +107,7 @@ class Poller:
         self.known = {}
         self._validators = None
         self._rendered_at = None
+        self._baseline = None
         if self.wiki is not None:
             self.wiki.restart()
 
@@ -106,6 +115,9 @@ class Poller:
     async def poll(self) -> PollReport:
         """Fetch once and save what changed; feed errors become a failed report."""
         await self.reload_templates()
+        if self._prune_at is None:
+            self._prune_at = self.clock() + FIRST_PRUNE
+        prune = bool(self.keep) and self.clock() >= self._prune_at
         if self._validators is None:
             self._validators = (await self.store.feed_state(self.watch)).validators
             if page_info(self.source.home) != self.bodies.page:
@@ -114,7 +126,8 @@ class Poller:
                 # through ``_sync_page``, which re-renders them and saves the page.
                 self._validators = Validators()
         try:
-            fetched = await self.source.fetch(self._validators)
+            # A day's prune wants what the page lists now: one whole read (no validators).
+            fetched = await self.source.fetch(Validators() if prune else self._validators)
         except FeedError as exc:
             log.debug("%s: the poll failed", self.watch, exc_info=True)  # its cause, with -v
             retry = exc.retry_after if isinstance(exc, FeedRateLimited) else None
@@ -125,6 +138,8 @@ class Poller:
                 report = PollReport(ok=True, changed=False, message="unchanged")
             else:
                 report = await self._apply(fetched.feed, fetched.validators)
+                if prune:
+                    await self._prune(fetched.feed)
         kind = getattr(self.source, "chosen", None) or self.source.kind
         await self.store.record_poll(
             self.watch, ok=report.ok, message=report.message, now=self.clock(), kind=kind
@@ -133,6 +148,23 @@ class Poller:
         if report.changed:
             self.on_change()
         return report
+
+    async def _prune(self, feed: IncidentsFeed) -> None:
+        """Forget settled incidents older than ``MODBOT_KEEP_DAYS`` that the page no longer
+        lists (their comments are never touched again); once a day."""
+        now = self.clock()
+        self._prune_at = now + DAY  # a failure is not retried on every poll
+        listed = [incident.id for incident in feed.incidents]
+        pruned = await self.store.prune(
+            self.watch, closed_before=now - self.keep, keep=listed, now=now
+        )
+        if pruned:
+            log.info(
+                "%s: %d settled incidents older than %g days pruned from the state",
+                self.watch,
+                len(pruned),
+                self.keep / DAY,
+            )
 
     async def _render_missing(self) -> None:
         """Render incidents to post about that have no body yet (one a moderator forced
@@ -161,8 +193,9 @@ class Poller:
         return sum(1 for t in self.known.values() if t.announce and t.view.is_open)
 
     async def _apply(self, feed: IncidentsFeed, validators: Validators) -> PollReport:
-        state = await self.store.feed_state(self.watch)
-        baseline = state.baseline_at
+        baseline = self._baseline
+        if baseline is None:  # once there is one, it stays what it is
+            baseline = (await self.store.feed_state(self.watch)).baseline_at
         listed = {incident.id for incident in feed.incidents}
         missing = listed - self.known.keys()
         if feed.lists_open_maintenances:
@@ -191,6 +224,7 @@ class Poller:
         # Only after the save: a failed save leaves both as they were, and the next
         # poll sees the same change again.
         self._validators = validators
+        self._baseline = baseline or datetime.fromtimestamp(now, UTC)
         self.known = {i: t for i, t in {**self.known, **outcome.changed}.items() if i in listed}
         for event in outcome.events:
             log.info("%s: incident %s", self.watch, event)

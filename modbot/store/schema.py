@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from modbot.store.base import Q, Tx
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -64,7 +64,8 @@ TABLES: dict[str, str] = {
     render_error TEXT,
     first_seen {time} NOT NULL,
     changed_at {time} NOT NULL,
-    closed_at {time},{seq_column}
+    closed_at {time},
+    pruned_at {time},{seq_column}
     PRIMARY KEY (watch, incident_id)
 )""",
     "notes": """CREATE TABLE notes (
@@ -231,7 +232,7 @@ def create() -> Tx[None]:
 
 def column_ddl(table: str, column: str) -> str:
     """The declaration of ``column`` in ``table``'s DDL, for ``ALTER TABLE ... ADD``."""
-    found = re.search(rf"^\s*({column} [^,\n]+),?$", TABLES[table], re.MULTILINE)
+    found = re.search(rf"^\s*({column} [^,\n]+),?(\{{seq_column\}})?$", TABLES[table], re.MULTILINE)
     if found is None:
         raise KeyError(f"{table}.{column} is not declared")
     return found.group(1)
@@ -268,9 +269,16 @@ def _doubt() -> Tx[None]:
     yield Q(INDEXES["deliveries_active"])
 
 
+def _pruned() -> Tx[None]:
+    """Settled incidents older than ``MODBOT_KEEP_DAYS`` are kept as a line each (see
+    ``sql.prune``), marked with when."""
+    yield from add_columns("incidents", "pruned_at")
+
+
 MIGRATIONS: dict[int, Callable[[], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
+    8: _pruned,
 }
 
 

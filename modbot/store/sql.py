@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import astuple, fields
+from dataclasses import astuple, fields, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -170,6 +170,14 @@ def _health(watch: str, r: Row | None, page: PageInfo | None) -> Health:
     )
 
 
+def _stub(view: str) -> str:
+    """A pruned incident's view: what tells it from a new one, without its text."""
+    kept = view_from_json(view)
+    return view_to_json(
+        replace(kept, components=(), updates=(), postmortem_body=None, shortlink=None)
+    )
+
+
 def among(column: str, values: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
     """``column IN (...)`` over ``values``, a chunk at a time: the condition and its values."""
     for start in range(0, len(values), CHUNK):
@@ -247,6 +255,8 @@ def save_poll(
     yield from _want(watch, Kind.INCIDENT, announced, now)
 
 
+# A pruned incident the page lists again keeps its mark unless it is announced again
+# (it reopened): its old comment is never touched again, and a new one is posted.
 SAVE_INCIDENT = """INSERT INTO incidents (watch, incident_id, view, name, status, announce,
                                           is_open, first_seen, changed_at, closed_at)
            VALUES (:watch, :id, :view, :name, :status, :announce, :is_open, :now, :now,
@@ -256,7 +266,8 @@ SAVE_INCIDENT = """INSERT INTO incidents (watch, incident_id, view, name, status
              announce = excluded.announce, is_open = excluded.is_open,
              changed_at = excluded.changed_at,
              closed_at = CASE WHEN excluded.is_open THEN NULL
-                              ELSE COALESCE(incidents.closed_at, excluded.closed_at) END"""
+                              ELSE COALESCE(incidents.closed_at, excluded.closed_at) END,
+             pruned_at = CASE WHEN excluded.announce THEN NULL ELSE incidents.pruned_at END"""
 
 
 def _incident_values(watch: str, item: Tracked, now: float) -> dict[str, Any]:
@@ -390,7 +401,7 @@ def adopt_known(watch: str, ids: Sequence[str], now: float) -> Tx[int]:
     for condition, values in among("incident_id", ids):
         result = yield Q(
             f"SELECT incident_id FROM incidents WHERE watch = :watch AND {condition} "  # noqa: S608
-            "AND NOT announce AND NOT forced",
+            "AND NOT announce AND NOT forced AND pruned_at IS NULL",
             watch=watch,
             **values,
         )
@@ -405,6 +416,62 @@ def adopt_known(watch: str, ids: Sequence[str], now: float) -> Tx[int]:
         )
         yield from _want(watch, Kind.INCIDENT, incident_id, now)
     return len(found)
+
+
+PRUNE_BATCH = 500  # incidents pruned per transaction, so no write waits long
+
+
+def prune_candidates(watch: str, closed_before: float) -> Tx[list[tuple[str, str]]]:
+    """Settled incidents closed before ``closed_before``, not pruned yet, none of whose
+    deliveries has work left (the oldest first, a batch at most): id and view."""
+    result = yield Q(
+        "SELECT incident_id, view FROM incidents i WHERE watch = :watch "
+        "AND closed_at IS NOT NULL AND closed_at < :before AND pruned_at IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.watch = i.watch "
+        "AND d.kind = 'inc' AND d.key = i.incident_id AND {active}) "
+        "ORDER BY closed_at LIMIT :limit",
+        watch=watch,
+        before=closed_before,
+        limit=PRUNE_BATCH,
+    )
+    return [(r["incident_id"], r["view"]) for r in result.rows]
+
+
+def prune(watch: str, stubs: Mapping[str, str], now: float) -> Tx[None]:
+    """Keep only a line of each incident of ``stubs`` (its id, name, status and times:
+    enough to know it again, never to announce it again) and drop its deliveries: its
+    comment is never looked at, or edited, again."""
+    if not stubs:
+        return
+    yield Q.each(
+        "UPDATE incidents SET view = :view, rendered = NULL, rendered_hash = NULL, "
+        "render_error = NULL, announce = FALSE, forced = FALSE, pruned_at = :now "
+        "WHERE watch = :watch AND incident_id = :id AND pruned_at IS NULL",
+        [{"view": view, "now": now, "watch": watch, "id": key} for key, view in stubs.items()],
+    )
+    yield Q.each(
+        "DELETE FROM deliveries WHERE watch = :watch AND kind = 'inc' AND key = :key",
+        [{"watch": watch, "key": key} for key in stubs],
+    )
+
+
+def prune_notes(watch: str, created_before: float) -> Tx[int]:
+    """Notices posted before ``created_before`` whose deliveries have no work left, with
+    those deliveries."""
+    result = yield Q(
+        "SELECT note_id FROM notes n WHERE watch = :watch AND created_at < :before "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.watch = n.watch "
+        "AND d.kind = 'note' AND d.key = n.note_id AND {active})",
+        watch=watch,
+        before=created_before,
+    )
+    keys = [{"watch": watch, "key": r["note_id"]} for r in result.rows]
+    if keys:
+        yield Q.each(
+            "DELETE FROM deliveries WHERE watch = :watch AND kind = 'note' AND key = :key", keys
+        )
+        yield Q.each("DELETE FROM notes WHERE watch = :watch AND note_id = :key", keys)
+    return len(keys)
 
 
 def unrendered(watch: str) -> Tx[dict[str, Tracked]]:
@@ -845,6 +912,26 @@ class SqlStore(Generic[D]):
         took as a baseline (a fresh state): deliver them again, so that comment is kept
         current. Returns how many."""
         return await self._write(adopt_known(watch, tuple(ids), time.time()))
+
+    async def prune(
+        self, watch: str, *, closed_before: float, keep: Collection[str] = (), now: float
+    ) -> list[str]:
+        """Forget what is settled: incidents closed before ``closed_before`` (but those in
+        ``keep``, which the page still lists) keep one line each and lose their bodies
+        and deliveries; notices posted before it go with their deliveries. Anything with
+        work left stays. A batch per transaction; returns the incidents pruned."""
+        pruned: list[str] = []
+        skipped: set[str] = set(keep)
+        while True:
+            found = await self._read(prune_candidates(watch, closed_before))
+            chosen = {key: _stub(view) for key, view in found if key not in skipped}
+            await self._write(prune(watch, chosen, now))
+            pruned += chosen
+            skipped |= {key for key, _ in found}
+            if len(found) < PRUNE_BATCH or not chosen:
+                break
+        await self._write(prune_notes(watch, closed_before))
+        return pruned
 
     async def unrendered(self, watch: str) -> dict[str, Tracked]:
         """Incidents to post about that have no body yet (and no template error)."""

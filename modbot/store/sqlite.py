@@ -15,15 +15,12 @@ in the rows it writes), and its lease only marks it in use for ``migrate-store``
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
-import socket
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     import fcntl
@@ -36,6 +33,9 @@ from modbot.store.base import START_FRESH, Q, Result, Tx
 from modbot.store.schema import SCHEMA_VERSION, create, upgrade, words
 from modbot.store.sql import SqlStore
 from modbot.store.sqlite_legacy import upgrade_legacy
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -63,9 +63,10 @@ SPELLING = {
 _ABANDONED: list[sqlite3.Connection] = []  # connections to state files that vanished
 
 
-async def open_sqlite(path: Path) -> SqlStore[SqliteDialect]:
-    """Open (creating and migrating if needed) the state file at ``path``."""
-    dialect = SqliteDialect(path)
+async def open_sqlite(path: Path, *, inline: bool = False) -> SqlStore[SqliteDialect]:
+    """Open (creating and migrating if needed) the state file at ``path``; ``inline``: on
+    the caller's thread (see ``SqliteDialect``)."""
+    dialect = SqliteDialect(path, inline=inline)
     try:
         await dialect.call(dialect.open)
     except BaseException:
@@ -77,11 +78,18 @@ async def open_sqlite(path: Path) -> SqlStore[SqliteDialect]:
 class SqliteDialect:
     """One SQLite state file, its connection and its thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, inline: bool = False) -> None:
         self.path = path
         self.location = str(path)
         self.described = f"state file {path}"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbot-store")
+        # ``inline``: no thread of its own; a transaction runs where it is awaited, so a
+        # command that only reads a little (``status``) needs neither a thread nor an
+        # event loop, and never imports asyncio.
+        self._executor: ThreadPoolExecutor | None = None
+        if not inline:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbot-store")
         self._db: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         self._lost = False
@@ -92,6 +100,10 @@ class SqliteDialect:
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function`` on the store's thread, translating SQLite errors."""
+        if self._executor is None:
+            return self._guarded(function, *args)
+        import asyncio  # noqa: PLC0415 - loaded already by whoever runs the loop
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, functools.partial(self._guarded, function, *args)
@@ -264,7 +276,8 @@ class SqliteDialect:
             watcher.close()
         if self._db is not None:
             await self.call(self._close)
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
     def version(self) -> int | None:
         """SQLite's ``data_version`` as a connection of its own sees it: it changes with
@@ -364,6 +377,8 @@ class SqliteDialect:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
+            import socket  # noqa: PLC0415 - only migrate-store gets here
+
             return [Member(socket.gethostname(), 0, 0.0, 0.0)]
         self._shut_out = handle
         return []
