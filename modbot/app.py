@@ -209,7 +209,7 @@ class App:
         settings = self.settings
         store = await open_store(settings.database)
         self._stack.push_async_callback(store.close)
-        damage = await store.integrity_problems()
+        damage = await store.startup_problems()  # quick: the full read is check --deep
         if damage:
             raise StoreError(
                 f"state file {settings.database} is damaged ({damage[0]}); nothing was "

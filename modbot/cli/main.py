@@ -116,31 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--feed", type=_path, metavar="FILE", help="a saved incidents.json")
     _watch_option(preview)
 
-    check = commands.add_parser(
-        "check",
-        parents=[common],
-        epilog=_example("check"),
-        help="validate settings, templates and the state file",
-        description="Validate settings and render every template against sample data; with "
-        "Reddit credentials, log in and report the account, subreddit, moderator permissions "
-        "and megathread. Exits 1 when something would stop the bot from working.",
-    )
-    how = check.add_mutually_exclusive_group()
-    how.add_argument(
-        "--live",
-        action="store_true",
-        help="health check of the running bot, from its state file only (no network): exit 1 "
-        "unless it polled successfully within max(3 poll intervals, 60 s), plus the interval "
-        "its heartbeat is written at, max(1 poll interval, 30 s), and, with Reddit "
-        "credentials, reached Reddit as recently or has nothing to deliver "
-        "(for cron, systemd or container health checks)",
-    )
-    how.add_argument(
-        "--connect",
-        action="store_true",
-        help="connectivity test from this process: read the status page once and, with "
-        "credentials, log in to Reddit and find the megathread",
-    )
+    _check_parser(commands, common)
 
     auth = commands.add_parser(
         "auth",
@@ -309,6 +285,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``modbot check [--live | --deep | --connect]``."""
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        epilog=_example("check"),
+        help="validate settings, templates and the state file",
+        description="Validate settings and render every template against sample data; with "
+        "Reddit credentials, log in and report the account, subreddit, moderator permissions "
+        "and megathread. Exits 1 when something would stop the bot from working.",
+    )
+    how = check.add_mutually_exclusive_group()
+    how.add_argument(
+        "--live",
+        action="store_true",
+        help="health check of the running bot, from its state file only (no network): exit 1 "
+        "unless it polled successfully within max(3 poll intervals, 60 s), plus the interval "
+        "its heartbeat is written at, max(1 poll interval, 30 s), and, with Reddit "
+        "credentials, reached Reddit as recently or has nothing to deliver "
+        "(for cron, systemd or container health checks)",
+    )
+    how.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every page of the state file for damage (PRAGMA quick_check; "
+        "its time grows with the file, so a start only looks at the header and each "
+        "table's first page)",
+    )
+    how.add_argument(
+        "--connect",
+        action="store_true",
+        help="connectivity test from this process: read the status page once and, with "
+        "credentials, log in to Reddit and find the megathread",
+    )
+
+
 def _reports_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -454,7 +468,9 @@ COMMANDS: dict[str, Handler] = {
     "run": lambda sv, a, s, out: _run(sv.run(s, once=a.once, dry_run=a.dry_run, out=out)),
     "preview": lambda sv, a, s, out: _run(sv.preview(s, a.incident_id, a.feed, out, a.watch)),
     "check": lambda sv, a, s, out: (
-        _read(s, sv.check_live(s, out)) if a.live else _run(sv.check(s, out, connect=a.connect))
+        _read(s, sv.check_live(s, out))
+        if a.live
+        else _run(sv.check(s, out, connect=a.connect, deep=a.deep))
     ),
     "demo": lambda sv, a, s, out: _run(
         sv.demo(s, out, max(a.delay, 0.0), a.kind, provider=a.provider)

@@ -139,8 +139,12 @@ class Dialect(Protocol):
         """A number that changes whenever anything is committed (None: cannot tell)."""
         ...
 
+    async def startup_problems(self) -> list[str]:
+        """What a quick look finds damaged, at a start (empty when nothing is)."""
+        ...
+
     async def integrity_problems(self) -> list[str]:
-        """What is damaged (empty when nothing is)."""
+        """What is damaged (empty when nothing is): the whole store read."""
         ...
 
     def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> Lease:
@@ -175,8 +179,13 @@ class StateStore(Store, Protocol):
         """The schema version of the open store."""
         ...
 
+    async def startup_problems(self) -> list[str]:
+        """What a quick look at a start finds damaged (empty when nothing is): in time
+        that does not grow with the history; nothing is written to a store it faults."""
+        ...
+
     async def integrity_problems(self) -> list[str]:
-        """What is damaged (empty when nothing is); nothing is written to a damaged store."""
+        """What is damaged, the whole store read (empty when nothing is)."""
         ...
 
     async def writable(self) -> None:

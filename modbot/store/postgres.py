@@ -398,6 +398,10 @@ class PostgresDialect:
         """None: the server says nothing cheap about commits, so every read is made."""
         return None
 
+    async def startup_problems(self) -> list[str]:
+        """What a start checks: ``integrity_problems``, which is as quick."""
+        return await self.integrity_problems()
+
     async def integrity_problems(self) -> list[str]:
         """The server keeps its own data sound; what is checked here is that modbot's
         tables are all there (someone may have dropped one)."""

@@ -836,8 +836,13 @@ class SqlStore(Generic[D]):
         """The schema version of the open store."""
         return await self.dialect.schema_version()
 
+    async def startup_problems(self) -> list[str]:
+        """What a quick look at a start finds damaged (empty when nothing is): in time
+        that does not grow with the history; nothing is written to a store it faults."""
+        return await self.dialect.startup_problems()
+
     async def integrity_problems(self) -> list[str]:
-        """What is damaged (empty when nothing is); nothing is written to a damaged store."""
+        """What is damaged, the whole store read (``modbot check --deep``)."""
         return await self.dialect.integrity_problems()
 
     async def writable(self) -> None:
