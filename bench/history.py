@@ -13,8 +13,9 @@ incidents closed over the last year, evenly.
 
 Then, per size: the integrity check every ``modbot run`` makes at start, and the full
 check (``modbot check --deep``); and the state file's footprint: bytes per settled
-incident, and what is left in use once settled incidents older than
-``MODBOT_KEEP_DAYS`` (90) are pruned (the file keeps its size, SQLite reuses the pages).
+incident, and what its data needs once settled incidents older than
+``MODBOT_KEEP_DAYS`` (90) are pruned (measured as a compacted copy: the file keeps its
+size, and SQLite fills the freed space before it grows).
 
     python -m bench.history [--sizes 1000 10000 100000]
 
@@ -167,12 +168,19 @@ async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> tuple[floa
 
 
 def in_use(path: Path) -> tuple[int, int]:
-    """The state file's size and the bytes of it in use (free pages left out)."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        page = db.execute("PRAGMA page_size").fetchone()[0]
-        count = db.execute("PRAGMA page_count").fetchone()[0]
-        free = db.execute("PRAGMA freelist_count").fetchone()[0]
-    return path.stat().st_size, (count - free) * page
+    """The state file's size, and the bytes its data needs (the size of a compacted copy,
+    ``VACUUM INTO``: pruning frees space inside pages, which SQLite fills again before
+    the file grows)."""
+    copy = path.with_name(path.name + ".compacted")
+    copy.unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    try:
+        db.execute("VACUUM INTO ?", (str(copy),))
+    finally:
+        db.close()
+    needed = copy.stat().st_size
+    copy.unlink()
+    return path.stat().st_size, needed
 
 
 async def integrity(store: Any, deep: bool) -> list[str]:
@@ -195,8 +203,9 @@ async def footprint(store: Any, path: Path, size: int) -> dict[str, float]:
     prune = getattr(store, "prune", None)
     found["pruned"] = prune is not None
     if prune is not None:
-        removed = await prune(closed_before=time.time() - KEEP_DAYS * DAY)
-        found["kept"] = size - removed
+        now = time.time()
+        removed = await prune(WATCH, closed_before=now - KEEP_DAYS * DAY, now=now)
+        found["kept"] = size - len(removed)
         found["used after"] = in_use(path)[1]
     return found
 
@@ -304,7 +313,7 @@ def footprint_text(found: dict[str, float]) -> str:
         return text + "; never pruned"
     return text + (
         f"; pruned to {KEEP_DAYS} days: {found['kept']:,.0f} kept, "
-        f"{found['used after'] / 1e6:.1f} MB in use"
+        f"{found['used after'] / 1e6:.1f} MB of data"
     )
 
 

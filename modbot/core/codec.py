@@ -39,21 +39,29 @@ def view_to_json(view: IncidentView) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+def pruned_to_json(incident_id: str, status: str) -> str:
+    """What stays of a pruned incident's view: its id and status (read back as a view
+    with nothing else, which is all it takes to know the incident again)."""
+    return json.dumps({"id": incident_id, "status": status}, separators=(",", ":"))
+
+
 def view_from_json(text: str) -> IncidentView:
-    """Read back a view written by ``view_to_json``."""
+    """Read back a view written by ``view_to_json`` (or ``pruned_to_json``)."""
     data = json.loads(text)
     return IncidentView(
         id=data["id"],
-        name=data["name"],
+        name=data.get("name", ""),
         status=data["status"],
-        impact=data["impact"],
-        shortlink=data["shortlink"],
-        created_at=_time_from_json(data["created_at"]),
-        resolved_at=_time_from_json(data["resolved_at"]),
-        components=tuple(ComponentView(name, status) for name, status in data["components"]),
+        impact=data.get("impact", ""),
+        shortlink=data.get("shortlink"),
+        created_at=_time_from_json(data.get("created_at")),
+        resolved_at=_time_from_json(data.get("resolved_at")),
+        components=tuple(
+            ComponentView(name, status) for name, status in data.get("components", ())
+        ),
         updates=tuple(
             UpdateView(uid, status, body, _time_from_json(shown))
-            for uid, status, body, shown in data["updates"]
+            for uid, status, body, shown in data.get("updates", ())
         ),
         postmortem_body=data.get("postmortem_body"),
         maintenance=bool(data.get("maintenance", False)),

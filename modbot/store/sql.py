@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import astuple, fields, replace
+from dataclasses import astuple, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from modbot.core.codec import view_from_json, view_to_json
+from modbot.core.codec import pruned_to_json, view_from_json, view_to_json
 from modbot.core.records import (
     CommandRow,
     DeliveryRow,
@@ -167,14 +167,6 @@ def _health(watch: str, r: Row | None, page: PageInfo | None) -> Health:
         templates=r["templates"],
         templates_at=r["templates_at"],
         source_kind=r["source_kind"],
-    )
-
-
-def _stub(view: str) -> str:
-    """A pruned incident's view: what tells it from a new one, without its text."""
-    kept = view_from_json(view)
-    return view_to_json(
-        replace(kept, components=(), updates=(), postmortem_body=None, shortlink=None)
     )
 
 
@@ -423,9 +415,9 @@ PRUNE_BATCH = 500  # incidents pruned per transaction, so no write waits long
 
 def prune_candidates(watch: str, closed_before: float) -> Tx[list[tuple[str, str]]]:
     """Settled incidents closed before ``closed_before``, not pruned yet, none of whose
-    deliveries has work left (the oldest first, a batch at most): id and view."""
+    deliveries has work left (the oldest first, a batch at most): id and status."""
     result = yield Q(
-        "SELECT incident_id, view FROM incidents i WHERE watch = :watch "
+        "SELECT incident_id, status FROM incidents i WHERE watch = :watch "
         "AND closed_at IS NOT NULL AND closed_at < :before AND pruned_at IS NULL "
         "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.watch = i.watch "
         "AND d.kind = 'inc' AND d.key = i.incident_id AND {active}) "
@@ -434,24 +426,27 @@ def prune_candidates(watch: str, closed_before: float) -> Tx[list[tuple[str, str
         before=closed_before,
         limit=PRUNE_BATCH,
     )
-    return [(r["incident_id"], r["view"]) for r in result.rows]
+    return [(r["incident_id"], r["status"]) for r in result.rows]
 
 
-def prune(watch: str, stubs: Mapping[str, str], now: float) -> Tx[None]:
-    """Keep only a line of each incident of ``stubs`` (its id, name, status and times:
+def prune(watch: str, statuses: Mapping[str, str], now: float) -> Tx[None]:
+    """Keep only a line of each incident of ``statuses`` (its id, status and times:
     enough to know it again, never to announce it again) and drop its deliveries: its
     comment is never looked at, or edited, again."""
-    if not stubs:
+    if not statuses:
         return
     yield Q.each(
-        "UPDATE incidents SET view = :view, rendered = NULL, rendered_hash = NULL, "
+        "UPDATE incidents SET view = :view, name = '', rendered = NULL, rendered_hash = NULL, "
         "render_error = NULL, announce = FALSE, forced = FALSE, pruned_at = :now "
         "WHERE watch = :watch AND incident_id = :id AND pruned_at IS NULL",
-        [{"view": view, "now": now, "watch": watch, "id": key} for key, view in stubs.items()],
+        [
+            {"view": pruned_to_json(key, status), "now": now, "watch": watch, "id": key}
+            for key, status in statuses.items()
+        ],
     )
     yield Q.each(
         "DELETE FROM deliveries WHERE watch = :watch AND kind = 'inc' AND key = :key",
-        [{"watch": watch, "key": key} for key in stubs],
+        [{"watch": watch, "key": key} for key in statuses],
     )
 
 
@@ -929,7 +924,7 @@ class SqlStore(Generic[D]):
         skipped: set[str] = set(keep)
         while True:
             found = await self._read(prune_candidates(watch, closed_before))
-            chosen = {key: _stub(view) for key, view in found if key not in skipped}
+            chosen = {key: status for key, status in found if key not in skipped}
             await self._write(prune(watch, chosen, now))
             pruned += chosen
             skipped |= {key for key, _ in found}
