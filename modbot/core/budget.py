@@ -6,8 +6,8 @@ so a plain first-come limit would let one busy watch (fifty incidents changing a
 once) take every slot while another watch's first comment waits behind it for minutes.
 Instead, once a caller has used its fair share of the window (the budget divided
 among the callers, every one that has called since the start), it may only take a
-slot that no caller still under its share is waiting for. A caller under its share therefore gets the next slot that
-frees, within one window at most.
+slot that no caller still under its share is waiting for. A caller under its share
+therefore gets the next slot that frees, within one window at most.
 
 That alone still let a busy watch fill the whole window in the second before a quiet
 one asked, which then waited the whole window (61 s, in two of three runs of the
