@@ -10,7 +10,9 @@ Python), ``bench.watches`` (1, 10, 50 and 200 watches of all four kinds, each si
 idle CPU paired with the bare loop of ``bench.bare``; fairness of the shared Reddit
 budget, ten runs) and
 ``bench.reports`` (readers' outage reports replayed from the labelled corpus:
-classification, early notices' lead and false notices).
+classification, early notices' lead and false notices) and ``bench.moves`` (real
+timelines across a page's move to another platform: duplicates, wrong resolutions,
+lost updates, and how many polls until the new platform's first delivery).
 
 Paired figures are ratios measured side by side in one run; medians come with their
 spread (p10-p90, or the lowest and highest of the runs).
@@ -29,7 +31,7 @@ import sys
 from contextlib import redirect_stdout
 from datetime import UTC, datetime
 
-from bench import core, history, latency, reports, scale, startup, watches
+from bench import core, history, latency, moves, reports, scale, startup, watches
 
 
 def machine() -> str:
@@ -55,6 +57,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         many = await watches.main([1, 10, 50, 200], poll)
         corpus = reports.load()
         scores, outcome = await asyncio.to_thread(reports.measure)
+    moved = await moves.measure(runs=3)
     one, _, fifty, *_ = many["sizes"]
     fair = many["fairness"]
     fair_runs = many["fairness_runs"]
@@ -110,6 +113,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
             for kind, ms in many["unchanged"].items()
         ],
         *reports.rows(scores, outcome, corpus.days),
+        *moves.rows(moved),
     ]  # fmt: skip
 
 

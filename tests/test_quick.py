@@ -31,6 +31,7 @@ name = "openai"
 provider = "openai"
 components = ["ChatGPT", "APIs"]
 poll_interval = 30
+move_threshold = 3
 
 [[watch]]
 name = "mirror"
@@ -59,6 +60,7 @@ PLAIN: list[tuple[str, dict[str, str], str, str]] = [
             "modbot_log_format": "json",
             "MODBOT_HEARTBEAT_URL": "https://hc.example/ping/tok-secret",
             "MODBOT_MAINTENANCE": "yes",
+            "MODBOT_MOVE_THRESHOLD": "7",
         },
         "MODBOT_POLL_INTERVAL=20\nMODBOT_SUBREDDIT=fromfile\nMODBOT_LEASE_INTERVAL=99\n",
         "",
@@ -86,6 +88,7 @@ UNUSUAL: list[tuple[str, dict[str, str], str]] = [
     ("incomplete credentials", {"MODBOT_REDDIT_CLIENT_ID": "app"}, ""),
     ("a flag that is not one", {"MODBOT_DRY_RUN": "maybe"}, ""),
     ("a level in lower case", {"MODBOT_LOG_LEVEL": "debug"}, ""),
+    ("a threshold out of range", {"MODBOT_MOVE_THRESHOLD": "0"}, ""),
     (
         "an unknown key in the file",
         {},
@@ -143,6 +146,7 @@ def _seen(watch: Any) -> tuple[Any, ...]:
         watch.megathread_title,
         watch.maintenance,
         watch.wiki_templates,
+        watch.move_threshold,
         watch.scope(True),
     )
 

@@ -33,7 +33,7 @@ PREFIX = "MODBOT_"
 SETTING_NAMES = frozenset(
     {
         "config", "statuspage_url", "provider", "source_kind", "maintenance", "poll_interval",
-        "http_timeout", "components", "timezone", "database", "templates_dir",
+        "move_threshold", "http_timeout", "components", "timezone", "database", "templates_dir",
         "wiki_templates", "max_comment_length", "render_timeout", "subreddit",
         "megathread_title", "reddit_client_id", "reddit_client_secret", "reddit_username",
         "reddit_password", "reddit_refresh_token", "reddit_user_agent", "reddit_url",
@@ -48,6 +48,7 @@ DEFAULTS = {
     "statuspage_url": "https://status.claude.com",
     "source_kind": "auto",
     "poll_interval": "15",
+    "move_threshold": "5",
     "database": "modbot.sqlite3",
     "megathread_title": "Performance and Bugs Megathread",
     "lease_interval": "5",
@@ -64,6 +65,7 @@ WATCH_KEYS = frozenset(
     {
         "name", "provider", "url", "kind", "subreddit", "megathread_title", "components",
         "timezone", "templates_dir", "poll_interval", "maintenance", "wiki_templates",
+        "move_threshold",
     }
 )  # fmt: skip
 
@@ -162,6 +164,7 @@ def _read(raw: dict[str, str]) -> QuickSettings:
         components=tuple(p.strip() for p in (raw.get("components") or "").split(",") if p.strip()),
         maintenance=_flag(exact("maintenance")),
         wiki_templates=_flag(exact("wiki_templates")),
+        move_threshold=_count(exact("move_threshold"), 1, 1000),
         floor=floor,
         credentials=credentials,
     )
@@ -180,6 +183,7 @@ class _Defaults:
     components: tuple[str, ...]
     maintenance: bool
     wiki_templates: bool
+    move_threshold: int
     floor: float
     credentials: bool
 
@@ -216,6 +220,19 @@ def _interval(value: object, floor: float, ceiling: float, *, text: bool = True)
     number = float(value)
     if not math.isfinite(number) or not floor <= number <= ceiling:
         raise Unusual("interval")
+    return number
+
+
+def _count(value: object, floor: int, ceiling: int, *, text: bool = True) -> int:
+    """A whole number in range (digits in the settings, an integer in the file)."""
+    if text and isinstance(value, str) and value.isascii() and value.isdigit():
+        number = int(value)
+    elif not text and isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise Unusual("count")
+    if not floor <= number <= ceiling:
+        raise Unusual("count")
     return number
 
 
@@ -342,4 +359,9 @@ def _watch(name: str, resolved: _Page, defaults: _Defaults, table: dict[str, Any
         maintenance=table.get("maintenance", defaults.maintenance),
         wiki_templates=table.get("wiki_templates", defaults.wiki_templates),
         provider=resolved.provider,
+        move_threshold=(
+            _count(table["move_threshold"], 1, 1000, text=False)
+            if "move_threshold" in table
+            else defaults.move_threshold
+        ),
     )

@@ -83,6 +83,9 @@ class Settings(BaseModel):
     source_kind: SourceKind = "auto"
     maintenance: bool = False
     poll_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
+    # Failed polls in a row that look like the page moved (HTML where JSON was, a 404)
+    # before modbot finds out again which platform serves the page.
+    move_threshold: int = Field(default=5, ge=1, le=1000)
     http_timeout: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
     components: Annotated[tuple[str, ...], AfterValidator(component_names)] = ()
     timezone: Timezone = None
@@ -125,7 +128,16 @@ class Settings(BaseModel):
     # Lowers the 1-second floor of the poll and inbox intervals, for tests and benchmarks.
     test_fast: bool = False
     crash_at: (
-        Literal["after-intent", "after-answer", "after-edit", "after-command", "after-reply"] | None
+        Literal[
+            "after-intent",
+            "after-answer",
+            "after-edit",
+            "after-command",
+            "after-reply",
+            "after-message-intent",
+            "after-message-answer",
+        ]
+        | None
     ) = None
 
     # --- metrics and heartbeat ------------------------------------------------------

@@ -49,6 +49,7 @@ class Watch:
     maintenance: bool
     wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
     provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
+    move_threshold: int = 5  # failed polls that look like a move before detecting again
 
     def scope(self, dry_run: bool) -> str:
         """The store key of this watch (see ``watch_scope``)."""

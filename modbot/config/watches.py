@@ -123,6 +123,7 @@ def _default_watch(settings: Settings) -> Watch:
         maintenance=settings.maintenance,
         wiki_templates=settings.wiki_templates,
         provider=resolved.provider.name if resolved.provider else None,
+        move_threshold=settings.move_threshold,
     )
 
 
@@ -177,6 +178,7 @@ class WatchTable(BaseModel):
     poll_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
     maintenance: bool | None = None
     wiki_templates: bool | None = None
+    move_threshold: int | None = Field(default=None, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _complete(self, info: ValidationInfo) -> WatchTable:
@@ -234,6 +236,9 @@ class WatchTable(BaseModel):
                 settings.wiki_templates if self.wiki_templates is None else self.wiki_templates
             ),
             provider=resolved.provider.name if resolved.provider else None,
+            move_threshold=(
+                settings.move_threshold if self.move_threshold is None else self.move_threshold
+            ),
         )
 
 

@@ -18,8 +18,18 @@ log = logging.getLogger(__name__)
 Checkpoint = Callable[[str], None]
 # After an intent is committed; after Reddit answered a post but before its id is
 # saved; after an edit landed but before it is recorded; after a command ran but
-# before its reply; after the reply but before the message is marked read.
-CRASH_POINTS = ("after-intent", "after-answer", "after-edit", "after-command", "after-reply")
+# before its reply; after the reply but before the message is marked read; after a
+# message's intent (a reply, a wiki editor's message) is committed; after Reddit took
+# the message but before that is recorded.
+CRASH_POINTS = (
+    "after-intent",
+    "after-answer",
+    "after-edit",
+    "after-command",
+    "after-reply",
+    "after-message-intent",
+    "after-message-answer",
+)
 
 
 def no_checkpoint(name: str) -> None:
