@@ -285,7 +285,8 @@ class Store(Protocol):
     ) -> list[str]:
         """Forget settled incidents closed before ``closed_before`` (not those in ``keep``,
         which the page still lists): one line each stays, their bodies and deliveries go,
-        and their comments are never touched again; notices as old go too. Returns the
+        and their comments are never touched again; notices as old go too, and settled
+        messages as old lose their text (their row stays: never sent twice). Returns the
         incidents pruned."""
         ...
 

@@ -11,7 +11,9 @@ from typing import Any
 
 from modbot.app import App
 from modbot.config.settings import Settings
+from modbot.core import machine, outbox
 from modbot.core.records import Kind
+from modbot.store import open_store
 from tests.conftest import StateLocation, reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -109,3 +111,43 @@ async def test_keep_days_zero_keeps_everything(
         now[0] += 3650 * DAY
         await app.run_once()
         assert (await app.store.tracked(app.watch, ["gone"]))["gone"].view.updates
+
+
+async def test_old_settled_messages_lose_their_text_and_keep_their_key(
+    state_location: StateLocation,
+) -> None:
+    """A reply or wiki message settled before ``MODBOT_KEEP_DAYS`` keeps its row (its key
+    is never recorded, nor sent, again) and loses its text; one with a step left, or a
+    recent one, is kept whole."""
+    store = await open_store(state_location)
+    try:
+        old, _ = await store.add_message(
+            outbox.private_message("old", "alice", "Hi", "A long text. " * 50, 10.0)
+        )
+        claimed = machine.claim_message(old, 11.0)
+        assert await store.step(old, claimed)
+        assert await store.step(claimed, machine.message_answered(claimed, "t4_x", 12.0))
+        waiting, _ = await store.add_message(
+            outbox.private_message("waiting", "bob", "Hi", "Still to send.", 10.0)
+        )
+        recent, _ = await store.add_message(
+            outbox.private_message("recent", "carol", "Hi", "Sent lately.", 95 * DAY)
+        )
+        claimed = machine.claim_message(recent, 95 * DAY)
+        assert await store.step(recent, claimed)
+        assert await store.step(claimed, machine.message_answered(claimed, "t4_y", 95 * DAY))
+        await store.prune("default", closed_before=5 * DAY, now=95 * DAY)
+        pruned = await store.message("old")
+        assert pruned is not None
+        assert (pruned.state, pruned.sent_id, pruned.body) == ("sent", "t4_x", "")
+        again, new = await store.add_message(
+            outbox.private_message("old", "alice", "Hi", "A long text.", 96 * DAY)
+        )
+        assert not new
+        assert again.state == "sent"
+        assert (await store.message("waiting")) == waiting
+        kept = await store.message("recent")
+        assert kept is not None
+        assert "Sent lately." in kept.body
+    finally:
+        await store.close()

@@ -579,6 +579,23 @@ def prune_notes(watch: str, created_before: float) -> Tx[int]:
     return len(keys)
 
 
+# What is left of a message once it is settled and old: its row and key stay, so that
+# it is never recorded, or sent, again.
+PRUNED_MESSAGE = ""
+
+
+def prune_messages(created_before: float) -> Tx[int]:
+    """The texts of settled messages (sent beyond doubt, or failed for good) recorded
+    before ``created_before``; how many."""
+    result = yield Q(
+        "UPDATE messages SET body = :pruned WHERE created_at < :before AND body <> :pruned "
+        "AND NOT {message_active}",
+        before=created_before,
+        pruned=PRUNED_MESSAGE,
+    )
+    return result.rowcount
+
+
 def unrendered(watch: str) -> Tx[dict[str, Tracked]]:
     result = yield Q(
         SELECT_TRACKED + " WHERE watch = :watch AND rendered_hash IS NULL "
@@ -1132,8 +1149,9 @@ class SqlStore(Generic[D]):
     ) -> list[str]:
         """Forget what is settled: incidents closed before ``closed_before`` (but those in
         ``keep``, which the page still lists) keep one line each and lose their bodies
-        and deliveries; notices posted before it go with their deliveries. Anything with
-        work left stays. A batch per transaction; returns the incidents pruned."""
+        and deliveries; notices posted before it go with their deliveries, and settled
+        messages recorded before it lose their text. Anything with work left stays. A
+        batch per transaction; returns the incidents pruned."""
         pruned: list[str] = []
         skipped: set[str] = set(keep)
         while True:
@@ -1145,6 +1163,7 @@ class SqlStore(Generic[D]):
             if len(found) < PRUNE_BATCH or not chosen:
                 break
         await self._write(prune_notes(watch, closed_before))
+        await self._write(prune_messages(closed_before))  # the account's, for any watch
         return pruned
 
     async def unrendered(self, watch: str) -> dict[str, Tracked]:
