@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from modbot.core.moves import Alias
 from modbot.core.records import (
+    Alias,
     CommandRow,
     DeliveryRow,
     Health,

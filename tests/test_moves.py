@@ -24,8 +24,8 @@ from modbot.config.watches import Watch, load_watches
 from modbot.core.feed import parse_incidents_object
 from modbot.core.incidents import view_of
 from modbot.core.markdown import marker_of
-from modbot.core.moves import MOVED, Alias, closed_by_move, match, normalised_name, translate
-from modbot.core.records import Tracked, Validators
+from modbot.core.moves import closed_by_move, match, normalised_name, translate
+from modbot.core.records import MOVED, Alias, Tracked, Validators
 from modbot.errors import ConfigError, FeedGone, FeedUnavailable
 from modbot.shell.statusview import status_text
 from modbot.sources.choose import AutoSource, make_http_client

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from modbot.core import incidents, markdown, moves
 from modbot.core.feed import IncidentsFeed
-from modbot.core.moves import Alias
+from modbot.core.platforms import platform_name
 from modbot.core.records import (
+    Alias,
     Event,
     EventKind,
     IncidentView,
@@ -291,8 +292,8 @@ class Poller:
                 "%s: the page moved from %s to %s (incidents that keep their comment under "
                 "a new id: %d; open ones it does not list, closed as moved: %d)",
                 self.watch,
-                moves.platform_name(move.before),
-                moves.platform_name(move.after),
+                platform_name(move.before),
+                platform_name(move.after),
                 move.adopted,
                 move.closed,
             )

@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from modbot.core.codec import pruned_to_json, view_from_json, view_to_json
-from modbot.core.moves import MOVED, Alias
 from modbot.core.records import (
+    MOVED,
+    Alias,
     Channel,
     CommandRow,
     DeliveryRow,
