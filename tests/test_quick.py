@@ -104,6 +104,8 @@ def test_the_quick_reader_knows_every_setting() -> None:
 
     assert set(Settings.model_fields) == SETTING_NAMES
     assert quick.NOT_SETTINGS == settings.NOT_SETTINGS
+    # Its defaults are the settings' own (``Settings`` is where they are decided).
+    assert Settings.model_validate(quick.DEFAULTS) == Settings.model_validate({})
 
 
 @pytest.mark.parametrize(
