@@ -254,3 +254,6 @@ def test_only_what_changed_is_validated_again() -> None:
     again = memo.views(after)
     assert again[0] is views[0]
     assert again[1] == view_of(after[1])
+    # In the changed incident, the updates it had keep their views (made once).
+    kept = {u.id: u for u in views[1].updates}
+    assert all(u is kept[u.id] for u in again[1].updates if u.id != "u3")

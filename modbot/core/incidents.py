@@ -18,9 +18,10 @@ Pure and synchronous: no I/O, no clock. The bot keeps, per incident, an
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from modbot.core.feed import Incident, IncidentsFeed, IncidentUpdate
 from modbot.core.records import (
@@ -75,8 +76,12 @@ def _ordering_key(item: tuple[int, IncidentUpdate]) -> tuple[float, float, int]:
     return (shown, created, -position)
 
 
-def view_of(incident: Incident) -> IncidentView:
-    """The view of one feed incident: updates deduplicated by id, ordered by time."""
+def view_of(
+    incident: Incident, update_view: Callable[[IncidentUpdate], UpdateView] | None = None
+) -> IncidentView:
+    """The view of one feed incident: updates deduplicated by id, ordered by time
+    (``update_view`` makes each update's, a remembered one where it is given)."""
+    make = update_view or _update_view
     unique: dict[str, tuple[int, IncidentUpdate]] = {}
     for position, update in enumerate(incident.incident_updates):
         unique.setdefault(update.id, (position, update))
@@ -96,7 +101,7 @@ def view_of(incident: Incident) -> IncidentView:
         created_at=incident.created_at or incident.started_at,
         resolved_at=incident.resolved_at,
         components=components,
-        updates=tuple(_update_view(update) for _, update in ordered),
+        updates=tuple(make(update) for _, update in ordered),
         postmortem_body=postmortem or None,
         maintenance=incident.maintenance,
         scheduled_for=incident.scheduled_for if incident.maintenance else None,
@@ -112,6 +117,9 @@ class ViewMemo:
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[Incident, IncidentView]] = {}
+        # In a changed incident, so is each update that is the same object as before
+        # (the ``ParseCache`` keeps them): by the update's id in the incident's.
+        self._updates: dict[tuple[str, str], tuple[IncidentUpdate, UpdateView]] = {}
 
     def views(self, incidents: Iterable[Incident]) -> list[IncidentView]:
         """The view of each incident (``incidents`` have distinct ids)."""
@@ -119,11 +127,24 @@ class ViewMemo:
         found = []
         for incident in incidents:
             known = self._last.get(incident.id)
-            view = known[1] if known is not None and known[0] is incident else view_of(incident)
+            if known is not None and known[0] is incident:
+                view = known[1]
+            else:
+                view = view_of(incident, partial(self._update_view, incident.id))
             kept[incident.id] = (incident, view)
             found.append(view)
         self._last = kept
+        self._updates = {k: v for k, v in self._updates.items() if k[0] in kept}
         return found
+
+    def _update_view(self, incident_id: str, update: IncidentUpdate) -> UpdateView:
+        key = (incident_id, update.id)
+        known = self._updates.get(key)
+        if known is not None and known[0] is update:
+            return known[1]
+        view = _update_view(update)
+        self._updates[key] = (update, view)
+        return view
 
 
 # --- component filter -------------------------------------------------------------------
