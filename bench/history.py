@@ -8,7 +8,14 @@ new deliverer's first round), ``modbot status`` and a template change. Reddit is
 in-memory stand-in, so only modbot's own work is measured; the state file lives on
 tmpfs (``/dev/shm`` when there is one) so the 100,000-incident fill takes a minute,
 not an hour of fsyncs. Peak RSS is reset before each measure (Linux ``clear_refs``);
-the render worker is a process of its own and is not in these figures.
+the render worker is a process of its own and is not in these figures. The settled
+incidents closed over the last year, evenly.
+
+Then, per size: the integrity check every ``modbot run`` makes at start, and the full
+check (``modbot check --deep``); and the state file's footprint: bytes per settled
+incident, and what its data needs once settled incidents older than
+``MODBOT_KEEP_DAYS`` (90) are pruned (measured as a compacted copy: the file keeps its
+size, and SQLite fills the freed space before it grows).
 
     python -m bench.history [--sizes 1000 10000 100000]
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -47,6 +55,8 @@ OPEN = 5
 DAY = 86_400.0
 BATCH = 1_000
 LISTING = 100  # comments a listing of the bot's own comments shows
+YEAR = 365  # days over which the settled incidents closed
+KEEP_DAYS = 90  # MODBOT_KEEP_DAYS's default
 MEASURES = ("unchanged poll", "idle round", "round with one edit", "start-up heal", "status", "template change")  # fmt: skip
 
 
@@ -109,10 +119,11 @@ def incident(key: str, status: str) -> Tracked:
 async def fill(store: Store, reddit: Reddit, settled: int) -> None:
     """``settled`` resolved incidents with posted comments, then ``OPEN`` open ones; all
     through the store's API and the machine's steps, as the bot itself writes them."""
-    long_ago = time.time() - 30 * DAY
     keys = [f"old{n:06d}" for n in range(settled)] + [f"open{n}" for n in range(OPEN)]
     for start in range(0, len(keys), BATCH):
         chunk = keys[start : start + BATCH]
+        # Settled over the last year, the oldest first; the open ones a day ago.
+        long_ago = time.time() - DAY * max(YEAR * (1 - start / max(settled, 1)), 1)
         items = {k: incident(k, "investigating" if k.startswith("open") else "resolved") for k in chunk}  # fmt: skip
         await store.save_poll(
             WATCH,
@@ -156,8 +167,52 @@ async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> tuple[floa
     return statistics.median(samples), peak_mb()
 
 
-async def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
-    store = await open_sqlite(folder / f"history-{size}.sqlite3")
+def in_use(path: Path) -> tuple[int, int]:
+    """The state file's size, and the bytes its data needs (the size of a compacted copy,
+    ``VACUUM INTO``: pruning frees space inside pages, which SQLite fills again before
+    the file grows)."""
+    copy = path.with_name(path.name + ".compacted")
+    copy.unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    try:
+        db.execute("VACUUM INTO ?", (str(copy),))
+    finally:
+        db.close()
+    needed = copy.stat().st_size
+    copy.unlink()
+    return path.stat().st_size, needed
+
+
+async def integrity(store: Any, deep: bool) -> list[str]:
+    """The check ``modbot run`` makes at start (``deep``: ``modbot check --deep``'s)."""
+    quick = getattr(store, "startup_problems", None)
+    if deep or quick is None:
+        return list(await store.integrity_problems())
+    return list(await quick())
+
+
+async def footprint(store: Any, path: Path, size: int) -> dict[str, float]:
+    """Bytes per settled incident, then pruned to ``KEEP_DAYS`` where the store prunes."""
+    total, used = in_use(path)
+    found = {
+        "file bytes": total,
+        "bytes per settled": used / size,
+        "kept": size,
+        "used after": used,
+    }
+    prune = getattr(store, "prune", None)
+    found["pruned"] = prune is not None
+    if prune is not None:
+        now = time.time()
+        removed = await prune(WATCH, closed_before=now - KEEP_DAYS * DAY, now=now)
+        found["kept"] = size - len(removed)
+        found["used after"] = in_use(path)[1]
+    return found
+
+
+async def measure(size: int, folder: Path) -> dict[str, Any]:
+    path = folder / f"history-{size}.sqlite3"
+    store = await open_sqlite(path)
     reddit = Reddit()
     worker = RenderWorker(timeout=10.0)
     try:
@@ -198,22 +253,29 @@ async def measure(size: int, folder: Path) -> dict[str, tuple[float, float]]:
             assert await poller.rerender_visible() == OPEN
 
         await template_change()  # the worker has started; its start-up is not the change
-        return {
+        found: dict[str, Any] = {
             "unchanged poll": await timed(poller.poll, 20),
             "idle round": await timed(running.round, 20),
             "round with one edit": await timed(one_edit, 10),
             "start-up heal": await timed(lambda: deliverer().round(), 5),
             "status": await timed(status, 10),
             "template change": await timed(template_change, 3),
+            "integrity at start": await timed(lambda: integrity(store, deep=False), 5),
+            "check --deep": await timed(lambda: integrity(store, deep=True), 3),
         }
+        found["footprint"] = await footprint(store, path, size)
+        return found
     finally:
         await worker.close()
         await store.close()
 
 
-async def main(sizes: list[int]) -> dict[int, dict[str, tuple[float, float]]]:
+CHECKS = ("integrity at start", "check --deep")
+
+
+async def main(sizes: list[int]) -> dict[int, dict[str, Any]]:
     shm = Path("/dev/shm")
-    results: dict[int, dict[str, tuple[float, float]]] = {}
+    results: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
         for size in sizes:
             started = time.monotonic()
@@ -235,7 +297,24 @@ async def main(sizes: list[int]) -> dict[int, dict[str, tuple[float, float]]]:
             failures.append(name)
     verdict = "met" if not failures else "NOT met for " + ", ".join(failures)
     print(f"\ntarget (from {sizes[0]:,} to {sizes[-1]:,}: time < 1.5x, RSS < 1.3x): {verdict}")
+    print()
+    for name in CHECKS:
+        times = " / ".join(f"{results[s][name][0] * 1000:.2f}" for s in sizes)
+        print(f"{name:<22} {times} ms at {' / '.join(f'{s:,}' for s in sizes)} settled incidents")
+    for size in sizes:
+        print(f"state file, {size:,} settled: {footprint_text(results[size]['footprint'])}")
     return results
+
+
+def footprint_text(found: dict[str, float]) -> str:
+    """The state file's footprint, before and after pruning, in one line."""
+    text = f"{found['file bytes'] / 1e6:.1f} MB, {found['bytes per settled']:.0f} bytes per settled incident"
+    if not found["pruned"]:
+        return text + "; never pruned"
+    return text + (
+        f"; pruned to {KEEP_DAYS} days: {found['kept']:,.0f} kept, "
+        f"{found['used after'] / 1e6:.1f} MB of data"
+    )
 
 
 if __name__ == "__main__":

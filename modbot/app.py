@@ -48,7 +48,7 @@ from modbot.shell.inbox import Inbox
 from modbot.shell.operations import SETTLE_TIMEOUT, Operations
 from modbot.shell.outbox import Outbox
 from modbot.shell.poller import Poller
-from modbot.shell.statusview import stale
+from modbot.shell.statusview import heartbeat_interval, stale
 from modbot.shell.wiki import WikiPages, WikiTemplates
 from modbot.sources.choose import make_http_client, make_source
 from modbot.store import START_FRESH, open_store
@@ -219,13 +219,15 @@ class App:
         settings = self.settings
         store = await open_store(settings.database)
         self._stack.push_async_callback(store.close)
-        damage = await store.integrity_problems()
+        damage = await store.startup_problems()  # quick: the full read is check --deep
         if damage:
             raise StoreError(
                 f"state file {settings.database} is damaged ({damage[0]}); nothing was "
                 f"written or posted{START_FRESH}"
             )
         self.store: Store = store
+        # Good polls and Reddit calls are held in memory: an idle poll writes nothing.
+        store.hold_health(min(heartbeat_interval(w.poll_interval) for w in self.watches))
         engine = self._given_engine
         if engine is None:
             worker = RenderWorker(timeout=settings.render_timeout)
@@ -243,7 +245,8 @@ class App:
         )
         http = self._given_http
         if http is None and self._given_source is None:
-            http = make_http_client(settings.http_timeout)
+            longest = max(w.poll_interval for w in self.watches)
+            http = make_http_client(settings.http_timeout, poll_interval=longest)
             self._stack.push_async_callback(http.aclose)
         self._http = http
         for watch in self.watches:
@@ -357,6 +360,7 @@ class App:
             templates_dir=watch.templates_path,
             clock=self.clock,
             on_change=wake.set,
+            keep_days=settings.keep_days,
             current_thread=lambda: deliverer.thread_id,
             wiki=self._wiki(watch, scope),
         )

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from modbot.core.moves import Alias
 from modbot.core.records import (
+    Alias,
     CommandRow,
     DeliveryRow,
     Health,
@@ -199,7 +199,14 @@ class Store(Protocol):
     location: str
 
     async def close(self) -> None:
-        """Release the store (every write is already durable)."""
+        """Write the health held in memory and release the store (every other write is
+        already durable)."""
+        ...
+
+    def version(self) -> int | None:
+        """A number that changes whenever anything is committed to the store, by this
+        process or another; None when the store cannot tell (then assume it changed).
+        Cheap: an idle loop asks it instead of reading what cannot have changed."""
         ...
 
     # --- feeds and incidents --------------------------------------------------------------
@@ -273,6 +280,16 @@ class Store(Protocol):
     async def adopt_known(self, watch: str, ids: Collection[str]) -> int:
         """Deliver again the incidents among ``ids`` that have a comment of the bot's but
         were taken as a baseline (a fresh state file); returns how many."""
+        ...
+
+    async def prune(
+        self, watch: str, *, closed_before: float, keep: Collection[str] = (), now: float
+    ) -> list[str]:
+        """Forget settled incidents closed before ``closed_before`` (not those in ``keep``,
+        which the page still lists): one line each stays, their bodies and deliveries go,
+        and their comments are never touched again; notices as old go too, and settled
+        messages as old lose their text (their row stays: never sent twice). Returns the
+        incidents pruned."""
         ...
 
     async def unrendered(self, watch: str) -> dict[str, Tracked]:
@@ -381,8 +398,18 @@ class Store(Protocol):
         ...
 
     # --- health ---------------------------------------------------------------------------
+    def hold_health(self, every: float) -> None:
+        """Keep the routine heartbeat (a good poll after a good one, a good Reddit call)
+        in memory, written at most every ``every`` seconds and at ``close``; a change a
+        reader must see at once (a failure, a recovery) is written as it happens."""
+        ...
+
+    async def flush_health(self, now: float | None = None) -> None:
+        """Write the health held in memory now."""
+        ...
+
     async def health(self, watch: str) -> Health:
-        """The watch's health record."""
+        """The watch's health record (with what this process holds in memory)."""
         ...
 
     async def record_poll(

@@ -190,22 +190,30 @@ def test_help_loads_no_heavy_library(argv: list[str]) -> None:
         f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
         "sys.stdout.flush()\nprint()"
     )
-    assert not loaded & set(HEAVY)
+    assert not loaded & {*HEAVY, "asyncio"}
 
 
 @pytest.mark.slow
-async def test_status_loads_no_reddit_or_http_library(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("argv", "code"), [(["status"], 0), (["check", "--live"], 1)])
+async def test_status_and_the_health_check_load_no_loop_network_or_pydantic(
+    tmp_path: Path, argv: list[str], code: int
+) -> None:
+    """``status`` and ``check --live`` (a container's health check) read plain settings
+    and the state file on their own thread: no asyncio, no HTTP or Reddit library, no
+    pydantic."""
     database = tmp_path / "state.sqlite3"
     await (await open_sqlite(database)).close()
     loaded = loaded_after(
         "import os\n"
         f"os.environ['MODBOT_DATABASE'] = {str(database)!r}\n"
+        "os.environ['MODBOT_POLL_INTERVAL'] = '30'\n"
         "from modbot.cli.main import main\n"
-        "assert main(['status']) == 0\n"
+        f"assert main({argv!r}) == {code}\n"
         "print()"
     )
     assert "modbot.store.sqlite" in loaded
     assert not loaded & {"asyncpraw", "aiohttp", "httpx", "jinja2", "psycopg"}
+    assert not loaded & {"asyncio", "pydantic", "concurrent.futures"}
 
 
 def test_the_app_builds_each_piece_with_what_it_needs_and_wires_nothing_in_afterwards() -> None:

@@ -66,3 +66,22 @@ def test_never_more_than_the_limit_in_any_window(limit: int, seed: int) -> None:
     for i, start in enumerate(spent):
         inside = [t for t in spent[i:] if t < start + 60.0]
         assert len(inside) <= limit
+
+
+def test_a_quiet_watch_finds_a_slot_free_however_fast_a_busy_one_filled_the_window() -> None:
+    """The benchmark's run: ten watches and the inbox have called before (a start); a
+    minute later one watch opens forty incidents and takes every slot it can in half a
+    second, before nine others open one each. They must not wait for the window."""
+    budget = CallBudget(limit=20, window=60.0)
+    callers = [f"w{n}" for n in range(10)] + [""]
+    for who in callers:
+        assert take(budget, who, 0.0)
+    now = 61.0
+    taken = 0
+    while now < 61.5:
+        taken += take(budget, "w0", now)
+        now += 0.01
+    assert taken >= 10  # alone, the busy watch still gets half the budget at once
+    for who in callers[1:10]:
+        assert budget.wait(who, now) == 0.0, who
+        budget.spend(who, now)

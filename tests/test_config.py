@@ -394,3 +394,17 @@ def test_the_crash_setting_takes_every_named_crash_point_and_no_other() -> None:
     annotation = Settings.model_fields["crash_at"].annotation
     literal = next(arg for arg in get_args(annotation) if arg is not type(None))
     assert set(get_args(literal)) == set(CRASH_POINTS)
+
+
+def test_values_given_win_then_the_environment_in_any_case_then_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order pydantic-settings kept (``load_settings`` reads the sources itself)."""
+    from modbot.config.settings import load_settings
+
+    env = tmp_path / ".env"
+    env.write_text("MODBOT_POLL_INTERVAL=30\nMODBOT_INBOX_INTERVAL=40\nMODBOT_HTTP_TIMEOUT=50\n")
+    monkeypatch.setenv("modbot_poll_interval", "20")
+    monkeypatch.setenv("MODBOT_INBOX_INTERVAL", "25")
+    settings = load_settings(env, inbox_interval=12)
+    assert (settings.poll_interval, settings.inbox_interval, settings.http_timeout) == (20, 12, 50)

@@ -8,6 +8,7 @@ comment must show exactly the render of its latest view.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 
 from modbot import default_templates_dir
 from modbot.core import machine
-from modbot.core.feed import parse_incidents_object
-from modbot.core.incidents import diff
+from modbot.core.feed import ParseCache, parse_incidents_object
+from modbot.core.incidents import ViewMemo, diff, view_of
 from modbot.core.planner import Edit, Post, plan
 from modbot.core.records import (
     DeliveryRow,
@@ -184,3 +185,75 @@ def test_edits_always_change_text_and_comments_end_at_latest_state(
         assert world.bodies[key].body == latest
         assert world.reddit[row.comment_id or ""] == latest
     assert len(world.reddit) == len(world.rows)  # one comment per announced incident
+
+
+junk = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=4),
+    st.dictionaries(
+        st.sampled_from(["id", "status", "body", "created_at", "incident_updates"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=4), st.just([])),
+        max_size=4,
+    ),
+)
+junk_operation = st.one_of(
+    operation,
+    st.tuples(st.just("junk update"), st.sampled_from(["a", "b", "c"]), junk),
+    st.tuples(st.just("junk incident"), junk),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations=st.lists(junk_operation, max_size=40))
+def test_a_parse_cache_and_a_view_memo_give_what_a_fresh_parse_gives(
+    operations: list[tuple[Any, ...]],
+) -> None:
+    """Whatever the page does between two polls (entries that are not incidents or
+    updates included), parsing with the source's cache, and the views remembered, are
+    what parsing afresh gives."""
+    model, cache, memo = Model(), ParseCache(), ViewMemo()
+    extra: list[Any] = []
+    for op in operations:
+        if op[0] == "junk update" and op[1] in model.incidents:
+            model.incidents[op[1]]["incident_updates"].append(copy.deepcopy(op[2]))
+        elif op[0] == "junk incident":
+            extra.append(copy.deepcopy(op[1]))
+        elif not op[0].startswith("junk"):
+            mutate(model, op)
+        snapshot = model.snapshot()
+        snapshot["incidents"] = [*snapshot["incidents"], *extra]
+        fresh = parse_incidents_object(copy.deepcopy(snapshot))
+        cached = parse_incidents_object(copy.deepcopy(snapshot), cache)
+        assert cached == fresh
+        unique = list({i.id: i for i in reversed(cached.incidents)}.values())
+        assert memo.views(unique) == [view_of(i) for i in unique]
+
+
+def test_only_what_changed_is_validated_again() -> None:
+    """An incident whose JSON did not change is the very object parsed last time; in one
+    that changed, so is every update whose JSON did not change."""
+    first = [update(f"u{n}", "investigating", f"Update {n}.", n) for n in range(3)]
+    document = {
+        "incidents": [incident(key, "investigating", copy.deepcopy(first)) for key in "abc"]
+    }
+    cache = ParseCache()
+    before = parse_incidents_object(copy.deepcopy(document), cache).incidents
+    document["incidents"][1]["incident_updates"].insert(0, update("u3", "identified", "Found.", 3))
+    after = parse_incidents_object(copy.deepcopy(document), cache).incidents
+    assert after[0] is before[0]
+    assert after[2] is before[2]
+    assert after[1] is not before[1]
+    assert after[1].incident_updates[1:] == before[1].incident_updates
+    assert all(
+        new is old
+        for new, old in zip(after[1].incident_updates[1:], before[1].incident_updates, strict=True)
+    )
+    memo = ViewMemo()
+    views = memo.views(before)
+    again = memo.views(after)
+    assert again[0] is views[0]
+    assert again[1] == view_of(after[1])
+    # In the changed incident, the updates it had keep their views (made once).
+    kept = {u.id: u for u in views[1].updates}
+    assert all(u is kept[u.id] for u in again[1].updates if u.id != "u3")

@@ -182,6 +182,42 @@ async def test_a_damaged_state_file_is_one_line_everywhere_and_never_written(
     assert len(reddit.comments_by("modbot")) == posted  # nothing was posted on its word
 
 
+async def test_a_start_looks_at_the_state_file_briefly_and_check_deep_reads_it_all(
+    statuspage: FakeStatuspage, tmp_path: Path
+) -> None:
+    """A start reads the header and each table's first page, in a time that does not
+    grow with the history; ``check --deep`` reads every page and finds the damage deep
+    in the file."""
+    env = page_env(statuspage, tmp_path)
+    statuspage.set_incidents(
+        [stage(3, f"old{n:04d}") for n in range(150)]  # resolved: a baseline, in pages
+    )
+    assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 0
+    database = tmp_path / "state.sqlite3"
+    raw = sqlite3.connect(database)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.execute("PRAGMA journal_mode = DELETE")
+    # A leaf of the incidents table in the middle of it, never its first page.
+    leaves = [
+        number
+        for (number,) in raw.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'incidents' AND pagetype = 'leaf' "
+            "ORDER BY pageno"
+        )
+    ]
+    raw.close()
+    assert len(leaves) > 2
+    with database.open("r+b") as file:
+        file.seek((leaves[len(leaves) // 2] - 1) * 4096 + 200)
+        file.write(os.urandom(3000))
+    quick = await run_cli("check", env=env, cwd=tmp_path)
+    deep = await run_cli("check", "--deep", env=env, cwd=tmp_path)
+    assert "state file:   ok:" in quick.out, quick.out
+    assert "state file:   BROKEN:" in deep.out, deep.out
+    assert "damaged" in deep.out
+    assert deep.code == 1
+
+
 async def test_another_programs_sqlite_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     raw = sqlite3.connect(path)

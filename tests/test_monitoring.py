@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from modbot.app import App
 from modbot.config.settings import Settings
 from modbot.shell.heartbeat import Heartbeat
+from modbot.shell.statusview import liveness_window
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.site import FakeSite
@@ -92,7 +93,7 @@ async def test_healthz_fails_by_the_same_rule_as_check_live(
         before = await http.get(url)  # never polled
         await app.run_once()
         fresh = await http.get(url)
-        now[0] += 61  # past max(3 polls, 60 s)
+        now[0] += liveness_window(settings.poll_interval) + 1  # past the window
         late = await http.get(url)
     assert before.status_code == 503
     assert fresh.status_code == 200

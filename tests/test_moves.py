@@ -8,6 +8,7 @@ The rules first (``core.moves``), then the whole bot against a page that moves
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,8 @@ from modbot.config.watches import Watch, load_watches
 from modbot.core.feed import parse_incidents_object
 from modbot.core.incidents import view_of
 from modbot.core.markdown import marker_of
-from modbot.core.moves import MOVED, Alias, closed_by_move, match, normalised_name, translate
-from modbot.core.records import Tracked, Validators
+from modbot.core.moves import closed_by_move, match, normalised_name, translate
+from modbot.core.records import MOVED, Alias, Tracked, Validators
 from modbot.errors import ConfigError, FeedGone, FeedUnavailable
 from modbot.shell.statusview import status_text
 from modbot.sources.choose import AutoSource, make_http_client
@@ -520,3 +521,28 @@ async def test_an_outage_is_not_a_move(site: FakeSite) -> None:
                 await source.fetch(Validators())
         assert site.requests["/config.json"] == 1  # the second 404 in a row: detection
         assert site.requests[INCIDENTS_PATH] == detected + 3
+
+
+async def test_the_daily_prune_keeps_an_incident_the_page_lists_under_its_new_id(
+    bot: Callable[..., Bot],
+) -> None:
+    """After a move the page lists a known incident under another id: it is still
+    listed, and the prune of settled incidents (``MODBOT_KEEP_DAYS``) keeps it."""
+    watching = bot()
+    for step in stages():
+        watching.page.statuspage([step])
+        await watching.polls()
+    done = update("u4", "resolved", "All good now.", 60)
+    watching.page.incidentio([on_incidentio(stages()[1], "resolved", done)])
+    await watching.polls(2)
+    now = [time.time()]
+    async with App(
+        watching.settings, dry_run=False, out=io.StringIO(), clock=lambda: now[0]
+    ) as app:
+        await app.run_once()
+        now[0] += 91 * 86_400  # settled 91 days ago: pruned, unless the page lists it
+        await app.run_once()
+        kept = (await app.store.tracked(app.watch, [OLD]))[OLD]
+    assert kept.announce
+    assert [u.body for u in kept.view.updates][-1] == "All good now."
+    assert "All good now." in watching.only_comment().body

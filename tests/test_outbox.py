@@ -15,9 +15,11 @@ import pytest
 
 from modbot.app import App
 from modbot.config.settings import Settings
+from modbot.core import outbox
 from modbot.core.markdown import marker_of
 from modbot.core.records import MessageRow
 from modbot.shell.inbox import Inbox
+from modbot.store.sqlite import open_sqlite
 from tests.conftest import StateLocation, reddit_settings, until
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import FakeStatuspage
@@ -224,3 +226,48 @@ async def test_a_command_run_again_on_a_new_state_finds_its_reply_already_out(
     assert row is not None
     assert row.state == "sent"
     assert not reddit.messages[message].new
+
+
+async def test_idle_rounds_read_no_messages_yet_see_one_another_process_recorded(
+    bot: Bot, reddit: FakeReddit
+) -> None:
+    """The outbox is asked for every inbox interval: once it was found empty, a round
+    reads it again only after something was committed (the store's version)."""
+    inbox = await bot.start()
+    message = reddit.send_message("alice", "!status")
+    await inbox.check()
+    assert len(reddit.replies_to(message)) == 1
+    await inbox.check()  # everything settled: the outbox is found empty
+    assert bot.app is not None
+    statements: list[str] = []
+    # Instrumentation only: every statement the state file's connection runs (set on
+    # the store's own thread, where the connection lives).
+    dialect: Any = bot.app.store.dialect  # type: ignore[attr-defined]
+    await dialect.call(lambda: dialect._db.set_trace_callback(statements.append))
+    for _ in range(6):
+        bot.clock.now += 15
+        await inbox.check()
+    # Read again only after a commit (the heartbeat's, every 30 s here), never twice
+    # on one version: 6 rounds, 90 s, at most 3 reads.
+    written = False
+    reads = 0
+    for statement in statements:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            written = True
+        elif "FROM messages" in statement:
+            assert written, statements
+            written = False
+            reads += 1
+    assert reads <= 3
+    other = await open_sqlite(bot.settings.database)
+    try:
+        note = outbox.private_message("test-key", "alice", "Hello", "Hi Alice.", bot.clock.now)
+        await other.add_message(note)
+    finally:
+        await other.close()
+    bot.clock.now += 15
+    await inbox.check()
+    row = await bot.message("test-key")
+    assert row is not None
+    assert row.state == "sent"
+    assert [m for m in reddit.messages.values() if m.body.startswith("Hi Alice.")] != []

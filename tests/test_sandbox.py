@@ -4,6 +4,7 @@ change re-renders only what readers still see."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import shutil
@@ -196,3 +197,51 @@ async def test_a_template_change_re_renders_only_what_readers_still_see(
         outcome = await app.operations.refresh(every=True)  # ``modbot refresh --all``
         assert "re-rendered 3 incident(s); 1 comment(s) changed" in outcome.text
         assert "Components hit:" in after["inc-old"].body
+
+
+async def test_a_set_of_templates_travels_once_and_again_when_the_worker_dropped_it(
+    folder: Path,
+) -> None:
+    """The worker keeps the last sets it was sent, compiled, and is then asked by
+    digest alone; one it has dropped (it keeps 16) is sent again, not failed."""
+    worker = RenderWorker(timeout=5.0)
+    sets = []
+    for number in range(18):
+        (folder / "manual.md.j2").write_text(f"set {number}: {{{{ text }}}}")
+        sets.append(read_templates(folder))
+    context = sample_jobs(sets[0])[1][1]
+    try:
+        for number in [*range(18), 0, 0, 17]:
+            text, _ = await worker.render(sets[number], "manual.md.j2", context, 10_000)
+            assert text.startswith(f"set {number}: ")
+    finally:
+        await worker.close()
+
+
+async def test_an_update_travels_to_the_worker_once_and_again_when_it_was_dropped() -> None:
+    """Updates the worker was sent are named by number afterwards; when the worker does
+    not have what a request names (here: the numbers the bot remembers are made wrong),
+    it says so and gets them all again, and every body is whole."""
+    from modbot.core.records import PageInfo, UpdateView
+    from modbot.core.render import incident_job, link_hosts, sample_incident
+
+    page = PageInfo("status.example.com", "https://status.example.com")
+    hosts = link_hosts(page.url)
+    templates = read_templates(default_templates_dir())
+    worker = RenderWorker(timeout=5.0)
+    try:
+        for count in range(1, 8):
+            updates = tuple(
+                UpdateView(f"u{n}", "investigating", f"Update number {n}.", None)
+                for n in range(count)
+            )
+            view = dataclasses.replace(sample_incident(), updates=updates)
+            job = incident_job(view, page, hosts=hosts, subreddit="x")
+            (result,) = await worker.render_batch(templates, [(job.name, job.context, job.limit)])
+            assert not isinstance(result, TemplateError)
+            assert result[1] == 0
+            assert all(f"Update number {n}." in result[0] for n in range(count))
+            if count == 4:
+                worker._shared = {key: number + 1000 for key, number in worker._shared.items()}
+    finally:
+        await worker.close()

@@ -8,7 +8,6 @@ refresh token, a password or client secret field.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -68,6 +67,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_text:
             data["traceback"] = record.exc_text
+        import json  # noqa: PLC0415 - only the JSON log format
+
         return json.dumps(data, ensure_ascii=False)
 
 

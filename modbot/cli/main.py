@@ -3,28 +3,27 @@
 Exit codes: 0 success; 1 the command ran and found a problem (a broken template, an
 unreachable feed with ``--once``, an incident not found); 2 bad usage or settings.
 
-Only the standard library is imported until the arguments are parsed, so ``--help``
-answers at once; each command then imports what it needs (see ``service``).
+Only argparse is imported until the arguments are parsed, so ``--help`` answers at
+once; each command then imports what it needs (see ``service``): ``asyncio`` only for
+the commands that run a loop, never for ``status``, ``check --live`` or ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from modbot import __version__
 from modbot.errors import ConfigError, ModbotError, StateLost
 
 if TYPE_CHECKING:
-    from modbot.config.settings import Settings
+    import logging
+    from pathlib import Path
 
-log = logging.getLogger("modbot")
+    from modbot.config.settings import Settings
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -53,6 +52,18 @@ def _example(command: str) -> str:
     return f"example: {EXAMPLES[command]}"
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path  # noqa: PLC0415 - only once a path is given
+
+    return Path(text)
+
+
+def _log() -> logging.Logger:
+    import logging  # noqa: PLC0415 - not for --help
+
+    return logging.getLogger("modbot")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(
@@ -66,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modbot {__version__}")
     parser.add_argument(
         "--env-file",
-        type=Path,
+        type=_path,
         default=None,
         metavar="PATH",
         help="read settings from this file as well as the environment (default: .env in the "
@@ -102,33 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the live feed or a saved incidents.json. Nothing is saved or posted.",
     )
     preview.add_argument("incident_id", nargs="?", metavar="INCIDENT_ID", help="incident id")
-    preview.add_argument("--feed", type=Path, metavar="FILE", help="a saved incidents.json")
+    preview.add_argument("--feed", type=_path, metavar="FILE", help="a saved incidents.json")
     _watch_option(preview)
 
-    check = commands.add_parser(
-        "check",
-        parents=[common],
-        epilog=_example("check"),
-        help="validate settings, templates and the state file",
-        description="Validate settings and render every template against sample data; with "
-        "Reddit credentials, log in and report the account, subreddit, moderator permissions "
-        "and megathread. Exits 1 when something would stop the bot from working.",
-    )
-    how = check.add_mutually_exclusive_group()
-    how.add_argument(
-        "--live",
-        action="store_true",
-        help="health check of the running bot, from its state file only (no network): exit 1 "
-        "unless it polled successfully within max(3 poll intervals, 60 s) and, with Reddit "
-        "credentials, reached Reddit as recently or has nothing to deliver "
-        "(for cron, systemd or container health checks)",
-    )
-    how.add_argument(
-        "--connect",
-        action="store_true",
-        help="connectivity test from this process: read the status page once and, with "
-        "credentials, log in to Reddit and find the megathread",
-    )
+    _check_parser(commands, common)
 
     auth = commands.add_parser(
         "auth",
@@ -211,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what = post.add_mutually_exclusive_group(required=True)
     what.add_argument("text", nargs="?", metavar="TEXT", help="the notice's text")
-    what.add_argument("--file", type=Path, metavar="FILE", help="read the notice's text from FILE")
+    what.add_argument("--file", type=_path, metavar="FILE", help="read the notice's text from FILE")
     what.add_argument("--incident", metavar="ID", help="post or edit this incident's comment now")
     post.add_argument(
         "--edit", metavar="COMMENT_ID", help="replace the notice posted as COMMENT_ID"
@@ -297,6 +285,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``modbot check [--live | --deep | --connect]``."""
+    check = commands.add_parser(
+        "check",
+        parents=[common],
+        epilog=_example("check"),
+        help="validate settings, templates and the state file",
+        description="Validate settings and render every template against sample data; with "
+        "Reddit credentials, log in and report the account, subreddit, moderator permissions "
+        "and megathread. Exits 1 when something would stop the bot from working.",
+    )
+    how = check.add_mutually_exclusive_group()
+    how.add_argument(
+        "--live",
+        action="store_true",
+        help="health check of the running bot, from its state file only (no network): exit 1 "
+        "unless it polled successfully within max(3 poll intervals, 60 s), plus the interval "
+        "its heartbeat is written at, max(1 poll interval, 30 s), and, with Reddit "
+        "credentials, reached Reddit as recently or has nothing to deliver "
+        "(for cron, systemd or container health checks)",
+    )
+    how.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every page of the state file for damage (PRAGMA quick_check; "
+        "its time grows with the file, so a start only looks at the header and each "
+        "table's first page)",
+    )
+    how.add_argument(
+        "--connect",
+        action="store_true",
+        help="connectivity test from this process: read the status page once and, with "
+        "credentials, log in to Reddit and find the megathread",
+    )
+
+
 def _reports_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -336,10 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modbot`` script and ``python -m modbot``."""
     args = build_parser().parse_args(argv)
     from modbot.cli import logs  # noqa: PLC0415 - after --help has had its chance
-    from modbot.config.settings import load_settings  # noqa: PLC0415 - pydantic loads slowly
 
     try:
-        settings = load_settings(_env_file(args.env_file), app_only=args.command == "auth")
+        settings = _settings(args)
     except ConfigError as exc:
         print(f"modbot: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -349,6 +374,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         secrets=settings.secret_values(),
     )
     return _outcome(args, settings)
+
+
+def _read_only(args: argparse.Namespace) -> bool:
+    """``status`` and ``check --live``: they read the state and need few settings."""
+    return args.command == "status" or (args.command == "check" and bool(args.live))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings the command needs: for a read-only command, read without pydantic
+    when they are plain (``config.quick``); else loaded and checked in full."""
+    env_file = _env_file(args.env_file)
+    if _read_only(args):
+        from modbot.config.quick import quick_settings  # noqa: PLC0415
+
+        quick = quick_settings(env_file)
+        if quick is not None:
+            return quick  # type: ignore[return-value]  # what these commands read of Settings
+    from modbot.config.settings import load_settings  # noqa: PLC0415 - pydantic loads slowly
+
+    return load_settings(env_file, app_only=args.command == "auth")
 
 
 def _outcome(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 - one per ending
@@ -368,17 +413,17 @@ def _outcome(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
         _details()
         return EXIT_USAGE
     except StateLost as exc:
-        log.error("%s", exc)
+        _log().error("%s", exc)
         _details()
         return _end_now(EXIT_PROBLEM)
     except ModbotError as exc:
-        log.error("%s", exc)
+        _log().error("%s", exc)
         _details()
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:  # a bug: one line here, the traceback only with -v
-        log.error("unexpected %s: %s (run with -v for details)", type(exc).__name__, exc)
+        _log().error("unexpected %s: %s (run with -v for details)", type(exc).__name__, exc)
         _details()
         return EXIT_PROBLEM
     return code
@@ -387,12 +432,14 @@ def _outcome(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0
 def _details() -> None:
     """With ``-v``, the traceback of the error being handled, and of each error that
     caused it (``raise ... from exc``); without ``-v`` the one line above is all."""
-    log.debug("details", exc_info=True)
+    _log().debug("details", exc_info=True)
 
 
 def _end_now(code: int) -> int:
     """Exit at once, skipping the interpreter's clean-up: the state file is gone, and
     closing its connection would write an old journal into whatever has its name now."""
+    import logging  # noqa: PLC0415
+
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -402,7 +449,7 @@ def _end_now(code: int) -> int:
 def _env_file(named: Path | None) -> Path | None:
     """The env file to read: one named on the command line must exist; ``.env`` may not."""
     if named is None:
-        return Path(".env")
+        return _path(".env")
     if not named.is_file():
         raise ConfigError(f"--env-file {named}: no such file")
     return named
@@ -420,8 +467,10 @@ Handler = Callable[[Any, argparse.Namespace, "Settings", TextIO], int]
 COMMANDS: dict[str, Handler] = {
     "run": lambda sv, a, s, out: _run(sv.run(s, once=a.once, dry_run=a.dry_run, out=out)),
     "preview": lambda sv, a, s, out: _run(sv.preview(s, a.incident_id, a.feed, out, a.watch)),
-    "check": lambda sv, a, s, out: _run(
-        sv.check_live(s, out) if a.live else sv.check(s, out, connect=a.connect)
+    "check": lambda sv, a, s, out: (
+        _read(s, sv.check_live(s, out))
+        if a.live
+        else _run(sv.check(s, out, connect=a.connect, deep=a.deep))
     ),
     "demo": lambda sv, a, s, out: _run(
         sv.demo(s, out, max(a.delay, 0.0), a.kind, provider=a.provider)
@@ -449,7 +498,7 @@ COMMANDS: dict[str, Handler] = {
             watch_name=a.watch,
         )
     ),
-    "status": lambda sv, a, s, out: _run(sv.status(s, out, as_json=a.json)),
+    "status": lambda sv, a, s, out: _read(s, sv.status(s, out, as_json=a.json)),
     "providers": lambda sv, a, s, out: sv.providers(out, markdown=a.markdown),
     "migrate-store": lambda sv, a, s, out: _run(sv.migrate_store(s, a.to, out)),
     "reports": lambda sv, a, s, out: sv.reports_explain(s, _report_text(a.text), out, a.watch),
@@ -468,7 +517,7 @@ def _notice_text(args: argparse.Namespace) -> str | None:
             raise ConfigError("the notice's text is empty")
         return str(args.text) if args.text is not None else None
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
+        text = _path(args.file).read_text(encoding="utf-8")
     except OSError as exc:
         raise ModbotError(f"cannot read {args.file}: {exc.strerror}") from exc
     if not text.strip():
@@ -482,4 +531,20 @@ def _report_text(text: str) -> str:
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
+    import asyncio  # noqa: PLC0415 - only the commands that run a loop
+
     return asyncio.run(coro)
+
+
+def _read(settings: Settings, coro: Coroutine[Any, Any, int]) -> int:
+    """Run a read-only command: on a state file without an event loop (it opens the
+    store ``inline``, so nothing it awaits ever waits), else in one."""
+    database = settings.database
+    if getattr(database, "url", None) is not None:  # a PostgreSQL server: a loop
+        return _run(coro)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return int(done.value)
+    coro.close()
+    raise RuntimeError("a read-only command waited for something")

@@ -7,7 +7,6 @@ and ``--help`` (handled before this module is imported) loads none of them.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import logging
 import tempfile
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from modbot import __version__
-from modbot.config.settings import Settings
 from modbot.errors import ConfigError, ModbotError, RedditError, StoreError, TemplateError
 
 if TYPE_CHECKING:
     from modbot.app import App
+    from modbot.config.settings import Settings
     from modbot.config.watches import Watch
     from modbot.core.feed import IncidentsFeed
     from modbot.core.records import DeliveryRow, Health, PollReport
@@ -71,6 +70,8 @@ async def _app(
 
 async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> int:
     """``modbot run``: poll and deliver until stopped (or once)."""
+    import asyncio  # noqa: PLC0415 - not for the commands that need no loop
+
     from modbot.app import stop_on_signals  # noqa: PLC0415
 
     dry = is_dry_run(settings, dry_run)
@@ -114,6 +115,10 @@ def _first_poll_note(settings: Settings, url: str, out: TextIO) -> Callable[[Pol
 
 
 def _watches(settings: Settings) -> list[Watch]:
+    # The read-only commands' settings (``config.quick``) come with their watches.
+    given: Sequence[Watch] | None = getattr(settings, "watches", None)
+    if given:
+        return list(given)
     from modbot.config.watches import load_watches  # noqa: PLC0415
 
     return load_watches(settings)
@@ -121,6 +126,8 @@ def _watches(settings: Settings) -> list[Watch]:
 
 async def load_feed(settings: Settings, watch: Watch, feed_file: Path | None) -> IncidentsFeed:
     """A saved incidents.json, or one live fetch of the watch's page."""
+    import asyncio  # noqa: PLC0415 - not for the commands that need no loop
+
     from modbot.core.feed import parse_incidents  # noqa: PLC0415
     from modbot.core.records import Validators  # noqa: PLC0415
     from modbot.sources.choose import make_http_client, make_source  # noqa: PLC0415
@@ -202,7 +209,9 @@ async def preview(
 # --- check ------------------------------------------------------------------------------------
 
 
-async def check(settings: Settings, out: TextIO, *, connect: bool = False) -> int:
+async def check(
+    settings: Settings, out: TextIO, *, connect: bool = False, deep: bool = False
+) -> int:
     """``modbot check``: settings, watches, templates, state file and, with credentials,
     Reddit.
 
@@ -233,7 +242,7 @@ async def check(settings: Settings, out: TextIO, *, connect: bool = False) -> in
         except TemplateError as exc:
             line("templates", f"BROKEN: {exc}")
             problems += 1
-    problems += await _check_store(settings, line)
+    problems += await _check_store(settings, line, deep=deep)
     if connect:
         for watch in watches:
             problems += await _check_feed(settings, watch, line)
@@ -259,7 +268,7 @@ async def check_live(settings: Settings, out: TextIO) -> int:
         return 1
     dry = is_dry_run(settings)
     try:
-        store = await open_store(settings.database)
+        store = await open_store(settings.database, inline=True)
     except StoreError as exc:
         line("state file", f"FAILED: {exc}")
         return 1
@@ -286,14 +295,14 @@ def _live(
 ) -> int:
     """One watch's heartbeat, as ``check --live`` (and ``/healthz``) judge it; the number
     of problems."""
-    from modbot.shell.statusview import stale, when  # noqa: PLC0415
+    from modbot.shell.statusview import liveness_window, stale, when  # noqa: PLC0415
 
     problems = stale(watch.name, watch.poll_interval, health, len(waiting), dry=dry, now=now)
     polled, called = health.last_good_poll_at, health.last_reddit_ok_at
     if not any("last good poll" in p for p in problems) and polled is not None:
         line("polling", f"{watch.name}: ok: last good poll {now - polled:.0f} s ago")
     if not dry and not any("deliveries waiting" in p for p in problems):
-        if called is not None and now - called <= max(3 * watch.poll_interval, 60.0):
+        if called is not None and now - called <= liveness_window(watch.poll_interval):
             line("reddit", f"{watch.name}: ok: last good Reddit call {now - called:.0f} s ago")
         else:
             line(
@@ -463,7 +472,9 @@ async def _check_subreddit(
     return 0
 
 
-async def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:
+async def _check_store(
+    settings: Settings, line: Callable[[str, str], None], *, deep: bool = False
+) -> int:
     from modbot.store import open_store  # noqa: PLC0415
 
     if not settings.database.exists():
@@ -475,13 +486,16 @@ async def _check_store(settings: Settings, line: Callable[[str, str], None]) -> 
         line("state file", f"BROKEN: {exc}")
         return 1
     try:
-        damage = await store.integrity_problems()
+        # --deep reads the whole file (what grows with the history); otherwise what a
+        # start looks at.
+        damage = await (store.integrity_problems() if deep else store.startup_problems())
         if damage:
             line("state file", f"BROKEN: {settings.database} is damaged ({damage[0]})")
             return 1
         await store.writable()
         version = await store.schema_version()
-        line("state file", f"ok: {settings.database} (schema {version}, writable)")
+        checked = "every page read" if deep else "writable"
+        line("state file", f"ok: {settings.database} (schema {version}, {checked})")
         return 0
     except StoreError as exc:
         line("state file", f"FAILED: {exc}")
@@ -571,6 +585,8 @@ async def demo(
     provider: str | None = None,
 ) -> int:
     """``modbot demo``: replay a real incident through the real pipeline, offline."""
+    import asyncio  # noqa: PLC0415 - not for the commands that need no loop
+
     from modbot.app import App  # noqa: PLC0415
     from modbot.config.catalog import lookup  # noqa: PLC0415
     from modbot.config.watches import load_watches  # noqa: PLC0415
@@ -716,7 +732,7 @@ async def refresh(
 
 async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> int:
     """``modbot status``: every watch, from the state file alone (no network)."""
-    from modbot.config.watches import deployment_name  # noqa: PLC0415
+    from modbot.config.watch import deployment_name  # noqa: PLC0415
     from modbot.shell.statusview import (  # noqa: PLC0415
         health_json,
         leadership_text,
@@ -730,7 +746,7 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
         return 1
     watches = _watches(settings)
     dry = is_dry_run(settings)
-    store = await open_store(settings.database)
+    store = await open_store(settings.database, inline=True)
     try:
         deployment = deployment_name(settings, watches, dry_run=dry)
         who = await store.leadership(deployment, settings.lease_interval)
@@ -861,7 +877,7 @@ async def set_pause(
     who = f"{getpass.getuser()} (CLI)"
     store = await open_store(settings.database)
     try:
-        damage = await store.integrity_problems()
+        damage = await store.startup_problems()
         if damage:
             raise StoreError(
                 f"state file {settings.database} is damaged ({damage[0]}){START_FRESH}"

@@ -1,6 +1,6 @@
 """The ``.env`` file, read by modbot itself.
 
-pydantic-settings reads it through python-dotenv, which skips a line it cannot read
+python-dotenv (what pydantic-settings would read it with) skips a line it cannot read
 with a warning (the setting on it is then silently not set), keeps a UTF-8 byte-order
 mark as part of the first name, and ends in a traceback on a UTF-16 file (what Windows
 PowerShell's ``>`` writes). Here each of these is one error naming the file and line.

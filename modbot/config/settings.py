@@ -1,33 +1,30 @@
-"""All of modbot's settings, in one pydantic-settings class.
+"""All of modbot's settings, in one pydantic class, read from the environment and ``.env``.
 
-Values come from the environment (prefix ``MODBOT_``) and from a ``.env`` file; every
-field is documented for moderators in ``.env.example``. Secrets are ``SecretStr`` and
-error messages name settings, never their values.
+Values come from the environment (prefix ``MODBOT_``, any case) and from a ``.env`` file
+(``envfile``), the environment winning; every field is documented for moderators in
+``.env.example``. Secrets are ``SecretStr`` and error messages name settings, never
+their values. The sources are read here, not by pydantic-settings: what it added was
+these few lines, and importing it cost every command a twentieth of a second.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
+    ConfigDict,
     Field,
     InstanceOf,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
-)
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
 )
 
 from modbot import __version__, default_templates_dir
@@ -68,44 +65,17 @@ NOT_SETTINGS = frozenset({"MODBOT_TEST_POSTGRES_URL", "MODBOT_SNUDOWN_DIR"})
 # Set while loading settings for ``modbot auth``, which is how a login is obtained: the
 # app's id and secret are needed, a username, password or refresh token is not yet.
 _APP_ONLY: ContextVar[bool] = ContextVar("app_only", default=False)
-# The settings of the .env file being loaded, by field name (see ``_EnvFileSource``).
-_ENV_FILE: ContextVar[Mapping[str, str] | None] = ContextVar("env_file", default=None)
-
-
-class _EnvFileSource(PydanticBaseSettingsSource):
-    """The ``.env`` file's settings as ``envfile`` read them, below the environment's.
-    pydantic-settings' own reader would skip a line it cannot read, so it is not used."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return (_ENV_FILE.get() or {}).get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_ENV_FILE.get() or {})
 
 
 MIN_ALERT_AFTER = 60.0
 
 
-class Settings(BaseSettings):
-    """modbot's configuration; see ``.env.example`` for each field's meaning."""
+class Settings(BaseModel):
+    """modbot's configuration; see ``.env.example`` for each field's meaning. Build it with
+    ``load_settings`` (the environment and ``.env``); ``Settings(...)`` takes only what it
+    is given."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="ignore",
-        validate_default=True,
-    )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Values given in code, then the environment, then the ``.env`` file."""
-        return init_settings, env_settings, _EnvFileSource(settings_cls)
+    model_config = ConfigDict(extra="ignore", validate_default=True)
 
     # --- status page (the watch named "default", when there is no watches file) ---
     config: Path | None = None
@@ -120,7 +90,7 @@ class Settings(BaseSettings):
     # before modbot finds out again which platform serves the page.
     move_threshold: int = Field(default=5, ge=1, le=1000)
     http_timeout: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
-    components: Annotated[tuple[str, ...], NoDecode, AfterValidator(component_names)] = ()
+    components: Annotated[tuple[str, ...], AfterValidator(component_names)] = ()
     timezone: Timezone = None
 
     # --- state and templates -----------------------------------------------------
@@ -129,6 +99,8 @@ class Settings(BaseSettings):
     templates_dir: TemplatesFolder = None
     wiki_templates: bool = False
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
+    # Settled incidents older than this many days are pruned from the state (0: never).
+    keep_days: int = Field(default=90, ge=0, le=36_500)
     render_timeout: float = Field(default=2.0, gt=0, le=60, allow_inf_nan=False)
 
     # --- Reddit --------------------------------------------------------------------
@@ -345,16 +317,27 @@ def load_settings(
     unknown += [problem for name in sorted(os.environ) if (problem := unknown_setting(name))]
     if unknown:
         raise ConfigError("invalid settings: " + "; ".join(unknown))
-    reset = _APP_ONLY.set(app_only), _ENV_FILE.set(_by_field(lines))
+    # Given values first, then the environment, then the file.
+    values: dict[str, object] = {**_by_field(lines), **_by_field(_environment())}
+    values.update(overrides)
+    reset = _APP_ONLY.set(app_only)
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings.model_validate(values)
     except ValidationError as exc:
         # Not ``from exc``: pydantic's error lists the input values, and with ``-v`` that
         # would print a password or token given to the wrong setting.
         raise ConfigError(_describe(exc)) from None
     finally:
-        _APP_ONLY.reset(reset[0])
-        _ENV_FILE.reset(reset[1])
+        _APP_ONLY.reset(reset)
+
+
+def _environment() -> list[EnvLine]:
+    """The environment's ``MODBOT_`` settings, as lines of a file."""
+    return [
+        EnvLine(0, name, value)
+        for name, value in os.environ.items()
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in NOT_SETTINGS
+    ]
 
 
 def unknown_setting(name: str) -> str | None:
@@ -374,7 +357,7 @@ def unknown_setting(name: str) -> str | None:
 
 
 def _by_field(lines: Iterable[EnvLine]) -> dict[str, str]:
-    """The file's settings by field name; of a name given twice, the last line wins."""
+    """Settings by field name; of a name given twice, the last line wins."""
     return {
         line.name.upper().removeprefix(ENV_PREFIX).lower(): line.value
         for line in lines

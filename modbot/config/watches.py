@@ -11,11 +11,7 @@ the Reddit budget are global settings, never in the file, so it can be shared.
 from __future__ import annotations
 
 import logging
-import re
 import tomllib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -29,7 +25,6 @@ from pydantic import (
     model_validator,
 )
 
-from modbot import default_templates_dir
 from modbot.config.catalog import Resolved, resolve
 from modbot.config.fields import (
     SourceKind,
@@ -44,69 +39,33 @@ from modbot.config.fields import (
     problem,
 )
 from modbot.config.settings import Settings
-from modbot.core.records import PageInfo
+from modbot.config.watch import (
+    DEFAULT_CONFIG,
+    DEFAULT_WATCH,
+    NAME,
+    Watch,
+    config_path,
+    default_page,
+    deployment_name,
+    pick,
+    watch_scope,
+)
 from modbot.errors import ConfigError
 
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_WATCH",
+    "Watch",
+    "WatchesFile",
+    "config_path",
+    "default_page",
+    "deployment_name",
+    "load_watches",
+    "pick",
+    "watch_scope",
+]
+
 log = logging.getLogger(__name__)
-
-DEFAULT_WATCH = "default"
-DEFAULT_CONFIG = Path("modbot.toml")
-NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
-
-
-@dataclass(frozen=True)
-class Watch:
-    """One status source and where its comments go."""
-
-    name: str
-    url: str
-    kind: str
-    subreddit: str | None
-    megathread_title: str
-    components: tuple[str, ...]
-    timezone: str | None
-    templates_dir: Path | None
-    poll_interval: float
-    maintenance: bool
-    wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
-    provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
-    move_threshold: int = 5  # failed polls that look like a move before detecting again
-
-    def scope(self, dry_run: bool) -> str:
-        """The store key of this watch (see ``watch_scope``)."""
-        return watch_scope(self.name, dry_run)
-
-    @property
-    def templates_path(self) -> Path:
-        """The folder its templates are read from."""
-        return self.templates_dir if self.templates_dir is not None else default_templates_dir()
-
-
-def watch_scope(name: str, dry_run: bool) -> str:
-    """The store key of a watch; a dry run keeps its own baseline and comments."""
-    return f"dry-run:{name}" if dry_run else name
-
-
-def deployment_name(settings: Settings, watches: Sequence[Watch], *, dry_run: bool) -> str:
-    """What names this bot among processes sharing one PostgreSQL database: processes
-    with the same name take turns leading. ``MODBOT_DEPLOYMENT``, or ``default``: one
-    deployment per database unless told otherwise, so that two copies can never both
-    lead because their watches files differ (mid-upgrade, say). A dry run is a
-    deployment of its own, so that trying one out never holds up the real bot."""
-    name = settings.deployment or "default"
-    return f"dry-run {name}" if dry_run else name
-
-
-def default_page(url: str) -> PageInfo:
-    """What comments name as their page before the feed has named itself."""
-    return PageInfo(name=url.split("//", 1)[-1].rstrip("/"), url=url.rstrip("/"))
-
-
-def config_path(settings: Settings) -> Path | None:
-    """The watches file in use: ``MODBOT_CONFIG``, else ``./modbot.toml`` if present."""
-    if settings.config is not None:
-        return settings.config
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
 
 
 def load_watches(settings: Settings) -> list[Watch]:
@@ -340,17 +299,3 @@ def _keyed(key: str, error: Any) -> str:
         return "not a table"
     message = problem(error, show_input=True)
     return f"{key}: {message}" if key else message
-
-
-def pick(watches: Sequence[Watch], name: str | None) -> Watch:
-    """The watch a command is about: the named one, or the only one."""
-    if name is not None:
-        for watch in watches:
-            if watch.name == name:
-                return watch
-        known = ", ".join(w.name for w in watches)
-        raise ConfigError(f"no watch named {name!r} (watches: {known})")
-    if len(watches) > 1:
-        known = ", ".join(w.name for w in watches)
-        raise ConfigError(f"there are several watches: name one with --watch ({known})")
-    return watches[0]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from modbot.core import markdown, moves, outbox
+from modbot.core import markdown, outbox, platforms
 from modbot.core.records import Channel, MessageRow, PlatformMove
 
 HOUR = 3600.0
@@ -228,7 +228,7 @@ def move_key(where: Where, move: PlatformMove) -> str:
 
 def move_detail(move: PlatformMove) -> str:
     """What a move alert names: both platforms and the page."""
-    before, after = moves.platform_name(move.before), moves.platform_name(move.after)
+    before, after = platforms.platform_name(move.before), platforms.platform_name(move.after)
     return f"from {before} to {after} ({move.page_url})"
 
 

@@ -58,6 +58,12 @@ def _each(value: object, handler: ValidatorFunctionWrapHandler) -> list[Any]:
     """The items of a list that validate; not a list (or ``null``): empty."""
     if not isinstance(value, list):
         return []
+    try:
+        every: list[Any] = handler(value)  # the usual case at once; one by one if one fails
+    except ValidationError:
+        pass
+    else:
+        return every
     kept: list[Any] = []
     for item in value:
         try:
@@ -166,13 +172,86 @@ class IncidentsFeed(_Model):
     skipped: tuple[str, ...] = ()
 
 
-def parse_incidents(raw: bytes | str) -> IncidentsFeed:
+class ParseCache:
+    """What the incidents of a source's last document parsed into, with the JSON each
+    came from: an incident whose JSON is unchanged is not validated again (it is the
+    very same object, which ``incidents.ViewMemo`` also knows), and in a changed one,
+    neither is an update whose JSON is unchanged. A page lists up to 50 incidents on
+    every poll, and a change is usually one new update of one of them.
+
+    Unchanged means equal as decoded JSON, which a comparison tells at once (a hash of
+    each would need it serialised again). Only the last document's entries are kept.
+    """
+
+    def __init__(self) -> None:
+        # id -> (its JSON, the incident, its updates by id with their JSON)
+        self._last: dict[str, _Parsed] = {}
+
+    def parse(self, items: list[Any]) -> tuple[list[Incident], list[str]]:
+        """The incidents of ``items`` and why entries were skipped (as without a cache)."""
+        incidents: list[Incident] = []
+        skipped: list[str] = []
+        parsed: dict[str, _Parsed] = {}
+        for item in items:
+            key = item.get("id") if isinstance(item, dict) else None
+            known = self._last.get(key) if isinstance(key, str) else None
+            if known is not None and known[0] == item:
+                found: _Parsed | None = known
+            else:
+                found = _parse(item, known[2] if known is not None else {})
+            if found is None:
+                skipped.append(_unusable(item))
+                continue
+            incidents.append(found[1])
+            parsed.setdefault(found[1].id, found)
+        self._last = parsed
+        return incidents, skipped
+
+
+# An incident's JSON, the incident, and its updates' JSON and updates by update id.
+_Parsed = tuple[Any, Incident, dict[str, tuple[Any, IncidentUpdate]]]
+
+
+def _parse(item: Any, known: dict[str, tuple[Any, IncidentUpdate]]) -> _Parsed | None:
+    """One incident, with the updates whose JSON is in ``known`` taken from there."""
+    raw = item.get("incident_updates") if isinstance(item, dict) else None
+    if not isinstance(raw, list):
+        incident = _validated(item)
+        return None if incident is None else (item, incident, {})
+    updates: list[IncidentUpdate] = []
+    pairs: dict[str, tuple[Any, IncidentUpdate]] = {}
+    for entry in raw:
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        hit = known.get(ident) if isinstance(ident, str) else None
+        if hit is not None and hit[0] == entry:
+            update = hit[1]
+        else:
+            try:
+                update = IncidentUpdate.model_validate(entry)
+            except ValidationError:
+                continue  # as ``Items``: an entry that is not an update is left out
+        updates.append(update)
+        pairs.setdefault(update.id, (entry, update))
+    incident = _validated({**item, "incident_updates": []})
+    if incident is None:
+        return None
+    return item, incident.model_copy(update={"incident_updates": updates}), pairs
+
+
+def _validated(item: Any) -> Incident | None:
+    try:
+        return Incident.model_validate(item)
+    except ValidationError:
+        return None
+
+
+def parse_incidents(raw: bytes | str, cache: ParseCache | None = None) -> IncidentsFeed:
     """Parse an incidents document; raise ``FeedMalformed`` with one short reason."""
     try:
         data = decode(raw)
     except FeedMalformed as exc:
         raise FeedMalformed(f"{NOT_A_DOCUMENT}: {exc}") from exc
-    return parse_incidents_object(data)
+    return parse_incidents_object(data, cache)
 
 
 def decode(raw: bytes | str) -> Any:
@@ -189,21 +268,27 @@ def decode(raw: bytes | str) -> Any:
 NOT_A_DOCUMENT = "not a Statuspage incidents document"
 
 
-def parse_incidents_object(data: Any) -> IncidentsFeed:
+def parse_incidents_object(data: Any, cache: ParseCache | None = None) -> IncidentsFeed:
     """Parse an already-decoded incidents document; each incident on its own, so that
-    one without a usable id is skipped (and named in ``skipped``), not the document."""
+    one without a usable id is skipped (and named in ``skipped``), not the document.
+    With ``cache`` (the source's), what did not change since its last document is not
+    validated again."""
     if not isinstance(data, dict):
         raise FeedMalformed(f"{NOT_A_DOCUMENT}: {_kind(data)}, not an object")
     items = data.get("incidents")
     if not isinstance(items, list):
         raise FeedMalformed(f"{NOT_A_DOCUMENT}: no incidents list")
-    incidents: list[Incident] = []
-    skipped: list[str] = []
+    if cache is not None:
+        incidents, skipped = cache.parse(items)
+        return IncidentsFeed(page=data.get("page"), incidents=incidents, skipped=tuple(skipped))
+    incidents = []
+    skipped = []
     for item in items:
-        try:
-            incidents.append(Incident.model_validate(item))
-        except ValidationError:
+        incident = _validated(item)
+        if incident is None:
             skipped.append(_unusable(item))
+        else:
+            incidents.append(incident)
     # Only the page is read from the rest: the other fields are the sources' to set.
     return IncidentsFeed(page=data.get("page"), incidents=incidents, skipped=tuple(skipped))
 

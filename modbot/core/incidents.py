@@ -18,9 +18,10 @@ Pure and synchronous: no I/O, no clock. The bot keeps, per incident, an
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from modbot.core.feed import Incident, IncidentsFeed, IncidentUpdate
 from modbot.core.records import (
@@ -75,8 +76,12 @@ def _ordering_key(item: tuple[int, IncidentUpdate]) -> tuple[float, float, int]:
     return (shown, created, -position)
 
 
-def view_of(incident: Incident) -> IncidentView:
-    """The view of one feed incident: updates deduplicated by id, ordered by time."""
+def view_of(
+    incident: Incident, update_view: Callable[[IncidentUpdate], UpdateView] | None = None
+) -> IncidentView:
+    """The view of one feed incident: updates deduplicated by id, ordered by time
+    (``update_view`` makes each update's, a remembered one where it is given)."""
+    make = update_view or _update_view
     unique: dict[str, tuple[int, IncidentUpdate]] = {}
     for position, update in enumerate(incident.incident_updates):
         unique.setdefault(update.id, (position, update))
@@ -96,12 +101,50 @@ def view_of(incident: Incident) -> IncidentView:
         created_at=incident.created_at or incident.started_at,
         resolved_at=incident.resolved_at,
         components=components,
-        updates=tuple(_update_view(update) for _, update in ordered),
+        updates=tuple(make(update) for _, update in ordered),
         postmortem_body=postmortem or None,
         maintenance=incident.maintenance,
         scheduled_for=incident.scheduled_for if incident.maintenance else None,
         scheduled_until=incident.scheduled_until if incident.maintenance else None,
     )
+
+
+class ViewMemo:
+    """``view_of``, remembered for an incident that is the very same object as in the
+    last snapshot (a source's ``ParseCache`` hands back the same object for unchanged
+    JSON), so an unchanged incident of a changed page costs nothing. Only the last
+    snapshot's views are kept."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[Incident, IncidentView]] = {}
+        # In a changed incident, so is each update that is the same object as before
+        # (the ``ParseCache`` keeps them): by the update's id in the incident's.
+        self._updates: dict[tuple[str, str], tuple[IncidentUpdate, UpdateView]] = {}
+
+    def views(self, incidents: Iterable[Incident]) -> list[IncidentView]:
+        """The view of each incident (``incidents`` have distinct ids)."""
+        kept: dict[str, tuple[Incident, IncidentView]] = {}
+        found = []
+        for incident in incidents:
+            known = self._last.get(incident.id)
+            if known is not None and known[0] is incident:
+                view = known[1]
+            else:
+                view = view_of(incident, partial(self._update_view, incident.id))
+            kept[incident.id] = (incident, view)
+            found.append(view)
+        self._last = kept
+        self._updates = {k: v for k, v in self._updates.items() if k[0] in kept}
+        return found
+
+    def _update_view(self, incident_id: str, update: IncidentUpdate) -> UpdateView:
+        key = (incident_id, update.id)
+        known = self._updates.get(key)
+        if known is not None and known[0] is update:
+            return known[1]
+        view = _update_view(update)
+        self._updates[key] = (update, view)
+        return view
 
 
 # --- component filter -------------------------------------------------------------------
@@ -234,17 +277,21 @@ def diff(
     *,
     baseline_at: datetime | None,
     components: Collection[str] = (),
+    memo: ViewMemo | None = None,
 ) -> Diff:
     """Compare what the bot knew with a new snapshot.
 
     ``baseline_at`` is when the bot first read this page, or ``None`` when this
-    snapshot is the first (the baseline itself).
+    snapshot is the first (the baseline itself). ``memo``: the watch's views of its
+    last snapshot, which unchanged incidents keep.
     """
     events: list[Event] = []
     changed: dict[str, Tracked] = {}
-    for incident in _unique(feed.incidents):
+    unique = list(_unique(feed.incidents))
+    views = memo.views(unique) if memo is not None else [view_of(i) for i in unique]
+    for incident, seen in zip(unique, views, strict=True):
         before = known.get(incident.id)
-        view = view_of(incident)
+        view = seen
         if not incident.components_known and before is not None:
             # The source no longer says which components it touched: keep what it said.
             view = replace(view, components=before.view.components)

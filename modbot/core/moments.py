@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 # Zone offsets are under a day, so a moment in this range converts to any zone.
 EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
@@ -48,8 +49,10 @@ def from_epoch(seconds: float) -> datetime | None:
         return None
 
 
+@lru_cache(maxsize=8192)
 def from_text(text: str) -> datetime | None:
-    """ISO 8601 text as aware UTC; None when it is not a usable time."""
+    """ISO 8601 text as aware UTC; None when it is not a usable time. Remembered: a feed
+    repeats the same few hundred times on every poll."""
     text = text.strip().upper()
     if not text or len(text) > MAX_TEXT:
         return None

@@ -24,41 +24,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from modbot.core.feed import Incident, IncidentsFeed, IncidentUpdate
-from modbot.core.records import IncidentView, Tracked, UpdateView
+from modbot.core.platforms import platform_name
+from modbot.core.records import MOVED, Alias, Tracked, UpdateView
 
 MATCH_WINDOW = timedelta(minutes=30)
 # Shorter ids (a Datadog page's numbers, a test's) are too likely to be part of any
 # address: they are matched by name and start only.
 MIN_LINKED_ID = 6
-MOVED = "moved"  # the status of an incident whose page moved to a platform not listing it
-PLATFORM_NAMES = {
-    "statuspage": "Atlassian Statuspage",
-    "incidentio": "incident.io",
-    "gcloud": "Google Cloud Service Health",
-    "atom": "an Atom or RSS feed",
-    "betterstack": "Better Stack",
-    "datadog": "Datadog status pages",
-}
 _URL = re.compile(r"https?://[^\s<>()\[\]\"']+")
 _WORDS = re.compile(r"[\W_]+")
-
-
-@dataclass(frozen=True)
-class Alias:
-    """A new id for an incident the bot already knows (after its page moved)."""
-
-    alias_id: str  # the id the page gives the incident now
-    incident_id: str  # the id the bot keeps: its rows and its comment's marker
-    before: IncidentView  # the incident as the bot knew it when it was adopted
-
-
-def platform_name(kind: str) -> str:
-    """How a comment and the log name a platform."""
-    return PLATFORM_NAMES.get(kind, kind)
 
 
 # --- matching ---------------------------------------------------------------------------

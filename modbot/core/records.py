@@ -105,6 +105,18 @@ class Tracked:
     announce: bool
 
 
+MOVED = "moved"  # the status of an incident whose page moved to a platform not listing it
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A new id for an incident the bot already knows (after its page moved)."""
+
+    alias_id: str  # the id the page gives the incident now
+    incident_id: str  # the id the bot keeps: its rows and its comment's marker
+    before: IncidentView  # the incident as the bot knew it when it was adopted
+
+
 @dataclass(frozen=True)
 class PageInfo:
     """The status page a comment talks about."""

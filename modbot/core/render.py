@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -147,7 +148,7 @@ class Templates:
     origin: str
     sources: tuple[tuple[str, str], ...]  # (name, source), in TEMPLATE_NAMES order
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """Identifies this exact set of sources."""
         return digest(repr(self.sources))
@@ -189,6 +190,15 @@ def _components(
 
 
 def _update(update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]) -> dict[str, str]:
+    return dict(_update_context(update, zone, hosts))
+
+
+@lru_cache(maxsize=4096)
+def _update_context(
+    update: UpdateView, zone: ZoneInfo | None, hosts: frozenset[str]
+) -> dict[str, str]:
+    """An update's context, made once: an incident's comment is rendered again with
+    every new update, and its earlier updates' texts and times are what they were."""
     return {
         "id": _field(update.id, MAX_ID_CHARS),
         "status": enum(update.status, STATUS_LABELS),

@@ -10,6 +10,12 @@ address space is capped, so a huge allocation fails there as a ``MemoryError``. 
 event loop only waits on a pipe, so SIGTERM is always answered.
 
 Requests and answers are length-prefixed JSON: the contexts are plain data already.
+Only what changed travels: a set of templates once (the child keeps the last few sets
+compiled, by digest, and a request names its set by digest alone once the child has
+it), and an update's context once (the child keeps the last ``SHARED`` of them, by a
+number the request then gives instead; an incident's comment is rendered again with
+every new update, and its earlier updates are what they were). A child that has
+dropped what a request names says so, and gets it again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import signal
 import struct
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modbot.core.render import Renderer, Templates, sample_jobs
@@ -33,6 +39,7 @@ HEADER = struct.Struct(">I")
 DEFAULT_MEMORY_MB = 256
 MAX_MESSAGE = 64 * 1024 * 1024
 COMPILED_SETS = 16  # template sets the child keeps compiled (one or two per watch)
+SHARED = 20_000  # update contexts the child keeps (a few hundred per watch)
 
 
 class RenderWorker:
@@ -43,6 +50,11 @@ class RenderWorker:
         self.memory_mb = memory_mb
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
+        self._sent: set[str] = set()  # digests of the sets the running child was sent
+        # Update contexts the running child keeps, by content, with their numbers (both
+        # sides forget the oldest first, past ``SHARED``).
+        self._shared: dict[tuple[tuple[str, Any], ...], int] = {}
+        self._next_shared = 0
 
     async def render(
         self, templates: Templates, name: str, context: Mapping[str, Any], limit: int
@@ -50,7 +62,9 @@ class RenderWorker:
         """Run template ``name`` on ``context``; the text (at most ``limit`` characters)
         and how many old updates were left out. Raises ``TemplateError``."""
         answer = await self._ask(
-            templates, {"op": "render", "name": name, "context": context, "limit": limit}, name
+            templates,
+            lambda: {"op": "render", "name": name, "context": context, "limit": limit},
+            name,
         )
         return str(answer["text"]), int(answer["omitted"])
 
@@ -62,10 +76,14 @@ class RenderWorker:
         The time limit is ``MODBOT_RENDER_TIMEOUT`` for each job."""
         if not jobs:
             return []
-        request = {
-            "op": "batch",
-            "jobs": [{"name": n, "context": c, "limit": lim} for n, c, lim in jobs],
-        }
+
+        def request() -> dict[str, Any]:
+            shared: dict[int, Any] = {}
+            batch = [
+                {"name": n, "context": self._sharing(c, shared), "limit": lim} for n, c, lim in jobs
+            ]
+            return {"op": "batch", "jobs": batch, "shared": shared}
+
         answer = await self._ask(templates, request, jobs[0][0], budget=len(jobs))
         results: list[tuple[str, int] | TemplateError] = []
         for item in answer["results"]:
@@ -84,21 +102,50 @@ class RenderWorker:
         """Stop the child process."""
         await self._kill()
 
+    def _sharing(self, context: Mapping[str, Any], shared: dict[int, Any]) -> Mapping[str, Any]:
+        """``context`` with each update the child keeps given by its number; the others
+        are added to ``shared`` (sent with the request, and kept by the child)."""
+        updates = context.get("updates")
+        if not isinstance(updates, list) or not updates:
+            return context
+        numbers: list[Any] = []
+        for update in updates:
+            try:
+                key = tuple(update.items())
+                number = self._shared.get(key)
+            except (AttributeError, TypeError):  # not a dict of plain values: sent as it is
+                numbers.append(update)
+                continue
+            if number is None and len(shared) >= SHARED // 2:
+                numbers.append(update)  # a batch that big: its updates go as they are
+                continue
+            if number is None:
+                number = self._shared[key] = self._next_shared
+                self._next_shared += 1
+                shared[number] = update
+                if len(self._shared) > SHARED:
+                    del self._shared[next(iter(self._shared))]
+            numbers.append(number)
+        return {**context, "updates": numbers}
+
     async def _ask(
-        self, templates: Templates, request: dict[str, Any], name: str, budget: int = 1
+        self,
+        templates: Templates,
+        request: Callable[[], dict[str, Any]],
+        name: str,
+        budget: int = 1,
     ) -> Any:
         async with self._lock:
             process = await self._child()
-            # Sources travel with every request (a few kB): the child compiles each set
-            # once and keeps the last few, so nothing has to track what it holds.
-            request["digest"] = templates.digest
-            request["templates"] = {
-                "origin": templates.origin,
-                "sources": [list(pair) for pair in templates.sources],
-            }
             try:
                 async with asyncio.timeout(self.timeout * budget):
-                    answer = await self._exchange(process, request)
+                    answer = await self._exchange(process, self._whole(request(), templates))
+                    if answer.get("missing"):  # the child dropped the set: send it again
+                        self._sent.discard(templates.digest)
+                    if answer.get("stale"):  # or updates it dropped: send them all
+                        self._shared.clear()
+                    if answer.get("missing") or answer.get("stale"):
+                        answer = await self._exchange(process, self._whole(request(), templates))
             except TimeoutError as exc:
                 await self._kill()
                 where = f"{templates.origin.rstrip('/')}/{name}"
@@ -116,12 +163,25 @@ class RenderWorker:
                 raise TemplateError(str(answer.get("error")))
             return answer
 
+    def _whole(self, request: dict[str, Any], templates: Templates) -> dict[str, Any]:
+        """``request``, naming the templates, with their sources unless the child was
+        sent them."""
+        request["digest"] = templates.digest
+        if templates.digest in self._sent:
+            return request
+        self._sent.add(templates.digest)
+        request["templates"] = {
+            "origin": templates.origin,
+            "sources": [list(pair) for pair in templates.sources],
+        }
+        return request
+
     async def _exchange(
         self, process: asyncio.subprocess.Process, request: dict[str, Any]
     ) -> dict[str, Any]:
         assert process.stdin is not None
         assert process.stdout is not None
-        data = json.dumps(request, ensure_ascii=False).encode()
+        data = json.dumps(request).encode()  # ASCII JSON: C's fast path, both ways
         process.stdin.write(HEADER.pack(len(data)) + data)
         await process.stdin.drain()
         (size,) = HEADER.unpack(await process.stdout.readexactly(HEADER.size))
@@ -135,6 +195,8 @@ class RenderWorker:
     async def _child(self) -> asyncio.subprocess.Process:
         if self._process is not None and self._process.returncode is None:
             return self._process
+        self._sent = set()  # a new child has none
+        self._shared = {}
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -180,23 +242,28 @@ def _serve(megabytes: int) -> None:
     _limit_memory(megabytes)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     compiled: dict[str, Renderer] = {}
+    shared: dict[int, Any] = {}
     while True:
         header = stdin.read(HEADER.size)
         if len(header) < HEADER.size:
             return  # the parent closed the pipe
         (size,) = HEADER.unpack(header)
         request = json.loads(stdin.read(size))
-        answer = _handle(request, compiled)
-        data = json.dumps(answer, ensure_ascii=False).encode()
+        answer = _handle(request, compiled, shared)
+        data = json.dumps(answer).encode()
         stdout.write(HEADER.pack(len(data)) + data)
         stdout.flush()
 
 
-def _handle(request: dict[str, Any], compiled: dict[str, Renderer]) -> dict[str, Any]:
+def _handle(
+    request: dict[str, Any], compiled: dict[str, Renderer], shared: dict[int, Any]
+) -> dict[str, Any]:
     try:
         renderer = compiled.get(request["digest"])
         if renderer is None:
-            given = request["templates"]
+            given = request.get("templates")
+            if given is None:
+                return {"ok": False, "missing": True, "error": "templates not sent"}
             templates = Templates(given["origin"], tuple((n, s) for n, s in given["sources"]))
             renderer = Renderer(templates)
             if len(compiled) >= COMPILED_SETS:
@@ -205,8 +272,26 @@ def _handle(request: dict[str, Any], compiled: dict[str, Renderer]) -> dict[str,
     except TemplateError as exc:
         return {"ok": False, "error": str(exc)}
     if request.get("op") == "batch":
-        return {"ok": True, "results": [_render(renderer, job) for job in request["jobs"]]}
+        for number, update in request.get("shared", {}).items():
+            shared[int(number)] = update
+            if len(shared) > SHARED:
+                del shared[next(iter(shared))]
+        try:
+            jobs = [_unshared(job, shared) for job in request["jobs"]]
+        except KeyError:
+            return {"ok": False, "stale": True, "error": "updates not sent"}
+        return {"ok": True, "results": [_render(renderer, job) for job in jobs]}
     return _render(renderer, request)
+
+
+def _unshared(job: dict[str, Any], shared: dict[int, Any]) -> dict[str, Any]:
+    """``job`` with each update given by number replaced by the context kept for it."""
+    context = job.get("context")
+    updates = context.get("updates") if isinstance(context, dict) else None
+    if not isinstance(context, dict) or not isinstance(updates, list):
+        return job
+    whole = [shared[u] if isinstance(u, int) else u for u in updates]
+    return {**job, "context": {**context, "updates": whole}}
 
 
 def _render(renderer: Renderer, job: dict[str, Any]) -> dict[str, Any]:

@@ -113,6 +113,10 @@ class Deliverer:
         self._found_incidents: set[str] = set()
         self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
         self._filtered_seen: set[str] = set()  # filtered comments already said
+        # After a round that found nothing to do: the store's version it read, the
+        # thread and when the next thing falls due. Until one of them changes, a round
+        # has nothing to read (see ``_idle``).
+        self._idle_at: tuple[int, Thread | None, float | None] | None = None
 
     @property
     def thread_id(self) -> str | None:
@@ -133,6 +137,14 @@ class Deliverer:
 
     async def _round(self, keys: Collection[SubjectKey] | None, max_passes: int) -> Report:
         report = Report()
+        version = self.store.version()
+        idle, self._idle_at = self._idle_at, None
+        if keys is None and idle is not None and self._nothing_due(idle, version):
+            thread = await self._thread()  # the megathread is checked as often as ever
+            if thread == idle[1]:
+                self._idle_at = idle
+                report.wake_at = idle[2]
+                return report
         health = await self.store.health(self.watch)
         # Read here, where it takes effect, whoever paused (a command, the CLI, another
         # process): the moderators hear of a pause and of its end from the running bot.
@@ -166,6 +178,8 @@ class Deliverer:
             )
             if not plan.actions:
                 report.wake_at = plan.wake_at
+                if keys is None and version is not None:
+                    self._idle_at = (version, thread, plan.wake_at)
                 return report
             if not looked_again and any(isinstance(a, Post | Edit | Point) for a in plan.actions):
                 # About to write: make sure the megathread has not been replaced in the last
@@ -181,6 +195,26 @@ class Deliverer:
             just_started = False
         report.wake_at = self.clock() + 1.0
         return report
+
+    def _nothing_due(
+        self, idle: tuple[int, Thread | None, float | None], version: int | None
+    ) -> bool:
+        """Whether a round can skip its reads: the store has not changed since an idle
+        round (nothing new to post, no pause, no moderator's edit), nothing it planned
+        has fallen due, and no check of its own (removed comments, a heal, a drift) is
+        due either."""
+        now = self.clock()
+        wake_at = idle[2]
+        return (
+            version is not None
+            and version == idle[0]
+            and (wake_at is None or now < wake_at)
+            and now - self._verified_at < self.verify_interval
+            and (self._heal_at is None or now < self._heal_at)
+            and (self._drift_at is None or now < self._drift_at)
+            and not self._started
+            and not self._found_incidents
+        )
 
     async def _thread(self, max_age: float | None = None) -> Thread | None:
         try:

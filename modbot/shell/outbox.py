@@ -78,11 +78,28 @@ class Outbox:
         # The messages out on Reddit by marker, listed at the first send after a start:
         # a message recorded again after the state was lost is adopted, not sent twice.
         self._seen: dict[str, PostedComment] | None = None
+        # The store's version when the outbox was last found empty: until something is
+        # committed, an idle round (every inbox interval) reads nothing.
+        self._empty_at: int | None = None
 
     async def round(self) -> int:
         """Take every step due now, and the steps those make due (a message found absent
         is sent again at once); returns how many messages went out (or were found)."""
-        return await self._passes(self.store.outbox)
+        # Taken before the read: a message committed meanwhile changes it again.
+        version = self.store.version()
+        if version is not None and version == self._empty_at:
+            return 0
+        empty = True
+
+        async def rows() -> list[MessageRow]:
+            nonlocal empty
+            found = await self.store.outbox()
+            empty = empty and not found
+            return found
+
+        done = await self._passes(rows)
+        self._empty_at = version if empty else None
+        return done
 
     async def send(self, key: str) -> MessageRow | None:
         """The same for one message; the row as it stands afterwards (None: there is no

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from modbot.core import incidents, markdown, moves
 from modbot.core.feed import IncidentsFeed
-from modbot.core.moves import Alias
+from modbot.core.platforms import platform_name
 from modbot.core.records import (
+    Alias,
     Event,
     EventKind,
     IncidentView,
@@ -43,6 +44,8 @@ from modbot.shell.wiki import WikiTemplates, describe
 log = logging.getLogger(__name__)
 
 RERENDER_WINDOW = 24 * 3600.0  # closed incidents readers may still look at
+DAY = 24 * 3600.0
+FIRST_PRUNE = 600.0  # seconds after start (a restart loop must not read whole pages)
 # How long an incident closed because its page moved may still be adopted, should the
 # new platform list it after all.
 ADOPT_WINDOW = 24 * 3600.0
@@ -85,6 +88,7 @@ class Poller:
         templates_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] = lambda: None,
+        keep_days: float = 0.0,
         current_thread: Callable[[], str | None] = lambda: None,
         wiki: WikiTemplates | None = None,
     ) -> None:
@@ -107,6 +111,17 @@ class Poller:
         self._foreign_pages: set[str] = set()  # page URLs of the feed's already logged
         self.current_thread = current_thread  # the megathread the deliverer posts in
         self.wiki = wiki  # templates from the subreddit's wiki, if on
+        # The store's version when it last had nothing unrendered: until it changes, an
+        # unchanged poll reads nothing.
+        self._rendered_at: int | None = None
+        self._views = incidents.ViewMemo()  # the last snapshot's views
+        # The page's baseline and platform as last read or saved: only this poller's own
+        # saves change them (``restart`` forgets them), so a changed poll reads them once.
+        self._state: FeedState | None = None
+        # Settled incidents older than this are pruned (0: never), once a day, after a
+        # whole read of the page (the incidents it still lists are kept).
+        self.keep = keep_days * DAY
+        self._prune_at: float | None = None
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
@@ -114,6 +129,8 @@ class Poller:
         self.known = {}
         self._aliases = {}
         self._validators = None
+        self._rendered_at = None
+        self._state = None
         if self.wiki is not None:
             self.wiki.restart()
 
@@ -121,8 +138,11 @@ class Poller:
     async def poll(self) -> PollReport:
         """Fetch once and save what changed; feed errors become a failed report."""
         await self.reload_templates()
+        if self._prune_at is None:
+            self._prune_at = self.clock() + FIRST_PRUNE
+        prune = bool(self.keep) and self.clock() >= self._prune_at
         if self._validators is None:
-            state = await self.store.feed_state(self.watch)
+            state = self._state = await self.store.feed_state(self.watch)
             self._validators = state.validators
             if state.platform is not None and isinstance(self.source, Movable):
                 self.source.resume(state.platform)
@@ -136,7 +156,8 @@ class Poller:
                 # serves the page, so that a later move is seen as one.
                 self._validators = Validators()
         try:
-            fetched = await self.source.fetch(self._validators)
+            # A day's prune wants what the page lists now: one whole read (no validators).
+            fetched = await self.source.fetch(Validators() if prune else self._validators)
         except FeedError as exc:
             log.debug("%s: the poll failed", self.watch, exc_info=True)  # its cause, with -v
             retry = exc.retry_after if isinstance(exc, FeedRateLimited) else None
@@ -147,16 +168,48 @@ class Poller:
                 report = PollReport(ok=True, changed=False, message="unchanged")
             else:
                 report = await self._apply(fetched.feed, fetched.validators, fetched.platform)
+                if prune:
+                    await self._prune(fetched.feed)
         kind = getattr(self.source, "chosen", None) or self.source.kind
         await self.store.record_poll(
             self.watch, ok=report.ok, message=report.message, now=self.clock(), kind=kind
         )
-        missing = await self.store.unrendered(self.watch)
-        if missing:
-            await self.rerender(missing)
+        await self._render_missing()
         if report.changed:
             self.on_change()
         return report
+
+    async def _prune(self, feed: IncidentsFeed) -> None:
+        """Forget settled incidents older than ``MODBOT_KEEP_DAYS`` that the page no longer
+        lists (their comments are never touched again); once a day."""
+        now = self.clock()
+        self._prune_at = now + DAY  # a failure is not retried on every poll
+        # Listed under the page's id or, after a move, under the one the bot keeps.
+        listed = [incident.id for incident in feed.incidents]
+        listed += [alias.incident_id for alias in self._aliases.values()]
+        pruned = await self.store.prune(
+            self.watch, closed_before=now - self.keep, keep=listed, now=now
+        )
+        if pruned:
+            log.info(
+                "%s: %d settled incidents older than %g days pruned from the state",
+                self.watch,
+                len(pruned),
+                self.keep / DAY,
+            )
+
+    async def _render_missing(self) -> None:
+        """Render incidents to post about that have no body yet (one a moderator forced
+        from the command line, one found on Reddit that the store took as a baseline):
+        looked for only when the store has changed since it last had none."""
+        version = self.store.version()
+        if version is not None and version == self._rendered_at:
+            return
+        missing = await self.store.unrendered(self.watch)
+        if missing:
+            await self.rerender(missing)
+        else:
+            self._rendered_at = version
 
     def newest_open(self) -> IncidentView | None:
         """The most recently started open incident on the page (for template previews)."""
@@ -174,7 +227,9 @@ class Poller:
     async def _apply(
         self, feed: IncidentsFeed, validators: Validators, platform: str | None = None
     ) -> PollReport:
-        state = await self.store.feed_state(self.watch)
+        state = self._state
+        if state is None or state.baseline_at is None:
+            state = self._state = await self.store.feed_state(self.watch)
         baseline = state.baseline_at
         now = self.clock()
         move = self._moved(state, platform, now)
@@ -199,6 +254,7 @@ class Poller:
             feed,
             baseline_at=None if move else baseline,
             components=self.components,
+            memo=self._views,
         )
         changed = {**outcome.changed, **closed}
         events = outcome.events + tuple(
@@ -225,14 +281,19 @@ class Poller:
         # Only after the save: a failed save leaves both as they were, and the next
         # poll sees the same change again.
         self._validators = validators
+        self._state = replace(
+            state,
+            baseline_at=baseline or datetime.fromtimestamp(now, UTC),
+            platform=platform or state.platform,
+        )
         self.known = {i: t for i, t in {**self.known, **changed}.items() if i in listed}
         if move is not None:
             log.warning(
                 "%s: the page moved from %s to %s (incidents that keep their comment under "
                 "a new id: %d; open ones it does not list, closed as moved: %d)",
                 self.watch,
-                moves.platform_name(move.before),
-                moves.platform_name(move.after),
+                platform_name(move.before),
+                platform_name(move.after),
                 move.adopted,
                 move.closed,
             )

@@ -13,8 +13,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from modbot.core import moves
 from modbot.core.machine import State
+from modbot.core.platforms import platform_name
 from modbot.core.records import DeliveryRow, Health, IncidentRow, Kind, Leadership
 from modbot.ports import Store
 
@@ -74,13 +74,13 @@ async def status_text(
 async def _platform(store: Store, watch: str) -> str:
     """Which platform served the page last, and its last move, if it moved."""
     platform = (await store.feed_state(watch)).platform
-    text = moves.platform_name(platform) if platform else "not known yet"
+    text = platform_name(platform) if platform else "not known yet"
     found = await store.moves(watch)
     if found:
         last = found[-1]
         told = "moderators told" if last.alerted_at else "moderators not told yet"
         text += (
-            f" (moved from {moves.platform_name(last.before)} on {when(last.moved_at)}: "
+            f" (moved from {platform_name(last.before)} on {when(last.moved_at)}: "
             f"{last.adopted} incidents kept their comments, {last.closed} closed as moved; "
             f"{told})"
         )
@@ -215,9 +215,17 @@ def comment_line(row: DeliveryRow, wanted: str | None, now: float) -> str:
 # --- liveness: one rule for ``check --live`` and ``/healthz`` ---------------------------
 
 
+def heartbeat_interval(poll_interval: float) -> float:
+    """How often a running bot writes its heartbeat (its last good poll, its last good
+    Reddit call) to the store at most: max(1 poll, 30 s). In between it is held in
+    memory, so an unchanged poll writes nothing."""
+    return max(poll_interval, 30.0)
+
+
 def liveness_window(poll_interval: float) -> float:
-    """How old the last good poll (and Reddit call) may be: max(3 polls, 60 s)."""
-    return max(3 * poll_interval, 60.0)
+    """How old the last good poll (and Reddit call) in the store may be: max(3 polls,
+    60 s), plus the heartbeat's interval, which the record written may lag behind."""
+    return max(3 * poll_interval, 60.0) + heartbeat_interval(poll_interval)
 
 
 def stale(

@@ -28,7 +28,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modbot.core.feed import NO_TEXT, IncidentsFeed, decode, parse_incidents_object
+from modbot.core.feed import NO_TEXT, IncidentsFeed, ParseCache, decode, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedMalformed
 from modbot.ports import Fetched
@@ -105,6 +105,7 @@ class BetterstackClient:
         self.url = self.home + FEED_PATH
         self.filtered = bool(components)
         self._fetcher = Fetcher(http, attempts=attempts, max_backoff=max_backoff)
+        self._parsed = ParseCache()  # what its last document parsed into
         self._said_unfiltered = False
 
     async def fetch(self, since: Validators) -> Fetched:
@@ -148,7 +149,7 @@ class BetterstackClient:
         feed = parsed.get("feed", {})
         page = {"name": str(feed.get("title") or ""), "url": self.home}
         try:
-            return parse_incidents_object({"page": page, "incidents": incidents})
+            return parse_incidents_object({"page": page, "incidents": incidents}, self._parsed)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from exc
 

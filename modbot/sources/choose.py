@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from modbot.config import fields
-from modbot.core import moves
 from modbot.core.feed import decode
+from modbot.core.platforms import platform_name
 from modbot.core.records import Validators
 from modbot.errors import FeedError, FeedGone, FeedMalformed, FeedNotJSON, FeedUnrecognised
 from modbot.ports import Fetched
@@ -129,7 +129,7 @@ class AutoSource:
             "%s: %s was last served by %s; reading it that way",
             self.watch.name,
             self.watch.url,
-            moves.platform_name(platform),
+            platform_name(platform),
         )
         self._use(source_for(platform, self.watch, self.http, self.attempts))
 
@@ -194,8 +194,8 @@ class AutoSource:
             "%s: %s is served by %s now, not %s; reading it that way",
             self.watch.name,
             self.watch.url,
-            moves.platform_name(platform),
-            moves.platform_name(self.chosen or "?"),
+            platform_name(platform),
+            platform_name(self.chosen or "?"),
         )
         self._use(source_for(platform, self.watch, self.http, self.attempts))
 
@@ -226,8 +226,8 @@ class AutoSource:
             "%s: %s answers as %s now, not %s; reading it that way",
             self.watch.name,
             self.watch.url,
-            moves.platform_name(source.kind),
-            moves.platform_name(before or "?"),
+            platform_name(source.kind),
+            platform_name(before or "?"),
         )
         self._use(source)
         self._strange, self._next_look = 0, self.move_threshold

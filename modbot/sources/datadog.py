@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modbot.core.feed import NO_TEXT, IncidentsFeed, decode, parse_incidents_object
+from modbot.core.feed import NO_TEXT, IncidentsFeed, ParseCache, decode, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
@@ -73,6 +73,7 @@ class DatadogClient:
         self.home = base_url.rstrip("/")
         self.url = self.home + CONFIG_PATH
         self._fetcher = Fetcher(http, attempts=attempts, max_backoff=max_backoff)
+        self._parsed = ParseCache()  # what its last document parsed into
         self._refused: set[str] = set()
 
     async def fetch(self, since: Validators) -> Fetched:
@@ -108,7 +109,7 @@ class DatadogClient:
                 log.warning("%s: skipping an incident whose id %r is odd", self.url, ident[:80])
         page = {"name": str(data.get("name") or ""), "url": self.home}
         try:
-            return parse_incidents_object({"page": page, "incidents": incidents})
+            return parse_incidents_object({"page": page, "incidents": incidents}, self._parsed)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from exc
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import feedparser
 
 from modbot.core import moments
-from modbot.core.feed import IncidentsFeed, parse_incidents_object
+from modbot.core.feed import IncidentsFeed, ParseCache, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
@@ -131,6 +131,7 @@ class FeedClient:
         self.url = feed_url
         self.home = home or re.sub(r"/[^/]*$", "", feed_url.rstrip("/")) or feed_url
         self._fetcher = Fetcher(http, attempts=attempts, max_backoff=max_backoff)
+        self._parsed = ParseCache()  # what its last document parsed into
 
     async def fetch(self, since: Validators) -> Fetched:
         """The feed's entries as incidents; "unchanged" by validators or the body's hash."""
@@ -181,7 +182,9 @@ class FeedClient:
         feed = parsed.get("feed", {})
         page = {"name": str(feed.get("title") or ""), "url": str(feed.get("link") or self.home)}
         try:
-            return parse_incidents_object({"page": page, "incidents": list(merged.values())})
+            return parse_incidents_object(
+                {"page": page, "incidents": list(merged.values())}, self._parsed
+            )
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from exc
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from modbot.core.feed import IncidentsFeed, decode, parse_incidents_object
+from modbot.core.feed import IncidentsFeed, ParseCache, decode, parse_incidents_object
 from modbot.core.records import Validators
 from modbot.errors import FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
@@ -52,6 +52,7 @@ class GcloudClient:
         self.url = self.home + INCIDENTS_PATH
         self.products = {p.strip().casefold() for p in products}
         self._fetcher = Fetcher(http, attempts=attempts, max_backoff=max_backoff)
+        self._parsed = ParseCache()  # what its last document parsed into
 
     async def fetch(self, since: Validators) -> Fetched:
         """The incidents of the watched products; "unchanged" by the body's hash."""
@@ -82,7 +83,7 @@ class GcloudClient:
         ]
         page = {"name": "Google Cloud Service Health", "url": self.home}
         try:
-            return parse_incidents_object({"page": page, "incidents": incidents})
+            return parse_incidents_object({"page": page, "incidents": incidents}, self._parsed)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from exc
 

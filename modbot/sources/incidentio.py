@@ -31,6 +31,7 @@ from modbot.core.feed import (
     Component,
     Incident,
     IncidentsFeed,
+    ParseCache,
     decode,
     parse_incidents_object,
 )
@@ -92,6 +93,7 @@ class IncidentioClient:
         self.wants_summary = summary or maintenance
         self.maintenance = maintenance
         self._fetcher = Fetcher(http, attempts=attempts, max_backoff=max_backoff)
+        self._cache = ParseCache()  # what its last document parsed into
         self.texts_url = self.summary_url + "/incidents"
         self._ids = StatuspageClient(self.home, http)  # its id check, nothing else
         self._summary_missing = False
@@ -142,7 +144,7 @@ class IncidentioClient:
 
     def _parsed(self, body: bytes) -> IncidentsFeed:
         try:
-            feed = parse_incidents_object(decode(body))
+            feed = parse_incidents_object(decode(body), self._cache)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from exc
         return self._ids.valid(feed)

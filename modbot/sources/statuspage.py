@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from modbot.core.feed import (
     Incident,
     IncidentsFeed,
+    ParseCache,
     decode,
     parse_incidents,
     parse_incidents_object,
@@ -87,6 +88,8 @@ class StatuspageClient:
         self.maintenances_url = self.base_url + MAINTENANCES_PATH
         self.maintenance = maintenance
         self._fetcher = Fetcher(http, attempts=attempts, max_backoff=max_backoff)
+        self._parsed = ParseCache()  # what its last document parsed into
+        self._maintenances_parsed = ParseCache()
         self._refused: set[str] = set()
         self._maintenances_missing = False
 
@@ -160,7 +163,10 @@ class StatuspageClient:
         try:
             data = decode(page.body)
             items = data.get("scheduled_maintenances") if isinstance(data, dict) else None
-            feed = parse_incidents_object({"incidents": items if isinstance(items, list) else []})
+            feed = parse_incidents_object(
+                {"incidents": items if isinstance(items, list) else []},
+                self._maintenances_parsed,
+            )
         except FeedMalformed as exc:
             self._no_maintenances(f"not a maintenances document: {exc}"[:200])
             return []
@@ -187,7 +193,7 @@ class StatuspageClient:
         if since.digest is not None and validators.digest == since.digest:
             return Fetched(feed=None, validators=validators, status=200, received_bytes=size)
         try:
-            feed = parse_incidents(page.body)
+            feed = parse_incidents(page.body, self._parsed)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from exc
         kept = self.valid(feed)

@@ -20,8 +20,10 @@ from modbot.store.base import START_FRESH, StateStore
 __all__ = ["START_FRESH", "StateStore", "open_store"]
 
 
-async def open_store(database: str | Path | DatabaseURL) -> StateStore:
-    """Open (creating and migrating if needed) the store ``database`` names."""
+async def open_store(database: str | Path | DatabaseURL, *, inline: bool = False) -> StateStore:
+    """Open (creating and migrating if needed) the store ``database`` names. ``inline``:
+    a state file is read and written on the caller's thread, so that a short command
+    needs no event loop (``cli.main._read``); a server is always asked in a loop."""
     if isinstance(database, DatabaseURL):
         location = database
     else:
@@ -32,7 +34,7 @@ async def open_store(database: str | Path | DatabaseURL) -> StateStore:
         if isinstance(found, Path):
             from modbot.store.sqlite import open_sqlite  # noqa: PLC0415 - loads sqlite3
 
-            return await open_sqlite(found)
+            return await open_sqlite(found, inline=inline)
         location = found
     try:
         from modbot.store.postgres import open_postgres  # noqa: PLC0415 - loads psycopg

@@ -43,13 +43,24 @@ EPOCH: Any = _Epoch()
 
 
 class Q:
-    """One statement: SQL with ``:name`` placeholders and ``{word}`` fields, and its values."""
+    """One statement: SQL with ``:name`` placeholders and ``{word}`` fields, and its values
+    (or, made by ``each``, one statement run once for each set of values: one call to
+    the database for a whole batch)."""
 
-    __slots__ = ("params", "sql")
+    __slots__ = ("many", "params", "sql")
 
     def __init__(self, sql: str, /, **params: Any) -> None:
         self.sql = sql
         self.params = params
+        self.many: Sequence[dict[str, Any]] | None = None
+
+    @classmethod
+    def each(cls, sql: str, rows: Sequence[dict[str, Any]]) -> Q:
+        """``sql`` run for each of ``rows`` (its answer has no rows, and a rowcount the
+        database may not sum: read neither)."""
+        statement = cls(sql)
+        statement.many = rows
+        return statement
 
     def bound(self, epoch: int) -> dict[str, Any]:
         """The values, with an ``epoch`` of ``EPOCH`` replaced by ``epoch``."""
@@ -59,6 +70,8 @@ class Q:
         return params
 
     def __repr__(self) -> str:
+        if self.many is not None:
+            return f"Q.each({self.sql!r}, {self.many!r})"
         return f"Q({self.sql!r}, **{self.params!r})"
 
 
@@ -123,8 +136,16 @@ class Dialect(Protocol):
         """The schema version of the open store."""
         ...
 
+    def version(self) -> int | None:
+        """A number that changes whenever anything is committed (None: cannot tell)."""
+        ...
+
+    async def startup_problems(self) -> list[str]:
+        """What a quick look finds damaged, at a start (empty when nothing is)."""
+        ...
+
     async def integrity_problems(self) -> list[str]:
-        """What is damaged (empty when nothing is)."""
+        """What is damaged (empty when nothing is): the whole store read."""
         ...
 
     def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> Lease:
@@ -164,8 +185,13 @@ class StateStore(Store, Protocol):
         """The schema version of the open store."""
         ...
 
+    async def startup_problems(self) -> list[str]:
+        """What a quick look at a start finds damaged (empty when nothing is): in time
+        that does not grow with the history; nothing is written to a store it faults."""
+        ...
+
     async def integrity_problems(self) -> list[str]:
-        """What is damaged (empty when nothing is); nothing is written to a damaged store."""
+        """What is damaged, the whole store read (empty when nothing is)."""
         ...
 
     async def writable(self) -> None:

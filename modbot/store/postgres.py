@@ -263,6 +263,12 @@ class PostgresDialect:
         try:
             statement = next(tx)
             while True:
+                if statement.many is not None:
+                    batch = [_nul_free(values) for values in statement.many]
+                    await cursor.executemany(self.sql(statement.sql), batch)
+                    result = Result((), cursor.rowcount, None)
+                    statement = tx.send(result)
+                    continue
                 params = _nul_free(statement.bound(self.epoch))
                 await cursor.execute(self.sql(statement.sql), params)
                 rows = await cursor.fetchall() if cursor.description is not None else []
@@ -387,6 +393,14 @@ class PostgresDialect:
     async def schema_version(self) -> int:
         """The schema version of the open database."""
         return await self.run(_version(), write=False)
+
+    def version(self) -> int | None:
+        """None: the server says nothing cheap about commits, so every read is made."""
+        return None
+
+    async def startup_problems(self) -> list[str]:
+        """What a start checks: ``integrity_problems``, which is as quick."""
+        return await self.integrity_problems()
 
     async def integrity_problems(self) -> list[str]:
         """The server keeps its own data sound; what is checked here is that modbot's

@@ -22,7 +22,7 @@ from modbot.core.machine import MessageState
 from modbot.core.records import Channel
 from modbot.store.base import Dialect, Q, Tx
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -73,7 +73,8 @@ TABLES: dict[str, str] = {
     render_error TEXT,
     first_seen {time} NOT NULL,
     changed_at {time} NOT NULL,
-    closed_at {time},{seq_column}
+    closed_at {time},
+    pruned_at {time},{seq_column}
     PRIMARY KEY (watch, incident_id)
 )""",
     "notes": """CREATE TABLE notes (
@@ -305,7 +306,7 @@ def create() -> Tx[None]:
 
 def column_ddl(table: str, column: str) -> str:
     """The declaration of ``column`` in ``table``'s DDL, for ``ALTER TABLE ... ADD``."""
-    found = re.search(rf"^\s*({column} [^,\n]+),?$", TABLES[table], re.MULTILINE)
+    found = re.search(rf"^\s*({column} [^,\n]+),?(\{{seq_column\}})?$", TABLES[table], re.MULTILINE)
     if found is None:
         raise KeyError(f"{table}.{column} is not declared")
     return found.group(1)
@@ -432,11 +433,18 @@ def _moves(_: Dialect) -> Tx[None]:
         yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
 
 
+def _pruned(_: Dialect) -> Tx[None]:
+    """Settled incidents older than ``MODBOT_KEEP_DAYS`` are kept as a line each (see
+    ``sql.prune``), marked with when."""
+    yield from add_columns("incidents", "pruned_at")
+
+
 MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
     8: _moves,
     9: _outbox,
+    10: _pruned,
 }
 
 

@@ -19,9 +19,10 @@ from dataclasses import astuple, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from modbot.core.codec import view_from_json, view_to_json
-from modbot.core.moves import MOVED, Alias
+from modbot.core.codec import pruned_to_json, view_from_json, view_to_json
 from modbot.core.records import (
+    MOVED,
+    Alias,
     Channel,
     CommandRow,
     DeliveryRow,
@@ -297,12 +298,13 @@ def save_poll(
             adopted=move.adopted,
             closed=move.closed,
         )
-    for item in changed.values():
-        yield from _save_incident(watch, item, now)
+    # One statement for each kind of write, run for every incident at once.
+    if changed:
+        rows = [_incident_values(watch, item, now) for item in changed.values()]
+        yield Q.each(SAVE_INCIDENT, rows)
     yield from save_renders(watch, rendered, render_errors)
-    for incident_id, item in changed.items():
-        if item.announce:
-            yield from _want(watch, Kind.INCIDENT, incident_id, now)
+    announced = [incident_id for incident_id, item in changed.items() if item.announce]
+    yield from _want(watch, Kind.INCIDENT, announced, now)
 
 
 def aliases(watch: str, ids: Sequence[str]) -> Tx[dict[str, Alias]]:
@@ -356,11 +358,10 @@ def platform_moves(watch: str) -> Tx[list[PlatformMove]]:
     ]
 
 
-def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
-    view = item.view
-    yield Q(
-        """INSERT INTO incidents (watch, incident_id, view, name, status, announce, is_open,
-                                  first_seen, changed_at, closed_at)
+# A pruned incident the page lists again keeps its mark unless it is announced again
+# (it reopened): its old comment is never touched again, and a new one is posted.
+SAVE_INCIDENT = """INSERT INTO incidents (watch, incident_id, view, name, status, announce,
+                                          is_open, first_seen, changed_at, closed_at)
            VALUES (:watch, :id, :view, :name, :status, :announce, :is_open, :now, :now,
                    :closed_at)
            ON CONFLICT (watch, incident_id) DO UPDATE SET
@@ -368,69 +369,76 @@ def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
              announce = excluded.announce, is_open = excluded.is_open,
              changed_at = excluded.changed_at,
              closed_at = CASE WHEN excluded.is_open THEN NULL
-                              ELSE COALESCE(incidents.closed_at, excluded.closed_at) END""",
-        watch=watch,
-        id=view.id,
-        view=view_to_json(view),
-        name=view.name,
-        status=view.status,
-        announce=item.announce,
-        is_open=view.is_open,
-        now=now,
-        closed_at=None if view.is_open else now,
-    )
+                              ELSE COALESCE(incidents.closed_at, excluded.closed_at) END,
+             pruned_at = CASE WHEN excluded.announce THEN NULL ELSE incidents.pruned_at END"""
 
 
-def _want(watch: str, kind: Kind, key: str, now: float) -> Tx[None]:
-    """A pending, unplaced delivery for a subject that has no delivery row yet."""
-    yield Q(
-        """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_at)
+def _incident_values(watch: str, item: Tracked, now: float) -> dict[str, Any]:
+    view = item.view
+    return {
+        "watch": watch,
+        "id": view.id,
+        "view": view_to_json(view),
+        "name": view.name,
+        "status": view.status,
+        "announce": item.announce,
+        "is_open": view.is_open,
+        "now": now,
+        "closed_at": None if view.is_open else now,
+    }
+
+
+WANT = """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_at)
            SELECT :watch, :kind, :key, 'pending', NULL, :now
            WHERE NOT EXISTS (SELECT 1 FROM deliveries
-                             WHERE watch = :watch AND kind = :kind AND key = :key)""",
-        watch=watch,
-        kind=kind.value,
-        key=key,
-        now=now,
-    )
-    yield from _sync_wanted(watch, kind, key)
+                             WHERE watch = :watch AND kind = :kind AND key = :key)"""
 
 
-def _sync_wanted(watch: str, kind: Kind, key: str) -> Tx[None]:
-    """Copy the subject's current body hash onto its rows (the active index needs it)."""
+def _want(watch: str, kind: Kind, keys: str | Sequence[str], now: float) -> Tx[None]:
+    """A pending, unplaced delivery for each subject that has no delivery row yet."""
+    keys = [keys] if isinstance(keys, str) else keys
+    if keys:
+        rows = [{"watch": watch, "kind": kind.value, "key": key, "now": now} for key in keys]
+        yield Q.each(WANT, rows)
+        yield from _sync_wanted(watch, kind, keys)
+
+
+def _sync_wanted(watch: str, kind: Kind, keys: str | Sequence[str]) -> Tx[None]:
+    """Copy each subject's current body hash onto its rows (the active index needs it)."""
     source = (
         "SELECT rendered_hash FROM incidents WHERE watch = :watch AND incident_id = :key"
         if kind is Kind.INCIDENT
         else "SELECT body_hash FROM notes WHERE watch = :watch AND note_id = :key"
     )
-    yield Q(
-        f"UPDATE deliveries SET wanted_hash = ({source}) "  # noqa: S608 - literals only
-        "WHERE watch = :watch AND kind = :kind AND key = :key",
-        watch=watch,
-        kind=kind.value,
-        key=key,
-    )
+    keys = [keys] if isinstance(keys, str) else keys
+    if keys:
+        yield Q.each(
+            f"UPDATE deliveries SET wanted_hash = ({source}) "  # noqa: S608 - literals only
+            "WHERE watch = :watch AND kind = :kind AND key = :key",
+            [{"watch": watch, "kind": kind.value, "key": key} for key in keys],
+        )
 
 
 def save_renders(
     watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
 ) -> Tx[None]:
-    for incident_id, body in rendered.items():
-        yield Q(
+    if rendered:
+        yield Q.each(
             "UPDATE incidents SET rendered = :body, rendered_hash = :digest, "
             "render_error = NULL WHERE watch = :watch AND incident_id = :id",
-            body=body.body,
-            digest=body.digest,
-            watch=watch,
-            id=incident_id,
+            [
+                {"body": body.body, "digest": body.digest, "watch": watch, "id": incident_id}
+                for incident_id, body in rendered.items()
+            ],
         )
-        yield from _sync_wanted(watch, Kind.INCIDENT, incident_id)
-    for incident_id, error in errors.items():
-        yield Q(
+        yield from _sync_wanted(watch, Kind.INCIDENT, list(rendered))
+    if errors:
+        yield Q.each(
             "UPDATE incidents SET render_error = :error WHERE watch = :watch AND incident_id = :id",
-            error=error,
-            watch=watch,
-            id=incident_id,
+            [
+                {"error": error, "watch": watch, "id": incident_id}
+                for incident_id, error in errors.items()
+            ],
         )
 
 
@@ -496,7 +504,7 @@ def adopt_known(watch: str, ids: Sequence[str], now: float) -> Tx[int]:
     for condition, values in among("incident_id", ids):
         result = yield Q(
             f"SELECT incident_id FROM incidents WHERE watch = :watch AND {condition} "  # noqa: S608
-            "AND NOT announce AND NOT forced",
+            "AND NOT announce AND NOT forced AND pruned_at IS NULL",
             watch=watch,
             **values,
         )
@@ -511,6 +519,82 @@ def adopt_known(watch: str, ids: Sequence[str], now: float) -> Tx[int]:
         )
         yield from _want(watch, Kind.INCIDENT, incident_id, now)
     return len(found)
+
+
+PRUNE_BATCH = 500  # incidents pruned per transaction, so no write waits long
+
+
+def prune_candidates(watch: str, closed_before: float) -> Tx[list[tuple[str, str]]]:
+    """Settled incidents closed before ``closed_before``, not pruned yet, none of whose
+    deliveries has work left (the oldest first, a batch at most): id and status."""
+    result = yield Q(
+        "SELECT incident_id, status FROM incidents i WHERE watch = :watch "
+        "AND closed_at IS NOT NULL AND closed_at < :before AND pruned_at IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.watch = i.watch "
+        "AND d.kind = 'inc' AND d.key = i.incident_id AND {active}) "
+        "ORDER BY closed_at LIMIT :limit",
+        watch=watch,
+        before=closed_before,
+        limit=PRUNE_BATCH,
+    )
+    return [(r["incident_id"], r["status"]) for r in result.rows]
+
+
+def prune(watch: str, statuses: Mapping[str, str], now: float) -> Tx[None]:
+    """Keep only a line of each incident of ``statuses`` (its id, status and times:
+    enough to know it again, never to announce it again) and drop its deliveries: its
+    comment is never looked at, or edited, again."""
+    if not statuses:
+        return
+    yield Q.each(
+        "UPDATE incidents SET view = :view, name = '', rendered = NULL, rendered_hash = NULL, "
+        "render_error = NULL, announce = FALSE, forced = FALSE, pruned_at = :now "
+        "WHERE watch = :watch AND incident_id = :id AND pruned_at IS NULL",
+        [
+            {"view": pruned_to_json(key, status), "now": now, "watch": watch, "id": key}
+            for key, status in statuses.items()
+        ],
+    )
+    yield Q.each(
+        "DELETE FROM deliveries WHERE watch = :watch AND kind = 'inc' AND key = :key",
+        [{"watch": watch, "key": key} for key in statuses],
+    )
+
+
+def prune_notes(watch: str, created_before: float) -> Tx[int]:
+    """Notices posted before ``created_before`` whose deliveries have no work left, with
+    those deliveries."""
+    result = yield Q(
+        "SELECT note_id FROM notes n WHERE watch = :watch AND created_at < :before "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.watch = n.watch "
+        "AND d.kind = 'note' AND d.key = n.note_id AND {active})",
+        watch=watch,
+        before=created_before,
+    )
+    keys = [{"watch": watch, "key": r["note_id"]} for r in result.rows]
+    if keys:
+        yield Q.each(
+            "DELETE FROM deliveries WHERE watch = :watch AND kind = 'note' AND key = :key", keys
+        )
+        yield Q.each("DELETE FROM notes WHERE watch = :watch AND note_id = :key", keys)
+    return len(keys)
+
+
+# What is left of a message once it is settled and old: its row and key stay, so that
+# it is never recorded, or sent, again.
+PRUNED_MESSAGE = ""
+
+
+def prune_messages(created_before: float) -> Tx[int]:
+    """The texts of settled messages (sent beyond doubt, or failed for good) recorded
+    before ``created_before``; how many."""
+    result = yield Q(
+        "UPDATE messages SET body = :pruned WHERE created_at < :before AND body <> :pruned "
+        "AND NOT {message_active}",
+        before=created_before,
+        pruned=PRUNED_MESSAGE,
+    )
+    return result.rowcount
 
 
 def unrendered(watch: str) -> Tx[dict[str, Tracked]]:
@@ -820,7 +904,7 @@ def one(statement: Q) -> Tx[None]:
 # --- health -----------------------------------------------------------------------------------
 
 
-def health(watch: str) -> Tx[Health]:
+def health(watch: str, pending: Mapping[str, Any] | None = None) -> Tx[Health]:
     r = (yield Q(SELECT_HEALTH + " WHERE watch = :watch", watch=watch)).one()
     page = (
         yield Q("SELECT page_name, page_url FROM feeds WHERE watch = :watch", watch=watch)
@@ -830,6 +914,9 @@ def health(watch: str) -> Tx[Health]:
         if page is not None and page["page_url"]
         else None
     )
+    if pending:
+        stored = {name: r[name] for name in HEALTH_FIELDS} if r is not None else {}
+        return _health(watch, {**dict.fromkeys(HEALTH_FIELDS), **stored, **pending}, info)
     return _health(watch, r, info)
 
 
@@ -839,6 +926,14 @@ def health_write(watch: str, assignments: str, values: dict[str, Any]) -> Tx[Non
         f"UPDATE health SET {assignments} WHERE watch = :watch",  # noqa: S608 - literals only
         **{**values, "watch": watch},
     )
+
+
+def health_columns(pending: Mapping[str, Mapping[str, Any]]) -> Tx[None]:
+    """Each watch's held health columns, written at once (column names are ours)."""
+    for watch, columns in pending.items():
+        if columns:
+            assignments = ", ".join(f"{name} = :{name}" for name in columns)
+            yield from health_write(watch, assignments, dict(columns))
 
 
 # --- wiki templates ---------------------------------------------------------------------------
@@ -935,6 +1030,12 @@ class SqlStore(Generic[D]):
     def __init__(self, dialect: D) -> None:
         self.dialect = dialect
         self.location = dialect.location
+        # Health columns held in memory (see ``hold_health``): by watch, by column.
+        self._hold_every: float | None = None
+        self._held: dict[str, dict[str, Any]] = {}
+        self._written_at: float | None = None
+        self._polled_ok: dict[str, bool] = {}  # each watch's last poll outcome, and kind
+        self._polled_kind: dict[str, str] = {}
 
     async def _read(self, tx: Tx[T]) -> T:
         return await self.dialect.run(tx, write=False)
@@ -943,15 +1044,32 @@ class SqlStore(Generic[D]):
         return await self.dialect.run(tx, write=True)
 
     async def close(self) -> None:
-        """Release the store (every write is already durable)."""
-        await self.dialect.close()
+        """Write the health held in memory, and release the store (every other write is
+        already durable)."""
+        try:
+            await self.flush_health()
+        except StoreError:
+            pass  # a heartbeat a few seconds old is all that is lost; the error was said
+        finally:
+            await self.dialect.close()
+
+    def version(self) -> int | None:
+        """A number that changes whenever anything is committed to the store, by this
+        process or another; None when the store cannot tell (then assume it changed).
+        Cheap enough for every poll: an idle loop asks it before it reads anything."""
+        return self.dialect.version()
 
     async def schema_version(self) -> int:
         """The schema version of the open store."""
         return await self.dialect.schema_version()
 
+    async def startup_problems(self) -> list[str]:
+        """What a quick look at a start finds damaged (empty when nothing is): in time
+        that does not grow with the history; nothing is written to a store it faults."""
+        return await self.dialect.startup_problems()
+
     async def integrity_problems(self) -> list[str]:
-        """What is damaged (empty when nothing is); nothing is written to a damaged store."""
+        """What is damaged, the whole store read (``modbot check --deep``)."""
         return await self.dialect.integrity_problems()
 
     async def writable(self) -> None:
@@ -1046,6 +1164,28 @@ class SqlStore(Generic[D]):
         took as a baseline (a fresh state): deliver them again, so that comment is kept
         current. Returns how many."""
         return await self._write(adopt_known(watch, tuple(ids), time.time()))
+
+    async def prune(
+        self, watch: str, *, closed_before: float, keep: Collection[str] = (), now: float
+    ) -> list[str]:
+        """Forget what is settled: incidents closed before ``closed_before`` (but those in
+        ``keep``, which the page still lists) keep one line each and lose their bodies
+        and deliveries; notices posted before it go with their deliveries, and settled
+        messages recorded before it lose their text. Anything with work left stays. A
+        batch per transaction; returns the incidents pruned."""
+        pruned: list[str] = []
+        skipped: set[str] = set(keep)
+        while True:
+            found = await self._read(prune_candidates(watch, closed_before))
+            chosen = {key: status for key, status in found if key not in skipped}
+            await self._write(prune(watch, chosen, now))
+            pruned += chosen
+            skipped |= {key for key, _ in found}
+            if len(found) < PRUNE_BATCH or not chosen:
+                break
+        await self._write(prune_notes(watch, closed_before))
+        await self._write(prune_messages(closed_before))  # the account's, for any watch
+        return pruned
 
     async def unrendered(self, watch: str) -> dict[str, Tracked]:
         """Incidents to post about that have no body yet (and no template error)."""
@@ -1155,42 +1295,64 @@ class SqlStore(Generic[D]):
         )
 
     # --- health -----------------------------------------------------------------------------
+    def hold_health(self, every: float) -> None:
+        """Keep the routine heartbeat in memory and write it at most every ``every``
+        seconds, and at ``close``: a good poll after a good poll, a good Reddit call.
+        What a reader must see at once (a poll failing after good ones, a recovery, a
+        Reddit error) is written as it happens. ``health`` reads what is held too;
+        another process reads what was written (``check --live`` allows for it)."""
+        self._hold_every = every
+
     async def health(self, watch: str) -> Health:
-        """The watch's health record."""
-        return await self._read(health(watch))
+        """The watch's health record (what this process holds included)."""
+        return await self._read(health(watch, self._held.get(watch)))
 
     async def record_poll(
         self, watch: str, *, ok: bool, message: str, now: float, kind: str = ""
     ) -> None:
         """The outcome of one poll (``kind``: the vendor the source reads, once known)."""
-        good = ", last_good_poll_at = :now" if ok else ""
-        good += ", source_kind = :kind" if kind else ""
-        error = (
-            ""
-            if ok
-            else ", last_error_at = :now, last_error_kind = 'status page', last_error = :message"
-        )
-        await self._write(
-            health_write(
-                watch,
-                f"last_poll_at = :now, last_poll_ok = :ok, last_poll_message = :message{good}"
-                f"{error}",
-                {"now": now, "ok": ok, "message": message, "kind": kind},
-            )
-        )
+        columns: dict[str, Any] = {"last_poll_at": now, "last_poll_ok": ok}
+        columns["last_poll_message"] = message
+        if ok:
+            columns["last_good_poll_at"] = now
+        if kind:
+            columns["source_kind"] = kind
+        if not ok:
+            columns.update(last_error_at=now, last_error_kind="status page", last_error=message)
+        changed = self._polled_ok.get(watch) != ok or self._polled_kind.get(watch) != kind
+        self._polled_ok[watch], self._polled_kind[watch] = ok, kind
+        await self._health_columns(watch, columns, now, at_once=changed)
 
     async def record_reddit(self, watch: str, *, error: str | None, kind: str, now: float) -> None:
         """A good Reddit call (``error`` None) or a failed one."""
         if error is None:
-            await self._write(health_write(watch, "last_reddit_ok_at = :now", {"now": now}))
+            await self._health_columns(watch, {"last_reddit_ok_at": now}, now, at_once=False)
         else:
-            await self._write(
-                health_write(
-                    watch,
-                    "last_error_at = :now, last_error_kind = :kind, last_error = :error",
-                    {"now": now, "kind": kind, "error": error},
-                )
-            )
+            columns = {"last_error_at": now, "last_error_kind": kind, "last_error": error}
+            await self._health_columns(watch, columns, now, at_once=True)
+
+    async def _health_columns(
+        self, watch: str, columns: dict[str, Any], now: float, *, at_once: bool
+    ) -> None:
+        """Hold ``columns`` of the watch's health record, or write them (with what is
+        held) when ``at_once``, when nothing is held, or when the last write is
+        ``hold_health``'s interval ago."""
+        held = self._held.setdefault(watch, {})
+        held.update(columns)
+        if self._hold_every is None or at_once:
+            self._held.pop(watch)
+            await self._write(health_columns({watch: held}))
+        elif self._written_at is None:
+            self._written_at = now
+        elif now - self._written_at >= self._hold_every:
+            await self.flush_health(now)
+
+    async def flush_health(self, now: float | None = None) -> None:
+        """Write every health column held in memory."""
+        held, self._held = self._held, {}
+        self._written_at = time.time() if now is None else now
+        if any(held.values()):
+            await self._write(health_columns(held))
 
     async def record_megathread(self, watch: str, thread: Thread | None, now: float) -> None:
         """The megathread in use."""

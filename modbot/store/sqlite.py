@@ -15,15 +15,12 @@ in the rows it writes), and its lease only marks it in use for ``migrate-store``
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
-import socket
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     import fcntl
@@ -36,6 +33,9 @@ from modbot.store.base import START_FRESH, Q, Result, Tx
 from modbot.store.schema import INDEXES, SCHEMA_VERSION, TABLES, create, declared, upgrade, words
 from modbot.store.sql import SqlStore
 from modbot.store.sqlite_legacy import upgrade_legacy
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -63,9 +63,10 @@ SPELLING = {
 _ABANDONED: list[sqlite3.Connection] = []  # connections to state files that vanished
 
 
-async def open_sqlite(path: Path) -> SqlStore[SqliteDialect]:
-    """Open (creating and migrating if needed) the state file at ``path``."""
-    dialect = SqliteDialect(path)
+async def open_sqlite(path: Path, *, inline: bool = False) -> SqlStore[SqliteDialect]:
+    """Open (creating and migrating if needed) the state file at ``path``; ``inline``: on
+    the caller's thread (see ``SqliteDialect``)."""
+    dialect = SqliteDialect(path, inline=inline)
     try:
         await dialect.call(dialect.open)
     except BaseException:
@@ -77,20 +78,32 @@ async def open_sqlite(path: Path) -> SqlStore[SqliteDialect]:
 class SqliteDialect:
     """One SQLite state file, its connection and its thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, inline: bool = False) -> None:
         self.path = path
         self.location = str(path)
         self.described = f"state file {path}"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbot-store")
+        # ``inline``: no thread of its own; a transaction runs where it is awaited, so a
+        # command that only reads a little (``status``) needs neither a thread nor an
+        # event loop, and never imports asyncio.
+        self._executor: ThreadPoolExecutor | None = None
+        if not inline:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbot-store")
         self._db: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         self._lost = False
         self._shut_out: Any = None  # the run lock, held exclusively by migrate-store
         self._words = words(SPELLING)
         self._prepared: dict[str, str] = {}
+        self._watcher: sqlite3.Connection | None = None  # asks ``data_version`` (``version``)
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function`` on the store's thread, translating SQLite errors."""
+        if self._executor is None:
+            return self._guarded(function, *args)
+        import asyncio  # noqa: PLC0415 - loaded already by whoever runs the loop
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, functools.partial(self._guarded, function, *args)
@@ -170,8 +183,12 @@ class SqliteDialect:
             statement = next(tx)
             while True:
                 text = prepared.get(statement.sql) or self.sql(statement.sql)
-                cursor = db.execute(text, statement.bound(0))
-                result = Result(cursor.fetchall(), cursor.rowcount, cursor.description)
+                if statement.many is not None:
+                    cursor = db.executemany(text, statement.many)
+                    result = Result((), cursor.rowcount, None)
+                else:
+                    cursor = db.execute(text, statement.bound(0))
+                    result = Result(cursor.fetchall(), cursor.rowcount, cursor.description)
                 statement = tx.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
@@ -254,9 +271,31 @@ class SqliteDialect:
 
     async def close(self) -> None:
         """Close the connection (every commit is already durable) and its thread."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
         if self._db is not None:
             await self.call(self._close)
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def version(self) -> int | None:
+        """SQLite's ``data_version`` as a connection of its own sees it: it changes with
+        every commit of any other connection, so with every commit to the file, this
+        process's included. Asked on the caller's thread (a few microseconds: no
+        transaction of the store's waits for it, and it never waits for a lock)."""
+        if self._db is None:
+            return None
+        try:
+            if self._watcher is None:
+                # mode=rw: never create a file that has gone (that is ``StateLost``'s).
+                uri = f"{self.path.resolve().as_uri()}?mode=rw"
+                self._watcher = sqlite3.connect(
+                    uri, uri=True, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
 
     def _close(self) -> None:
         if self._lost:
@@ -296,10 +335,35 @@ class SqliteDialect:
         """The schema version of the open file."""
         return await self.call(lambda: int(self.db.execute("PRAGMA user_version").fetchone()[0]))
 
+    async def startup_problems(self) -> list[str]:
+        """What a start can see at once (empty when nothing): the file as long as its
+        header says, and the root of the schema and of each table readable (a damaged
+        page there is ``SQLITE_CORRUPT``). The whole file is read only by
+        ``integrity_problems`` (``modbot check --deep``): at every start it cost a
+        tenth of a second on a large file."""
+
+        def check() -> list[str]:
+            db = self.db
+            problems = []
+            size = int(db.execute("PRAGMA page_size").fetchone()[0])
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            if self.path.stat().st_size < size * pages and not self._wal_holds():
+                problems.append(f"the file is shorter than its {pages} pages: cut off")
+            schema = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            for (table,) in schema.fetchall():
+                db.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchall()  # noqa: S608 - its own names
+            return problems
+
+        return await self.call(check)
+
+    def _wal_holds(self) -> bool:
+        """Whether the write-ahead log may hold pages the file does not have yet."""
+        wal = Path(f"{self.path}-wal")
+        return wal.exists() and wal.stat().st_size > 0
+
     async def integrity_problems(self) -> list[str]:
         """``PRAGMA quick_check`` findings (O(file), no index cross-check); empty when the
-        file is healthy. Commands that write run it first, so a damaged file is never
-        written to, and nothing is posted on its word."""
+        file is healthy (``modbot check --deep``)."""
 
         def check() -> list[str]:
             rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check")]
@@ -351,6 +415,8 @@ class SqliteDialect:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
+            import socket  # noqa: PLC0415 - only migrate-store gets here
+
             return [Member(socket.gethostname(), 0, 0.0, 0.0)]
         self._shut_out = handle
         return []

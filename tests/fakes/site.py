@@ -34,6 +34,9 @@ class FakeSite:
     def __init__(self) -> None:
         self.answers: dict[str, Answer] = {}
         self.requests: Counter[str] = Counter()
+        # Each client connection (``host:port``) with the User-Agent that opened it:
+        # how many connections a client opened, reopened ones included.
+        self.peers: dict[str, str] = {}
         self.trouble: dict[str, tuple[str, int]] = {}  # path -> (kind, status)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -79,6 +82,10 @@ class FakeSite:
         data = body.encode() if isinstance(body, str) else body
         self.answers[path] = Answer(data, content_type, headers or {})
 
+    def connections(self, agent: str = "") -> int:
+        """Connections opened so far by clients whose User-Agent starts with ``agent``."""
+        return sum(1 for seen in self.peers.values() if seen.startswith(agent))
+
     def misbehave(self, path: str, kind: str, status: int = 503) -> None:
         """Answer ``path`` badly until ``heal``: ``html`` (a challenge page), ``status``."""
         self.trouble[path] = (kind, status)
@@ -93,6 +100,9 @@ class FakeSite:
     async def _answer(self, request: web.Request) -> web.Response:
         path = request.path
         self.requests[path] += 1
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.peers.setdefault(f"{peer[0]}:{peer[1]}", request.headers.get("User-Agent", ""))
         kind, status = self.trouble.get(path, ("", 0))
         if kind == "html":
             return web.Response(text=HTML_PAGE, content_type="text/html")

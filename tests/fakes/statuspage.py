@@ -121,6 +121,10 @@ class Request:
     conditional: bool
     bytes_in: int
     bytes_out: int
+    # The client's address (one per TCP connection, so new ones count reconnects) and
+    # its User-Agent (whose connection it is, when two clients share the page).
+    peer: str = ""
+    agent: str = ""
 
 
 @dataclass
@@ -313,8 +317,22 @@ class FakeStatuspage:
                 or "If-Modified-Since" in request.headers,
                 bytes_in=bytes_in,
                 bytes_out=head + body,
+                peer=_peer(request),
+                agent=request.headers.get("User-Agent", ""),
             )
         )
+
+    def connections(self, agent: str = "", since: int = 0) -> int:
+        """TCP connections first seen from request ``since`` on (by clients whose
+        User-Agent starts with ``agent``): the connections a client opened, or reopened."""
+        before = {r.peer for r in self.requests[:since]}
+        return len({r.peer for r in self.requests[since:] if r.agent.startswith(agent)} - before)
+
+
+def _peer(request: web.Request) -> str:
+    """The client's ``host:port``: one per TCP connection."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""
 
 
 async def _serve_forever() -> None:
