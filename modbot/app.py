@@ -245,7 +245,11 @@ class App:
         pages = None
         if wiki_subreddits:
             pages = WikiPages(
-                subreddits=wiki_subreddits, wiki=reddit, store=self.store, clock=self.clock
+                subreddits=wiki_subreddits,
+                wiki=reddit,
+                mailbox=reddit,
+                store=self.store,
+                clock=self.clock,
             )
         sender = Outbox(
             self.store,

@@ -391,12 +391,16 @@ class WikiRevision:
     content: str
     author: str | None  # who saved it (None when Reddit does not say)
     revised_at: float
+    # Whether the author moderates the subreddit with the ``wiki`` or ``all`` permission,
+    # as the inbox found when it read the page (None: not looked at yet).
+    author_may_edit: bool | None = None
 
 
 @dataclass(frozen=True)
 class WikiRow:
-    """What the bot decided about one wiki revision: ``good`` (in use, or was) or
-    ``broken`` (its author's message is a message of its own)."""
+    """What the bot decided about one wiki revision: ``good`` (in use, or was),
+    ``broken`` (its author's message is a message of its own) or ``not a moderator``
+    (its author may not change the bot's templates: never used, never rendered)."""
 
     watch: str
     page: str

@@ -17,6 +17,7 @@ from modbot.core import moves
 from modbot.core.machine import State
 from modbot.core.records import DeliveryRow, Health, IncidentRow, Kind, Leadership
 from modbot.ports import Store
+from modbot.shell import wiki
 
 SETTLED_SHOWN = 10
 NOTES_SHOWN = 5
@@ -51,6 +52,7 @@ async def status_text(
         f"heartbeat:   {_heartbeat(health)}",
         f"templates:   {health.templates or 'not loaded yet'}"
         + (f" (since {when(health.templates_at)})" if health.templates_at else ""),
+        *[f"wiki:        {line}" for line in await _wiki_ignored(store, watch)],
         f"platform:    {await _platform(store, watch)}",
         f"open incidents ({len(open_rows)}):",
         *_incident_lines(open_rows, by_incident, now),
@@ -69,6 +71,16 @@ async def status_text(
             detail = (found.permalink or found.last_error or "") if found else ""
             lines.append(f"  {note.note_id:<14} {state:<8} {detail}")
     return "\n".join(lines)
+
+
+async def _wiki_ignored(store: Store, watch: str) -> list[str]:
+    """The wiki revisions in view that the bot ignores: their authors may not edit."""
+    return [
+        f"ignored {wiki.FOLDER}/{row.page} revision {row.revision_id[:8]} by "
+        f"u/{row.author or '?'} ({when(row.decided_at)}): not a moderator with the wiki "
+        "permission; the last good template stays"
+        for row in wiki.ignored(await store.wiki_rows(watch))
+    ]
 
 
 async def _platform(store: Store, watch: str) -> str:

@@ -22,7 +22,7 @@ from modbot.core.machine import MessageState
 from modbot.core.records import Channel
 from modbot.store.base import Dialect, Q, Tx
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 13
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -184,6 +184,7 @@ TABLES: dict[str, str] = {
     revised_at {time},
     content TEXT,
     read_at {time} NOT NULL,
+    author_may_edit {bool},
     PRIMARY KEY (subreddit, page)
 )""",
     # The outbox: every message the bot sends that is not a megathread comment (replies
@@ -432,11 +433,19 @@ def _moves(_: Dialect) -> Tx[None]:
         yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
 
 
+def _wiki_authors(_: Dialect) -> Tx[None]:
+    """Whether a wiki revision's author may edit the templates, as the inbox read it
+    (NULL for pages read before: the inbox reads every page again at its first pass)."""
+    yield from add_columns("wiki_pages", "author_may_edit")
+
+
 MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
     8: _moves,
     9: _outbox,
+    # 10-12 belong to branches merged separately; the owner renumbers at merge.
+    13: _wiki_authors,
 }
 
 
@@ -444,4 +453,5 @@ def upgrade(since: int) -> Iterator[Callable[[Dialect], Tx[None]]]:
     """The migrations after version ``since``, in order (a dialect's own migrations have
     brought a store of an older version to its last one, just before ``ONE_SCHEMA``)."""
     for number in range(max(since, ONE_SCHEMA - 1) + 1, SCHEMA_VERSION + 1):
-        yield MIGRATIONS[number]
+        if number in MIGRATIONS:  # a number another branch holds until the merge
+            yield MIGRATIONS[number]

@@ -841,15 +841,20 @@ def record_wiki(row: WikiRow, message: MessageRow | None) -> Tx[None]:
 
 def wiki_pages(subreddit: str) -> Tx[dict[str, WikiRevision | None]]:
     result = yield Q(
-        "SELECT page, revision_id, author, revised_at, content FROM wiki_pages "
-        "WHERE subreddit = :subreddit ORDER BY page",
+        "SELECT page, revision_id, author, revised_at, content, author_may_edit FROM "
+        "wiki_pages WHERE subreddit = :subreddit ORDER BY page",
         subreddit=subreddit.lower(),
     )
     return {
         r["page"]: None
         if r["revision_id"] is None
         else WikiRevision(
-            r["page"], r["revision_id"], r["content"] or "", r["author"], r["revised_at"] or 0.0
+            r["page"],
+            r["revision_id"],
+            r["content"] or "",
+            r["author"],
+            r["revised_at"] or 0.0,
+            None if r["author_may_edit"] is None else bool(r["author_may_edit"]),
         )
         for r in result.rows
     }
@@ -861,12 +866,13 @@ def record_wiki_pages(
     for page, revision in pages.items():
         yield Q(
             """INSERT INTO wiki_pages (subreddit, page, revision_id, author, revised_at,
-                                       content, read_at)
-               VALUES (:subreddit, :page, :revision, :author, :revised_at, :content, :now)
+                                       content, read_at, author_may_edit)
+               VALUES (:subreddit, :page, :revision, :author, :revised_at, :content, :now,
+                       :may_edit)
                ON CONFLICT (subreddit, page) DO UPDATE SET
                  revision_id = excluded.revision_id, author = excluded.author,
                  revised_at = excluded.revised_at, content = excluded.content,
-                 read_at = excluded.read_at""",
+                 read_at = excluded.read_at, author_may_edit = excluded.author_may_edit""",
             subreddit=subreddit.lower(),
             page=page,
             revision=revision.revision_id if revision else None,
@@ -874,6 +880,7 @@ def record_wiki_pages(
             revised_at=revision.revised_at if revision else None,
             content=revision.content if revision else None,
             now=now,
+            may_edit=revision.author_may_edit if revision else None,
         )
 
 
