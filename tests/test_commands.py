@@ -23,7 +23,7 @@ from modbot import default_templates_dir
 from modbot.app import App
 from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings
-from modbot.core.commands import Command, parse
+from modbot.core.commands import Command, help_text, parse
 from modbot.core.markdown import marker_of
 from modbot.core.records import DeliveryRow, Kind
 from modbot.errors import CommandError
@@ -75,6 +75,55 @@ def test_parse(text: str, expected: Command | None) -> None:
 def test_malformed_commands_say_why(text: str, problem: str) -> None:
     with pytest.raises(CommandError, match=problem):
         parse(text, "modbot")
+
+
+WATCHES = ("claude", "openai")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("!post @claude is slow today", Command("post", "is slow today", "claude")),
+        ("!post is slow today\nwatch: openai", Command("post", "is slow today", "openai")),
+        ("!post Slow.\n  Watch: claude  \nMore.", Command("post", "Slow.\nMore.", "claude")),
+        ("!pause openai", Command("pause", "", "openai")),  # a bare name, as before
+        ("!refresh @claude abc123", Command("refresh", "abc123", "claude")),
+        ("!status", Command("status")),  # about every watch
+    ],
+)
+def test_a_command_names_its_watch(text: str, expected: Command) -> None:
+    assert parse(text, "modbot", WATCHES) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # The first word of a notice is text, not a watch: "claude is slow today".
+        ("!post claude is slow today", "!post needs the watch .* !post @NAME TEXT"),
+        ("!post the API is slow", "or add a line 'watch: NAME'"),
+        ("!post @gemini is slow", "no watch is called 'gemini'"),
+        ("!post @claude", "needs the text"),
+    ],
+)
+def test_a_post_among_several_watches_must_name_one(text: str, problem: str) -> None:
+    with pytest.raises(CommandError, match=problem):
+        parse(text, "modbot", WATCHES)
+
+
+@pytest.mark.parametrize(
+    "text", ["!post claude is slow today", "!post @everyone the API is slow", "!post watch: x"]
+)
+def test_with_one_watch_a_post_needs_no_name_and_keeps_its_text(text: str) -> None:
+    parsed = parse(text, "modbot", ("default",))
+    assert parsed == Command("post", text.removeprefix("!post "))
+    assert parse("!post @default hello", "modbot", ("default",)) == Command(
+        "post", "hello", "default"
+    )
+
+
+def test_the_help_says_how_to_name_a_watch_for_a_post() -> None:
+    assert "!post @claude TEXT" in help_text(["ClaudeAI"], list(WATCHES))
+    assert "@NAME" not in help_text(["ClaudeAI"], ["default"])
 
 
 # --- shared set-up --------------------------------------------------------------------

@@ -26,7 +26,14 @@ import logging
 from collections.abc import Callable, Mapping
 
 from modbot.core import outbox
-from modbot.core.commands import CHANGE_PERMISSIONS, CHANGING, Command, help_text, parse
+from modbot.core.commands import (
+    CHANGE_PERMISSIONS,
+    CHANGING,
+    Command,
+    help_text,
+    parse,
+    post_needs_a_watch,
+)
 from modbot.core.records import CommandRow, InboxItem, MessageRow, NoteRow
 from modbot.errors import CommandError, ModbotError, RedditError
 from modbot.ports import Mailbox, Store
@@ -201,8 +208,7 @@ class Inbox:
             where = " or ".join(f"r/{s}" for s in self.subreddits) or "this subreddit"
             return [], f"Sorry, only moderators of {where} can give me commands."
         if command.name == "post" and len({o.subreddit for o in allowed}) > 1:
-            names = ", ".join(o.poller.watch for o in allowed)
-            return [], f"!post needs a watch to know which megathread: !post NAME TEXT ({names})"
+            return [], post_needs_a_watch(self.watches)
         return allowed, None
 
     async def _run(self, item: InboxItem, author: str, command: Command) -> str:
