@@ -148,6 +148,7 @@ class App:
         self._following: str | None = None  # why this process waits, while it does
         self.member = (socket.gethostname(), os.getpid())  # how status names this process
         self.lease: Lease | None = None
+        self.leading = False  # polls and posts now (``modbot_leader``)
         self._stop = asyncio.Event()  # run()'s stop, which a lost state file sets
         postgres = isinstance(settings.database, DatabaseURL)
         self.store_trouble = StoreTrouble(
@@ -288,6 +289,7 @@ class App:
                 self.figures,
                 reddit=reddit_figures(client, self.clock) if client is not None else (lambda: None),
                 health=self.health_problems,
+                leader=lambda: self.leading,
             )
             await server.start(settings.metrics_host, settings.metrics_port)
             self._stack.push_async_callback(server.close)
@@ -558,6 +560,9 @@ class App:
                 if self.inbox is not None:
                     self.inbox.restart()
         self._following = None
+        started = self.clock()
+        await self._mark_running(started, running=True)
+        self.leading = True
         halt = asyncio.Event()
         self._stop = stop
         loops: list[tuple[str, Step, asyncio.Event | None]] = []
@@ -583,11 +588,27 @@ class App:
             await _finish(tasks, STOP_GRACE)
             for guard in guards:
                 guard.cancel()
+            self.leading = False
+            await self._mark_running(started, running=False)
             for runtime in self.runtimes:
                 for waiter in runtime.waiters:
                     waiter.cancel()
         if not stop.is_set():
             self._following = "deposed"
+
+    async def _mark_running(self, started: float, *, running: bool) -> None:
+        """Tell the health checks this process polls now (or no longer), so they can say
+        "no good poll yet: started 20 s ago" rather than guess. Never stops the bot."""
+        for runtime in self.runtimes:
+            try:
+                if running:
+                    await self.store.record_started(runtime.scope, started)
+                else:
+                    await self.store.record_stopped(runtime.scope, started)
+            except StateLost:
+                raise
+            except StoreError as exc:
+                log.warning("%s: cannot record the start or stop: %s", runtime.watch.name, exc)
 
     async def _keep_lead(self, lease: Lease, halt: asyncio.Event) -> None:
         """Prove the lead every ``MODBOT_LEASE_INTERVAL``; stop leading the moment it

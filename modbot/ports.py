@@ -393,6 +393,14 @@ class Store(Protocol):
         """Pause or resume posting."""
         ...
 
+    async def record_started(self, watch: str, now: float) -> None:
+        """This process starts polling the watch."""
+        ...
+
+    async def record_stopped(self, watch: str, started_at: float) -> None:
+        """The process that started polling at ``started_at`` stopped."""
+        ...
+
     async def record_templates(self, watch: str, templates: str, now: float) -> None:
         """Which templates the watch renders with (and why, when not the configured ones)."""
         ...

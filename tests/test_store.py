@@ -734,7 +734,7 @@ async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str
     await store.close()
     await (await open_postgres(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(8,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"

@@ -364,6 +364,8 @@ class Health:
     templates: str = ""  # where the templates in use come from, and since when
     templates_at: float | None = None
     source_kind: str = ""  # the vendor found by ``auto`` (or the configured kind)
+    failing_since: float | None = None  # the first failed poll since the last good one
+    started_at: float | None = None  # when the process polling now started (None: stopped)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,9 @@ TABLES: dict[str, str] = {
     megathread_at {time},
     templates TEXT NOT NULL DEFAULT '',
     templates_at {time},
-    source_kind TEXT NOT NULL DEFAULT ''
+    source_kind TEXT NOT NULL DEFAULT '',
+    failing_since {time},
+    started_at {time}
 )""",
     "wiki_revisions": """CREATE TABLE wiki_revisions (
     watch TEXT NOT NULL,
@@ -433,10 +435,13 @@ def _moves(_: Dialect) -> Tx[None]:
         yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
 
 
-def _wiki_authors(_: Dialect) -> Tx[None]:
+def _authors_and_causes(_: Dialect) -> Tx[None]:
     """Whether a wiki revision's author may edit the templates, as the inbox read it
-    (NULL for pages read before: the inbox reads every page again at its first pass)."""
+    (NULL for pages read before: the inbox reads every page again at its first pass);
+    and, for the health checks to say the real cause, since when the page fails and
+    when the running process started polling."""
     yield from add_columns("wiki_pages", "author_may_edit")
+    yield from add_columns("health", "failing_since", "started_at")
 
 
 MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
@@ -445,7 +450,7 @@ MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     8: _moves,
     9: _outbox,
     # 10-12 belong to branches merged separately; the owner renumbers at merge.
-    13: _wiki_authors,
+    13: _authors_and_causes,
 }
 
 

@@ -135,6 +135,8 @@ HEALTH_FIELDS = (
     "templates",
     "templates_at",
     "source_kind",
+    "failing_since",
+    "started_at",
 )
 SELECT_HEALTH = f"SELECT {_names(HEALTH_FIELDS)} FROM health"  # noqa: S608
 
@@ -195,6 +197,8 @@ def _health(watch: str, r: Row | None, page: PageInfo | None) -> Health:
         templates=r["templates"],
         templates_at=r["templates_at"],
         source_kind=r["source_kind"],
+        failing_since=r["failing_since"],
+        started_at=r["started_at"],
     )
 
 
@@ -1142,12 +1146,13 @@ class SqlStore(Generic[D]):
         self, watch: str, *, ok: bool, message: str, now: float, kind: str = ""
     ) -> None:
         """The outcome of one poll (``kind``: the vendor the source reads, once known)."""
-        good = ", last_good_poll_at = :now" if ok else ""
+        good = ", last_good_poll_at = :now, failing_since = NULL" if ok else ""
         good += ", source_kind = :kind" if kind else ""
         error = (
             ""
             if ok
             else ", last_error_at = :now, last_error_kind = 'status page', last_error = :message"
+            ", failing_since = COALESCE(failing_since, :now)"
         )
         await self._write(
             health_write(
@@ -1155,6 +1160,21 @@ class SqlStore(Generic[D]):
                 f"last_poll_at = :now, last_poll_ok = :ok, last_poll_message = :message{good}"
                 f"{error}",
                 {"now": now, "ok": ok, "message": message, "kind": kind},
+            )
+        )
+
+    async def record_started(self, watch: str, now: float) -> None:
+        """This process starts polling the watch (for the health checks' "started 20 s ago")."""
+        await self._write(health_write(watch, "started_at = :now", {"now": now}))
+
+    async def record_stopped(self, watch: str, started_at: float) -> None:
+        """The process that started polling at ``started_at`` stopped (another may have
+        started since: its mark stays)."""
+        await self._write(
+            health_write(
+                watch,
+                "started_at = CASE WHEN started_at = :started THEN NULL ELSE started_at END",
+                {"started": started_at},
             )
         )
 
