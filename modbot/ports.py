@@ -135,7 +135,13 @@ class Mailbox(Protocol):
         ...
 
     async def mark_read(self, item: InboxItem) -> None:
-        """Mark one item read."""
+        """Mark one item read (a modmail message: its whole conversation, for the bot's
+        account only)."""
+        ...
+
+    async def modmail_unread(self, subreddits: Sequence[str]) -> list[InboxItem]:
+        """The messages of the subreddits' new-modmail conversations unread by the bot
+        that it has not answered (recent ones only), oldest first; not marked read."""
         ...
 
     async def moderators(self, subreddit: str) -> dict[str, Moderator]:

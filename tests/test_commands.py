@@ -618,3 +618,55 @@ async def test_a_post_command_interrupted_after_its_intent_posts_one_notice(
     assert len(notices(reddit)) == 1
     (reply,) = reddit.replies_to(message)
     assert notices(reddit)[0].id in reply
+
+
+# --- commands by modmail ----------------------------------------------------------------
+
+
+async def test_commands_by_modmail_run_once_and_are_answered_in_their_conversation(
+    moderated: Moderated,
+) -> None:
+    fake = moderated.fake
+    fake.add_moderator(fake.username, ["all"])  # the bot reads the subreddit's modmail
+    pause = fake.send_modmail("alice", "!pause")
+    stranger = fake.send_modmail("mallory", "!resume")  # not a moderator
+    chat = fake.send_modmail("bob", "Hello mods, is the status bot down?")
+    assert await moderated.inbox.check() == 2
+    assert await moderated.paused()
+    (reply,) = fake.modmail_replies(pause)
+    assert "paused" in reply
+    (refusal,) = fake.modmail_replies(stranger)
+    assert "only moderators" in refusal
+    assert fake.modmail_replies(chat) == []  # not a command: left to the moderators
+    # Read for the bot's account once every command in it is settled.
+    assert not any(c.unread for c in fake.modmail.values())
+
+    fake.modmail_conversation_of(pause).unread = True  # someone marks it unread again
+    assert await moderated.inbox.check() == 0  # answered: never run twice
+    assert len(fake.modmail_replies(pause)) == 1
+
+    conversation = fake.modmail_conversation_of(pause).id
+    resume = fake.send_modmail("alice", "!resume", conversation=conversation)
+    assert await moderated.inbox.check() == 1
+    assert not await moderated.paused()
+    (reply,) = fake.modmail_replies(resume)
+    assert "resumed" in reply
+
+
+async def test_a_post_by_modmail_whose_reply_answer_was_lost_is_answered_once(
+    moderated: Moderated,
+) -> None:
+    fake = moderated.fake
+    fake.add_moderator(fake.username, ["all"])
+    post = fake.send_modmail("alice", "!post Maintenance at 22:00 UTC")
+    # The reply lands in the conversation but Reddit's answer is lost.
+    fake.fail_next("POST", r"/api/mod/conversations/[a-z0-9]+", 500, when="after")
+    await moderated.inbox.check()
+    (notice,) = notices(fake)
+    assert "Maintenance at 22:00 UTC" in notice.body
+    expire_waits_at(moderated.settings.database)  # the grace has passed
+    await moderated.inbox.check()
+    await moderated.inbox.check()
+    (reply,) = fake.modmail_replies(post)  # found by its marker, not sent again
+    assert notice.id in reply
+    assert len(notices(fake)) == 1

@@ -507,7 +507,8 @@ def _printer(out: TextIO) -> Callable[[str, str], None]:
 
 # --- auth -------------------------------------------------------------------------------------
 
-BASE_SCOPES = ("identity", "read", "history", "submit", "edit", "privatemessages")
+# ``modmail``: commands sent to the subreddit by modmail, and the replies to them.
+BASE_SCOPES = ("identity", "read", "history", "submit", "edit", "privatemessages", "modmail")
 
 
 def auth_scopes(settings: Settings) -> list[str]:

@@ -191,13 +191,15 @@ class PostedComment:
 
 @dataclass(frozen=True)
 class InboxItem:
-    """An unread private message or username mention."""
+    """An unread private message or username mention, or a message sent to a
+    subreddit's new modmail (``conversation``: its conversation's id)."""
 
     fullname: str
     author: str | None
     body: str
     is_mention: bool
     handle: Any = field(default=None, compare=False)  # the Reddit library's object
+    conversation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,8 @@ class Channel(StrEnum):
     MESSAGE_REPLY = "message-reply"  # a reply to a private message: in the sent box
     COMMENT_REPLY = "comment-reply"  # a reply to a comment (a mention): a comment of the
     # bot's, in its comment history (and the one kind a late copy of can be deleted)
+    MODMAIL_REPLY = "modmail-reply"  # a reply in a new-modmail conversation (the
+    # recipient is the conversation's id): a message of the bot's in that conversation
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ def describe(row: MessageRow) -> str:
     """``reply to t4_abc`` / ``message to u/alice``, for log lines."""
     if row.channel is Channel.MESSAGE:
         return f"message to u/{row.recipient}"
+    if row.channel is Channel.MODMAIL_REPLY:
+        return f"reply in modmail conversation {row.recipient}"
     return f"reply to {row.recipient}"
 
 

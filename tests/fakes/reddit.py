@@ -99,6 +99,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -129,6 +130,9 @@ ROUTE_SCOPES = {
     "distinguish": "modposts", "info": "read", "user_about": "read", "user_comments": "history",
     "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
     "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
+    "modmail_unread_count": "modmail", "modmail_conversations": "modmail",
+    "modmail_read": "modmail", "modmail_conversation": "modmail",
+    "modmail_reply": "modmail",
 }  # fmt: skip
 
 # Reddit's API errors: code -> (message, field), as sent in {"json": {"errors": [...]}}.
@@ -226,6 +230,31 @@ class Message:
     @property
     def time(self) -> float:
         return self.created_utc
+
+
+@dataclass
+class ModmailMessage:
+    """One message of a new-modmail conversation."""
+
+    id: str
+    author: str
+    body: str
+    created_utc: float
+    internal: bool = False
+
+
+@dataclass
+class ModmailConversation:
+    """A new-modmail conversation with a subreddit; ``unread``: by the bot's account
+    (new modmail keeps each moderator's read state apart)."""
+
+    id: str
+    subreddit: str
+    subject: str
+    participant: str
+    messages: list[ModmailMessage]
+    internal: bool = False  # a moderators' discussion (listed with ``state=mod``)
+    unread: bool = True
 
 
 @dataclass
@@ -408,6 +437,11 @@ def _limit(query: dict[str, str], default: int = 25, cap: int = 100) -> int:
         return default
 
 
+def _iso(stamp: float) -> str:
+    """A time as new modmail's API writes it (ISO 8601, UTC)."""
+    return datetime.fromtimestamp(stamp, UTC).isoformat()
+
+
 def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:50] or "_"
 
@@ -474,6 +508,7 @@ class FakeReddit:
         self.mentions: dict[str, Mention] = {}  # keyed by comment id
         self.sent_messages: list[Message] = []  # composed over HTTP (replies are not in it)
         self.wiki: dict[tuple[str, str], list[WikiRevision]] = {}  # (sr, page) -> oldest first
+        self.modmail: dict[str, ModmailConversation] = {}  # new modmail, by conversation id
         self.calls: list[Call] = []
         self.add_account(username)
 
@@ -529,6 +564,7 @@ class FakeReddit:
             ("POST", r"/api/compose", self._h_compose),
             ("GET", sr + r"/wiki/revisions/(?P<page>.+)", self._h_wiki_revisions),
             ("GET", sr + wiki_page, self._h_wiki_page),
+            *self._modmail_command_routes(),
         ]:
             name = handler.__name__.removeprefix("_h_")
             self._routes.append(_Route(method, re.compile(pattern), name, handler))
@@ -805,6 +841,43 @@ class FakeReddit:
         """Revisions of a wiki page, newest first (empty if the page does not exist)."""
         key = ((subreddit or self.subreddit).lower(), _wiki_name(name))
         return list(reversed(self.wiki.get(key, [])))
+
+    # --- new modmail: what moderators and users send the subreddit (commands by modmail)
+
+    def send_modmail(
+        self,
+        author: str,
+        body: str,
+        *,
+        subject: str = "command",
+        conversation: str | None = None,
+        subreddit: str | None = None,
+        internal: bool = False,
+    ) -> str:
+        """``author`` writes to the subreddit's modmail: a new conversation, or a message in
+        ``conversation``; it becomes unread for the bot. Return the message id."""
+        self.add_account(author)
+        message = ModmailMessage(self._new_id(), author, body, self._now())
+        if conversation is None:
+            sr = self._canonical(subreddit or self.subreddit)
+            found = ModmailConversation(self._new_id(), sr, subject, author, [], internal=internal)
+            self.modmail[found.id] = found
+        else:
+            found = self.modmail[conversation]
+        found.messages.append(message)
+        found.unread = True
+        return message.id
+
+    def modmail_conversation_of(self, message_id: str) -> ModmailConversation:
+        """The conversation holding modmail message ``message_id``."""
+        return next(c for c in self.modmail.values() if any(m.id == message_id for m in c.messages))
+
+    def modmail_replies(self, message_id: str) -> list[str]:
+        """Bodies of the bot's messages in the conversation of ``message_id`` after it."""
+        conversation = self.modmail_conversation_of(message_id)
+        ids = [m.id for m in conversation.messages]
+        later = conversation.messages[ids.index(message_id) + 1 :]
+        return [m.body for m in later if m.author == self.username]
 
     def expire_tokens(self) -> None:
         """Invalidate every access token: the next call gets 401 invalid_token."""
@@ -1598,6 +1671,144 @@ class FakeReddit:
                 item.new = unread
                 if not unread and self.on_message_read is not None:
                     self.on_message_read(item)
+        return _json({})
+
+    # ------------------------------------------------------------------ handlers: new modmail
+    # Reading the subreddit's new modmail and replying in a conversation (commands sent
+    # by modmail). Kept apart from modmail that the bot starts (alerts).
+
+    def _modmail_command_routes(self) -> list[tuple[str, str, Any]]:
+        mod = r"/api/mod/conversations"
+        return [
+            ("GET", mod + r"/unread/count", self._h_modmail_unread_count),
+            ("POST", mod + r"/read", self._h_modmail_read),
+            ("GET", mod, self._h_modmail_conversations),
+            ("GET", mod + r"/(?P<id>[a-z0-9]+)", self._h_modmail_conversation),
+            ("POST", mod + r"/(?P<id>[a-z0-9]+)", self._h_modmail_reply),
+        ]
+
+    def _modmail_visible(self, ctx: _Ctx, conversation: ModmailConversation) -> bool:
+        """Only a moderator of the conversation's subreddit sees it (Reddit: 403)."""
+        return ctx.user in self._moderators_of(conversation.subreddit)
+
+    def _modmail_or_error(self, ctx: _Ctx) -> ModmailConversation:
+        found = self.modmail.get(ctx.arg("id"))
+        if found is None:
+            raise _HandlerError(_http_error(404))
+        if not self._modmail_visible(ctx, found):
+            raise _HandlerError(_http_error(403))
+        return found
+
+    def _modmail_author(self, name: str, conversation: ModmailConversation) -> JSON:
+        account = self._account(name)
+        return {
+            "name": name, "id": int(account.id, 36) if account else 0,
+            "isMod": name in self._moderators_of(conversation.subreddit),
+            "isAdmin": False, "isOp": name == conversation.participant,
+            "isParticipant": name == conversation.participant, "isHidden": False,
+            "isDeleted": False,
+        }  # fmt: skip
+
+    def _modmail_message_data(self, message: ModmailMessage, conv: ModmailConversation) -> JSON:
+        return {
+            "id": message.id, "body": _md_to_html(message.body), "bodyMarkdown": message.body,
+            "author": self._modmail_author(message.author, conv), "isInternal": message.internal,
+            "date": _iso(message.created_utc),
+        }  # fmt: skip
+
+    def _modmail_conversation_data(
+        self, conversation: ModmailConversation, *, listed: bool = False
+    ) -> JSON:
+        """A conversation's data; ``listed``: as a listing shows it, naming (in ``objIds``)
+        only its newest message, the one the listing carries."""
+        last = conversation.messages[-1].created_utc if conversation.messages else self._now()
+        authors = list(dict.fromkeys(m.author for m in conversation.messages))
+        return {
+            "id": conversation.id, "subject": conversation.subject,
+            "isInternal": conversation.internal, "isAuto": False, "isHighlighted": False,
+            "isRepliable": True, "state": 2 if conversation.internal else 0,
+            "numMessages": len(conversation.messages),
+            "objIds": [
+                {"id": m.id, "key": "messages"}
+                for m in (conversation.messages[-1:] if listed else conversation.messages)
+            ],
+            "authors": [self._modmail_author(a, conversation) for a in authors],
+            "owner": {"displayName": conversation.subreddit, "type": "subreddit",
+                      "id": self.subreddit_fullname},
+            "participant": self._modmail_author(conversation.participant, conversation),
+            "lastUpdated": _iso(last), "lastUserUpdate": _iso(last), "lastModUpdate": None,
+            "lastUnread": _iso(last) if conversation.unread else None,
+            "legacyFirstMessageId": None,
+        }  # fmt: skip
+
+    def _modmail_one(self, conversation: ModmailConversation) -> web.Response:
+        return _json({
+            "conversation": self._modmail_conversation_data(conversation),
+            "messages": {
+                m.id: self._modmail_message_data(m, conversation) for m in conversation.messages
+            },
+            "modActions": {},
+        })  # fmt: skip
+
+    def _modmail_listed(self, ctx: _Ctx) -> list[ModmailConversation]:
+        entities = {e.lower() for e in ctx.query.get("entity", "").split(",") if e}
+        state = ctx.query.get("state", "all")
+        return [
+            c
+            for c in self.modmail.values()
+            if self._modmail_visible(ctx, c)
+            and (not entities or c.subreddit.lower() in entities)
+            and (c.internal if state == "mod" else not c.internal)
+        ]
+
+    def _h_modmail_unread_count(self, ctx: _Ctx) -> web.Response:
+        visible = [c for c in self.modmail.values() if self._modmail_visible(ctx, c) and c.unread]
+        counts = dict.fromkeys(
+            ("new", "inprogress", "mod", "notifications", "archived", "highlighted",
+             "appeals", "join_requests", "filtered"), 0
+        )  # fmt: skip
+        for conversation in visible:
+            counts["mod" if conversation.internal else "new"] += 1
+        return _json(counts)
+
+    def _h_modmail_conversations(self, ctx: _Ctx) -> web.Response:
+        found = sorted(self._modmail_listed(ctx), key=lambda c: c.messages[-1].created_utc)
+        found.reverse()  # most recent first, as Reddit sorts them by default
+        after = ctx.query.get("after")
+        if after:
+            ids = [c.id for c in found]
+            found = found[ids.index(after) + 1 :] if after in ids else []
+        found = found[: _limit(ctx.query)]
+        # Like Reddit, a listing carries each conversation's newest message only.
+        return _json({
+            "conversations": {
+                c.id: self._modmail_conversation_data(c, listed=True) for c in found
+            },
+            "conversationIds": [c.id for c in found],
+            "messages": {
+                c.messages[-1].id: self._modmail_message_data(c.messages[-1], c) for c in found
+            },
+            "viewerId": f"t2_{self.username}",
+        })  # fmt: skip
+
+    def _h_modmail_conversation(self, ctx: _Ctx) -> web.Response:
+        return self._modmail_one(self._modmail_or_error(ctx))
+
+    def _h_modmail_reply(self, ctx: _Ctx) -> web.Response:
+        conversation = self._modmail_or_error(ctx)
+        body = ctx.form.get("body", "")
+        if not body:
+            return _api_error("NO_TEXT").response
+        internal = ctx.form.get("isInternal", "false").lower() == "true"
+        message = ModmailMessage(self._new_id(), ctx.user, body, self._now(), internal)
+        conversation.messages.append(message)
+        return self._modmail_one(conversation)
+
+    def _h_modmail_read(self, ctx: _Ctx) -> web.Response:
+        for conversation_id in ctx.form.get("conversationIds", "").split(","):
+            found = self.modmail.get(conversation_id)
+            if found is not None and self._modmail_visible(ctx, found):
+                found.unread = False
         return _json({})
 
     # ------------------------------------------------------------------ handlers: wiki
