@@ -25,7 +25,7 @@ def help_text(subreddits: Sequence[str], watches: Sequence[str] = ()) -> str:
     where = ", ".join(f"r/{s}" for s in subreddits)
     text = (
         f"modbot commands (moderators of {where or 'the subreddit'} only; send them as a "
-        "private message or mention me):\n\n"
+        "private message, by modmail to the subreddit, or mention me):\n\n"
         "    !post TEXT       post a moderator notice into the megathread\n"
         "    !refresh [ID]    re-render open incidents (or one) and edit what changed\n"
         "    !status          what the bot is doing\n"
