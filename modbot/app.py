@@ -294,6 +294,14 @@ class App:
             await server.start(settings.metrics_host, settings.metrics_port)
             self._stack.push_async_callback(server.close)
 
+    async def _pressed(self, scope: str) -> bool:
+        """Whether edits are backed up: over half the Reddit call budget of this minute
+        used, or deliveries of the watch waiting (a "last checked" line then waits)."""
+        reddit = self.reddit
+        if reddit is not None and 2 * reddit.budget.used(self.clock()) >= reddit.budget.limit:
+            return True
+        return any(is_waiting(r) for r in (await self.store.work(scope)).rows)
+
     async def health_problems(self) -> list[str]:
         """Why the bot is not alive and current, by ``check --live``'s rule (empty: it is)."""
         problems = []
@@ -350,6 +358,8 @@ class App:
             on_change=wake.set,
             current_thread=lambda: deliverer.thread_id,
             wiki=self._wiki(watch, scope),
+            last_checked=watch.last_checked,
+            pressed=lambda: self._pressed(scope),
         )
         operations = Operations(
             store=self.store,

@@ -378,3 +378,17 @@ async def test_a_post_among_several_watches_names_its_watch_or_is_refused(
     assert "\n\nSlow answers.\n\n" in by_thread[gpt_thread.id]
     assert "watch:" not in by_thread[gpt_thread.id]
     assert len(reddit.replies_to(named)) == len(reddit.replies_to(lined)) == 1
+
+
+def test_the_last_checked_line_is_a_setting_and_a_watch_key(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    assert load_watches(make_settings())[0].last_checked is False  # off by default
+    assert load_watches(make_settings(last_checked=True))[0].last_checked is True
+    path = config(
+        tmp_path,
+        '[[watch]]\nname = "a"\nprovider = "openai"\nlast_checked = true\n'
+        '[[watch]]\nname = "b"\nprovider = "anthropic"\n',
+    )
+    first, second = load_watches(make_settings(config=path))
+    assert (first.last_checked, second.last_checked) == (True, False)

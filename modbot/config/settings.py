@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     database: Path | InstanceOf[DatabaseURL] = Path("modbot.sqlite3")
     templates_dir: TemplatesFolder = None
     wiki_templates: bool = False
+    # A "last checked HH:MM UTC" line in open incidents' comments (see ``shell.poller``).
+    last_checked: bool = False
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
     render_timeout: float = Field(default=2.0, gt=0, le=60, allow_inf_nan=False)
 

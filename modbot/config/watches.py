@@ -69,6 +69,7 @@ class Watch:
     poll_interval: float
     maintenance: bool
     wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
+    last_checked: bool = False  # a "last checked HH:MM UTC" line in open incidents' comments
     provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
     move_threshold: int = 5  # failed polls that look like a move before detecting again
 
@@ -163,6 +164,7 @@ def _default_watch(settings: Settings) -> Watch:
         poll_interval=settings.poll_interval,
         maintenance=settings.maintenance,
         wiki_templates=settings.wiki_templates,
+        last_checked=settings.last_checked,
         provider=resolved.provider.name if resolved.provider else None,
         move_threshold=settings.move_threshold,
     )
@@ -219,6 +221,7 @@ class WatchTable(BaseModel):
     poll_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
     maintenance: bool | None = None
     wiki_templates: bool | None = None
+    last_checked: bool | None = None
     move_threshold: int | None = Field(default=None, ge=1, le=1000)
 
     @model_validator(mode="after")
@@ -275,6 +278,9 @@ class WatchTable(BaseModel):
             maintenance=settings.maintenance if self.maintenance is None else self.maintenance,
             wiki_templates=(
                 settings.wiki_templates if self.wiki_templates is None else self.wiki_templates
+            ),
+            last_checked=(
+                settings.last_checked if self.last_checked is None else self.last_checked
             ),
             provider=resolved.provider.name if resolved.provider else None,
             move_threshold=(
