@@ -132,6 +132,8 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
             if point in CRASH_POINTS:
                 env["MODBOT_CRASH_AT"] = point
             bot = BotProcess(env, Path(tmp), logs / f"iteration-{number:03d}.log")
+            # Only a moderator with the wiki permission has a revision judged (and told).
+            both.reddit.add_moderator(WIKI_EDITOR, ["wiki"])
             both.reddit.set_wiki_page(WIKI_PAGE, BROKEN_TEMPLATE, WIKI_EDITOR)
             arm_fake(point, both, bot, tally)
             await bot.start()

@@ -218,6 +218,7 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
                 how = "kill" if (number // len(MODES)) % 2 else "freeze"
                 tick = strike_when_held(pair, both, how, tally)
             editor = crashloop.WIKI_EDITOR
+            both.reddit.add_moderator(editor, ["wiki"])  # judged only if a wiki moderator
             both.reddit.set_wiki_page(crashloop.WIKI_PAGE, crashloop.BROKEN_TEMPLATE, editor)
             await pair.start()
             both.reddit.send_message("alice", f"!post {notice}")

@@ -156,6 +156,7 @@ class App:
         self._following: str | None = None  # why this process waits, while it does
         self.member = (socket.gethostname(), os.getpid())  # how status names this process
         self.lease: Lease | None = None
+        self.leading = False  # polls and posts now (``modbot_leader``)
         self._stop = asyncio.Event()  # run()'s stop, which a lost state file sets
         postgres = isinstance(settings.database, DatabaseURL)
         self.store_trouble = StoreTrouble(
@@ -261,7 +262,11 @@ class App:
         pages = None
         if wiki_subreddits:
             pages = WikiPages(
-                subreddits=wiki_subreddits, wiki=reddit, store=self.store, clock=self.clock
+                subreddits=wiki_subreddits,
+                wiki=reddit,
+                mailbox=reddit,
+                store=self.store,
+                clock=self.clock,
             )
         sender = Outbox(
             self.store,
@@ -300,9 +305,18 @@ class App:
                 self.figures,
                 reddit=reddit_figures(client, self.clock) if client is not None else (lambda: None),
                 health=self.health_problems,
+                leader=lambda: self.leading,
             )
             await server.start(settings.metrics_host, settings.metrics_port)
             self._stack.push_async_callback(server.close)
+
+    async def _pressed(self, scope: str) -> bool:
+        """Whether edits are backed up: over half the Reddit call budget of this minute
+        used, or deliveries of the watch waiting (a "last checked" line then waits)."""
+        reddit = self.reddit
+        if reddit is not None and 2 * reddit.budget.used(self.clock()) >= reddit.budget.limit:
+            return True
+        return any(is_waiting(r) for r in (await self.store.work(scope)).rows)
 
     async def health_problems(self) -> list[str]:
         """Why the bot is not alive and current, by ``check --live``'s rule (empty: it is)."""
@@ -363,6 +377,8 @@ class App:
             keep_days=settings.keep_days,
             current_thread=lambda: deliverer.thread_id,
             wiki=self._wiki(watch, scope),
+            last_checked=watch.last_checked,
+            pressed=lambda: self._pressed(scope),
         )
         operations = Operations(
             store=self.store,
@@ -652,6 +668,9 @@ class App:
                     self.inbox.restart()
                 self.alerts.restart()
         self._following = None
+        started = self.clock()
+        await self._mark_running(started, running=True)
+        self.leading = True
         halt = asyncio.Event()
         self._stop = stop
         loops: list[tuple[str, Step, asyncio.Event | None]] = []
@@ -677,11 +696,27 @@ class App:
             await _finish(tasks, STOP_GRACE)
             for guard in guards:
                 guard.cancel()
+            self.leading = False
+            await self._mark_running(started, running=False)
             for runtime in self.runtimes:
                 for waiter in runtime.waiters:
                     waiter.cancel()
         if not stop.is_set():
             self._following = "deposed"
+
+    async def _mark_running(self, started: float, *, running: bool) -> None:
+        """Tell the health checks this process polls now (or no longer), so they can say
+        "no good poll yet: started 20 s ago" rather than guess. Never stops the bot."""
+        for runtime in self.runtimes:
+            try:
+                if running:
+                    await self.store.record_started(runtime.scope, started)
+                else:
+                    await self.store.record_stopped(runtime.scope, started)
+            except StateLost:
+                raise
+            except StoreError as exc:
+                log.warning("%s: cannot record the start or stop: %s", runtime.watch.name, exc)
 
     async def _keep_lead(self, lease: Lease, halt: asyncio.Event) -> None:
         """Prove the lead every ``MODBOT_LEASE_INTERVAL``; stop leading the moment it

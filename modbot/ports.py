@@ -137,7 +137,13 @@ class Mailbox(Protocol):
         ...
 
     async def mark_read(self, item: InboxItem) -> None:
-        """Mark one item read."""
+        """Mark one item read (a modmail message: its whole conversation, for the bot's
+        account only)."""
+        ...
+
+    async def modmail_unread(self, subreddits: Sequence[str]) -> list[InboxItem]:
+        """The messages of the subreddits' new-modmail conversations unread by the bot
+        that it has not answered (recent ones only), oldest first; not marked read."""
         ...
 
     async def moderators(self, subreddit: str) -> dict[str, Moderator]:
@@ -428,6 +434,14 @@ class Store(Protocol):
 
     async def set_paused(self, watch: str, paused: bool, *, by: str, now: float) -> None:
         """Pause or resume posting."""
+        ...
+
+    async def record_started(self, watch: str, now: float) -> None:
+        """This process starts polling the watch."""
+        ...
+
+    async def record_stopped(self, watch: str, started_at: float) -> None:
+        """The process that started polling at ``started_at`` stopped."""
         ...
 
     async def record_templates(self, watch: str, templates: str, now: float) -> None:

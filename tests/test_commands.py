@@ -23,7 +23,7 @@ from modbot import default_templates_dir
 from modbot.app import App
 from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings
-from modbot.core.commands import Command, parse
+from modbot.core.commands import Command, help_text, parse
 from modbot.core.markdown import marker_of
 from modbot.core.records import DeliveryRow, Kind
 from modbot.errors import CommandError
@@ -75,6 +75,55 @@ def test_parse(text: str, expected: Command | None) -> None:
 def test_malformed_commands_say_why(text: str, problem: str) -> None:
     with pytest.raises(CommandError, match=problem):
         parse(text, "modbot")
+
+
+WATCHES = ("claude", "openai")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("!post @claude is slow today", Command("post", "is slow today", "claude")),
+        ("!post is slow today\nwatch: openai", Command("post", "is slow today", "openai")),
+        ("!post Slow.\n  Watch: claude  \nMore.", Command("post", "Slow.\nMore.", "claude")),
+        ("!pause openai", Command("pause", "", "openai")),  # a bare name, as before
+        ("!refresh @claude abc123", Command("refresh", "abc123", "claude")),
+        ("!status", Command("status")),  # about every watch
+    ],
+)
+def test_a_command_names_its_watch(text: str, expected: Command) -> None:
+    assert parse(text, "modbot", WATCHES) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # The first word of a notice is text, not a watch: "claude is slow today".
+        ("!post claude is slow today", "!post needs the watch .* !post @NAME TEXT"),
+        ("!post the API is slow", "or add a line 'watch: NAME'"),
+        ("!post @gemini is slow", "no watch is called 'gemini'"),
+        ("!post @claude", "needs the text"),
+    ],
+)
+def test_a_post_among_several_watches_must_name_one(text: str, problem: str) -> None:
+    with pytest.raises(CommandError, match=problem):
+        parse(text, "modbot", WATCHES)
+
+
+@pytest.mark.parametrize(
+    "text", ["!post claude is slow today", "!post @everyone the API is slow", "!post watch: x"]
+)
+def test_with_one_watch_a_post_needs_no_name_and_keeps_its_text(text: str) -> None:
+    parsed = parse(text, "modbot", ("default",))
+    assert parsed == Command("post", text.removeprefix("!post "))
+    assert parse("!post @default hello", "modbot", ("default",)) == Command(
+        "post", "hello", "default"
+    )
+
+
+def test_the_help_says_how_to_name_a_watch_for_a_post() -> None:
+    assert "!post @claude TEXT" in help_text(["ClaudeAI"], list(WATCHES))
+    assert "@NAME" not in help_text(["ClaudeAI"], ["default"])
 
 
 # --- shared set-up --------------------------------------------------------------------
@@ -569,3 +618,55 @@ async def test_a_post_command_interrupted_after_its_intent_posts_one_notice(
     assert len(notices(reddit)) == 1
     (reply,) = reddit.replies_to(message)
     assert notices(reddit)[0].id in reply
+
+
+# --- commands by modmail ----------------------------------------------------------------
+
+
+async def test_commands_by_modmail_run_once_and_are_answered_in_their_conversation(
+    moderated: Moderated,
+) -> None:
+    fake = moderated.fake
+    fake.add_moderator(fake.username, ["all"])  # the bot reads the subreddit's modmail
+    pause = fake.send_modmail("alice", "!pause")
+    stranger = fake.send_modmail("mallory", "!resume")  # not a moderator
+    chat = fake.send_modmail("bob", "Hello mods, is the status bot down?")
+    assert await moderated.inbox.check() == 2
+    assert await moderated.paused()
+    (reply,) = fake.modmail_replies(pause)
+    assert "paused" in reply
+    (refusal,) = fake.modmail_replies(stranger)
+    assert "only moderators" in refusal
+    assert fake.modmail_replies(chat) == []  # not a command: left to the moderators
+    # Read for the bot's account once every command in it is settled.
+    assert not any(c.unread for c in fake.conversations.values())
+
+    fake.modmail_conversation_of(pause).unread = True  # someone marks it unread again
+    assert await moderated.inbox.check() == 0  # answered: never run twice
+    assert len(fake.modmail_replies(pause)) == 1
+
+    conversation = fake.modmail_conversation_of(pause).id
+    resume = fake.send_modmail("alice", "!resume", conversation=conversation)
+    assert await moderated.inbox.check() == 1
+    assert not await moderated.paused()
+    (reply,) = fake.modmail_replies(resume)
+    assert "resumed" in reply
+
+
+async def test_a_post_by_modmail_whose_reply_answer_was_lost_is_answered_once(
+    moderated: Moderated,
+) -> None:
+    fake = moderated.fake
+    fake.add_moderator(fake.username, ["all"])
+    post = fake.send_modmail("alice", "!post Maintenance at 22:00 UTC")
+    # The reply lands in the conversation but Reddit's answer is lost.
+    fake.fail_next("POST", r"/api/mod/conversations/[a-z0-9]+", 500, when="after")
+    await moderated.inbox.check()
+    (notice,) = notices(fake)
+    assert "Maintenance at 22:00 UTC" in notice.body
+    expire_waits_at(moderated.settings.database)  # the grace has passed
+    await moderated.inbox.check()
+    await moderated.inbox.check()
+    (reply,) = fake.modmail_replies(post)  # found by its marker, not sent again
+    assert notice.id in reply
+    assert len(notices(fake)) == 1

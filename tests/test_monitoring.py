@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import platform
 import socket
+import sys
+import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from modbot import __version__
 from modbot.app import App
 from modbot.config.settings import Settings
 from modbot.shell.heartbeat import Heartbeat
 from modbot.shell.statusview import liveness_window
-from tests.conftest import reddit_settings
+from tests.conftest import reddit_settings, until
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.site import FakeSite
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -69,7 +73,27 @@ async def test_metrics_show_polls_deliveries_latency_budget_and_commands(
     assert got[("modbot_incidents_open", watch)] == 1
     assert got[("modbot_deliveries_total", (("result", "posted"), *watch))] == 1
     assert got[("modbot_change_to_comment_seconds_count", watch)] == 1
-    assert 0 <= got[("modbot_last_good_poll_age_seconds", watch)] < 5
+    assert 0 <= time.time() - got[("modbot_last_good_poll_timestamp_seconds", watch)] < 5
+    assert not any(name == "modbot_last_good_poll_age_seconds" for name, _ in got)
+    assert (
+        got[
+            ("modbot_build_info", (("python", platform.python_version()), ("version", __version__)))
+        ]
+        == 1
+    )
+    assert got[("modbot_leader", ())] == 0  # one pass by hand: not the leading loop
+    assert got[("process_cpu_seconds_total", ())] > 0  # prometheus_client's own
+    assert got[("process_start_time_seconds", ())] > 0
+    assert (
+        "python_info",
+        (
+            ("implementation", platform.python_implementation()),
+            ("major", "3"),
+            ("minor", str(sys.version_info.minor)),
+            ("patchlevel", str(sys.version_info.micro)),
+            ("version", platform.python_version()),
+        ),
+    ) in got
     assert got[("modbot_reddit_calls_total", ())] >= 2
     limit = settings.reddit_calls_per_minute
     assert 0 < got[("modbot_reddit_budget_remaining", ())] < limit
@@ -77,6 +101,73 @@ async def test_metrics_show_polls_deliveries_latency_budget_and_commands(
     assert health.status_code == 200
     assert health.text == "ok\n"
     assert missing.status_code == 404
+
+
+async def test_the_leader_says_so_and_the_last_good_poll_is_a_timestamp(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings]
+) -> None:
+    port = free_port()
+    now = [1_000_000.0]
+    settings = make_settings(statuspage_url=statuspage.url, metrics_port=port)
+    stop = asyncio.Event()
+    async with (
+        App(settings, dry_run=True, out=io.StringIO(), clock=lambda: now[0]) as app,
+        httpx.AsyncClient() as http,
+    ):
+        url = f"http://127.0.0.1:{port}/metrics"
+        before = samples((await http.get(url)).text)
+        polled: list[bool] = []
+        runner = asyncio.create_task(app.run(stop, on_poll=lambda r: polled.append(r.ok)))
+        await until(lambda: bool(polled))
+        leading = samples((await http.get(url)).text)
+        stop.set()
+        await runner
+        after = samples((await http.get(url)).text)
+    watch = (("watch", "default"),)
+    assert before[("modbot_leader", ())] == 0
+    assert before[("modbot_last_good_poll_timestamp_seconds", watch)] == 0  # none yet
+    assert leading[("modbot_leader", ())] == 1
+    assert 0 <= time.time() - leading[("modbot_last_good_poll_timestamp_seconds", watch)] < 5
+    assert after[("modbot_leader", ())] == 0
+
+
+async def test_healthz_says_the_real_cause_at_start_up_and_while_the_page_fails(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings]
+) -> None:
+    port = free_port()
+    now = [1_800_000_060.0]  # 2027-01-15 08:01 UTC
+    settings = make_settings(statuspage_url=statuspage.url, metrics_port=port)
+    stop = asyncio.Event()
+    settings = settings.model_copy(update={"http_timeout": 5.0})
+    statuspage.misbehave("hang", seconds=3)  # the first poll takes its time
+    async with (
+        App(settings, dry_run=True, out=io.StringIO(), clock=lambda: now[0]) as app,
+        httpx.AsyncClient() as http,
+    ):
+        url = f"http://127.0.0.1:{port}/healthz"
+        runner = asyncio.create_task(app.run(stop))
+        await until(lambda: app.leading)  # polling: the first answer is still on its way
+        now[0] += 20
+        starting = await http.get(url)
+        stop.set()
+        await runner
+        statuspage.heal()
+        statuspage.misbehave("status", count=None)  # then the page answers 503
+        await app.run_once()
+        now[0] += 120
+        await app.run_once()  # still failing, two minutes later
+        failing = await http.get(url)
+        statuspage.heal()
+        now[0] += 30
+        await app.run_once()
+        fresh = await http.get(url)
+    assert starting.status_code == 503
+    assert starting.text == "default: no good poll yet: started 20 s ago\n"
+    assert failing.status_code == 503
+    assert failing.text.startswith("default: the page fails since 08:01 UTC: ")
+    assert "503" in failing.text
+    assert "(last good poll " in failing.text
+    assert fresh.status_code == 200
 
 
 async def test_healthz_fails_by_the_same_rule_as_check_live(

@@ -182,3 +182,19 @@ async def test_settings_error_never_echoes_secrets(tmp_path: Path) -> None:
     assert "MODBOT_POLL_INTERVAL" in result.err
     for secret in SECRETS:
         assert secret not in result.out + result.err
+
+
+async def test_check_live_says_the_page_fails_and_since_when(
+    statuspage: FakeStatuspage, tmp_path: Path
+) -> None:
+    env = page_env(statuspage, tmp_path)
+    statuspage.misbehave("status", count=None)  # 503, every time
+    assert (await run_cli("run", "--once", env=env, cwd=tmp_path)).code == 1
+    result = await run_cli("check", "--live", env=env, cwd=tmp_path)
+    assert result.code == 1
+    assert "FAILED: default: the page fails since " in result.out
+    assert "server error 503" in result.out
+    assert "is the bot running?" not in result.out
+    status = await run_cli("status", env=env, cwd=tmp_path)
+    assert "dry-run" in status.out
+    assert "Reddit call" not in status.out  # a dry run makes none: nothing to claim

@@ -19,7 +19,7 @@ from tests.conftest import BOT, page_env, reddit_env, reddit_settings, run_cli, 
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
-SCOPES = ["identity", "read", "history", "submit", "edit", "privatemessages"]
+SCOPES = ["identity", "read", "history", "submit", "edit", "privatemessages", "modmail"]
 
 
 def free_port() -> int:

@@ -649,3 +649,59 @@ async def test_the_look_for_a_late_copy_goes_on_after_a_restart(
         assert len(reddit.comments_by("modbot")) == 2
         await rounds_until(app, lambda: len(reddit.comments_by("modbot")) == 1, timeout=6)
     assert [c.id for c in reddit.comments_by("modbot")] == [kept.id]
+
+
+def _open(incident_id: str) -> dict[str, Any]:
+    return incident(
+        incident_id, "investigating", [update(f"{incident_id}u", "investigating", "Looking.", 1)]
+    )
+
+
+async def test_the_last_checked_line_moves_every_ten_minutes_never_alone_under_pressure(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    now = [1_800_000_000.0]  # 2027-01-15 08:00 UTC
+    settings = make_settings(
+        statuspage_url=statuspage.url, last_checked=True, **reddit_settings(reddit)
+    )
+    statuspage.set_incidents([_open("aaa")])
+
+    def body(incident_id: str) -> str:
+        (found,) = [c for c in reddit.comments_by("modbot") if f"inc-{incident_id}" in c.body]
+        return found.body
+
+    def edits() -> int:
+        return len([c for c in reddit.calls if c.route == "edit"])
+
+    async with App(settings, dry_run=False, out=io.StringIO(), clock=lambda: now[0]) as app:
+        await app.run_once()
+        assert "*Status page last checked 08:00 UTC.*" in body("aaa")
+        now[0] += 300
+        await app.run_once()
+        assert edits() == 0  # five minutes on: the line stays
+        now[0] += 300
+        await app.run_once()
+        assert "last checked 08:10 UTC" in body("aaa")
+        assert edits() == 1
+
+        # Under pressure (deliveries waiting: Reddit is down), the line alone makes no
+        # edit; a real change shows the new time.
+        reddit.down = True
+        before = {r.incident_id: r.rendered_hash for r in await app.store.open_incidents(app.watch)}
+        now[0] += 600
+        statuspage.set_incidents([_open("aaa"), _open("bbb")])
+        await app.run_once()
+        after = {r.incident_id: r.rendered_hash for r in await app.store.open_incidents(app.watch)}
+        assert after["aaa"] == before["aaa"]  # not re-rendered for the line alone
+        reddit.down = False
+        expire_waits_at(settings.database)
+        await app.run_once()  # bbb goes out, with the new time
+        assert "last checked 08:20 UTC" in body("bbb")
+        assert "last checked 08:10 UTC" in body("aaa")
+        await app.run_once()  # calm again: the line catches up
+        assert "last checked 08:20 UTC" in body("aaa")
+
+        statuspage.set_incidents([incident("aaa", "resolved", [update("r", "resolved", "Ok", 2)])])
+        now[0] += 5
+        await app.run_once()
+        assert "last checked" not in body("aaa")  # a settled incident has no such line

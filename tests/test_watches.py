@@ -341,3 +341,54 @@ async def test_the_cli_names_watches_and_refuses_to_guess(
     notices = [c for c in reddit.comments_by(BOT["username"]) if "Back soon." in c.body]
     assert len(notices) == 1
     assert notices[0].submission_id == reddit.megathread.id  # type: ignore[attr-defined]
+
+
+async def test_a_post_among_several_watches_names_its_watch_or_is_refused(
+    statuspage: FakeStatuspage,
+    openai_page: FakeIncidentio,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    reddit.add_subreddit("ChatGPT")
+    gpt_thread = reddit.add_submission(MEGATHREAD_TITLE, sticky=1, subreddit="ChatGPT")
+    reddit.add_moderator("alice", ["all"])
+    reddit.add_moderator("alice", ["all"], subreddit="ChatGPT")
+    path = config(
+        tmp_path,
+        f'[[watch]]\nname = "claude"\nurl = "{statuspage.url}"\n'
+        f'[[watch]]\nname = "openai"\nurl = "{openai_page.site.url}"\nsubreddit = "ChatGPT"\n',
+    )
+    settings = make_settings(config=path, **reddit_settings(reddit))
+    async with App(settings, dry_run=False, out=io.StringIO(), settle_timeout=1.0) as app:
+        assert app.inbox is not None
+        await app.run_once()
+        vague = reddit.send_message("alice", "!post claude is slow today")
+        await app.inbox.check()
+        (refusal,) = reddit.replies_to(vague)
+        assert reddit.comments_by(BOT["username"]) == []  # nothing posted anywhere
+        assert "!post @NAME TEXT" in refusal
+        assert "watch: NAME" in refusal
+        named = reddit.send_message("alice", "!post @claude is slow today")
+        lined = reddit.send_message("alice", "!post Slow answers.\nwatch: openai")
+        await app.inbox.check()
+    by_thread = {c.submission_id: c.body for c in reddit.comments_by(BOT["username"])}
+    claude_thread = reddit.megathread  # type: ignore[attr-defined]
+    assert "\n\nis slow today\n\n" in by_thread[claude_thread.id]  # all of it, no watch
+    assert "\n\nSlow answers.\n\n" in by_thread[gpt_thread.id]
+    assert "watch:" not in by_thread[gpt_thread.id]
+    assert len(reddit.replies_to(named)) == len(reddit.replies_to(lined)) == 1
+
+
+def test_the_last_checked_line_is_a_setting_and_a_watch_key(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    assert load_watches(make_settings())[0].last_checked is False  # off by default
+    assert load_watches(make_settings(last_checked=True))[0].last_checked is True
+    path = config(
+        tmp_path,
+        '[[watch]]\nname = "a"\nprovider = "openai"\nlast_checked = true\n'
+        '[[watch]]\nname = "b"\nprovider = "anthropic"\n',
+    )
+    first, second = load_watches(make_settings(config=path))
+    assert (first.last_checked, second.last_checked) == (True, False)

@@ -17,6 +17,7 @@ from modbot.core.markdown import marker_of
 from modbot.errors import StoreError
 from modbot.ports import Store
 from modbot.rendering.files import read_templates
+from modbot.shell.statusview import status_text
 from modbot.shell.wiki import WikiPages, WikiTemplates
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
@@ -293,7 +294,13 @@ async def test_pages_that_could_not_be_recorded_are_read_again_at_the_next_pass(
     revision = reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
         failing: Any = FailingOnce(app.store, "record_wiki_pages")
-        pages = WikiPages(subreddits=["ClaudeAI"], wiki=app.reddit, store=failing, clock=clock)
+        pages = WikiPages(
+            subreddits=["ClaudeAI"],
+            wiki=app.reddit,
+            mailbox=app.reddit,
+            store=failing,
+            clock=clock,
+        )
         with pytest.raises(StoreError):
             await pages.read()
         await pages.read()  # at once, not in five minutes
@@ -326,3 +333,49 @@ async def test_a_verdict_that_could_not_be_recorded_is_judged_again(
         assert [r.outcome for r in await app.store.wiki_rows(app.watch)] == ["broken"]
         (told,) = await app.store.outbox()
     assert told.recipient == "bob"
+
+
+VANDAL_TEMPLATE = "## VANDALISED {{ incident.name }}\n"
+
+
+async def test_a_revision_by_anyone_but_a_wiki_moderator_is_never_used(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    reddit.add_moderator("carol", ["posts"])  # a moderator, but not of the wiki
+    reddit.add_moderator("dave", ["wiki"])
+    reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+        before = bot_comment(reddit)
+        assert before.startswith("## WIKI LOOK: ")
+        ignored = []
+        for author in ("mallory", "carol"):  # the wiki let them edit; the bot does not
+            ignored.append(reddit.set_wiki_page(INCIDENT_PAGE, VANDAL_TEMPLATE, author))
+            clock.now += 301
+            await app.run_once()
+            assert bot_comment(reddit) == before  # the last good template stays
+        screen = await status_text(
+            app.store, app.watch, url="u", subreddit="ClaudeAI", dry_run=False, now=clock.now
+        )
+        verdicts = [(r.author, r.outcome) for r in await app.store.wiki_rows(app.watch)]
+    assert verdicts[-2:] == [("mallory", "not a moderator"), ("carol", "not a moderator")]
+    assert f"ignored modbot/incident revision {ignored[-1][:8]} by u/carol" in screen
+    assert "not a moderator with the wiki permission" in screen
+    assert messages_to(reddit, "mallory") == messages_to(reddit, "carol") == []
+    logged = [r for r in caplog.records if "not a moderator" in r.getMessage()]
+    assert len(logged) == 2  # once per revision
+
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()  # a restart judges nothing again and still ignores it
+        assert bot_comment(reddit) == before
+    assert len([r for r in caplog.records if "not a moderator" in r.getMessage()]) == 2
+
+    reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE.replace("WIKI", "DAVE'S"), "dave")
+    clock.now += 60
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()  # a wiki moderator's revision is used again
+        assert bot_comment(reddit).startswith("## DAVE'S LOOK: ")
+        screen = await status_text(
+            app.store, app.watch, url="u", subreddit="ClaudeAI", dry_run=False, now=clock.now
+        )
+    assert "ignored" not in screen

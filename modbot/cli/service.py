@@ -295,13 +295,23 @@ def _live(
 ) -> int:
     """One watch's heartbeat, as ``check --live`` (and ``/healthz``) judge it; the number
     of problems."""
-    from modbot.shell.statusview import liveness_window, stale, when  # noqa: PLC0415
+    from modbot.shell.statusview import (  # noqa: PLC0415
+        liveness_window,
+        poll_problem,
+        reddit_problem,
+        when,
+    )
 
-    problems = stale(watch.name, watch.poll_interval, health, len(waiting), dry=dry, now=now)
+    polling = poll_problem(watch.name, watch.poll_interval, health, now)
+    reddit = reddit_problem(watch.name, watch.poll_interval, health, len(waiting), dry=dry, now=now)
     polled, called = health.last_good_poll_at, health.last_reddit_ok_at
-    if not any("last good poll" in p for p in problems) and polled is not None:
+    if polling is not None:
+        line("polling", f"FAILED: {polling}")
+    elif polled is not None:
         line("polling", f"{watch.name}: ok: last good poll {now - polled:.0f} s ago")
-    if not dry and not any("deliveries waiting" in p for p in problems):
+    if reddit is not None:
+        line("reddit", f"FAILED: {reddit}")
+    elif not dry:
         if called is not None and now - called <= liveness_window(watch.poll_interval):
             line("reddit", f"{watch.name}: ok: last good Reddit call {now - called:.0f} s ago")
         else:
@@ -309,9 +319,7 @@ def _live(
                 "reddit",
                 f"{watch.name}: ok: nothing to deliver (last good Reddit call {when(called)})",
             )
-    for problem in problems:
-        line("polling" if "last good poll" in problem else "reddit", f"FAILED: {problem}")
-    return len(problems)
+    return (polling is not None) + (reddit is not None)
 
 
 async def _check_feed(settings: Settings, watch: Watch, line: Callable[[str, str], None]) -> int:
@@ -513,7 +521,8 @@ def _printer(out: TextIO) -> Callable[[str, str], None]:
 
 # --- auth -------------------------------------------------------------------------------------
 
-BASE_SCOPES = ("identity", "read", "history", "submit", "edit", "privatemessages")
+# ``modmail``: commands sent to the subreddit by modmail, and the replies to them.
+BASE_SCOPES = ("identity", "read", "history", "submit", "edit", "privatemessages", "modmail")
 
 
 def auth_scopes(settings: Settings) -> list[str]:

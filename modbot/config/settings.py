@@ -98,6 +98,8 @@ class Settings(BaseModel):
     database: Path | InstanceOf[DatabaseURL] = Path("modbot.sqlite3")
     templates_dir: TemplatesFolder = None
     wiki_templates: bool = False
+    # A "last checked HH:MM UTC" line in open incidents' comments (see ``shell.poller``).
+    last_checked: bool = False
     max_comment_length: int = Field(default=10_000, ge=1_000, le=10_000)
     # Settled incidents older than this many days are pruned from the state (0: never).
     keep_days: int = Field(default=90, ge=0, le=36_500)

@@ -48,6 +48,7 @@ class Watch:
     poll_interval: float
     maintenance: bool
     wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
+    last_checked: bool = False  # a "last checked HH:MM UTC" line in open incidents' comments
     provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
     move_threshold: int = 5  # failed polls that look like a move before detecting again
 

@@ -122,6 +122,7 @@ def _default_watch(settings: Settings) -> Watch:
         poll_interval=settings.poll_interval,
         maintenance=settings.maintenance,
         wiki_templates=settings.wiki_templates,
+        last_checked=settings.last_checked,
         provider=resolved.provider.name if resolved.provider else None,
         move_threshold=settings.move_threshold,
     )
@@ -178,6 +179,7 @@ class WatchTable(BaseModel):
     poll_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
     maintenance: bool | None = None
     wiki_templates: bool | None = None
+    last_checked: bool | None = None
     move_threshold: int | None = Field(default=None, ge=1, le=1000)
 
     @model_validator(mode="after")
@@ -234,6 +236,9 @@ class WatchTable(BaseModel):
             maintenance=settings.maintenance if self.maintenance is None else self.maintenance,
             wiki_templates=(
                 settings.wiki_templates if self.wiki_templates is None else self.wiki_templates
+            ),
+            last_checked=(
+                settings.last_checked if self.last_checked is None else self.last_checked
             ),
             provider=resolved.provider.name if resolved.provider else None,
             move_threshold=(

@@ -16,6 +16,8 @@ COMMANDS = ("post", "refresh", "status", "pause", "resume", "help")
 CHANGING = frozenset({"post", "refresh", "pause", "resume"})
 CHANGE_PERMISSIONS = frozenset({"all", "posts"})
 _COMMAND_RE = re.compile(r"^!(\w+)\b[ \t]*(.*)$", re.DOTALL)
+# A line of its own naming the watch a command is about (``watch: claude``).
+_WATCH_LINE_RE = re.compile(r"^[ \t]*watch:[ \t]*(\S+)[ \t]*(?:\n|$)", re.IGNORECASE | re.MULTILINE)
 
 
 def help_text(subreddits: Sequence[str], watches: Sequence[str] = ()) -> str:
@@ -23,7 +25,7 @@ def help_text(subreddits: Sequence[str], watches: Sequence[str] = ()) -> str:
     where = ", ".join(f"r/{s}" for s in subreddits)
     text = (
         f"modbot commands (moderators of {where or 'the subreddit'} only; send them as a "
-        "private message or mention me):\n\n"
+        "private message, by modmail to the subreddit, or mention me):\n\n"
         "    !post TEXT       post a moderator notice into the megathread\n"
         "    !refresh [ID]    re-render open incidents (or one) and edit what changed\n"
         "    !status          what the bot is doing\n"
@@ -37,8 +39,20 @@ def help_text(subreddits: Sequence[str], watches: Sequence[str] = ()) -> str:
             + ", ".join(watches)
             + ". Name one after the command to act on it alone, e.g. !pause "
             + watches[0]
+            + ". !post always needs one, as @NAME after it or a line of its own "
+            + f"'watch: NAME': !post @{watches[0]} TEXT"
         )
     return text
+
+
+def post_needs_a_watch(watches: Collection[str]) -> str:
+    """Why a ``!post`` that names no watch is refused where there are several."""
+    first = sorted(watches)[0]
+    return (
+        "!post needs the watch whose megathread it is for: write !post @NAME TEXT, or "
+        f"add a line 'watch: NAME' (NAME is one of {', '.join(sorted(watches))}; "
+        f"e.g. !post @{first} TEXT)"
+    )
 
 
 @dataclass(frozen=True)
@@ -53,8 +67,11 @@ class Command:
 def parse(text: str, username: str, watches: Collection[str] = ()) -> Command | None:
     """The command in a message, ``None`` if it is not one; malformed raises ``CommandError``.
 
-    A command is the message's first word, after an optional ``u/<bot>`` mention; a
-    watch's name may follow it (``!pause openai``).
+    A command is the message's first word, after an optional ``u/<bot>`` mention. The
+    watch it is about may be named as ``@NAME`` right after it or on a line of its own
+    (``watch: NAME``); every command but ``!post`` also takes a bare name there
+    (``!pause openai``). ``!post``'s text is the notice, so a bare first word is text:
+    where there are several watches, a ``!post`` that names none is refused.
     """
     body = text.strip()
     body = re.sub(rf"^/?u/{re.escape(username)}\b[:,]?\s*", "", body, flags=re.IGNORECASE)
@@ -66,12 +83,39 @@ def parse(text: str, username: str, watches: Collection[str] = ()) -> Command | 
     name, argument = found.group(1).lower(), found.group(2).strip()
     if name not in COMMANDS:
         raise CommandError(f"unknown command !{name}")
-    watch = None
-    first, *rest = re.split(r"\s+", argument, maxsplit=1)
-    if first in watches and name != "help":
-        watch, argument = first, rest[0].strip() if rest else ""
+    watch, argument = _named_watch(name, argument, watches)
     if name == "post" and not argument:
         raise CommandError("!post needs the text of the notice after it")
+    if name == "post" and watch is None and len(watches) > 1:
+        raise CommandError(post_needs_a_watch(watches))
     if name == "refresh" and argument and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", argument):
         raise CommandError("!refresh takes at most one incident id")
     return Command(name, argument, watch)
+
+
+def _named_watch(name: str, argument: str, watches: Collection[str]) -> tuple[str | None, str]:
+    """The watch the command names (``@NAME``, a ``watch:`` line, or for commands other
+    than ``!post`` a bare name first), and the argument without it. With one watch, a
+    name that is not its own is just text (a notice may start with ``@everyone``)."""
+    if name == "help":
+        return None, argument
+    line = _WATCH_LINE_RE.search(argument)
+    if line and _known(line.group(1), watches):
+        return line.group(1), (argument[: line.start()] + argument[line.end() :]).strip()
+    first, *rest = re.split(r"\s+", argument, maxsplit=1)
+    remainder = rest[0].strip() if rest else ""
+    if first.startswith("@") and _known(first[1:], watches):
+        return first[1:], remainder
+    if first in watches and name != "post":
+        return first, remainder
+    return None, argument
+
+
+def _known(watch: str, watches: Collection[str]) -> bool:
+    """Whether ``watch`` names one; an unknown name is an error where there are several."""
+    if watch in watches:
+        return True
+    if len(watches) > 1:
+        known = ", ".join(sorted(watches))
+        raise CommandError(f"no watch is called {watch!r} (the watches: {known})")
+    return False

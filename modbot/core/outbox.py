@@ -63,6 +63,16 @@ def with_marker(text: str, key: str) -> str:
 def reply(item: InboxItem, text: str, now: float) -> MessageRow:
     """The reply to a message or a mention."""
     key = reply_key(item.fullname)
+    if item.conversation is not None:
+        return MessageRow(
+            0,
+            key,
+            Channel.MODMAIL_REPLY,
+            item.conversation,
+            "",
+            with_marker(text, key),
+            created_at=now,
+        )
     channel = Channel.COMMENT_REPLY if item.is_mention else Channel.MESSAGE_REPLY
     return MessageRow(0, key, channel, item.fullname, "", with_marker(text, key), created_at=now)
 

@@ -204,13 +204,15 @@ class PostedComment:
 
 @dataclass(frozen=True)
 class InboxItem:
-    """An unread private message or username mention."""
+    """An unread private message or username mention, or a message sent to a
+    subreddit's new modmail (``conversation``: its conversation's id)."""
 
     fullname: str
     author: str | None
     body: str
     is_mention: bool
     handle: Any = field(default=None, compare=False)  # the Reddit library's object
+    conversation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,8 @@ class Channel(StrEnum):
     # bot's, in its comment history (and the one kind a late copy of can be deleted)
     MODMAIL = "modmail"  # an alert to a subreddit's moderators: a new modmail conversation,
     # or a reply in the one whose subject it carries (found there by its marker)
+    MODMAIL_REPLY = "modmail-reply"  # a reply in a new-modmail conversation (the
+    # recipient is the conversation's id): a message of the bot's in that conversation
 
 
 class Removal(StrEnum):
@@ -387,6 +391,8 @@ class Health:
     templates: str = ""  # where the templates in use come from, and since when
     templates_at: float | None = None
     source_kind: str = ""  # the vendor found by ``auto`` (or the configured kind)
+    failing_since: float | None = None  # the first failed poll since the last good one
+    started_at: float | None = None  # when the process polling now started (None: stopped)
 
 
 @dataclass(frozen=True)
@@ -414,12 +420,16 @@ class WikiRevision:
     content: str
     author: str | None  # who saved it (None when Reddit does not say)
     revised_at: float
+    # Whether the author moderates the subreddit with the ``wiki`` or ``all`` permission,
+    # as the inbox found when it read the page (None: not looked at yet).
+    author_may_edit: bool | None = None
 
 
 @dataclass(frozen=True)
 class WikiRow:
-    """What the bot decided about one wiki revision: ``good`` (in use, or was) or
-    ``broken`` (its author's message is a message of its own)."""
+    """What the bot decided about one wiki revision: ``good`` (in use, or was),
+    ``broken`` (its author's message is a message of its own) or ``not a moderator``
+    (its author may not change the bot's templates: never used, never rendered)."""
 
     watch: str
     page: str

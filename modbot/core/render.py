@@ -261,7 +261,13 @@ def incident_context(
         "omitted_updates": 0,
         "page": page_data,
         "modmail_url": modmail_url(subreddit),
+        "last_checked": "",
     }
+
+
+def checked_time(stamp: float) -> str:
+    """``14:05 UTC``: when the bot last read the page, for the ``last_checked`` line."""
+    return datetime.fromtimestamp(stamp, UTC).strftime("%H:%M UTC")
 
 
 def notice_context(
@@ -318,10 +324,14 @@ def incident_job(
     subreddit: str | None = None,
     max_length: int = 10_000,
     watch: str = markdown.LEGACY_WATCH,
+    checked_at: float | None = None,
 ) -> Job:
-    """The job of rendering one incident's comment."""
+    """The job of rendering one incident's comment; ``checked_at``: the time its
+    ``last_checked`` line shows while it is open (None: no such line)."""
     tail = incident_tail(view.id, watch)
     context = incident_context(view, page, zone, subreddit, hosts)
+    if checked_at is not None and view.is_open:
+        context["last_checked"] = checked_time(checked_at)
     name = MAINTENANCE_TEMPLATE if view.maintenance else INCIDENT_TEMPLATE
     return Job(name, context, max_length - len(tail), tail)
 

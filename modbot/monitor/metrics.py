@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import platform
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from modbot import __version__
 
 if TYPE_CHECKING:
     from modbot.core.records import PollReport, Report
@@ -94,9 +97,11 @@ class _Collector:
         self,
         figures: Figures,
         reddit: Callable[[], tuple[int, int] | None],
+        leader: Callable[[], bool],
     ) -> None:
         self.figures = figures
         self.reddit = reddit  # (calls so far, budget left this minute), or None (dry-run)
+        self.leader = leader  # whether this process polls and posts now
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import (  # noqa: PLC0415
@@ -105,14 +110,15 @@ class _Collector:
             HistogramMetricFamily,
         )
 
-        now = self.figures.clock()
         watches = self.figures.watches
         polls = CounterMetricFamily(
             "modbot_polls", "Status-page polls by result.", labels=["watch", "result"]
         )
-        age = GaugeMetricFamily(
-            "modbot_last_good_poll_age_seconds",
-            "Seconds since the last good poll (-1: none yet).",
+        # A timestamp, not an age: it stays right between scrapes and across a clock's
+        # steps, and ``time() - it`` is the age (0 before the first good poll).
+        last_good = GaugeMetricFamily(
+            "modbot_last_good_poll_timestamp_seconds",
+            "When this process last polled the page successfully, in Unix seconds (0: not yet).",
             labels=["watch"],
         )
         open_now = GaugeMetricFamily(
@@ -129,13 +135,24 @@ class _Collector:
         for name, figures in watches.items():
             for result in ("changed", "unchanged", "failed"):
                 polls.add_metric([name, result], figures.polls[result])
-            last = figures.last_good_poll
-            age.add_metric([name], now - last if last is not None else -1.0)
+            last_good.add_metric([name], figures.last_good_poll or 0.0)
             open_now.add_metric([name], figures.open_incidents)
             for result in ("posted", "edited", "failed"):
                 delivered.add_metric([name, result], figures.deliveries[result])
             latency.add_metric([name], _buckets(figures), figures.latency_sum)
-        yield from (polls, age, open_now, delivered, latency)
+        yield from (polls, last_good, open_now, delivered, latency)
+        yield GaugeMetricFamily(
+            "modbot_leader",
+            "1 while this process leads (polls and posts), 0 while it waits as a follower.",
+            1.0 if self.leader() else 0.0,
+        )
+        build = GaugeMetricFamily(
+            "modbot_build_info",
+            "The running modbot: its version and Python's.",
+            labels=["version", "python"],
+        )
+        build.add_metric([__version__, platform.python_version()], 1.0)
+        yield build
         commands = CounterMetricFamily(
             "modbot_inbox_commands", "Moderator commands by result.", labels=["result"]
         )
@@ -170,11 +187,21 @@ class MetricsServer:
         *,
         reddit: Callable[[], tuple[int, int] | None],
         health: Callable[[], Awaitable[list[str]]],
+        leader: Callable[[], bool] = lambda: True,
     ) -> None:
-        from prometheus_client import CollectorRegistry  # noqa: PLC0415
+        from prometheus_client import (  # noqa: PLC0415
+            GC_COLLECTOR,
+            PLATFORM_COLLECTOR,
+            PROCESS_COLLECTOR,
+            CollectorRegistry,
+        )
 
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(figures, reddit))
+        self.registry.register(_Collector(figures, reddit, leader))
+        # The standard process_*, python_gc_* and python_info metrics, as a default
+        # prometheus_client registry has them.
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(standard)
         self.health = health
         self._server: asyncio.Server | None = None
 

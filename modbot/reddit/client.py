@@ -30,7 +30,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -83,6 +83,8 @@ WIKI_FOLDER = "modbot"  # the bot reads wiki/modbot/incident, .../manual, .../ma
 SHARED_LISTING_AGE = 10.0  # how long one thread listing serves the other watches
 MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
 HISTORY_LIMIT = 100
+# Commands by modmail older than this are not run: a first start does not answer old ones.
+MODMAIL_MAX_AGE = 86400.0
 _WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
 
 
@@ -545,20 +547,140 @@ class RedditClient:
         return await self.call("reading the inbox", call, retry=True)
 
     async def mark_read(self, item: InboxItem) -> None:
-        """Mark one inbox item read."""
+        """Mark one inbox item read (a modmail message: its conversation)."""
+        if item.conversation is not None:
+            await self.mark_modmail_read(item.conversation)
+            return
 
         async def call(reddit: Any) -> None:
             await reddit.inbox.mark_read([item.handle])
 
         await self.call(f"marking {item.fullname} read", call, retry=True)
 
+    # --- commands by modmail: the subreddits' new modmail, read and answered ----------------
+    # Kept apart from the modmail the bot starts itself (alerts to the moderators).
+    async def modmail_unread(self, subreddits: Sequence[str]) -> list[InboxItem]:
+        """The messages of the subreddits' new-modmail conversations unread by the bot that
+        it has not answered (by the markers of its replies), at most a day old, oldest
+        first; not marked read. One call when nothing is unread (the counts), else a
+        listing per kind of conversation and a read of each unread one."""
+        if not subreddits:
+            return []
+        me = await self.account()
+        counts = await self.call("counting unread modmail", _modmail_counts, retry=True)
+        states = [
+            state
+            for state, kinds in (("all", ("new", "inprogress", "highlighted")), ("mod", ("mod",)))
+            if any(int(counts.get(kind, 0) or 0) for kind in kinds)
+        ]
+        entity = ",".join(subreddits)
+        items: list[tuple[float, InboxItem]] = []
+        for state in states:
+
+            async def listed(reddit: Any, state: str = state) -> list[str]:
+                params = {"entity": entity, "state": state, "limit": 25}
+                listing = await reddit.get(API_PATH["modmail_conversations"], params=params)
+                return [c.id for c in listing.conversations if getattr(c, "last_unread", None)]
+
+            for conversation_id in await self.call("listing modmail", listed, retry=True):
+                items += await self._modmail_items(conversation_id, me)
+        since = self.clock() - MODMAIL_MAX_AGE
+        return [
+            item
+            for sent, item in sorted(items, key=lambda i: (i[0], i[1].fullname))
+            if sent >= since
+        ]
+
+    async def _modmail_items(self, conversation_id: str, me: str) -> list[tuple[float, InboxItem]]:
+        """The messages of one conversation that others sent and the bot has not answered,
+        with when each was sent."""
+
+        async def fetched(reddit: Any) -> Any:
+            conversation = asyncpraw.models.ModmailConversation(reddit, id=conversation_id)
+            await conversation._fetch()
+            return conversation
+
+        conversation = await self.call(
+            f"reading modmail conversation {conversation_id}", fetched, retry=True
+        )
+        messages = list(getattr(conversation, "messages", []) or [])
+        answered = {
+            markdown.marker_of(getattr(m, "body_markdown", "") or "")
+            for m in messages
+            if _author_name(m).lower() == me.lower()
+        }
+        items = []
+        for message in messages:
+            author = _author_name(message)
+            fullname = f"modmail_{message.id}"
+            if author.lower() == me.lower() or (
+                outbox.marker_id(outbox.reply_key(fullname)) in answered
+            ):
+                continue
+            item = InboxItem(
+                fullname=fullname,
+                author=author or None,
+                body=getattr(message, "body_markdown", "") or "",
+                is_mention=False,
+                conversation=conversation_id,
+            )
+            items.append((_iso_time(getattr(message, "date", None)), item))
+        return items
+
+    async def mark_modmail_read(self, conversation_id: str) -> None:
+        """Mark a conversation read, for the bot's account (each moderator's read state is
+        their own in new modmail)."""
+
+        async def call(reddit: Any) -> None:
+            await asyncpraw.models.ModmailConversation(reddit, id=conversation_id).read()
+
+        await self.call(f"marking modmail {conversation_id} read", call, retry=True)
+
+    async def _reply_in_modmail(self, message: MessageRow) -> str | None:
+        async def reply(reddit: Any) -> str | None:
+            conversation = asyncpraw.models.ModmailConversation(reddit, id=message.recipient)
+            sent = await conversation.reply(body=message.body)
+            return str(getattr(sent, "id", "") or "") or None
+
+        what = f"replying in modmail conversation {message.recipient}"
+        return await self.call(what, reply, retry=False, creates=True)
+
+    async def _found_in_modmail(self, message: MessageRow) -> list[PostedComment]:
+        """The bot's messages in the conversation that carry ``message``'s marker."""
+        me = await self.account()
+
+        async def fetched(reddit: Any) -> Any:
+            conversation = asyncpraw.models.ModmailConversation(reddit, id=message.recipient)
+            await conversation._fetch()
+            return conversation
+
+        conversation = await self.call(
+            f"reading modmail conversation {message.recipient}", fetched, retry=True
+        )
+        marker = outbox.marker_id(message.key)
+        return [
+            PostedComment(
+                id=m.id,
+                permalink="",
+                created_utc=_iso_time(getattr(m, "date", None)),
+                body=m.body_markdown,
+                marker=marker,
+            )
+            for m in getattr(conversation, "messages", []) or []
+            if _author_name(m).lower() == me.lower()
+            and markdown.marker_of(getattr(m, "body_markdown", "") or "") == marker
+        ]
+
     # --- the outbox: what the bot sends that is not a megathread comment ------------------
     async def send(self, message: MessageRow) -> str | None:
         """Send one message its channel's way: compose a private message, or reply to a
-        message or comment. Never retried here: it may have gone out. Reddit's id of the
-        reply (composing answers none), or of the modmail message (an alert)."""
+        message, comment or modmail conversation, or start an alert's conversation. Never
+        retried here: it may have gone out. Reddit's id of the reply (composing answers
+        none), or of the modmail message."""
         if message.channel is Channel.MODMAIL:
             return await self._modmail(message)
+        if message.channel is Channel.MODMAIL_REPLY:
+            return await self._reply_in_modmail(message)
         if message.channel is Channel.MESSAGE:
 
             async def compose(reddit: Any) -> str | None:
@@ -584,6 +706,8 @@ class RedditClient:
         or does not reach back to the message's intent while finding nothing."""
         if message.channel is Channel.MODMAIL:
             return await self._find_modmail(message)
+        if message.channel is Channel.MODMAIL_REPLY:
+            return await self._found_in_modmail(message)
         by_comment = message.channel is Channel.COMMENT_REPLY
         things = await self._sent(comments=by_comment)
         marker = outbox.marker_id(message.key)
@@ -770,11 +894,23 @@ def removal_of(thing: Any, *, by_author: bool = True) -> Removal | None:
 
 
 def _iso_time(value: object) -> float:
-    """A modmail time (ISO 8601) as a timestamp; 0 when Reddit gave none."""
+    """A modmail time (ISO 8601) as a timestamp; 0 when Reddit gave none, or one no
+    timestamp can hold (year 1 with an offset overflows)."""
     try:
         return datetime.fromisoformat(str(value)).timestamp() if value else 0.0
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return 0.0
+
+
+async def _modmail_counts(reddit: Any) -> dict[str, Any]:
+    """Unread new-modmail conversations by kind, for the bot's account."""
+    counts = await reddit.get(API_PATH["modmail_unread_count"])
+    return dict(counts) if isinstance(counts, dict) else {}
+
+
+def _author_name(message: Any) -> str:
+    author = getattr(message, "author", None)
+    return str(getattr(author, "name", "") or author or "")
 
 
 def _reaches(things: list[Any], since: float) -> bool:

@@ -63,6 +63,9 @@ class Bodies:
         self.zone = zone
         self.subreddit = subreddit
         self.max_length = max_length
+        # What open incidents' "last checked" line shows (None: the line is off); set by
+        # the poller, which decides when it may move on.
+        self.checked_at: float | None = None
 
     async def incident(self, view: IncidentView) -> Rendered:
         """The comment for one incident, under the length limit (oldest updates dropped)."""
@@ -74,6 +77,7 @@ class Bodies:
             subreddit=self.subreddit,
             max_length=self.max_length,
             watch=self.watch,
+            checked_at=self.checked_at,
         )
         return await self._run(job)
 
@@ -88,6 +92,7 @@ class Bodies:
                 subreddit=self.subreddit,
                 max_length=self.max_length,
                 watch=self.watch,
+                checked_at=self.checked_at,
             )
             for view in views
         ]

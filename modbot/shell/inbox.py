@@ -15,6 +15,11 @@ Each command is handled exactly once, whatever crashes in between:
    for by its marker), and once it went out (or Reddit refused it for good) the
    command's message is marked read.
 
+Commands sent by modmail to a watch's subreddit are taken like private messages (the
+same checks, exactly once, the reply in the conversation through the outbox). A
+conversation is marked read, for the bot's account only, once every command in it is
+settled; until then it is read again at each pass.
+
 Messages that are not commands are left alone and stay unread; a malformed command
 gets the help text. Each pass also reads the wiki's template pages when they are due
 (the pollers judge what they find) and sends whatever else the outbox holds.
@@ -26,7 +31,14 @@ import logging
 from collections.abc import Callable, Mapping
 
 from modbot.core import outbox
-from modbot.core.commands import CHANGE_PERMISSIONS, CHANGING, Command, help_text, parse
+from modbot.core.commands import (
+    CHANGE_PERMISSIONS,
+    CHANGING,
+    Command,
+    help_text,
+    parse,
+    post_needs_a_watch,
+)
 from modbot.core.records import CommandRow, InboxItem, MessageRow, NoteRow
 from modbot.errors import CommandError, ModbotError, RedditError
 from modbot.ports import Mailbox, Store
@@ -44,7 +56,8 @@ REFUSED = "refused"
 
 def note_id_for(item: InboxItem) -> str:
     """The notice id of a ``!post`` message: the message names it, so a re-run finds it."""
-    return "msg" + item.fullname.partition("_")[2]
+    kind, _, rest = item.fullname.partition("_")
+    return ("mm" if kind == "modmail" else "msg") + rest
 
 
 class Inbox:
@@ -71,6 +84,7 @@ class Inbox:
         self.outbox = outbox
         self.pages = pages
         self.subreddits = sorted({o.subreddit for o in watches.values() if o.subreddit})
+        self._modmail_trouble: str | None = None  # said once, until modmail reads again
 
     def restart(self) -> None:
         """Forget what memory holds (another process led meanwhile)."""
@@ -100,7 +114,46 @@ class Inbox:
                     handled += 1
             except RedditError as exc:
                 log.warning("inbox: %s; will try %s again", exc, item.fullname)
+        handled += await self.check_modmail()
         await self.send_messages()
+        return handled
+
+    async def check_modmail(self) -> int:
+        """Handle the commands sent by modmail to the watches' subreddits, once each; mark
+        each conversation read once all its commands are settled."""
+        if not self.subreddits:
+            return 0
+        try:
+            items = await self.mailbox.modmail_unread(self.subreddits)
+        except RedditError as exc:
+            # Said once: an account without the mail permission meets this every pass.
+            if str(exc) != self._modmail_trouble:
+                log.warning("modmail: cannot read it (commands by modmail wait): %s", exc)
+            self._modmail_trouble = str(exc)
+            return 0
+        if self._modmail_trouble is not None:
+            log.info("modmail: readable again")
+            self._modmail_trouble = None
+        handled = 0
+        conversations: dict[str, InboxItem] = {}
+        unsettled: set[str] = set()
+        for item in items:
+            assert item.conversation is not None
+            conversations.setdefault(item.conversation, item)
+            try:
+                command, settled = await self._handle(item)
+            except RedditError as exc:
+                log.warning("modmail: %s; will try %s again", exc, item.fullname)
+                command, settled = True, False
+            handled += command
+            if command and not settled:
+                unsettled.add(item.conversation)
+        for conversation, item in conversations.items():
+            if conversation not in unsettled:
+                try:
+                    await self.mailbox.mark_read(item)
+                except RedditError as exc:
+                    log.warning("modmail: %s; will look at it again", exc)
         return handled
 
     async def read_pages(self) -> None:
@@ -114,14 +167,20 @@ class Inbox:
 
     async def handle(self, item: InboxItem) -> bool:
         """Handle one inbox item; False when it is not a command (left unread)."""
+        return (await self._handle(item))[0]
+
+    async def _handle(self, item: InboxItem) -> tuple[bool, bool]:
+        """Handle one item: (whether it is a command, whether its reply is settled). A
+        settled private message or mention is marked read here; a modmail conversation by
+        ``check_modmail``, once all its commands are."""
         if item.author is None:
-            return False  # from Reddit itself or a subreddit: not a command
+            return False, False  # from Reddit itself or a subreddit: not a command
         try:
             command = parse(item.body, self.mailbox.username, self.watches)
         except CommandError as exc:
             command = Command("help", f"error: {exc}")
         if command is None:
-            return False
+            return False, False
         row, new = await self._record(item, item.author, command)
         if row.state == RUNNING:
             result = await self._run(item, item.author, command)
@@ -134,11 +193,15 @@ class Inbox:
         self.checkpoint("after-command")
         sent = await self.outbox.send(outbox.reply_key(item.fullname))
         self.checkpoint("after-reply")
-        if outbox.settled(sent):
+        settled = outbox.settled(sent)
+        if settled:
             # Unread until then: a reply Reddit asked to wait for, or whose answer was
             # lost, keeps the command in view (and the outbox settles it).
-            await self._mark_read_once(item)
-        return True
+            if item.conversation is None:
+                await self._mark_read_once(item)
+            else:
+                await self.store.command_read(item.fullname)
+        return True, settled
 
     def _count(self, result: str) -> None:
         if self.on_command is not None:
@@ -201,8 +264,7 @@ class Inbox:
             where = " or ".join(f"r/{s}" for s in self.subreddits) or "this subreddit"
             return [], f"Sorry, only moderators of {where} can give me commands."
         if command.name == "post" and len({o.subreddit for o in allowed}) > 1:
-            names = ", ".join(o.poller.watch for o in allowed)
-            return [], f"!post needs a watch to know which megathread: !post NAME TEXT ({names})"
+            return [], post_needs_a_watch(self.watches)
         return allowed, None
 
     async def _run(self, item: InboxItem, author: str, command: Command) -> str:

@@ -47,6 +47,8 @@ def describe(row: MessageRow) -> str:
         return f"message to u/{row.recipient}"
     if row.channel is Channel.MODMAIL:
         return f"alert to r/{row.recipient}'s moderators"
+    if row.channel is Channel.MODMAIL_REPLY:
+        return f"reply in modmail conversation {row.recipient}"
     return f"reply to {row.recipient}"
 
 

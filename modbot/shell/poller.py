@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 RERENDER_WINDOW = 24 * 3600.0  # closed incidents readers may still look at
 DAY = 24 * 3600.0
 FIRST_PRUNE = 600.0  # seconds after start (a restart loop must not read whole pages)
+# The "last checked" line moves on at most this often: each move is an edit of every
+# open incident's comment.
+CHECKED_EVERY = 600.0
 # How long an incident closed because its page moved may still be adopted, should the
 # new platform list it after all.
 ADOPT_WINDOW = 24 * 3600.0
@@ -91,6 +94,8 @@ class Poller:
         keep_days: float = 0.0,
         current_thread: Callable[[], str | None] = lambda: None,
         wiki: WikiTemplates | None = None,
+        last_checked: bool = False,
+        pressed: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.watch = watch
         self.source = source
@@ -122,6 +127,12 @@ class Poller:
         # whole read of the page (the incidents it still lists are kept).
         self.keep = keep_days * DAY
         self._prune_at: float | None = None
+        # The "last checked HH:MM UTC" line: on or off, whether Reddit calls or deliveries
+        # are backed up now (then the line alone never makes an edit), and the time the
+        # open incidents' comments were last rendered with.
+        self.last_checked = last_checked
+        self.pressed = pressed
+        self._line_shows: float | None = None
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
@@ -131,6 +142,7 @@ class Poller:
         self._validators = None
         self._rendered_at = None
         self._state = None
+        self._line_shows = None
         if self.wiki is not None:
             self.wiki.restart()
 
@@ -163,6 +175,7 @@ class Poller:
             retry = exc.retry_after if isinstance(exc, FeedRateLimited) else None
             report = PollReport(ok=False, changed=False, message=str(exc), retry_after=retry)
         else:
+            self._checked(self.clock())
             if fetched.feed is None:
                 self._validators = fetched.validators
                 report = PollReport(ok=True, changed=False, message="unchanged")
@@ -175,6 +188,8 @@ class Poller:
             self.watch, ok=report.ok, message=report.message, now=self.clock(), kind=kind
         )
         await self._render_missing()
+        if report.ok:
+            await self._show_checked()
         if report.changed:
             self.on_change()
         return report
@@ -210,6 +225,27 @@ class Poller:
             await self.rerender(missing)
         else:
             self._rendered_at = version
+
+    def _checked(self, now: float) -> None:
+        """The page was read at ``now``: what the "last checked" line shows moves on, at
+        most every ``CHECKED_EVERY`` seconds (comments changed from now on show it)."""
+        shown = self.bodies.checked_at
+        if self.last_checked and (shown is None or now - shown >= CHECKED_EVERY):
+            self.bodies.checked_at = now
+
+    async def _show_checked(self) -> None:
+        """Re-render the open incidents whose line is behind, unless Reddit calls or
+        deliveries are backed up: then the line waits for a real change (or a calmer
+        poll), never making an edit of its own."""
+        at = self.bodies.checked_at
+        if at is None or at == self._line_shows:
+            return
+        if self.pressed is not None and await self.pressed():
+            return
+        self._line_shows = at
+        chosen = {i: t for i, t in self.known.items() if t.announce and t.view.is_open}
+        if chosen:
+            await self.rerender(chosen)
 
     def newest_open(self) -> IncidentView | None:
         """The most recently started open incident on the page (for template previews)."""

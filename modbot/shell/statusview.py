@@ -17,6 +17,7 @@ from modbot.core.machine import State
 from modbot.core.platforms import platform_name
 from modbot.core.records import DeliveryRow, Health, IncidentRow, Kind, Leadership
 from modbot.ports import Store
+from modbot.shell import wiki
 
 SETTLED_SHOWN = 10
 NOTES_SHOWN = 5
@@ -48,9 +49,10 @@ async def status_text(
         f"paused:      {_paused(health)}",
         f"megathread:  {_megathread(health)}",
         f"last poll:   {_poll(health)}",
-        f"heartbeat:   {_heartbeat(health)}",
+        f"heartbeat:   {_heartbeat(health, dry_run=dry_run)}",
         f"templates:   {health.templates or 'not loaded yet'}"
         + (f" (since {when(health.templates_at)})" if health.templates_at else ""),
+        *[f"wiki:        {line}" for line in await _wiki_ignored(store, watch)],
         f"platform:    {await _platform(store, watch)}",
         f"open incidents ({len(open_rows)}):",
         *_incident_lines(open_rows, by_incident, now),
@@ -69,6 +71,16 @@ async def status_text(
             detail = (found.permalink or found.last_error or "") if found else ""
             lines.append(f"  {note.note_id:<14} {state:<8} {detail}")
     return "\n".join(lines)
+
+
+async def _wiki_ignored(store: Store, watch: str) -> list[str]:
+    """The wiki revisions in view that the bot ignores: their authors may not edit."""
+    return [
+        f"ignored {wiki.FOLDER}/{row.page} revision {row.revision_id[:8]} by "
+        f"u/{row.author or '?'} ({when(row.decided_at)}): not a moderator with the wiki "
+        "permission; the last good template stays"
+        for row in wiki.ignored(await store.wiki_rows(watch))
+    ]
 
 
 async def _platform(store: Store, watch: str) -> str:
@@ -173,9 +185,10 @@ def _poll(health: Health) -> str:
     return line
 
 
-def _heartbeat(health: Health) -> str:
+def _heartbeat(health: Health, *, dry_run: bool) -> str:
     line = f"last good poll {when(health.last_good_poll_at)}"
-    line += f"; last good Reddit call {when(health.last_reddit_ok_at)}"
+    if not dry_run:  # a dry run makes no Reddit call: there is nothing to claim
+        line += f"; last good Reddit call {when(health.last_reddit_ok_at)}"
     if health.last_error_at:
         line += f"; last error {when(health.last_error_at)}"
         line += f" ({health.last_error_kind}): {health.last_error}"
@@ -233,17 +246,49 @@ def stale(
 ) -> list[str]:
     """Why a watch is not alive and current (empty when it is): no good poll within the
     window, or deliveries waiting while Reddit has not answered within it."""
+    found = [
+        poll_problem(name, poll_interval, health, now),
+        reddit_problem(name, poll_interval, health, waiting, dry=dry, now=now),
+    ]
+    return [problem for problem in found if problem is not None]
+
+
+def poll_problem(name: str, poll_interval: float, health: Health, now: float) -> str | None:
+    """Why the watch has no good poll within the window, with the real cause where the
+    state says it: the page failing (and since when), a process that has only just
+    started, or no process polling at all."""
     window = liveness_window(poll_interval)
-    problems = []
-    polled = health.last_good_poll_at
-    if polled is None or now - polled > window:
-        problems.append(
-            f"{name}: last good poll {when(polled)}, over {window:g} s ago (is the bot running?)"
+    polled, last, started = health.last_good_poll_at, health.last_poll_at, health.started_at
+    if polled is not None and now - polled <= window:
+        return None
+    if last is not None and now - last <= window and not health.last_poll_ok:
+        since = health.failing_since or last
+        return (
+            f"{name}: the page fails since {clock_time(since, now)}: "
+            f"{health.last_poll_message} (last good poll {when(polled)})"
         )
+    if started is not None and now - started <= window and (polled or 0.0) < started:
+        return f"{name}: no good poll yet: started {max(now - started, 0):.0f} s ago"
+    return f"{name}: last good poll {when(polled)}, over {window:g} s ago (is the bot running?)"
+
+
+def reddit_problem(
+    name: str, poll_interval: float, health: Health, waiting: int, *, dry: bool, now: float
+) -> str | None:
+    """Deliveries waiting while Reddit has not answered within the window."""
     called = health.last_reddit_ok_at
-    if not dry and waiting and (called is None or now - called > window):
-        error = f"; last error: {health.last_error}" if health.last_error else ""
-        problems.append(
-            f"{name}: {waiting} deliveries waiting, last good Reddit call {when(called)}{error}"
-        )
-    return problems
+    if (
+        dry
+        or not waiting
+        or (called is not None and now - called <= liveness_window(poll_interval))
+    ):
+        return None
+    error = f"; last error: {health.last_error}" if health.last_error else ""
+    return f"{name}: {waiting} deliveries waiting, last good Reddit call {when(called)}{error}"
+
+
+def clock_time(stamp: float, now: float) -> str:
+    """A time of the last day as ``12:01 UTC``; older ones in full."""
+    if 0 <= now - stamp < 86400:
+        return datetime.fromtimestamp(stamp, UTC).strftime("%H:%M UTC")
+    return when(stamp)

@@ -16,6 +16,13 @@ means "use the file". Two halves, on either side of the store:
   readers will see it, or the exact error) are recorded in one transaction, and the
   outbox sends that message exactly once. A restart neither judges a revision again
   nor messages its author twice. The bot never writes the wiki.
+
+Only moderators with the ``wiki`` (or ``all``) permission may change what the pinned bot
+posts: the wiki may let other accounts edit the pages. The inbox notes, with each
+revision it records, whether its author is one; another author's revision is judged
+``not a moderator`` without being rendered, the last good template stays, and the
+verdict is logged once and kept (``modbot status`` names it, and it is what an alert to
+the moderators reads).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path
 
 from modbot.core import markdown, outbox
 from modbot.core.alerts import Condition
-from modbot.core.records import IncidentView, MessageRow, WikiRevision, WikiRow
+from modbot.core.records import IncidentView, MessageRow, Moderator, WikiRevision, WikiRow
 from modbot.core.render import (
     INCIDENT_TEMPLATE,
     MAINTENANCE_TEMPLATE,
@@ -37,7 +44,7 @@ from modbot.core.render import (
     sample_maintenance,
 )
 from modbot.errors import RedditError, TemplateError
-from modbot.ports import Store, Wiki
+from modbot.ports import Mailbox, Store, Wiki
 from modbot.rendering.bodies import Bodies
 from modbot.shell.alerts import Alert, no_alert
 
@@ -50,7 +57,15 @@ PAGES = {
     "manual": MANUAL_TEMPLATE,
     "maintenance": MAINTENANCE_TEMPLATE,
 }
-GOOD, BROKEN = "good", "broken"
+GOOD, BROKEN, NOT_MODERATOR = "good", "broken", "not a moderator"
+# The moderator permissions that let an account change the templates.
+WIKI_PERMISSIONS = frozenset({"all", "wiki"})
+
+
+def may_edit(moderators: dict[str, Moderator], author: str | None) -> bool:
+    """Whether ``author`` moderates with a permission that covers the wiki."""
+    found = moderators.get(author.lower()) if author else None
+    return found is not None and bool(WIKI_PERMISSIONS & set(found.permissions))
 
 
 def compose(files: Templates, pages: dict[str, WikiRevision]) -> Templates:
@@ -82,12 +97,14 @@ class WikiPages:
         *,
         subreddits: Collection[str],
         wiki: Wiki,
+        mailbox: Mailbox,
         store: Store,
         clock: Callable[[], float],
         every: float = CHECK_EVERY,
     ) -> None:
         self.subreddits = sorted({name.lower(): name for name in subreddits}.values())
         self.wiki = wiki
+        self.mailbox = mailbox
         self.store = store
         self.clock = clock
         self.every = every
@@ -111,6 +128,7 @@ class WikiPages:
             try:
                 for page in PAGES:
                     pages[page] = await self.wiki.wiki_page(subreddit, page)
+                pages = await self._vetted(subreddit, pages)
             except RedditError as exc:
                 self._next_read[subreddit] = now + self.every
                 self._cannot_read(subreddit, exc)
@@ -120,6 +138,19 @@ class WikiPages:
                 self._unreadable.discard(subreddit)
             await self._record(subreddit, pages, now)
             self._next_read[subreddit] = now + self.every
+
+    async def _vetted(
+        self, subreddit: str, pages: dict[str, WikiRevision | None]
+    ) -> dict[str, WikiRevision | None]:
+        """The pages, each revision marked with whether its author may edit templates
+        (the moderator list is cached by the mailbox; not asked for when no page exists)."""
+        if not any(pages.values()):
+            return pages
+        moderators = await self.mailbox.moderators(subreddit)
+        return {
+            page: r and replace(r, author_may_edit=may_edit(moderators, r.author))
+            for page, r in pages.items()
+        }
 
     async def _record(
         self, subreddit: str, pages: dict[str, WikiRevision | None], now: float
@@ -170,8 +201,8 @@ class WikiTemplates:
         self._judged: dict[str, str] = {}  # page -> the newest revision judged
         # The pages (page -> revision) as applied last, and as being applied now: what is
         # not applied in full (a store write failed) is looked at again.
-        self._applied: dict[str, str | None] | None = None
-        self._applying: dict[str, str | None] | None = None
+        self._applied: dict[str, tuple[str, bool | None] | None] | None = None
+        self._applying: dict[str, tuple[str, bool | None] | None] | None = None
         self._loaded = False
 
     # --- what changed ------------------------------------------------------------------------
@@ -182,7 +213,7 @@ class WikiTemplates:
         if not self._loaded:
             await self._load()
         pages = await self.store.wiki_pages(self.subreddit)
-        shown = {page: (r.revision_id if r else None) for page, r in pages.items()}
+        shown = {page: _shown(r) for page, r in pages.items()}
         if shown == self._applied:
             return None
         self._applying = shown
@@ -195,6 +226,8 @@ class WikiTemplates:
             if revision is None:
                 if page in self.good:
                     gone.append(page)
+            elif revision.author_may_edit is None:
+                continue  # read before authors were vetted: judged once the inbox reads it
             elif revision.revision_id != self._judged.get(page):
                 fresh.append(revision)
         return fresh, gone
@@ -225,6 +258,9 @@ class WikiTemplates:
             )
             del self.good[page]
         for revision in fresh:
+            if not revision.author_may_edit:
+                await self._ignore(revision)
+                continue
             candidate = compose(files, {**self.good, revision.page: revision})
             try:
                 await bodies.adopt(candidate)
@@ -263,13 +299,29 @@ class WikiTemplates:
         self._applied = self._applying
         return templates
 
-    async def _judge(self, revision: WikiRevision, outcome: str, told: tuple[str, str]) -> None:
+    async def _ignore(self, revision: WikiRevision) -> None:
+        """A revision by someone who may not change the templates: never rendered, its
+        verdict kept (logged once: a revision is judged once, restarts included)."""
+        await self._judge(revision, NOT_MODERATOR, None)
+        log.error(
+            "r/%s wiki: %s/%s revision %s by u/%s ignored: not a moderator with the wiki "
+            "permission; keeping the template in use",
+            self.subreddit,
+            FOLDER,
+            revision.page,
+            revision.revision_id,
+            revision.author or "?",
+        )
+
+    async def _judge(
+        self, revision: WikiRevision, outcome: str, told: tuple[str, str] | None
+    ) -> None:
         """Record the verdict and, in the same transaction, the message that tells the
         revision's author (one per revision, ever; the outbox sends it). Only once that
         is written is the revision taken as judged."""
         now = self.clock()
         message: MessageRow | None = None
-        if revision.author:
+        if revision.author and told is not None:
             key = outbox.wiki_key(self.scope, revision.page, revision.revision_id)
             message = outbox.private_message(key, revision.author, *told, now)
         await self.store.record_wiki(
@@ -326,6 +378,18 @@ class WikiTemplates:
             f"looks at it every {CHECK_EVERY / 60:g} minutes."
         )
         return "modbot: your template edit was not used", body
+
+
+def _shown(revision: WikiRevision | None) -> tuple[str, bool | None] | None:
+    """What a page shows, as far as judging it goes: the revision, and whether its
+    author was vetted (a revision read before is judged once it is)."""
+    return None if revision is None else (revision.revision_id, revision.author_may_edit)
+
+
+def ignored(rows: list[WikiRow]) -> list[WikiRow]:
+    """The pages whose newest revision judged was ignored as not a moderator's."""
+    newest = {row.page: row for row in rows}  # rows come oldest first
+    return [row for page, row in sorted(newest.items()) if row.outcome == NOT_MODERATOR]
 
 
 def _quoted(text: str) -> str:

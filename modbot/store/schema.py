@@ -22,7 +22,7 @@ from modbot.core.machine import MessageState
 from modbot.core.records import Channel
 from modbot.store.base import Dialect, Q, Tx
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -139,7 +139,9 @@ TABLES: dict[str, str] = {
     megathread_at {time},
     templates TEXT NOT NULL DEFAULT '',
     templates_at {time},
-    source_kind TEXT NOT NULL DEFAULT ''
+    source_kind TEXT NOT NULL DEFAULT '',
+    failing_since {time},
+    started_at {time}
 )""",
     "wiki_revisions": """CREATE TABLE wiki_revisions (
     watch TEXT NOT NULL,
@@ -185,6 +187,7 @@ TABLES: dict[str, str] = {
     revised_at {time},
     content TEXT,
     read_at {time} NOT NULL,
+    author_may_edit {bool},
     PRIMARY KEY (subreddit, page)
 )""",
     # The outbox: every message the bot sends that is not a megathread comment (replies
@@ -439,12 +442,22 @@ def _pruned(_: Dialect) -> Tx[None]:
     yield from add_columns("incidents", "pruned_at")
 
 
+def _authors_and_causes(_: Dialect) -> Tx[None]:
+    """Whether a wiki revision's author may edit the templates, as the inbox read it
+    (NULL for pages read before: the inbox reads every page again at its first pass);
+    and, for the health checks to say the real cause, since when the page fails and
+    when the running process started polling."""
+    yield from add_columns("wiki_pages", "author_may_edit")
+    yield from add_columns("health", "failing_since", "started_at")
+
+
 MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
     8: _moves,
     9: _outbox,
     10: _pruned,
+    11: _authors_and_causes,
 }
 
 

@@ -136,6 +136,8 @@ HEALTH_FIELDS = (
     "templates",
     "templates_at",
     "source_kind",
+    "failing_since",
+    "started_at",
 )
 SELECT_HEALTH = f"SELECT {_names(HEALTH_FIELDS)} FROM health"  # noqa: S608
 
@@ -196,6 +198,8 @@ def _health(watch: str, r: Row | None, page: PageInfo | None) -> Health:
         templates=r["templates"],
         templates_at=r["templates_at"],
         source_kind=r["source_kind"],
+        failing_since=r["failing_since"],
+        started_at=r["started_at"],
     )
 
 
@@ -956,15 +960,20 @@ def record_wiki(row: WikiRow, message: MessageRow | None) -> Tx[None]:
 
 def wiki_pages(subreddit: str) -> Tx[dict[str, WikiRevision | None]]:
     result = yield Q(
-        "SELECT page, revision_id, author, revised_at, content FROM wiki_pages "
-        "WHERE subreddit = :subreddit ORDER BY page",
+        "SELECT page, revision_id, author, revised_at, content, author_may_edit FROM "
+        "wiki_pages WHERE subreddit = :subreddit ORDER BY page",
         subreddit=subreddit.lower(),
     )
     return {
         r["page"]: None
         if r["revision_id"] is None
         else WikiRevision(
-            r["page"], r["revision_id"], r["content"] or "", r["author"], r["revised_at"] or 0.0
+            r["page"],
+            r["revision_id"],
+            r["content"] or "",
+            r["author"],
+            r["revised_at"] or 0.0,
+            None if r["author_may_edit"] is None else bool(r["author_may_edit"]),
         )
         for r in result.rows
     }
@@ -976,12 +985,13 @@ def record_wiki_pages(
     for page, revision in pages.items():
         yield Q(
             """INSERT INTO wiki_pages (subreddit, page, revision_id, author, revised_at,
-                                       content, read_at)
-               VALUES (:subreddit, :page, :revision, :author, :revised_at, :content, :now)
+                                       content, read_at, author_may_edit)
+               VALUES (:subreddit, :page, :revision, :author, :revised_at, :content, :now,
+                       :may_edit)
                ON CONFLICT (subreddit, page) DO UPDATE SET
                  revision_id = excluded.revision_id, author = excluded.author,
                  revised_at = excluded.revised_at, content = excluded.content,
-                 read_at = excluded.read_at""",
+                 read_at = excluded.read_at, author_may_edit = excluded.author_may_edit""",
             subreddit=subreddit.lower(),
             page=page,
             revision=revision.revision_id if revision else None,
@@ -989,6 +999,7 @@ def record_wiki_pages(
             revised_at=revision.revised_at if revision else None,
             content=revision.content if revision else None,
             now=now,
+            may_edit=revision.author_may_edit if revision else None,
         )
 
 
@@ -1314,7 +1325,7 @@ class SqlStore(Generic[D]):
         columns: dict[str, Any] = {"last_poll_at": now, "last_poll_ok": ok}
         columns["last_poll_message"] = message
         if ok:
-            columns["last_good_poll_at"] = now
+            columns.update(last_good_poll_at=now, failing_since=None)
         if kind:
             columns["source_kind"] = kind
         if not ok:
@@ -1322,6 +1333,27 @@ class SqlStore(Generic[D]):
         changed = self._polled_ok.get(watch) != ok or self._polled_kind.get(watch) != kind
         self._polled_ok[watch], self._polled_kind[watch] = ok, kind
         await self._health_columns(watch, columns, now, at_once=changed)
+        if changed and not ok:
+            # Since when it fails survives a restart: a failure already recorded keeps
+            # its start.
+            await self._write(
+                health_write(watch, "failing_since = COALESCE(failing_since, :now)", {"now": now})
+            )
+
+    async def record_started(self, watch: str, now: float) -> None:
+        """This process starts polling the watch (for the health checks' "started 20 s ago")."""
+        await self._write(health_write(watch, "started_at = :now", {"now": now}))
+
+    async def record_stopped(self, watch: str, started_at: float) -> None:
+        """The process that started polling at ``started_at`` stopped (another may have
+        started since: its mark stays)."""
+        await self._write(
+            health_write(
+                watch,
+                "started_at = CASE WHEN started_at = :started THEN NULL ELSE started_at END",
+                {"started": started_at},
+            )
+        )
 
     async def record_reddit(self, watch: str, *, error: str | None, kind: str, now: float) -> None:
         """A good Reddit call (``error`` None) or a failed one."""

@@ -136,6 +136,7 @@ ROUTE_SCOPES = {
     "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
     "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
     "modmail_list": "modmail", "modmail_create": "modmail", "modmail_get": "modmail",
+    "modmail_unread_count": "modmail", "modmail_read": "modmail",
     "modmail_reply": "modmail",
 }  # fmt: skip
 
@@ -239,16 +240,21 @@ class Message:
 
 @dataclass
 class ModmailMessage:
+    """One message of a new-modmail conversation."""
+
     id: str
     author: str
     body: str  # markdown
     created_utc: float
-    is_internal: bool = False
+    internal: bool = False  # a private moderator note
 
 
 @dataclass
 class Conversation:
-    """A new-modmail conversation of a subreddit; no participant: a mod discussion."""
+    """A new-modmail conversation of a subreddit: with ``participant`` (a user who wrote
+    to the moderators, or one they wrote to), or, with none, a moderators' discussion.
+    ``unread``: by the bot's account (new modmail keeps each moderator's read state
+    apart)."""
 
     id: str
     subreddit: str
@@ -257,6 +263,11 @@ class Conversation:
     participant: str | None
     messages: list[ModmailMessage] = field(default_factory=list)
     archived: bool = False
+    unread: bool = False
+
+    @property
+    def internal(self) -> bool:
+        return self.participant is None
 
     @property
     def updated(self) -> float:
@@ -568,12 +579,9 @@ class FakeReddit:
             ("GET", r"/message/sent", self._h_sent),
             ("POST", r"/api/(?P<action>read|unread)_message", self._h_read_message),
             ("POST", r"/api/compose", self._h_compose),
-            ("GET", r"/api/mod/conversations", self._h_modmail_list),
-            ("POST", r"/api/mod/conversations", self._h_modmail_create),
-            ("GET", r"/api/mod/conversations/(?P<id>[a-z0-9]+)", self._h_modmail_get),
-            ("POST", r"/api/mod/conversations/(?P<id>[a-z0-9]+)", self._h_modmail_reply),
             ("GET", sr + r"/wiki/revisions/(?P<page>.+)", self._h_wiki_revisions),
             ("GET", sr + wiki_page, self._h_wiki_page),
+            *self._modmail_routes(),
         ]:
             name = handler.__name__.removeprefix("_h_")
             self._routes.append(_Route(method, re.compile(pattern), name, handler))
@@ -868,6 +876,46 @@ class FakeReddit:
         """Revisions of a wiki page, newest first (empty if the page does not exist)."""
         key = ((subreddit or self.subreddit).lower(), _wiki_name(name))
         return list(reversed(self.wiki.get(key, [])))
+
+    # --- new modmail: what moderators and users send the subreddit (commands by modmail)
+
+    def send_modmail(
+        self,
+        author: str,
+        body: str,
+        *,
+        subject: str = "command",
+        conversation: str | None = None,
+        subreddit: str | None = None,
+        internal: bool = False,
+    ) -> str:
+        """``author`` writes to the subreddit's modmail: a new conversation, or a message in
+        ``conversation``; it becomes unread for the bot. Return the message id."""
+        self.add_account(author)
+        message = ModmailMessage(self._new_id(), author, body, self._now())
+        if conversation is None:
+            sr = self._canonical(subreddit or self.subreddit)
+            participant = None if internal else author
+            found = Conversation(self._new_id(), sr, subject, author, participant)
+            self.conversations[found.id] = found
+        else:
+            found = self.conversations[conversation]
+        found.messages.append(message)
+        found.unread = True
+        return message.id
+
+    def modmail_conversation_of(self, message_id: str) -> Conversation:
+        """The conversation holding modmail message ``message_id``."""
+        return next(
+            c for c in self.conversations.values() if any(m.id == message_id for m in c.messages)
+        )
+
+    def modmail_replies(self, message_id: str) -> list[str]:
+        """Bodies of the bot's messages in the conversation of ``message_id`` after it."""
+        conversation = self.modmail_conversation_of(message_id)
+        ids = [m.id for m in conversation.messages]
+        later = conversation.messages[ids.index(message_id) + 1 :]
+        return [m.body for m in later if m.author == self.username]
 
     def expire_tokens(self) -> None:
         """Invalidate every access token: the next call gets 401 invalid_token."""
@@ -1632,7 +1680,7 @@ class FakeReddit:
         return {
             "id": message.id, "body": _md_to_html(message.body), "bodyMarkdown": message.body,
             "author": self._modmail_author(message.author, subreddit),
-            "date": _iso(message.created_utc), "isInternal": message.is_internal,
+            "date": _iso(message.created_utc), "isInternal": message.internal,
             "participatingAs": "moderator",
         }  # fmt: skip
 
@@ -1646,7 +1694,8 @@ class FakeReddit:
             "legacyFirstMessageId": None,
             "state": 2 if conv.archived else 1, "numMessages": len(conv.messages),
             "lastUpdated": _iso(conv.updated), "lastModUpdate": _iso(conv.updated),
-            "lastUserUpdate": None, "lastUnread": None,
+            "lastUserUpdate": None,
+            "lastUnread": _iso(conv.updated) if conv.unread else None,
             "owner": {"displayName": sr, "type": "subreddit", "id": self.subreddit_fullname},
             "participant": self._modmail_author(participant, sr),
             "authors": [self._modmail_author(a, sr) for a in authors],
@@ -1778,6 +1827,39 @@ class FakeReddit:
                 item.new = unread
                 if not unread and self.on_message_read is not None:
                     self.on_message_read(item)
+        return _json({})
+
+    # ------------------------------------------------------------------ handlers: new modmail
+    def _modmail_routes(self) -> list[tuple[str, str, Any]]:
+        mod = r"/api/mod/conversations"
+        return [  # "read" would pass for a conversation id: it comes first
+            ("GET", mod + r"/unread/count", self._h_modmail_unread_count),
+            ("POST", mod + r"/read", self._h_modmail_read),
+            ("GET", mod, self._h_modmail_list),
+            ("POST", mod, self._h_modmail_create),
+            ("GET", mod + r"/(?P<id>[a-z0-9]+)", self._h_modmail_get),
+            ("POST", mod + r"/(?P<id>[a-z0-9]+)", self._h_modmail_reply),
+        ]
+
+    def _mail_moderator_of(self, user: str, conversation: Conversation) -> bool:
+        perms = self._moderators_of(conversation.subreddit).get(user)
+        return perms is not None and bool({"all", "mail"} & set(perms))
+
+    def _h_modmail_unread_count(self, ctx: _Ctx) -> web.Response:
+        counts = dict.fromkeys(
+            ("new", "inprogress", "mod", "notifications", "archived", "highlighted",
+             "appeals", "join_requests", "filtered"), 0
+        )  # fmt: skip
+        for conversation in self.conversations.values():
+            if conversation.unread and self._mail_moderator_of(ctx.user, conversation):
+                counts["mod" if conversation.internal else "new"] += 1
+        return _json(counts)
+
+    def _h_modmail_read(self, ctx: _Ctx) -> web.Response:
+        for conversation_id in ctx.form.get("conversationIds", "").split(","):
+            found = self.conversations.get(conversation_id)
+            if found is not None and self._mail_moderator_of(ctx.user, found):
+                found.unread = False
         return _json({})
 
     # ------------------------------------------------------------------ handlers: wiki
