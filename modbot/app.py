@@ -29,8 +29,8 @@ from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings
 from modbot.config.watches import Watch, default_page, deployment_name, load_watches, pick
 from modbot.core.machine import is_waiting
-from modbot.core.records import Kind, PollReport, Report
-from modbot.core.render import Templates
+from modbot.core.records import IncidentView, Kind, PollReport, Report
+from modbot.core.render import Readers, Templates
 from modbot.errors import Deposed, ModbotError, StateLost, StoreError, TemplateError
 from modbot.monitor.metrics import Figures
 from modbot.ports import Lease, Source, Store, Target
@@ -43,6 +43,7 @@ from modbot.shell.heartbeat import Heartbeat
 from modbot.shell.inbox import Inbox
 from modbot.shell.operations import SETTLE_TIMEOUT, Operations
 from modbot.shell.poller import Poller
+from modbot.shell.reports import SubredditReader, WatchReader, readers_of
 from modbot.shell.statusview import stale
 from modbot.shell.wiki import WikiTemplates
 from modbot.sources.choose import make_http_client, make_source
@@ -140,6 +141,7 @@ class App:
         self.runtimes: list[WatchRuntime] = []
         self.reddit: RedditClient | None = None
         self.inbox: Inbox | None = None
+        self.readers: list[SubredditReader] = []  # one per subreddit whose readers are read
         self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
         self.figures = Figures([w.name for w in self.watches])
         self.heartbeat: Heartbeat | None = None
@@ -234,6 +236,7 @@ class App:
         for watch in self.watches:
             self.runtimes.append(await self._runtime(watch, engine, http))
         if self.reddit is not None:
+            self.readers = self._readers(self.reddit)
             self.inbox = Inbox(
                 self.reddit,
                 {r.watch.name: r.operations for r in self.runtimes},
@@ -333,6 +336,42 @@ class App:
             settle_timeout=self._settle_timeout,
         )
         return runtime
+
+    def _readers(self, reddit: RedditClient) -> list[SubredditReader]:
+        """A reader for each subreddit with a watch that reads its readers' reports (one
+        per subreddit: watches there share its listings)."""
+        by_subreddit: dict[str, list[WatchReader]] = {}
+        names: dict[str, str] = {}
+        for runtime in self.runtimes:
+            watch = runtime.watch
+            if not watch.reports.reading or not watch.subreddit:
+                continue
+            runtime.poller.readers = self._readers_of(runtime)
+            key = watch.subreddit.lower()
+            names.setdefault(key, watch.subreddit)
+            by_subreddit.setdefault(key, []).append(
+                WatchReader(
+                    watch=watch,
+                    scope=runtime.scope,
+                    bodies=runtime.bodies,
+                    thread_id=lambda r=runtime: r.deliverer.thread_id,  # type: ignore[misc]
+                    wake=runtime.wake.set,
+                    recount=runtime.poller.recount,
+                    counted=lambda n, name=watch.name: self.figures.reports(name, n),  # type: ignore[misc]
+                )
+            )
+        return [
+            SubredditReader(names[key], watches, reddit, self.store, self.clock)
+            for key, watches in by_subreddit.items()
+        ]
+
+    def _readers_of(
+        self, runtime: WatchRuntime
+    ) -> Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]]:
+        async def readers(views: Sequence[IncidentView]) -> dict[str, Readers]:
+            return await readers_of(self.store, runtime.scope, runtime.watch, views, self.clock())
+
+        return readers
 
     def _wiki(self, watch: Watch, scope: str) -> WikiTemplates | None:
         """The watch's wiki templates, when it asks for them and can read the wiki."""
@@ -528,16 +567,12 @@ class App:
                 for runtime in self.runtimes:
                     runtime.poller.restart()
                     runtime.deliverer.restart(after_another=True)
+                for reader in self.readers:
+                    reader.restart()
         self._following = None
         halt = asyncio.Event()
         self._stop = stop
-        loops: list[tuple[str, Step, asyncio.Event | None]] = []
-        for runtime in self.runtimes:
-            name = runtime.watch.name
-            loops.append((f"{name}: poller", self._poll_step(runtime, on_poll), None))
-            loops.append((f"{name}: deliverer", self._deliver_step(runtime), runtime.wake))
-        if self.inbox is not None:
-            loops.append(("inbox", self._inbox_step, None))
+        loops = self._loops(on_poll)
         self._looping = True
         tasks = [
             asyncio.create_task(self._loop(name, step, halt, wake), name=name)
@@ -559,6 +594,22 @@ class App:
                     waiter.cancel()
         if not stop.is_set():
             self._following = "deposed"
+
+    def _loops(
+        self, on_poll: Callable[[PollReport], None] | None
+    ) -> list[tuple[str, Step, asyncio.Event | None]]:
+        """Every loop of a leader: each watch's poller and deliverer, the inbox, and a
+        reader of readers' reports per subreddit."""
+        loops: list[tuple[str, Step, asyncio.Event | None]] = []
+        for runtime in self.runtimes:
+            name = runtime.watch.name
+            loops.append((f"{name}: poller", self._poll_step(runtime, on_poll), None))
+            loops.append((f"{name}: deliverer", self._deliver_step(runtime), runtime.wake))
+        if self.inbox is not None:
+            loops.append(("inbox", self._inbox_step, None))
+        for reader in self.readers:
+            loops.append((f"r/{reader.subreddit}: readers' reports", reader.step, None))
+        return loops
 
     async def _keep_lead(self, lease: Lease, halt: asyncio.Event) -> None:
         """Prove the lead every ``MODBOT_LEASE_INTERVAL``; stop leading the moment it

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modbot.core.records import (
     CommandRow,
     DeliveryRow,
+    EarlyRow,
     Health,
     InboxItem,
     IncidentRow,
@@ -25,6 +26,7 @@ from modbot.core.records import (
     NoteRow,
     PageInfo,
     PostedComment,
+    ReaderItem,
     Rendered,
     Subject,
     Thread,
@@ -35,7 +37,9 @@ from modbot.core.records import (
 )
 
 if TYPE_CHECKING:
+    from modbot.core.early import Signal
     from modbot.core.feed import IncidentsFeed
+    from modbot.core.surge import Report
 
 # --- status sources ---------------------------------------------------------------------
 
@@ -136,6 +140,28 @@ class Wiki(Protocol):
 
     async def send_message(self, to: str, subject: str, body: str) -> None:
         """Send one private message from the bot's account."""
+        ...
+
+
+class Listings(Protocol):
+    """A subreddit's new posts and new comments, as readers write them (read-only), and
+    what Reddit says about their authors."""
+
+    async def account(self) -> str:
+        """The bot account's name (its own items are not readers')."""
+        ...
+
+    async def new_items(
+        self, subreddit: str, listing: str, *, before: str | None, limit: int
+    ) -> list[ReaderItem]:
+        """One page of ``/r/{subreddit}/new`` (``listing`` "posts") or ``/comments``
+        ("comments"), newest first: the ``limit`` items just newer than ``before``, or
+        the newest ones without it."""
+        ...
+
+    async def account_created(self, name: str) -> float | None:
+        """When a reader's account was made, if Reddit says (None: suspended, deleted,
+        or not shown)."""
         ...
 
 
@@ -345,6 +371,61 @@ class Store(Protocol):
 
     async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
         """The message went out."""
+        ...
+
+    # --- readers' reports ----------------------------------------------------------------------
+    async def reports_key(self, fresh: str) -> str:
+        """The key of readers' author hashes (``fresh`` is kept the first time)."""
+        ...
+
+    async def signal(self, watch: str) -> Signal | None:
+        """What the bot keeps about the watch's readers (None before the first read)."""
+        ...
+
+    async def start_signal(self, watch: str, *, now: float) -> Signal:
+        """The watch's signal, begun at ``now`` if it has none yet."""
+        ...
+
+    async def save_signal(self, state: Signal, notice: EarlyRow | None = None) -> None:
+        """The watch's signal after a read, and (atomically) a new early notice to post."""
+        ...
+
+    async def set_quiet(self, watch: str, until: float, *, by: str, now: float) -> None:
+        """Hold early notices until ``until`` (0: no longer)."""
+        ...
+
+    async def add_reports(
+        self, watch: str, items: Sequence[tuple[str, Report]], *, now: float
+    ) -> int:
+        """Keep reports (item id and what the signal needs); how many were new."""
+        ...
+
+    async def reports(self, watch: str, since: float, until: float) -> list[Report]:
+        """The watch's reports posted in ``[since, until]``, oldest first."""
+        ...
+
+    async def known_reports(self, watch: str, ids: Collection[str]) -> set[str]:
+        """Which of these items are kept as reports already."""
+        ...
+
+    async def forget_reports(self, watch: str, before: float) -> None:
+        """Drop reports posted before ``before``."""
+        ...
+
+    async def early_notices(self, watch: str, ids: Collection[str]) -> list[EarlyRow]:
+        """These early notices, oldest first."""
+        ...
+
+    async def live_early_notices(self, watch: str, since: float) -> list[EarlyRow]:
+        """Early notices still open, or detected since ``since``, oldest first."""
+        ...
+
+    async def early_for_incident(self, watch: str, incident_id: str) -> EarlyRow | None:
+        """The early notice an incident confirmed, if any."""
+        ...
+
+    async def save_early(self, row: EarlyRow) -> None:
+        """An early notice's new state and body; the deliverer edits its comment."""
         ...
 
     # --- several processes ---------------------------------------------------------------------

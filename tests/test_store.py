@@ -373,7 +373,7 @@ async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_pat
     raw.commit()
     raw.close()
     store = await open_sqlite(path)
-    assert await store.schema_version() == SCHEMA_VERSION == 7
+    assert await store.schema_version() == SCHEMA_VERSION == 8
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
     assert (await store.health(W)).source_kind == "incidentio"
@@ -641,13 +641,13 @@ def raw(url: str) -> psycopg.Connection[Any]:
 
 async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
     store = await open_postgres(postgres_url)
-    assert await store.schema_version() == SCHEMA_VERSION == 7
+    assert await store.schema_version() == SCHEMA_VERSION == 8
     assert await store.integrity_problems() == []
     await store.writable()
     await store.close()
     await (await open_postgres(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(7,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(8,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"

@@ -14,8 +14,9 @@ import logging
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from pydantic import (
@@ -32,6 +33,9 @@ from pydantic import (
 from modbot import default_templates_dir
 from modbot.config.catalog import Resolved, resolve
 from modbot.config.fields import (
+    RemovalReason,
+    ReportsAction,
+    ReportsMode,
     SourceKind,
     StatusURL,
     Subreddit,
@@ -42,9 +46,13 @@ from modbot.config.fields import (
     interval_floor,
     page_url,
     problem,
+    reports_interval_floor,
 )
+from modbot.config.reportrules import shipped_rules, with_changes
 from modbot.config.settings import Settings
 from modbot.core.records import PageInfo
+from modbot.core.reports import ReportRules
+from modbot.core.surge import SurgeSettings
 from modbot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,47 @@ log = logging.getLogger(__name__)
 DEFAULT_WATCH = "default"
 DEFAULT_CONFIG = Path("modbot.toml")
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """What a watch does with readers' reports (the ``reports_*`` keys)."""
+
+    mode: str = "notice"  # notice | count | off
+    interval: float = 30.0
+    surge: SurgeSettings = field(default_factory=SurgeSettings)
+    link_window: float = 7200.0
+    action: str = "reply"  # reply | remove | off: what a stray report post gets
+    removal_reason: str = ""
+    rules: ReportRules | None = None  # None: the shipped rules
+
+    @property
+    def reading(self) -> bool:
+        """True when readers' posts are read at all."""
+        return self.mode != "off"
+
+    @property
+    def report_rules(self) -> ReportRules:
+        """The rules in force: the shipped ones with the watch's changes."""
+        return self.rules if self.rules is not None else shipped_rules()
+
+
+def reports_config(values: Any, rules: ReportRules | None = None) -> ReportsConfig:
+    """The reports settings of ``values`` (the settings, or a completed watch table)."""
+    return ReportsConfig(
+        mode=values.reports,
+        interval=values.reports_interval,
+        surge=SurgeSettings(
+            min_authors=values.reports_min_authors,
+            window=values.reports_window,
+            factor=values.reports_factor,
+            min_account_age=values.reports_min_account_age,
+        ),
+        link_window=values.reports_link_window,
+        action=values.reports_action,
+        removal_reason=values.reports_removal_reason,
+        rules=rules,
+    )
 
 
 @dataclass(frozen=True)
@@ -70,6 +119,7 @@ class Watch:
     maintenance: bool
     wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
     provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)  # Community reports
 
     def scope(self, dry_run: bool) -> str:
         """The store key of this watch (see ``watch_scope``)."""
@@ -163,6 +213,7 @@ def _default_watch(settings: Settings) -> Watch:
         maintenance=settings.maintenance,
         wiki_templates=settings.wiki_templates,
         provider=resolved.provider.name if resolved.provider else None,
+        reports=reports_config(settings),
     )
 
 
@@ -217,6 +268,21 @@ class WatchTable(BaseModel):
     poll_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
     maintenance: bool | None = None
     wiki_templates: bool | None = None
+    # Readers' reports: as the MODBOT_REPORTS_* settings of the same names.
+    reports: ReportsMode | None = None
+    reports_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
+    reports_min_authors: int | None = Field(default=None, ge=1, le=1000)
+    reports_window: float | None = Field(default=None, ge=60, le=86_400, allow_inf_nan=False)
+    reports_factor: float | None = Field(default=None, ge=1, le=100, allow_inf_nan=False)
+    reports_min_account_age: float | None = Field(default=None, ge=0, le=10 * 365 * 86_400)
+    reports_link_window: float | None = Field(
+        default=None, ge=0, le=7 * 86_400, allow_inf_nan=False
+    )
+    reports_action: ReportsAction | None = None
+    reports_removal_reason: RemovalReason | None = None
+    # Changes to the shipped report rules (modbot/data/report_rules.toml), by group:
+    # [watch.report_rules.error-name] add = [...], remove = [...], masks = [...]
+    report_rules: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _complete(self, info: ValidationInfo) -> WatchTable:
@@ -235,6 +301,9 @@ class WatchTable(BaseModel):
         floor = interval_floor(settings.test_fast)
         if watch.poll_interval < floor:
             raise ValueError(f"poll_interval: must be at least {floor:g} second")
+        reports_floor = reports_interval_floor(settings.test_fast)
+        if watch.reports.interval < reports_floor:
+            raise ValueError(f"reports_interval: must be at least {reports_floor:g} seconds")
         if settings.has_reddit_credentials and not watch.subreddit:
             raise ValueError("subreddit: required when Reddit credentials are set")
         if watch.kind == "gcloud" and not watch.components:
@@ -274,7 +343,36 @@ class WatchTable(BaseModel):
                 settings.wiki_templates if self.wiki_templates is None else self.wiki_templates
             ),
             provider=resolved.provider.name if resolved.provider else None,
+            reports=self._reports(settings),
         )
+
+    def _reports(self, settings: Settings) -> ReportsConfig:
+        """The watch's reports settings: its own keys, the settings for the others."""
+        values = {
+            name: settings_value if (own := getattr(self, name)) is None else own
+            for name in REPORTS_KEYS
+            for settings_value in [getattr(settings, name)]
+        }
+        rules = None
+        if self.report_rules is not None:
+            try:
+                rules = with_changes(shipped_rules(), self.report_rules, "report_rules")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return reports_config(SimpleNamespace(**values), rules)
+
+
+REPORTS_KEYS = (
+    "reports",
+    "reports_interval",
+    "reports_min_authors",
+    "reports_window",
+    "reports_factor",
+    "reports_min_account_age",
+    "reports_link_window",
+    "reports_action",
+    "reports_removal_reason",
+)
 
 
 class WatchesFile(BaseModel):

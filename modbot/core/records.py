@@ -196,6 +196,24 @@ class InboxItem:
 
 
 @dataclass(frozen=True)
+class ReaderItem:
+    """A reader's post or comment as a listing shows it. Its text is read once, by the
+    report rules, and never stored or shown."""
+
+    fullname: str  # t3_... (a post) or t1_... (a comment)
+    created_utc: float
+    author: str | None  # None: deleted
+    text: str  # a post's title and text, or a comment's body
+    thread_id: str  # the post itself, or the post a comment is in (without t3_)
+    removed: bool = False  # removed by a moderator or the spam filter, or deleted
+    distinguished: bool = False  # a moderator speaking as one
+
+    @property
+    def is_post(self) -> bool:
+        return self.fullname.startswith("t3_")
+
+
+@dataclass(frozen=True)
 class Moderator:
     """A moderator of the subreddit and their permissions."""
 
@@ -207,10 +225,12 @@ class Moderator:
 
 
 class Kind(StrEnum):
-    """What a delivery carries: an incident's comment or a moderator's notice."""
+    """What a delivery carries: an incident's comment, a moderator's notice, or an early
+    notice (readers report an outage the status page does not show yet)."""
 
     INCIDENT = "inc"
     NOTE = "note"
+    EARLY = "early"
 
 
 @dataclass(frozen=True)
@@ -280,6 +300,26 @@ class NoteRow:
     source: str
     created_at: float
     cut_chars: int = 0  # how much of the moderator's text did not fit
+
+
+@dataclass(frozen=True)
+class EarlyRow:
+    """An early notice: readers' reports surged while the status page showed nothing.
+    Counts and rule labels only, never readers' words."""
+
+    watch: str
+    notice_id: str
+    began: float  # the first report counted in the surge
+    detected: float  # when the surge was detected (and the notice decided)
+    authors: int  # distinct readers counted
+    errors: tuple[tuple[str, int], ...]  # error labels and how many readers named each
+    products: tuple[tuple[str, int], ...]
+    state: str  # open | confirmed | subsided
+    body: str
+    body_hash: str
+    created_at: float
+    incident_id: str | None = None  # the incident that confirmed it
+    ended: float | None = None  # when the reports subsided
 
 
 @dataclass(frozen=True)

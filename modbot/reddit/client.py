@@ -44,7 +44,14 @@ from tenacity import (
 from modbot.config.settings import Settings
 from modbot.core import markdown
 from modbot.core.budget import CALLER, CallBudget
-from modbot.core.records import InboxItem, Moderator, PostedComment, Thread, WikiRevision
+from modbot.core.records import (
+    InboxItem,
+    Moderator,
+    PostedComment,
+    ReaderItem,
+    Thread,
+    WikiRevision,
+)
 from modbot.errors import (
     CommentGone,
     RedditAuthError,
@@ -510,6 +517,38 @@ class RedditClient:
 
         return await self._call(f"finding r/{subreddit}'s megathread", call, retry=True)
 
+    # --- readers' posts and comments (the ``Listings`` port) -----------------------------------
+    async def new_items(
+        self, subreddit: str, listing: str, *, before: str | None, limit: int
+    ) -> list[ReaderItem]:
+        """One page of the subreddit's new posts (``listing`` "posts") or new comments
+        ("comments"), newest first: the ``limit`` items just newer than ``before``, or the
+        newest ones. One call; the caller pages with ``before``."""
+        path = f"r/{subreddit}/{'new' if listing == 'posts' else 'comments'}"
+        params: dict[str, str | int] = {"limit": limit}
+        if before:
+            params["before"] = before
+
+        async def call() -> list[ReaderItem]:
+            found = await self._reddit.get(path, params=params)
+            return [_reader_item(thing) for thing in getattr(found, "children", None) or []]
+
+        return await self._call(f"reading r/{subreddit}'s new {listing}", call, retry=True)
+
+    async def account_created(self, name: str) -> float | None:
+        """When ``name``'s account was made, if Reddit says (None for a suspended,
+        deleted or shadow-banned account, whose profile says nothing)."""
+
+        async def call() -> float | None:
+            try:
+                redditor = await self._reddit.redditor(name, fetch=True)
+            except asyncprawcore.NotFound:
+                return None
+            created = getattr(redditor, "created_utc", None)
+            return float(created) if isinstance(created, int | float) else None
+
+        return await self._call(f"reading u/{name}'s age", call, retry=True)
+
     # --- the inbox ----------------------------------------------------------------------
     async def unread(self, limit: int = 25) -> list[InboxItem]:
         """Unread private messages and username mentions, oldest first (not marked read)."""
@@ -560,6 +599,43 @@ class RedditClient:
             body=getattr(comment, "body", "") or "",
             marker=marker,
         )
+
+
+def _reader_item(thing: Any) -> ReaderItem:
+    """A listed post or comment as the report rules read it."""
+    author = getattr(thing, "author", None)
+    name = str(author) if author else None
+    distinguished = getattr(thing, "distinguished", None) in ("moderator", "admin")
+    if isinstance(thing, asyncpraw.models.Submission):
+        selftext = getattr(thing, "selftext", "") or ""
+        removed = bool(getattr(thing, "removed_by_category", None)) or selftext in (
+            "[removed]",
+            "[deleted]",
+        )
+        return ReaderItem(
+            fullname=f"t3_{thing.id}",
+            created_utc=float(getattr(thing, "created_utc", 0.0) or 0.0),
+            author=None if name in (None, "[deleted]") else name,
+            text=f"{getattr(thing, 'title', '') or ''}\n\n{selftext}",
+            thread_id=thing.id,
+            removed=removed,
+            distinguished=distinguished,
+        )
+    body = getattr(thing, "body", "") or ""
+    removed = (
+        bool(getattr(thing, "removed", False))
+        or bool(getattr(thing, "banned_by", None))
+        or body in ("[removed]", "[deleted]")
+    )
+    return ReaderItem(
+        fullname=f"t1_{thing.id}",
+        created_utc=float(getattr(thing, "created_utc", 0.0) or 0.0),
+        author=None if name in (None, "[deleted]") else name,
+        text=body,
+        thread_id=str(getattr(thing, "link_id", "") or "").removeprefix("t3_"),
+        removed=removed,
+        distinguished=distinguished,
+    )
 
 
 class Megathread:

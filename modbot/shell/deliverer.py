@@ -51,8 +51,11 @@ def pointer_body(new_permalink: str, incident_id: str, watch: str = markdown.LEG
 
 
 def describe(row: DeliveryRow) -> str:
-    """``incident abc`` / ``notice xyz``, for log lines."""
-    return f"{'incident' if row.kind is Kind.INCIDENT else 'notice'} {row.key}"
+    """``incident abc`` / ``notice xyz`` / ``early notice e123``, for log lines."""
+    return f"{KIND_NAMES.get(row.kind, row.kind.value)} {row.key}"
+
+
+KIND_NAMES = {Kind.INCIDENT: "incident", Kind.NOTE: "notice", Kind.EARLY: "early notice"}
 
 
 class Deliverer:

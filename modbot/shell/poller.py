@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from modbot.core import incidents, markdown
 from modbot.core.feed import IncidentsFeed
 from modbot.core.records import IncidentView, PageInfo, PollReport, Rendered, Tracked, Validators
+from modbot.core.render import Readers
 from modbot.errors import FeedError, FeedRateLimited, TemplateError
 from modbot.ports import Source, Store
 from modbot.rendering.bodies import Bodies
@@ -88,6 +89,13 @@ class Poller:
         self._foreign_pages: set[str] = set()  # page URLs of the feed's already logged
         self.current_thread: Callable[[], str | None] = lambda: None
         self.wiki: WikiTemplates | None = None  # templates from the subreddit's wiki, if on
+        # What readers reported about incidents, for their comments (None: not read).
+        self.readers: Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]] | None = (
+            None
+        )
+        # Incidents whose readers' counts changed: re-rendered by the next poll, so that
+        # one task alone renders and saves a watch's incidents.
+        self._counts_changed: set[str] = set()
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
@@ -127,9 +135,19 @@ class Poller:
         missing = await self.store.unrendered(self.watch)
         if missing:
             await self.rerender(missing)
+        if self._counts_changed:
+            wanted, self._counts_changed = self._counts_changed, set()
+            recounted = await self.store.announced(self.watch, wanted)
+            if recounted:
+                await self.rerender(recounted)
         if report.changed:
             self.on_change()
         return report
+
+    def recount(self, incident_ids: Collection[str]) -> None:
+        """Readers' counts about these incidents changed: render them again at the next
+        poll (an unchanged body costs no edit)."""
+        self._counts_changed |= set(incident_ids)
 
     def newest_open(self) -> IncidentView | None:
         """The most recently started open incident on the page (for template previews)."""
@@ -205,8 +223,10 @@ class Poller:
         """Render incidents; a failing one keeps its previous body and reports why."""
         rendered: dict[str, Rendered] = {}
         errors: dict[str, str] = {}
+        views = [item.view for item in tracked.values()]
+        readers = await self.readers(views) if self.readers is not None and views else None
         try:
-            outputs = await self.bodies.incidents([item.view for item in tracked.values()])
+            outputs = await self.bodies.incidents(views, readers)
         except TemplateError as exc:  # the whole batch: a runaway template, the worker
             outputs = [exc] * len(tracked)
         for incident_id, output in zip(tracked, outputs, strict=True):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from modbot.store.base import Q, Tx
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -144,6 +144,57 @@ TABLES: dict[str, str] = {
     decided_at {time} NOT NULL,
     PRIMARY KEY (watch, page, revision_id)
 )""",
+    # Readers' outage reports: what the signal needs and nothing more (never a name, never
+    # a word a reader wrote): the item, when, a keyed hash of its author, the labels.
+    "reports": """CREATE TABLE reports (
+    watch TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    at {time} NOT NULL,
+    author TEXT NOT NULL,
+    author_since {time},
+    rule TEXT NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]',
+    products TEXT NOT NULL DEFAULT '[]',
+    seen_at {time} NOT NULL,
+    PRIMARY KEY (watch, item_id)
+)""",
+    # Per watch: when reading began, the baseline (``surge.Baseline.as_numbers``), the open
+    # surge and its notice, the quiet hours, the last look (for ``modbot status``).
+    "report_signals": """CREATE TABLE report_signals (
+    watch TEXT PRIMARY KEY,
+    started_at {time} NOT NULL,
+    baseline TEXT NOT NULL DEFAULT '',
+    surge TEXT,
+    notice_id TEXT,
+    held TEXT NOT NULL DEFAULT '',
+    quiet_until {time} NOT NULL DEFAULT 0,
+    quiet_by TEXT NOT NULL DEFAULT '',
+    assessed_at {time},
+    authors INTEGER NOT NULL DEFAULT 0,
+    expected {time},
+    threshold {time} NOT NULL DEFAULT 0
+)""",
+    "early_notices": """CREATE TABLE early_notices (
+    watch TEXT NOT NULL,
+    notice_id TEXT NOT NULL,
+    began {time} NOT NULL,
+    detected {time} NOT NULL,
+    authors INTEGER NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]',
+    products TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    created_at {time} NOT NULL,
+    incident_id TEXT,
+    ended {time},{seq_column}
+    PRIMARY KEY (watch, notice_id)
+)""",
+    # Values the bot makes once and keeps: the key of the readers' author hashes.
+    "kept": """CREATE TABLE kept (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)""",
     # Several processes on one PostgreSQL database: the leader and its epoch, and the
     # followers. A state file has one process; its tables stay empty.
     "leadership": """CREATE TABLE leadership (
@@ -183,6 +234,9 @@ INDEXES: dict[str, str] = {
     "deliveries_comment": "CREATE INDEX deliveries_comment ON deliveries (comment_id) "
     "WHERE comment_id IS NOT NULL",
     "deliveries_active": "CREATE INDEX deliveries_active ON deliveries (watch) WHERE {active}",
+    "reports_at": "CREATE INDEX reports_at ON reports (watch, at)",
+    "early_notices_incident": "CREATE INDEX early_notices_incident ON early_notices "
+    "(watch, incident_id) WHERE incident_id IS NOT NULL",
 }
 PARTIAL = ("incidents_open", "incidents_closed", "incidents_unrendered", "deliveries_active")
 
@@ -196,6 +250,10 @@ COPIED_TABLES: dict[str, str] = {
     "commands": "received_at, message_id",
     "health": "watch",
     "wiki_revisions": "decided_at, watch, page, revision_id",
+    "reports": "watch, at, item_id",
+    "report_signals": "watch",
+    "early_notices": "{seq}",
+    "kept": "name",
 }
 # Columns of a dialect's own bookkeeping, and the epochs of the processes that wrote:
 # neither is copied to another store.
@@ -268,9 +326,18 @@ def _doubt() -> Tx[None]:
     yield Q(INDEXES["deliveries_active"])
 
 
+def _readers() -> Tx[None]:
+    """Readers' reports, each watch's signal and early notices (issue 21)."""
+    for table in ("reports", "report_signals", "early_notices", "kept"):
+        yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    for name in ("reports_at", "early_notices_incident"):
+        yield Q(INDEXES[name].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+
+
 MIGRATIONS: dict[int, Callable[[], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
+    8: _readers,
 }
 
 

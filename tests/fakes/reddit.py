@@ -124,7 +124,8 @@ SCOPES = frozenset({
 # The scope each route needs (``comment`` needs "privatemessages" to answer a message).
 ROUTE_SCOPES = {
     "me": "identity", "subreddit_about": "read", "sticky": "read", "moderators": "read",
-    "hot": "read", "comments": "read", "comment": "submit", "edit": "edit", "delete": "edit",
+    "hot": "read", "new": "read", "subreddit_comments": "read", "comments": "read",
+    "comment": "submit", "edit": "edit", "delete": "edit",
     "distinguish": "modposts", "info": "read", "user_about": "read", "user_comments": "history",
     "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
     "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
@@ -400,6 +401,33 @@ def _listing(
     return {"kind": "Listing", "data": data}
 
 
+def _cursor_listing(children: list[JSON], query: dict[str, str]) -> JSON:
+    """A listing page of ``children`` (newest first) as Reddit cuts it: ``before=X`` the
+    ``limit`` items just newer than X, ``after=X`` those just older, neither the newest;
+    a cursor naming an item not listed (deleted, removed) gives an empty page."""
+    limit = _limit(query)
+    names = [_name(child) for child in children]
+    if before := query.get("before"):
+        if before not in names:
+            return _listing([])
+        at = names.index(before)
+        page, newer, older = children[max(0, at - limit) : at], at > limit, True
+    elif after := query.get("after"):
+        if after not in names:
+            return _listing([])
+        at = names.index(after) + 1
+        page, newer, older = children[at : at + limit], True, at + limit < len(children)
+    else:
+        page, newer, older = children[:limit], False, limit < len(children)
+    data = {
+        "after": _name(page[-1]) if page and older else None,
+        "before": _name(page[0]) if page and newer else None,
+        "dist": len(page),
+        "children": page,
+    }
+    return {"kind": "Listing", "data": data}
+
+
 def _limit(query: dict[str, str], default: int = 25, cap: int = 100) -> int:
     try:
         return max(1, min(int(query.get("limit", default)), cap))
@@ -479,6 +507,9 @@ class FakeReddit:
         # Knobs.
         self.down = False
         self.listing_lag = 0.0
+        # Items a listing shows only from a given time on (fullname -> Reddit's clock):
+        # Reddit's listings may show an item after a newer one.
+        self.listed_from: dict[str, float] = {}
         self.ratelimit_headers: tuple[int, int, int] | Literal["auto"] | None = "auto"
         self.on_comment_created: Callable[[Comment], None] | None = None
         self.on_comment_edited: Callable[[Comment], None] | None = None
@@ -514,6 +545,8 @@ class FakeReddit:
             ("GET", sr + r"/about/sticky", self._h_sticky),
             ("GET", sr + r"/about/moderators", self._h_moderators),
             ("GET", sr + r"/hot", self._h_hot),
+            ("GET", sr + r"/new", self._h_new),
+            ("GET", sr + r"/comments", self._h_subreddit_comments),
             ("GET", r"(?:/r/[^/]+)?/comments/(?P<id>[a-z0-9]+)(?:/[^/]*)?", self._h_comments),
             ("POST", r"/api/comment", self._h_comment),
             ("POST", r"/api/editusertext", self._h_edit),
@@ -599,9 +632,11 @@ class FakeReddit:
         self._last_created = max(self.clock(), self._last_created + 0.001)
         return self._last_created
 
-    def add_account(self, name: str) -> Account:
+    def add_account(self, name: str, *, created_utc: float | None = None) -> Account:
+        """The account ``name`` (made now, or at ``created_utc``, if it is new)."""
         if name not in self.accounts:
-            self.accounts[name] = Account(name=name, id=self._new_id(), created_utc=self._now())
+            made = self._now() if created_utc is None else created_utc
+            self.accounts[name] = Account(name=name, id=self._new_id(), created_utc=made)
         return self.accounts[name]
 
     def _account(self, name: str) -> Account | None:
@@ -685,14 +720,16 @@ class FakeReddit:
         locked: bool = False,
         archived: bool = False,
         subreddit: str = "",
+        created_utc: float | None = None,
     ) -> Submission:
+        """A post by ``author`` (made now, or at ``created_utc``)."""
         self.add_account(author)
         post = Submission(
             self._new_id(),
             title,
             author,
             selftext,
-            self._now(),
+            self._now() if created_utc is None else created_utc,
             locked=locked,
             archived=archived,
             subreddit=subreddit,
@@ -730,9 +767,16 @@ class FakeReddit:
         self.submissions[sub_id].sticky = None
 
     def add_comment(
-        self, sub_id: str, body: str, *, author: str, parent_id: str | None = None
+        self,
+        sub_id: str,
+        body: str,
+        *,
+        author: str,
+        parent_id: str | None = None,
+        created_utc: float | None = None,
     ) -> Comment:
-        """Store a comment by ``author`` (no hooks fire: hooks are for HTTP writes)."""
+        """Store a comment by ``author`` (no hooks fire: hooks are for HTTP writes), made
+        now or at ``created_utc``."""
         self.add_account(author)
         post = self.submissions[sub_id]
         comment = Comment(
@@ -741,7 +785,7 @@ class FakeReddit:
             body,
             post.fullname,
             parent_id or post.fullname,
-            self._now(),
+            self._now() if created_utc is None else created_utc,
             history=[body],
         )
         self.comments[comment.id] = comment
@@ -1380,6 +1424,43 @@ class FakeReddit:
         )
         children = [_thing("t3", self._submission_data(p)) for p in pinned + others]
         return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
+
+    def _h_new(self, ctx: _Ctx) -> web.Response:
+        """The subreddit's posts, newest first (with ``before``/``after`` cursors);
+        removed posts only to moderators."""
+        posts = [
+            p
+            for p in self._posts_in(ctx.arg("sr"))
+            if self._listed(p.fullname, p.created_utc)
+            and p.removed_by_category != "deleted"
+            and (p.removed_by_category is None or self.bot_is_moderator)
+        ]
+        posts.sort(key=lambda p: (p.created_utc, p.id), reverse=True)
+        children = [_thing("t3", self._submission_data(p)) for p in posts]
+        return _json(_cursor_listing(children, ctx.query))
+
+    def _h_subreddit_comments(self, ctx: _Ctx) -> web.Response:
+        """Every thread's comments in the subreddit, newest first (``before``/``after``);
+        removed comments only to moderators, deleted ones never."""
+        posts = {p.id for p in self._posts_in(ctx.arg("sr"))}
+        comments = [
+            c
+            for c in self.comments.values()
+            if c.submission_id in posts
+            and not c.deleted
+            and (not c.removed or self.bot_is_moderator)
+            and self._listed(c.fullname, c.created_utc)
+        ]
+        comments.sort(key=lambda c: (c.created_utc, c.id), reverse=True)
+        children = [_thing("t1", self._user_comment_data(c)) for c in comments]
+        return _json(_cursor_listing(children, ctx.query))
+
+    def _listed(self, fullname: str, created_utc: float) -> bool:
+        """True when a listing shows the item by now (``listing_lag``, ``listed_from``)."""
+        now = self.clock()
+        if self.listing_lag > 0 and now - created_utc < self.listing_lag:
+            return False
+        return self.listed_from.get(fullname, 0.0) <= now
 
     # ------------------------------------------------------------------ handlers: comments
 
