@@ -334,6 +334,7 @@ class App:
             dry_run=self.dry_run,
             clock=self.clock,
             settle_timeout=self._settle_timeout,
+            reports=watch.reports,
         )
         return runtime
 

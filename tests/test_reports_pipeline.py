@@ -3,8 +3,13 @@ notices through the delivery machine -> fake Reddit, with the fake status page.
 
 What issue 21 promises, end to end: a burst of readers' reports before the status page
 changes makes one early notice within one reports interval of the threshold, the
-official incident links it and says how far ahead readers were, and nothing readers
-wrote appears in any comment (checked with Reddit's own renderer).
+official incident links it and says how far ahead readers were, nothing readers wrote
+appears in any comment (checked with Reddit's own renderer), one author counts once,
+young accounts not at all, a flood stays within the call budget and makes one notice,
+and an idle read costs one call per listing.
+
+Time is the harness's ``Clock``, shared by the bot and the fake Reddit, so a test can
+let ten minutes pass at once.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import io
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,36 +26,66 @@ import pytest
 from modbot.app import App
 from modbot.config.settings import Settings
 from modbot.core.markdown import marker_of
+from modbot.core.reading import SETTLE
 from modbot.shell.reports import SubredditReader
-from tests.conftest import BOT, reddit_settings
+from tests.conftest import BOT, MEGATHREAD_TITLE, reddit_env, reddit_settings, run_cli
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import T0, FakeStatuspage, incident, update
 from tests.snudown import Snudown
 
 OLD = 400 * 86_400.0  # an account's age that always counts
+# Readers' texts: each a report, each with markup, mentions or links, and a canary word
+# that must never reach a comment.
+HOSTILE = [
+    "Is Claude down?? **529** [canaryone](https://evil.example/x) u/spez r/all",
+    "API down for everyone, 500 Internal Server Error \u200b# canarytwo heading",
+    "Claude is down for me too: 529 overloaded_error\n> canarythree quote",
+    "claude.ai not working, 503\n\n| canaryfour | cell |\n|---|---|\n| a | b |",
+    "Everything is down, 529 Overloaded ^(canaryfive) ~~strike~~ @mention",
+]
+REPORT = "Is Claude down? 529 overloaded for me"
+HREF = re.compile(r'href="([^"]*)"')
 
 
-def minutes_since_t0(moment: float) -> float:
-    """The fake page's ``minute`` for a moment (the fake dates everything from ``T0``)."""
-    return (moment - T0.timestamp()) / 60
+class Clock:
+    """Wall time, moved on by hand: the bot and the fake Reddit read the same one."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
-def outage(incident_id: str, opened: float, status: str = "investigating") -> dict[str, Any]:
-    """An incident the page opened at ``opened`` (epoch seconds)."""
-    minute = minutes_since_t0(opened)
+def outage(
+    incident_id: str,
+    opened: float,
+    status: str = "investigating",
+    components: tuple[tuple[str, str], ...] = (("API", "partial_outage"),),
+) -> dict[str, Any]:
+    """An incident the page says it opened at ``opened`` (epoch seconds)."""
+    minute = (opened - T0.timestamp()) / 60
     return incident(
         incident_id,
         status,
-        [update(f"{incident_id}u1", status, "We are investigating errors.", minute)],
+        [
+            update(
+                f"{incident_id}u1", status, "We are investigating.", minute, components=components
+            )
+        ],
         name="Elevated errors on the API",
+        components=components,
     )
 
 
-class Readers:
+class Harness:
     """One bot wired to both fakes; readers post into the fake Reddit."""
 
-    def __init__(self, page: FakeStatuspage, fake: FakeReddit, app: App) -> None:
-        self.page, self.fake, self.app = page, fake, app
+    def __init__(self, page: FakeStatuspage, fake: FakeReddit, app: App, clock: Clock) -> None:
+        self.page, self.fake, self.app, self.clock = page, fake, app, clock
         self.megathread = fake.megathread  # type: ignore[attr-defined]
         self.count = 0
 
@@ -59,20 +94,24 @@ class Readers:
         (reader,) = self.app.readers
         return reader
 
-    def post(self, title: str, *, author: str | None = None, ago: float = 0.0) -> str:
-        """A reader's post; returns its id."""
+    def author(self, name: str | None = None, *, age: float = OLD) -> str:
         self.count += 1
-        name = author or f"reader{self.count}"
-        self.fake.add_account(name, created_utc=time.time() - OLD)
-        return self.fake.add_submission(title, author=name, created_utc=time.time() - ago).id
+        name = name or f"reader{self.count}"
+        self.fake.add_account(name, created_utc=self.clock() - age)
+        return name
 
-    def comment(self, body: str, *, author: str | None = None, ago: float = 0.0) -> Comment:
+    def post(self, title: str = REPORT, *, author: str | None = None, age: float = OLD) -> str:
+        """A reader's post; returns its id."""
+        name = self.author(author, age=age)
+        return self.fake.add_submission(title, author=name, created_utc=self.clock()).id
+
+    def comment(
+        self, body: str = REPORT, *, author: str | None = None, age: float = OLD
+    ) -> Comment:
         """A reader's comment in the megathread."""
-        self.count += 1
-        name = author or f"reader{self.count}"
-        self.fake.add_account(name, created_utc=time.time() - OLD)
+        name = self.author(author, age=age)
         return self.fake.add_comment(
-            self.megathread.id, body, author=name, created_utc=time.time() - ago
+            self.megathread.id, body, author=name, created_utc=self.clock()
         )
 
     async def read(self) -> None:
@@ -98,78 +137,291 @@ class Readers:
         (found,) = [c for c in self.bot_comments() if marker_of(c.body) == f"inc-{incident_id}"]
         return found
 
+    def listing_calls(self) -> int:
+        return self.fake.count("GET", r"^/r/ClaudeAI/(new|comments)$")
+
 
 @pytest.fixture
-async def readers(
-    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
-) -> AsyncIterator[Readers]:
-    settings = make_settings(
-        statuspage_url=statuspage.url,
-        reports_interval=0.05,
-        **reddit_settings(reddit),
-    )
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def fake(clock: Clock) -> AsyncIterator[FakeReddit]:
+    async with FakeReddit(subreddit="ClaudeAI", clock=clock, **BOT) as reddit:
+        reddit.megathread = reddit.add_submission(MEGATHREAD_TITLE, sticky=1)  # type: ignore[attr-defined]
+        yield reddit
+
+
+@pytest.fixture
+def bot(
+    statuspage: FakeStatuspage,
+    fake: FakeReddit,
+    make_settings: Callable[..., Settings],
+    clock: Clock,
+) -> Callable[..., Any]:
+    """``async with bot(**settings) as harness``: a bot with both fakes, reading begun."""
     statuspage.set_incidents([])
-    async with App(settings, dry_run=False, out=io.StringIO()) as app:
-        await app.run_once()  # the page's baseline
-        both = Readers(statuspage, reddit, app)
-        await both.read()  # reading begins: older posts are not counted
-        yield both
 
+    class Running:
+        def __init__(self, **overrides: Any) -> None:
+            values = {"reports_interval": 0.05, "megathread_check_interval": 3600.0}
+            values |= overrides
+            self.settings = make_settings(
+                statuspage_url=statuspage.url, **(reddit_settings(fake) | values)
+            )
 
-# Readers' texts: each a report, each with markup, mentions or links, and a canary word
-# that must never reach a comment.
-HOSTILE = [
-    "Is Claude down?? **529** [canaryone](https://evil.example/x) u/spez r/all",
-    "API down for everyone, 500 Internal Server Error \u200b# canarytwo heading",
-    "Claude is down for me too: 529 overloaded_error\n> canarythree quote",
-    "claude.ai not working, 503\n\n| canaryfour | cell |\n|---|---|\n| a | b |",
-    "Everything is down, 529 Overloaded ^(canaryfive) ~~strike~~ @mention",
-]
-HREF = re.compile(r'href="([^"]*)"')
+        async def __aenter__(self) -> Harness:
+            self.app = App(self.settings, dry_run=False, out=io.StringIO(), clock=clock)
+            await self.app.__aenter__()
+            await self.app.run_once()  # the page's baseline
+            harness = Harness(statuspage, fake, self.app, clock)
+            await harness.read()  # reading begins: older posts are not counted
+            return harness
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self.app.__aexit__(None, None, None)
+
+    return Running
 
 
 async def test_a_burst_before_the_page_makes_one_early_notice_the_incident_links(
-    readers: Readers, snudown: Snudown
+    bot: Callable[..., Any], snudown: Snudown
 ) -> None:
-    for text in HOSTILE[:4]:
-        readers.post(text)
-    await readers.run()
-    assert readers.early() == []  # four readers: no surge yet
-    readers.comment(HOSTILE[4])
-    await readers.run()  # the fifth: the threshold, and the notice within this read
-    (notice,) = readers.early()
-    assert "5 readers" in notice.body
-    assert "shows nothing yet" in notice.body
-    for _ in range(3):  # more reads of the same listings: still one notice
+    async with bot() as readers:
+        for text in HOSTILE[:4]:
+            readers.post(text)
         await readers.run()
-    assert len(readers.early()) == 1
-    assert len(notice.history) == 1  # and nothing to edit
-    # The vendor opens the incident (its page says five minutes after the first reports):
-    # the notice is confirmed and links its comment.
-    readers.page.set_incidents([outage("inc9", time.time() + 300)])
-    await readers.run()
-    await readers.run()
-    comment = readers.incident_comment("inc9")
-    (notice,) = readers.early()
-    assert "confirms an incident" in notice.body
-    assert comment.id in notice.body  # the link to the incident's own comment
-    assert "first reports 5 min before the status page" in comment.body, comment.body
-    assert "5 readers" in comment.body
-    # Nothing readers wrote reaches a comment: only labels and counts.
-    allowed = ("https://www.reddit.com/", "https://stspg.io", readers.page.url, "#modbot-")
-    for body in (body for c in readers.bot_comments() for body in c.history):
-        html = snudown.html(body)
-        assert "canary" not in html.lower(), body
-        for needle in ("spez", "<blockquote", "<table", "<del", "mention", "r/all"):
-            assert needle not in html, (needle, body)
-        for link in HREF.findall(html):
-            assert link.startswith(allowed), link
-    assert not readers.fake.unexpected_calls
+        assert readers.early() == []  # four readers: no surge yet
+        readers.comment(HOSTILE[4])
+        await readers.run()  # the fifth: the threshold, and the notice within this read
+        (notice,) = readers.early()
+        assert "5 readers" in notice.body
+        assert "shows nothing yet" in notice.body
+        for _ in range(3):  # more reads of the same listings: still one notice
+            await readers.run()
+        assert len(readers.early()) == 1
+        assert len(notice.history) == 1  # and nothing to edit
+        # The vendor opens the incident (its page says five minutes after the first
+        # reports): the notice is confirmed and links the incident's own comment.
+        readers.page.set_incidents([outage("inc9", readers.clock() + 300)])
+        await readers.run()
+        await readers.run()
+        comment = readers.incident_comment("inc9")
+        (notice,) = readers.early()
+        assert "confirms an incident" in notice.body
+        assert comment.id in notice.body
+        assert "first reports 5 min before the status page" in comment.body, comment.body
+        assert "5 readers" in comment.body
+        # Nothing readers wrote reaches a comment, in any version: labels and counts only.
+        allowed = ("https://www.reddit.com/", "https://stspg.io", readers.page.url, "#modbot-")
+        for body in (body for c in readers.bot_comments() for body in c.history):
+            html = snudown.html(body)
+            assert "canary" not in html.lower(), body
+            for needle in ("spez", "<blockquote", "<table", "<del", "mention", "r/all"):
+                assert needle not in html, (needle, body)
+            for link in HREF.findall(html):
+                assert link.startswith(allowed), link
+        assert not readers.fake.unexpected_calls
 
 
-def test_outage_dates_are_relative_to_the_fake_page() -> None:
-    now = time.time()
-    opened = outage("x", now)["created_at"]
-    parsed = datetime.fromisoformat(opened.replace("Z", "+00:00"))
-    assert abs(parsed.timestamp() - now) < 1
-    assert parsed.tzinfo == UTC
+async def test_an_idle_read_costs_one_call_per_listing_and_reads_from_a_cursor(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        readers.post("What is the best prompt for summaries?")
+        readers.comment("Has anyone tried the new model?")
+        readers.clock.advance(SETTLE + 1)  # both settle: the cursors move onto them
+        await readers.read()
+        before = readers.listing_calls()
+        calls = len(readers.fake.calls)
+        for _ in range(5):
+            await readers.read()
+        assert readers.listing_calls() - before == 10  # two listings, one call each
+        assert len(readers.fake.calls) - calls == 10  # and nothing else
+        cursors = [c.query.get("before") for c in readers.fake.calls[-10:]]
+        assert all(cursor and cursor.startswith(("t3_", "t1_")) for cursor in cursors)
+
+
+async def test_one_author_counts_once_and_young_accounts_not_at_all(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        for _ in range(6):  # one reader, six reports
+            readers.post(author="loud")
+        for _ in range(3):  # three more readers
+            readers.post()
+        for _ in range(5):  # a brigade of accounts made an hour ago
+            readers.post(age=3600)
+        for _ in range(3):
+            await readers.run()
+        assert readers.early() == []  # four readers who count: no surge
+        readers.post()  # a fifth reader with an account of some age
+        await readers.run()
+        (notice,) = readers.early()
+        assert "5 readers" in notice.body
+
+
+async def test_a_flood_stays_within_the_call_budget_and_makes_one_notice(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot(reddit_calls_per_minute=40) as readers:
+        for number in range(450):  # readers and a brigade, all in one interval
+            readers.post(author=f"flood{number}", age=OLD if number % 3 else 60.0)
+        for _ in range(12):
+            await readers.run()
+        assert len(readers.early()) == 1
+        times = sorted(c.time for c in readers.fake.calls if c.route != "access_token")
+        busiest = max(sum(1 for t in times if start <= t < start + 60) for start in times)
+        assert busiest <= 40
+        assert readers.fake.count("GET", r"^/user/flood\d+/about$") <= 12 * 10
+
+
+async def test_no_notice_while_an_incident_covers_what_readers_name(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        readers.page.set_incidents([outage("open1", readers.clock() - 600)])
+        for _ in range(6):
+            readers.post("API down for everyone, 529")
+        await readers.run()
+        await readers.run()
+        assert readers.early() == []  # the incident's comment is the news
+        comment = readers.incident_comment("open1")
+        assert "6 readers" in comment.body  # and it shows the counts
+        status = (await readers.app.first.operations.status()).text
+        assert "no early notice (incident open1 is open)" in status, status
+
+
+async def test_no_notice_in_count_mode(bot: Callable[..., Any]) -> None:
+    async with bot(reports="count") as readers:
+        for _ in range(6):
+            readers.post()
+        await readers.run()
+        assert readers.early() == []
+        status = (await readers.app.first.operations.status()).text
+        assert "6 readers in the last 10 min" in status, status
+
+
+async def test_quiet_holds_early_notices_then_lets_them_be(bot: Callable[..., Any]) -> None:
+    async with bot() as readers:
+        watch = readers.app.first
+        await watch.operations.quiet(7200, "u/alice")
+        for _ in range(6):
+            readers.post()
+        await readers.run()
+        assert readers.early() == []
+        status = (await watch.operations.status()).text
+        assert "early notices held until" in status, status
+        assert "no early notice (quiet (u/alice))" in status, status
+        await watch.operations.quiet(0, "u/alice")
+        readers.clock.advance(1300)  # the held surge ends: a new one gets its notice
+        await readers.run()
+        readers.clock.advance(700)
+        await readers.run()
+        for _ in range(5):
+            readers.post()
+        await readers.run()
+        assert len(readers.early()) == 1
+
+
+async def test_a_restart_mid_surge_posts_no_second_notice_and_reports_subside(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        for _ in range(5):
+            readers.post()
+        await readers.run()
+        assert len(readers.early()) == 1
+    async with bot() as readers:  # a new process on the same state
+        for _ in range(3):
+            readers.post()
+        await readers.run()
+        await readers.run()
+        (notice,) = readers.early()
+        assert "subsided" not in notice.body
+        readers.clock.advance(1300)  # ten quiet minutes, and ten more: it is over
+        await readers.run()
+        readers.clock.advance(700)
+        await readers.run()
+        (notice,) = readers.early()
+        assert "subsided" in notice.body
+        assert "never showed an incident" in notice.body
+
+
+async def test_what_is_not_a_readers_report_is_not_counted(bot: Callable[..., Any]) -> None:
+    async with bot() as readers:
+        elsewhere = readers.fake.add_submission("Weekly chat", author="AutoModerator")
+        for number in range(3):
+            removed = readers.post()
+            readers.fake.remove_submission(removed)
+            readers.fake.add_comment(
+                elsewhere.id, REPORT, author=readers.author(), created_utc=readers.clock()
+            )
+            readers.fake.add_submission(REPORT, author="AutoModerator")
+            readers.post("Which plan should I buy?")
+            del number
+        readers.fake.add_submission(REPORT, author=BOT["username"])
+        for _ in range(3):
+            await readers.run()
+        scope = readers.app.first.scope
+        assert await readers.app.store.reports(scope, 0, readers.clock() + 1) == []
+        assert readers.early() == []
+
+
+async def test_the_store_keeps_no_name_and_no_text(bot: Callable[..., Any]) -> None:
+    async with bot() as readers:
+        readers.post("Claude down canaryword 529", author="visible_name")
+        await readers.run()
+        tables = await readers.app.store.export_rows()  # type: ignore[attr-defined]
+        kept = repr(tables)
+        assert "visible_name" not in kept
+        assert "canaryword" not in kept
+        (report,) = await readers.app.store.reports(readers.app.first.scope, 0, readers.clock())
+        assert report.rule
+        assert "529" in report.errors
+
+
+async def test_a_moderator_quiets_early_notices_on_reddit(bot: Callable[..., Any]) -> None:
+    async with bot() as readers:
+        readers.fake.add_moderator("alice", ["posts"])
+        readers.fake.add_moderator("carol", ["wiki"])
+        refused = readers.fake.send_message("carol", "!quiet 2h")
+        message = readers.fake.send_message("alice", "!quiet 2h")
+        assert readers.app.inbox is not None
+        await readers.app.inbox.check()
+        assert "needs the 'posts'" in readers.fake.replies_to(refused)[0]
+        (reply,) = readers.fake.replies_to(message)
+        assert reply.startswith("early notices held until")
+        signal = await readers.app.store.signal(readers.app.first.scope)
+        assert signal is not None
+        assert signal.quiet_by == "u/alice"
+        assert signal.quiet_until > readers.clock() + 7100
+        for _ in range(6):
+            readers.post()
+        await readers.run()
+        assert readers.early() == []
+
+
+async def test_modbot_quiet_and_status_from_the_command_line(
+    bot: Callable[..., Any], tmp_path: Path
+) -> None:
+    async with bot() as readers:
+        for _ in range(3):
+            readers.post()
+        await readers.run()
+        env = {
+            "MODBOT_DATABASE": str(readers.app.settings.database),
+            "MODBOT_STATUSPAGE_URL": readers.page.url,
+        } | reddit_env(readers.fake)
+        held = await run_cli("quiet", "--for", "90m", env=env, cwd=tmp_path)
+        assert held.code == 0, held.err
+        assert held.out.startswith("early notices held until")
+        status = await run_cli("status", env=env, cwd=tmp_path)
+        assert "reports:     notice, read every 30 s; 3 readers in the last 10 min" in status.out
+        assert "early notices held until" in status.out
+        bad = await run_cli("quiet", "--for", "forever", env=env, cwd=tmp_path)
+        assert bad.code == 2
+        assert "--for takes a duration such as 30m, 2h or 1d, or off" in bad.err
+        off = await run_cli("quiet", "--off", env=env, cwd=tmp_path)
+        assert off.out == "early notices: no longer held\n"

@@ -128,10 +128,10 @@ async def test_the_wiki_is_read_at_most_once_per_page_every_five_minutes(
             await app.run_once()
             clock.now += 30
         reads = [c for c in reddit.calls if "/wiki/" in c.path]
-        assert len(reads) == 3  # incident, manual, maintenance: once each
+        assert len(reads) == 4  # incident, manual, maintenance, early: once each
         clock.now += 300
         await app.run_once()
-    assert len([c for c in reddit.calls if "/wiki/" in c.path]) == 6
+    assert len([c for c in reddit.calls if "/wiki/" in c.path]) == 8
 
 
 async def test_deleting_the_page_goes_back_to_the_file(

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from modbot import __version__
 from modbot.config.settings import Settings
-from modbot.errors import ConfigError, ModbotError, RedditError, StoreError, TemplateError
+from modbot.errors import (
+    CommandError,
+    ConfigError,
+    ModbotError,
+    RedditError,
+    StoreError,
+    TemplateError,
+)
 
 if TYPE_CHECKING:
     from modbot.app import App
@@ -751,6 +758,7 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
                         subreddit=watch.subreddit,
                         dry_run=dry,
                         now=now,
+                        reports=watch.reports,
                     )
                 )
             text = "\n\n".join(parts)
@@ -874,4 +882,39 @@ async def set_pause(
         out.write(f"{name}paused: no posts or edits until resumed; updates are kept\n")
     else:
         out.write(f"{name}resumed: held updates will be delivered within one poll interval\n")
+    return 0
+
+
+async def quiet(
+    settings: Settings, duration_text: str, *, out: TextIO, watch_name: str | None = None
+) -> int:
+    """``modbot quiet --for 2h`` / ``--off``: hold early notices (or stop holding them)."""
+    from modbot.config.watches import pick  # noqa: PLC0415
+    from modbot.core.commands import duration  # noqa: PLC0415
+    from modbot.shell.statusview import when  # noqa: PLC0415
+    from modbot.store import START_FRESH, open_store  # noqa: PLC0415
+
+    try:
+        seconds = duration(duration_text)
+    except CommandError as exc:
+        raise ConfigError(str(exc).replace("!quiet", "--for")) from exc
+    watch = pick(_watches(settings), watch_name)
+    who = f"{getpass.getuser()} (CLI)"
+    now = time.time()
+    until = now + seconds if seconds else 0.0
+    store = await open_store(settings.database)
+    try:
+        damage = await store.integrity_problems()
+        if damage:
+            raise StoreError(
+                f"state file {settings.database} is damaged ({damage[0]}){START_FRESH}"
+            )
+        await store.set_quiet(watch.scope(is_dry_run(settings)), until, by=who, now=now)
+    finally:
+        await store.close()
+    name = f"{watch.name}: " if watch_name else ""
+    if seconds:
+        out.write(f"{name}early notices held until {when(until)}; reports are still counted\n")
+    else:
+        out.write(f"{name}early notices: no longer held\n")
     return 0

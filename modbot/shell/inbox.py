@@ -21,7 +21,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from modbot.core.commands import CHANGE_PERMISSIONS, CHANGING, Command, help_text, parse
+from modbot.core.commands import (
+    CHANGE_PERMISSIONS,
+    CHANGING,
+    Command,
+    duration,
+    help_text,
+    parse,
+)
 from modbot.core.records import CommandRow, InboxItem, NoteRow
 from modbot.errors import CommandError, ModbotError, RedditError, RedditRejected
 from modbot.ports import Mailbox, Store
@@ -189,7 +196,7 @@ class Inbox:
         return "\n".join(await self._each(command, author, chosen))
 
     async def _each(self, command: Command, author: str, chosen: list[Operations]) -> list[str]:
-        """Pause, resume or refresh every chosen watch; a line for each."""
+        """Pause, resume, quiet or refresh every chosen watch; a line for each."""
         lines: list[str] = []
         for ops in chosen:
             prefix = f"{ops.poller.watch}: " if len(self.watches) > 1 else ""
@@ -197,6 +204,9 @@ class Inbox:
                 lines.append(prefix + (await ops.pause(f"u/{author}")).text)
             elif command.name == "resume":
                 lines.append(prefix + (await ops.resume(f"u/{author}")).text)
+            elif command.name == "quiet":
+                seconds = duration(command.argument)
+                lines.append(prefix + (await ops.quiet(seconds, f"u/{author}")).text)
             else:
                 try:
                     lines.append(prefix + (await ops.refresh(command.argument or None)).text)

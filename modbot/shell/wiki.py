@@ -1,7 +1,7 @@
 """Templates kept on the subreddit's wiki, where every moderator can edit them.
 
 Opt-in per watch (``wiki_templates = true`` or ``MODBOT_WIKI_TEMPLATES=true``). The bot
-reads ``wiki/modbot/incident``, ``wiki/modbot/manual`` and ``wiki/modbot/maintenance``;
+reads ``wiki/modbot/incident``, ``.../manual``, ``.../maintenance`` and ``.../early``;
 each page's whole text replaces the template file of that name, and a missing page
 means "use the file". Pages are read at most once every ``CHECK_EVERY`` seconds (one
 call each, within the Reddit budget). A new revision is checked exactly like a
@@ -19,12 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from modbot.core import markdown
+from modbot.core.early import OPEN
 from modbot.core.records import IncidentView, WikiRevision, WikiRow
 from modbot.core.render import (
+    EARLY_TEMPLATE,
     INCIDENT_TEMPLATE,
     MAINTENANCE_TEMPLATE,
     MANUAL_TEMPLATE,
     Templates,
+    sample_early,
     sample_incident,
     sample_maintenance,
 )
@@ -40,6 +43,7 @@ PAGES = {
     "incident": INCIDENT_TEMPLATE,
     "manual": MANUAL_TEMPLATE,
     "maintenance": MAINTENANCE_TEMPLATE,
+    "early": EARLY_TEMPLATE,
 }
 MESSAGE_LIMIT = 10_000
 GOOD, BROKEN = "good", "broken"
@@ -241,6 +245,8 @@ class WikiTemplates:
             )
         elif page == "maintenance":
             rendered = await bodies.incident(sample_maintenance())
+        elif page == "early":
+            rendered = await bodies.early(sample_early(OPEN))
         else:
             rendered = await bodies.incident(newest_open() or sample_incident())
         lines = rendered.body.rstrip().split("\n")
