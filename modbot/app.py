@@ -3,8 +3,9 @@
 ``App`` is an async context manager. Entering it opens, in order: the state store, the
 render worker, the Reddit session (or the dry-run printer) and the HTTP client for
 status pages; then it wires, for each watch, a poller, a deliverer and the moderator
-operations, and one inbox for all. Leaving closes them in reverse order. ``run`` starts
-the tasks (a poller and a deliverer per watch, the inbox) under one supervisor and
+operations, one inbox for all, and a reader of readers' reports per subreddit. Leaving
+closes them in reverse order. ``run`` starts the tasks (a poller and a deliverer per
+watch, the inbox, the readers) under one supervisor and
 stops them on SIGINT/SIGTERM, giving each a bounded grace before it is cancelled, which
 is safe at any point because every step commits before and after each Reddit call.
 """
@@ -310,6 +311,7 @@ class App:
             clock=self.clock,
             checkpoint=self.checkpoint,
             name=watch.name,
+            moderation=self.reddit,
         )
         wake = asyncio.Event()
         source = self._given_source or make_source(watch, http, attempts=self._feed_attempts)
@@ -362,7 +364,14 @@ class App:
                 )
             )
         return [
-            SubredditReader(names[key], watches, reddit, self.store, self.clock)
+            SubredditReader(
+                names[key],
+                watches,
+                reddit,
+                self.store,
+                clock=self.clock,
+                checkpoint=self.checkpoint,
+            )
             for key, watches in by_subreddit.items()
         ]
 

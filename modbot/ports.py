@@ -28,6 +28,7 @@ from modbot.core.records import (
     PostedComment,
     ReaderItem,
     Rendered,
+    RouteRow,
     Subject,
     Thread,
     Tracked,
@@ -162,6 +163,35 @@ class Listings(Protocol):
     async def account_created(self, name: str) -> float | None:
         """When a reader's account was made, if Reddit says (None: suspended, deleted,
         or not shown)."""
+        ...
+
+    async def posts(self, post_ids: Sequence[str]) -> list[ReaderItem]:
+        """These posts as they are now (ids without t3_; a hundred a call)."""
+        ...
+
+    async def moderators(self, subreddit: str) -> dict[str, Moderator]:
+        """A subreddit's moderators, by lower-case name."""
+        ...
+
+    async def approved_users(self, subreddit: str) -> set[str] | None:
+        """A subreddit's approved users (lower-case names); None when the bot may not
+        see them (it is no moderator there)."""
+        ...
+
+
+class Moderation(Protocol):
+    """What the bot does about readers' stray posts, as a moderator of their subreddit."""
+
+    async def reply_to_post(self, post_id: str, body: str) -> PostedComment:
+        """Reply to a post (distinguished when the bot moderates); never retried here."""
+        ...
+
+    async def remove_post(self, post_id: str, reason: str) -> None:
+        """Remove a post, with ``reason`` as its removal reason (a moderator's note)."""
+        ...
+
+    async def post_removed(self, post_id: str) -> bool:
+        """True when the post is removed (or deleted) already."""
         ...
 
 
@@ -426,6 +456,31 @@ class Store(Protocol):
 
     async def save_early(self, row: EarlyRow) -> None:
         """An early notice's new state and body; the deliverer edits its comment."""
+        ...
+
+    async def add_route(self, row: RouteRow) -> bool:
+        """Record a stray post's reply (and removal) to deliver; False when the post was
+        answered already, under any watch."""
+        ...
+
+    async def routed(self, post_ids: Collection[str]) -> set[str]:
+        """Which of these posts have been (or are being) answered, under any watch."""
+        ...
+
+    async def report_posts(self, watch: str, since: float) -> list[str]:
+        """Posts (ids without t3_) kept as the watch's reports, posted since ``since``."""
+        ...
+
+    async def routes_to_remove(self, watch: str) -> list[RouteRow]:
+        """Stray posts to remove whose reply is posted, not removed yet."""
+        ...
+
+    async def set_removal(self, post_id: str, state: str) -> None:
+        """How far a stray post's removal got: removing (the intent), removed."""
+        ...
+
+    async def routes(self, watch: str, post_ids: Collection[str]) -> list[RouteRow]:
+        """These stray posts' routes."""
         ...
 
     # --- several processes ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from modbot.app import App
 from modbot.config.settings import Settings
 from modbot.core.markdown import marker_of
 from modbot.core.reading import SETTLE
+from modbot.core.records import Kind
 from modbot.shell.reports import SubredditReader
 from tests.conftest import BOT, MEGATHREAD_TITLE, reddit_env, reddit_settings, run_cli
 from tests.fakes.reddit import Comment, FakeReddit
@@ -425,3 +426,104 @@ async def test_modbot_quiet_and_status_from_the_command_line(
         assert "--for takes a duration such as 30m, 2h or 1d, or off" in bad.err
         off = await run_cli("quiet", "--off", env=env, cwd=tmp_path)
         assert off.out == "early notices: no longer held\n"
+
+
+# --- stray posts --------------------------------------------------------------------------
+
+
+def replies_to(fake: FakeReddit, post_id: str) -> list[Comment]:
+    """The bot's live replies on a post."""
+    return [
+        c for c in fake.comments_by(BOT["username"]) if c.submission_id == post_id and not c.removed
+    ]
+
+
+async def test_stray_report_posts_get_one_reply_each_pointing_to_the_notice(
+    bot: Callable[..., Any], snudown: Snudown
+) -> None:
+    async with bot() as readers:
+        readers.fake.add_moderator(BOT["username"], ["all"])
+        readers.fake.add_moderator("mod_mia", ["all"])
+        readers.fake.add_approved("trusted_tom")
+        burst = [readers.post(text) for text in HOSTILE]  # the surge's own posts
+        chat = readers.post("Which plan is best for long documents?")
+        await readers.run()
+        await readers.run()
+        (notice,) = readers.early()
+        later = readers.post("Claude down again? 529 everywhere")
+        from_mod = readers.post("Claude is down, we know, 529", author="mod_mia")
+        from_approved = readers.post("API down for me too, 500", author="trusted_tom")
+        for _ in range(3):
+            await readers.run()
+        for post in [*burst, later]:
+            (reply,) = replies_to(readers.fake, post)
+            assert reply.distinguished == "moderator"
+            assert notice.id in reply.body  # it points to the early notice's comment
+            assert "canary" not in snudown.html(reply.body).lower()
+        for post in (chat, from_mod, from_approved):
+            assert replies_to(readers.fake, post) == []
+        assert readers.fake.removals == {}  # the default only replies
+        figures = readers.app.figures.watches["default"]
+        assert figures.routed["reply"] == 6
+    async with bot() as readers:  # a restart: nothing is answered twice
+        for _ in range(3):
+            await readers.run()
+        for post in [*burst, later]:
+            assert len(replies_to(readers.fake, post)) == 1
+
+
+async def test_with_remove_the_post_is_removed_once_with_the_moderators_reason(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot(reports_action="remove", reports_removal_reason="Use the megathread") as readers:
+        readers.fake.add_moderator(BOT["username"], ["all"])
+        posts = [readers.post() for _ in range(5)]
+        await readers.run()
+        await readers.run()
+        assert len(readers.early()) == 1
+        for post in posts:
+            assert len(replies_to(readers.fake, post)) == 1
+            assert "was removed" in replies_to(readers.fake, post)[0].body
+            assert readers.fake.submissions[post].removed_by_category == "moderator"
+            assert readers.fake.removal_notes[post] == "Use the megathread"
+        assert set(readers.fake.removals.values()) == {1}
+        # A removal whose answer was lost before it was recorded (a crash in between):
+        # the post is looked at, not removed again.
+        await readers.app.store.set_removal(posts[0], "removing")
+        await readers.run()
+        assert readers.fake.removals[posts[0]] == 1
+        (route,) = await readers.app.store.routes(readers.app.first.scope, [posts[0]])
+        assert route.removal == "removed"
+
+
+async def test_a_reply_whose_answer_was_lost_is_found_not_posted_again(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot(reconcile_grace=0.0) as readers:
+        readers.fake.add_moderator(BOT["username"], ["all"])
+        posts = [readers.post() for _ in range(5)]
+        await readers.run()  # the early notice
+        assert len(readers.early()) == 1
+        # The first reply is stored, and its answer lost: the bot looks for it by its
+        # marker in the post's thread before replying again.
+        readers.fake.fail_next("POST", "/api/comment", 503, when="after", count=1)
+        for _ in range(4):
+            await readers.run()
+            readers.clock.advance(5)  # a lost answer is looked for a little later
+        for post in posts:
+            assert len(replies_to(readers.fake, post)) == 1
+        rows = await readers.app.store.deliveries(readers.app.first.scope, Kind.ROUTE, posts)
+        assert {row.state for row in rows} == {"posted"}
+        assert any(row.last_error is None and row.attempts == 0 for row in rows)
+
+
+async def test_a_bot_that_moderates_nothing_leaves_stray_posts_alone(
+    bot: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with bot() as readers:
+        posts = [readers.post() for _ in range(5)]
+        await readers.run()
+        await readers.run()
+        assert len(readers.early()) == 1
+        assert all(replies_to(readers.fake, post) == [] for post in posts)
+        assert "stray outage posts are left alone" in caplog.text

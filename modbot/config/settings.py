@@ -171,7 +171,17 @@ class Settings(BaseSettings):
     # Lowers the 1-second floor of the poll and inbox intervals, for tests and benchmarks.
     test_fast: bool = False
     crash_at: (
-        Literal["after-intent", "after-answer", "after-edit", "after-command", "after-reply"] | None
+        Literal[
+            "after-intent",
+            "after-answer",
+            "after-edit",
+            "after-command",
+            "after-reply",
+            "after-removal-intent",
+            "after-removal",
+            "after-notice",
+        ]
+        | None
     ) = None
 
     # --- metrics and heartbeat ------------------------------------------------------

@@ -31,8 +31,9 @@ _SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")  # ftp://, irc://, HTTPS://: all au
 _WWW = re.compile(r"(?i)(www)\.")  # Reddit links "www." after any non-letter
 
 
-# What the bot marks: incidents, notices, early notices (``records.Kind``'s values).
-MARKED_KINDS = frozenset({"inc", "note", "early"})
+# What the bot marks: incidents, notices, early notices, replies to stray posts
+# (``records.Kind``'s values).
+MARKED_KINDS = frozenset({"inc", "note", "early", "route"})
 LEGACY_WATCH = "default"  # its markers keep the first releases' form, so old comments count
 
 

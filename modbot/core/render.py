@@ -43,10 +43,17 @@ INCIDENT_TEMPLATE = "incident.md.j2"
 MANUAL_TEMPLATE = "manual.md.j2"
 MAINTENANCE_TEMPLATE = "maintenance.md.j2"
 EARLY_TEMPLATE = "early.md.j2"
-TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE, MAINTENANCE_TEMPLATE, EARLY_TEMPLATE)
+REPLY_TEMPLATE = "reply.md.j2"
+TEMPLATE_NAMES = (
+    INCIDENT_TEMPLATE,
+    MANUAL_TEMPLATE,
+    MAINTENANCE_TEMPLATE,
+    EARLY_TEMPLATE,
+    REPLY_TEMPLATE,
+)
 # Added after moderators had their own folders: when a folder lacks one, the shipped one
 # is used, so an upgrade never breaks a working set of templates.
-OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE, EARLY_TEMPLATE})
+OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE, EARLY_TEMPLATE, REPLY_TEMPLATE})
 # The bot's own comments on Reddit: the only links an early notice shows besides the page.
 REDDIT_HOSTS = frozenset({"www.reddit.com", "reddit.com", "old.reddit.com"})
 QUIET_COMMAND = "!quiet 2h"  # what every early notice says holds them
@@ -340,6 +347,28 @@ def early_context(
     }
 
 
+def reply_context(
+    about: str,
+    name: str,
+    link: str,
+    *,
+    removed: bool,
+    page: PageInfo,
+    subreddit: str | None,
+    hosts: frozenset[str],
+) -> dict[str, Any]:
+    """What the reply to a reader's stray post receives: what it points to, never the
+    post's words."""
+    return {
+        "about": "incident" if about == "inc" else "early",
+        "name": _field(name, MAX_TITLE_CHARS, hosts) if about == "inc" else "",
+        "link": markdown.clean_url(link, REDDIT_HOSTS) or "",
+        "removed": removed,
+        "page": _page(page, hosts),
+        "modmail_url": modmail_url(subreddit),
+    }
+
+
 def _moment(stamp: float | None) -> datetime | None:
     if stamp is None:
         return None
@@ -375,6 +404,11 @@ def incident_tail(incident_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
 def notice_tail(note_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
     """What the bot appends to a notice's body: its hidden marker."""
     return "\n\n" + markdown.marker("note", note_id, watch)
+
+
+def reply_tail(post_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
+    """What the bot appends to its reply to a stray post: its hidden marker."""
+    return "\n\n" + markdown.marker("route", post_id, watch)
 
 
 def early_tail(notice_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
@@ -448,6 +482,18 @@ def early_job(
     tail = early_tail(row.notice_id, watch)
     context = early_context(row, page, zone, subreddit, hosts, confirmation=confirmation)
     return Job(EARLY_TEMPLATE, context, max_length - len(tail), tail)
+
+
+def reply_job(
+    post_id: str,
+    context: dict[str, Any],
+    *,
+    max_length: int = 10_000,
+    watch: str = markdown.LEGACY_WATCH,
+) -> Job:
+    """The job of rendering the reply to a stray post (``context`` from ``reply_context``)."""
+    tail = reply_tail(post_id, watch)
+    return Job(REPLY_TEMPLATE, context, max_length - len(tail), tail)
 
 
 def sample_incident() -> IncidentView:
@@ -550,6 +596,21 @@ def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
                 (CONFIRMED, SAMPLE_CONFIRMATION),
                 (SUBSIDED, None),
             )
+        ),
+        *(
+            (
+                REPLY_TEMPLATE,
+                reply_context(
+                    about,
+                    "Elevated errors on the API",
+                    "https://www.reddit.com/r/sample/comments/abc/sample/def/",
+                    removed=removed,
+                    page=page,
+                    subreddit="sample",
+                    hosts=hosts,
+                ),
+            )
+            for about, removed in (("inc", False), ("early", True))
         ),
     ]
 

@@ -75,6 +75,8 @@ class Figures:
         figures = self.watches[watch]
         now = self.clock()
         figures.early_notices += sum(row.kind == "early" for row in report.posted)
+        figures.routed["reply"] += sum(row.kind == "route" for row in report.posted)
+        figures.routed["remove"] += report.removed
         for result, rows in (("posted", report.posted), ("edited", report.edited)):
             figures.deliveries[result] += len(rows)
             for row in rows:

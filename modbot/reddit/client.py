@@ -26,7 +26,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -263,6 +263,7 @@ class RedditClient:
         self._create_cooldown_until = 0.0
         self.budget = CallBudget(settings.reddit_calls_per_minute)
         self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
+        self._approved: dict[str, tuple[float, set[str] | None]] = {}
         self._megathreads: dict[tuple[str, str], Megathread] = {}
         self.calls = 0
 
@@ -549,6 +550,77 @@ class RedditClient:
 
         return await self._call(f"reading u/{name}'s age", call, retry=True)
 
+    async def posts(self, post_ids: Sequence[str]) -> list[ReaderItem]:
+        """These posts as they are now (a hundred a call)."""
+        found: list[ReaderItem] = []
+        for start in range(0, len(post_ids), 100):
+            chunk = [f"t3_{p}" for p in post_ids[start : start + 100]]
+
+            async def call(chunk: list[str] = chunk) -> list[ReaderItem]:
+                return [_reader_item(thing) async for thing in self._reddit.info(fullnames=chunk)]
+
+            found += await self._call("reading readers' posts", call, retry=True)
+        return found
+
+    async def approved_users(self, subreddit: str, *, max_age: float = 300.0) -> set[str] | None:
+        """A subreddit's approved users by lower-case name (cached for ``max_age`` s);
+        None when the bot may not see them."""
+        now = self.clock()
+        cached = self._approved.get(subreddit.lower())
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+
+        async def call() -> set[str] | None:
+            sub = await self._reddit.subreddit(subreddit)
+            try:
+                return {str(user).lower() async for user in sub.contributor(limit=None)}
+            except asyncprawcore.Forbidden:
+                return None
+
+        found = await self._call(f"reading r/{subreddit}'s approved users", call, retry=True)
+        self._approved[subreddit.lower()] = (now, found)
+        return found
+
+    # --- readers' stray posts (the ``Moderation`` port) -----------------------------------------
+    async def reply_to_post(self, post_id: str, body: str) -> PostedComment:
+        """Reply to a reader's post, distinguished when the bot moderates its subreddit
+        (never retried here: the outcome may be unknown)."""
+
+        async def call() -> PostedComment:
+            submission = await self._reddit.submission(post_id, fetch=False)
+            comment = await submission.reply(body)
+            if comment is None:
+                raise RedditUnavailable("replying: Reddit answered without the new comment")
+            return self.posted(comment)
+
+        posted = await self._call(f"replying to post {post_id}", call, retry=False, creates=True)
+
+        async def distinguish() -> None:
+            comment = await self._reddit.comment(posted.id, fetch=False)
+            await comment.mod.distinguish(how="yes", sticky=True)
+
+        try:
+            await self._call(
+                f"distinguishing reply {posted.id}", distinguish, retry=True, writes=True
+            )
+        except RedditError as exc:  # not a moderator (any more): the reply stands
+            log.info("could not distinguish reply %s: %s", posted.id, exc)
+        return posted
+
+    async def remove_post(self, post_id: str, reason: str) -> None:
+        """Remove a reader's post, with ``reason`` as the moderators' note."""
+
+        async def call() -> None:
+            submission = await self._reddit.submission(post_id, fetch=False)
+            await submission.mod.remove(mod_note=reason)
+
+        await self._call(f"removing post {post_id}", call, retry=False, writes=True)
+
+    async def post_removed(self, post_id: str) -> bool:
+        """True when the post is removed or deleted already (one call)."""
+        found = await self.posts([post_id])
+        return not found or found[0].removed
+
     # --- the inbox ----------------------------------------------------------------------
     async def unread(self, limit: int = 25) -> list[InboxItem]:
         """Unread private messages and username mentions, oldest first (not marked read)."""
@@ -620,6 +692,7 @@ def _reader_item(thing: Any) -> ReaderItem:
             thread_id=thing.id,
             removed=removed,
             distinguished=distinguished,
+            locked=bool(getattr(thing, "locked", False)) or bool(getattr(thing, "archived", False)),
         )
     body = getattr(thing, "body", "") or ""
     removed = (

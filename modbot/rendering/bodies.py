@@ -23,6 +23,8 @@ from modbot.core.render import (
     incident_job,
     link_hosts,
     notice_job,
+    reply_context,
+    reply_job,
 )
 from modbot.errors import TemplateError
 
@@ -129,6 +131,22 @@ class Bodies:
             watch=self.watch,
             confirmation=confirmation,
         )
+        return await self._run(job)
+
+    async def reply(
+        self, post_id: str, about: str, name: str, link: str, *, removed: bool
+    ) -> Rendered:
+        """The reply to a reader's stray post: what the megathread follows, and where."""
+        context = reply_context(
+            about,
+            name,
+            link,
+            removed=removed,
+            page=self.page,
+            subreddit=self.subreddit,
+            hosts=self.hosts,
+        )
+        job = reply_job(post_id, context, max_length=self.max_length, watch=self.watch)
         return await self._run(job)
 
     async def _run(self, job: Job) -> Rendered:

@@ -30,10 +30,11 @@ from modbot.errors import (
     CommentGone,
     RedditError,
     RedditRateLimited,
+    RedditRejected,
     RedditUnavailable,
     ThreadUnavailable,
 )
-from modbot.ports import Store, Target
+from modbot.ports import Moderation, Store, Target
 from modbot.shell.crashpoints import Checkpoint, no_checkpoint
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,12 @@ def describe(row: DeliveryRow) -> str:
     return f"{KIND_NAMES.get(row.kind, row.kind.value)} {row.key}"
 
 
-KIND_NAMES = {Kind.INCIDENT: "incident", Kind.NOTE: "notice", Kind.EARLY: "early notice"}
+KIND_NAMES = {
+    Kind.INCIDENT: "incident",
+    Kind.NOTE: "notice",
+    Kind.EARLY: "early notice",
+    Kind.ROUTE: "reply to post",
+}
 
 
 class Deliverer:
@@ -74,9 +80,12 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         checkpoint: Checkpoint = no_checkpoint,
         name: str | None = None,
+        moderation: Moderation | None = None,
     ) -> None:
         self.store = store
         self.target = target
+        # Replies to readers' stray posts, and their removal (None: there are none to make).
+        self.moderation = moderation
         self.watch = watch
         # The watch's name, which its markers carry (its store scope may say dry-run).
         self.name = name or watch.removeprefix("dry-run:")
@@ -108,6 +117,7 @@ class Deliverer:
         self._seen: dict[str, PostedComment] = {}
         self._found_incidents: set[str] = set()
         self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
+        self._removals_at = 0.0  # when to try removing stray posts again after an error
 
     @property
     def thread_id(self) -> str | None:
@@ -155,6 +165,7 @@ class Deliverer:
                 min_edit_interval=self.min_edit_interval,
             )
             if not plan.actions:
+                await self._removals(report)
                 report.wake_at = plan.wake_at
                 return report
             if not looked_again and any(isinstance(a, Post | Edit | Point) for a in plan.actions):
@@ -171,6 +182,35 @@ class Deliverer:
             just_started = False
         report.wake_at = self.clock() + 1.0
         return report
+
+    # --- removing readers' stray posts ------------------------------------------------------
+    async def _removals(self, report: Report) -> None:
+        """Remove the stray posts whose reply is posted, once each: the intent first; an
+        intent found on restart is settled by looking at the post before removing it."""
+        if self.moderation is None or self.clock() < self._removals_at:
+            return
+        for route in await self.store.routes_to_remove(self.watch):
+            try:
+                if route.removal == "removing" and await self.moderation.post_removed(
+                    route.post_id
+                ):
+                    log.info(
+                        "post %s: removed already (before a restart); not again", route.post_id
+                    )
+                    await self.store.set_removal(route.post_id, "removed")
+                    continue
+                await self.store.set_removal(route.post_id, "removing")
+                self.checkpoint("after-removal-intent")
+                await self.moderation.remove_post(route.post_id, route.reason)
+                self.checkpoint("after-removal")
+            except RedditError as exc:
+                await self._failed_call(exc)
+                log.warning("post %s: cannot remove it now: %s", route.post_id, exc)
+                self._removals_at = self.clock() + self._wait(exc, 2)
+                return
+            await self.store.set_removal(route.post_id, "removed")
+            report.removed += 1
+            log.info("removed stray post %s (%s)", route.post_id, route.reason)
 
     async def _thread(self, max_age: float | None = None) -> Thread | None:
         try:
@@ -189,7 +229,10 @@ class Deliverer:
         if isinstance(action, Heal):
             await self._look(action, report)
         elif isinstance(action, Post):
-            if thread is not None and thread.id == action.thread_id:
+            if action.kind is Kind.ROUTE:
+                # A reply to a reader's post: its thread is the post, whatever the megathread.
+                await self._post(action, Thread(action.thread_id, "", ""), report)
+            elif thread is not None and thread.id == action.thread_id:
                 await self._post(action, thread, report)
         elif isinstance(action, Reconcile):
             await self._reconcile(action.row, report)
@@ -226,7 +269,12 @@ class Deliverer:
             return
         self.checkpoint("after-intent")
         try:
-            posted = await self.target.post(thread, body.body)
+            if row.kind is Kind.ROUTE:
+                if self.moderation is None:
+                    raise RedditRejected("no Reddit session to reply with")
+                posted = await self.moderation.reply_to_post(thread.id, body.body)
+            else:
+                posted = await self.target.post(thread, body.body)
         except RedditError as exc:
             await self._post_failed(claimed, exc, report)
             return
@@ -247,6 +295,12 @@ class Deliverer:
                 error,
             )
             after = machine.unknown(row, str(error), now)
+        elif row.kind is Kind.ROUTE and not isinstance(error, RedditRateLimited):
+            # The post was locked, archived, removed or deleted meanwhile: leave it be.
+            log.info(
+                "%s: Reddit refused the reply (%s); leaving the post alone", describe(row), error
+            )
+            after = machine.rejected(row, str(error))
         elif isinstance(error, ThreadUnavailable):
             log.warning("posting %s: %s", describe(row), error)
             self.target.thread_suspect()

@@ -22,7 +22,13 @@ once. Every ``reports_interval`` it:
 4. keeps live notices current: counts while the surge lasts, "confirmed" with a link to
    the incident's comment when the vendor opens one within ``reports_link_window``,
    "subsided" when the reports end without one; and has open incidents re-rendered when
-   what readers reported about them changed (their comments show the counts).
+   what readers reported about them changed (their comments show the counts);
+5. while an incident or an early notice is open, records one reply (and with
+   ``reports_action = "remove"`` a removal) for every post that reported it and that
+   belongs to no moderator or approved user, as it stands now on Reddit (not removed,
+   not locked): a row per post, whatever the watch, so no post is answered twice. The
+   watch's deliverer sends the reply through the delivery machine, in the post's own
+   thread (a marker of its own, found by it after a lost answer), then removes the post.
 
 ``readers_of`` is what an incident's comment shows of readers' reports; the poller asks
 for it whenever it renders.
@@ -42,13 +48,14 @@ from modbot.core import early, reading
 from modbot.core.budget import CALLER
 from modbot.core.early import CONFIRMED, OPEN, Signal
 from modbot.core.machine import State
-from modbot.core.records import EarlyRow, IncidentView, Kind, ReaderItem
+from modbot.core.records import EarlyRow, IncidentView, Kind, ReaderItem, RouteRow
 from modbot.core.render import Confirmation, Readers
 from modbot.core.reports import classify
 from modbot.core.surge import HOUR, Baseline, Report, SurgeSettings, learn_hours, track
 from modbot.errors import RedditError
 from modbot.ports import Listings, Store
 from modbot.rendering.bodies import Bodies
+from modbot.shell.crashpoints import Checkpoint, no_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ AGE_LOOKUPS = 10  # authors' ages asked of Reddit per read, at most (one call ea
 AGES_KEPT = 10_000  # authors' ages remembered
 KEEP_REPORTS = 35 * 86_400.0  # reports older than this are dropped (the baseline has them)
 LISTINGS = ("posts", "comments")
+ROUTED_KEPT = 20_000  # posts remembered as answered (or looked at) already
+DEFAULT_REASON = "Outage reports are collected in the megathread"
 
 
 @dataclass
@@ -86,8 +95,11 @@ class SubredditReader:
         watches: Sequence[WatchReader],
         listings: Listings,
         store: Store,
+        *,
         clock: Callable[[], float] = time.time,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
+        self.checkpoint = checkpoint
         self.subreddit = subreddit
         self.watches = [w for w in watches if w.watch.reports.reading]
         self.listings = listings
@@ -104,6 +116,8 @@ class SubredditReader:
         self._ages: OrderedDict[str, float | None] = OrderedDict()
         self._key: bytes | None = None
         self._resumed: float | None = None  # this run's first read: hours before are unknown
+        self._looked: OrderedDict[str, None] = OrderedDict()  # posts routed or left alone
+        self._unapproved_said = False
         for watch in self.watches:
             watch.shown.clear()
             watch.refreshed.clear()
@@ -262,9 +276,11 @@ class SubredditReader:
             signal = replace(signal, surge=step.surge, assessed=step.assessment)
         await self.store.save_signal(signal, notice)
         if notice is not None:
+            self.checkpoint("after-notice")
             watch.wake()
         await self._notices(watch, signal, ended, now)
         await self._recount(watch, now)
+        await self._route(watch, signal, now)
 
     async def _learnt(self, signal: Signal, settings: SurgeSettings, now: float) -> Baseline:
         """The baseline after every whole hour read since it last learnt (only hours
@@ -361,6 +377,116 @@ class SubredditReader:
         views = await self.store.tracked(scope, [r.incident_id for r in rows])
         return [(views[r.incident_id].view, r.first_seen) for r in rows if r.incident_id in views]
 
+    # --- readers' stray posts ------------------------------------------------------------------
+    async def _route(self, watch: WatchReader, signal: Signal, now: float) -> None:
+        """One reply (and maybe a removal) for each new report post while an incident or
+        an early notice is open."""
+        config = watch.watch.reports
+        if config.action == "off":
+            return
+        about = await self._about(watch, signal, now)
+        if about is None:
+            return
+        kind, key, name, link, since = about
+        posts = [
+            p for p in await self.store.report_posts(watch.scope, since) if p not in self._looked
+        ]
+        if not posts:
+            return
+        fresh = [p for p in posts if p not in await self.store.routed(posts)]
+        self._remember(posts)
+        if not fresh:
+            return
+        try:
+            allowed = await self._not_routed_authors()
+            if allowed is None:
+                return
+            current = await self.listings.posts(fresh)
+        except RedditError as exc:
+            log.warning("r/%s: cannot look at readers' posts now: %s", self.subreddit, exc)
+            self._forget(fresh)
+            return
+        for post in current:
+            why = _leave_alone(post, allowed)
+            if why:
+                log.info("post %s reports the outage; left alone (%s)", post.thread_id, why)
+                continue
+            removed = config.action == "remove"
+            body = await watch.bodies.reply(post.thread_id, kind, name, link, removed=removed)
+            row = RouteRow(
+                watch=watch.scope,
+                post_id=post.thread_id,
+                subreddit=self.subreddit,
+                action=config.action,
+                about=kind,
+                about_key=key,
+                body=body.body,
+                body_hash=body.digest,
+                created_at=now,
+                reason=(config.removal_reason or DEFAULT_REASON) if removed else "",
+            )
+            if await self.store.add_route(row):
+                log.info(
+                    "%s: post %s reports the outage: replying%s, pointing to %s %s",
+                    watch.watch.name,
+                    post.thread_id,
+                    " and removing it" if removed else "",
+                    "incident" if kind == Kind.INCIDENT else "early notice",
+                    key,
+                )
+                watch.wake()
+
+    async def _about(
+        self, watch: WatchReader, signal: Signal, now: float
+    ) -> tuple[str, str, str, str, float] | None:
+        """What stray posts are pointed to: the newest open incident with a comment, else
+        the open surge's early notice (its kind, key, name, comment link, and since when
+        posts about it count); None when neither is open."""
+        opened = [v for v, _ in await self._incidents(watch.scope, open_only=True)]
+        for view in sorted(opened, key=_opened, reverse=True):
+            link = await self._permalink(watch.scope, Kind.INCIDENT, view.id)
+            if link is None:
+                continue
+            notice = await self.store.early_for_incident(watch.scope, view.id)
+            since = _opened(view) or now
+            if notice is not None:
+                since = min(since, notice.began)
+            return Kind.INCIDENT.value, view.id, view.name, link, since
+        if signal.notice_id is None or signal.surge is None:
+            return None
+        link = await self._permalink(watch.scope, Kind.EARLY, signal.notice_id)
+        if link is None:
+            return None
+        return Kind.EARLY.value, signal.notice_id, "", link, signal.surge.began
+
+    async def _not_routed_authors(self) -> set[str] | None:
+        """Moderators and approved users (lower case), whose posts are never touched; None
+        when the approved users cannot be read (the bot is no moderator): then no post is
+        touched at all."""
+        approved = await self.listings.approved_users(self.subreddit)
+        if approved is None:
+            if not self._unapproved_said:
+                log.warning(
+                    "r/%s: stray outage posts are left alone: the bot cannot see the approved "
+                    "users (make it a moderator with the posts permission, or set "
+                    "MODBOT_REPORTS_ACTION=off)",
+                    self.subreddit,
+                )
+                self._unapproved_said = True
+            return None
+        moderators = await self.listings.moderators(self.subreddit)
+        return approved | set(moderators)
+
+    def _remember(self, posts: Sequence[str]) -> None:
+        for post in posts:
+            self._looked[post] = None
+        while len(self._looked) > ROUTED_KEPT:
+            self._looked.popitem(last=False)
+
+    def _forget(self, posts: Sequence[str]) -> None:
+        for post in posts:
+            self._looked.pop(post, None)
+
     # --- what incidents' comments show -----------------------------------------------------
     async def _recount(self, watch: WatchReader, now: float) -> None:
         """Have open incidents rendered again when what readers reported about them
@@ -397,6 +523,21 @@ async def readers_of(
         if tally.authors or notice is not None:
             found[view.id] = Readers(tally, lead, link)
     return found
+
+
+def _opened(view: IncidentView) -> float:
+    return view.created_at.timestamp() if view.created_at else 0.0
+
+
+def _leave_alone(post: ReaderItem, authors: set[str]) -> str:
+    """Why a stray report post is not answered ("" when it is)."""
+    if post.removed or not post.author:
+        return "removed or deleted"
+    if post.locked:
+        return "locked or archived"
+    if post.distinguished or post.author.casefold() in authors:
+        return "by a moderator or an approved user"
+    return ""
 
 
 def _merge(waiting: list[ReaderItem], more: list[ReaderItem]) -> list[ReaderItem]:

@@ -1,7 +1,8 @@
 """Templates kept on the subreddit's wiki, where every moderator can edit them.
 
 Opt-in per watch (``wiki_templates = true`` or ``MODBOT_WIKI_TEMPLATES=true``). The bot
-reads ``wiki/modbot/incident``, ``.../manual``, ``.../maintenance`` and ``.../early``;
+reads ``wiki/modbot/incident``, ``.../manual``, ``.../maintenance``, ``.../early`` and
+``.../reply``;
 each page's whole text replaces the template file of that name, and a missing page
 means "use the file". Pages are read at most once every ``CHECK_EVERY`` seconds (one
 call each, within the Reddit budget). A new revision is checked exactly like a
@@ -26,6 +27,7 @@ from modbot.core.render import (
     INCIDENT_TEMPLATE,
     MAINTENANCE_TEMPLATE,
     MANUAL_TEMPLATE,
+    REPLY_TEMPLATE,
     Templates,
     sample_early,
     sample_incident,
@@ -44,6 +46,7 @@ PAGES = {
     "manual": MANUAL_TEMPLATE,
     "maintenance": MAINTENANCE_TEMPLATE,
     "early": EARLY_TEMPLATE,
+    "reply": REPLY_TEMPLATE,
 }
 MESSAGE_LIMIT = 10_000
 GOOD, BROKEN = "good", "broken"
@@ -247,6 +250,9 @@ class WikiTemplates:
             rendered = await bodies.incident(sample_maintenance())
         elif page == "early":
             rendered = await bodies.early(sample_early(OPEN))
+        elif page == "reply":
+            link = "https://www.reddit.com/r/sample/comments/abc/sample/def/"
+            rendered = await bodies.reply("sample", "early", "", link, removed=False)
         else:
             rendered = await bodies.incident(newest_open() or sample_incident())
         lines = rendered.body.rstrip().split("\n")

@@ -190,6 +190,22 @@ TABLES: dict[str, str] = {
     ended {time},{seq_column}
     PRIMARY KEY (watch, notice_id)
 )""",
+    # Readers' stray posts that report an outage: the one reply each gets (a delivery of
+    # kind ``route`` keyed by the post, in the post's own thread) and, with ``remove``, its
+    # removal. One row per post whatever the watch: no post is answered twice.
+    "routes": """CREATE TABLE routes (
+    post_id TEXT PRIMARY KEY,
+    watch TEXT NOT NULL,
+    subreddit TEXT NOT NULL,
+    action TEXT NOT NULL,
+    about TEXT NOT NULL,
+    about_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at {time} NOT NULL,
+    removal TEXT NOT NULL DEFAULT 'none'
+)""",
     # Values the bot makes once and keeps: the key of the readers' author hashes.
     "kept": """CREATE TABLE kept (
     name TEXT PRIMARY KEY,
@@ -237,6 +253,8 @@ INDEXES: dict[str, str] = {
     "reports_at": "CREATE INDEX reports_at ON reports (watch, at)",
     "early_notices_incident": "CREATE INDEX early_notices_incident ON early_notices "
     "(watch, incident_id) WHERE incident_id IS NOT NULL",
+    "routes_removing": "CREATE INDEX routes_removing ON routes (watch) "
+    "WHERE action = 'remove' AND removal <> 'removed'",
 }
 PARTIAL = ("incidents_open", "incidents_closed", "incidents_unrendered", "deliveries_active")
 
@@ -253,6 +271,7 @@ COPIED_TABLES: dict[str, str] = {
     "reports": "watch, at, item_id",
     "report_signals": "watch",
     "early_notices": "{seq}",
+    "routes": "created_at, post_id",
     "kept": "name",
 }
 # Columns of a dialect's own bookkeeping, and the epochs of the processes that wrote:
@@ -327,10 +346,10 @@ def _doubt() -> Tx[None]:
 
 
 def _readers() -> Tx[None]:
-    """Readers' reports, each watch's signal and early notices (issue 21)."""
-    for table in ("reports", "report_signals", "early_notices", "kept"):
+    """Readers' reports, each watch's signal, early notices, replies to stray posts."""
+    for table in ("reports", "report_signals", "early_notices", "routes", "kept"):
         yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
-    for name in ("reports_at", "early_notices_incident"):
+    for name in ("reports_at", "early_notices_incident", "routes_removing"):
         yield Q(INDEXES[name].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
 
 

@@ -34,6 +34,7 @@ from modbot.core.records import (
     NoteRow,
     PageInfo,
     Rendered,
+    RouteRow,
     Subject,
     Thread,
     Tracked,
@@ -56,6 +57,7 @@ NOTE_FIELDS = tuple(f.name for f in fields(NoteRow))
 INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRow))
 WIKI_FIELDS = tuple(f.name for f in fields(WikiRow))
 EARLY_FIELDS = tuple(f.name for f in fields(EarlyRow))
+ROUTE_FIELDS = tuple(f.name for f in fields(RouteRow))
 # What a step may change (a row's subject and birth are fixed; ``wanted_hash`` follows
 # the subject's body).
 STEP_FIELDS = tuple(
@@ -314,6 +316,7 @@ def _sync_wanted(watch: str, kind: Kind, key: str) -> Tx[None]:
         "AND incident_id = :key",
         Kind.NOTE: "SELECT body_hash FROM notes WHERE watch = :watch AND note_id = :key",
         Kind.EARLY: "SELECT body_hash FROM early_notices WHERE watch = :watch AND notice_id = :key",
+        Kind.ROUTE: "SELECT body_hash FROM routes WHERE watch = :watch AND post_id = :key",
     }[kind]
     yield Q(
         f"UPDATE deliveries SET wanted_hash = ({source}) "  # noqa: S608 - literals only
@@ -494,6 +497,7 @@ def _subjects(
     incidents = sorted(key for kind, key in keys if kind is Kind.INCIDENT)
     notes = sorted(key for kind, key in keys if kind is Kind.NOTE)
     early = sorted(key for kind, key in keys if kind is Kind.EARLY)
+    routes = sorted(key for kind, key in keys if kind is Kind.ROUTE)
     for condition, values in among("incident_id", incidents):
         result = yield Q(
             "SELECT incident_id, is_open, rendered_hash FROM incidents "  # noqa: S608
@@ -527,6 +531,16 @@ def _subjects(
             found[(Kind.EARLY, r["notice_id"])] = Subject(
                 Kind.EARLY, r["notice_id"], False, r["body_hash"]
             )
+    for condition, values in among("post_id", routes):
+        result = yield Q(
+            "SELECT post_id, body_hash FROM routes "  # noqa: S608
+            f"WHERE watch = :watch AND {condition}",
+            watch=watch,
+            **values,
+        )
+        for r in result.rows:  # a reply belongs in the post's own thread
+            post = r["post_id"]
+            found[(Kind.ROUTE, post)] = Subject(Kind.ROUTE, post, False, r["body_hash"], post)
     return found
 
 
@@ -538,6 +552,8 @@ def body(watch: str, kind: Kind, key: str) -> Tx[Rendered | None]:
         "WHERE watch = :watch AND note_id = :key",
         Kind.EARLY: "SELECT body, body_hash AS digest FROM early_notices "
         "WHERE watch = :watch AND notice_id = :key",
+        Kind.ROUTE: "SELECT body, body_hash AS digest FROM routes "
+        "WHERE watch = :watch AND post_id = :key",
     }[kind]
     r = (yield Q(sql, watch=watch, key=key)).one()
     if r is None or r["body"] is None or r["digest"] is None:
@@ -905,6 +921,59 @@ def known_reports(watch: str, ids: Sequence[str]) -> Tx[set[str]]:
         )
         found |= {r["item_id"] for r in result.rows}
     return found
+
+
+INSERT_ROUTE = (
+    f"INSERT INTO routes ({_names(ROUTE_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(ROUTE_FIELDS)}) ON CONFLICT DO NOTHING"
+)
+SELECT_ROUTES = f"SELECT {_names(ROUTE_FIELDS, 'r.')} FROM routes r"  # noqa: S608
+
+
+def add_route(row: RouteRow) -> Tx[bool]:
+    done = yield Q(INSERT_ROUTE, **{name: getattr(row, name) for name in ROUTE_FIELDS})
+    if done.rowcount != 1:
+        return False  # answered already, under this watch or another
+    yield Q(
+        "INSERT INTO deliveries (watch, kind, key, state, thread_id, created_at, epoch) "
+        "VALUES (:watch, 'route', :post, 'pending', :post, :now, :epoch) ON CONFLICT DO NOTHING",
+        watch=row.watch,
+        post=row.post_id,
+        now=row.created_at,
+        epoch=EPOCH,
+    )
+    yield from _sync_wanted(row.watch, Kind.ROUTE, row.post_id)
+    return True
+
+
+def routed(post_ids: Sequence[str]) -> Tx[set[str]]:
+    found: set[str] = set()
+    for condition, values in among("post_id", post_ids):
+        result = yield Q(f"SELECT post_id FROM routes WHERE {condition}", **values)  # noqa: S608
+        found |= {r["post_id"] for r in result.rows}
+    return found
+
+
+def report_posts(watch: str, since: float) -> Tx[list[str]]:
+    result = yield Q(
+        "SELECT item_id FROM reports WHERE watch = :watch AND at >= :since "
+        "AND substr(item_id, 1, 3) = 't3_' ORDER BY at, item_id",
+        watch=watch,
+        since=since,
+    )
+    return [str(r["item_id"]).removeprefix("t3_") for r in result.rows]
+
+
+def routes_to_remove(watch: str) -> Tx[list[RouteRow]]:
+    result = yield Q(
+        SELECT_ROUTES  # noqa: S608 - literals only
+        + " WHERE r.watch = :watch AND r.action = 'remove' "
+        "AND r.removal <> 'removed' AND EXISTS (SELECT 1 FROM deliveries d "
+        "WHERE d.watch = r.watch AND d.kind = 'route' AND d.key = r.post_id "
+        "AND d.state = 'posted') ORDER BY r.created_at, r.post_id",
+        watch=watch,
+    )
+    return [RouteRow(**dict(r)) for r in result.rows]
 
 
 # --- migrate-store ----------------------------------------------------------------------------
@@ -1322,6 +1391,51 @@ class SqlStore(Generic[D]):
     async def save_early(self, row: EarlyRow) -> None:
         """An early notice's new state and body; the deliverer edits its comment."""
         await self._write(save_early(row))
+
+    async def add_route(self, row: RouteRow) -> bool:
+        """Record a stray post's reply (and removal) to deliver; False when the post was
+        answered already, under any watch."""
+        return await self._write(add_route(row))
+
+    async def routed(self, post_ids: Collection[str]) -> set[str]:
+        """Which of these posts have been (or are being) answered, under any watch."""
+        return await self._read(routed(tuple(post_ids)))
+
+    async def report_posts(self, watch: str, since: float) -> list[str]:
+        """Posts (ids without t3_) kept as the watch's reports, posted since ``since``."""
+        return await self._read(report_posts(watch, since))
+
+    async def routes_to_remove(self, watch: str) -> list[RouteRow]:
+        """Stray posts to remove whose reply is posted, not removed yet."""
+        return await self._read(routes_to_remove(watch))
+
+    async def set_removal(self, post_id: str, state: str) -> None:
+        """How far a stray post's removal got: removing (the intent), removed."""
+        await self._write(
+            one(
+                Q(
+                    "UPDATE routes SET removal = :state WHERE post_id = :post",
+                    state=state,
+                    post=post_id,
+                )
+            )
+        )
+
+    async def routes(self, watch: str, post_ids: Collection[str]) -> list[RouteRow]:
+        """These stray posts' routes."""
+        rows: list[RouteRow] = []
+        for condition, values in among("post_id", tuple(post_ids)):
+            found = await self._read(
+                one_query(
+                    Q(
+                        f"{SELECT_ROUTES} WHERE r.watch = :watch AND r.{condition}",
+                        watch=watch,
+                        **values,
+                    )
+                )
+            )
+            rows += [RouteRow(**dict(r)) for r in found]
+        return rows
 
     # --- several processes ------------------------------------------------------------------
     async def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> Lease:

@@ -92,10 +92,12 @@ import asyncio
 import contextlib
 import html
 import itertools
+import json
 import re
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -126,7 +128,8 @@ ROUTE_SCOPES = {
     "me": "identity", "subreddit_about": "read", "sticky": "read", "moderators": "read",
     "hot": "read", "new": "read", "subreddit_comments": "read", "comments": "read",
     "comment": "submit", "edit": "edit", "delete": "edit",
-    "distinguish": "modposts", "info": "read", "user_about": "read", "user_comments": "history",
+    "distinguish": "modposts", "remove": "modposts", "removal_reason": "modposts",
+    "contributors": "read", "info": "read", "user_about": "read", "user_comments": "history",
     "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
     "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
 }  # fmt: skip
@@ -401,30 +404,33 @@ def _listing(
     return {"kind": "Listing", "data": data}
 
 
-def _cursor_listing(children: list[JSON], query: dict[str, str]) -> JSON:
-    """A listing page of ``children`` (newest first) as Reddit cuts it: ``before=X`` the
-    ``limit`` items just newer than X, ``after=X`` those just older, neither the newest;
-    a cursor naming an item not listed (deleted, removed) gives an empty page."""
+def _cursor_page(
+    names: list[str], query: dict[str, str]
+) -> tuple[range, tuple[str | None, str | None]]:
+    """Which of ``names`` (newest first) a listing page holds, as Reddit cuts it:
+    ``before=X`` the ``limit`` items just newer than X, ``after=X`` those just older,
+    neither the newest; a cursor naming an item not listed (deleted, removed) gives an
+    empty page. Also the page's ``before`` and ``after`` cursors."""
     limit = _limit(query)
-    names = [_name(child) for child in children]
-    if before := query.get("before"):
-        if before not in names:
-            return _listing([])
-        at = names.index(before)
-        page, newer, older = children[max(0, at - limit) : at], at > limit, True
-    elif after := query.get("after"):
-        if after not in names:
-            return _listing([])
-        at = names.index(after) + 1
-        page, newer, older = children[at : at + limit], True, at + limit < len(children)
+    cursor = query.get("before") or query.get("after")
+    if cursor and cursor not in names:
+        return range(0), (None, None)
+    if query.get("before"):
+        at = names.index(cursor or "")
+        page, newer, older = range(max(0, at - limit), at), at > limit, True
+    elif cursor:
+        at = names.index(cursor) + 1
+        page, newer, older = range(at, min(at + limit, len(names))), True, at + limit < len(names)
     else:
-        page, newer, older = children[:limit], False, limit < len(children)
-    data = {
-        "after": _name(page[-1]) if page and older else None,
-        "before": _name(page[0]) if page and newer else None,
-        "dist": len(page),
-        "children": page,
-    }
+        page, newer, older = range(min(limit, len(names))), False, limit < len(names)
+    before = names[page[0]] if page and newer else None
+    after = names[page[-1]] if page and older else None
+    return page, (before, after)
+
+
+def _page_listing(children: list[JSON], cursors: tuple[str | None, str | None]) -> JSON:
+    before, after = cursors
+    data = {"after": after, "before": before, "dist": len(children), "children": children}
     return {"kind": "Listing", "data": data}
 
 
@@ -515,6 +521,11 @@ class FakeReddit:
         self.on_comment_edited: Callable[[Comment], None] | None = None
         self.on_message_read: Callable[[Message | Mention], None] | None = None
         self.on_message_sent: Callable[[Message], None] | None = None
+        self.on_post_removed: Callable[[Submission], None] | None = None
+        # Posts removed over HTTP: how many times each was asked, and the notes given.
+        self.removals: Counter[str] = Counter()
+        self.removal_notes: dict[str, str] = {}
+        self.approved: dict[str, list[str]] = {}  # lower-case subreddit -> approved users
         # Reddit refuses the app (not approved, or suspended): every API call answers 403.
         self.app_suspended = False
         self.suspended_accounts: set[str] = set()  # see suspend_account
@@ -552,6 +563,9 @@ class FakeReddit:
             ("POST", r"/api/editusertext", self._h_edit),
             ("POST", r"/api/del", self._h_delete),
             ("POST", r"/api/distinguish", self._h_distinguish),
+            ("POST", r"/api/remove", self._h_remove),
+            ("POST", r"/api/v1/modactions/removal_reasons", self._h_removal_reason),
+            ("GET", sr + r"/about/contributors", self._h_contributors),
             ("GET", r"/api/info", self._h_info),
             ("GET", r"/user/(?P<name>[^/]+)/about", self._h_user_about),
             ("GET", r"/user/(?P<name>[^/]+)/comments", self._h_user_comments),
@@ -685,6 +699,11 @@ class FakeReddit:
 
     def _subreddit_of(self, post: Submission) -> str:
         return post.subreddit or self.subreddit
+
+    def add_approved(self, name: str, *, subreddit: str | None = None) -> None:
+        """Make ``name`` an approved user of ``subreddit`` (the main one by default)."""
+        self.add_account(name)
+        self.approved.setdefault((subreddit or self.subreddit).lower(), []).append(name)
 
     def remove_moderator(self, name: str) -> None:
         self.moderators.pop(name, None)
@@ -1436,8 +1455,9 @@ class FakeReddit:
             and (p.removed_by_category is None or self.bot_is_moderator)
         ]
         posts.sort(key=lambda p: (p.created_utc, p.id), reverse=True)
-        children = [_thing("t3", self._submission_data(p)) for p in posts]
-        return _json(_cursor_listing(children, ctx.query))
+        page, cursors = _cursor_page([p.fullname for p in posts], ctx.query)
+        children = [_thing("t3", self._submission_data(posts[n])) for n in page]
+        return _json(_page_listing(children, cursors))
 
     def _h_subreddit_comments(self, ctx: _Ctx) -> web.Response:
         """Every thread's comments in the subreddit, newest first (``before``/``after``);
@@ -1452,8 +1472,9 @@ class FakeReddit:
             and self._listed(c.fullname, c.created_utc)
         ]
         comments.sort(key=lambda c: (c.created_utc, c.id), reverse=True)
-        children = [_thing("t1", self._user_comment_data(c)) for c in comments]
-        return _json(_cursor_listing(children, ctx.query))
+        page, cursors = _cursor_page([c.fullname for c in comments], ctx.query)
+        children = [_thing("t1", self._user_comment_data(comments[n])) for n in page]
+        return _json(_page_listing(children, cursors))
 
     def _listed(self, fullname: str, created_utc: float) -> bool:
         """True when a listing shows the item by now (``listing_lag``, ``listed_from``)."""
@@ -1536,6 +1557,46 @@ class FakeReddit:
         elif how == "no":
             comment.stickied = False
         return _things([_thing("t1", self._comment_data(comment))])
+
+    def _h_remove(self, ctx: _Ctx) -> web.Response:
+        """A moderator (the bot) removes a post or comment."""
+        fullname = ctx.form.get("id", "")
+        kind, _, thing_id = fullname.partition("_")
+        if not self.bot_is_moderator:
+            return _http_error(403)
+        if kind == "t3" and thing_id in self.submissions:
+            post = self.submissions[thing_id]
+            self.removals[thing_id] += 1
+            if post.removed_by_category is None:
+                post.removed_by_category = "moderator"
+            if self.on_post_removed is not None:
+                self.on_post_removed(post)
+        elif kind == "t1" and thing_id in self.comments:
+            self.remove_comment(thing_id, by=self.username)
+        else:
+            return _http_error(404)
+        return _json({})
+
+    def _h_removal_reason(self, ctx: _Ctx) -> web.Response:
+        """A removed item's removal reason (asyncpraw sends it as form field ``json``)."""
+        try:
+            data = json.loads(ctx.form.get("json", "{}"))
+        except ValueError:
+            return _http_error(400)
+        for fullname in data.get("item_ids", [])[:1]:
+            self.removal_notes[str(fullname).removeprefix("t3_")] = str(data.get("mod_note", ""))
+        return _json({})
+
+    def _h_contributors(self, ctx: _Ctx) -> web.Response:
+        """The subreddit's approved users: moderators only."""
+        sr = ctx.arg("sr")
+        if not self.bot_is_moderator:
+            return _http_error(403)
+        children = [
+            {"name": name, "id": f"t2_{self.add_account(name).id}", "date": 1_600_000_000.0}
+            for name in self.approved.get(sr.lower(), [])
+        ]
+        return _json(_listing(children, limit=_limit(ctx.query, cap=1000)))
 
     def _h_info(self, ctx: _Ctx) -> web.Response:
         children = []
