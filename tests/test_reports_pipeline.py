@@ -29,7 +29,14 @@ from modbot.core.markdown import marker_of
 from modbot.core.reading import SETTLE
 from modbot.core.records import Kind
 from modbot.shell.reports import SubredditReader
-from tests.conftest import BOT, MEGATHREAD_TITLE, reddit_env, reddit_settings, run_cli
+from tests.conftest import (
+    BOT,
+    MEGATHREAD_TITLE,
+    page_env,
+    reddit_env,
+    reddit_settings,
+    run_cli,
+)
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import T0, FakeStatuspage, incident, update
 from tests.snudown import Snudown
@@ -527,3 +534,21 @@ async def test_a_bot_that_moderates_nothing_leaves_stray_posts_alone(
         assert len(readers.early()) == 1
         assert all(replies_to(readers.fake, post) == [] for post in posts)
         assert "stray outage posts are left alone" in caplog.text
+
+
+async def test_check_connect_says_whether_the_account_may_answer_or_remove_stray_posts(
+    statuspage: FakeStatuspage, fake: FakeReddit, tmp_path: Path
+) -> None:
+    env = page_env(statuspage, tmp_path, **reddit_env(fake))
+    statuspage.set_incidents([])
+    replies = await run_cli("check", "--connect", env=env, cwd=tmp_path)
+    assert replies.code == 0, replies.out
+    assert "stray posts:  left alone: replying needs u/modbot to be a moderator" in replies.out
+    removes = env | {"MODBOT_REPORTS_ACTION": "remove"}
+    refused = await run_cli("check", "--connect", env=removes, cwd=tmp_path)
+    assert refused.code == 1
+    assert "MODBOT_REPORTS_ACTION=remove needs u/modbot to be a moderator" in refused.out
+    fake.add_moderator(BOT["username"], ["posts"])
+    allowed = await run_cli("check", "--connect", env=removes, cwd=tmp_path)
+    assert allowed.code == 0, allowed.out
+    assert "replies (distinguished) and removes them: u/modbot has the posts" in allowed.out

@@ -455,6 +455,8 @@ async def _check_subreddit(
                 f"r/{subreddit} with the posts permission: make it one, or turn it off",
             )
             return 1
+        if not _stray_posts(watch, name, can_pin, line):
+            return 1
         thread = await reddit.megathread(subreddit, watch.megathread_title).current_thread()
     except RedditError as exc:
         line("reddit", f"FAILED: {exc}")
@@ -468,6 +470,36 @@ async def _check_subreddit(
         return 1
     line("megathread", f"{thread.title} ({thread.permalink})")
     return 0
+
+
+def _stray_posts(watch: Watch, name: str, can_act: bool, line: Callable[[str, str], None]) -> bool:
+    """Say what the watch does with readers' stray report posts, and whether the account
+    may; False when it is asked to remove them and may not."""
+    config = watch.reports
+    if not config.reading or config.action == "off":
+        return True
+    subreddit = watch.subreddit or ""
+    if can_act:
+        what = (
+            "replies (distinguished) and removes them"
+            if config.action == "remove"
+            else "replies to them (distinguished)"
+        )
+        line("stray posts", f"{what}: u/{name} has the posts permission")
+        return True
+    if config.action == "remove":
+        line(
+            "stray posts",
+            f"FAILED: MODBOT_REPORTS_ACTION=remove needs u/{name} to be a moderator of "
+            f"r/{subreddit} with the posts permission: make it one, or set reply or off",
+        )
+        return False
+    line(
+        "stray posts",
+        f"left alone: replying needs u/{name} to be a moderator of r/{subreddit} with the "
+        "posts permission (it must see the approved users)",
+    )
+    return True
 
 
 async def _check_store(settings: Settings, line: Callable[[str, str], None]) -> int:
