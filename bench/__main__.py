@@ -8,7 +8,9 @@ latency, Reddit calls per update and per unchanged poll, CPU per poll, peak RSS)
 (how fast ``modbot --help`` and ``modbot status`` start), ``bench.watches`` (1, 10
 and 50 watches of all four kinds; fairness of the shared Reddit budget) and
 ``bench.reports`` (readers' outage reports replayed from the labelled corpus:
-classification, early notices' lead and false notices).
+classification, early notices' lead and false notices) and ``bench.moves`` (real
+timelines across a page's move to another platform: duplicates, wrong resolutions,
+lost updates, and how many polls until the new platform's first delivery).
 
     python -m bench [--polls 1000] [--poll-interval 2]
 """
@@ -24,7 +26,7 @@ import sys
 from contextlib import redirect_stdout
 from datetime import UTC, datetime
 
-from bench import core, history, latency, reports, scale, startup, watches
+from bench import core, history, latency, moves, reports, scale, startup, watches
 
 
 def machine() -> str:
@@ -50,6 +52,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         many = await watches.main([1, 10, 50], poll)
         corpus = reports.load()
         scores, outcome = await asyncio.to_thread(reports.measure)
+    moved = await moves.measure(runs=3)
     bare = started["python -c pass"]
     one, *_, fifty = many["sizes"]
     fair = many["fairness"]
@@ -90,6 +93,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
             for kind, ms in many["unchanged"].items()
         ],
         *reports.rows(scores, outcome, corpus.days),
+        *moves.rows(moved),
     ]  # fmt: skip
 
 

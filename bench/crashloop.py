@@ -1,14 +1,18 @@
 """Crash-point loop: SIGKILL the real ``modbot run`` at every point that matters.
 
 Each iteration starts from an empty state file, sends a moderator ``!post`` command,
-and drives a real incident timeline (from the samples) to its end while the bot is
-killed with SIGKILL at one crash point, then restarted:
+has a wiki editor save a template revision that fails the checks (so the bot messages
+its author), and drives a real incident timeline (from the samples) to its end while
+the bot is killed with SIGKILL at one crash point, then restarted:
 
 * in the bot (``MODBOT_CRASH_AT``): after the intent commit, after Reddit answered a
   post but before the id was saved, after an edit landed but before it was recorded,
-  after a command ran but before its reply, after the reply but before the mark-read;
+  after a command ran but before its reply, after the reply but before the mark-read,
+  after a message's intent (the reply, the wiki message), after Reddit took a message
+  but before that was recorded;
 * at the fake Reddit, before it answers: right after it stored a comment, right
-  after it stored an edit, right after a message was marked read;
+  after it stored an edit, right after it stored a message (the reply, the wiki
+  message), right after a message was marked read;
 * at a random moment;
 * as faults of the machine rather than of the process: the state file deleted
   (with its journal, as ``rm modbot.sqlite3*`` would) or emptied while the bot runs
@@ -17,7 +21,10 @@ killed with SIGKILL at one crash point, then restarted:
 * and a fault of Reddit's, ``late-landing``: the first two comments the bot posts in
   the thread (the incident's, the notice) get no answer before the bot gives up, and
   Reddit stores them later (``harness.LATE_AFTER``), some long after the bot has
-  posted again; every other such iteration the bot is also killed while it waits.
+  posted again; the reply and the wiki message get no answer either and are stored
+  within a second of the bot giving up (a message cannot be unsent, so the bot waits
+  its grace after the call before sending one again); every other such iteration the
+  bot is also killed while it waits.
 
 Readers take part too: before the incident opens, five readers post outage reports
 (and one posts about something else), so the bot posts an early notice, replies to
@@ -30,9 +37,9 @@ At the end, once every late write has landed and the bot has had the time its ru
 gives it (``harness.late_settle_time``), it checks the fake Reddit: live duplicate
 comments (two live bot comments with one marker in one thread), updates missing from
 final comments (the comment is not the final state), commands executed twice (a
-notice posted more than once) or never, early notices twice, replies and removals of
-readers' posts twice or never (never: not counted where the state file was lost, which
-forgets the reports, by design).
+notice posted more than once) or never, replies and wiki messages sent twice or
+never, early notices twice, replies and removals of readers' posts twice or never
+(never: not counted where the state file was lost, which forgets the reports, by design).
 
     python -m bench.crashloop [--iterations 200]
 """
@@ -68,12 +75,13 @@ from bench.harness import (
 )
 from modbot.core.markdown import marker_of
 from modbot.shell.crashpoints import CRASH_POINTS
-from tests.conftest import BOT
-from tests.fakes.reddit import Comment
+from tests.conftest import BOT, reddit_settings
+from tests.fakes.reddit import Comment, FakeReddit, Message
 
 FAKE_POINTS = (
     "reddit-stored-comment",
     "reddit-stored-edit",
+    "reddit-sent-message",
     "reddit-marked-read",
     "reddit-stored-reply",
     "reddit-removed-post",
@@ -87,6 +95,11 @@ STEP_TIMEOUT = 20.0
 # minute, so the budget is scaled up as in the soak, or a long wait (a late landing's)
 # would starve the bot's other calls, as it never could at real speed.
 FAST_BUDGET = {"MODBOT_REDDIT_CALLS_PER_MINUTE": "600"}
+# A template revision that fails the checks: the bot keeps its templates (so comments
+# stay as expected) and messages the revision's author once.
+WIKI_PAGE, WIKI_EDITOR = "modbot/maintenance", "bob"
+BROKEN_TEMPLATE = "{{ incident.name }\n"
+MESSAGE_LATE_AFTER = (0.1, 1.0)  # after the bot gave up: within its grace after the call
 READERS = {
     "MODBOT_REPORTS_INTERVAL": "1",
     "MODBOT_REPORTS_ACTION": "remove",
@@ -112,11 +125,15 @@ class Tally:
     missing_updates: int = 0
     commands_twice: int = 0
     commands_lost: int = 0
+    replies_twice: int = 0
+    replies_lost: int = 0
+    wiki_messages_twice: int = 0
+    wiki_messages_lost: int = 0
     late_landed: int = 0  # comments Reddit stored after the bot gave up on them
     late_second_copies: int = 0  # of those, copies of a comment the bot had posted again
     early_twice: int = 0  # live early notices beyond one per marker
-    replies_twice: int = 0  # readers' posts answered more than once
-    replies_never: int = 0
+    posts_answered_twice: int = 0  # readers' report posts answered more than once
+    posts_answered_never: int = 0
     removals_twice: int = 0  # readers' posts the bot asked Reddit to remove more than once
     removals_never: int = 0
     readers_posts: int = 0
@@ -138,11 +155,18 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
     notice = f"Crash loop notice {number}."
     with tempfile.TemporaryDirectory() as tmp:
         async with fakes() as both:
-            env = bot_env(both, Path(tmp) / "state.sqlite3", **FAST_BUDGET, **READERS)
+            env = bot_env(
+                both,
+                Path(tmp) / "state.sqlite3",
+                MODBOT_WIKI_TEMPLATES="true",
+                **FAST_BUDGET,
+                **READERS,
+            )
             if point in CRASH_POINTS:
                 env["MODBOT_CRASH_AT"] = point
             both.reddit.add_moderator(BOT["username"], ["all"])
             bot = BotProcess(env, Path(tmp), logs / f"iteration-{number:03d}.log")
+            both.reddit.set_wiki_page(WIKI_PAGE, BROKEN_TEMPLATE, WIKI_EDITOR)
             arm_fake(point, both, bot, tally)
             await bot.start()
             both.reddit.send_message("alice", f"!post {notice}")
@@ -156,6 +180,7 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
                     kill_waiting=kill_waiting,
                 )  # fmt: skip
             await drive(bot, both, lambda: notice_done(both, notice), point, tally)
+            await drive(bot, both, lambda: bool(wiki_messages(both)), point, tally)
             await readers_settle(bot, both, posts, point, tally)
             final = expected_body(documents[-1], incident_id, both.page.url)
             await settle(bot, both, lambda: current(both, incident_id, final), point, tally)
@@ -213,11 +238,11 @@ def readers_done(both: Fakes, posts: list[str]) -> bool:
         c for c in live_comments(both.reddit) if (marker_of(c.body) or "").startswith("early-")
     ]
     return bool(early) and all(
-        len(replies(both, post)) == 1 and both.reddit.removals[post] >= 1 for post in posts
+        len(post_replies(both, post)) == 1 and both.reddit.removals[post] >= 1 for post in posts
     )
 
 
-def replies(both: Fakes, post: str) -> list[object]:
+def post_replies(both: Fakes, post: str) -> list[Comment]:
     """The bot's live replies on a reader's post."""
     return [c for c in live_comments(both.reddit) if c.submission_id == post]
 
@@ -232,10 +257,10 @@ def check_readers(both: Fakes, posts: list[str], point: str, number: int, tally:
     tally.early_twice += twice
     lost = point in ("state-deleted", "state-emptied")  # reports forgotten, by design
     for post in posts:
-        answered, removed = len(replies(both, post)), both.reddit.removals[post]
-        tally.replies_twice += answered > 1
+        answered, removed = len(post_replies(both, post)), both.reddit.removals[post]
+        tally.posts_answered_twice += answered > 1
         tally.removals_twice += removed > 1
-        tally.replies_never += answered == 0 and not lost
+        tally.posts_answered_never += answered == 0 and not lost
         tally.removals_never += removed == 0 and not lost
         if answered > 1 or removed > 1:
             tally.failures.append(
@@ -270,7 +295,7 @@ def arm_fake(point: str, both: Fakes, bot: BotProcess, tally: Tally) -> None:
             tally.kills += 1
             tally.kills_by_point[point] += 1
         both.reddit.on_comment_created = both.reddit.on_comment_edited = None
-        both.reddit.on_message_read = None
+        both.reddit.on_message_read = both.reddit.on_message_sent = None
         both.reddit.on_post_removed = None
 
     def kill_on_reply(comment: Comment) -> None:
@@ -285,15 +310,32 @@ def arm_fake(point: str, both: Fakes, bot: BotProcess, tally: Tally) -> None:
         both.reddit.on_post_removed = kill
     elif point == "reddit-stored-edit":
         both.reddit.on_comment_edited = kill
+    elif point == "reddit-sent-message":
+        both.reddit.on_message_sent = kill
     elif point == "reddit-marked-read":
         both.reddit.on_message_read = kill
     elif point == "late-landing":
         arm_late_landings(both.reddit)
+        arm_late_messages(both.reddit)
         tally.kills_by_point[point] += 1  # the fault, struck when the bot posts
 
 
 def _in_megathread(both: Fakes, comment: Comment) -> bool:
     return both.reddit.submissions[comment.submission_id].sticky is not None
+
+
+def arm_late_messages(reddit: FakeReddit) -> None:
+    """The reply to the command and the wiki message get no answer; Reddit stores them
+    soon after the bot gave up (``MESSAGE_LATE_AFTER``)."""
+    timeout = float(reddit_settings(reddit)["reddit_timeout"])
+    for path, form in (("/api/comment", {"thing_id": "^t4_"}), ("/api/compose", None)):
+        reddit.land_late_next(
+            "POST",
+            path,
+            timeout + random.uniform(*MESSAGE_LATE_AFTER),
+            stamp=random.choice(["landing", "request"]),
+            form=form,
+        )
 
 
 async def drive(
@@ -370,6 +412,15 @@ def notice_done(both: Fakes, notice: str) -> bool:
     return not message.new and posted
 
 
+def wiki_messages(both: Fakes) -> list[Message]:
+    """The bot's messages to the wiki editor."""
+    return [
+        m
+        for m in both.reddit.messages.values()
+        if m.author == BOT["username"] and m.dest == WIKI_EDITOR
+    ]
+
+
 def _incident(comment: object) -> str | None:
     found = [m for m in [marker_of(getattr(comment, "body", "")) or ""] if m.startswith("inc-")]
     return found[-1].removeprefix("inc-") if found else None
@@ -391,12 +442,21 @@ def check(  # noqa: PLR0917 - one iteration's whole outcome
     notices = sum(notice in c.body for c in live)
     message = next(m for m in both.reddit.messages.values() if m.author == "alice")
     replies = len(both.reddit.replies_to(message.id))
-    if notices > 1 or replies > 1:
+    if notices > 1:
         tally.commands_twice += 1
-        tally.failures.append(f"iteration {number}: {notices} notices, {replies} replies")
+        tally.failures.append(f"iteration {number}: {notices} notices")
     if notices == 0:
         tally.commands_lost += 1
         tally.failures.append(f"iteration {number}: the notice was never posted")
+    if replies != 1:
+        tally.replies_twice += replies > 1
+        tally.replies_lost += replies == 0
+        tally.failures.append(f"iteration {number}: {replies} replies to the command")
+    told = len(wiki_messages(both))
+    if told != 1:
+        tally.wiki_messages_twice += told > 1
+        tally.wiki_messages_lost += told == 0
+        tally.failures.append(f"iteration {number}: {told} messages to the wiki editor")
     if duplicates or notes:
         tally.failures.append(f"iteration {number}: {duplicates + notes} duplicate comment(s)")
 
@@ -426,15 +486,18 @@ async def main(iterations: int, seed: int) -> Tally:
     print(f"{'live duplicate incident comments at end':<40} {tally.duplicates}")
     print(f"{'live duplicate notices at end':<40} {tally.duplicate_notices}")
     print(f"{'updates missing from final comments':<40} {tally.missing_updates}")
-    print(f"{'commands run (or answered) twice':<40} {tally.commands_twice}")
+    print(f"{'commands run twice':<40} {tally.commands_twice}")
     print(f"{'commands never executed':<40} {tally.commands_lost}")
+    print(f"{'replies sent twice':<40} {tally.replies_twice}")
+    print(f"{'replies never sent':<40} {tally.replies_lost}")
+    print(f"{'wiki messages sent twice':<40} {tally.wiki_messages_twice}")
+    print(f"{'wiki messages never sent':<40} {tally.wiki_messages_lost}")
     print(f"{'readers report posts':<40} {tally.readers_posts}")
     print(f"{'early notices posted twice':<40} {tally.early_twice}")
-    print(f"{'replies to report posts twice':<40} {tally.replies_twice}")
-    print(f"{'removals of report posts twice':<40} {tally.removals_twice}")
-    print(
-        f"{'report posts never answered / removed':<40} {tally.replies_never} / {tally.removals_never}"
-    )
+    print(f"{'report posts answered twice':<40} {tally.posts_answered_twice}")
+    print(f"{'report posts removed twice':<40} {tally.removals_twice}")
+    never = f"{tally.posts_answered_never} / {tally.removals_never}"
+    print(f"{'report posts never answered / removed':<40} {never}")
     for failure in tally.failures:
         print(f"FAILED: {failure}")
     return tally
@@ -448,10 +511,14 @@ def succeeded(tally: Tally, iterations: int) -> bool:
         tally.missing_updates,
         tally.commands_twice,
         tally.commands_lost,
-        tally.early_twice,
         tally.replies_twice,
+        tally.replies_lost,
+        tally.wiki_messages_twice,
+        tally.wiki_messages_lost,
+        tally.early_twice,
+        tally.posts_answered_twice,
         tally.removals_twice,
-        tally.replies_never,
+        tally.posts_answered_never,
         tally.removals_never,
     )
     return tally.iterations == iterations and not any(counts) and not tally.failures

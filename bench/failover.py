@@ -2,8 +2,9 @@
 
 Each iteration starts from an empty database, the fake status page and the fake
 Reddit, with two bot processes of one deployment (one leads, one follows). A
-moderator sends ``!post``, and a real incident timeline (from the samples) is driven
-to its end while the leader is struck once, at a random update, in one of four ways:
+moderator sends ``!post``, a wiki editor saves a broken template (the bot messages
+them), and a real incident timeline (from the samples) is driven to its end while the
+leader is struck once, at a random update, in one of these ways:
 
 * ``kill``: SIGKILL (a power cut); systemd would restart it, so the loop does;
 * ``freeze``: SIGSTOP, then its database sessions are cut (a network partition, a
@@ -21,8 +22,8 @@ At the end, once every late write has landed and the bots have had the time thei
 rule gives them (``harness.late_settle_time``), it checks the fake Reddit: live
 duplicate comments (two live bot comments with one marker in one thread), second
 comments ever posted (even if deleted since; late landings apart, which are Reddit's
-doing), updates missing from the final comments, commands run twice (a notice posted,
-or the command answered, more than once); and it times each takeover of the plain
+doing), updates missing from the final comments, commands run twice (a notice posted more
+than once), replies and wiki messages sent twice or never; and it times each takeover of the plain
 ``kill`` and ``freeze`` strikes, from the strike to the next leader's first comment or
 edit on Reddit (the next update is published at the strike).
 
@@ -87,6 +88,10 @@ class Tally:
     missing_updates: int = 0
     commands_twice: int = 0
     commands_lost: int = 0
+    replies_twice: int = 0
+    replies_lost: int = 0
+    wiki_messages_twice: int = 0
+    wiki_messages_lost: int = 0
     posted_twice: int = 0  # second comments ever created, even if deleted later
     late_landed: int = 0  # comments Reddit stored after the bot gave up on them
     late_second_copies: int = 0  # of those, copies of a comment posted again meanwhile
@@ -112,6 +117,7 @@ class Pair:
                 MODBOT_LEASE_INTERVAL=str(LEASE_INTERVAL),
                 MODBOT_POLL_INTERVAL=str(POLL_INTERVAL),
                 MODBOT_LOG_LEVEL="INFO",
+                MODBOT_WIKI_TEMPLATES="true",
                 **crashloop.FAST_BUDGET,
             )
             self.bots[name] = BotProcess(env, folder, logs / f"iteration-{number:03d}-{name}.log")
@@ -211,6 +217,8 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
                 arm_late_landings(both.reddit)
                 how = "kill" if (number // len(MODES)) % 2 else "freeze"
                 tick = strike_when_held(pair, both, how, tally)
+            editor = crashloop.WIKI_EDITOR
+            both.reddit.set_wiki_page(crashloop.WIKI_PAGE, crashloop.BROKEN_TEMPLATE, editor)
             await pair.start()
             both.reddit.send_message("alice", f"!post {notice}")
             for index, document in enumerate(documents):
@@ -221,6 +229,7 @@ async def iteration(  # noqa: PLR0917 - one iteration's whole setting
                 want = expected_body(document, incident_id, both.page.url)
                 await until(pair, lambda w=want: current(both, incident_id, w), tick=tick)
             await until(pair, lambda: notice_done(both, notice), tick=tick)
+            await until(pair, lambda: bool(crashloop.wiki_messages(both)), tick=tick)
             final = expected_body(documents[-1], incident_id, both.page.url)
             await settle(pair, both, lambda: current(both, incident_id, final))
             # What readers see now, before stopping: a stop hands the lead to the other
@@ -357,8 +366,12 @@ def report(tally: Tally, iterations: int, elapsed: float, timelines: int) -> Non
     print("  (late landings apart: Reddit stored those)")
     print(f"{'live duplicate notices at end':<52} {tally.duplicate_notices}")
     print(f"{'updates missing from final comments':<52} {tally.missing_updates}")
-    print(f"{'commands run (or answered) twice':<52} {tally.commands_twice}")
+    print(f"{'commands run twice':<52} {tally.commands_twice}")
     print(f"{'commands never executed':<52} {tally.commands_lost}")
+    print(f"{'replies sent twice':<52} {tally.replies_twice}")
+    print(f"{'replies never sent':<52} {tally.replies_lost}")
+    print(f"{'wiki messages sent twice':<52} {tally.wiki_messages_twice}")
+    print(f"{'wiki messages never sent':<52} {tally.wiki_messages_lost}")
     if times:
         target = LEASE_INTERVAL + POLL_INTERVAL
         print(

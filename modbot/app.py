@@ -2,8 +2,9 @@
 
 ``App`` is an async context manager. Entering it opens, in order: the state store, the
 render worker, the Reddit session (or the dry-run printer) and the HTTP client for
-status pages; then it wires, for each watch, a poller, a deliverer and the moderator
-operations, one inbox for all, and a reader of readers' reports per subreddit. Leaving
+status pages; then it builds, for each watch, a deliverer, a poller and the moderator
+operations, one inbox for all (with the outbox and the wiki's pages), and a reader of
+readers' reports per subreddit, each given what it needs when it is built. Leaving
 closes them in reverse order. ``run`` starts the tasks (a poller and a deliverer per
 watch, the inbox, the readers) under one supervisor and
 stops them on SIGINT/SIGTERM, giving each a bounded grace before it is cancelled, which
@@ -43,10 +44,11 @@ from modbot.shell.deliverer import Deliverer
 from modbot.shell.heartbeat import Heartbeat
 from modbot.shell.inbox import Inbox
 from modbot.shell.operations import SETTLE_TIMEOUT, Operations
+from modbot.shell.outbox import Outbox
 from modbot.shell.poller import Poller
 from modbot.shell.reports import SubredditReader, WatchReader, readers_of
 from modbot.shell.statusview import stale
-from modbot.shell.wiki import WikiTemplates
+from modbot.shell.wiki import WikiPages, WikiTemplates
 from modbot.sources.choose import make_http_client, make_source
 from modbot.store import START_FRESH, open_store
 
@@ -227,8 +229,8 @@ class App:
         if self._given_target is None and not self.dry_run:
             from modbot.reddit.client import RedditClient  # noqa: PLC0415 - loads asyncpraw
 
-            self.reddit = RedditClient(settings, clock=self.clock)
-            self.reddit.before_write = store.confirm_lead
+            # Every write proves first that this process still leads (see the store).
+            self.reddit = RedditClient(settings, clock=self.clock, before_write=store.confirm_lead)
             self._stack.push_async_callback(self.reddit.close)
         http = self._given_http
         if http is None and self._given_source is None:
@@ -238,15 +240,36 @@ class App:
             self.runtimes.append(await self._runtime(watch, engine, http))
         if self.reddit is not None:
             self.readers = self._readers(self.reddit)
-            self.inbox = Inbox(
-                self.reddit,
-                {r.watch.name: r.operations for r in self.runtimes},
-                self.store,
-                self.clock,
-                self.checkpoint,
-                on_command=self.figures.command,
-            )
+            self.inbox = self._inbox(self.reddit)
         await self._open_monitoring(http)
+
+    def _inbox(self, reddit: RedditClient) -> Inbox:
+        """The account's mail and pages loop: commands, the outbox, the wiki's pages."""
+        wiki_subreddits = [w.subreddit for w in self.watches if w.wiki_templates and w.subreddit]
+        pages = None
+        if wiki_subreddits:
+            pages = WikiPages(
+                subreddits=wiki_subreddits, wiki=reddit, store=self.store, clock=self.clock
+            )
+        sender = Outbox(
+            self.store,
+            reddit,
+            # A message cannot be unsent: before one is sent again, the listing lag is
+            # allowed for after the longest its lost call may have taken.
+            grace=self.settings.reconcile_grace + self.settings.reddit_timeout,
+            clock=self.clock,
+            checkpoint=self.checkpoint,
+        )
+        return Inbox(
+            reddit,
+            {r.watch.name: r.operations for r in self.runtimes},
+            self.store,
+            self.clock,
+            self.checkpoint,
+            outbox=sender,
+            pages=pages,
+            on_command=self.figures.command,
+        )
 
     async def _open_monitoring(self, http: httpx.AsyncClient | None) -> None:
         """The metrics listener and the heartbeat, when the settings ask for them."""
@@ -324,21 +347,22 @@ class App:
             templates_dir=watch.templates_path,
             clock=self.clock,
             on_change=wake.set,
+            current_thread=lambda: deliverer.thread_id,
+            wiki=self._wiki(watch, scope),
+            readers=self._readers_of(watch, scope),
         )
-        poller.current_thread = lambda: deliverer.thread_id
-        poller.wiki = self._wiki(watch, scope)
-        runtime = WatchRuntime(watch, scope, target, bodies, poller, deliverer, None, wake)  # type: ignore[arg-type]
-        runtime.operations = Operations(
+        operations = Operations(
             store=self.store,
             poller=poller,
-            deliver=lambda keys: self._deliver(runtime, keys),
+            # The runtime is looked up when asked: it is built from these very pieces.
+            deliver=lambda keys: self._deliver(self.runtime(watch.name), keys),
             subreddit=watch.subreddit,
             dry_run=self.dry_run,
             clock=self.clock,
             settle_timeout=self._settle_timeout,
             reports=watch.reports,
         )
-        return runtime
+        return WatchRuntime(watch, scope, target, bodies, poller, deliverer, operations, wake)
 
     def _readers(self, reddit: RedditClient) -> list[SubredditReader]:
         """A reader for each subreddit with a watch that reads its readers' reports (one
@@ -349,20 +373,9 @@ class App:
             watch = runtime.watch
             if not watch.reports.reading or not watch.subreddit:
                 continue
-            runtime.poller.readers = self._readers_of(runtime)
             key = watch.subreddit.lower()
             names.setdefault(key, watch.subreddit)
-            by_subreddit.setdefault(key, []).append(
-                WatchReader(
-                    watch=watch,
-                    scope=runtime.scope,
-                    bodies=runtime.bodies,
-                    thread_id=lambda r=runtime: r.deliverer.thread_id,  # type: ignore[misc]
-                    wake=runtime.wake.set,
-                    recount=runtime.poller.recount,
-                    counted=lambda n, name=watch.name: self.figures.reports(name, n),  # type: ignore[misc]
-                )
-            )
+            by_subreddit.setdefault(key, []).append(self._watch_reader(runtime))
         return [
             SubredditReader(
                 names[key],
@@ -375,11 +388,29 @@ class App:
             for key, watches in by_subreddit.items()
         ]
 
+    def _watch_reader(self, runtime: WatchRuntime) -> WatchReader:
+        """A watch's share of its subreddit's reader."""
+        name, deliverer = runtime.watch.name, runtime.deliverer
+        return WatchReader(
+            watch=runtime.watch,
+            scope=runtime.scope,
+            bodies=runtime.bodies,
+            thread_id=lambda: deliverer.thread_id,
+            wake=runtime.wake.set,
+            recount=runtime.poller.recount,
+            counted=lambda n: self.figures.reports(name, n),
+        )
+
     def _readers_of(
-        self, runtime: WatchRuntime
-    ) -> Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]]:
+        self, watch: Watch, scope: str
+    ) -> Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]] | None:
+        """What readers reported about a watch's incidents, for their comments; None
+        when the watch reads none (no Reddit, reports off, no subreddit)."""
+        if self.reddit is None or not watch.reports.reading or not watch.subreddit:
+            return None
+
         async def readers(views: Sequence[IncidentView]) -> dict[str, Readers]:
-            return await readers_of(self.store, runtime.scope, runtime.watch, views, self.clock())
+            return await readers_of(self.store, scope, watch, views, self.clock())
 
         return readers
 
@@ -395,11 +426,7 @@ class App:
             )
             return None
         return WikiTemplates(
-            scope=scope,
-            subreddit=watch.subreddit,
-            wiki=self.reddit,
-            store=self.store,
-            clock=self.clock,
+            scope=scope, subreddit=watch.subreddit, store=self.store, clock=self.clock
         )
 
     def _target(self, watch: Watch) -> Target:
@@ -440,8 +467,8 @@ class App:
     async def _deliver(self, runtime: WatchRuntime, keys: Collection[tuple[Kind, str]]) -> Report:
         """Have these subjects delivered now and return the round's report.
 
-        While the loops run, the watch's deliverer task does it (one owner of Reddit
-        calls per watch in this process); otherwise, one round runs here.
+        While the loops run, the watch's deliverer task does it (one owner of the watch's
+        comments in this process); otherwise, one round runs here.
         """
         if not self._looping:
             return await runtime.deliverer.round(keys=keys)
@@ -459,6 +486,8 @@ class App:
         every comment current; longer waits (rate limits, backoff) are left for the next
         run.
         """
+        if self.inbox is not None:
+            await self.inbox.read_pages()  # the wiki's templates, judged by the polls
         reports = []
         for runtime in self.runtimes:
             report = await self._polled(runtime)
@@ -471,6 +500,8 @@ class App:
             while wake_at is not None and wake_at <= horizon:
                 await asyncio.sleep(max(wake_at - self.clock(), 0.0))
                 wake_at = (await self._delivered(runtime)).wake_at
+        if self.inbox is not None:
+            await self.inbox.send_messages()  # what the polls decided to tell (wiki editors)
         return next((r for r in reports if not r.ok), reports[-1])
 
     async def run_once_leading(self) -> PollReport:
@@ -579,6 +610,8 @@ class App:
                     runtime.deliverer.restart(after_another=True)
                 for reader in self.readers:
                     reader.restart()
+                if self.inbox is not None:
+                    self.inbox.restart()
         self._following = None
         halt = asyncio.Event()
         self._stop = stop
@@ -698,7 +731,8 @@ class App:
     def _deliver_step(self, runtime: WatchRuntime) -> Step:
         async def step() -> float:
             runtime.wake.clear()
-            waiters, runtime.waiters = runtime.waiters, []
+            waiters = list(runtime.waiters)  # those who asked before this round began
+            runtime.waiters.clear()
             try:
                 report = await self._delivered(runtime)
             except BaseException as exc:

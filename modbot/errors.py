@@ -24,12 +24,22 @@ class FeedUnavailable(FeedError):
     """Connection failed, timed out, or the server answered 5xx after retries."""
 
 
+class FeedGone(FeedUnavailable):
+    """404 or 410: what was read there is not there any more (a page that moved?)."""
+
+
 class FeedNotJSON(FeedError):
-    """The page answered HTML (an error or bot-challenge page) instead of JSON."""
+    """The page answered HTML (an error or bot-challenge page) instead of JSON (or of
+    the feed asked for)."""
 
 
 class FeedMalformed(FeedError):
     """The page answered JSON that is not a Statuspage incidents document."""
+
+
+class FeedUnrecognised(FeedError):
+    """The page answers, but as no platform modbot reads (a challenge page, a new
+    vendor): ``auto`` cannot tell how to read it."""
 
 
 class FeedRateLimited(FeedError):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from modbot.core.moves import Alias
 from modbot.core.records import (
     CommandRow,
     DeliveryRow,
@@ -22,9 +23,11 @@ from modbot.core.records import (
     Kind,
     Leadership,
     Member,
+    MessageRow,
     Moderator,
     NoteRow,
     PageInfo,
+    PlatformMove,
     PostedComment,
     ReaderItem,
     Rendered,
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
     from modbot.core.feed import IncidentsFeed
     from modbot.core.surge import Report
 
+# What ``Store.step`` writes: a delivery or a message, both of ``machine``'s tables.
+Stepped = TypeVar("Stepped", DeliveryRow, MessageRow)
+
 # --- status sources ---------------------------------------------------------------------
 
 
@@ -53,6 +59,10 @@ class Fetched:
     validators: Validators
     status: int = 200
     received_bytes: int = 0
+    # The platform that served ``feed`` (a kind: ``statuspage``, ``incidentio``, ...), as
+    # its answer shows it; None when it cannot tell (an empty list) or nothing was read.
+    # A change between two good polls is a move, even where the URL kept answering.
+    platform: str | None = None
 
 
 class Source(Protocol):
@@ -67,6 +77,15 @@ class Source(Protocol):
 
         Raises a ``FeedError`` when the page cannot be read or understood this time.
         """
+        ...
+
+
+@runtime_checkable
+class Movable(Protocol):
+    """A source that follows its page to another platform (``sources.choose``)."""
+
+    def resume(self, platform: str) -> None:
+        """Read the page the way of ``platform``, which served it last."""
         ...
 
 
@@ -111,16 +130,13 @@ class Target(Protocol):
 
 
 class Mailbox(Protocol):
-    """The bot account's inbox, where moderators send commands."""
+    """The bot account's mail: its inbox, where moderators send commands, and what it
+    sends that is not a megathread comment (``MessageRow``, one channel each)."""
 
     username: str
 
     async def unread(self) -> list[InboxItem]:
         """Unread messages and mentions, oldest first (not marked read)."""
-        ...
-
-    async def reply(self, item: InboxItem, text: str) -> None:
-        """Answer one message or mention."""
         ...
 
     async def mark_read(self, item: InboxItem) -> None:
@@ -131,16 +147,31 @@ class Mailbox(Protocol):
         """A subreddit's moderators, by lower-case name."""
         ...
 
+    async def send(self, message: MessageRow) -> str | None:
+        """Send one message the way its channel says (never retried: it may have gone
+        out); Reddit's id of it, where Reddit says."""
+        ...
+
+    async def find_sent(self, message: MessageRow) -> list[PostedComment]:
+        """The copies of ``message`` that went out (found by its marker where its channel
+        puts them), oldest first. Raises when that cannot be told: unknown is not absent."""
+        ...
+
+    async def sent_recently(self) -> list[PostedComment]:
+        """The bot's newest messages and comments that carry a message's marker (what
+        went out, whatever the state says)."""
+        ...
+
+    async def delete_sent(self, message: MessageRow, copy_id: str) -> None:
+        """Delete one copy of a message whose channel allows it (a comment)."""
+        ...
+
 
 class Wiki(Protocol):
-    """A subreddit's wiki pages, read; and private messages to their authors."""
+    """A subreddit's wiki pages, read."""
 
     async def wiki_page(self, subreddit: str, page: str) -> WikiRevision | None:
         """The page's current revision, or ``None`` when it does not exist."""
-        ...
-
-    async def send_message(self, to: str, subject: str, body: str) -> None:
-        """Send one private message from the bot's account."""
         ...
 
 
@@ -205,6 +236,7 @@ class FeedState:
     url: str | None = None
     baseline_at: datetime | None = None
     validators: Validators = field(default_factory=Validators)
+    platform: str | None = None  # the platform that served the last good read, if known
 
 
 @dataclass(frozen=True)
@@ -245,8 +277,26 @@ class Store(Protocol):
         baseline_at: datetime,
         page: PageInfo | None,
         now: float,
+        platform: str | None = None,
+        aliases: Sequence[Alias] = (),
+        move: PlatformMove | None = None,
     ) -> None:
-        """One poll's outcome, atomically: views, bodies, delivery intents, validators."""
+        """One poll's outcome, atomically: views, bodies, delivery intents, validators;
+        the platform that served it, the new ids of incidents it adopted, and the move
+        that brought them, if any."""
+        ...
+
+    async def aliases(self, watch: str, ids: Collection[str]) -> dict[str, Alias]:
+        """The aliases among ``ids`` (new ids of incidents the bot knows by another)."""
+        ...
+
+    async def adoptable(self, watch: str, *, closed_since: float) -> dict[str, Tracked]:
+        """What an incident new to the page may be, under a new id: announced incidents
+        still open, and those closed by a move since ``closed_since``."""
+        ...
+
+    async def moves(self, watch: str) -> list[PlatformMove]:
+        """The moves of the watch's page to another platform, oldest first."""
         ...
 
     async def save_renders(
@@ -310,8 +360,22 @@ class Store(Protocol):
         """A new ``pending`` row for a subject in ``thread_id`` (None if one exists)."""
         ...
 
-    async def step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
-        """Write ``after`` if the row is still ``before`` (same version); False if not."""
+    async def step(self, before: Stepped, after: Stepped) -> bool:
+        """Write ``after`` (a delivery or a message) if the row is still ``before`` (same
+        version); False if not."""
+        ...
+
+    # --- the outbox -----------------------------------------------------------------------
+    async def add_message(self, message: MessageRow) -> tuple[MessageRow, bool]:
+        """Record a message to send (once per key); the stored row and whether it is new."""
+        ...
+
+    async def message(self, key: str) -> MessageRow | None:
+        """One message."""
+        ...
+
+    async def outbox(self) -> list[MessageRow]:
+        """The messages that need a step: unsent, unsettled, or in doubt; oldest first."""
         ...
 
     # --- notices --------------------------------------------------------------------------
@@ -337,21 +401,25 @@ class Store(Protocol):
 
     # --- inbox commands -------------------------------------------------------------------
     async def claim_command(
-        self, row: CommandRow, note: NoteRow | None = None
+        self, row: CommandRow, note: NoteRow | None = None, reply: MessageRow | None = None
     ) -> tuple[CommandRow, bool]:
-        """Record a received command (with a notice's intent, atomically)."""
+        """Record a received command (with a notice's intent, and the reply of a refusal,
+        atomically)."""
         ...
 
     async def command(self, message_id: str) -> CommandRow | None:
         """One received command."""
         ...
 
-    async def finish_command(self, message_id: str, state: str, result: str, now: float) -> None:
-        """Record what a command did."""
-        ...
-
-    async def reply_state(self, message_id: str, state: str) -> None:
-        """Record how far the reply got (``sending``, ``sent``, ``none``)."""
+    async def finish_command(
+        self,
+        message_id: str,
+        state: str,
+        result: str,
+        now: float,
+        reply: MessageRow | None = None,
+    ) -> None:
+        """Record what a command did, and the reply that says so, atomically."""
         ...
 
     async def command_read(self, message_id: str) -> None:
@@ -390,17 +458,20 @@ class Store(Protocol):
         """Every wiki revision decided for the watch, oldest first."""
         ...
 
-    async def record_wiki(self, row: WikiRow) -> None:
-        """Record the decision about one revision (kept: a revision is judged once)."""
+    async def record_wiki(self, row: WikiRow, message: MessageRow | None = None) -> None:
+        """Record the decision about one revision (kept: a revision is judged once) and
+        the message that tells its author, atomically."""
         ...
 
-    async def claim_wiki_notice(self, watch: str, page: str, revision_id: str) -> bool:
-        """Mark the author's message as being sent; False when it was claimed before
-        (sent, or maybe sent before a crash): at most one message per revision."""
+    async def wiki_pages(self, subreddit: str) -> dict[str, WikiRevision | None]:
+        """The template pages of a subreddit's wiki as last read (None: no such page);
+        pages never read are left out."""
         ...
 
-    async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
-        """The message went out."""
+    async def record_wiki_pages(
+        self, subreddit: str, pages: Mapping[str, WikiRevision | None], now: float
+    ) -> None:
+        """What the wiki's template pages show now (None: the page does not exist)."""
         ...
 
     # --- readers' reports ----------------------------------------------------------------------

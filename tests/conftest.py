@@ -214,13 +214,15 @@ async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Proces
 
 
 def expire_waits(database: Path, *, intent: bool = True) -> None:
-    """Pretend every backoff, rate-limit wait and listing-lag grace is over: time travel
-    for the state file, through a second connection as another process would."""
+    """Pretend every backoff, rate-limit wait and listing-lag grace is over, for comments
+    and messages: time travel for the state file, through a second connection as
+    another process would."""
     import sqlite3
 
     raw = sqlite3.connect(database)
     shift = ", intent_at = intent_at - 3600" if intent else ""
-    raw.execute(f"UPDATE deliveries SET not_before = 0{shift}")
+    for table in ("deliveries", "messages"):
+        raw.execute(f"UPDATE {table} SET not_before = 0{shift}")
     raw.commit()
     raw.close()
 
@@ -283,8 +285,7 @@ def expire_waits_at(location: Path | DatabaseURL | str, *, intent: bool = True) 
         expire_waits(location, intent=intent)
         return
     url = location.url if isinstance(location, DatabaseURL) else location
+    shift = ", intent_at = intent_at - 3600" if intent else ""
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as raw:
-        if intent:
-            raw.execute("UPDATE deliveries SET not_before = 0, intent_at = intent_at - 3600")
-        else:
-            raw.execute("UPDATE deliveries SET not_before = 0")
+        for table in ("deliveries", "messages"):
+            raw.execute(f"UPDATE {table} SET not_before = 0{shift}")

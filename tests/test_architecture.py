@@ -206,3 +206,23 @@ async def test_status_loads_no_reddit_or_http_library(tmp_path: Path) -> None:
     )
     assert "modbot.store.sqlite" in loaded
     assert not loaded & {"asyncpraw", "aiohttp", "httpx", "jinja2", "psycopg"}
+
+
+def test_the_app_builds_each_piece_with_what_it_needs_and_wires_nothing_in_afterwards() -> None:
+    """No attribute of another object is set in ``app.py`` (a poller's thread, a
+    client's fence), and the wiring needs no ``type: ignore``."""
+    source = (PACKAGE / "app.py").read_text()
+    assert "type: ignore" not in source
+    assigned = []
+    for node in ast.walk(ast.parse(source)):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            for part in target.elts if isinstance(target, ast.Tuple | ast.List) else [target]:
+                owner = part.value if isinstance(part, ast.Attribute) else None
+                if owner is not None and not (isinstance(owner, ast.Name) and owner.id == "self"):
+                    assigned.append(f"line {node.lineno}: {ast.unparse(part)}")
+    assert assigned == []

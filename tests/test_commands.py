@@ -267,6 +267,7 @@ async def test_reddit_refusing_the_notice_is_reported(moderated: Moderated) -> N
     assert moderated.replies(message) == []  # replying is rate limited too: later
     assert moderated.unread(message)
     moderated.session._create_cooldown_until = 0.0  # two minutes pass
+    expire_waits_at(moderated.settings.database, intent=False)
     await moderated.inbox.check()
     (reply,) = moderated.replies(message)
     assert "RATELIMIT" in reply
@@ -291,16 +292,22 @@ async def test_notice_whose_answer_was_lost_is_adopted_not_posted_twice(
 
 def unrecord_the_result(database: Path | DatabaseURL, message_id: str) -> None:
     """As if the process had died before recording a command's result: running,
-    unanswered, unread. Written by a connection of its own, as another process would."""
-    update = "UPDATE commands SET state = 'running', result = NULL, reply_state = 'none' "
+    unanswered (no reply recorded), unread. Written by a connection of its own, as
+    another process would."""
+    statements = [
+        "UPDATE commands SET state = 'running', result = NULL WHERE message_id = {}",
+        "DELETE FROM messages WHERE key = 'reply-' || {}",
+    ]
     if isinstance(database, Path):
         raw = sqlite3.connect(database)
-        raw.execute(update + "WHERE message_id = ?", (message_id,))
+        for statement in statements:
+            raw.execute(statement.format("?"), (message_id,))
         raw.commit()
         raw.close()
         return
     with psycopg.connect(database.url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(update + "WHERE message_id = %s", (message_id,))
+        for statement in statements:
+            conn.execute(statement.format("%s"), (message_id,))
 
 
 async def test_rerun_of_an_interrupted_post_command_adopts_the_notice(

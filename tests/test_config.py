@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from modbot.cli.main import COMMANDS, build_parser
+from modbot.config.settings import Settings
+from modbot.shell.crashpoints import CRASH_POINTS
 from tests.conftest import ROOT, run_cli
 
 # --- errors keep their causes ------------------------------------------------------------------
@@ -385,3 +388,9 @@ def test_every_commands_help_ends_with_one_example(
     lines = capsys.readouterr().out.rstrip("\n").splitlines()
     assert lines[-1].startswith(f"example: modbot {command}")  # on one line, to copy
     assert sum(line.startswith("example:") for line in lines) == 1
+
+
+def test_the_crash_setting_takes_every_named_crash_point_and_no_other() -> None:
+    annotation = Settings.model_fields["crash_at"].annotation
+    literal = next(arg for arg in get_args(annotation) if arg is not type(None))
+    assert set(get_args(literal)) == set(CRASH_POINTS)

@@ -16,17 +16,37 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbot.core import machine
-from modbot.core.machine import FINAL, TRANSITIONS, Actor, IllegalStep, State, Step
+from modbot.core import machine, markdown, outbox
+from modbot.core.machine import (
+    FINAL,
+    MESSAGE_FINAL,
+    MESSAGE_TRANSITIONS,
+    TRANSITIONS,
+    Actor,
+    IllegalStep,
+    MessageState,
+    State,
+    Step,
+)
 from modbot.core.markdown import marker, marker_of
-from modbot.core.records import DeliveryRow, Kind, NoteRow, PostedComment, Thread
+from modbot.core.records import (
+    Channel,
+    DeliveryRow,
+    InboxItem,
+    Kind,
+    MessageRow,
+    NoteRow,
+    PostedComment,
+    Thread,
+)
 from modbot.core.render import digest
 from modbot.errors import RedditUnavailable
 from modbot.shell.deliverer import Deliverer
@@ -151,6 +171,122 @@ def test_with_no_grace_looks_still_wait_a_second() -> None:
     posted = machine.answered(machine.claim(ROW, "t1", 1000.0), COMMENT, "h", 1001.0)
     assert machine.absent(machine.claim(ROW, "t1", 1000.0), 1000.0, 0.0).heal_at == 1001.0
     assert machine.next_look(posted, 1000.0, 0.0) == 1001.0
+
+
+# --- the message table: the same form, the same _take -------------------------------------
+
+ITEM = InboxItem("t4_m1", "alice", "!status", is_mention=False)
+MESSAGE = outbox.reply(ITEM, "all fine", 1.0)
+COPY = PostedComment("m9", "", 10.0, MESSAGE.body)
+
+
+def messages_in_every_state() -> dict[MessageState, MessageRow]:
+    pending = MESSAGE
+    sending = machine.claim_message(pending, 1.0)
+    return {
+        MessageState.PENDING: pending,
+        MessageState.SENDING: sending,
+        MessageState.SENT: machine.message_answered(sending, "m9", 2.0),
+        MessageState.FAILED: machine.rejected(sending, "USER_DOESNT_EXIST"),
+    }
+
+
+MESSAGE_STEPS = {
+    Step.CLAIM: lambda r: machine.claim_message(r, 5.0),
+    Step.ADOPTED: lambda r: machine.message_adopted(r, COPY, 5.0),
+    Step.ANSWERED: lambda r: machine.message_answered(r, "m9", 5.0),
+    Step.UNKNOWN: lambda r: machine.unknown(r, "503", 5.0),
+    Step.REFUSED: lambda r: machine.refused(r, "429", 60.0, 5.0),
+    Step.REJECTED: lambda r: machine.rejected(r, "403"),
+    Step.FOUND: lambda r: machine.message_found(r, COPY, 5.0),
+    Step.NOT_YET: lambda r: machine.not_yet(r, 30.0),
+    Step.ABSENT: lambda r: machine.absent(r, 5.0, 30.0),
+    Step.REPLACED: lambda r: machine.message_replaced(r, COPY),
+    Step.LOOKED: lambda r: machine.looked(r, 60.0),
+}
+
+
+def test_every_message_step_has_a_function_and_every_state_is_reachable() -> None:
+    assert {step for _, step in MESSAGE_TRANSITIONS} == set(MESSAGE_STEPS)
+    assert set(messages_in_every_state()) == set(MessageState)
+    assert {t.to for t in MESSAGE_TRANSITIONS.values()} | {MessageState.PENDING} == set(
+        MessageState
+    )
+
+
+@pytest.mark.parametrize("state", list(MessageState))
+@pytest.mark.parametrize("step", list(Step))
+def test_each_message_step_is_allowed_exactly_where_its_table_says(
+    state: MessageState, step: Step
+) -> None:
+    row = messages_in_every_state()[state]
+    entry = MESSAGE_TRANSITIONS.get((state, step))
+    take = MESSAGE_STEPS.get(step, lambda r: machine._take(r, step, Actor.DELIVERER))
+    if entry is None:
+        with pytest.raises(IllegalStep, match=f"message {MESSAGE.key}"):
+            take(row)
+        return
+    after = take(row)
+    assert after.state == entry.to
+    assert after.version == row.version + 1
+    assert (after.id, after.key, after.body) == (row.id, row.key, row.body)
+
+
+def test_only_failed_messages_are_final_and_nobody_but_the_sender_steps_them() -> None:
+    assert not [key for key in MESSAGE_TRANSITIONS if key[0] in MESSAGE_FINAL]
+    assert {t.by for t in MESSAGE_TRANSITIONS.values()} == {Actor.DELIVERER}
+
+
+def test_an_unsettled_message_is_active_and_a_sent_one_only_while_in_doubt() -> None:
+    every = messages_in_every_state()
+    active = {state for state, row in every.items() if machine.is_active(row)}
+    assert active == {MessageState.PENDING, MessageState.SENDING}
+    assert machine.is_active(machine.looked(every[MessageState.SENT], 100.0))
+
+
+def test_a_message_sent_again_leaves_a_doubt_only_where_a_copy_can_be_deleted() -> None:
+    lost = machine.unknown(machine.claim_message(MESSAGE, 100.0), "timeout", 101.0)
+    assert machine.absent(lost, 140.0, 30.0).heal_at is None  # a message cannot be unsent
+    mention = outbox.reply(replace(ITEM, fullname="t1_c1", is_mention=True), "ok", 1.0)
+    assert mention.channel is Channel.COMMENT_REPLY
+    lost_reply = machine.unknown(machine.claim_message(mention, 100.0), "timeout", 101.0)
+    again = machine.absent(lost_reply, 140.0, 30.0)
+    assert again.heal_at == 170.0
+    sent = machine.message_answered(machine.claim_message(again, 141.0), "c2", 142.0)
+    assert sent.heal_at == 170.0
+    assert machine.is_active(sent)
+
+
+def test_the_outbox_steps_each_message_when_it_is_due() -> None:
+    sending = machine.claim_message(replace(MESSAGE, id=2, key="b"), 10.0, hold=30.0)
+    in_doubt = replace(messages_in_every_state()[MessageState.SENT], id=3, heal_at=50.0)
+    failed = replace(messages_in_every_state()[MessageState.FAILED], id=4)
+    waiting = replace(MESSAGE, id=5, not_before=100.0)
+    rows = [waiting, failed, in_doubt, sending, replace(MESSAGE, id=1)]
+    actions, wake_at = outbox.due(rows, 20.0)
+    assert actions == [outbox.Send(replace(MESSAGE, id=1))]
+    assert wake_at == 40.0  # the claim's hold
+    actions, wake_at = outbox.due(rows, 60.0)
+    assert actions == [
+        outbox.Send(replace(MESSAGE, id=1)),
+        outbox.Settle(sending),
+        outbox.Look(in_doubt),
+    ]
+    assert wake_at == 100.0
+
+
+def test_every_message_body_ends_with_its_own_marker_within_the_limit() -> None:
+    assert marker_of(MESSAGE.body) == "msg-reply-t4_m1"
+    long = outbox.reply(ITEM, "x" * 20_000, 1.0)
+    assert len(long.body) <= outbox.MESSAGE_LIMIT
+    assert marker_of(long.body) == "msg-reply-t4_m1"
+    key = outbox.wiki_key("a-very-long-watch-name" * 4, "maintenance", "9" * 36)
+    assert len(key) <= outbox.MAX_KEY
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", key)
+    told = outbox.private_message(key, "alice", "s" * 300, "hello", 1.0)
+    assert marker_of(told.body) == f"msg-{key}"
+    assert len(told.subject) == outbox.SUBJECT_LIMIT
+    assert markdown.parse_marker(f"msg-{key}") is None  # never taken for a comment's
 
 
 # --- interleavings: two deliverers, inbox re-runs and crashes over one state ---------------

@@ -17,8 +17,8 @@ that outlives the process's connection (a restart opens the store again at its U
 
 Checked after every step: at most one bot comment per (incident, megathread); no
 comment's text ever goes back to an older state of its incident; no command's notice
-posted twice. Checked once faults stop and the bot settles: every incident's comment
-shows exactly the latest state.
+posted twice, nor replied to twice. Checked once faults stop and the bot settles: every
+incident's comment shows exactly the latest state, and every command has its one reply.
 
 CI runs the bounded, derandomised ``ci`` profile (the default), with fewer examples on
 PostgreSQL (``POSTGRES_SHARE``); for thousands of examples run
@@ -140,6 +140,7 @@ class BotMachine(RuleBasedStateMachine):
         self.hidden: set[str] = set()
         self.removed_by_mod: set[str] = set()
         self.notes_sent: list[str] = []
+        self.commands: list[str] = []  # the ids of the moderator's messages
         self.ids = itertools.count(1)
         self.minute = 0
         self.broken = False  # a rule or invariant failed: skip the final check
@@ -362,7 +363,7 @@ class BotMachine(RuleBasedStateMachine):
     def moderator_posts_a_notice(self) -> None:
         text = f"Notice number {next(self.ids)}."  # the full stop keeps 1 from matching 10
         self.notes_sent.append(text)
-        self.fake.send_message("alice", f"!post {text}")
+        self.commands.append(self.fake.send_message("alice", f"!post {text}"))
 
     # --- process rules --------------------------------------------------------------------
     @rule()
@@ -448,6 +449,12 @@ class BotMachine(RuleBasedStateMachine):
             if sum(text in body for body in bodies) > 1:
                 self._fail(f"notice {text!r} posted twice")
 
+    @invariant()
+    def no_command_replied_to_twice(self) -> None:
+        for message in self.commands:
+            if len(self.fake.replies_to(message)) > 1:
+                self._fail(f"command {message} replied to twice")
+
     # --- settling -------------------------------------------------------------------------
     async def _settle(self) -> None:
         self.fake.clear_faults()
@@ -480,6 +487,9 @@ class BotMachine(RuleBasedStateMachine):
                 )
         for text in self.notes_sent:
             assert sum(text in c.body for c in live) <= 1
+        for message in self.commands:
+            replies = self.fake.replies_to(message)
+            assert len(replies) == 1, f"command {message} has {len(replies)} replies"
 
 
 @pytest.mark.slow

@@ -18,8 +18,16 @@ import pytest
 
 from modbot.core import machine
 from modbot.core.codec import view_to_json
-from modbot.core.machine import State
-from modbot.core.records import DeliveryRow, Kind, Rendered, Tracked, Validators
+from modbot.core.machine import MessageState, State
+from modbot.core.records import (
+    Channel,
+    DeliveryRow,
+    Kind,
+    MessageRow,
+    Rendered,
+    Tracked,
+    Validators,
+)
 from modbot.core.render import sample_incident
 from modbot.store import sql
 from modbot.store.base import Q, Result, Tx, statements
@@ -102,6 +110,31 @@ async def test_the_sql_active_rule_is_machine_is_active(store: AnyStore) -> None
     assert 0 < len(expected) < len(cases)
 
 
+async def test_the_sql_active_rule_of_messages_is_machine_is_active(store: AnyStore) -> None:
+    cases = list(product(MessageState, (None, 1234.5)))
+
+    def insert() -> Tx[None]:
+        for number, (state, heal_at) in enumerate(cases):
+            yield Q(
+                "INSERT INTO messages (key, channel, recipient, body, state, heal_at, "
+                "created_at) VALUES (:key, 'comment-reply', 't1_x', 'b', :state, :heal_at, 0)",
+                key=f"k{number}",
+                state=state.value,
+                heal_at=heal_at,
+            )
+
+    await store.dialect.run(insert(), write=True)
+    expected = {
+        f"k{number}"
+        for number, (state, heal_at) in enumerate(cases)
+        if machine.is_active(
+            MessageRow(0, "k", Channel.COMMENT_REPLY, "t1_x", "", "b", state, heal_at=heal_at)
+        )
+    }
+    assert {m.key for m in await store.outbox()} == expected
+    assert 0 < len(expected) < len(cases)
+
+
 # --- the hot queries use the partial indexes ----------------------------------------------------
 
 # Each hot query, and the index it must be answered from.
@@ -113,6 +146,7 @@ HOT: list[tuple[str, Callable[[], Tx[Any]], int, str]] = [
     ("unrendered", lambda: sql.unrendered(W), 0, "incidents_unrendered"),
     ("rerender scope", lambda: sql.rerender_scope(W, 0.0, "t1"), 0, "incidents_open"),
     ("recently settled", lambda: sql.recent_settled(W, 5), 0, "incidents_closed"),
+    ("outbox", sql.outbox, 0, "messages_active"),
 ]
 
 
@@ -357,3 +391,82 @@ async def test_postgresql_stamps_each_intent_with_the_epoch_it_was_written_under
     with psycopg.connect(postgres_url, autocommit=True) as raw:
         stamped = raw.execute("SELECT thread_id, epoch FROM deliveries ORDER BY id").fetchall()
     assert stamped == [("t1", 1), ("t2", 1)]
+
+
+# --- version 7: replies and wiki messages become the outbox -----------------------------------
+
+V7_ROWS = [
+    "INSERT INTO commands (message_id, author, command, argument, state, result, reply_state, "
+    "marked_read, received_at, done_at) VALUES "
+    "('t4_sent', 'alice', 'status', '', 'done', 'all fine', 'sent', TRUE, 1, 2), "
+    "('t4_lost', 'alice', 'pause', '', 'done', 'paused', 'sending', FALSE, 3, 4), "
+    "('t1_due', 'bob', 'help', '', 'refused', 'only moderators', 'none', FALSE, 5, 5), "
+    "('t4_running', 'alice', 'refresh', '', 'running', NULL, 'none', FALSE, 6, NULL)",
+    "INSERT INTO wiki_revisions (watch, page, revision_id, author, revised_at, content, "
+    "outcome, notice, decided_at) VALUES "
+    "('default', 'incident', 'r1', 'alice', 1, 'x', 'good', 'sent', 7), "
+    "('default', 'manual', 'r2', 'bob', 1, 'y', 'broken', 'sending', 8), "
+    "('default', 'maintenance', 'r3', 'carol', 1, 'z', 'good', 'none', 9)",
+]
+
+
+def _back_to_version_7(execute: Callable[[str], object]) -> None:
+    """A store of today's schema, brought back to version 7's shape, with the rows an older
+    bot left: replies sent, lost mid-send and due; wiki messages sent and lost."""
+    execute("DROP TABLE messages")
+    execute("DROP TABLE wiki_pages")
+    execute("ALTER TABLE commands ADD COLUMN reply_state TEXT NOT NULL DEFAULT 'none'")
+    execute("ALTER TABLE wiki_revisions ADD COLUMN notice TEXT NOT NULL DEFAULT 'none'")
+    for statement in V7_ROWS:
+        execute(statement)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+async def test_a_version_7_store_moves_its_replies_and_wiki_messages_into_the_outbox(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str
+) -> None:
+    if dialect == "sqlite":
+        path, fresh = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+        await (await open_sqlite(path)).close()
+        await (await open_sqlite(fresh)).close()
+        connection = sqlite3.connect(path)
+        _back_to_version_7(connection.execute)
+        connection.execute("PRAGMA user_version = 7")
+        connection.commit()
+        connection.close()
+        store: AnyStore = await open_sqlite(path)
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+        await (await open_postgres(url)).close()
+        with psycopg.connect(url, autocommit=True) as raw:
+            _back_to_version_7(raw.execute)
+            raw.execute("UPDATE schema_version SET version = 7")
+        store = await open_postgres(url)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        every = {r["key"]: r for r in (await store.export_rows())["messages"]}
+        due = await store.outbox()
+        command = await store.command("t4_lost")
+    finally:
+        await store.close()
+    assert {key: r["state"] for key, r in every.items()} == {
+        "reply-t4_sent": "sent",
+        "reply-t4_lost": "failed",  # it may have gone out, and carries no marker to look for
+        "reply-t1_due": "pending",  # to send, now with its marker
+        "wiki-default-incident-r1": "sent",
+        "wiki-default-manual-r2": "failed",
+    }
+    assert [m.key for m in due] == ["reply-t1_due"]
+    assert due[0].channel is Channel.COMMENT_REPLY  # a mention's reply is a comment
+    assert due[0].body.startswith("only moderators\n\n[](#modbot-msg-reply-t1_due)")
+    assert every["reply-t4_sent"]["channel"] == Channel.MESSAGE_REPLY
+    wiki = every["wiki-default-incident-r1"]
+    assert (wiki["recipient"], wiki["channel"]) == ("alice", Channel.MESSAGE)
+    assert command is not None
+    assert (command.state, command.result, command.marked_read) == ("done", "paused", False)
+    if dialect == "sqlite":
+        assert sqlite_schema(path) == sqlite_schema(fresh)
+    else:
+        with fresh_database(request.getfixturevalue("postgres_server")) as other:
+            await (await open_postgres(other)).close()
+            assert postgres_schema(url) == postgres_schema(other)

@@ -26,13 +26,17 @@ import pytest
 from modbot.app import App
 from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings, load_settings
-from modbot.core import machine
+from modbot.core import machine, outbox
 from modbot.core.codec import view_to_json
 from modbot.core.machine import State
+from modbot.core.markdown import marker_of
 from modbot.core.records import (
+    Channel,
     CommandRow,
     DeliveryRow,
+    InboxItem,
     Kind,
+    MessageRow,
     NoteRow,
     PageInfo,
     PostedComment,
@@ -40,6 +44,7 @@ from modbot.core.records import (
     Thread,
     Tracked,
     Validators,
+    WikiRevision,
     WikiRow,
 )
 from modbot.core.render import sample_incident
@@ -373,7 +378,7 @@ async def test_version_3_file_gains_the_source_kind_and_keeps_its_health(tmp_pat
     raw.commit()
     raw.close()
     store = await open_sqlite(path)
-    assert await store.schema_version() == SCHEMA_VERSION == 8
+    assert await store.schema_version() == SCHEMA_VERSION == 11
     assert (await store.health(W)).last_poll_message == "fine"
     await store.record_poll(W, ok=True, message="fine", now=6.0, kind="incidentio")
     assert (await store.health(W)).source_kind == "incidentio"
@@ -415,19 +420,86 @@ async def test_an_older_file_remembers_doubts_and_keeps_its_deliveries(
 
 
 async def test_commands_are_claimed_exactly_once_with_their_notice(store: StateStore) -> None:
-    row = CommandRow("m1", "alice", "note", "words", "running", NOW)
+    row = CommandRow("t4_m1", "alice", "note", "words", "running", NOW)
     note = NoteRow(W, "n-m1", "words", "body", "hb", "inbox", NOW)
     assert await store.claim_command(row, note) == (row, True)
     assert await store.claim_command(replace(row, author="mallory"), note) == (row, False)
-    await store.finish_command("m1", "done", "posted", NOW + 1)
-    await store.reply_state("m1", "sent")
-    await store.command_read("m1")
-    assert await store.command("m1") == replace(
-        row, state="done", result="posted", done_at=NOW + 1, reply_state="sent", marked_read=True
+    item = InboxItem("t4_m1", "alice", "!post words", is_mention=False)
+    await store.finish_command(
+        "t4_m1", "done", "posted", NOW + 1, outbox.reply(item, "posted", NOW)
+    )
+    await store.command_read("t4_m1")
+    assert await store.command("t4_m1") == replace(
+        row, state="done", result="posted", done_at=NOW + 1, marked_read=True
     )
     assert await store.command("m2") is None
     (delivery,) = await store.deliveries(W, Kind.NOTE, ["n-m1"])
     assert (delivery.state, delivery.wanted_hash) == ("pending", "hb")
+    (reply,) = await store.outbox()  # recorded with the result, in one transaction
+    assert (reply.key, reply.channel, reply.recipient) == (
+        "reply-t4_m1",
+        Channel.MESSAGE_REPLY,
+        "t4_m1",
+    )
+    assert reply.body.startswith("posted\n\n")
+    assert marker_of(reply.body) == "msg-reply-t4_m1"
+
+
+async def test_a_refusal_is_recorded_with_its_reply_once(store: StateStore) -> None:
+    item = InboxItem("t1_m2", "mallory", "u/modbot !pause", is_mention=True)
+    refused = CommandRow("t1_m2", "mallory", "pause", "", "refused", NOW, "only moderators")
+    reply = outbox.reply(item, "only moderators", NOW)
+    assert await store.claim_command(refused, None, reply) == (refused, True)
+    assert await store.claim_command(refused, None, replace(reply, body="other")) == (
+        refused,
+        False,
+    )
+    (message,) = await store.outbox()
+    assert (message.channel, message.body) == (Channel.COMMENT_REPLY, reply.body)
+
+
+async def test_messages_are_recorded_once_and_stepped_by_version(opener: Opener) -> None:
+    first, second = await opener(), await opener()
+    try:
+        wanted = outbox.private_message("wiki-x", "alice", "subject", "words", NOW)
+        message, new = await first.add_message(wanted)
+        assert new
+        assert (message.state, message.version, message.subject) == ("pending", 0, "subject")
+        assert await second.add_message(replace(wanted, body="other")) == (message, False)
+        claimed = machine.claim_message(message, NOW, hold=30.0)
+        assert await first.step(message, claimed)
+        assert not await second.step(message, machine.claim_message(message, NOW))  # stale
+        lost = machine.unknown(claimed, "timeout", NOW + 1)
+        assert await second.step(claimed, lost)
+        assert await second.outbox() == [lost]
+        found = machine.message_found(lost, PostedComment("m9", "", NOW), NOW + 40)
+        assert await first.step(lost, found)
+        assert await first.message("wiki-x") == found
+        assert await first.outbox() == []  # settled: no longer read by a round
+        assert await first.message("nothing") is None
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_wiki_verdict_is_recorded_with_its_message_once(store: StateStore) -> None:
+    row = WikiRow(W, "incident", "r1", "alice", NOW, "text", "good", decided_at=NOW)
+    message = outbox.private_message(outbox.wiki_key(W, "incident", "r1"), "alice", "s", "b", NOW)
+    await store.record_wiki(row, message)
+    await store.record_wiki(replace(row, outcome="broken"), replace(message, body="other"))
+    assert await store.wiki_rows(W) == [row]
+    (told,) = await store.outbox()
+    assert told.body == message.body
+
+
+async def test_wiki_pages_are_kept_as_last_read(store: StateStore) -> None:
+    page = WikiRevision("incident", "r1", "{{ x }}", "alice", NOW)
+    assert await store.wiki_pages("ClaudeAI") == {}  # never read
+    await store.record_wiki_pages("ClaudeAI", {"incident": page, "manual": None}, NOW)
+    assert await store.wiki_pages("claudeai") == {"incident": page, "manual": None}
+    await store.record_wiki_pages("ClaudeAI", {"incident": None}, NOW + 1)
+    assert await store.wiki_pages("ClaudeAI") == {"incident": None, "manual": None}
+    assert await store.wiki_pages("other") == {}
 
 
 async def test_only_announced_or_forced_incidents_are_worked_on(store: StateStore) -> None:
@@ -559,10 +631,20 @@ async def scenario(store: StateStore) -> list[tuple[str, object]]:
     command = CommandRow("m1", "alice", "pause", "", "running", NOW)
     said("command", await store.claim_command(command))
     said("command again", await store.claim_command(replace(command, author="bob"), note))
-    await store.finish_command("m1", "refused", "not a moderator", NOW + 1)
-    await store.reply_state("m1", "sending")
+    item = InboxItem("m1", "alice", "!pause", is_mention=False)
+    reply = outbox.reply(item, "not a moderator", NOW)
+    await store.finish_command("m1", "refused", "not a moderator", NOW + 1, reply)
     await store.command_read("m1")
     said("command after", await store.command("m1"))
+    said("outbox", await store.outbox())
+    (message,) = await store.outbox()
+    claimed = machine.claim_message(message, NOW, hold=5.0)
+    said("message step", await store.step(message, claimed))
+    said("stale message step", await store.step(message, claimed))
+    said("message", await store.message(reply.key))
+    said("no message", await store.message("zz"))
+    said("message added", await store.add_message(replace(reply, key="other")))
+    said("message again", await store.add_message(replace(reply, key="other", body="x")))
     said("health before", await store.health(W))
     await store.record_poll(W, ok=False, message="down", now=NOW)
     await store.record_poll(W, ok=True, message="fine", now=NOW + 1, kind="statuspage")
@@ -583,13 +665,14 @@ async def scenario(store: StateStore) -> list[tuple[str, object]]:
         ("a", "r1", 5.0),
     ):
         wiki = WikiRow(W, page, revision, "alice", NOW, "{{ body }}", "good", decided_at=decided)
-        await store.record_wiki(wiki)
-        await store.record_wiki(replace(wiki, outcome="broken"))  # judged once
-    said("wiki claimed", await store.claim_wiki_notice(W, "manual", "r2"))
-    said("wiki claimed again", await store.claim_wiki_notice(W, "manual", "r2"))
-    said("wiki claimed unknown", await store.claim_wiki_notice(W, "manual", "zz"))
-    await store.wiki_notice_sent(W, "manual", "r2")
+        told = outbox.private_message(outbox.wiki_key(W, page, revision), "alice", "s", "b", NOW)
+        await store.record_wiki(wiki, told)
+        await store.record_wiki(replace(wiki, outcome="broken"), told)  # judged once
     said("wiki", await store.wiki_rows(W))
+    said("wiki messages", await store.outbox())
+    revision = WikiRevision("incident", "r3", "{{ body }}", None, NOW)
+    await store.record_wiki_pages("Sub", {"incident": revision, "manual": None}, NOW)
+    said("wiki pages", await store.wiki_pages("sub"))
     said("wiki of another watch", await store.wiki_rows("other"))
     said("damage", await store.integrity_problems())
     await store.writable()
@@ -599,6 +682,10 @@ async def scenario(store: StateStore) -> list[tuple[str, object]]:
 def comparable(value: object) -> object:
     """``value`` with the store's own choices taken out: delivery ids, wall-clock times
     (``adopt_known`` stamps its rows) and the order of mappings."""
+    if isinstance(value, MessageRow):
+        fields = dataclasses.asdict(value)
+        fields["id"] = value.key
+        return ("MessageRow", comparable(fields))
     if isinstance(value, DeliveryRow):
         fields = dataclasses.asdict(value)
         fields["id"] = (value.kind, value.key, value.thread_id)
@@ -641,13 +728,13 @@ def raw(url: str) -> psycopg.Connection[Any]:
 
 async def test_postgresql_schema_is_created_once_and_versioned(postgres_url: str) -> None:
     store = await open_postgres(postgres_url)
-    assert await store.schema_version() == SCHEMA_VERSION == 8
+    assert await store.schema_version() == SCHEMA_VERSION == 11
     assert await store.integrity_problems() == []
     await store.writable()
     await store.close()
     await (await open_postgres(postgres_url)).close()  # opening again changes nothing
     with raw(postgres_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(8,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = 'health'"

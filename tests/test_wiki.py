@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from modbot import default_templates_dir
 from modbot.app import App
 from modbot.config.settings import Settings
+from modbot.core.markdown import marker_of
+from modbot.errors import StoreError
+from modbot.ports import Store
+from modbot.rendering.files import read_templates
+from modbot.shell.wiki import WikiPages, WikiTemplates
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -75,7 +82,8 @@ async def test_a_good_edit_is_used_and_its_author_sees_the_comment_once(
     assert message.subject == "modbot: your template edit is live"
     assert revision in message.body
     assert "## WIKI LOOK: " in message.body  # the comment as readers see it
-    assert "#modbot-" not in message.body  # without the hidden marker
+    assert "#modbot-inc-" not in message.body  # without the comment's hidden marker
+    assert marker_of(message.body) == f"msg-wiki-default-incident-{revision}"  # its own
     assert f"rev {revision[:8]}" in status
 
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
@@ -145,3 +153,153 @@ async def test_deleting_the_page_goes_back_to_the_file(
         clock.now += 301
         await app.run_once()
         assert not bot_comment(reddit).startswith("## WIKI LOOK: ")
+
+
+async def test_the_poller_never_talks_to_reddit_the_inbox_reads_the_wiki(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    revision = reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        before = len(reddit.calls)
+        await app.poller.poll()
+        assert reddit.calls[before:] == []  # the page is read, judged from the store
+        assert app.inbox is not None
+        await app.inbox.read_pages()
+        assert len([c for c in reddit.calls if "/wiki/" in c.path]) == 3
+        assert messages_to(reddit, "alice") == []
+        before = len(reddit.calls)
+        await app.poller.poll()  # judged now: used, and its author's message recorded
+        assert reddit.calls[before:] == []
+        (told,) = await app.store.outbox()
+        assert (told.recipient, told.state) == ("alice", "pending")
+        await app.inbox.send_messages()
+    (message,) = messages_to(reddit, "alice")
+    assert revision in message.body
+
+
+async def test_a_message_whose_request_failed_is_sent_once_after_the_grace(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    """It was at most once: a message whose request failed was never sent."""
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    reddit.fail_next("POST", "/api/compose", 503, when="before")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+        assert messages_to(reddit, "bob") == []
+        clock.now += 33  # the grace after the call: not in the sent box, so it did not go out
+        await app.run_once()
+        await app.run_once()
+    (message,) = messages_to(reddit, "bob")
+    assert message.subject == "modbot: your template edit was not used"
+
+
+async def test_a_message_whose_answer_was_lost_is_found_not_sent_twice(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
+    reddit.fail_next("POST", "/api/compose", 503, when="after")  # sent, answer lost
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        clock.now += 33
+        await app.run_once()  # a restart: found in the sent box by its marker
+        (row,) = (await app.store.export_rows())["messages"]
+        assert row["state"] == "sent"
+    assert len(messages_to(reddit, "alice")) == 1
+
+
+async def test_a_lost_state_file_does_not_message_an_author_twice(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock, tmp_path: Path
+) -> None:
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+    assert len(messages_to(reddit, "bob")) == 1
+    fresh = wiki_settings.model_copy(update={"database": tmp_path / "fresh.sqlite3"})
+    async with App(fresh, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()  # judged again, and its message found already out
+        (row,) = (await app.store.export_rows())["messages"]
+        assert row["state"] == "sent"
+    assert len(messages_to(reddit, "bob")) == 1
+
+
+async def test_a_message_reddit_refuses_for_good_is_dropped_and_said_once(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        assert app.inbox is not None
+        await app.inbox.read_pages()
+        await app.poller.poll()  # judged: bob is to be told
+        del reddit.accounts["bob"]  # the author deleted their account since
+        await app.inbox.send_messages()
+        for _ in range(3):
+            clock.now += 600
+            await app.run_once()
+        (row,) = (await app.store.export_rows())["messages"]
+    assert row["state"] == "failed"
+    assert "USER_DOESNT_EXIST" in row["last_error"]
+    assert len([c for c in reddit.calls if c.path.startswith("/api/compose")]) == 1
+    refused = [r for r in caplog.records if "refused it" in r.getMessage()]
+    assert len(refused) == 1
+
+
+class FailingOnce:
+    """A store whose next call of ``method`` fails as a full disk makes writes fail (the
+    fault is the store's; everything else is the real store)."""
+
+    def __init__(self, store: Store, method: str) -> None:
+        self.store, self.method, self.armed = store, method, True
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.method and self.armed:
+
+            async def failing(*_: object, **__: object) -> None:
+                self.armed = False
+                raise StoreError("state file cannot be written (disk I/O error)")
+
+            return failing
+        return getattr(self.store, name)
+
+
+async def test_pages_that_could_not_be_recorded_are_read_again_at_the_next_pass(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    """Found by the crash loop: a full disk during the write put the next read five
+    minutes off, and the editor's message with it."""
+    revision = reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        failing: Any = FailingOnce(app.store, "record_wiki_pages")
+        pages = WikiPages(subreddits=["ClaudeAI"], wiki=app.reddit, store=failing, clock=clock)
+        with pytest.raises(StoreError):
+            await pages.read()
+        await pages.read()  # at once, not in five minutes
+        read = await app.store.wiki_pages("ClaudeAI")
+    assert read["incident"] is not None
+    assert read["incident"].revision_id == revision
+
+
+async def test_a_verdict_that_could_not_be_recorded_is_judged_again(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    """Found by the crash loop: a verdict whose write failed was taken as judged, and
+    its author was never told."""
+    reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        assert app.inbox is not None
+        await app.inbox.read_pages()
+        failing: Any = FailingOnce(app.store, "record_wiki")
+        wiki = WikiTemplates(scope=app.watch, subreddit="ClaudeAI", store=failing, clock=clock)
+        files = read_templates(default_templates_dir())
+        bodies = app.first.bodies
+        found = await wiki.changes()
+        assert found is not None
+        with pytest.raises(StoreError):
+            await wiki.apply(files, *found, bodies, lambda: None)
+        again = await wiki.changes()  # not taken as judged: its verdict is not written
+        assert again == found
+        await wiki.apply(files, *again, bodies, lambda: None)
+        assert await wiki.changes() is None
+        assert [r.outcome for r in await app.store.wiki_rows(app.watch)] == ["broken"]
+        (told,) = await app.store.outbox()
+    assert told.recipient == "bob"

@@ -173,10 +173,17 @@ def resolve(
             raise ConfigError("url: required (or name a provider: see `modbot providers`)")
         return Resolved(url=url, kind=kind or "auto", components=tuple(components))
     entry = lookup(provider)
-    if not entry.supported and kind is None:
-        raise ConfigError(f"provider {entry.name!r}: {entry.unsupported}")
-    chosen = tuple(components) or entry.default_components
     warnings: tuple[str, ...] = ()
+    if not entry.supported and kind is None:
+        # The watch starts all the same: pages move, and a platform modbot reads may
+        # serve this one tomorrow; ``auto`` keeps looking (at a slowing pace).
+        kind = "auto"
+        warnings = (
+            f"provider {entry.name!r}: {entry.unsupported}. The watch starts anyway and "
+            "keeps trying to tell which platform serves the page, in case it moves to one "
+            "modbot reads",
+        )
+    chosen = tuple(components) or entry.default_components
     unknown = entry.unknown(chosen)
     if unknown and not entry.open_components:
         raise ConfigError(
@@ -184,7 +191,7 @@ def resolve(
             f"{entry.display_name} (known: {', '.join(entry.known_names)})"
         )
     if unknown:
-        warnings = (
+        warnings += (
             f"components: {', '.join(map(repr, unknown))} is not among the names modbot knows "
             f"for {entry.display_name}; `modbot check --connect` lists the page's own",
         )

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     source_kind: SourceKind = "auto"
     maintenance: bool = False
     poll_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
+    # Failed polls in a row that look like the page moved (HTML where JSON was, a 404)
+    # before modbot finds out again which platform serves the page.
+    move_threshold: int = Field(default=5, ge=1, le=1000)
     http_timeout: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
     components: Annotated[tuple[str, ...], NoDecode, AfterValidator(component_names)] = ()
     timezone: Timezone = None
@@ -177,6 +180,8 @@ class Settings(BaseSettings):
             "after-edit",
             "after-command",
             "after-reply",
+            "after-message-intent",
+            "after-message-answer",
             "after-removal-intent",
             "after-removal",
             "after-notice",

@@ -119,6 +119,7 @@ class Watch:
     maintenance: bool
     wiki_templates: bool = False  # templates from the subreddit's wiki/modbot/* pages
     provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
+    move_threshold: int = 5  # failed polls that look like a move before detecting again
     reports: ReportsConfig = field(default_factory=ReportsConfig)  # Community reports
 
     def scope(self, dry_run: bool) -> str:
@@ -213,6 +214,7 @@ def _default_watch(settings: Settings) -> Watch:
         maintenance=settings.maintenance,
         wiki_templates=settings.wiki_templates,
         provider=resolved.provider.name if resolved.provider else None,
+        move_threshold=settings.move_threshold,
         reports=reports_config(settings),
     )
 
@@ -268,6 +270,7 @@ class WatchTable(BaseModel):
     poll_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
     maintenance: bool | None = None
     wiki_templates: bool | None = None
+    move_threshold: int | None = Field(default=None, ge=1, le=1000)
     # Readers' reports: as the MODBOT_REPORTS_* settings of the same names.
     reports: ReportsMode | None = None
     reports_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
@@ -343,6 +346,9 @@ class WatchTable(BaseModel):
                 settings.wiki_templates if self.wiki_templates is None else self.wiki_templates
             ),
             provider=resolved.provider.name if resolved.provider else None,
+            move_threshold=(
+                settings.move_threshold if self.move_threshold is None else self.move_threshold
+            ),
             reports=self._reports(settings),
         )
 

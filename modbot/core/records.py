@@ -2,9 +2,10 @@
 
 Feed views (what a comment shows about an incident), rendered bodies, Reddit things
 (threads, the bot's comments, inbox items), and the rows the store keeps: deliveries
-(one per thing the bot posts in one thread), notices, commands and the health record
-of each watch. Layers above pass these around; none of them carries behaviour beyond
-small derived properties.
+(one per thing the bot posts in one thread), messages (everything else it sends:
+replies, private messages), notices, commands, wiki pages and the health record of each
+watch. Layers above pass these around; none of them carries behaviour beyond small
+derived properties.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-CLOSED_STATUSES = frozenset({"resolved", "postmortem", "completed"})
+# "moved": the page moved to a platform that does not list the incident (``core.moves``):
+# closed, and never called resolved.
+CLOSED_STATUSES = frozenset({"resolved", "postmortem", "completed", "moved"})
 
 # --- what the feed says -------------------------------------------------------------------
 
@@ -36,6 +39,8 @@ class EventKind(StrEnum):
     RENAMED = "renamed"
     COMPONENTS_CHANGED = "components changed"
     DETAILS_CHANGED = "details changed"
+    ADOPTED = "adopted under a new id"  # its page moved; its comment stays
+    PAGE_MOVED = "closed: its page moved"  # the new platform does not list it
 
 
 @dataclass(frozen=True)
@@ -268,6 +273,46 @@ class DeliveryRow:
     heal_at: float | None = None
 
 
+class Channel(StrEnum):
+    """How a message the bot sends (not a megathread comment) goes out, and so where it
+    can be looked for by its hidden marker when Reddit's answer was lost."""
+
+    MESSAGE = "message"  # a new private message to a user: in the bot's sent box
+    MESSAGE_REPLY = "message-reply"  # a reply to a private message: in the sent box
+    COMMENT_REPLY = "comment-reply"  # a reply to a comment (a mention): a comment of the
+    # bot's, in its comment history (and the one kind a late copy of can be deleted)
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """One message the bot sends that is not a megathread comment: a reply to a
+    moderator's command, a private message about a wiki edit. Its states and steps are
+    ``machine``'s message table; ``version`` grows with every step, as a delivery's.
+
+    ``key`` names what the message is about, once (``reply-t4_abc``): a second message
+    about the same thing is never created, and the body's hidden marker carries it.
+    """
+
+    id: int
+    key: str
+    channel: Channel
+    recipient: str  # a user's name (message), or the fullname of what is replied to
+    subject: str  # a private message's subject ("" for replies)
+    body: str  # ends with the hidden marker line
+    state: str = "pending"
+    version: int = 0
+    intent_at: float | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+    last_error: str | None = None
+    sent_id: str | None = None  # Reddit's id of what was sent, once known
+    sent_at: float | None = None
+    created_at: float = 0.0
+    # Set once a reply whose answer was lost was sent again, where a late copy can be
+    # deleted (a comment): when to look for copies next (None: no such doubt).
+    heal_at: float | None = None
+
+
 @dataclass(frozen=True)
 class Subject:
     """What a delivery is about, as the planner needs it: open or not, and which body."""
@@ -356,8 +401,7 @@ class CommandRow:
     argument: str
     state: str  # running | done | refused
     received_at: float
-    result: str | None = None
-    reply_state: str = "none"  # none | sending | sent
+    result: str | None = None  # what the reply says (the reply is a message of its own)
     marked_read: bool = False
     done_at: float | None = None
 
@@ -387,6 +431,22 @@ class Health:
 
 
 @dataclass(frozen=True)
+class PlatformMove:
+    """A watch's page found served by another platform (``core.moves``). Kept for the
+    moderators to be told, with both platforms named: ``alerted_at`` stays None until
+    they are."""
+
+    watch: str
+    moved_at: float
+    before: str  # the platforms, as kinds: statuspage, incidentio, atom, ...
+    after: str
+    page_url: str
+    adopted: int = 0  # incidents that kept their comment under the new platform's id
+    closed: int = 0  # open incidents the new platform does not list, closed as moved
+    alerted_at: float | None = None
+
+
+@dataclass(frozen=True)
 class WikiRevision:
     """One revision of a template page on a subreddit's wiki (``modbot/incident``)."""
 
@@ -400,7 +460,7 @@ class WikiRevision:
 @dataclass(frozen=True)
 class WikiRow:
     """What the bot decided about one wiki revision: ``good`` (in use, or was) or
-    ``broken``; and whether its author was told (``none``, ``sending``, ``sent``)."""
+    ``broken`` (its author's message is a message of its own)."""
 
     watch: str
     page: str
@@ -409,7 +469,6 @@ class WikiRow:
     revised_at: float
     content: str
     outcome: str
-    notice: str = "none"
     decided_at: float = 0.0
 
 

@@ -86,6 +86,7 @@ STATUS_LABELS = {
     "in_progress": "In progress",
     "verifying": "Verifying",
     "completed": "Completed",
+    "moved": "Page moved",
 }
 IMPACT_LABELS = {
     "none": "None",

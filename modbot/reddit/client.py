@@ -1,8 +1,12 @@
 """Reddit through asyncpraw: the only module that imports it.
 
-``RedditClient`` implements the ``Target`` port (find the megathread, post, edit, find
-the bot's own comments, delete) and the ``Mailbox`` port (the inbox, the moderators),
-plus what ``check`` needs (who am I, does the subreddit exist).
+``RedditClient`` is the one session and call budget of the bot's account. Its one public
+way to Reddit is ``call`` (a timeout, the budget, the fence before a write, errors
+translated); on top of it, ``Megathread`` implements the ``Target`` port (find the
+megathread, post, edit, find the bot's own comments, delete) for the deliverer, and
+the client itself the ``Mailbox`` port (the inbox, the moderators, the messages the
+bot sends and where to find them) and the ``Wiki`` port for the inbox, plus what
+``check`` needs (who am I, does the subreddit exist).
 
 asyncpraw 8.0.3 is pinned, and three of its habits are handled here:
 
@@ -32,6 +36,7 @@ from typing import Any, TypeVar
 import aiohttp
 import asyncpraw
 import asyncprawcore
+from asyncpraw.endpoints import API_PATH
 from asyncpraw.exceptions import RedditAPIException
 from asyncprawcore.sessions import FiniteRetryStrategy
 from tenacity import (
@@ -42,10 +47,12 @@ from tenacity import (
 )
 
 from modbot.config.settings import Settings
-from modbot.core import markdown
+from modbot.core import markdown, outbox
 from modbot.core.budget import CALLER, CallBudget
 from modbot.core.records import (
+    Channel,
     InboxItem,
+    MessageRow,
     Moderator,
     PostedComment,
     ReaderItem,
@@ -233,7 +240,13 @@ class RedditClient:
     session and budget; the inbox (the ``Mailbox`` port) is the account's.
     """
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        before_write: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         if not settings.has_reddit_credentials:
             raise RedditAuthError("Reddit credentials are required")
         assert settings.reddit_client_secret is not None
@@ -259,7 +272,7 @@ class RedditClient:
         # a message), after any pacing, and again before a second attempt: the app makes
         # it prove this process still leads, so a leader that was paused or cut off
         # changes nothing on Reddit when it wakes.
-        self.before_write: Callable[[], Awaitable[None]] | None = None
+        self.before_write = before_write
         self._create_cooldown_until = 0.0
         self.budget = CallBudget(settings.reddit_calls_per_minute)
         self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
@@ -328,7 +341,7 @@ class RedditClient:
         self.budget.spend(who, self.clock())
 
     async def _once(
-        self, what: str, call: Callable[[], Awaitable[T]], *, creates: bool, writes: bool
+        self, what: str, call: Callable[[Any], Awaitable[T]], *, creates: bool, writes: bool
     ) -> T:
         await self._pace(what, creates=creates)
         for attempt in (1, 2):
@@ -339,7 +352,7 @@ class RedditClient:
                 self.budget.spend(CALLER.get(), self.clock())
             try:
                 async with asyncio.timeout(self.settings.reddit_timeout):
-                    return await call()
+                    return await call(self._reddit)
             except asyncprawcore.InvalidToken as exc:
                 # 401: asyncprawcore dropped the token; the next request logs in again.
                 if attempt == 2:
@@ -362,17 +375,19 @@ class RedditClient:
         else:  # 429: the whole request budget
             self._cooldown_until = max(self._cooldown_until, until)
 
-    async def _call(
+    async def call(
         self,
         what: str,
-        call: Callable[[], Awaitable[T]],
+        call: Callable[[Any], Awaitable[T]],
         *,
         retry: bool,
         creates: bool = False,
         writes: bool = False,
     ) -> T:
-        """Run one asyncpraw call with a timeout; ``retry`` only where repeating is safe.
-        ``creates`` makes something new; ``writes`` changes something that exists."""
+        """Run one asyncpraw call (``call`` gets the session) with a timeout, within the
+        budget, fenced before a write; ``retry`` only where repeating is safe.
+        ``creates`` makes something new; ``writes`` changes something that exists.
+        ``what`` names it in errors."""
         if not retry:
             return await self._once(what, call, creates=creates, writes=writes)
         retrying = AsyncRetrying(
@@ -402,11 +417,11 @@ class RedditClient:
     async def me(self) -> str:
         """Log in and return the account's name."""
 
-        async def call() -> str:
-            user = await self._reddit.user.me()
+        async def call(reddit: Any) -> str:
+            user = await reddit.user.me()
             return str(user) if user is not None else ""
 
-        return await self._call("login", call, retry=True)
+        return await self.call("login", call, retry=True)
 
     async def profile_state(self, name: str) -> str:
         """``ok``, ``suspended`` (Reddit says so on the profile) or ``hidden`` (the profile
@@ -415,7 +430,7 @@ class RedditClient:
         Asked with an app-only login, as a stranger would see it: a shadow-banned account
         still sees its own profile."""
 
-        async def call() -> str:
+        async def call(reddit: Any) -> str:
             async with _app_client(self.settings) as stranger:
                 try:
                     profile = await stranger.redditor(name, fetch=True)
@@ -423,14 +438,14 @@ class RedditClient:
                     return "hidden"
             return "suspended" if getattr(profile, "is_suspended", False) else "ok"
 
-        return await self._call(f"reading u/{name}", call, retry=True)
+        return await self.call(f"reading u/{name}", call, retry=True)
 
     async def subreddit_state(self, subreddit: str) -> str:
         """``ok``, ``missing``, ``banned`` or ``private``: what posting there would meet."""
 
-        async def call() -> str:
+        async def call(reddit: Any) -> str:
             try:
-                await self._reddit.subreddit(subreddit, fetch=True)
+                await reddit.subreddit(subreddit, fetch=True)
             except asyncprawcore.Redirect:
                 return "missing"  # Reddit sends unknown names to its search
             except asyncprawcore.NotFound:
@@ -439,14 +454,14 @@ class RedditClient:
                 return "private"
             return "ok"
 
-        return await self._call(f"reading r/{subreddit}", call, retry=True)
+        return await self.call(f"reading r/{subreddit}", call, retry=True)
 
-    # --- the wiki (the ``Wiki`` port) -----------------------------------------------------
+    # --- the wiki (the ``Wiki`` port, the inbox's) ----------------------------------------
     async def wiki_page(self, subreddit: str, page: str) -> WikiRevision | None:
         """``wiki/modbot/<page>``'s current revision, or None when there is no such page."""
 
-        async def call() -> WikiRevision | None:
-            sub = await self._reddit.subreddit(subreddit, fetch=False)
+        async def call(reddit: Any) -> WikiRevision | None:
+            sub = await reddit.subreddit(subreddit, fetch=False)
             try:
                 found = await sub.wiki.get_page(f"{WIKI_FOLDER}/{page}")
             except asyncprawcore.NotFound:
@@ -460,30 +475,19 @@ class RedditClient:
                 revised_at=float(getattr(found, "revision_date", 0) or 0),
             )
 
-        return await self._call(
-            f"reading r/{subreddit}/wiki/{WIKI_FOLDER}/{page}", call, retry=True
-        )
-
-    async def send_message(self, to: str, subject: str, body: str) -> None:
-        """One private message from the bot (never retried: it may have been sent)."""
-
-        async def call() -> None:
-            redditor = await self._reddit.redditor(to, fetch=False)
-            await redditor.message(subject=subject[:100], message=body)
-
-        await self._call(f"messaging u/{to}", call, retry=False, creates=True)
+        return await self.call(f"reading r/{subreddit}/wiki/{WIKI_FOLDER}/{page}", call, retry=True)
 
     async def subreddit_exists(self, subreddit: str) -> bool:
         """True when the subreddit exists and can be read."""
 
-        async def call() -> bool:
+        async def call(reddit: Any) -> bool:
             try:
-                await self._reddit.subreddit(subreddit, fetch=True)
+                await reddit.subreddit(subreddit, fetch=True)
             except (asyncprawcore.Redirect, asyncprawcore.NotFound):
                 return False
             return True
 
-        return await self._call(f"reading r/{subreddit}", call, retry=True)
+        return await self.call(f"reading r/{subreddit}", call, retry=True)
 
     async def moderators(self, subreddit: str, *, max_age: float = 300.0) -> dict[str, Moderator]:
         """A subreddit's moderators by lower-case name (cached for ``max_age`` s)."""
@@ -492,22 +496,22 @@ class RedditClient:
         if cached is not None and now - cached[0] < max_age:
             return cached[1]
 
-        async def call() -> dict[str, Moderator]:
+        async def call(reddit: Any) -> dict[str, Moderator]:
             found: dict[str, Moderator] = {}
-            for mod in await (await self._reddit.subreddit(subreddit)).moderator():
+            for mod in await (await reddit.subreddit(subreddit)).moderator():
                 perms = tuple(getattr(mod, "mod_permissions", ()) or ())
                 found[str(mod).lower()] = Moderator(str(mod), perms)
             return found
 
-        moderators = await self._call(f"reading r/{subreddit}'s moderators", call, retry=True)
+        moderators = await self.call(f"reading r/{subreddit}'s moderators", call, retry=True)
         self._moderators[subreddit.lower()] = (now, moderators)
         return moderators
 
     async def find_megathread(self, subreddit: str, title: re.Pattern[str]) -> Thread | None:
         """Look at the pinned posts now (one listing call); ``None`` if none is usable."""
 
-        async def call() -> Thread | None:
-            listing = await self._reddit.subreddit(subreddit)
+        async def call(reddit: Any) -> Thread | None:
+            listing = await reddit.subreddit(subreddit)
             async for post in listing.hot(limit=2):
                 if not getattr(post, "stickied", False) or not title.search(post.title):
                     continue
@@ -516,7 +520,7 @@ class RedditClient:
                 return Thread(id=post.id, title=post.title, permalink=self.url(post.permalink))
             return None
 
-        return await self._call(f"finding r/{subreddit}'s megathread", call, retry=True)
+        return await self.call(f"finding r/{subreddit}'s megathread", call, retry=True)
 
     # --- readers' posts and comments (the ``Listings`` port) -----------------------------------
     async def new_items(
@@ -530,25 +534,25 @@ class RedditClient:
         if before:
             params["before"] = before
 
-        async def call() -> list[ReaderItem]:
-            found = await self._reddit.get(path, params=params)
+        async def call(reddit: Any) -> list[ReaderItem]:
+            found = await reddit.get(path, params=params)
             return [_reader_item(thing) for thing in getattr(found, "children", None) or []]
 
-        return await self._call(f"reading r/{subreddit}'s new {listing}", call, retry=True)
+        return await self.call(f"reading r/{subreddit}'s new {listing}", call, retry=True)
 
     async def account_created(self, name: str) -> float | None:
         """When ``name``'s account was made, if Reddit says (None for a suspended,
         deleted or shadow-banned account, whose profile says nothing)."""
 
-        async def call() -> float | None:
+        async def call(reddit: Any) -> float | None:
             try:
-                redditor = await self._reddit.redditor(name, fetch=True)
+                redditor = await reddit.redditor(name, fetch=True)
             except asyncprawcore.NotFound:
                 return None
             created = getattr(redditor, "created_utc", None)
             return float(created) if isinstance(created, int | float) else None
 
-        return await self._call(f"reading u/{name}'s age", call, retry=True)
+        return await self.call(f"reading u/{name}'s age", call, retry=True)
 
     async def posts(self, post_ids: Sequence[str]) -> list[ReaderItem]:
         """These posts as they are now (a hundred a call)."""
@@ -556,10 +560,10 @@ class RedditClient:
         for start in range(0, len(post_ids), 100):
             chunk = [f"t3_{p}" for p in post_ids[start : start + 100]]
 
-            async def call(chunk: list[str] = chunk) -> list[ReaderItem]:
-                return [_reader_item(thing) async for thing in self._reddit.info(fullnames=chunk)]
+            async def call(reddit: Any, chunk: list[str] = chunk) -> list[ReaderItem]:
+                return [_reader_item(thing) async for thing in reddit.info(fullnames=chunk)]
 
-            found += await self._call("reading readers' posts", call, retry=True)
+            found += await self.call("reading readers' posts", call, retry=True)
         return found
 
     async def approved_users(self, subreddit: str, *, max_age: float = 300.0) -> set[str] | None:
@@ -570,14 +574,14 @@ class RedditClient:
         if cached is not None and now - cached[0] < max_age:
             return cached[1]
 
-        async def call() -> set[str] | None:
-            sub = await self._reddit.subreddit(subreddit)
+        async def call(reddit: Any) -> set[str] | None:
+            sub = await reddit.subreddit(subreddit)
             try:
                 return {str(user).lower() async for user in sub.contributor(limit=None)}
             except asyncprawcore.Forbidden:
                 return None
 
-        found = await self._call(f"reading r/{subreddit}'s approved users", call, retry=True)
+        found = await self.call(f"reading r/{subreddit}'s approved users", call, retry=True)
         self._approved[subreddit.lower()] = (now, found)
         return found
 
@@ -586,21 +590,21 @@ class RedditClient:
         """Reply to a reader's post, distinguished when the bot moderates its subreddit
         (never retried here: the outcome may be unknown)."""
 
-        async def call() -> PostedComment:
-            submission = await self._reddit.submission(post_id, fetch=False)
+        async def call(reddit: Any) -> PostedComment:
+            submission = await reddit.submission(post_id, fetch=False)
             comment = await submission.reply(body)
             if comment is None:
                 raise RedditUnavailable("replying: Reddit answered without the new comment")
             return self.posted(comment)
 
-        posted = await self._call(f"replying to post {post_id}", call, retry=False, creates=True)
+        posted = await self.call(f"replying to post {post_id}", call, retry=False, creates=True)
 
-        async def distinguish() -> None:
-            comment = await self._reddit.comment(posted.id, fetch=False)
+        async def distinguish(reddit: Any) -> None:
+            comment = await reddit.comment(posted.id, fetch=False)
             await comment.mod.distinguish(how="yes", sticky=True)
 
         try:
-            await self._call(
+            await self.call(
                 f"distinguishing reply {posted.id}", distinguish, retry=True, writes=True
             )
         except RedditError as exc:  # not a moderator (any more): the reply stands
@@ -610,11 +614,11 @@ class RedditClient:
     async def remove_post(self, post_id: str, reason: str) -> None:
         """Remove a reader's post, with ``reason`` as the moderators' note."""
 
-        async def call() -> None:
-            submission = await self._reddit.submission(post_id, fetch=False)
+        async def call(reddit: Any) -> None:
+            submission = await reddit.submission(post_id, fetch=False)
             await submission.mod.remove(mod_note=reason)
 
-        await self._call(f"removing post {post_id}", call, retry=False, writes=True)
+        await self.call(f"removing post {post_id}", call, retry=False, writes=True)
 
     async def post_removed(self, post_id: str) -> bool:
         """True when the post is removed or deleted already (one call)."""
@@ -626,9 +630,9 @@ class RedditClient:
         """Unread private messages and username mentions, oldest first (not marked read)."""
         await self.account()  # commands are parsed against the account's name
 
-        async def call() -> list[InboxItem]:
+        async def call(reddit: Any) -> list[InboxItem]:
             items = []
-            async for item in self._reddit.inbox.unread(limit=limit, mark_read=False):
+            async for item in reddit.inbox.unread(limit=limit, mark_read=False):
                 author = getattr(item, "author", None)
                 items.append(
                     InboxItem(
@@ -641,23 +645,93 @@ class RedditClient:
                 )
             return list(reversed(items))
 
-        return await self._call("reading the inbox", call, retry=True)
-
-    async def reply(self, item: InboxItem, text: str) -> None:
-        """Answer a message or mention (not retried: a lost answer beats a double one)."""
-
-        async def call() -> None:
-            await item.handle.reply(text)
-
-        await self._call(f"replying to {item.fullname}", call, retry=False, creates=True)
+        return await self.call("reading the inbox", call, retry=True)
 
     async def mark_read(self, item: InboxItem) -> None:
         """Mark one inbox item read."""
 
-        async def call() -> None:
-            await self._reddit.inbox.mark_read([item.handle])
+        async def call(reddit: Any) -> None:
+            await reddit.inbox.mark_read([item.handle])
 
-        await self._call(f"marking {item.fullname} read", call, retry=True)
+        await self.call(f"marking {item.fullname} read", call, retry=True)
+
+    # --- the outbox: what the bot sends that is not a megathread comment ------------------
+    async def send(self, message: MessageRow) -> str | None:
+        """Send one message its channel's way: compose a private message, or reply to a
+        message or comment. Never retried here: it may have gone out. Reddit's id of the
+        reply (composing answers none)."""
+        if message.channel is Channel.MESSAGE:
+
+            async def compose(reddit: Any) -> str | None:
+                redditor = await reddit.redditor(message.recipient, fetch=False)
+                await redditor.message(subject=message.subject[:100], message=message.body)
+                return None
+
+            what = f"messaging u/{message.recipient}"
+            return await self.call(what, compose, retry=False, creates=True)
+
+        async def reply(reddit: Any) -> str | None:
+            data = {"text": message.body, "thing_id": message.recipient}
+            created = await reddit.post(API_PATH["comment"], data=data)
+            first = created[0] if isinstance(created, list) and created else None
+            return str(getattr(first, "id", "") or "") or None
+
+        return await self.call(f"replying to {message.recipient}", reply, retry=False, creates=True)
+
+    async def find_sent(self, message: MessageRow) -> list[PostedComment]:
+        """The copies of ``message`` that went out, oldest first: in the bot's sent box
+        (messages, replies to messages) or its comment history (replies to comments),
+        found by the marker on their last line. Raises when the listing cannot be read,
+        or does not reach back to the message's intent while finding nothing."""
+        by_comment = message.channel is Channel.COMMENT_REPLY
+        things = await self._sent(comments=by_comment)
+        marker = outbox.marker_id(message.key)
+        found = [
+            self.posted(thing, marker)
+            for thing in things
+            if markdown.marker_of(getattr(thing, "body", "") or "") == marker
+            and (not by_comment or getattr(thing, "parent_id", None) == message.recipient)
+        ]
+        if not found and message.intent_at is not None and not _reaches(things, message.intent_at):
+            where = "own comments" if by_comment else "the sent messages"
+            raise RedditUnavailable(
+                f"looking for message {message.key}: {where} do not reach back to it"
+            )
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    async def sent_recently(self) -> list[PostedComment]:
+        """The bot's newest sent messages and comments that carry a message's marker."""
+        found = []
+        for comments in (False, True):
+            for thing in await self._sent(comments=comments):
+                marker = markdown.marker_of(getattr(thing, "body", "") or "")
+                if marker is not None and marker.startswith(f"{outbox.KIND}-"):
+                    found.append(self.posted(thing, marker))
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    async def _sent(self, *, comments: bool) -> list[Any]:
+        """The newest things the bot sent: its comments, or its sent messages."""
+        await self.account()
+
+        async def listed(reddit: Any) -> list[Any]:
+            if comments:
+                redditor = await reddit.redditor(self.username, fetch=False)
+                return [c async for c in redditor.comments.new(limit=HISTORY_LIMIT)]
+            return [m async for m in reddit.inbox.sent(limit=HISTORY_LIMIT)]
+
+        where = "own comments" if comments else "the sent messages"
+        return await self.call(f"reading {where}", listed, retry=True)
+
+    async def delete_sent(self, message: MessageRow, copy_id: str) -> None:
+        """Delete one copy of a reply that is a comment (a message cannot be unsent)."""
+        if message.channel is not Channel.COMMENT_REPLY:
+            raise RedditRejected(f"deleting {copy_id}: a private message cannot be unsent")
+
+        async def call(reddit: Any) -> None:
+            comment = await reddit.comment(copy_id, fetch=False)
+            await comment.delete()
+
+        await self.call(f"deleting comment {copy_id}", call, retry=True, writes=True)
 
     # --- helpers --------------------------------------------------------------------------
     def url(self, permalink: str) -> str:
@@ -671,6 +745,14 @@ class RedditClient:
             body=getattr(comment, "body", "") or "",
             marker=marker,
         )
+
+
+def _reaches(things: list[Any], since: float) -> bool:
+    """True when a listing of the newest ``HISTORY_LIMIT`` things holds everything sent
+    since ``since``: it is not full, or its oldest is older."""
+    if len(things) < HISTORY_LIMIT:
+        return True
+    return min(float(getattr(t, "created_utc", 0.0) or 0.0) for t in things) <= since
 
 
 def _reader_item(thing: Any) -> ReaderItem:
@@ -738,10 +820,6 @@ class Megathread:
         self._thread_lock = asyncio.Lock()
         self._listing_lock = asyncio.Lock()
 
-    @property
-    def _reddit(self) -> Any:
-        return self.client._reddit
-
     def thread_suspect(self) -> None:
         """Look the megathread up again before the next delivery."""
         self._thread_checked_at = None
@@ -789,14 +867,14 @@ class Megathread:
         client = self.client
         self._writes += 1  # before the call: a post whose outcome is unknown may exist
 
-        async def call() -> PostedComment:
-            submission = await self._reddit.submission(thread.id, fetch=False)
+        async def call(reddit: Any) -> PostedComment:
+            submission = await reddit.submission(thread.id, fetch=False)
             comment = await submission.reply(body)
             if comment is None:
                 raise RedditUnavailable("posting: Reddit answered without the new comment")
             return client.posted(comment)
 
-        posted = await client._call("posting a comment", call, retry=False, creates=True)
+        posted = await client.call("posting a comment", call, retry=False, creates=True)
         if client.settings.distinguish:
             await self._distinguish(posted.id)
         return posted
@@ -804,8 +882,8 @@ class Megathread:
     async def edit(self, comment_id: str, body: str) -> None:
         """Replace a comment's body (idempotent, so retried on 5xx and timeouts)."""
 
-        async def call() -> None:
-            comment = await self._reddit.comment(comment_id, fetch=False)
+        async def call(reddit: Any) -> None:
+            comment = await reddit.comment(comment_id, fetch=False)
             edited = await comment.edit(body)
             removed_body = getattr(edited, "body", None) == "[removed]"
             if (
@@ -815,17 +893,17 @@ class Megathread:
             ):
                 raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
 
-        await self.client._call(f"editing comment {comment_id}", call, retry=True, writes=True)
+        await self.client.call(f"editing comment {comment_id}", call, retry=True, writes=True)
 
     async def delete(self, comment_id: str) -> None:
         """Delete one of the bot's comments."""
         self._writes += 1
 
-        async def call() -> None:
-            comment = await self._reddit.comment(comment_id, fetch=False)
+        async def call(reddit: Any) -> None:
+            comment = await reddit.comment(comment_id, fetch=False)
             await comment.delete()
 
-        await self.client._call(f"deleting comment {comment_id}", call, retry=True, writes=True)
+        await self.client.call(f"deleting comment {comment_id}", call, retry=True, writes=True)
 
     async def find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
         """The bot's comments in a thread carrying ``marker_id`` (None: any marker),
@@ -859,27 +937,33 @@ class Megathread:
     async def _find(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
         client = self.client
         await client.account()
-        found = await client._call(
-            "reading own comments", lambda: self._from_history(thread_id, marker_id), retry=True
+        found = await client.call(
+            "reading own comments",
+            lambda reddit: self._from_history(reddit, thread_id, marker_id),
+            retry=True,
         )
         if not found:
-            found = await client._call(
+            found = await client.call(
                 "reading the megathread",
-                lambda: self._from_thread(thread_id, marker_id),
+                lambda reddit: self._from_thread(reddit, thread_id, marker_id),
                 retry=True,
             )
         return sorted(found, key=lambda c: (c.created_utc, c.id))
 
-    async def _from_history(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
-        redditor = await self._reddit.redditor(self.client.username, fetch=False)
+    async def _from_history(
+        self, reddit: Any, thread_id: str, marker_id: str | None
+    ) -> list[PostedComment]:
+        redditor = await reddit.redditor(self.client.username, fetch=False)
         found = []
         async for comment in redditor.comments.new(limit=HISTORY_LIMIT):
             if comment.link_id == f"t3_{thread_id}":
                 found += self._marked(comment, marker_id)
         return found
 
-    async def _from_thread(self, thread_id: str, marker_id: str | None) -> list[PostedComment]:
-        submission = await self._reddit.submission(thread_id, fetch=False)
+    async def _from_thread(
+        self, reddit: Any, thread_id: str, marker_id: str | None
+    ) -> list[PostedComment]:
+        submission = await reddit.submission(thread_id, fetch=False)
         submission.comment_sort = "new"
         await submission.load()
         await submission.comments.replace_more(limit=0)
@@ -905,13 +989,11 @@ class Megathread:
                 log.info("MODBOT_DISTINGUISH is on but the bot is not a moderator; skipping")
                 return
 
-            async def call() -> None:
-                comment = await self._reddit.comment(comment_id, fetch=False)
+            async def call(reddit: Any) -> None:
+                comment = await reddit.comment(comment_id, fetch=False)
                 await comment.mod.distinguish(how="yes", sticky=True)
 
-            await client._call(
-                f"distinguishing comment {comment_id}", call, retry=True, writes=True
-            )
+            await client.call(f"distinguishing comment {comment_id}", call, retry=True, writes=True)
         except RedditError as exc:
             log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
 
@@ -921,9 +1003,9 @@ class Megathread:
         for start in range(0, len(comment_ids), 100):
             chunk = comment_ids[start : start + 100]
 
-            async def call(chunk: list[str] = chunk) -> set[str]:
+            async def call(reddit: Any, chunk: list[str] = chunk) -> set[str]:
                 seen = set()
-                async for thing in self._reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
+                async for thing in reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
                     author = str(getattr(thing, "author", "") or "")
                     if (
                         getattr(thing, "removed", False)
@@ -934,5 +1016,5 @@ class Megathread:
                         seen.add(thing.id)
                 return seen
 
-            gone |= await self.client._call("checking the bot's comments", call, retry=True)
+            gone |= await self.client.call("checking the bot's comments", call, retry=True)
         return gone

@@ -19,15 +19,18 @@ Checkpoint = Callable[[str], None]
 # After an intent is committed; after Reddit answered a post but before its id is
 # saved; after an edit landed but before it is recorded; after a command ran but
 # before its reply; after the reply but before the message is marked read; after a
-# stray post's removal is intended, and after Reddit removed it but before that is
-# recorded; after an early notice was decided (saved with its surge) but before it is
-# delivered.
+# message's intent (a reply, a wiki editor's message) is committed; after Reddit took
+# the message but before that is recorded; after a stray post's removal is intended, and
+# after Reddit removed it but before that is recorded; after an early notice was decided
+# (saved with its surge) but before it is delivered.
 CRASH_POINTS = (
     "after-intent",
     "after-answer",
     "after-edit",
     "after-command",
     "after-reply",
+    "after-message-intent",
+    "after-message-answer",
     "after-removal-intent",
     "after-removal",
     "after-notice",

@@ -1,14 +1,15 @@
-"""The one owner of Reddit calls: it executes delivery plans, step by step.
+"""The one owner of the megathread's comments: it executes delivery plans, step by step.
 
 Each round asks the planner what is due for one watch and carries it out through the
 state machine (``machine``): the intent is committed before a comment is created, the
 answer after, and every write is refused if another actor changed the row meanwhile.
 Incident comments and moderator notices go through the same steps; nothing else in
-modbot posts. A round also re-checks comments a moderator may have removed, and heals
-duplicates (two comments with one marker: the oldest is kept, the rest deleted) at a
-start, and while a row is in doubt: a post whose answer was lost was followed by
-another, and the lost one may still land late, so its thread is searched again and
-again, at growing gaps (``machine.next_look``).
+modbot posts in the megathread (the inbox's outbox sends replies and messages, through
+the machine's message steps). A round also re-checks comments a moderator may have
+removed, and heals duplicates (two comments with one marker: the oldest is kept, the
+rest deleted) at a start, and while a row is in doubt: a post whose answer was lost was
+followed by another, and the lost one may still land late, so its thread is searched
+again and again, at growing gaps (``machine.next_look``).
 
 A round returns a ``Report`` of what it did, which the moderator operations read.
 """

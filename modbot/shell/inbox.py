@@ -1,19 +1,23 @@
-"""Commands sent to the bot on Reddit: read the inbox, check the sender, run, reply.
+"""The account's mail and pages loop: commands sent to the bot on Reddit (read the
+inbox, check the sender, run, reply), the wiki's template pages, and the outbox.
 
-Each message is handled exactly once, whatever crashes in between:
+Each command is handled exactly once, whatever crashes in between:
 
 1. The sender must moderate the subreddit of every watch the command is about (the
    lists are cached for a few minutes). A command may name a watch (``!pause openai``);
    otherwise it is about every watch in the subreddits the sender moderates.
 2. The message id is recorded with the command, in the same transaction as its effect
    when it has one: ``!post`` records the notice's intent there, and the deliverer,
-   the one owner of Reddit calls, posts it. A re-run after a crash finds the intent
-   and only waits for it.
-3. The result is recorded (``done``), then sent as the reply (``sending`` -> ``sent``;
-   a reply interrupted by a crash is not sent again), then the message is marked read.
+   the one owner of comments, posts it. A re-run after a crash finds the intent and
+   only waits for it.
+3. The result is recorded (``done``) together with the reply that says it, a message
+   of the outbox; the outbox sends it (exactly once: after a lost answer it is looked
+   for by its marker), and once it went out (or Reddit refused it for good) the
+   command's message is marked read.
 
 Messages that are not commands are left alone and stay unread; a malformed command
-gets the help text.
+gets the help text. Each pass also reads the wiki's template pages when they are due
+(the pollers judge what they find) and sends whatever else the outbox holds.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
+from modbot.core import outbox
 from modbot.core.commands import (
     CHANGE_PERMISSIONS,
     CHANGING,
@@ -29,11 +34,13 @@ from modbot.core.commands import (
     help_text,
     parse,
 )
-from modbot.core.records import CommandRow, InboxItem, NoteRow
-from modbot.errors import CommandError, ModbotError, RedditError, RedditRejected
+from modbot.core.records import CommandRow, InboxItem, MessageRow, NoteRow
+from modbot.errors import CommandError, ModbotError, RedditError
 from modbot.ports import Mailbox, Store
 from modbot.shell.crashpoints import Checkpoint, no_checkpoint
 from modbot.shell.operations import Operations
+from modbot.shell.outbox import Outbox
+from modbot.shell.wiki import WikiPages
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,8 @@ class Inbox:
         clock: Callable[[], float],
         checkpoint: Checkpoint = no_checkpoint,
         *,
+        outbox: Outbox,
+        pages: WikiPages | None = None,
         on_command: Callable[[str], None] | None = None,
     ) -> None:
         self.on_command = on_command  # told "done", "refused" or "failed", once a command
@@ -66,26 +75,49 @@ class Inbox:
         self.store = store
         self.clock = clock
         self.checkpoint = checkpoint
+        self.outbox = outbox
+        self.pages = pages
         self.subreddits = sorted({o.subreddit for o in watches.values() if o.subreddit})
 
+    def restart(self) -> None:
+        """Forget what memory holds (another process led meanwhile)."""
+        self.outbox.restart()
+        if self.pages is not None:
+            self.pages.restart()
+
     async def check(self) -> int:
-        """Handle every unread command once; returns how many were handled."""
+        """Read the wiki when due, handle every unread command once, and send what the
+        outbox holds; returns how many commands were handled."""
+        await self.read_pages()
         handled = 0
         try:
             unread = await self.mailbox.unread()
         except RedditError as exc:
             log.warning("inbox: cannot read it now: %s", exc)
-            return 0
-        # The inbox is read every few seconds: a heartbeat of the Reddit connection.
-        for operations in self.watches.values():
-            await self.store.record_reddit(operations.watch, error=None, kind="", now=self.clock())
+            unread = []
+        else:
+            # The inbox is read every few seconds: a heartbeat of the Reddit connection.
+            for operations in self.watches.values():
+                await self.store.record_reddit(
+                    operations.watch, error=None, kind="", now=self.clock()
+                )
         for item in unread:
             try:
                 if await self.handle(item):
                     handled += 1
             except RedditError as exc:
                 log.warning("inbox: %s; will try %s again", exc, item.fullname)
+        await self.send_messages()
         return handled
+
+    async def read_pages(self) -> None:
+        """Read the wiki's template pages, when due, for the pollers to judge."""
+        if self.pages is not None:
+            await self.pages.read()
+
+    async def send_messages(self) -> int:
+        """Every step of the outbox due now; how many messages went out."""
+        return await self.outbox.round()
 
     async def handle(self, item: InboxItem) -> bool:
         """Handle one inbox item; False when it is not a command (left unread)."""
@@ -100,14 +132,19 @@ class Inbox:
         row, new = await self._record(item, item.author, command)
         if row.state == RUNNING:
             result = await self._run(item, item.author, command)
-            await self.store.finish_command(item.fullname, DONE, result, self.clock())
+            now = self.clock()
+            reply = outbox.reply(item, result, now)
+            await self.store.finish_command(item.fullname, DONE, result, now, reply)
             self._count("done")
         elif new:  # refused, or failed before it ran: counted once, when first seen
             self._count("refused" if row.state == REFUSED else "failed")
         self.checkpoint("after-command")
-        await self._reply_once(item)
+        sent = await self.outbox.send(outbox.reply_key(item.fullname))
         self.checkpoint("after-reply")
-        await self._mark_read_once(item)
+        if outbox.settled(sent):
+            # Unread until then: a reply Reddit asked to wait for, or whose answer was
+            # lost, keeps the command in view (and the outbox settles it).
+            await self._mark_read_once(item)
         return True
 
     def _count(self, result: str) -> None:
@@ -120,6 +157,7 @@ class Inbox:
         """Record the command (and a notice's intent) once; refusals are recorded as such."""
         chosen, refusal = await self._chosen(author, command)
         note: NoteRow | None = None
+        reply: MessageRow | None = None
         state = REFUSED if refusal else RUNNING
         if refusal is None and command.name == "post":
             try:
@@ -128,6 +166,8 @@ class Inbox:
                 )
             except ModbotError as exc:
                 state, refusal = DONE, f"!post failed: {exc}"
+        if refusal is not None:
+            reply = outbox.reply(item, refusal, self.clock())
         return await self.store.claim_command(
             CommandRow(
                 message_id=item.fullname,
@@ -140,6 +180,7 @@ class Inbox:
                 done_at=self.clock() if refusal else None,
             ),
             note,
+            reply,
         )
 
     async def _chosen(self, author: str, command: Command) -> tuple[list[Operations], str | None]:
@@ -215,21 +256,6 @@ class Inbox:
                         raise
                     lines.append(prefix + str(exc))
         return lines
-
-    async def _reply_once(self, item: InboxItem) -> None:
-        row = await self.store.command(item.fullname)
-        if row is None or row.result is None or row.reply_state == "sent":
-            return
-        if row.reply_state == "sending":
-            log.info("not replying to %s again: an earlier reply may have gone out", item.fullname)
-            return
-        await self.store.reply_state(item.fullname, "sending")
-        try:
-            await self.mailbox.reply(item, row.result)
-        except RedditRejected:
-            await self.store.reply_state(item.fullname, "none")  # nothing was sent
-            raise
-        await self.store.reply_state(item.fullname, "sent")
 
     async def _mark_read_once(self, item: InboxItem) -> None:
         await self.mailbox.mark_read(item)

@@ -5,10 +5,10 @@ intents of new incidents and the page's validators, so the validators can never 
 ahead of the state they describe: if the save fails, the next poll fetches in full
 and nothing is lost. The poller never talks to Reddit; it wakes the deliverer.
 
-It also owns the watch's templates: a changed file is checked in the render worker
-before it replaces the last good set, and then only what readers still see is
-re-rendered (open incidents, and those closed in the last day whose comment is in the
-current megathread).
+It also owns the watch's templates: a changed file (or a wiki page the inbox read) is
+checked in the render worker before it replaces the last good set, and then only what
+readers still see is re-rendered (open incidents, and those closed in the last day
+whose comment is in the current megathread).
 """
 
 from __future__ import annotations
@@ -16,15 +16,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from modbot.core import incidents, markdown
+from modbot.core import incidents, markdown, moves
 from modbot.core.feed import IncidentsFeed
-from modbot.core.records import IncidentView, PageInfo, PollReport, Rendered, Tracked, Validators
+from modbot.core.moves import Alias
+from modbot.core.records import (
+    Event,
+    EventKind,
+    IncidentView,
+    PageInfo,
+    PlatformMove,
+    PollReport,
+    Rendered,
+    Tracked,
+    Validators,
+)
 from modbot.core.render import Readers
 from modbot.errors import FeedError, FeedRateLimited, TemplateError
-from modbot.ports import Source, Store
+from modbot.ports import FeedState, Movable, Source, Store
 from modbot.rendering.bodies import Bodies
 from modbot.rendering.files import folder_stamp, read_templates
 from modbot.shell.wiki import WikiTemplates, describe
@@ -32,6 +44,9 @@ from modbot.shell.wiki import WikiTemplates, describe
 log = logging.getLogger(__name__)
 
 RERENDER_WINDOW = 24 * 3600.0  # closed incidents readers may still look at
+# How long an incident closed because its page moved may still be adopted, should the
+# new platform list it after all.
+ADOPT_WINDOW = 24 * 3600.0
 
 
 def page_info(home: str) -> PageInfo:
@@ -71,6 +86,9 @@ class Poller:
         templates_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] = lambda: None,
+        current_thread: Callable[[], str | None] = lambda: None,
+        wiki: WikiTemplates | None = None,
+        readers: Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]] | None = None,
     ) -> None:
         self.watch = watch
         self.source = source
@@ -83,16 +101,16 @@ class Poller:
         # Only the incidents of the latest snapshot stay in memory (a feed lists 50 at
         # most); the rest live in the store, so memory stays flat over years.
         self.known: dict[str, Tracked] = {}
+        # The aliases of the incidents of the latest snapshot (new id -> the one kept).
+        self._aliases: dict[str, Alias] = {}
         self._validators: Validators | None = None  # None: not loaded from the store yet
         self._stamp = folder_stamp(templates_dir) if templates_dir else None
         self._bad_stamp: object = None
         self._foreign_pages: set[str] = set()  # page URLs of the feed's already logged
-        self.current_thread: Callable[[], str | None] = lambda: None
-        self.wiki: WikiTemplates | None = None  # templates from the subreddit's wiki, if on
+        self.current_thread = current_thread  # the megathread the deliverer posts in
+        self.wiki = wiki  # templates from the subreddit's wiki, if on
         # What readers reported about incidents, for their comments (None: not read).
-        self.readers: Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]] | None = (
-            None
-        )
+        self.readers = readers
         # Incidents whose readers' counts changed: re-rendered by the next poll, so that
         # one task alone renders and saves a watch's incidents.
         self._counts_changed: set[str] = set()
@@ -101,6 +119,7 @@ class Poller:
         """Forget what memory holds and read it from the store again (another process
         polled meanwhile)."""
         self.known = {}
+        self._aliases = {}
         self._validators = None
         if self.wiki is not None:
             self.wiki.restart()
@@ -110,11 +129,18 @@ class Poller:
         """Fetch once and save what changed; feed errors become a failed report."""
         await self.reload_templates()
         if self._validators is None:
-            self._validators = (await self.store.feed_state(self.watch)).validators
+            state = await self.store.feed_state(self.watch)
+            self._validators = state.validators
+            if state.platform is not None and isinstance(self.source, Movable):
+                self.source.resume(state.platform)
             if page_info(self.source.home) != self.bodies.page:
                 # Comments name another page than the configured one (its URL changed,
                 # or a feed chose it before the configuration did): a full read goes
                 # through ``_sync_page``, which re-renders them and saves the page.
+                self._validators = Validators()
+            elif state.baseline_at is not None and state.platform is None:
+                # A state kept before platforms were: one full read learns which one
+                # serves the page, so that a later move is seen as one.
                 self._validators = Validators()
         try:
             fetched = await self.source.fetch(self._validators)
@@ -127,7 +153,7 @@ class Poller:
                 self._validators = fetched.validators
                 report = PollReport(ok=True, changed=False, message="unchanged")
             else:
-                report = await self._apply(fetched.feed, fetched.validators)
+                report = await self._apply(fetched.feed, fetched.validators, fetched.platform)
         kind = getattr(self.source, "chosen", None) or self.source.kind
         await self.store.record_poll(
             self.watch, ok=report.ok, message=report.message, now=self.clock(), kind=kind
@@ -162,9 +188,14 @@ class Poller:
         """Announced incidents still open among those on the page now."""
         return sum(1 for t in self.known.values() if t.announce and t.view.is_open)
 
-    async def _apply(self, feed: IncidentsFeed, validators: Validators) -> PollReport:
+    async def _apply(
+        self, feed: IncidentsFeed, validators: Validators, platform: str | None = None
+    ) -> PollReport:
         state = await self.store.feed_state(self.watch)
         baseline = state.baseline_at
+        now = self.clock()
+        move = self._moved(state, platform, now)
+        feed = await self._translated(feed)
         listed = {incident.id for incident in feed.incidents}
         missing = listed - self.known.keys()
         if feed.lists_open_maintenances:
@@ -173,26 +204,56 @@ class Poller:
             missing -= self.known.keys()
         if missing:
             self.known.update(await self.store.tracked(self.watch, missing))
+        new = listed - self.known.keys()  # never seen by the bot, under any id
+        feed, aliases, closed = await self._adopt(feed, new, move, now)
+        listed = {incident.id for incident in feed.incidents}
         page = await self._sync_page(feed)
-        outcome = incidents.diff(self.known, feed, baseline_at=baseline, components=self.components)
-        rendered, errors = await self.render(await self._to_render(outcome.changed))
-        now = self.clock()
+        # On the poll of a move, the incidents the new platform brought over already
+        # resolved are history, however it dates them (a migration's time): recorded as
+        # at a first poll, not announced. Open ones are announced as ever.
+        outcome = incidents.diff(
+            {i: t for i, t in self.known.items() if i not in closed},
+            feed,
+            baseline_at=None if move else baseline,
+            components=self.components,
+        )
+        changed = {**outcome.changed, **closed}
+        events = outcome.events + tuple(
+            Event(EventKind.ADOPTED, a.incident_id, a.alias_id) for a in aliases
+        )
+        events += tuple(Event(EventKind.PAGE_MOVED, i) for i, t in closed.items() if t.announce)
+        rendered, errors = await self.render(await self._to_render(changed))
+        if move is not None:
+            move = replace(move, adopted=len(aliases), closed=len(closed))
         await self.store.save_poll(
             self.watch,
             url=self.source.url,
-            changed=outcome.changed,
+            changed=changed,
             rendered=rendered,
             render_errors=errors,
             validators=validators,
             baseline_at=baseline or datetime.fromtimestamp(now, UTC),
             page=page,
             now=now,
+            platform=platform,
+            aliases=aliases,
+            move=move,
         )
         # Only after the save: a failed save leaves both as they were, and the next
         # poll sees the same change again.
         self._validators = validators
-        self.known = {i: t for i, t in {**self.known, **outcome.changed}.items() if i in listed}
-        for event in outcome.events:
+        self.known = {i: t for i, t in {**self.known, **changed}.items() if i in listed}
+        if move is not None:
+            log.warning(
+                "%s: the page moved from %s to %s (incidents that keep their comment under "
+                "a new id: %d; open ones it does not list, closed as moved: %d)",
+                self.watch,
+                moves.platform_name(move.before),
+                moves.platform_name(move.after),
+                move.adopted,
+                move.closed,
+            )
+        for event in events:
             log.info("%s: incident %s", self.watch, event)
         if baseline is None:
             open_count = sum(1 for t in outcome.changed.values() if t.announce)
@@ -203,10 +264,8 @@ class Poller:
                 len(outcome.changed),
                 open_count,
             )
-        summary = f"{len(feed.incidents)} incidents, {len(outcome.events)} changes"
-        return PollReport(
-            ok=True, changed=bool(outcome.changed), events=outcome.events, message=summary
-        )
+        summary = f"{len(feed.incidents)} incidents, {len(events)} changes"
+        return PollReport(ok=True, changed=bool(changed), events=events, message=summary)
 
     async def _to_render(self, changed: Mapping[str, Tracked]) -> dict[str, Tracked]:
         """Announced incidents, and those a moderator forced (the store knows which)."""
@@ -257,6 +316,67 @@ class Poller:
         )
         return await self.rerender(chosen)
 
+    # --- moves between platforms --------------------------------------------------------------
+    def _moved(self, state: FeedState, platform: str | None, now: float) -> PlatformMove | None:
+        """The move this poll shows: another platform than the last good read's serves
+        the page (known on both sides, after the first poll)."""
+        if (
+            platform is None
+            or state.platform is None
+            or platform == state.platform
+            or state.baseline_at is None
+        ):
+            return None
+        return PlatformMove(
+            watch=self.watch,
+            moved_at=now,
+            before=state.platform,
+            after=platform,
+            page_url=self.source.home,
+        )
+
+    async def _translated(self, feed: IncidentsFeed) -> IncidentsFeed:
+        """The snapshot with the incidents the bot knows by another id under that id."""
+        raw = {incident.id for incident in feed.incidents}
+        self._aliases = {k: v for k, v in self._aliases.items() if k in raw}
+        unknown = raw - self.known.keys() - self._aliases.keys()
+        if unknown:
+            self._aliases.update(await self.store.aliases(self.watch, unknown))
+        return moves.translate(feed, self._aliases)
+
+    async def _adopt(
+        self, feed: IncidentsFeed, new: set[str], move: PlatformMove | None, now: float
+    ) -> tuple[IncidentsFeed, list[Alias], dict[str, Tracked]]:
+        """The snapshot with the ``new`` incidents that are ones the bot knows
+        (``moves.match``) under the ids it keeps, and their aliases; on a move, the open
+        incidents the new platform does not list, closed as moved.
+
+        New incidents are matched against the announced ones the page stopped listing:
+        only a move (or a page that re-created an incident) leaves any, so an ordinary
+        poll pays one read when a new incident appears, and nothing otherwise.
+        """
+        if not new and move is None:
+            return feed, [], {}
+        listed = {incident.id for incident in feed.incidents}
+        found = await self.store.adoptable(self.watch, closed_since=now - ADOPT_WINDOW)
+        candidates = {i: t for i, t in found.items() if i not in listed}
+        fresh = [incident for incident in feed.incidents if incident.id in new]
+        matched = moves.match(candidates, fresh)
+        aliases = [Alias(new_id, kept, candidates[kept].view) for new_id, kept in matched.items()]
+        if aliases:
+            self._aliases.update({alias.alias_id: alias for alias in aliases})
+            feed = moves.translate(feed, self._aliases)
+            self.known.update({kept: candidates[kept] for kept in matched.values()})
+        closed: dict[str, Tracked] = {}
+        if move is not None:
+            at = datetime.fromtimestamp(now, UTC)
+            for kept, tracked in candidates.items():
+                if kept not in matched.values() and tracked.view.is_open:
+                    closed[kept] = moves.closed_by_move(
+                        tracked, before=move.before, after=move.after, page_url=move.page_url, at=at
+                    )
+        return feed, aliases, closed
+
     # --- templates and page -------------------------------------------------------------------
     async def reload_templates(self) -> bool:
         """Switch to changed template files (and wiki pages) once they pass the checks;
@@ -267,7 +387,7 @@ class Poller:
         wiki, wiki_changed = None, False
         if self.wiki is not None:
             wiki = await self.wiki.changes()
-            wiki_changed = wiki is not None and (bool(wiki[0] or wiki[1]) or self.wiki.pending)
+            wiki_changed = wiki is not None
         files_changed = stamp not in (self._stamp, self._bad_stamp)
         if not files_changed and not wiki_changed:
             return False

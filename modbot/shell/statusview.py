@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modbot.config.watches import ReportsConfig
+from modbot.core import moves
 from modbot.core.early import Signal
 from modbot.core.machine import State
 from modbot.core.records import DeliveryRow, Health, IncidentRow, Kind, Leadership
@@ -59,6 +60,7 @@ async def status_text(
         f"heartbeat:   {_heartbeat(health)}",
         f"templates:   {health.templates or 'not loaded yet'}"
         + (f" (since {when(health.templates_at)})" if health.templates_at else ""),
+        f"platform:    {await _platform(store, watch)}",
         *(await _reports_lines(store, watch, reports, dry_run=dry_run)),
         f"open incidents ({len(open_rows)}):",
         *_incident_lines(open_rows, by_incident, now),
@@ -77,6 +79,22 @@ async def status_text(
             detail = (found.permalink or found.last_error or "") if found else ""
             lines.append(f"  {note.note_id:<14} {state:<8} {detail}")
     return "\n".join(lines)
+
+
+async def _platform(store: Store, watch: str) -> str:
+    """Which platform served the page last, and its last move, if it moved."""
+    platform = (await store.feed_state(watch)).platform
+    text = moves.platform_name(platform) if platform else "not known yet"
+    found = await store.moves(watch)
+    if found:
+        last = found[-1]
+        told = "moderators told" if last.alerted_at else "moderators not told yet"
+        text += (
+            f" (moved from {moves.platform_name(last.before)} on {when(last.moved_at)}: "
+            f"{last.adopted} incidents kept their comments, {last.closed} closed as moved; "
+            f"{told})"
+        )
+    return text
 
 
 async def health_json(

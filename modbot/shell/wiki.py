@@ -4,24 +4,31 @@ Opt-in per watch (``wiki_templates = true`` or ``MODBOT_WIKI_TEMPLATES=true``). 
 reads ``wiki/modbot/incident``, ``.../manual``, ``.../maintenance``, ``.../early`` and
 ``.../reply``;
 each page's whole text replaces the template file of that name, and a missing page
-means "use the file". Pages are read at most once every ``CHECK_EVERY`` seconds (one
-call each, within the Reddit budget). A new revision is checked exactly like a
-template file (sandbox, every sample rendered, time and size limits); it is used only
-if it passes, and its author gets one private message either way: the comment as
-readers will see it, or the exact error. Every verdict is stored, so a restart neither
-judges a revision again nor messages its author twice. The bot never writes the wiki.
+means "use the file". Two halves, on either side of the store:
+
+* ``WikiPages``, the inbox's (the account's mail and pages loop, one of the two parts
+  of the bot that talk to Reddit): reads each subreddit's pages at most once every
+  ``CHECK_EVERY`` seconds (one call each, within the Reddit budget) and records what
+  changed.
+* ``WikiTemplates``, a poller's (it owns the watch's templates and render worker):
+  judges each recorded revision it has not judged yet exactly like a template file
+  (sandbox, every sample rendered, time and size limits) and uses it only if it
+  passes. The verdict and the private message that tells its author (the comment as
+  readers will see it, or the exact error) are recorded in one transaction, and the
+  outbox sends that message exactly once. A restart neither judges a revision again
+  nor messages its author twice. The bot never writes the wiki.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
-from modbot.core import markdown
+from modbot.core import markdown, outbox
 from modbot.core.early import OPEN
-from modbot.core.records import IncidentView, WikiRevision, WikiRow
+from modbot.core.records import IncidentView, MessageRow, WikiRevision, WikiRow
 from modbot.core.render import (
     EARLY_TEMPLATE,
     INCIDENT_TEMPLATE,
@@ -48,7 +55,6 @@ PAGES = {
     "early": EARLY_TEMPLATE,
     "reply": REPLY_TEMPLATE,
 }
-MESSAGE_LIMIT = 10_000
 GOOD, BROKEN = "good", "broken"
 
 
@@ -71,26 +77,93 @@ def describe(files: Templates, subreddit: str, pages: dict[str, WikiRevision]) -
     return f"wiki of r/{subreddit} ({wiki}); the rest from {files.origin}"
 
 
+class WikiPages:
+    """The template pages of the subreddits whose watches take templates from the wiki,
+    as the inbox reads them: each subreddit at most every ``every`` seconds, and only
+    what changed is written to the store."""
+
+    def __init__(
+        self,
+        *,
+        subreddits: Collection[str],
+        wiki: Wiki,
+        store: Store,
+        clock: Callable[[], float],
+        every: float = CHECK_EVERY,
+    ) -> None:
+        self.subreddits = sorted({name.lower(): name for name in subreddits}.values())
+        self.wiki = wiki
+        self.store = store
+        self.clock = clock
+        self.every = every
+        self._unreadable: set[str] = set()
+        self.restart()
+
+    def restart(self) -> None:
+        """Read every subreddit at the next pass, and record what it shows."""
+        self._next_read = dict.fromkeys(self.subreddits, 0.0)
+        self._recorded: dict[str, dict[str, str | None]] = {}  # subreddit -> page -> revision
+
+    async def read(self) -> None:
+        """Read the pages of every subreddit that is due; record what changed. A wiki that
+        cannot be read changes nothing: the pollers keep the templates in use. What could
+        not be recorded (a full disk) is read again at the next pass."""
+        for subreddit in self.subreddits:
+            now = self.clock()
+            if now < self._next_read[subreddit]:
+                continue
+            pages: dict[str, WikiRevision | None] = {}
+            try:
+                for page in PAGES:
+                    pages[page] = await self.wiki.wiki_page(subreddit, page)
+            except RedditError as exc:
+                self._next_read[subreddit] = now + self.every
+                self._cannot_read(subreddit, exc)
+                continue
+            if subreddit in self._unreadable:
+                log.info("r/%s wiki: readable again", subreddit)
+                self._unreadable.discard(subreddit)
+            await self._record(subreddit, pages, now)
+            self._next_read[subreddit] = now + self.every
+
+    async def _record(
+        self, subreddit: str, pages: dict[str, WikiRevision | None], now: float
+    ) -> None:
+        """Write the pages that changed since the last write (all, after a start)."""
+        recorded = self._recorded.setdefault(subreddit, {})
+        shown = {page: (r.revision_id if r else None) for page, r in pages.items()}
+        changed = {page: pages[page] for page in pages if recorded.get(page, "") != shown[page]}
+        if changed:
+            await self.store.record_wiki_pages(subreddit, changed, now)
+            recorded.update(shown)
+
+    def _cannot_read(self, subreddit: str, exc: RedditError) -> None:
+        if subreddit not in self._unreadable:
+            log.warning(
+                "r/%s wiki: cannot read the template pages (%s); keeping the templates in use",
+                subreddit,
+                exc,
+            )
+        self._unreadable.add(subreddit)
+
+
 class WikiTemplates:
-    """One watch's wiki pages: which revision of each is in use, and their verdicts."""
+    """One watch's wiki pages: which revision of each is in use, and their verdicts.
+
+    It reads only the store: the inbox (``WikiPages``) reads the wiki."""
 
     def __init__(
         self,
         *,
         scope: str,
         subreddit: str,
-        wiki: Wiki,
         store: Store,
         clock: Callable[[], float],
-        every: float = CHECK_EVERY,
     ) -> None:
         self.scope = scope
         self.subreddit = subreddit
-        self.wiki = wiki
         self.store = store
         self.clock = clock
-        self.every = every
-        self._unreadable = False
         self.restart()
 
     def restart(self) -> None:
@@ -98,41 +171,35 @@ class WikiTemplates:
         may have judged revisions meanwhile)."""
         self.good: dict[str, WikiRevision] = {}  # page -> the revision in use
         self._judged: dict[str, str] = {}  # page -> the newest revision judged
-        self._next_check = 0.0
+        # The pages (page -> revision) as applied last, and as being applied now: what is
+        # not applied in full (a store write failed) is looked at again.
+        self._applied: dict[str, str | None] | None = None
+        self._applying: dict[str, str | None] | None = None
         self._loaded = False
-        self._applied = False
 
     # --- what changed ------------------------------------------------------------------------
-    @property
-    def pending(self) -> bool:
-        """True until the pages in use (stored or new) have been applied once."""
-        return not self._applied
-
     async def changes(self) -> tuple[list[WikiRevision], list[str]] | None:
-        """When due: (revisions not judged yet, pages deleted since); else None. When the
-        wiki cannot be read, nothing is new: the revisions judged before stay in use."""
-        now = self.clock()
-        if now < self._next_check:
-            return None
-        self._next_check = now + self.every
+        """(revisions recorded but not judged yet, pages deleted since), or None when the
+        pages show what they showed when they were last applied (the first look after a
+        start always has something to apply: the verdicts in the store)."""
         if not self._loaded:
             await self._load()
+        pages = await self.store.wiki_pages(self.subreddit)
+        shown = {page: (r.revision_id if r else None) for page, r in pages.items()}
+        if shown == self._applied:
+            return None
+        self._applying = shown
         fresh: list[WikiRevision] = []
         gone: list[str] = []
         for page in PAGES:
-            try:
-                revision = await self.wiki.wiki_page(self.subreddit, page)
-            except RedditError as exc:
-                self._cannot_read(exc)
-                return [], []
+            if page not in pages:
+                continue  # not read yet: what was judged before stays in use
+            revision = pages[page]
             if revision is None:
                 if page in self.good:
                     gone.append(page)
             elif revision.revision_id != self._judged.get(page):
                 fresh.append(revision)
-        if self._unreadable:
-            log.info("r/%s wiki: readable again", self.subreddit)
-        self._unreadable = False
         return fresh, gone
 
     async def _load(self) -> None:
@@ -143,15 +210,6 @@ class WikiTemplates:
                     row.page, row.revision_id, row.content, row.author, row.revised_at
                 )
         self._loaded = True
-
-    def _cannot_read(self, exc: RedditError) -> None:
-        if not self._unreadable:
-            log.warning(
-                "r/%s wiki: cannot read the template pages (%s); keeping the templates in use",
-                self.subreddit,
-                exc,
-            )
-        self._unreadable = True
 
     # --- deciding ----------------------------------------------------------------------------
     async def apply(
@@ -175,7 +233,7 @@ class WikiTemplates:
                 await bodies.adopt(candidate)
             except TemplateError as exc:
                 why = self._located(str(exc), files, revision.page)
-                await self._judge(revision, BROKEN)
+                await self._judge(revision, BROKEN, self._refusal(revision, why))
                 log.error(
                     "r/%s wiki: %s/%s revision %s by u/%s not used: %s",
                     self.subreddit,
@@ -185,10 +243,10 @@ class WikiTemplates:
                     revision.author or "?",
                     why,
                 )
-                await self._tell(revision, *self._refusal(revision, why))
                 continue
+            preview = await self._preview(bodies, revision.page, newest_open)
+            await self._judge(revision, GOOD, self._welcome(revision, preview))
             self.good[revision.page] = revision
-            await self._judge(revision, GOOD)
             log.info(
                 "r/%s wiki: now using %s/%s revision %s by u/%s",
                 self.subreddit,
@@ -197,15 +255,20 @@ class WikiTemplates:
                 revision.revision_id,
                 revision.author or "?",
             )
-            preview = await self._preview(bodies, revision.page, newest_open)
-            await self._tell(revision, *self._welcome(revision, preview))
         templates = compose(files, self.good)
         await bodies.adopt(templates)
-        self._applied = True
+        self._applied = self._applying
         return templates
 
-    async def _judge(self, revision: WikiRevision, outcome: str) -> None:
-        self._judged[revision.page] = revision.revision_id
+    async def _judge(self, revision: WikiRevision, outcome: str, told: tuple[str, str]) -> None:
+        """Record the verdict and, in the same transaction, the message that tells the
+        revision's author (one per revision, ever; the outbox sends it). Only once that
+        is written is the revision taken as judged."""
+        now = self.clock()
+        message: MessageRow | None = None
+        if revision.author:
+            key = outbox.wiki_key(self.scope, revision.page, revision.revision_id)
+            message = outbox.private_message(key, revision.author, *told, now)
         await self.store.record_wiki(
             WikiRow(
                 watch=self.scope,
@@ -215,9 +278,11 @@ class WikiTemplates:
                 revised_at=revision.revised_at,
                 content=revision.content,
                 outcome=outcome,
-                decided_at=self.clock(),
-            )
+                decided_at=now,
+            ),
+            message,
         )
+        self._judged[revision.page] = revision.revision_id
 
     def _located(self, error: str, files: Templates, page: str) -> str:
         """The error with the wiki page named in place of the file it stands for."""
@@ -225,20 +290,6 @@ class WikiTemplates:
         return error.replace(file_path, f"r/{self.subreddit}/wiki/{FOLDER}/{page}")
 
     # --- telling the author ------------------------------------------------------------------
-    async def _tell(self, revision: WikiRevision, subject: str, body: str) -> None:
-        """One message per revision, ever: claimed in the store before it is sent."""
-        if not revision.author:
-            return
-        key = (self.scope, revision.page, revision.revision_id)
-        if not await self.store.claim_wiki_notice(*key):
-            return
-        try:
-            await self.wiki.send_message(revision.author, subject, body)
-        except RedditError as exc:
-            log.warning("could not message u/%s about their wiki edit: %s", revision.author, exc)
-            return
-        await self.store.wiki_notice_sent(*key)
-
     async def _preview(
         self, bodies: Bodies, page: str, newest_open: Callable[[], IncidentView | None]
     ) -> str:
@@ -266,7 +317,7 @@ class WikiTemplates:
             f"(revision {revision.revision_id}) passed the checks and is now used for the "
             "bot's comments. This is how one looks now:\n\n---\n\n"
         )
-        room = MESSAGE_LIMIT - len(head) - 100
+        room = outbox.MESSAGE_LIMIT - len(head) - 100
         return "modbot: your template edit is live", head + markdown.shorten(preview, room)
 
     def _refusal(self, revision: WikiRevision, why: str) -> tuple[str, str]:
@@ -274,9 +325,9 @@ class WikiTemplates:
             f"Your edit of r/{self.subreddit}/wiki/{FOLDER}/{revision.page} "
             f"(revision {revision.revision_id}) was not used: the bot keeps the template it "
             f"had. The problem:\n\n{_quoted(why)}\n\nFix the page and save it again; the bot "
-            f"looks at it every {self.every / 60:g} minutes."
+            f"looks at it every {CHECK_EVERY / 60:g} minutes."
         )
-        return "modbot: your template edit was not used", markdown.shorten(body, MESSAGE_LIMIT)
+        return "modbot: your template edit was not used", body
 
 
 def _quoted(text: str) -> str:

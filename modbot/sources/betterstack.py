@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from modbot.core.feed import NO_TEXT, IncidentsFeed, decode, parse_incidents_object
 from modbot.core.records import Validators
-from modbot.errors import FeedMalformed, FeedUnavailable
+from modbot.errors import FeedMalformed
 from modbot.ports import Fetched
 from modbot.sources.feeds import ACCEPT, html_text, parse_feed
-from modbot.sources.fetch import Fetcher
+from modbot.sources.fetch import Fetcher, unexpected
 
 if TYPE_CHECKING:
     import httpx
@@ -115,7 +115,7 @@ class BetterstackClient:
         if page.status == 304:
             return Fetched(feed=None, validators=since, status=304)
         if page.status != 200:
-            raise FeedUnavailable(f"{self.url}: unexpected HTTP {page.status}")
+            raise unexpected(self.url, page)
         validators = Validators(
             etag=page.headers.get("etag"),
             last_modified=page.headers.get("last-modified"),

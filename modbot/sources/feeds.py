@@ -35,9 +35,9 @@ import feedparser
 from modbot.core import moments
 from modbot.core.feed import IncidentsFeed, parse_incidents_object
 from modbot.core.records import Validators
-from modbot.errors import FeedMalformed, FeedUnavailable
+from modbot.errors import FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
-from modbot.sources.fetch import Fetcher
+from modbot.sources.fetch import Fetcher, unexpected
 
 if TYPE_CHECKING:
     import httpx
@@ -140,7 +140,11 @@ class FeedClient:
         if page.status == 304:
             return Fetched(feed=None, validators=since, status=304)
         if page.status != 200:
-            raise FeedUnavailable(f"{self.url}: unexpected HTTP {page.status}")
+            raise unexpected(self.url, page)
+        if page.is_html_document():
+            # feedparser reads an HTML page as an empty feed: a page that moved, or a
+            # challenge, would look like a feed with no incidents.
+            raise FeedNotJSON(f"{self.url} answered an HTML page instead of a feed")
         validators = Validators(
             etag=page.headers.get("etag"),
             last_modified=page.headers.get("last-modified"),

@@ -27,7 +27,7 @@ from tenacity import (
 
 from modbot import __version__
 from modbot.core import moments
-from modbot.errors import FeedRateLimited, FeedUnavailable
+from modbot.errors import FeedError, FeedGone, FeedRateLimited, FeedUnavailable
 
 USER_AGENT = f"modbot/{__version__} (+status page watcher)"
 # A page asking for a longer wait is not taken at its word: one header must not stall a
@@ -62,7 +62,12 @@ class Page:
         """True for an HTML page (an error or bot-challenge page, where data was asked)."""
         if "html" in self.content_type:
             return True
-        return self.body[:64].lstrip().lower().startswith((b"<!doctype", b"<html"))
+        return self.is_html_document()
+
+    def is_html_document(self) -> bool:
+        """True when the body itself is an HTML page, whatever its content type says (some
+        servers send feeds as ``text/html``)."""
+        return self.body[:64].lstrip().lower().startswith((b"<!doctype html", b"<html"))
 
 
 def make_http_client(timeout: float) -> httpx.AsyncClient:
@@ -132,6 +137,15 @@ class Fetcher:
             kind = " (an HTML error page)" if page.looks_like_html() else ""
             raise _RetryableError(f"server error {page.status}{kind}")
         return page
+
+
+def unexpected(url: str, page: Page) -> FeedError:
+    """The error for an answer that is neither 200 nor 304: ``FeedGone`` when the
+    document is not there (404, 410), as on a page that moved to another platform."""
+    message = f"{url}: unexpected HTTP {page.status}"
+    if page.status in (404, 410):
+        return FeedGone(message)
+    return FeedUnavailable(message)
 
 
 def retry_after(value: str | None) -> float | None:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from modbot.core.feed import IncidentsFeed, decode, parse_incidents_object
 from modbot.core.records import Validators
-from modbot.errors import FeedMalformed, FeedNotJSON, FeedUnavailable
+from modbot.errors import FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
-from modbot.sources.fetch import Fetcher
+from modbot.sources.fetch import Fetcher, unexpected
 
 if TYPE_CHECKING:
     import httpx
@@ -57,7 +57,7 @@ class GcloudClient:
         """The incidents of the watched products; "unchanged" by the body's hash."""
         page = await self._fetcher.get(self.url)
         if page.status != 200:
-            raise FeedUnavailable(f"{self.url}: unexpected HTTP {page.status}")
+            raise unexpected(self.url, page)
         if page.looks_like_html():
             raise FeedNotJSON(f"{self.url} answered an HTML page instead of JSON")
         validators = Validators(digest=page.digest)

@@ -35,10 +35,10 @@ from modbot.core.feed import (
     parse_incidents_object,
 )
 from modbot.core.records import Validators
-from modbot.errors import FeedError, FeedMalformed, FeedNotJSON, FeedUnavailable
+from modbot.errors import FeedError, FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
-from modbot.sources.fetch import Fetcher, Page
-from modbot.sources.statuspage import INCIDENTS_PATH, StatuspageClient
+from modbot.sources.fetch import Fetcher, Page, unexpected
+from modbot.sources.statuspage import INCIDENTS_PATH, StatuspageClient, platform_of
 
 if TYPE_CHECKING:
     import httpx
@@ -102,7 +102,7 @@ class IncidentioClient:
         """Both documents; "unchanged" when neither body changed (no parsing then)."""
         page = await self._fetcher.get(self.url)
         if page.status != 200:
-            raise FeedUnavailable(f"{self.url}: unexpected HTTP {page.status}")
+            raise unexpected(self.url, page)
         if page.looks_like_html():
             raise FeedNotJSON(f"{self.url} answered an HTML page instead of JSON")
         summary = await self._summary() if self.wants_summary else None
@@ -112,6 +112,7 @@ class IncidentioClient:
         if since.digest == _digest(bodies):
             return Fetched(feed=None, validators=since, received_bytes=size)
         feed = self._parsed(page.body)
+        platform = platform_of(page.headers, [i.id for i in feed.incidents])
         if _empty_bodies(feed):
             if texts is None:
                 self._texts_wanted = True
@@ -123,7 +124,10 @@ class IncidentioClient:
         if self.wants_summary:
             feed = self._with_summary(feed, summary)
         return Fetched(
-            feed=feed, validators=Validators(digest=_digest(bodies)), received_bytes=size
+            feed=feed,
+            validators=Validators(digest=_digest(bodies)),
+            received_bytes=size,
+            platform=platform,
         )
 
     def snapshot(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -23,9 +25,9 @@ from modbot.core.feed import (
     parse_incidents_object,
 )
 from modbot.core.records import Validators
-from modbot.errors import FeedError, FeedMalformed, FeedNotJSON, FeedUnavailable
+from modbot.errors import FeedError, FeedMalformed, FeedNotJSON
 from modbot.ports import Fetched
-from modbot.sources.fetch import Fetcher, Page
+from modbot.sources.fetch import Fetcher, Page, unexpected
 
 if TYPE_CHECKING:
     import httpx
@@ -38,6 +40,20 @@ MAINTENANCES_PATH = "/api/v2/scheduled-maintenances.json"
 # uses 26-character ULIDs. An id is part of the comment's marker and its link, so
 # anything else is refused rather than escaped.
 INCIDENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+VERSION_HEADER = "x-statuspage-version"
+
+
+def platform_of(headers: Mapping[str, str], ids: Collection[str]) -> str | None:
+    """Which platform serves a Statuspage-shaped list: Atlassian says its version in a
+    header (not every proxy keeps it), and its ids are not ULIDs; incident.io's
+    compatible layer sends no such header and gives ULIDs. None when neither tells
+    (no header, no incidents)."""
+    if VERSION_HEADER in headers:
+        return "statuspage"
+    if not ids:
+        return None
+    return "incidentio" if all(ULID.fullmatch(i) for i in ids) else "statuspage"
 
 
 def statuspage_io_hint(base_url: str) -> str:
@@ -105,7 +121,7 @@ class StatuspageClient:
         feed = incidents.feed
         if extra is not None:
             feed = feed.model_copy(update={"incidents": feed.incidents + self._parse(extra)})
-        return Fetched(feed=feed, validators=validators, received_bytes=size)
+        return replace(incidents, feed=feed, validators=validators, received_bytes=size)
 
     @staticmethod
     def _validators(page: Page, extra_digest: str) -> Validators:
@@ -157,7 +173,7 @@ class StatuspageClient:
         if page.status == 304:
             return Fetched(feed=None, validators=since, status=304, received_bytes=size)
         if page.status != 200:
-            raise FeedUnavailable(f"{self.url}: unexpected HTTP {page.status}")
+            raise unexpected(self.url, page)
         if page.looks_like_html():
             raise FeedNotJSON(
                 f"{self.url} answered an HTML page (HTTP 200, likely an error or bot-challenge "
@@ -174,8 +190,13 @@ class StatuspageClient:
             feed = parse_incidents(page.body)
         except FeedMalformed as exc:
             raise FeedMalformed(f"{self.url}: {exc}") from exc
+        kept = self.valid(feed)
         return Fetched(
-            feed=self.valid(feed), validators=validators, status=200, received_bytes=size
+            feed=kept,
+            validators=validators,
+            status=200,
+            received_bytes=size,
+            platform=platform_of(page.headers, [i.id for i in kept.incidents]),
         )
 
     def valid(self, feed: IncidentsFeed) -> IncidentsFeed:

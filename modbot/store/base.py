@@ -103,8 +103,9 @@ def statements(tx: Tx[Any], answer: Result = NOTHING) -> list[Q]:
 
 class Dialect(Protocol):
     """What differs between two SQL databases, and nothing else: the connection and its
-    transactions, the spellings (``words``), the schema version's storage, the epoch
-    check and the lease, errors, integrity checks and keeping bots out."""
+    transactions, the spellings (``words``), the schema version's storage, dropping a
+    column, the epoch check and the lease, errors, integrity checks and keeping bots
+    out."""
 
     location: str  # where the state is, fit to print (no password)
     described: str  # "state file PATH" / "the database URL", to start a message with
@@ -148,6 +149,11 @@ class Dialect(Protocol):
 
     def after_import(self) -> Tx[None]:
         """What the store needs after rows were copied in with their own ids."""
+        ...
+
+    def drop_columns(self, table: str, *columns: str) -> Tx[None]:
+        """A migration's statements that take ``columns`` out of ``table``, which the
+        schema no longer declares."""
         ...
 
 

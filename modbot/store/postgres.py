@@ -380,7 +380,7 @@ class PostgresDialect:
             for statement in _LEGACY[number]:
                 yield Q(statement)
         for migration in upgrade(version):
-            yield from migration()
+            yield from migration(self)
         if version < SCHEMA_VERSION:
             yield Q("UPDATE schema_version SET version = :v", v=SCHEMA_VERSION)
 
@@ -404,10 +404,16 @@ class PostgresDialect:
 
     def after_import(self) -> Tx[None]:
         """Rows came with their ids: new ones follow the largest."""
-        yield Q(
-            "SELECT setval(pg_get_serial_sequence('deliveries', 'id'), "
-            "coalesce((SELECT max(id) FROM deliveries), 0) + 1, false)"
-        )
+        for table in ("deliveries", "messages"):
+            yield Q(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - ours
+                f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
+            )
+
+    def drop_columns(self, table: str, *columns: str) -> Tx[None]:
+        """``ALTER TABLE ... DROP COLUMN``, which PostgreSQL always had."""
+        for column in columns:
+            yield Q(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
 
     # --- several processes ------------------------------------------------------------------
     def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> PgLease:

@@ -6,8 +6,10 @@ DDL and queries carry ``{word}`` fields for what a dialect spells its own way (s
 from version 6 on there is one schema and one list of migrations.
 
 To add a column: declare it in its ``CREATE TABLE`` below and add a migration
-``N: lambda: add_columns("table", "column")`` (bump ``SCHEMA_VERSION``); the migration
-reads the column's declaration from the table's DDL, so it is written once.
+``N: lambda _: add_columns("table", "column")`` (bump ``SCHEMA_VERSION``); the migration
+reads the column's declaration from the table's DDL, so it is written once. To drop
+one, take it out of the DDL and have the migration call the dialect's
+``drop_columns`` (SQLite before 3.35 cannot drop a column, and builds the table again).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 
-from modbot.store.base import Q, Tx
+from modbot.core import outbox
+from modbot.core.machine import MessageState
+from modbot.core.records import Channel
+from modbot.store.base import Dialect, Q, Tx
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 11
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -38,6 +43,9 @@ ACTIVE = (
     "(state IN ('pending', 'posting') OR (state = 'posted' "
     "AND (delivered_hash {is_distinct_from} wanted_hash OR heal_at IS NOT NULL)))"
 )
+# Messages the outbox must look at (``machine.is_active`` for a message): unsettled, or
+# sent again where a late copy may still land.
+MESSAGE_ACTIVE = "(state IN ('pending', 'sending') OR (state = 'sent' AND heal_at IS NOT NULL))"
 
 TABLES: dict[str, str] = {
     "feeds": """CREATE TABLE feeds (
@@ -48,7 +56,8 @@ TABLES: dict[str, str] = {
     last_modified TEXT,
     digest TEXT,
     page_name TEXT,
-    page_url TEXT
+    page_url TEXT,
+    platform TEXT
 )""",
     "incidents": """CREATE TABLE incidents (
     watch TEXT NOT NULL,
@@ -106,7 +115,6 @@ TABLES: dict[str, str] = {
     argument TEXT NOT NULL,
     state TEXT NOT NULL,
     result TEXT,
-    reply_state TEXT NOT NULL DEFAULT 'none',
     marked_read {bool} NOT NULL DEFAULT FALSE,
     received_at {time} NOT NULL,
     done_at {time}
@@ -140,9 +148,64 @@ TABLES: dict[str, str] = {
     revised_at {time} NOT NULL,
     content TEXT NOT NULL,
     outcome TEXT NOT NULL,
-    notice TEXT NOT NULL DEFAULT 'none',
     decided_at {time} NOT NULL,
     PRIMARY KEY (watch, page, revision_id)
+)""",
+    # After a page moved to another platform: the new id of an incident the bot knows
+    # by its old one (which its rows and its comment's marker keep), and the incident as
+    # it was then (the updates the new platform may not list).
+    "aliases": """CREATE TABLE aliases (
+    watch TEXT NOT NULL,
+    alias_id TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    carried TEXT NOT NULL,
+    created_at {time} NOT NULL,
+    PRIMARY KEY (watch, alias_id)
+)""",
+    # Each move of a watch's page to another platform, for the moderators to be told.
+    "platform_moves": """CREATE TABLE platform_moves (
+    watch TEXT NOT NULL,
+    moved_at {time} NOT NULL,
+    before_platform TEXT NOT NULL,
+    after_platform TEXT NOT NULL,
+    page_url TEXT NOT NULL,
+    adopted INTEGER NOT NULL DEFAULT 0,
+    closed INTEGER NOT NULL DEFAULT 0,
+    alerted_at {time},
+    PRIMARY KEY (watch, moved_at)
+)""",
+    # What the wiki pages of a subreddit show, as the inbox last read them (a NULL
+    # revision: the page does not exist); the poller judges what it has not judged yet.
+    "wiki_pages": """CREATE TABLE wiki_pages (
+    subreddit TEXT NOT NULL,
+    page TEXT NOT NULL,
+    revision_id TEXT,
+    author TEXT,
+    revised_at {time},
+    content TEXT,
+    read_at {time} NOT NULL,
+    PRIMARY KEY (subreddit, page)
+)""",
+    # The outbox: every message the bot sends that is not a megathread comment (replies
+    # to commands, messages to wiki editors), with the states of ``machine``'s message
+    # table and the same version-checked steps as deliveries.
+    "messages": """CREATE TABLE messages (
+    id {id},
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL DEFAULT '',
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    intent_at {time},
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before {time} NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_id TEXT,
+    sent_at {time},
+    created_at {time} NOT NULL,
+    heal_at {time}
 )""",
     # Readers' outage reports: what the signal needs and nothing more (never a name, never
     # a word a reader wrote): the item, when, a keyed hash of its author, the labels.
@@ -250,6 +313,8 @@ INDEXES: dict[str, str] = {
     "deliveries_comment": "CREATE INDEX deliveries_comment ON deliveries (comment_id) "
     "WHERE comment_id IS NOT NULL",
     "deliveries_active": "CREATE INDEX deliveries_active ON deliveries (watch) WHERE {active}",
+    "messages_key": "CREATE UNIQUE INDEX messages_key ON messages (key)",
+    "messages_active": "CREATE INDEX messages_active ON messages (id) WHERE {message_active}",
     "reports_at": "CREATE INDEX reports_at ON reports (watch, at)",
     "early_notices_incident": "CREATE INDEX early_notices_incident ON early_notices "
     "(watch, incident_id) WHERE incident_id IS NOT NULL",
@@ -268,6 +333,10 @@ COPIED_TABLES: dict[str, str] = {
     "commands": "received_at, message_id",
     "health": "watch",
     "wiki_revisions": "decided_at, watch, page, revision_id",
+    "aliases": "created_at, watch, alias_id",
+    "platform_moves": "moved_at, watch",
+    "wiki_pages": "subreddit, page",
+    "messages": "id",
     "reports": "watch, at, item_id",
     "report_signals": "watch",
     "early_notices": "{seq}",
@@ -284,7 +353,12 @@ def words(spelling: Mapping[str, str]) -> dict[str, str]:
     missing = set(SPELLINGS) - spelling.keys()
     if missing:
         raise ValueError(f"a dialect must spell {', '.join(sorted(missing))}")
-    return {**spelling, "announced": ANNOUNCED, "active": ACTIVE.format_map(spelling)}
+    return {
+        **spelling,
+        "announced": ANNOUNCED,
+        "active": ACTIVE.format_map(spelling),
+        "message_active": MESSAGE_ACTIVE,
+    }
 
 
 def _booleans() -> dict[str, frozenset[str]]:
@@ -322,7 +396,12 @@ def add_columns(table: str, *columns: str) -> Tx[None]:
             yield Q(f"ALTER TABLE {table} ADD COLUMN {column_ddl(table, column)}")
 
 
-def _one_schema() -> Tx[None]:
+def declared(table: str) -> list[str]:
+    """The names of the columns ``table``'s DDL declares, in order."""
+    return re.findall(r"^\s*([a-z][a-z0-9_]*) ", TABLES[table], re.MULTILINE)
+
+
+def _one_schema(_: Dialect) -> Tx[None]:
     """SQLite files (version 5) and PostgreSQL databases (version 3) become one schema:
     the leadership tables and the deliveries' epoch everywhere (unused in a file), and
     the partial indexes spelled as the queries now are (bare booleans)."""
@@ -337,7 +416,7 @@ def _one_schema() -> Tx[None]:
 
 
 # The step that brings a store from version N-1 to N, on every dialect.
-def _doubt() -> Tx[None]:
+def _doubt(_: Dialect) -> Tx[None]:
     """Rows in doubt remember when to look for a late copy next, and stay active until
     then (``ACTIVE``)."""
     yield from add_columns("deliveries", "heal_at")
@@ -345,7 +424,92 @@ def _doubt() -> Tx[None]:
     yield Q(INDEXES["deliveries_active"])
 
 
-def _readers() -> Tx[None]:
+# What the replies and wiki messages of an older version became: an unsent reply is sent
+# (with a marker now); one begun before is final, as it was, since it carries no marker
+# to look for; the texts of wiki messages were never kept.
+UNMARKED = (
+    "begun before the outbox, without a marker to look for: it may have gone out, so it "
+    "is not sent again"
+)
+WIKI_TEXT_LOST = "(sent before the outbox: its text was not kept)"
+
+
+def _outbox(dialect: Dialect) -> Tx[None]:
+    """Every outbound message becomes a row of the outbox (``messages``): the replies to
+    commands (``commands.reply_state``) and the messages to wiki editors
+    (``wiki_revisions.notice``) keep what they were; the wiki pages read are kept for
+    the poller to judge (``wiki_pages``). What is there already is left as it is."""
+    for table in ("messages", "wiki_pages"):
+        yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    for name in ("messages_key", "messages_active"):
+        yield Q(INDEXES[name].replace(" INDEX ", " INDEX IF NOT EXISTS ", 1))
+    if "reply_state" in (yield Q("SELECT * FROM commands WHERE FALSE")).columns:
+        yield from _old_replies()
+        yield from dialect.drop_columns("commands", "reply_state")
+    if "notice" in (yield Q("SELECT * FROM wiki_revisions WHERE FALSE")).columns:
+        yield from _old_wiki_messages()
+        yield from dialect.drop_columns("wiki_revisions", "notice")
+
+
+def _old_replies() -> Tx[None]:
+    replies = yield Q(
+        "SELECT message_id, result, reply_state, received_at, done_at FROM commands "
+        "WHERE result IS NOT NULL ORDER BY received_at, message_id"
+    )
+    for r in replies.rows:
+        key = outbox.reply_key(r["message_id"])
+        by_message = r["message_id"].startswith("t4_")  # else a mention: a comment
+        channel = Channel.MESSAGE_REPLY if by_message else Channel.COMMENT_REPLY
+        body = outbox.with_marker(r["result"], key)
+        at = r["done_at"] or r["received_at"]
+        yield from _old_message(key, channel, r["message_id"], "", body, r["reply_state"], at)
+
+
+def _old_wiki_messages() -> Tx[None]:
+    notices = yield Q(
+        "SELECT watch, page, revision_id, author, notice, decided_at FROM wiki_revisions "
+        "WHERE notice <> 'none' AND author IS NOT NULL ORDER BY decided_at, watch, page"
+    )
+    for r in notices.rows:
+        key = outbox.wiki_key(r["watch"], r["page"], r["revision_id"])
+        body = outbox.with_marker(WIKI_TEXT_LOST, key)
+        subject = "modbot: your template edit"
+        at = r["decided_at"]
+        yield from _old_message(key, Channel.MESSAGE, r["author"], subject, body, r["notice"], at)
+
+
+def _old_message(  # noqa: PLR0917 - one row's columns
+    key: str, channel: Channel, recipient: str, subject: str, body: str, old: str, at: float
+) -> Tx[None]:
+    state, error = {
+        "sent": (MessageState.SENT, None),
+        "sending": (MessageState.FAILED, UNMARKED),
+    }.get(old, (MessageState.PENDING, None))
+    yield Q(
+        "INSERT INTO messages (key, channel, recipient, subject, body, state, last_error, "
+        "sent_at, created_at) VALUES (:key, :channel, :recipient, :subject, :body, :state, "
+        ":error, :sent_at, :at) ON CONFLICT DO NOTHING",
+        key=key,
+        channel=channel.value,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        state=state.value,
+        error=error,
+        sent_at=at if state is MessageState.SENT else None,
+        at=at,
+    )
+
+
+def _moves(_: Dialect) -> Tx[None]:
+    """Pages that move to another platform: which platform served each watch, the new
+    ids of the incidents it took over, and the moves themselves."""
+    yield from add_columns("feeds", "platform")
+    for table in ("aliases", "platform_moves"):
+        yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+
+
+def _readers(_: Dialect) -> Tx[None]:
     """Readers' reports, each watch's signal, early notices, replies to stray posts."""
     for table in ("reports", "report_signals", "early_notices", "routes", "kept"):
         yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
@@ -353,15 +517,19 @@ def _readers() -> Tx[None]:
         yield Q(INDEXES[name].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
 
 
-MIGRATIONS: dict[int, Callable[[], Tx[None]]] = {
+MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
-    8: _readers,
+    8: _moves,
+    9: _outbox,
+    # 10 is another branch's (a migration number is never reused)
+    11: _readers,
 }
 
 
-def upgrade(since: int) -> Iterator[Callable[[], Tx[None]]]:
+def upgrade(since: int) -> Iterator[Callable[[Dialect], Tx[None]]]:
     """The migrations after version ``since``, in order (a dialect's own migrations have
     brought a store of an older version to its last one, just before ``ONE_SCHEMA``)."""
     for number in range(max(since, ONE_SCHEMA - 1) + 1, SCHEMA_VERSION + 1):
-        yield MIGRATIONS[number]
+        if number in MIGRATIONS:  # a number taken by a branch not merged yet is skipped
+            yield MIGRATIONS[number]

@@ -22,7 +22,9 @@ from typing import Any, Generic, TypeVar
 
 from modbot.core.codec import view_from_json, view_to_json
 from modbot.core.early import Signal, pairs, surge_from_json, surge_to_json
+from modbot.core.moves import MOVED, Alias
 from modbot.core.records import (
+    Channel,
     CommandRow,
     DeliveryRow,
     EarlyRow,
@@ -31,19 +33,22 @@ from modbot.core.records import (
     Kind,
     Leadership,
     Member,
+    MessageRow,
     NoteRow,
     PageInfo,
+    PlatformMove,
     Rendered,
     RouteRow,
     Subject,
     Thread,
     Tracked,
     Validators,
+    WikiRevision,
     WikiRow,
 )
 from modbot.core.surge import Assessment, Baseline, Report
 from modbot.errors import StoreError
-from modbot.ports import FeedState, Lease, Work
+from modbot.ports import FeedState, Lease, Stepped, Work
 from modbot.store.base import EPOCH, Dialect, Q, Row, Tx
 from modbot.store.schema import BOOLEAN_COLUMNS, COPIED_TABLES, INTERNAL_COLUMNS
 
@@ -58,6 +63,7 @@ INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRow))
 WIKI_FIELDS = tuple(f.name for f in fields(WikiRow))
 EARLY_FIELDS = tuple(f.name for f in fields(EarlyRow))
 ROUTE_FIELDS = tuple(f.name for f in fields(RouteRow))
+MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRow))
 # What a step may change (a row's subject and birth are fixed; ``wanted_hash`` follows
 # the subject's body).
 STEP_FIELDS = tuple(
@@ -65,6 +71,13 @@ STEP_FIELDS = tuple(
     for name in DELIVERY_FIELDS
     if name not in ("id", "watch", "kind", "key", "wanted_hash", "created_at")
 )
+# A message's what and where are fixed at its birth; a step changes how far it got.
+MESSAGE_STEP_FIELDS = tuple(
+    name
+    for name in MESSAGE_FIELDS
+    if name not in ("id", "key", "channel", "recipient", "subject", "body", "created_at")
+)
+NEW_MESSAGE_FIELDS = tuple(name for name in MESSAGE_FIELDS if name != "id")
 
 
 def _names(names: Sequence[str], prefix: str = "") -> str:
@@ -97,6 +110,11 @@ SIGNAL_FIELDS = (
     "threshold",
 )
 SELECT_SIGNAL = f"SELECT {_names(SIGNAL_FIELDS)} FROM report_signals"  # noqa: S608
+SELECT_MESSAGES = f"SELECT {_names(MESSAGE_FIELDS)} FROM messages"  # noqa: S608
+INSERT_MESSAGE = (
+    f"INSERT INTO messages ({_names(NEW_MESSAGE_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(NEW_MESSAGE_FIELDS)}) ON CONFLICT DO NOTHING"
+)
 INSERT_NOTE = (
     f"INSERT INTO notes ({_names(NOTE_FIELDS)}) "  # noqa: S608
     f"VALUES ({_values(NOTE_FIELDS)}) ON CONFLICT DO NOTHING"
@@ -116,6 +134,10 @@ STEP = (
     "epoch = :epoch WHERE id = :id AND version = :expected AND NOT EXISTS ("
     "SELECT 1 FROM deliveries o WHERE o.watch = deliveries.watch AND o.kind = deliveries.kind "
     "AND o.key = deliveries.key AND o.thread_id = :thread_id AND o.id <> deliveries.id)"
+)
+STEP_MESSAGE = (
+    f"UPDATE messages SET {', '.join(f'{n} = :{n}' for n in MESSAGE_STEP_FIELDS)} "  # noqa: S608
+    "WHERE id = :id AND version = :expected"
 )
 HEALTH_FIELDS = (
     "last_poll_at",
@@ -159,6 +181,12 @@ def _command(r: Row) -> CommandRow:
     data = dict(r)
     data["marked_read"] = bool(data["marked_read"])
     return CommandRow(**data)
+
+
+def _message(r: Row) -> MessageRow:
+    data = dict(r)
+    data["channel"] = Channel(data["channel"])
+    return MessageRow(**data)
 
 
 def _tracked(rows: Sequence[Row]) -> dict[str, Tracked]:
@@ -207,7 +235,8 @@ def among(column: str, values: Sequence[str]) -> Iterator[tuple[str, dict[str, s
 def feed_state(watch: str) -> Tx[FeedState]:
     r = (
         yield Q(
-            "SELECT url, baseline_at, etag, last_modified, digest FROM feeds WHERE watch = :watch",
+            "SELECT url, baseline_at, etag, last_modified, digest, platform FROM feeds "
+            "WHERE watch = :watch",
             watch=watch,
         )
     ).one()
@@ -217,6 +246,7 @@ def feed_state(watch: str) -> Tx[FeedState]:
         url=r["url"],
         baseline_at=datetime.fromisoformat(r["baseline_at"]),
         validators=Validators(r["etag"], r["last_modified"], r["digest"]),
+        platform=r["platform"],
     )
 
 
@@ -241,17 +271,21 @@ def save_poll(
     baseline_at: datetime,
     page: PageInfo | None,
     now: float,
+    platform: str | None = None,
+    aliases: Sequence[Alias] = (),
+    move: PlatformMove | None = None,
 ) -> Tx[None]:
     yield Q(
         """INSERT INTO feeds (watch, url, baseline_at, etag, last_modified, digest,
-                              page_name, page_url)
+                              page_name, page_url, platform)
            VALUES (:watch, :url, :baseline_at, :etag, :last_modified, :digest,
-                   :page_name, :page_url)
+                   :page_name, :page_url, :platform)
            ON CONFLICT (watch) DO UPDATE SET
              url = excluded.url, etag = excluded.etag,
              last_modified = excluded.last_modified, digest = excluded.digest,
              page_name = COALESCE(excluded.page_name, feeds.page_name),
-             page_url = COALESCE(excluded.page_url, feeds.page_url)""",
+             page_url = COALESCE(excluded.page_url, feeds.page_url),
+             platform = COALESCE(excluded.platform, feeds.platform)""",
         watch=watch,
         url=url,
         baseline_at=baseline_at.isoformat(),
@@ -260,13 +294,89 @@ def save_poll(
         digest=validators.digest,
         page_name=page.name if page else None,
         page_url=page.url if page else None,
+        platform=platform,
     )
+    # The aliases first: the incidents below are saved under the ids they keep.
+    for alias in aliases:
+        yield Q(
+            "INSERT INTO aliases (watch, alias_id, incident_id, carried, created_at) "
+            "VALUES (:watch, :alias, :kept, :carried, :now) ON CONFLICT DO NOTHING",
+            watch=watch,
+            alias=alias.alias_id,
+            kept=alias.incident_id,
+            carried=view_to_json(alias.before),
+            now=now,
+        )
+    if move is not None:
+        yield Q(
+            "INSERT INTO platform_moves (watch, moved_at, before_platform, after_platform, "
+            "page_url, adopted, closed) VALUES (:watch, :at, :before, :after, :url, "
+            ":adopted, :closed) ON CONFLICT DO NOTHING",
+            watch=watch,
+            at=move.moved_at,
+            before=move.before,
+            after=move.after,
+            url=move.page_url,
+            adopted=move.adopted,
+            closed=move.closed,
+        )
     for item in changed.values():
         yield from _save_incident(watch, item, now)
     yield from save_renders(watch, rendered, render_errors)
     for incident_id, item in changed.items():
         if item.announce:
             yield from _want(watch, Kind.INCIDENT, incident_id, now)
+
+
+def aliases(watch: str, ids: Sequence[str]) -> Tx[dict[str, Alias]]:
+    found: dict[str, Alias] = {}
+    for condition, values in among("alias_id", ids):
+        result = yield Q(
+            "SELECT alias_id, incident_id, carried FROM aliases "  # noqa: S608 - literals only
+            f"WHERE watch = :watch AND {condition}",
+            watch=watch,
+            **values,
+        )
+        for r in result.rows:
+            found[r["alias_id"]] = Alias(
+                r["alias_id"], r["incident_id"], view_from_json(r["carried"])
+            )
+    return found
+
+
+def adoptable(watch: str, closed_since: float) -> Tx[dict[str, Tracked]]:
+    opened = yield Q(
+        SELECT_TRACKED + " WHERE watch = :watch AND is_open AND {announced}", watch=watch
+    )
+    moved = yield Q(
+        SELECT_TRACKED + " WHERE watch = :watch AND closed_at IS NOT NULL AND {announced} "
+        "AND closed_at >= :since AND status = :moved",
+        watch=watch,
+        since=closed_since,
+        moved=MOVED,
+    )
+    return _tracked([*opened.rows, *moved.rows])
+
+
+def platform_moves(watch: str) -> Tx[list[PlatformMove]]:
+    result = yield Q(
+        "SELECT watch, moved_at, before_platform, after_platform, page_url, adopted, closed, "
+        "alerted_at FROM platform_moves WHERE watch = :watch ORDER BY moved_at",
+        watch=watch,
+    )
+    return [
+        PlatformMove(
+            watch=r["watch"],
+            moved_at=r["moved_at"],
+            before=r["before_platform"],
+            after=r["after_platform"],
+            page_url=r["page_url"],
+            adopted=r["adopted"],
+            closed=r["closed"],
+            alerted_at=r["alerted_at"],
+        )
+        for r in result.rows
+    ]
 
 
 def _save_incident(watch: str, item: Tracked, now: float) -> Tx[None]:
@@ -599,10 +709,43 @@ def start_delivery(
     return _delivery(r)
 
 
-def step(before: DeliveryRow, after: DeliveryRow) -> Tx[bool]:
-    values = {name: getattr(after, name) for name in STEP_FIELDS}
-    done = yield Q(STEP, id=before.id, expected=before.version, epoch=EPOCH, **values)
+def step(before: DeliveryRow | MessageRow, after: DeliveryRow | MessageRow) -> Tx[bool]:
+    if isinstance(before, MessageRow):
+        values = {name: getattr(after, name) for name in MESSAGE_STEP_FIELDS}
+        done = yield Q(STEP_MESSAGE, id=before.id, expected=before.version, **values)
+    else:
+        values = {name: getattr(after, name) for name in STEP_FIELDS}
+        done = yield Q(STEP, id=before.id, expected=before.version, epoch=EPOCH, **values)
     return done.rowcount == 1
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+def add_message(message: MessageRow) -> Tx[tuple[MessageRow, bool]]:
+    new = yield from _insert_message(message)
+    stored = yield from _message_by_key(message.key)
+    assert stored is not None
+    return stored, new
+
+
+def _insert_message(message: MessageRow | None) -> Tx[bool]:
+    """A new message (nothing when one with its key exists): True if it is new."""
+    if message is None:
+        return False
+    values = {name: getattr(message, name) for name in NEW_MESSAGE_FIELDS}
+    done = yield Q(INSERT_MESSAGE, **values)
+    return done.rowcount == 1
+
+
+def _message_by_key(key: str) -> Tx[MessageRow | None]:
+    r = (yield Q(SELECT_MESSAGES + " WHERE key = :key", key=key)).one()
+    return None if r is None else _message(r)
+
+
+def outbox() -> Tx[list[MessageRow]]:
+    result = yield Q(SELECT_MESSAGES + " WHERE {message_active} ORDER BY id")
+    return [_message(r) for r in result.rows]
 
 
 # --- notices ----------------------------------------------------------------------------------
@@ -668,11 +811,15 @@ def recent_notes(watch: str, limit: int) -> Tx[list[NoteRow]]:
 # --- inbox commands ---------------------------------------------------------------------------
 
 
-def claim_command(row: CommandRow, note: NoteRow | None) -> Tx[tuple[CommandRow, bool]]:
+def claim_command(
+    row: CommandRow, note: NoteRow | None, reply: MessageRow | None
+) -> Tx[tuple[CommandRow, bool]]:
     done = yield Q(INSERT_COMMAND, **dict(zip(COMMAND_FIELDS, astuple(row), strict=True)))
     new = done.rowcount == 1
     if new and note is not None:
         yield from _insert_note(note)
+    if new:
+        yield from _insert_message(reply)
     stored = yield from command(row.message_id)
     assert stored is not None
     return stored, new
@@ -681,6 +828,20 @@ def claim_command(row: CommandRow, note: NoteRow | None) -> Tx[tuple[CommandRow,
 def command(message_id: str) -> Tx[CommandRow | None]:
     r = (yield Q(SELECT_COMMANDS + " WHERE message_id = :id", id=message_id)).one()
     return None if r is None else _command(r)
+
+
+def finish_command(
+    message_id: str, state: str, result: str, now: float, reply: MessageRow | None
+) -> Tx[None]:
+    yield Q(
+        "UPDATE commands SET state = :state, result = :result, done_at = :now "
+        "WHERE message_id = :id",
+        state=state,
+        result=result,
+        now=now,
+        id=message_id,
+    )
+    yield from _insert_message(reply)
 
 
 def one(statement: Q) -> Tx[None]:
@@ -729,15 +890,48 @@ def wiki_rows(watch: str) -> Tx[list[WikiRow]]:
     return [WikiRow(**dict(r)) for r in result.rows]
 
 
-def claim_wiki_notice(watch: str, page: str, revision_id: str) -> Tx[bool]:
-    done = yield Q(
-        "UPDATE wiki_revisions SET notice = 'sending' WHERE watch = :watch AND page = :page "
-        "AND revision_id = :revision AND notice = 'none'",
-        watch=watch,
-        page=page,
-        revision=revision_id,
+def record_wiki(row: WikiRow, message: MessageRow | None) -> Tx[None]:
+    done = yield Q(INSERT_WIKI, **{n: getattr(row, n) for n in WIKI_FIELDS})
+    if done.rowcount == 1:  # judged once: its author is told once
+        yield from _insert_message(message)
+
+
+def wiki_pages(subreddit: str) -> Tx[dict[str, WikiRevision | None]]:
+    result = yield Q(
+        "SELECT page, revision_id, author, revised_at, content FROM wiki_pages "
+        "WHERE subreddit = :subreddit ORDER BY page",
+        subreddit=subreddit.lower(),
     )
-    return done.rowcount == 1
+    return {
+        r["page"]: None
+        if r["revision_id"] is None
+        else WikiRevision(
+            r["page"], r["revision_id"], r["content"] or "", r["author"], r["revised_at"] or 0.0
+        )
+        for r in result.rows
+    }
+
+
+def record_wiki_pages(
+    subreddit: str, pages: Mapping[str, WikiRevision | None], now: float
+) -> Tx[None]:
+    for page, revision in pages.items():
+        yield Q(
+            """INSERT INTO wiki_pages (subreddit, page, revision_id, author, revised_at,
+                                       content, read_at)
+               VALUES (:subreddit, :page, :revision, :author, :revised_at, :content, :now)
+               ON CONFLICT (subreddit, page) DO UPDATE SET
+                 revision_id = excluded.revision_id, author = excluded.author,
+                 revised_at = excluded.revised_at, content = excluded.content,
+                 read_at = excluded.read_at""",
+            subreddit=subreddit.lower(),
+            page=page,
+            revision=revision.revision_id if revision else None,
+            author=revision.author if revision else None,
+            revised_at=revision.revised_at if revision else None,
+            content=revision.content if revision else None,
+            now=now,
+        )
 
 
 # --- readers' reports -------------------------------------------------------------------------
@@ -1063,8 +1257,12 @@ class SqlStore(Generic[D]):
         baseline_at: datetime,
         page: PageInfo | None,
         now: float,
+        platform: str | None = None,
+        aliases: Sequence[Alias] = (),
+        move: PlatformMove | None = None,
     ) -> None:
-        """One poll's outcome, atomically: views, bodies, delivery intents, validators."""
+        """One poll's outcome, atomically: views, bodies, delivery intents, validators;
+        the platform that served it, the new ids of incidents it adopted, the move."""
         await self._write(
             save_poll(
                 watch,
@@ -1076,8 +1274,24 @@ class SqlStore(Generic[D]):
                 baseline_at=baseline_at,
                 page=page,
                 now=now,
+                platform=platform,
+                aliases=aliases,
+                move=move,
             )
         )
+
+    async def aliases(self, watch: str, ids: Collection[str]) -> dict[str, Alias]:
+        """The aliases among ``ids`` (new ids of incidents the bot knows by another)."""
+        return await self._read(aliases(watch, tuple(ids)))
+
+    async def adoptable(self, watch: str, *, closed_since: float) -> dict[str, Tracked]:
+        """Announced incidents still open, and those closed by a move since
+        ``closed_since``: what an incident new to the page may be under a new id."""
+        return await self._read(adoptable(watch, closed_since))
+
+    async def moves(self, watch: str) -> list[PlatformMove]:
+        """The moves of the watch's page to another platform, oldest first."""
+        return await self._read(platform_moves(watch))
 
     async def save_renders(
         self, watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
@@ -1137,10 +1351,23 @@ class SqlStore(Generic[D]):
         """A new ``pending`` row for a subject in ``thread_id`` (None if one exists)."""
         return await self._write(start_delivery(watch, kind, key, thread_id, now))
 
-    async def step(self, before: DeliveryRow, after: DeliveryRow) -> bool:
-        """Write ``after`` if the row is still ``before`` (same version) and its thread
-        holds no other row of the subject; False if not."""
+    async def step(self, before: Stepped, after: Stepped) -> bool:
+        """Write ``after`` if the row is still ``before`` (same version) and, for a
+        delivery, its thread holds no other row of the subject; False if not."""
         return await self._write(step(before, after))
+
+    # --- the outbox -------------------------------------------------------------------------
+    async def add_message(self, message: MessageRow) -> tuple[MessageRow, bool]:
+        """Record a message to send (once per key); the stored row and whether it is new."""
+        return await self._write(add_message(message))
+
+    async def message(self, key: str) -> MessageRow | None:
+        """One message."""
+        return await self._read(_message_by_key(key))
+
+    async def outbox(self) -> list[MessageRow]:
+        """The messages that need a step: unsent, unsettled, or in doubt; oldest first."""
+        return await self._read(outbox())
 
     # --- notices ----------------------------------------------------------------------------
     async def add_note(self, note: NoteRow) -> tuple[NoteRow, bool]:
@@ -1165,41 +1392,26 @@ class SqlStore(Generic[D]):
 
     # --- inbox commands ---------------------------------------------------------------------
     async def claim_command(
-        self, row: CommandRow, note: NoteRow | None = None
+        self, row: CommandRow, note: NoteRow | None = None, reply: MessageRow | None = None
     ) -> tuple[CommandRow, bool]:
-        """Record a received command (with a notice's intent, atomically)."""
-        return await self._write(claim_command(row, note))
+        """Record a received command (with a notice's intent, and the reply of a refusal,
+        atomically)."""
+        return await self._write(claim_command(row, note, reply))
 
     async def command(self, message_id: str) -> CommandRow | None:
         """One received command."""
         return await self._read(command(message_id))
 
-    async def finish_command(self, message_id: str, state: str, result: str, now: float) -> None:
-        """Record what a command did."""
-        await self._write(
-            one(
-                Q(
-                    "UPDATE commands SET state = :state, result = :result, done_at = :now "
-                    "WHERE message_id = :id",
-                    state=state,
-                    result=result,
-                    now=now,
-                    id=message_id,
-                )
-            )
-        )
-
-    async def reply_state(self, message_id: str, state: str) -> None:
-        """Record how far the reply got (``sending``, ``sent``, ``none``)."""
-        await self._write(
-            one(
-                Q(
-                    "UPDATE commands SET reply_state = :state WHERE message_id = :id",
-                    state=state,
-                    id=message_id,
-                )
-            )
-        )
+    async def finish_command(
+        self,
+        message_id: str,
+        state: str,
+        result: str,
+        now: float,
+        reply: MessageRow | None = None,
+    ) -> None:
+        """Record what a command did, and the reply that says so, atomically."""
+        await self._write(finish_command(message_id, state, result, now, reply))
 
     async def command_read(self, message_id: str) -> None:
         """Record that the message was marked read."""
@@ -1286,27 +1498,21 @@ class SqlStore(Generic[D]):
         """Every wiki revision decided for the watch, oldest first."""
         return await self._read(wiki_rows(watch))
 
-    async def record_wiki(self, row: WikiRow) -> None:
-        """Record the decision about one revision (kept: a revision is judged once)."""
-        await self._write(one(Q(INSERT_WIKI, **{n: getattr(row, n) for n in WIKI_FIELDS})))
+    async def record_wiki(self, row: WikiRow, message: MessageRow | None = None) -> None:
+        """Record the decision about one revision (kept: a revision is judged once) and
+        the message that tells its author, atomically."""
+        await self._write(record_wiki(row, message))
 
-    async def claim_wiki_notice(self, watch: str, page: str, revision_id: str) -> bool:
-        """Mark the author's message as being sent; False when claimed before."""
-        return await self._write(claim_wiki_notice(watch, page, revision_id))
+    async def wiki_pages(self, subreddit: str) -> dict[str, WikiRevision | None]:
+        """The template pages of a subreddit's wiki as last read (None: no such page);
+        pages never read are left out."""
+        return await self._read(wiki_pages(subreddit))
 
-    async def wiki_notice_sent(self, watch: str, page: str, revision_id: str) -> None:
-        """The message went out."""
-        await self._write(
-            one(
-                Q(
-                    "UPDATE wiki_revisions SET notice = 'sent' WHERE watch = :watch "
-                    "AND page = :page AND revision_id = :revision",
-                    watch=watch,
-                    page=page,
-                    revision=revision_id,
-                )
-            )
-        )
+    async def record_wiki_pages(
+        self, subreddit: str, pages: Mapping[str, WikiRevision | None], now: float
+    ) -> None:
+        """What the wiki's template pages show now (None: the page does not exist)."""
+        await self._write(record_wiki_pages(subreddit, pages, now))
 
     # --- readers' reports -------------------------------------------------------------------
     async def reports_key(self, fresh: str) -> str:

@@ -33,7 +33,7 @@ except ImportError:  # Windows: no run lock; migrate-store cannot tell a running
 from modbot.core.records import Leadership, Member
 from modbot.errors import StateLost, StoreError
 from modbot.store.base import START_FRESH, Q, Result, Tx
-from modbot.store.schema import SCHEMA_VERSION, create, upgrade, words
+from modbot.store.schema import INDEXES, SCHEMA_VERSION, TABLES, create, declared, upgrade, words
 from modbot.store.sql import SqlStore
 from modbot.store.sqlite_legacy import upgrade_legacy
 
@@ -288,7 +288,7 @@ class SqliteDialect:
         else:
             upgrade_legacy(db, version)
             for migration in upgrade(version):
-                yield from migration()
+                yield from migration(self)
         yield Q(f"PRAGMA user_version = {SCHEMA_VERSION}")
         yield Q(f"PRAGMA application_id = {APPLICATION_ID}")
 
@@ -310,6 +310,19 @@ class SqliteDialect:
     def after_import(self) -> Tx[None]:
         """Nothing: a rowid follows the largest one there."""
         yield from ()
+
+    def drop_columns(self, table: str, *columns: str) -> Tx[None]:
+        """SQLite before 3.35 has no ``DROP COLUMN``: the table is built again as the
+        schema declares it (without ``columns``), its rows and indexes kept."""
+        present = (yield Q(f"SELECT * FROM {table} WHERE FALSE")).columns  # noqa: S608 - ours
+        kept = ", ".join(c for c in declared(table) if c in present and c not in columns)
+        yield Q(f"ALTER TABLE {table} RENAME TO {table}_old")
+        yield Q(TABLES[table])
+        yield Q(f"INSERT INTO {table} ({kept}) SELECT {kept} FROM {table}_old")  # noqa: S608
+        yield Q(f"DROP TABLE {table}_old")
+        for ddl in INDEXES.values():
+            if f" ON {table} (" in ddl:
+                yield Q(ddl)
 
     # --- one process at a time --------------------------------------------------------------
     def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> FileLease:

@@ -27,9 +27,10 @@ hides young comments from the thread and user listings (not from /api/info).
 used, reset)`` tuple, or None to omit them.
 The hooks ``on_comment_created``/``on_comment_edited``/``on_message_read`` run
 synchronously after a change made over HTTP and before the answer is written (e.g. to
-SIGKILL a bot subprocess at that instant; ``on_message_sent`` likewise for
-``/api/compose/``). ``calls`` records every request, secrets masked;
-``unexpected_calls`` lists those to endpoints the fake does not know (404).
+SIGKILL a bot subprocess at that instant; ``on_message_sent`` likewise for a message
+composed (``/api/compose/``) or a reply to a message). ``calls`` records every request,
+secrets masked; ``unexpected_calls`` lists those to endpoints the fake does not know
+(404).
 
 Logins (``POST /api/v1/access_token``, HTTP Basic client id/secret): the bot's
 password (scope "*" unless ``scope`` is sent); ``refresh_token`` for tokens from
@@ -541,7 +542,7 @@ class FakeReddit:
         self._codes: dict[str, _AuthCode] = {}  # authorisation codes not yet used
         self._faults: list[_Fault] = []
         self._late: set[asyncio.Task[None]] = set()  # writes still to land
-        self.late_landed: list[str] = []  # ids of comments created by late writes
+        self.late_landed: list[str] = []  # ids of comments (and messages) created by late writes
         self._window = (0.0, 0)  # (start, requests in window) for rate-limit headers
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -1228,12 +1229,16 @@ class FakeReddit:
         await self._sleep(fault.seconds)
         if self._stopping.is_set():
             return
-        before = set(self.comments)
+        before, messages_before = set(self.comments), set(self.messages)
         self._handle(found, ctx)
         for comment_id in [c for c in self.comments if c not in before]:
             if fault.stamp == "request":
                 self.comments[comment_id].created_utc = arrived
             self.late_landed.append(comment_id)
+        for message_id in [m for m in self.messages if m not in messages_before]:
+            if fault.stamp == "request":
+                self.messages[message_id].created_utc = arrived
+            self.late_landed.append(message_id)
 
     # ------------------------------------------------------------------ rendering
 
@@ -1522,6 +1527,8 @@ class FakeReddit:
         reply = Message(self._new_id(), self.username, parent.author, subject, text, self._now())
         reply.new, reply.parent_id = False, parent.fullname
         self.messages[reply.id] = reply
+        if self.on_message_sent is not None:
+            self.on_message_sent(reply)
         return _things([_thing("t4", self._message_data(reply))])
 
     def _h_edit(self, ctx: _Ctx) -> web.Response:
