@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from modbot.app import App
@@ -40,6 +41,7 @@ from tests.conftest import (
 from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.statuspage import T0, FakeStatuspage, incident, update
 from tests.snudown import Snudown
+from tests.test_monitoring import free_port, samples
 
 OLD = 400 * 86_400.0  # an account's age that always counts
 # Readers' texts: each a report, each with markup, mentions or links, and a canary word
@@ -206,6 +208,7 @@ async def test_a_burst_before_the_page_makes_one_early_notice_the_incident_links
         (notice,) = readers.early()
         assert "5 readers" in notice.body
         assert "shows nothing yet" in notice.body
+        assert "`!quiet 2h`" in notice.body  # every notice names the command that holds them
         for _ in range(3):  # more reads of the same listings: still one notice
             await readers.run()
         assert len(readers.early()) == 1
@@ -552,3 +555,25 @@ async def test_check_connect_says_whether_the_account_may_answer_or_remove_stray
     allowed = await run_cli("check", "--connect", env=removes, cwd=tmp_path)
     assert allowed.code == 0, allowed.out
     assert "replies (distinguished) and removes them: u/modbot has the posts" in allowed.out
+
+
+async def test_metrics_count_reports_early_notices_and_routed_posts(
+    bot: Callable[..., Any],
+) -> None:
+    port = free_port()
+    settings = {"metrics_port": port, "reports_action": "remove"}
+    async with bot(**settings) as readers:
+        readers.fake.add_moderator(BOT["username"], ["all"])
+        posts = [readers.post() for _ in range(5)]
+        readers.comment()  # a sixth reader, in the megathread: counted, not routed
+        await readers.run()
+        await readers.run()
+        assert all(len(replies_to(readers.fake, post)) == 1 for post in posts)
+        async with httpx.AsyncClient() as http:
+            scraped = await http.get(f"http://127.0.0.1:{port}/metrics")
+    got = samples(scraped.text)
+    watch = (("watch", "default"),)
+    assert got[("modbot_reports_total", watch)] == 6
+    assert got[("modbot_early_notices_total", watch)] == 1
+    assert got[("modbot_routed_posts_total", (("action", "reply"), *watch))] == 5
+    assert got[("modbot_routed_posts_total", (("action", "remove"), *watch))] == 5
