@@ -41,7 +41,7 @@ notice posted more than once) or never, replies and wiki messages sent twice or
 never, early notices twice, replies and removals of readers' posts twice or never
 (never: not counted where the state file was lost, which forgets the reports, by design).
 
-    python -m bench.crashloop [--iterations 200]
+    python -m bench.crashloop [--iterations 200] [--points all|readers]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ import resource
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +89,14 @@ FAKE_POINTS = (
 FILE_FAULTS = ("state-deleted", "state-emptied", "disk-full")
 REDDIT_FAULTS = ("late-landing",)
 POINTS = (*CRASH_POINTS, *FAKE_POINTS, "random", *FILE_FAULTS, *REDDIT_FAULTS)
+# The points of the steps that act on readers' reports (``bench.reports`` runs these).
+READERS_POINTS = (
+    "after-notice",
+    "after-removal-intent",
+    "after-removal",
+    "reddit-stored-reply",
+    "reddit-removed-post",
+)
 FULL_FOR = 1.0  # seconds every write fails in the disk-full fault
 STEP_TIMEOUT = 20.0
 # The inbox is read every 0.2 s here (every 15 s in real life): that alone is 300 calls a
@@ -461,21 +469,21 @@ def check(  # noqa: PLR0917 - one iteration's whole outcome
         tally.failures.append(f"iteration {number}: {duplicates + notes} duplicate comment(s)")
 
 
-async def main(iterations: int, seed: int) -> Tally:
+async def main(iterations: int, seed: int, points: Sequence[str] = POINTS) -> Tally:
     random.seed(seed)
     timelines = real_timelines(min_updates=2)
     tally = Tally()
     logs = Path(tempfile.mkdtemp(prefix="modbot-crashloop-"))
     started = time.monotonic()
     for number in range(iterations):
-        point = POINTS[number % len(POINTS)]
+        point = points[number % len(points)]
         try:
             await iteration(number, point, timelines, tally, logs)
         except TimeoutError as exc:
             tally.failures.append(f"iteration {number} ({point}): {exc}; logs in {logs}")
     elapsed = time.monotonic() - started
     print(f"crash loop: {tally.iterations} of {iterations} iterations in {elapsed:.0f} s")
-    print(f"({len(timelines)} real incident timelines; crash points: {', '.join(POINTS)})")
+    print(f"({len(timelines)} real incident timelines; crash points: {', '.join(points)})")
     print(f"{'iterations':<40} {tally.iterations}")
     print(f"{'kills (SIGKILL)':<40} {tally.kills}")
     print(f"{'faults struck (kills and file faults)':<40} {sum(tally.kills_by_point.values())}")
@@ -528,6 +536,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--points",
+        choices=("all", "readers"),
+        default="all",
+        help="every crash point, or only those of the steps acting on readers' reports",
+    )
     args = parser.parse_args()
-    result = asyncio.run(main(args.iterations, args.seed))
+    points = READERS_POINTS if args.points == "readers" else POINTS
+    result = asyncio.run(main(args.iterations, args.seed, points))
     raise SystemExit(0 if succeeded(result, args.iterations) else 1)

@@ -18,7 +18,9 @@ measures:
 - the early notice's lead over the official incident: the incident opened (the page's
   time) minus when the notice's comment was posted, for each incident whose comment the
   notice links (the pipeline's own link, not the corpus's label);
-- notices posted, and notices the status page never confirmed.
+- notices posted, and notices the status page never confirmed;
+- stray report posts answered and removed (the bot moderates, ``reports_action =
+  "remove"``), and any answered or removed twice across the restarts.
 
     python -m bench.reports_pipeline [--hours-before 3] [--hours-after 2]
 """
@@ -31,6 +33,7 @@ import io
 import statistics
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,10 @@ class Replay:
     notices: int = 0
     confirmed: int = 0
     leads: dict[str, float] = field(default_factory=dict)  # incident -> lead, seconds
+    answered: int = 0  # stray report posts replied to
+    removed: int = 0  # stray report posts removed
+    answered_twice: int = 0
+    removed_twice: int = 0
     stretches: int = 0
     items: int = 0
     seconds: float = 0.0
@@ -129,6 +136,7 @@ async def replay(hours_before: float = 3.0, hours_after: float = 2.0) -> Replay:
             reddit.listing_lag = LAG
             reddit.ratelimit_headers = None  # real seconds: asyncprawcore would pace the replay
             megathread = reddit.add_submission(MEGATHREAD_TITLE, sticky=1, created_utc=clock())
+            reddit.add_moderator(BOT["username"], ["all"])  # it answers and removes stray posts
             page.set_incidents([])
             settings = load_settings(
                 env_file=None,
@@ -137,6 +145,8 @@ async def replay(hours_before: float = 3.0, hours_after: float = 2.0) -> Replay:
                 test_fast=True,
                 poll_interval=INTERVAL,
                 reports_interval=INTERVAL,
+                reports_action="remove",
+                reports_removal_reason="Outage reports go in the megathread",
                 min_edit_interval=0.0,
                 components=tuple(corpus.header["components"]),
                 **(reddit_settings(reddit) | {"megathread_check_interval": 3600.0}),
@@ -144,6 +154,7 @@ async def replay(hours_before: float = 3.0, hours_after: float = 2.0) -> Replay:
             async with App(settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
                 await _replay(app, reddit, page, megathread.id, corpus, spans, clock, outcome)
                 await _judge(app, reddit, corpus, outcome)
+                _count_routes(reddit, megathread.id, outcome)
     outcome.seconds = time.perf_counter() - began
     return outcome
 
@@ -224,6 +235,19 @@ async def _judge(app: App, reddit: FakeReddit, corpus: Corpus, outcome: Replay) 
         outcome.leads[row.incident_id] = opened[row.incident_id] - posted_at
 
 
+def _count_routes(reddit: FakeReddit, megathread: str, outcome: Replay) -> None:
+    """Stray posts answered and removed, and how many of them more than once."""
+    answers = Counter(
+        c.submission_id
+        for c in reddit.comments_by(BOT["username"])
+        if c.submission_id != megathread and (marker_of(c.body) or "").startswith("route-")
+    )
+    outcome.answered = len(answers)
+    outcome.answered_twice = sum(1 for n in answers.values() if n > 1)
+    outcome.removed = sum(1 for n in reddit.removals.values() if n)
+    outcome.removed_twice = sum(1 for n in reddit.removals.values() if n > 1)
+
+
 def rows(outcome: Replay) -> list[tuple[str, str, str]]:
     """The report's rows: (measure, value, target)."""
     ahead = outcome.ahead
@@ -235,6 +259,8 @@ def rows(outcome: Replay) -> list[tuple[str, str, str]]:
         ("pipeline: early notices posted / confirmed by an incident", f"{outcome.notices} / {outcome.confirmed}", ""),
         ("pipeline: early notice lead over the incident, median", f"{median} ({len(ahead)} incidents ahead)", ">= 5 min"),
         ("pipeline: early notice lead over the incident, worst", worst, ""),
+        ("pipeline: stray report posts answered / removed", f"{outcome.answered} / {outcome.removed}", ""),
+        ("pipeline: of them answered / removed twice (a restart per stretch)", f"{outcome.answered_twice} / {outcome.removed_twice}", "0"),
         ("pipeline: replayed", f"{outcome.minutes / 60:.0f} h in {outcome.stretches} stretches, {outcome.items} items, {outcome.seconds:.0f} s", ""),
     ]  # fmt: skip
 
