@@ -26,12 +26,12 @@ the bot is killed with SIGKILL at one crash point, then restarted:
   its grace after the call before sending one again); every other such iteration the
   bot is also killed while it waits.
 
-Readers take part too: before the incident opens, five readers post outage reports
-(and one posts about something else), so the bot posts an early notice, replies to
-each report post and removes it (``MODBOT_REPORTS_ACTION=remove``; the bot moderates).
-Their own crash points: after the notice is decided, after a removal's intent, after
-Reddit removed a post; at the fake Reddit, right after it stored a reply to a post and
-right after it removed one.
+Readers take part too: before the incident opens, five readers post outage reports (and
+one posts about something else), so the bot posts an early notice, replies to each
+report post and removes it, all before the page shows the incident
+(``MODBOT_REPORTS_ACTION=remove``; the bot moderates). Their own crash points: after the
+notice is decided, after a removal's intent, after Reddit removed a post; at the fake
+Reddit, right after it stored a reply to a post and right after it removed one.
 
 At the end, once every late write has landed and the bot has had the time its rule
 gives it (``harness.late_settle_time``), it checks the fake Reddit: live duplicate
@@ -116,7 +116,7 @@ READERS = {
 REPORTS = [
     "Is Claude down? 529 overloaded",
     "API down for everyone, 500 errors",
-    "claude.ai not working for me, 503",
+    "claude.ai is down, 503 Service Unavailable",
     "Everything is down, 529 Overloaded",
     "Claude is down for me too: overloaded_error",
 ]
@@ -179,6 +179,9 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
             await bot.start()
             both.reddit.send_message("alice", f"!post {notice}")
             posts = await readers_report(bot, both, point, tally)
+            # Before the page says anything: the early notice, then the posts' replies and
+            # removals pointing to it (the incident, once open, confirms the notice).
+            await readers_settle(bot, both, posts, point, tally)
             kill_waiting = Once(point == "late-landing" and (number // len(POINTS)) % 2 == 1)
             for document in documents:
                 both.page.set_document(document)
@@ -189,7 +192,6 @@ async def iteration(number: int, point: str, timelines: list, tally: Tally, logs
                 )  # fmt: skip
             await drive(bot, both, lambda: notice_done(both, notice), point, tally)
             await drive(bot, both, lambda: bool(wiki_messages(both)), point, tally)
-            await readers_settle(bot, both, posts, point, tally)
             final = expected_body(documents[-1], incident_id, both.page.url)
             await settle(bot, both, lambda: current(both, incident_id, final), point, tally)
             check(both, incident_id, final, notice, number, tally)
