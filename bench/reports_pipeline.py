@@ -107,6 +107,9 @@ def stretches(corpus: Corpus, before: float, after: float) -> list[tuple[float, 
 
 def page_document(corpus: Corpus, now: float) -> list[dict[str, Any]]:
     """The incidents the status page lists at ``now``."""
+    # Each touches the watch's first component: the watch filters on its components,
+    # and an incident of none of them is never announced (nor confirms a notice).
+    touched = ((corpus.header["components"][0], "major_outage"),)
     shown = []
     for found in corpus.header["incidents"]:
         opened = float(found["opened"])
@@ -114,10 +117,12 @@ def page_document(corpus: Corpus, now: float) -> list[dict[str, Any]]:
             continue
         status = "resolved" if now >= opened + RESOLVED_AFTER else "investigating"
         minute = (opened - T0.timestamp()) / 60
-        updates = [update(f"{found['id']}u1", "investigating", "We are investigating.", minute)]
+        text = "We are investigating."
+        updates = [update(f"{found['id']}u1", "investigating", text, minute, components=touched)]
         if status == "resolved":
-            updates.insert(0, update(f"{found['id']}u2", "resolved", "Resolved.", minute + 60))
-        shown.append(incident(found["id"], status, updates, name=found["name"]))
+            done = update(f"{found['id']}u2", "resolved", "Resolved.", minute + 60, components=())
+            updates.insert(0, done)
+        shown.append(incident(found["id"], status, updates, name=found["name"], components=touched))
     return shown
 
 
