@@ -265,7 +265,7 @@ def rows(outcome: Replay) -> list[tuple[str, str, str]]:
         ("pipeline: early notice lead over the incident, median", f"{median} ({len(ahead)} incidents ahead)", ">= 5 min"),
         ("pipeline: early notice lead over the incident, worst", worst, ""),
         ("pipeline: stray report posts answered / removed", f"{outcome.answered} / {outcome.removed}", ""),
-        ("pipeline: of them answered / removed twice (a restart per stretch)", f"{outcome.answered_twice} / {outcome.removed_twice}", "0"),
+        ("pipeline: posts answered / removed twice (restarts)", f"{outcome.answered_twice} / {outcome.removed_twice}", "0"),
         ("pipeline: replayed", f"{outcome.minutes / 60:.0f} h in {outcome.stretches} stretches, {outcome.items} items, {outcome.seconds:.0f} s", ""),
     ]  # fmt: skip
 
