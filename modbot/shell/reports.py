@@ -129,6 +129,11 @@ class SubredditReader:
         token = CALLER.set(self.caller)
         try:
             await self.read()
+        except Exception:
+            # What was read may not have been kept (a store that cannot be written): the
+            # next read starts afresh from the listings, as a new process would.
+            self.restart()
+            raise
         finally:
             CALLER.reset(token)
         return self.interval
