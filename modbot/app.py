@@ -30,6 +30,8 @@ from modbot import default_templates_dir
 from modbot.config.database import DatabaseURL
 from modbot.config.settings import Settings
 from modbot.config.watches import Watch, default_page, deployment_name, load_watches, pick
+from modbot.core import alerts
+from modbot.core.alerts import Condition, PageHealth, Where
 from modbot.core.machine import is_waiting
 from modbot.core.records import IncidentView, Kind, PollReport, Report
 from modbot.core.render import Readers, Templates
@@ -39,6 +41,7 @@ from modbot.ports import Lease, Source, Store, Target
 from modbot.rendering.bodies import Bodies, Engine
 from modbot.rendering.files import read_templates
 from modbot.rendering.sandbox import RenderWorker
+from modbot.shell.alerts import Alerts
 from modbot.shell.crashpoints import Checkpoint, crash_at
 from modbot.shell.deliverer import Deliverer
 from modbot.shell.heartbeat import Heartbeat
@@ -100,6 +103,7 @@ class WatchRuntime:
     poller: Poller
     deliverer: Deliverer
     operations: Operations
+    where: Where
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     waiters: list[asyncio.Future[Report]] = field(default_factory=list)
 
@@ -142,6 +146,10 @@ class App:
         self._stack = AsyncExitStack()
         self._looping = False
         self.runtimes: list[WatchRuntime] = []
+        self._pages: dict[str, PageHealth] = {}  # each watch's page: failing since, as polled
+        self._moves_told: set[str] = set()  # watches whose moves were looked at since the start
+        self._filters_checked: set[str] = set()  # watches whose filters met the live page
+        self._http: httpx.AsyncClient | None = None
         self.reddit: RedditClient | None = None
         self.inbox: Inbox | None = None
         self.readers: list[SubredditReader] = []  # one per subreddit whose readers are read
@@ -232,10 +240,15 @@ class App:
             # Every write proves first that this process still leads (see the store).
             self.reddit = RedditClient(settings, clock=self.clock, before_write=store.confirm_lead)
             self._stack.push_async_callback(self.reddit.close)
+        # Alerts go out by modmail, through the inbox's outbox: none without Reddit.
+        self.alerts = Alerts(
+            store, enabled=settings.alerts and self.reddit is not None, clock=self.clock
+        )
         http = self._given_http
         if http is None and self._given_source is None:
             http = make_http_client(settings.http_timeout)
             self._stack.push_async_callback(http.aclose)
+        self._http = http
         for watch in self.watches:
             self.runtimes.append(await self._runtime(watch, engine, http))
         if self.reddit is not None:
@@ -322,6 +335,7 @@ class App:
             max_length=settings.max_comment_length,
             watch=watch.name,
         )
+        where = Where(scope, watch.name, watch.subreddit or "")
         deliverer = Deliverer(
             self.store,
             target,
@@ -335,6 +349,7 @@ class App:
             checkpoint=self.checkpoint,
             name=watch.name,
             moderation=self.reddit,
+            alert=self.alerts.for_watch(where),
         )
         wake = asyncio.Event()
         source = self._given_source or make_source(watch, http, attempts=self._feed_attempts)
@@ -362,7 +377,12 @@ class App:
             settle_timeout=self._settle_timeout,
             reports=watch.reports,
         )
-        return WatchRuntime(watch, scope, target, bodies, poller, deliverer, operations, wake)
+        self._pages[watch.name] = alerts.page_at_start(
+            health.last_poll_ok, health.last_poll_at, health.last_good_poll_at
+        )
+        return WatchRuntime(
+            watch, scope, target, bodies, poller, deliverer, operations, where, wake
+        )
 
     def _readers(self, reddit: RedditClient) -> list[SubredditReader]:
         """A reader for each subreddit with a watch that reads its readers' reports (one
@@ -426,7 +446,11 @@ class App:
             )
             return None
         return WikiTemplates(
-            scope=scope, subreddit=watch.subreddit, store=self.store, clock=self.clock
+            scope=scope,
+            subreddit=watch.subreddit,
+            store=self.store,
+            clock=self.clock,
+            alert=self.alerts.for_watch(Where(scope, watch.name, watch.subreddit)),
         )
 
     def _target(self, watch: Watch) -> Target:
@@ -491,7 +515,7 @@ class App:
         reports = []
         for runtime in self.runtimes:
             report = await self._polled(runtime)
-            if not report.ok:
+            if not report.ok:  # one pass: its failure is said, whatever the last pass met
                 log.warning("%s: status page: %s", runtime.watch.name, report.message)
             reports.append(report)
         horizon = self.clock() + self.settings.min_edit_interval
@@ -519,12 +543,81 @@ class App:
             await lease.release()
 
     async def _polled(self, runtime: WatchRuntime) -> PollReport:
-        """One poll, counted; a good one also pings the heartbeat."""
+        """One poll, counted; a good one also pings the heartbeat. A failing page is said
+        once when it starts failing and once when it answers again, and the moderators
+        are told when it fails for longer than ``MODBOT_ALERT_AFTER``."""
         report = await runtime.poller.poll()
         self.figures.polled(runtime.watch.name, report, runtime.poller.open_announced())
         if report.ok and self.heartbeat is not None:
             await self.heartbeat.beat()
+        await self._page_checked(runtime, report)
         return report
+
+    async def _page_checked(self, runtime: WatchRuntime, report: PollReport) -> None:
+        now = self.clock()
+        name = runtime.watch.name
+        page, change = alerts.page_polled(self._pages[name], report.ok, now)
+        self._pages[name] = page
+        if not self._looping:
+            pass  # run --once says each pass's failure itself
+        elif change == "failing":
+            log.warning(
+                "%s: status page: %s (will retry every %g s; said again when it answers)",
+                name,
+                report.message,
+                runtime.watch.poll_interval,
+            )
+        elif change == "recovered":
+            log.info("%s: status page reachable again", name)
+        elif not report.ok:
+            log.debug("%s: status page still failing: %s", name, report.message)
+        failing = alerts.failing_long(page.failing_since, now, self.settings.alert_after)
+        await self.alerts.observe(
+            runtime.where, Condition.PAGE_FAILING, holds=failing, detail=report.message
+        )
+        moves_due = report.moved or self.alerts.awaiting_moves(runtime.where)
+        if report.ok and name not in self._filters_checked:
+            self._filters_checked.add(name)
+            await self._check_filters(runtime)
+        if moves_due or name not in self._moves_told:
+            # Every move not told yet (one found before a crash, too), once per start.
+            self._moves_told.add(name)
+            await self.alerts.moves(runtime.where)
+
+    async def _check_filters(self, runtime: WatchRuntime) -> None:
+        """Once per start, after the first good poll: component filters that match none
+        of the names the live page lists are said once, and told to the moderators (a
+        misspelt filter posts nothing, forever). Names known only from the incidents on
+        the page are too few to be sure: a filter missing there is only logged."""
+        watch = runtime.watch
+        if not watch.components or self._http is None:
+            return
+        from modbot.sources.components import listed_components  # noqa: PLC0415
+
+        try:
+            listed = await listed_components(watch, self._http)
+        except ModbotError as exc:
+            log.info(
+                "%s: cannot list the page's components to check the filters: %s", watch.name, exc
+            )
+            return
+        if listed is None:
+            return
+        unmatched = listed.unmatched(watch.components)
+        if unmatched:
+            names = ", ".join(repr(n) for n in unmatched)
+            log.warning(
+                "%s: the component filter(s) %s match none of the names the page lists "
+                "(%s): incidents are posted only if one matches",
+                watch.name,
+                names,
+                ", ".join(listed.names) or "none",
+            )
+        if listed.complete:
+            detail = f"{', '.join(unmatched)} (the page lists: {', '.join(listed.names)})"
+            await self.alerts.observe(
+                runtime.where, Condition.FILTERS_UNMATCHED, holds=bool(unmatched), detail=detail
+            )
 
     async def _delivered(self, runtime: WatchRuntime) -> Report:
         """One delivery round, counted."""
@@ -612,6 +705,7 @@ class App:
                     reader.restart()
                 if self.inbox is not None:
                     self.inbox.restart()
+                self.alerts.restart()
         self._following = None
         halt = asyncio.Event()
         self._stop = stop
@@ -700,27 +794,13 @@ class App:
     def _poll_step(
         self, runtime: WatchRuntime, on_poll: Callable[[PollReport], None] | None
     ) -> Step:
-        failures = 0
         interval = runtime.watch.poll_interval
 
         async def step() -> float:
-            nonlocal failures
             started = self.clock()
             report = await self._polled(runtime)
             if on_poll is not None:
                 on_poll(report)
-            if report.ok:
-                if failures:
-                    log.info("%s: status page reachable again", runtime.watch.name)
-                failures = 0
-            else:
-                failures += 1
-                log.warning(
-                    "%s: status page: %s (will retry every %g s)",
-                    runtime.watch.name,
-                    report.message,
-                    interval,
-                )
             wait = interval - (self.clock() - started)
             if report.retry_after:
                 wait = max(wait, report.retry_after)

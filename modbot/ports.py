@@ -30,6 +30,7 @@ from modbot.core.records import (
     PlatformMove,
     PostedComment,
     ReaderItem,
+    Removal,
     Rendered,
     RouteRow,
     Subject,
@@ -124,8 +125,9 @@ class Target(Protocol):
         """Delete one of the bot's comments."""
         ...
 
-    async def removed(self, comment_ids: list[str]) -> set[str]:
-        """Which of these comments were deleted or removed by a moderator."""
+    async def removed(self, comment_ids: list[str]) -> dict[str, Removal]:
+        """Which of these comments are not shown, and why: deleted or removed by a
+        moderator, or filtered (AutoModerator, the spam filter)."""
         ...
 
 
@@ -376,6 +378,14 @@ class Store(Protocol):
 
     async def outbox(self) -> list[MessageRow]:
         """The messages that need a step: unsent, unsettled, or in doubt; oldest first."""
+        ...
+
+    async def last_message(self, prefix: str) -> MessageRow | None:
+        """The newest message whose key starts with ``prefix`` (an alert's condition)."""
+        ...
+
+    async def move_alerted(self, move: PlatformMove, at: float) -> None:
+        """Record that the moderators were told of ``move`` (its alert went out at ``at``)."""
         ...
 
     # --- notices --------------------------------------------------------------------------

@@ -359,7 +359,7 @@ async def test_removed_comment_as_seen_by_non_mod_and_mod(
 
     fake.add_moderator("modbot")
     [seen] = [c async for c in reddit.info(fullnames=[comment.fullname])]
-    assert (seen.body, seen.removed, seen.banned_by) == ("status", True, "AutoModerator")
+    assert (seen.body, seen.removed, seen.banned_by) == ("status", True, "a_moderator")
 
     await comment.edit("still editable")  # Reddit lets the author edit a removed comment
     assert fake.comments[comment.id].removed

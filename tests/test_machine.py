@@ -45,6 +45,7 @@ from modbot.core.records import (
     MessageRow,
     NoteRow,
     PostedComment,
+    Removal,
     Thread,
 )
 from modbot.core.render import digest
@@ -354,8 +355,8 @@ class MemoryReddit:
     async def delete(self, comment_id: str) -> None:
         next(c for c in self.comments if c.id == comment_id).deleted = True
 
-    async def removed(self, comment_ids: list[str]) -> set[str]:
-        return set()
+    async def removed(self, comment_ids: list[str]) -> dict[str, Removal]:
+        return {}
 
     def live(self) -> list[Posted]:
         return [c for c in self.comments if not c.deleted]

@@ -260,6 +260,32 @@ async def test_a_silent_move_during_an_open_incident_leaves_one_comment_current(
         await store.close()
 
 
+async def test_the_moderators_are_told_of_a_move_by_modmail_once_and_status_says_so(
+    bot: Callable[..., Bot], reddit: FakeReddit
+) -> None:
+    reddit.add_moderator("modbot", ["all"])  # new modmail is for moderators
+    watching = bot()
+    watching.page.statuspage([stages()[1]])
+    await watching.polls()
+    watching.page.incidentio([on_incidentio(stages()[1], "identified")])
+    await watching.polls(3)  # the move, then two more runs (each a process of its own)
+    (conversation,) = reddit.modmail()
+    (told,) = conversation.messages
+    assert "moved to another platform" in told.body
+    assert "from Atlassian Statuspage to incident.io" in told.body
+    assert "What to do" in told.body
+    store = await watching.store()
+    try:
+        (move,) = await store.moves("default")
+        assert move.alerted_at is not None  # marked once the alert went out
+        screen = await status_text(
+            store, "default", url=watching.page.url, subreddit="ClaudeAI", dry_run=False, now=0
+        )
+        assert "moderators told" in screen
+    finally:
+        await store.close()
+
+
 def test_the_threshold_is_a_setting_and_a_watch_key(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -309,8 +335,8 @@ async def test_a_page_that_moves_loudly_is_read_again_after_the_threshold(
     assert "We are looking into elevated errors." in comment.body  # carried over
     assert "The cause is a bad deploy; rolling back." in comment.body
     assert marker_of(comment.body) == f"inc-{OLD}"
-    said = [r.getMessage() for r in caplog.records if "moved" in r.getMessage()]
-    assert len(said) == 1  # said once
+    said = [r.getMessage() for r in caplog.records if "the page moved from" in r.getMessage()]
+    assert len(said) == 1  # said once (the moderators' alert is logged as an alert)
     assert "moved from Atlassian Statuspage to Datadog status pages" in said[0]
     store = await watching.store()
     try:

@@ -116,6 +116,25 @@ async def test_a_broken_edit_keeps_the_last_good_template_and_tells_its_author(
     assert len(messages_to(reddit, "alice")) == 1
 
 
+async def test_a_broken_edit_is_told_to_the_moderators_too(
+    wiki_settings: Settings, reddit: FakeReddit, clock: Clock
+) -> None:
+    reddit.add_moderator("modbot", ["all"])  # new modmail is for moderators
+    async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
+        await app.run_once()
+        broken = reddit.set_wiki_page(INCIDENT_PAGE, BROKEN_TEMPLATE, "bob")
+        clock.now += 301
+        await app.run_once()
+    assert len(messages_to(reddit, "bob")) == 1  # its author, as before
+    (conversation,) = reddit.modmail()
+    assert conversation.subject == "modbot alert: default: wiki template revision rejected"
+    (told,) = conversation.messages
+    assert broken in told.body
+    assert "u\\/bob" in told.body
+    assert "line 1" in told.body
+    assert "What to do" in told.body
+
+
 async def test_an_edit_made_while_the_bot_was_down_is_judged_at_start(
     wiki_settings: Settings, reddit: FakeReddit, clock: Clock
 ) -> None:
@@ -203,7 +222,8 @@ async def test_a_message_whose_answer_was_lost_is_found_not_sent_twice(
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
         clock.now += 33
         await app.run_once()  # a restart: found in the sent box by its marker
-        (row,) = (await app.store.export_rows())["messages"]
+        rows = (await app.store.export_rows())["messages"]
+        (row,) = [r for r in rows if r["channel"] != "modmail"]  # the author's message
         assert row["state"] == "sent"
     assert len(messages_to(reddit, "alice")) == 1
 
@@ -218,7 +238,8 @@ async def test_a_lost_state_file_does_not_message_an_author_twice(
     fresh = wiki_settings.model_copy(update={"database": tmp_path / "fresh.sqlite3"})
     async with App(fresh, dry_run=False, out=io.StringIO(), clock=clock) as app:
         await app.run_once()  # judged again, and its message found already out
-        (row,) = (await app.store.export_rows())["messages"]
+        rows = (await app.store.export_rows())["messages"]
+        (row,) = [r for r in rows if r["channel"] != "modmail"]  # the author's message
         assert row["state"] == "sent"
     assert len(messages_to(reddit, "bob")) == 1
 
@@ -236,11 +257,13 @@ async def test_a_message_reddit_refuses_for_good_is_dropped_and_said_once(
         for _ in range(3):
             clock.now += 600
             await app.run_once()
-        (row,) = (await app.store.export_rows())["messages"]
+        rows = (await app.store.export_rows())["messages"]
+        (row,) = [r for r in rows if r["channel"] != "modmail"]  # the author's message
     assert row["state"] == "failed"
     assert "USER_DOESNT_EXIST" in row["last_error"]
     assert len([c for c in reddit.calls if c.path.startswith("/api/compose")]) == 1
-    refused = [r for r in caplog.records if "refused it" in r.getMessage()]
+    refused = [r.getMessage() for r in caplog.records if "refused it" in r.getMessage()]
+    refused = [m for m in refused if m.startswith("message to u/bob")]  # not the alert
     assert len(refused) == 1
 
 

@@ -87,6 +87,9 @@ class _EnvFileSource(PydanticBaseSettingsSource):
         return dict(_ENV_FILE.get() or {})
 
 
+MIN_ALERT_AFTER = 60.0
+
+
 class Settings(BaseSettings):
     """modbot's configuration; see ``.env.example`` for each field's meaning."""
 
@@ -165,6 +168,10 @@ class Settings(BaseSettings):
     reports_link_window: float = Field(default=7200.0, ge=0, le=7 * 86_400, allow_inf_nan=False)
     reports_action: ReportsAction = "reply"
     reports_removal_reason: RemovalReason = ""
+    # --- alerts to the moderators (modmail) ---------------------------------------------
+    alerts: bool = True  # MODBOT_ALERTS=off stops them
+    # How long a status page fails before the moderators are told (seconds).
+    alert_after: float = Field(default=600.0, ge=0, le=86_400, allow_inf_nan=False)
 
     # --- several machines (PostgreSQL) -------------------------------------------------
     deployment: str = Field(default="", max_length=200)
@@ -266,6 +273,10 @@ class Settings(BaseSettings):
         reports_floor = reports_interval_floor(self.test_fast)
         if self.reports_interval < reports_floor:
             raise ValueError(f"MODBOT_REPORTS_INTERVAL: must be at least {reports_floor:g} seconds")
+        # A page that fails for less than a minute is a blip, not worth a modmail.
+        alert_floor = floor if self.test_fast else MIN_ALERT_AFTER
+        if self.alert_after < alert_floor:
+            raise ValueError(f"{env_name('alert_after')}: must be at least {alert_floor:g} seconds")
         return self
 
     @model_validator(mode="after")

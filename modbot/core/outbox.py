@@ -27,7 +27,7 @@ MAX_KEY = 90  # a marker id is at most 100 characters, "msg-" included
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def _key(*parts: str) -> str:
+def message_key(*parts: str) -> str:
     """A message key from ``parts``: only a marker's characters, short enough for one
     (a long key keeps its start and gains a hash of the whole)."""
     key = _UNSAFE.sub("_", "-".join(parts))
@@ -39,12 +39,12 @@ def _key(*parts: str) -> str:
 
 def reply_key(fullname: str) -> str:
     """The key of the reply to an inbox item (one reply per command, ever)."""
-    return _key("reply", fullname)
+    return message_key("reply", fullname)
 
 
 def wiki_key(scope: str, page: str, revision_id: str) -> str:
     """The key of the message to the author of one wiki revision, about one watch."""
-    return _key("wiki", scope, page, revision_id)
+    return message_key("wiki", scope, page, revision_id)
 
 
 def marker_id(key: str) -> str:

@@ -149,6 +149,7 @@ class PollReport:
     events: tuple[Event, ...] = ()
     message: str = ""
     retry_after: float | None = None
+    moved: bool = False  # the page was found on another platform (the moderators are told)
 
 
 @dataclass
@@ -281,6 +282,16 @@ class Channel(StrEnum):
     MESSAGE_REPLY = "message-reply"  # a reply to a private message: in the sent box
     COMMENT_REPLY = "comment-reply"  # a reply to a comment (a mention): a comment of the
     # bot's, in its comment history (and the one kind a late copy of can be deleted)
+    MODMAIL = "modmail"  # an alert to a subreddit's moderators: a new modmail conversation,
+    # or a reply in the one whose subject it carries (found there by its marker)
+
+
+class Removal(StrEnum):
+    """Why a comment of the bot's is not shown: a moderator removed it (or it was
+    deleted), or AutoModerator or the spam filter took it, with no moderator acting."""
+
+    REMOVED = "removed"
+    FILTERED = "filtered"
 
 
 @dataclass(frozen=True)

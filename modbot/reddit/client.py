@@ -31,6 +31,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -56,6 +57,7 @@ from modbot.core.records import (
     Moderator,
     PostedComment,
     ReaderItem,
+    Removal,
     Thread,
     WikiRevision,
 )
@@ -659,7 +661,9 @@ class RedditClient:
     async def send(self, message: MessageRow) -> str | None:
         """Send one message its channel's way: compose a private message, or reply to a
         message or comment. Never retried here: it may have gone out. Reddit's id of the
-        reply (composing answers none)."""
+        reply (composing answers none), or of the modmail message (an alert)."""
+        if message.channel is Channel.MODMAIL:
+            return await self._modmail(message)
         if message.channel is Channel.MESSAGE:
 
             async def compose(reddit: Any) -> str | None:
@@ -683,6 +687,8 @@ class RedditClient:
         (messages, replies to messages) or its comment history (replies to comments),
         found by the marker on their last line. Raises when the listing cannot be read,
         or does not reach back to the message's intent while finding nothing."""
+        if message.channel is Channel.MODMAIL:
+            return await self._find_modmail(message)
         by_comment = message.channel is Channel.COMMENT_REPLY
         things = await self._sent(comments=by_comment)
         marker = outbox.marker_id(message.key)
@@ -707,6 +713,99 @@ class RedditClient:
                 marker = markdown.marker_of(getattr(thing, "body", "") or "")
                 if marker is not None and marker.startswith(f"{outbox.KIND}-"):
                     found.append(self.posted(thing, marker))
+        return sorted(found, key=lambda c: (c.created_utc, c.id))
+
+    # --- new modmail: alerts to a subreddit's moderators ------------------------------------
+    async def _modmail(self, message: MessageRow) -> str | None:
+        """An alert: a reply in the moderators' conversation with the alert's subject, or
+        a new conversation when there is none (the first alert of its condition, or the
+        moderators archived it). Reddit's id of the message sent."""
+        subreddit = message.recipient
+        me = (await self.moderators(subreddit)).get((await self.account()).lower())
+        if me is None or not {"all", "mail"} & set(me.permissions):
+            raise RedditRejected(
+                f"alerting r/{subreddit}'s moderators: u/{self.username} is not a moderator "
+                "with the mail permission (make it one, or set MODBOT_ALERTS=off)"
+            )
+        conversations = await self._conversations(subreddit, message.subject)
+        if conversations:
+            conversation_id = conversations[-1][0]  # the newest, if there are several
+
+            async def reply(reddit: Any) -> str | None:
+                sub = await reddit.subreddit(subreddit, fetch=False)
+                conversation = await sub.modmail(conversation_id, fetch=False)
+                sent = await conversation.reply(body=message.body)
+                return str(getattr(sent, "id", "") or "") or None
+
+            what = f"replying in r/{subreddit}'s modmail"
+            return await self.call(what, reply, retry=False, creates=True)
+
+        async def create(reddit: Any) -> str | None:
+            # A conversation among the moderators (no ``to``), as asyncpraw's
+            # ``modmail.create`` would send it with a recipient.
+            data = {
+                "body": message.body,
+                "isAuthorHidden": False,
+                "srName": subreddit,
+                "subject": message.subject,
+            }
+            created = await reddit.post(API_PATH["modmail_conversations"], data=data)
+            sent = getattr(created, "messages", None) or []
+            if not sent:
+                return None
+            return str(getattr(sent[-1], "id", "") or "") or None
+
+        return await self.call(
+            f"writing to r/{subreddit}'s modmail", create, retry=False, creates=True
+        )
+
+    async def _conversations(self, subreddit: str, subject: str) -> list[tuple[str, float]]:
+        """The moderators' conversations of ``subreddit`` with this subject, oldest
+        first, as (id, last update). Raises when the listing cannot be read."""
+        await self.account()
+
+        async def call(reddit: Any) -> tuple[list[tuple[str, float]], int]:
+            sub = await reddit.subreddit(subreddit, fetch=False)
+            found, seen = [], 0
+            async for conversation in sub.modmail.conversations(state="mod", limit=HISTORY_LIMIT):
+                seen += 1
+                if getattr(conversation, "subject", None) == subject:
+                    found.append((conversation.id, _iso_time(conversation.last_updated)))
+            return found, seen
+
+        found, seen = await self.call(f"reading r/{subreddit}'s modmail", call, retry=True)
+        if not found and seen >= HISTORY_LIMIT:
+            raise RedditUnavailable(
+                f"reading r/{subreddit}'s modmail: the newest {HISTORY_LIMIT} conversations "
+                "do not include the alert's; cannot tell whether it exists"
+            )
+        return sorted(found, key=lambda c: (c[1], c[0]))
+
+    async def _find_modmail(self, message: MessageRow) -> list[PostedComment]:
+        """The copies of an alert (by its marker, written by the bot) in the moderators'
+        conversations that carry its subject, oldest first."""
+        subreddit, marker = message.recipient, outbox.marker_id(message.key)
+        found = []
+        for conversation_id, _ in await self._conversations(subreddit, message.subject):
+
+            async def call(reddit: Any, conversation_id: str = conversation_id) -> list[Any]:
+                sub = await reddit.subreddit(subreddit, fetch=False)
+                conversation = await sub.modmail(conversation_id)
+                return list(getattr(conversation, "messages", None) or [])
+
+            for sent in await self.call(f"reading r/{subreddit}'s modmail", call, retry=True):
+                body = str(getattr(sent, "body_markdown", "") or "")
+                author = str(getattr(sent, "author", "") or "")
+                if author.lower() == self.username.lower() and markdown.marker_of(body) == marker:
+                    found.append(
+                        PostedComment(
+                            id=str(sent.id),
+                            permalink=f"https://mod.reddit.com/mail/all/{conversation_id}",
+                            created_utc=_iso_time(getattr(sent, "date", None)),
+                            body=body,
+                            marker=marker,
+                        )
+                    )
         return sorted(found, key=lambda c: (c.created_utc, c.id))
 
     async def _sent(self, *, comments: bool) -> list[Any]:
@@ -745,6 +844,42 @@ class RedditClient:
             body=getattr(comment, "body", "") or "",
             marker=marker,
         )
+
+
+# What a moderator sees of a comment no moderator removed: AutoModerator's filter, or
+# Reddit's spam filter (``banned_by`` true: it has no name).
+FILTERED_CATEGORIES = frozenset({"automod_filtered", "reddit"})
+FILTERS = frozenset({"AutoModerator", "True"})
+
+
+def removal_of(thing: Any, *, by_author: bool = True) -> Removal | None:
+    """Why a comment of the bot's is not shown (None: it is). Telling a filter from a
+    moderator needs the fields Reddit shows moderators only; without them, any removal
+    counts as a moderator's. ``by_author``: a comment with no author is gone (a listing
+    names it; an edit's answer need not)."""
+    body = getattr(thing, "body", None)
+    banned_by = getattr(thing, "banned_by", None)
+    category = getattr(thing, "removed_by_category", None)
+    filtered = (
+        category in FILTERED_CATEGORIES
+        or str(banned_by) in FILTERS
+        or getattr(thing, "spam", False) is True
+    )
+    removed = getattr(thing, "removed", False) or banned_by or category or body == "[removed]"
+    if filtered and body != "[deleted]":
+        return Removal.FILTERED
+    authorless = by_author and not str(getattr(thing, "author", "") or "")
+    if removed or body == "[deleted]" or authorless:
+        return Removal.REMOVED
+    return None
+
+
+def _iso_time(value: object) -> float:
+    """A modmail time (ISO 8601) as a timestamp; 0 when Reddit gave none."""
+    try:
+        return datetime.fromisoformat(str(value)).timestamp() if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _reaches(things: list[Any], since: float) -> bool:
@@ -885,12 +1020,8 @@ class Megathread:
         async def call(reddit: Any) -> None:
             comment = await reddit.comment(comment_id, fetch=False)
             edited = await comment.edit(body)
-            removed_body = getattr(edited, "body", None) == "[removed]"
-            if (
-                removed_body
-                or getattr(edited, "removed", False)
-                or getattr(edited, "banned_by", None)
-            ):
+            # A filtered comment takes edits: once approved, it shows the latest text.
+            if removal_of(edited, by_author=False) is Removal.REMOVED:
                 raise CommentGone(f"editing {comment_id}: the comment was removed by a moderator")
 
         await self.client.call(f"editing comment {comment_id}", call, retry=True, writes=True)
@@ -997,23 +1128,18 @@ class Megathread:
         except RedditError as exc:
             log.warning("could not distinguish and pin comment %s: %s", comment_id, exc)
 
-    async def removed(self, comment_ids: list[str]) -> set[str]:
-        """Which of these comments were deleted or removed by a moderator (one call per 100)."""
-        gone: set[str] = set()
+    async def removed(self, comment_ids: list[str]) -> dict[str, Removal]:
+        """Which of these comments are not shown, and why (one call per 100)."""
+        gone: dict[str, Removal] = {}
         for start in range(0, len(comment_ids), 100):
             chunk = comment_ids[start : start + 100]
 
-            async def call(reddit: Any, chunk: list[str] = chunk) -> set[str]:
-                seen = set()
+            async def call(reddit: Any, chunk: list[str] = chunk) -> dict[str, Removal]:
+                seen = {}
                 async for thing in reddit.info(fullnames=[f"t1_{c}" for c in chunk]):
-                    author = str(getattr(thing, "author", "") or "")
-                    if (
-                        getattr(thing, "removed", False)
-                        or getattr(thing, "banned_by", None)
-                        or thing.body in ("[removed]", "[deleted]")
-                        or not author
-                    ):
-                        seen.add(thing.id)
+                    why = removal_of(thing)
+                    if why is not None:
+                        seen[thing.id] = why
                 return seen
 
             gone |= await self.client.call("checking the bot's comments", call, retry=True)

@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 from modbot.core import markdown
-from modbot.core.records import PostedComment, Thread
+from modbot.core.records import PostedComment, Removal, Thread
 
 
 class DryRunTarget:
@@ -44,9 +44,9 @@ class DryRunTarget:
     async def delete(self, comment_id: str) -> None:
         """Printed comments cannot be taken back: nothing to do."""
 
-    async def removed(self, comment_ids: list[str]) -> set[str]:
+    async def removed(self, comment_ids: list[str]) -> dict[str, Removal]:
         """Nobody removes printed comments."""
-        return set()
+        return {}
 
     def _print(self, what: str, body: str) -> None:
         found = markdown.marker_of(body) or "?"

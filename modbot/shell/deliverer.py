@@ -22,20 +22,23 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from modbot.core import machine, markdown, planner
+from modbot.core.alerts import Condition
 from modbot.core.budget import CALLER
 from modbot.core.machine import State
 from modbot.core.planner import Action, Drop, Edit, Heal, Point, Post, Reconcile
-from modbot.core.records import DeliveryRow, Kind, PostedComment, Report, Thread
+from modbot.core.records import DeliveryRow, Kind, PostedComment, Removal, Report, Thread
 from modbot.core.render import digest
 from modbot.errors import (
     CommentGone,
     RedditError,
+    RedditForbidden,
     RedditRateLimited,
     RedditRejected,
     RedditUnavailable,
     ThreadUnavailable,
 )
 from modbot.ports import Moderation, Store, Target
+from modbot.shell.alerts import Alert, no_alert
 from modbot.shell.crashpoints import Checkpoint, no_checkpoint
 
 log = logging.getLogger(__name__)
@@ -82,8 +85,10 @@ class Deliverer:
         checkpoint: Checkpoint = no_checkpoint,
         name: str | None = None,
         moderation: Moderation | None = None,
+        alert: Alert = no_alert,
     ) -> None:
         self.store = store
+        self.alert = alert  # tells the moderators what stops the bot's comments
         self.target = target
         # Replies to readers' stray posts, and their removal (None: there are none to make).
         self.moderation = moderation
@@ -119,6 +124,7 @@ class Deliverer:
         self._found_incidents: set[str] = set()
         self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
         self._removals_at = 0.0  # when to try removing stray posts again after an error
+        self._filtered_seen: set[str] = set()  # filtered comments already said
 
     @property
     def thread_id(self) -> str | None:
@@ -139,7 +145,12 @@ class Deliverer:
 
     async def _round(self, keys: Collection[SubjectKey] | None, max_passes: int) -> Report:
         report = Report()
-        if (await self.store.health(self.watch)).paused:
+        health = await self.store.health(self.watch)
+        # Read here, where it takes effect, whoever paused (a command, the CLI, another
+        # process): the moderators hear of a pause and of its end from the running bot.
+        by = f"by {health.paused_by}" if health.paused_by else ""
+        await self.alert(Condition.PAUSED, health.paused, by)
+        if health.paused:
             return report
         thread = await self._thread()
         await self._verify_removed()
@@ -224,6 +235,7 @@ class Deliverer:
             await self.store.record_megathread(self.watch, thread, self.clock())
             await self._called_ok()  # Reddit answered the lookup
             self._recorded_thread = thread
+        await self.alert(Condition.MEGATHREAD_MISSING, thread is None, "")
         return thread
 
     async def _execute(self, action: Action, thread: Thread | None, report: Report) -> None:
@@ -282,12 +294,14 @@ class Deliverer:
         self.checkpoint("after-answer")
         done = machine.answered(claimed, posted, body.digest, self.clock())
         await self._called_ok()
+        await self.alert(Condition.WRITES_REFUSED, False, "")
         if await self._step(claimed, done):
             report.posted.append(done)
             log.info("posted %s as comment %s", describe(done), posted.id)
 
     async def _post_failed(self, row: DeliveryRow, error: RedditError, report: Report) -> None:
         await self._failed_call(error)
+        await self._refused(error)
         now = self.clock()
         if isinstance(error, RedditUnavailable):
             log.warning(
@@ -393,6 +407,7 @@ class Deliverer:
             return
         self.checkpoint("after-edit")
         await self._called_ok()
+        await self.alert(Condition.WRITES_REFUSED, False, "")
         after = machine.edited(row, body.digest, self.clock())
         if await self._step(row, after):
             report.edited.append(after)
@@ -415,6 +430,7 @@ class Deliverer:
 
     async def _edit_failed(self, row: DeliveryRow, error: RedditError, report: Report) -> None:
         await self._failed_call(error)
+        await self._refused(error)
         if isinstance(error, CommentGone):
             log.warning(
                 "%s: its comment was deleted or removed by a moderator; not re-posting",
@@ -450,20 +466,56 @@ class Deliverer:
             and work.subjects[(r.kind, r.key)].is_open
         ]
         if not rows:
+            await self._filtered([])  # what was filtered is no longer shown anyway
             return
         try:
             gone = await self.target.removed([r.comment_id for r in rows if r.comment_id])
         except RedditError as exc:
             log.warning("could not check the bot's comments: %s", exc)
             return
+        filtered = []
         for row in rows:
-            if row.comment_id in gone:
+            why = gone.get(row.comment_id or "")
+            if why is Removal.FILTERED:
+                # Not a moderator's decision: the comment is kept, and edited as before,
+                # so it is current the moment a moderator approves it.
+                filtered.append(row)
+            elif why is Removal.REMOVED:
                 log.warning(
                     "%s: comment %s was removed or deleted; not re-posting it",
                     describe(row),
                     row.comment_id,
                 )
-                await self._step(row, machine.gone(row, "removed or deleted on Reddit"))
+                if await self._step(row, machine.gone(row, "removed or deleted on Reddit")):
+                    await self.alert(
+                        Condition.WRITES_REFUSED,
+                        True,
+                        f"the comment of {describe(row)} ({row.comment_id}) was removed or "
+                        "deleted; the bot does not post it again",
+                    )
+        await self._filtered(filtered)
+
+    async def _filtered(self, rows: list[DeliveryRow]) -> None:
+        """Say which comments AutoModerator or the spam filter took (once each), and tell
+        the moderators; when none is left, that they are visible again."""
+        ids = {r.comment_id for r in rows if r.comment_id}
+        for row in rows:
+            if row.comment_id not in self._filtered_seen:
+                log.warning(
+                    "%s: comment %s was filtered (AutoModerator or the spam filter, not a "
+                    "moderator); keeping it and editing it: a moderator should approve it",
+                    describe(row),
+                    row.comment_id,
+                )
+        self._filtered_seen = ids
+        detail = ", ".join(f"{describe(r)}: comment {r.comment_id}" for r in rows)
+        await self.alert(Condition.COMMENT_FILTERED, bool(rows), detail)
+
+    async def _refused(self, error: RedditError) -> None:
+        """Tell the moderators when Reddit refuses a write for good reasons of its own
+        (a locked thread, a missing permission, a removed comment)."""
+        if isinstance(error, ThreadUnavailable | CommentGone | RedditForbidden | RedditRejected):
+            await self.alert(Condition.WRITES_REFUSED, True, str(error))
 
     async def _heal(self, thread: Thread, report: Report) -> None:
         """Delete duplicate comments (same marker) in ``thread``, keeping the oldest.

@@ -45,6 +45,8 @@ def describe(row: MessageRow) -> str:
     """``reply to t4_abc`` / ``message to u/alice``, for log lines."""
     if row.channel is Channel.MESSAGE:
         return f"message to u/{row.recipient}"
+    if row.channel is Channel.MODMAIL:
+        return f"alert to r/{row.recipient}'s moderators"
     return f"reply to {row.recipient}"
 
 

@@ -265,7 +265,9 @@ class Poller:
                 open_count,
             )
         summary = f"{len(feed.incidents)} incidents, {len(events)} changes"
-        return PollReport(ok=True, changed=bool(changed), events=events, message=summary)
+        return PollReport(
+            ok=True, changed=bool(changed), events=events, message=summary, moved=move is not None
+        )
 
     async def _to_render(self, changed: Mapping[str, Tracked]) -> dict[str, Tracked]:
         """Announced incidents, and those a moderator forced (the store knows which)."""

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from modbot.core import markdown, outbox
+from modbot.core.alerts import Condition
 from modbot.core.early import OPEN
 from modbot.core.records import IncidentView, MessageRow, WikiRevision, WikiRow
 from modbot.core.render import (
@@ -43,6 +44,7 @@ from modbot.core.render import (
 from modbot.errors import RedditError, TemplateError
 from modbot.ports import Store, Wiki
 from modbot.rendering.bodies import Bodies
+from modbot.shell.alerts import Alert, no_alert
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +161,13 @@ class WikiTemplates:
         subreddit: str,
         store: Store,
         clock: Callable[[], float],
+        alert: Alert = no_alert,
     ) -> None:
         self.scope = scope
         self.subreddit = subreddit
         self.store = store
         self.clock = clock
+        self.alert = alert  # a rejected revision is the moderators' business too
         self.restart()
 
     def restart(self) -> None:
@@ -234,6 +238,12 @@ class WikiTemplates:
             except TemplateError as exc:
                 why = self._located(str(exc), files, revision.page)
                 await self._judge(revision, BROKEN, self._refusal(revision, why))
+                await self.alert(
+                    Condition.WIKI_REJECTED,
+                    True,
+                    f"{FOLDER}/{revision.page} revision {revision.revision_id} by "
+                    f"u/{revision.author or '?'}: {why}",
+                )
                 log.error(
                     "r/%s wiki: %s/%s revision %s by u/%s not used: %s",
                     self.subreddit,

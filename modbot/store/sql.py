@@ -743,6 +743,26 @@ def _message_by_key(key: str) -> Tx[MessageRow | None]:
     return None if r is None else _message(r)
 
 
+def last_message(prefix: str) -> Tx[MessageRow | None]:
+    r = (
+        yield Q(
+            SELECT_MESSAGES + " WHERE substr(key, 1, :length) = :prefix ORDER BY id DESC LIMIT 1",
+            length=len(prefix),
+            prefix=prefix,
+        )
+    ).one()
+    return None if r is None else _message(r)
+
+
+def move_alerted(watch: str, moved_at: float, now: float) -> Tx[None]:
+    yield Q(
+        "UPDATE platform_moves SET alerted_at = :now WHERE watch = :watch AND moved_at = :moved_at",
+        watch=watch,
+        moved_at=moved_at,
+        now=now,
+    )
+
+
 def outbox() -> Tx[list[MessageRow]]:
     result = yield Q(SELECT_MESSAGES + " WHERE {message_active} ORDER BY id")
     return [_message(r) for r in result.rows]
@@ -1368,6 +1388,14 @@ class SqlStore(Generic[D]):
     async def outbox(self) -> list[MessageRow]:
         """The messages that need a step: unsent, unsettled, or in doubt; oldest first."""
         return await self._read(outbox())
+
+    async def last_message(self, prefix: str) -> MessageRow | None:
+        """The newest message whose key starts with ``prefix`` (an alert's condition)."""
+        return await self._read(last_message(prefix))
+
+    async def move_alerted(self, move: PlatformMove, at: float) -> None:
+        """Record that the moderators were told of ``move`` (its alert went out at ``at``)."""
+        await self._write(move_alerted(move.watch, move.moved_at, at))
 
     # --- notices ----------------------------------------------------------------------------
     async def add_note(self, note: NoteRow) -> tuple[NoteRow, bool]:

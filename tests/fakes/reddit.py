@@ -50,6 +50,11 @@ every API call is 403); ``suspend_account(name)`` (``/user/{name}/about`` answer
 pages and threads) and ``make_private`` (403 ``reason: private`` unless the bot
 moderates it). Wiki pages: ``set_wiki_page`` adds a revision, served at
 ``/r/{sr}/wiki/{page}`` (``?v=`` for an old one) and ``/r/{sr}/wiki/revisions/{page}``.
+New modmail (``/api/mod/conversations``: list by ``entity`` and ``state``, create, read
+one, reply) for moderators with ``mail`` or ``all`` (403 otherwise); ``modmail()`` lists
+a subreddit's conversations. ``filter_comment`` is AutoModerator's or the spam filter's
+removal (``banned_by`` AutoModerator or true, ``removed_by_category``), unlike
+``remove_comment`` (a moderator's); ``approve_comment`` undoes either.
 
 What asyncpraw 8.0.3 / asyncprawcore 4.0.0 raise for each answer (see the tests):
 
@@ -101,6 +106,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -133,6 +139,8 @@ ROUTE_SCOPES = {
     "contributors": "read", "info": "read", "user_about": "read", "user_comments": "history",
     "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
     "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
+    "modmail_list": "modmail", "modmail_create": "modmail", "modmail_get": "modmail",
+    "modmail_reply": "modmail",
 }  # fmt: skip
 
 # Reddit's API errors: code -> (message, field), as sent in {"json": {"errors": [...]}}.
@@ -174,6 +182,7 @@ class Comment:
     removed: bool = False  # by a moderator
     removed_by: str | None = None
     deleted: bool = False  # by its author
+    filtered: str | None = None  # "automod_filtered" or "reddit" (the spam filter)
 
     @property
     def fullname(self) -> str:
@@ -230,6 +239,32 @@ class Message:
     @property
     def time(self) -> float:
         return self.created_utc
+
+
+@dataclass
+class ModmailMessage:
+    id: str
+    author: str
+    body: str  # markdown
+    created_utc: float
+    is_internal: bool = False
+
+
+@dataclass
+class Conversation:
+    """A new-modmail conversation of a subreddit; no participant: a mod discussion."""
+
+    id: str
+    subreddit: str
+    subject: str
+    author: str
+    participant: str | None
+    messages: list[ModmailMessage] = field(default_factory=list)
+    archived: bool = False
+
+    @property
+    def updated(self) -> float:
+        return self.messages[-1].created_utc
 
 
 @dataclass
@@ -442,6 +477,11 @@ def _limit(query: dict[str, str], default: int = 25, cap: int = 100) -> int:
         return default
 
 
+def _iso(timestamp: float) -> str:
+    """Modmail's times: ISO 8601 with the zone."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
 def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:50] or "_"
 
@@ -508,6 +548,7 @@ class FakeReddit:
         self.mentions: dict[str, Mention] = {}  # keyed by comment id
         self.sent_messages: list[Message] = []  # composed over HTTP (replies are not in it)
         self.wiki: dict[tuple[str, str], list[WikiRevision]] = {}  # (sr, page) -> oldest first
+        self.conversations: dict[str, Conversation] = {}  # new modmail, by id
         self.calls: list[Call] = []
         self.add_account(username)
 
@@ -574,6 +615,10 @@ class FakeReddit:
             ("GET", r"/message/sent", self._h_sent),
             ("POST", r"/api/(?P<action>read|unread)_message", self._h_read_message),
             ("POST", r"/api/compose", self._h_compose),
+            ("GET", r"/api/mod/conversations", self._h_modmail_list),
+            ("POST", r"/api/mod/conversations", self._h_modmail_create),
+            ("GET", r"/api/mod/conversations/(?P<id>[a-z0-9]+)", self._h_modmail_get),
+            ("POST", r"/api/mod/conversations/(?P<id>[a-z0-9]+)", self._h_modmail_reply),
             ("GET", sr + r"/wiki/revisions/(?P<page>.+)", self._h_wiki_revisions),
             ("GET", sr + wiki_page, self._h_wiki_page),
         ]:
@@ -812,10 +857,28 @@ class FakeReddit:
         post.comments.append(comment)
         return comment
 
-    def remove_comment(self, comment_id: str, *, by: str = "AutoModerator") -> None:
+    def remove_comment(self, comment_id: str, *, by: str = "a_moderator") -> None:
         """A moderator removes the comment."""
         comment = self.comments[comment_id]
         comment.removed, comment.removed_by, comment.stickied = True, by, False
+
+    def filter_comment(self, comment_id: str, *, by: Literal["automod", "spam"] = "spam") -> None:
+        """AutoModerator or the spam filter takes the comment (no moderator acted):
+        moderators see ``banned_by`` AutoModerator or true, and ``removed_by_category``."""
+        comment = self.comments[comment_id]
+        comment.removed, comment.stickied = True, False
+        comment.removed_by = "AutoModerator" if by == "automod" else None
+        comment.filtered = "automod_filtered" if by == "automod" else "reddit"
+
+    def approve_comment(self, comment_id: str) -> None:
+        """A moderator approves a removed or filtered comment."""
+        comment = self.comments[comment_id]
+        comment.removed, comment.removed_by, comment.filtered = False, None, None
+
+    def modmail(self, subreddit: str | None = None) -> list[Conversation]:
+        """The subreddit's new-modmail conversations, oldest first."""
+        sr = self._canonical(subreddit or self.subreddit).lower()
+        return [c for c in self.conversations.values() if c.subreddit.lower() == sr]
 
     def comments_in(self, sub_id: str) -> list[Comment]:
         """Live (not deleted, not removed) comments of a thread, oldest first."""
@@ -1281,7 +1344,11 @@ class FakeReddit:
             "archived": post.archived, "collapsed": False, "send_replies": True, "saved": False,
         }  # fmt: skip
         if mod:  # moderators see why a comment is gone
-            data |= {"removed": comment.removed, "banned_by": comment.removed_by}
+            banned_by: str | bool | None = comment.removed_by
+            if comment.filtered == "reddit":
+                banned_by = True  # the spam filter has no name
+            data |= {"removed": comment.removed, "banned_by": banned_by}
+            data |= {"removed_by_category": comment.filtered, "spam": comment.filtered == "reddit"}
         return data
 
     def _user_comment_data(self, comment: Comment) -> JSON:
@@ -1692,6 +1759,119 @@ class FakeReddit:
         sent.sort(key=lambda m: m.created_utc, reverse=True)
         children = [_thing("t4", self._message_data(m) | {"new": False}) for m in sent]
         return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
+
+    # ------------------------------------------------------------------ new modmail
+
+    def _modmail_author(self, name: str, subreddit: str) -> JSON:
+        account = self._account(name)
+        return {
+            "name": name, "id": int(account.id, 36) if account else 0, "isAdmin": False,
+            "isDeleted": False, "isHidden": False, "isOp": False, "isParticipant": False,
+            "isMod": name in self._moderators_of(subreddit),
+        }  # fmt: skip
+
+    def _modmail_message(self, message: ModmailMessage, subreddit: str) -> JSON:
+        return {
+            "id": message.id, "body": _md_to_html(message.body), "bodyMarkdown": message.body,
+            "author": self._modmail_author(message.author, subreddit),
+            "date": _iso(message.created_utc), "isInternal": message.is_internal,
+            "participatingAs": "moderator",
+        }  # fmt: skip
+
+    def _conversation_data(self, conv: Conversation) -> JSON:
+        sr = conv.subreddit
+        authors = list(dict.fromkeys(m.author for m in conv.messages))
+        participant = conv.participant or conv.author
+        return {
+            "id": conv.id, "subject": conv.subject, "isInternal": conv.participant is None,
+            "isAuto": False, "isHighlighted": False, "isRepliable": True,
+            "legacyFirstMessageId": None,
+            "state": 2 if conv.archived else 1, "numMessages": len(conv.messages),
+            "lastUpdated": _iso(conv.updated), "lastModUpdate": _iso(conv.updated),
+            "lastUserUpdate": None, "lastUnread": None,
+            "owner": {"displayName": sr, "type": "subreddit", "id": self.subreddit_fullname},
+            "participant": self._modmail_author(participant, sr),
+            "authors": [self._modmail_author(a, sr) for a in authors],
+            "objIds": [{"id": m.id, "key": "messages"} for m in conv.messages],
+        }  # fmt: skip
+
+    def _conversation_answer(self, conv: Conversation) -> web.Response:
+        messages = {m.id: self._modmail_message(m, conv.subreddit) for m in conv.messages}
+        return _json({
+            "conversation": self._conversation_data(conv), "messages": messages, "modActions": {},
+        })  # fmt: skip
+
+    def _modmail_moderator(self, user: str, subreddit: str) -> None:
+        """New modmail is for moderators with the ``mail`` permission: others get 403."""
+        if subreddit.lower() not in {s.lower() for s in (self.subreddit, *self.other_subreddits)}:
+            raise _HandlerError(_http_error(404))
+        perms = self._moderators_of(self._canonical(subreddit)).get(user)
+        if perms is None or not ({"all", "mail"} & set(perms)):
+            raise _HandlerError(_http_error(403))
+
+    def _conversation(self, ctx: _Ctx) -> Conversation:
+        conv = self.conversations.get(ctx.arg("id"))
+        if conv is None:
+            raise _HandlerError(_http_error(404))
+        self._modmail_moderator(ctx.user, conv.subreddit)
+        return conv
+
+    def _h_modmail_list(self, ctx: _Ctx) -> web.Response:
+        """Conversations of the ``entity`` subreddits, newest first. ``state=mod``: the
+        moderators' own discussions; ``all``: the others, archived excepted (as Reddit)."""
+        wanted = {s.lower() for s in ctx.query.get("entity", self.subreddit).split(",") if s}
+        for sr in wanted:
+            self._modmail_moderator(ctx.user, sr)
+        state = ctx.query.get("state", "all")
+        convs = [c for c in self.conversations.values() if c.subreddit.lower() in wanted]
+        if state == "mod":
+            convs = [c for c in convs if c.participant is None and not c.archived]
+        elif state == "archived":
+            convs = [c for c in convs if c.archived]
+        else:
+            convs = [c for c in convs if c.participant is not None and not c.archived]
+        convs.sort(key=lambda c: c.updated, reverse=True)
+        after = ctx.query.get("after")
+        if after:
+            ids = [c.id for c in convs]
+            convs = convs[ids.index(after) + 1 :] if after in ids else []
+        convs = convs[: _limit(ctx.query)]
+        messages = {m.id: self._modmail_message(m, c.subreddit) for c in convs for m in c.messages}
+        return _json({
+            "conversations": {c.id: self._conversation_data(c) for c in convs},
+            "conversationIds": [c.id for c in convs], "messages": messages,
+            "viewerId": f"t2_{ctx.user}",
+        })  # fmt: skip
+
+    def _h_modmail_create(self, ctx: _Ctx) -> web.Response:
+        sr, subject = ctx.form.get("srName", ""), ctx.form.get("subject", "")
+        body, to = ctx.form.get("body", ""), ctx.form.get("to", "").strip() or None
+        self._modmail_moderator(ctx.user, sr)
+        if not subject or not body or len(subject) > MAX_SUBJECT_LENGTH:
+            code = "NO_SUBJECT" if not subject or len(subject) > MAX_SUBJECT_LENGTH else "NO_TEXT"
+            return _api_error(code).response
+        if len(body) > MAX_COMMENT_LENGTH:
+            return _api_error("TOO_LONG").response
+        now = self._now()
+        conv = Conversation(self._new_id(), self._canonical(sr), subject, ctx.user, to)
+        conv.messages.append(ModmailMessage(self._new_id(), ctx.user, body, now))
+        self.conversations[conv.id] = conv
+        return self._conversation_answer(conv)
+
+    def _h_modmail_get(self, ctx: _Ctx) -> web.Response:
+        return self._conversation_answer(self._conversation(ctx))
+
+    def _h_modmail_reply(self, ctx: _Ctx) -> web.Response:
+        conv = self._conversation(ctx)
+        body = ctx.form.get("body", "")
+        if not body:
+            return _api_error("NO_TEXT").response
+        if len(body) > MAX_COMMENT_LENGTH:
+            return _api_error("TOO_LONG").response
+        internal = ctx.form.get("isInternal", "False").lower() == "true"
+        conv.messages.append(ModmailMessage(self._new_id(), ctx.user, body, self._now(), internal))
+        conv.archived = False  # a new message brings an archived conversation back
+        return self._conversation_answer(conv)
 
     def _h_compose(self, ctx: _Ctx) -> web.Response:
         to, subject = ctx.form.get("to", "").strip(), ctx.form.get("subject", "")
