@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import random
+import re
 import signal
 import sys
 from collections import Counter
@@ -159,6 +160,17 @@ def expected_body(document: Document, incident_id: str, home: str) -> str:
         view_of(incident), page_info(home), hosts=link_hosts(home), subreddit="ClaudeAI"
     )
     return SHIPPED.body(job).body
+
+
+# The line of readers' counts the shipped incident template adds once readers reported
+# the incident (what ``expected_body`` renders without): loops that have readers report
+# compare incident comments without it.
+READERS_LINE = re.compile(r"^\*Readers' reports here: [^\n]*\*\n\n", re.MULTILINE)
+
+
+def without_readers(body: str) -> str:
+    """An incident comment's body without the line of readers' counts."""
+    return READERS_LINE.sub("", body)
 
 
 def live_comments(reddit: FakeReddit) -> list[Comment]:

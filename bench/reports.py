@@ -22,16 +22,26 @@ it has passed. It prints:
 - with ``--sweep``, the same for a grid of ``reports_min_authors``, ``reports_window``
   and ``reports_factor``: how the defaults in ``modbot.core.surge`` were chosen.
 
-    python -m bench.reports [--sweep] [--interval 30] [--lag 30]
+    python -m bench.reports [--sweep] [--interval 30] [--lag 30] [--quick] [--crash-rounds 1]
+                            [--hours-before 1] [--hours-after 1]
 
-The rows that need the reading pipeline (Reddit calls added by reading; replies and
-removals posted twice) are marked as not measured here.
+Then, unless ``--quick``, what only the real pipeline shows: the corpus replayed through
+the whole bot against the fakes (``bench.reports_pipeline``: Reddit calls per minute
+added by reading, leads, stray posts answered and removed; the stretches from
+``--hours-before`` each incident and burst to ``--hours-after`` it: the whole bot
+replays a few simulated hours a minute), and the crash loop at the points of the steps
+acting on readers' reports (``bench.crashloop --points readers``: early notices, replies
+and removals posted twice or never after a SIGKILL). Without them (``--quick``, or
+``python -m bench``) those rows say they were not measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import bisect
+import contextlib
+import io
 import json
 import statistics
 import time
@@ -58,13 +68,13 @@ CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "reports" /
 LINK_WINDOW = 7200.0  # reports_link_window
 REAL_BURSTS = ("before", "after", "no-incident")  # kinds of burst a notice is right about
 TARGETS = {"precision": 0.9, "recall": 0.8, "median lead": 300.0, "false per 30 days": 1.0}
-# What only the real pipeline (reading Reddit, replying, removing) can measure: another
-# part of issue 21 adds these rows; until then they say so rather than show a number.
+# What only the real pipeline (reading Reddit, replying, removing) can measure: the
+# rows say so rather than show a number when it was not run (``--quick``).
 PIPELINE_ROWS = [
     ("Reddit calls per minute added by reading", "<= 4 per subreddit"),
     ("replies and removals posted twice (crash loop)", "0"),
 ]
-NOT_MEASURED = "not measured here (needs the reading pipeline)"
+NOT_MEASURED = "not measured (python -m bench.reports does)"
 
 
 @dataclass(frozen=True)
@@ -252,8 +262,15 @@ def measure(
     return scores, judge(corpus, notices, settings)
 
 
-def rows(scores: Scores, outcome: Outcome, corpus_days: float) -> list[tuple[str, str, str]]:
-    """The report's rows: (measure, value, target)."""
+def rows(
+    scores: Scores,
+    outcome: Outcome,
+    corpus_days: float,
+    measured: dict[str, str] | None = None,
+) -> list[tuple[str, str, str]]:
+    """The report's rows: (measure, value, target); ``measured`` holds the values of the
+    pipeline's rows (``PIPELINE_ROWS``) when it was run."""
+    measured = measured or {}
     ahead = outcome.ahead
     median = f"{statistics.median(ahead) / 60:.1f} min" if ahead else "-"
     worst = f"{min(ahead) / 60:.1f} min" if ahead else "-"
@@ -276,7 +293,7 @@ def rows(scores: Scores, outcome: Outcome, corpus_days: float) -> list[tuple[str
         ("bursts noticed twice", f"{outcome.bursts_noticed_twice}", "0"),
         ("settings (min authors / window / factor)", f"{s.min_authors} / {s.window / 60:g} min / {s.factor:g}", ""),
         ("classification CPU per item", f"{scores.seconds / max(scores.true_positive + scores.false_positive + scores.false_negative + scores.true_negative, 1) * 1e6:.0f} us", ""),
-        *[(name, NOT_MEASURED, target) for name, target in PIPELINE_ROWS],
+        *[(name, measured.get(name, NOT_MEASURED), target) for name, target in PIPELINE_ROWS],
     ]  # fmt: skip
 
 
@@ -317,6 +334,34 @@ def best(outcomes: Sequence[Outcome]) -> Outcome:
     )
 
 
+async def pipeline(
+    rounds: int, hours: tuple[float, float]
+) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
+    """The pipeline's rows: the corpus replayed through the whole bot against the fakes
+    (``hours`` before and after each incident and burst), and the crash loop at the
+    readers' crash points (``rounds`` kills at each)."""
+    # Imported here: both import this module (the corpus), and the quick path needs
+    # neither the fakes nor the bot.
+    from bench import crashloop, reports_pipeline
+
+    replayed = await reports_pipeline.replay(*hours)
+    points = crashloop.READERS_POINTS
+    with contextlib.redirect_stdout(io.StringIO()):
+        crashed = await crashloop.main(len(points) * rounds, seed=1, points=points)
+    clean = crashloop.succeeded(crashed, len(points) * rounds)
+    measured = {
+        PIPELINE_ROWS[0][0]: f"{replayed.calls_per_minute:.2f} per subreddit (pipeline replay)",
+        PIPELINE_ROWS[1][0]: f"{crashed.posts_answered_twice} / {crashed.removals_twice} ({crashed.readers_posts} posts, {crashed.kills} kills)",
+    }  # fmt: skip
+    more = [
+        ("early notices posted twice (crash loop)", f"{crashed.early_twice}", "0"),
+        ("report posts never answered / removed (crash loop)", f"{crashed.posts_answered_never} / {crashed.removals_never}", "0 / 0"),
+        ("crash loop at the readers' points", f"{crashed.iterations} iterations ({', '.join(points)}): {'clean' if clean else 'FAILED'}", "clean"),
+        *[row for row in reports_pipeline.rows(replayed) if "calls per minute" not in row[0]],
+    ]  # fmt: skip
+    return measured, more
+
+
 def print_table(lines: list[tuple[str, str, str]]) -> None:
     print(f"{'measure':<58} {'value':<46} target")
     for name, value, target in lines:
@@ -335,11 +380,29 @@ def main() -> None:
     )
     parser.add_argument("--interval", type=float, default=30.0, help="reports_interval, seconds")
     parser.add_argument("--lag", type=float, default=30.0, help="how late listings show an item")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the rules and the detector only: no pipeline replay, no crash loop",
+    )
+    parser.add_argument(
+        "--crash-rounds",
+        type=int,
+        default=1,
+        help="kills at each of the readers' crash points (the crash loop's rounds)",
+    )
+    parser.add_argument("--hours-before", type=float, default=1.0, help="pipeline replay")
+    parser.add_argument("--hours-after", type=float, default=1.0, help="pipeline replay")
     args = parser.parse_args()
     corpus = load()
     print(f"bench.reports: {len(corpus.items)} items over {corpus.days:.0f} days (synthetic corpus, {CORPUS.name}); interval {args.interval:g} s, listing lag {args.lag:g} s")  # fmt: skip
     scores, outcome = measure(interval=args.interval, lag=args.lag)
-    print_table(rows(scores, outcome, corpus.days))
+    if args.quick:
+        print_table(rows(scores, outcome, corpus.days))
+    else:
+        hours = (args.hours_before, args.hours_after)
+        measured, more = asyncio.run(pipeline(args.crash_rounds, hours))
+        print_table([*rows(scores, outcome, corpus.days, measured), *more])
     if args.details:
         # Never the second held-out set: seeing its texts would make tuning on them easy.
         for item in (i for i in scores.wrong if "held-out-2" not in i["tags"]):

@@ -3,9 +3,10 @@
 ``App`` is an async context manager. Entering it opens, in order: the state store, the
 render worker, the Reddit session (or the dry-run printer) and the HTTP client for
 status pages; then it builds, for each watch, a deliverer, a poller and the moderator
-operations, and one inbox for all (with the outbox and the wiki's pages), each given
-what it needs when it is built. Leaving closes them in reverse order. ``run`` starts
-the tasks (a poller and a deliverer per watch, the inbox) under one supervisor and
+operations, one inbox for all (with the outbox and the wiki's pages), and a reader of
+readers' reports per subreddit, each given what it needs when it is built. Leaving
+closes them in reverse order. ``run`` starts the tasks (a poller and a deliverer per
+watch, the inbox, the readers) under one supervisor and
 stops them on SIGINT/SIGTERM, giving each a bounded grace before it is cancelled, which
 is safe at any point because every step commits before and after each Reddit call.
 """
@@ -32,8 +33,8 @@ from modbot.config.watches import Watch, default_page, deployment_name, load_wat
 from modbot.core import alerts
 from modbot.core.alerts import Condition, PageHealth, Where
 from modbot.core.machine import is_waiting
-from modbot.core.records import Kind, PollReport, Report
-from modbot.core.render import Templates
+from modbot.core.records import IncidentView, Kind, PollReport, Report
+from modbot.core.render import Readers, Templates
 from modbot.errors import Deposed, ModbotError, StateLost, StoreError, TemplateError
 from modbot.monitor.metrics import Figures
 from modbot.ports import Lease, Source, Store, Target
@@ -48,6 +49,7 @@ from modbot.shell.inbox import Inbox
 from modbot.shell.operations import SETTLE_TIMEOUT, Operations
 from modbot.shell.outbox import Outbox
 from modbot.shell.poller import Poller
+from modbot.shell.reports import SubredditReader, WatchReader, readers_of
 from modbot.shell.statusview import heartbeat_interval, stale
 from modbot.shell.wiki import WikiPages, WikiTemplates
 from modbot.sources.choose import make_http_client, make_source
@@ -150,6 +152,7 @@ class App:
         self._http: httpx.AsyncClient | None = None
         self.reddit: RedditClient | None = None
         self.inbox: Inbox | None = None
+        self.readers: list[SubredditReader] = []  # one per subreddit whose readers are read
         self.fatal: StateLost | None = None  # why the loops stopped by themselves, if they did
         self.figures = Figures([w.name for w in self.watches])
         self.heartbeat: Heartbeat | None = None
@@ -253,6 +256,7 @@ class App:
         for watch in self.watches:
             self.runtimes.append(await self._runtime(watch, engine, http))
         if self.reddit is not None:
+            self.readers = self._readers(self.reddit)
             self.inbox = self._inbox(self.reddit)
         await self._open_monitoring(http)
 
@@ -361,6 +365,7 @@ class App:
             clock=self.clock,
             checkpoint=self.checkpoint,
             name=watch.name,
+            moderation=self.reddit,
             alert=self.alerts.for_watch(where),
         )
         wake = asyncio.Event()
@@ -379,6 +384,7 @@ class App:
             wiki=self._wiki(watch, scope),
             last_checked=watch.last_checked,
             pressed=lambda: self._pressed(scope),
+            readers=self._readers_of(watch, scope),
         )
         operations = Operations(
             store=self.store,
@@ -389,6 +395,7 @@ class App:
             dry_run=self.dry_run,
             clock=self.clock,
             settle_timeout=self._settle_timeout,
+            reports=watch.reports,
         )
         self._pages[watch.name] = alerts.page_at_start(
             health.last_poll_ok, health.last_poll_at, health.last_good_poll_at
@@ -396,6 +403,56 @@ class App:
         return WatchRuntime(
             watch, scope, target, bodies, poller, deliverer, operations, where, wake
         )
+
+    def _readers(self, reddit: RedditClient) -> list[SubredditReader]:
+        """A reader for each subreddit with a watch that reads its readers' reports (one
+        per subreddit: watches there share its listings)."""
+        by_subreddit: dict[str, list[WatchReader]] = {}
+        names: dict[str, str] = {}
+        for runtime in self.runtimes:
+            watch = runtime.watch
+            if not watch.reports.reading or not watch.subreddit:
+                continue
+            key = watch.subreddit.lower()
+            names.setdefault(key, watch.subreddit)
+            by_subreddit.setdefault(key, []).append(self._watch_reader(runtime))
+        return [
+            SubredditReader(
+                names[key],
+                watches,
+                reddit,
+                self.store,
+                clock=self.clock,
+                checkpoint=self.checkpoint,
+            )
+            for key, watches in by_subreddit.items()
+        ]
+
+    def _watch_reader(self, runtime: WatchRuntime) -> WatchReader:
+        """A watch's share of its subreddit's reader."""
+        name, deliverer = runtime.watch.name, runtime.deliverer
+        return WatchReader(
+            watch=runtime.watch,
+            scope=runtime.scope,
+            bodies=runtime.bodies,
+            thread_id=lambda: deliverer.thread_id,
+            wake=runtime.wake.set,
+            recount=runtime.poller.recount,
+            counted=lambda n: self.figures.reports(name, n),
+        )
+
+    def _readers_of(
+        self, watch: Watch, scope: str
+    ) -> Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]] | None:
+        """What readers reported about a watch's incidents, for their comments; None
+        when the watch reads none (no Reddit, reports off, no subreddit)."""
+        if self.reddit is None or not watch.reports.reading or not watch.subreddit:
+            return None
+
+        async def readers(views: Sequence[IncidentView]) -> dict[str, Readers]:
+            return await readers_of(self.store, scope, watch, views, self.clock())
+
+        return readers
 
     def _wiki(self, watch: Watch, scope: str) -> WikiTemplates | None:
         """The watch's wiki templates, when it asks for them and can read the wiki."""
@@ -664,6 +721,8 @@ class App:
                 for runtime in self.runtimes:
                     runtime.poller.restart()
                     runtime.deliverer.restart(after_another=True)
+                for reader in self.readers:
+                    reader.restart()
                 if self.inbox is not None:
                     self.inbox.restart()
                 self.alerts.restart()
@@ -673,13 +732,7 @@ class App:
         self.leading = True
         halt = asyncio.Event()
         self._stop = stop
-        loops: list[tuple[str, Step, asyncio.Event | None]] = []
-        for runtime in self.runtimes:
-            name = runtime.watch.name
-            loops.append((f"{name}: poller", self._poll_step(runtime, on_poll), None))
-            loops.append((f"{name}: deliverer", self._deliver_step(runtime), runtime.wake))
-        if self.inbox is not None:
-            loops.append(("inbox", self._inbox_step, None))
+        loops = self._loops(on_poll)
         self._looping = True
         tasks = [
             asyncio.create_task(self._loop(name, step, halt, wake), name=name)
@@ -717,6 +770,22 @@ class App:
                 raise
             except StoreError as exc:
                 log.warning("%s: cannot record the start or stop: %s", runtime.watch.name, exc)
+
+    def _loops(
+        self, on_poll: Callable[[PollReport], None] | None
+    ) -> list[tuple[str, Step, asyncio.Event | None]]:
+        """Every loop of a leader: each watch's poller and deliverer, the inbox, and a
+        reader of readers' reports per subreddit."""
+        loops: list[tuple[str, Step, asyncio.Event | None]] = []
+        for runtime in self.runtimes:
+            name = runtime.watch.name
+            loops.append((f"{name}: poller", self._poll_step(runtime, on_poll), None))
+            loops.append((f"{name}: deliverer", self._deliver_step(runtime), runtime.wake))
+        if self.inbox is not None:
+            loops.append(("inbox", self._inbox_step, None))
+        for reader in self.readers:
+            loops.append((f"r/{reader.subreddit}: readers' reports", reader.step, None))
+        return loops
 
     async def _keep_lead(self, lease: Lease, halt: asyncio.Event) -> None:
         """Prove the lead every ``MODBOT_LEASE_INTERVAL``; stop leading the moment it

@@ -16,6 +16,7 @@ from modbot.core.records import (
     Alias,
     CommandRow,
     DeliveryRow,
+    EarlyRow,
     Health,
     InboxItem,
     IncidentRow,
@@ -28,8 +29,10 @@ from modbot.core.records import (
     PageInfo,
     PlatformMove,
     PostedComment,
+    ReaderItem,
     Removal,
     Rendered,
+    RouteRow,
     Subject,
     Thread,
     Tracked,
@@ -39,7 +42,9 @@ from modbot.core.records import (
 )
 
 if TYPE_CHECKING:
+    from modbot.core.early import Signal
     from modbot.core.feed import IncidentsFeed
+    from modbot.core.surge import Report
 
 # What ``Store.step`` writes: a delivery or a message, both of ``machine``'s tables.
 Stepped = TypeVar("Stepped", DeliveryRow, MessageRow)
@@ -175,6 +180,57 @@ class Wiki(Protocol):
 
     async def wiki_page(self, subreddit: str, page: str) -> WikiRevision | None:
         """The page's current revision, or ``None`` when it does not exist."""
+        ...
+
+
+class Listings(Protocol):
+    """A subreddit's new posts and new comments, as readers write them (read-only), and
+    what Reddit says about their authors."""
+
+    async def account(self) -> str:
+        """The bot account's name (its own items are not readers')."""
+        ...
+
+    async def new_items(
+        self, subreddit: str, listing: str, *, before: str | None, limit: int
+    ) -> list[ReaderItem]:
+        """One page of ``/r/{subreddit}/new`` (``listing`` "posts") or ``/comments``
+        ("comments"), newest first: the ``limit`` items just newer than ``before``, or
+        the newest ones without it."""
+        ...
+
+    async def account_created(self, name: str) -> float | None:
+        """When a reader's account was made, if Reddit says (None: suspended, deleted,
+        or not shown)."""
+        ...
+
+    async def posts(self, post_ids: Sequence[str]) -> list[ReaderItem]:
+        """These posts as they are now (ids without t3_; a hundred a call)."""
+        ...
+
+    async def moderators(self, subreddit: str) -> dict[str, Moderator]:
+        """A subreddit's moderators, by lower-case name."""
+        ...
+
+    async def approved_users(self, subreddit: str) -> set[str] | None:
+        """A subreddit's approved users (lower-case names); None when the bot may not
+        see them (it is no moderator there)."""
+        ...
+
+
+class Moderation(Protocol):
+    """What the bot does about readers' stray posts, as a moderator of their subreddit."""
+
+    async def reply_to_post(self, post_id: str, body: str) -> PostedComment:
+        """Reply to a post (distinguished when the bot moderates); never retried here."""
+        ...
+
+    async def remove_post(self, post_id: str, reason: str) -> None:
+        """Remove a post, with ``reason`` as its removal reason (a moderator's note)."""
+        ...
+
+    async def post_removed(self, post_id: str) -> bool:
+        """True when the post is removed (or deleted) already."""
         ...
 
 
@@ -467,6 +523,86 @@ class Store(Protocol):
         self, subreddit: str, pages: Mapping[str, WikiRevision | None], now: float
     ) -> None:
         """What the wiki's template pages show now (None: the page does not exist)."""
+        ...
+
+    # --- readers' reports ----------------------------------------------------------------------
+    async def reports_key(self, fresh: str) -> str:
+        """The key of readers' author hashes (``fresh`` is kept the first time)."""
+        ...
+
+    async def signal(self, watch: str) -> Signal | None:
+        """What the bot keeps about the watch's readers (None before the first read)."""
+        ...
+
+    async def start_signal(self, watch: str, *, now: float) -> Signal:
+        """The watch's signal, begun at ``now`` if it has none yet."""
+        ...
+
+    async def save_signal(self, state: Signal, notice: EarlyRow | None = None) -> None:
+        """The watch's signal after a read, and (atomically) a new early notice to post."""
+        ...
+
+    async def set_quiet(self, watch: str, until: float, *, by: str, now: float) -> None:
+        """Hold early notices until ``until`` (0: no longer)."""
+        ...
+
+    async def add_reports(
+        self, watch: str, items: Sequence[tuple[str, Report]], *, now: float
+    ) -> int:
+        """Keep reports (item id and what the signal needs); how many were new."""
+        ...
+
+    async def reports(self, watch: str, since: float, until: float) -> list[Report]:
+        """The watch's reports posted in ``[since, until]``, oldest first."""
+        ...
+
+    async def known_reports(self, watch: str, ids: Collection[str]) -> set[str]:
+        """Which of these items are kept as reports already."""
+        ...
+
+    async def forget_reports(self, watch: str, before: float) -> None:
+        """Drop reports posted before ``before``."""
+        ...
+
+    async def early_notices(self, watch: str, ids: Collection[str]) -> list[EarlyRow]:
+        """These early notices, oldest first."""
+        ...
+
+    async def live_early_notices(self, watch: str, since: float) -> list[EarlyRow]:
+        """Early notices still open, or detected since ``since``, oldest first."""
+        ...
+
+    async def early_for_incident(self, watch: str, incident_id: str) -> EarlyRow | None:
+        """The early notice an incident confirmed, if any."""
+        ...
+
+    async def save_early(self, row: EarlyRow) -> None:
+        """An early notice's new state and body; the deliverer edits its comment."""
+        ...
+
+    async def add_route(self, row: RouteRow) -> bool:
+        """Record a stray post's reply (and removal) to deliver; False when the post was
+        answered already, under any watch."""
+        ...
+
+    async def routed(self, post_ids: Collection[str]) -> set[str]:
+        """Which of these posts have been (or are being) answered, under any watch."""
+        ...
+
+    async def report_posts(self, watch: str, since: float) -> list[str]:
+        """Posts (ids without t3_) kept as the watch's reports, posted since ``since``."""
+        ...
+
+    async def routes_to_remove(self, watch: str) -> list[RouteRow]:
+        """Stray posts to remove whose reply is posted, not removed yet."""
+        ...
+
+    async def set_removal(self, post_id: str, state: str) -> None:
+        """How far a stray post's removal got: removing (the intent), removed."""
+        ...
+
+    async def routes(self, watch: str, post_ids: Collection[str]) -> list[RouteRow]:
+        """These stray posts' routes."""
         ...
 
     # --- several processes ---------------------------------------------------------------------

@@ -154,6 +154,15 @@ async def test_migrate_store_into_a_missing_folder_is_refused(tmp_path: Path) ->
         ("MODBOT_MAINTENANCE", "maybe", "must be true or false"),
         ("MODBOT_REDDIT_CALLS_PER_MINUTE", "1000", "must be at most 600"),
         ("MODBOT_SUBREDDIT", "Claude AI", "not a subreddit name"),
+        ("MODBOT_REPORTS", "loud", "must be one of notice, count or off"),
+        ("MODBOT_REPORTS_INTERVAL", "5", "must be at least 10 seconds"),
+        ("MODBOT_REPORTS_MIN_AUTHORS", "0", "must be at least 1"),
+        ("MODBOT_REPORTS_WINDOW", "30", "must be at least 60"),
+        ("MODBOT_REPORTS_FACTOR", "0.5", "must be at least 1"),
+        ("MODBOT_REPORTS_MIN_ACCOUNT_AGE", "-1", "must be at least 0"),
+        ("MODBOT_REPORTS_LINK_WINDOW", "soon", "must be a number"),
+        ("MODBOT_REPORTS_ACTION", "ban", "must be one of reply, remove or off"),
+        ("MODBOT_REPORTS_REMOVAL_REASON", "x" * 101, "one line of at most 100 characters"),
     ],
 )  # fmt: skip
 def test_a_bad_setting_is_named_once_then_what_is_wrong(name: str, value: str, says: str) -> None:
@@ -165,6 +174,13 @@ def test_a_bad_setting_is_named_once_then_what_is_wrong(name: str, value: str, s
     message = str(caught.value)
     assert message.startswith(f"invalid settings: {name}: {says}")
     assert message.count(name) == 1
+
+
+def test_the_reports_interval_floor_is_lifted_by_test_fast_as_the_polls_is() -> None:
+    from modbot.config.settings import load_settings
+
+    assert load_settings(None, reports_interval="2", test_fast="true").reports_interval == 2.0
+    assert load_settings(None).reports_interval == 30.0
 
 
 def test_credentials_without_a_subreddit_name_the_setting_like_the_others() -> None:

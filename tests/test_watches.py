@@ -392,3 +392,40 @@ def test_the_last_checked_line_is_a_setting_and_a_watch_key(
     )
     first, second = load_watches(make_settings(config=path))
     assert (first.last_checked, second.last_checked) == (True, False)
+
+
+async def test_watches_on_one_subreddit_read_it_once_each_with_its_own_report_keys(
+    statuspage: FakeStatuspage,
+    openai_page: FakeIncidentio,
+    reddit: FakeReddit,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    path = config(
+        tmp_path,
+        f'[[watch]]\nname = "claude"\nurl = "{statuspage.url}"\n'
+        f'[[watch]]\nname = "openai"\nurl = "{openai_page.site.url}"\nkind = "incidentio"\n'
+        'reports = "count"\nreports_min_authors = 3\nreports_window = 300\n'
+        'reports_factor = 2.5\nreports_action = "off"\n'
+        '[watch.report_rules.error-name]\nremove = ["Something went wrong"]\n',
+    )
+    settings = make_settings(
+        config=path, reports_min_authors=7, reports_interval=1.0, **reddit_settings(reddit)
+    )
+    statuspage.set_incidents([])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        claude, openai = app.runtime("claude").watch, app.runtime("openai").watch
+        assert (claude.reports.mode, claude.reports.surge.min_authors) == ("notice", 7)
+        assert (claude.reports.surge.window, claude.reports.action) == (600.0, "reply")
+        assert (openai.reports.mode, openai.reports.surge.min_authors) == ("count", 3)
+        assert (openai.reports.surge.window, openai.reports.surge.factor) == (300.0, 2.5)
+        assert openai.reports.action == "off"
+        assert openai.reports.rules is not None
+        assert claude.reports.rules is None
+        (reader,) = app.readers  # one reader for r/ClaudeAI, serving both watches
+        assert [w.watch.name for w in reader.watches] == ["claude", "openai"]
+        before = len(reddit.calls)
+        await reader.read()
+    paths = [c.path.rstrip("/") for c in reddit.calls[before:]]
+    assert paths.count("/r/ClaudeAI/new") == 1
+    assert paths.count("/r/ClaudeAI/comments") == 1

@@ -18,7 +18,7 @@ from modbot.errors import StoreError
 from modbot.ports import Store
 from modbot.rendering.files import read_templates
 from modbot.shell.statusview import status_text
-from modbot.shell.wiki import WikiPages, WikiTemplates
+from modbot.shell.wiki import PAGES, WikiPages, WikiTemplates
 from tests.conftest import reddit_settings
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -156,10 +156,10 @@ async def test_the_wiki_is_read_at_most_once_per_page_every_five_minutes(
             await app.run_once()
             clock.now += 30
         reads = [c for c in reddit.calls if "/wiki/" in c.path]
-        assert len(reads) == 3  # incident, manual, maintenance: once each
+        assert len(reads) == 5  # incident, manual, maintenance, early, reply: once each
         clock.now += 300
         await app.run_once()
-    assert len([c for c in reddit.calls if "/wiki/" in c.path]) == 6
+    assert len([c for c in reddit.calls if "/wiki/" in c.path]) == 10
 
 
 async def test_deleting_the_page_goes_back_to_the_file(
@@ -185,7 +185,7 @@ async def test_the_poller_never_talks_to_reddit_the_inbox_reads_the_wiki(
         assert reddit.calls[before:] == []  # the page is read, judged from the store
         assert app.inbox is not None
         await app.inbox.read_pages()
-        assert len([c for c in reddit.calls if "/wiki/" in c.path]) == 3
+        assert len([c for c in reddit.calls if "/wiki/" in c.path]) == len(PAGES)
         assert messages_to(reddit, "alice") == []
         before = len(reddit.calls)
         await app.poller.poll()  # judged now: used, and its author's message recorded

@@ -42,6 +42,7 @@ EXAMPLES = {
     "status": "modbot status --json",
     "pause": "modbot pause --watch claude",
     "resume": "modbot resume --watch claude",
+    "quiet": "modbot quiet --for 2h --watch claude",
     "migrate-store": "modbot migrate-store --to postgresql://modbot:PASSWORD@db/modbot",
     "providers": "modbot providers --markdown",
     "reports": 'modbot reports explain "claude down? 529 overloaded in Claude Code"',
@@ -246,23 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--json", action="store_true", help="print the health record as JSON, for scripts"
     )
-    pause = commands.add_parser(
-        "pause",
-        parents=[common],
-        epilog=_example("pause"),
-        help="stop posting (the running bot notices within one poll interval)",
-        description="Stop posting and editing. The bot keeps polling; updates are delivered, "
-        "coalesced to the latest state, after `modbot resume`.",
-    )
-    resume = commands.add_parser(
-        "resume",
-        parents=[common],
-        epilog=_example("resume"),
-        help="start posting again after a pause",
-        description="Start posting again; held updates go out within one poll interval.",
-    )
-    for parser_of in (pause, resume):
-        _watch_option(parser_of)
+    _pause_parsers(commands, common)
 
     _reports_parser(commands, common)
 
@@ -321,6 +306,53 @@ def _check_parser(
         help="connectivity test from this process: read the status page once and, with "
         "credentials, log in to Reddit and find the megathread",
     )
+
+
+def _pause_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """``modbot pause``, ``modbot resume`` and ``modbot quiet``."""
+    pause = commands.add_parser(
+        "pause",
+        parents=[common],
+        epilog=_example("pause"),
+        help="stop posting (the running bot notices within one poll interval)",
+        description="Stop posting and editing. The bot keeps polling; updates are delivered, "
+        "coalesced to the latest state, after `modbot resume`.",
+    )
+    resume = commands.add_parser(
+        "resume",
+        parents=[common],
+        epilog=_example("resume"),
+        help="start posting again after a pause",
+        description="Start posting again; held updates go out within one poll interval.",
+    )
+    for parser_of in (pause, resume):
+        _watch_option(parser_of)
+    _quiet_parser(commands, common)
+
+
+def _quiet_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """``modbot quiet --for 2h`` / ``--off``."""
+    quiet = commands.add_parser(
+        "quiet",
+        parents=[common],
+        epilog=_example("quiet"),
+        help="hold early notices (readers' reports) for a while",
+        description="Hold early notices: readers' reports are still read and counted, but "
+        "a surge that begins meanwhile gets no early notice. The running bot sees it at "
+        "its next read. `!quiet 2h` on Reddit does the same.",
+    )
+    held = quiet.add_mutually_exclusive_group(required=True)
+    held.add_argument(
+        "--for", dest="duration", metavar="DURATION", help="how long: 30m, 2h, 1d, 1h30m"
+    )
+    held.add_argument("--off", action="store_true", help="stop holding early notices")
+    _watch_option(quiet)
 
 
 def _reports_parser(
@@ -505,6 +537,9 @@ COMMANDS: dict[str, Handler] = {
     "pause": lambda sv, a, s, out: _run(sv.set_pause(s, paused=True, out=out, watch_name=a.watch)),
     "resume": lambda sv, a, s, out: _run(
         sv.set_pause(s, paused=False, out=out, watch_name=a.watch)
+    ),
+    "quiet": lambda sv, a, s, out: _run(
+        sv.quiet(s, "off" if a.off else a.duration, out=out, watch_name=a.watch)
     ),
 }
 

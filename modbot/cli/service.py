@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from modbot import __version__
-from modbot.errors import ConfigError, ModbotError, RedditError, StoreError, TemplateError
+from modbot.errors import (
+    CommandError,
+    ConfigError,
+    ModbotError,
+    RedditError,
+    StoreError,
+    TemplateError,
+)
 
 if TYPE_CHECKING:
     from modbot.app import App
@@ -465,6 +472,8 @@ async def _check_subreddit(
                 f"r/{subreddit} with the posts permission: make it one, or turn it off",
             )
             return 1
+        if not _stray_posts(watch, name, can_pin, line):
+            return 1
         thread = await reddit.megathread(subreddit, watch.megathread_title).current_thread()
     except RedditError as exc:
         line("reddit", f"FAILED: {exc}")
@@ -478,6 +487,36 @@ async def _check_subreddit(
         return 1
     line("megathread", f"{thread.title} ({thread.permalink})")
     return 0
+
+
+def _stray_posts(watch: Watch, name: str, can_act: bool, line: Callable[[str, str], None]) -> bool:
+    """Say what the watch does with readers' stray report posts, and whether the account
+    may; False when it is asked to remove them and may not."""
+    config = watch.reports
+    if not config.reading or config.action == "off":
+        return True
+    subreddit = watch.subreddit or ""
+    if can_act:
+        what = (
+            "replies (distinguished) and removes them"
+            if config.action == "remove"
+            else "replies to them (distinguished)"
+        )
+        line("stray posts", f"{what}: u/{name} has the posts permission")
+        return True
+    if config.action == "remove":
+        line(
+            "stray posts",
+            f"FAILED: MODBOT_REPORTS_ACTION=remove needs u/{name} to be a moderator of "
+            f"r/{subreddit} with the posts permission: make it one, or set reply or off",
+        )
+        return False
+    line(
+        "stray posts",
+        f"left alone: replying needs u/{name} to be a moderator of r/{subreddit} with the "
+        "posts permission (it must see the approved users)",
+    )
+    return True
 
 
 async def _check_store(
@@ -776,6 +815,7 @@ async def status(settings: Settings, out: TextIO, *, as_json: bool = False) -> i
                         subreddit=watch.subreddit,
                         dry_run=dry,
                         now=now,
+                        reports=watch.reports,
                     )
                 )
             text = "\n\n".join(parts)
@@ -899,4 +939,39 @@ async def set_pause(
         out.write(f"{name}paused: no posts or edits until resumed; updates are kept\n")
     else:
         out.write(f"{name}resumed: held updates will be delivered within one poll interval\n")
+    return 0
+
+
+async def quiet(
+    settings: Settings, duration_text: str, *, out: TextIO, watch_name: str | None = None
+) -> int:
+    """``modbot quiet --for 2h`` / ``--off``: hold early notices (or stop holding them)."""
+    from modbot.config.watches import pick  # noqa: PLC0415
+    from modbot.core.commands import duration  # noqa: PLC0415
+    from modbot.shell.statusview import when  # noqa: PLC0415
+    from modbot.store import START_FRESH, open_store  # noqa: PLC0415
+
+    try:
+        seconds = duration(duration_text)
+    except CommandError as exc:
+        raise ConfigError(str(exc).replace("!quiet", "--for")) from exc
+    watch = pick(_watches(settings), watch_name)
+    who = f"{getpass.getuser()} (CLI)"
+    now = time.time()
+    until = now + seconds if seconds else 0.0
+    store = await open_store(settings.database)
+    try:
+        damage = await store.integrity_problems()
+        if damage:
+            raise StoreError(
+                f"state file {settings.database} is damaged ({damage[0]}){START_FRESH}"
+            )
+        await store.set_quiet(watch.scope(is_dry_run(settings)), until, by=who, now=now)
+    finally:
+        await store.close()
+    name = f"{watch.name}: " if watch_name else ""
+    if seconds:
+        out.write(f"{name}early notices held until {when(until)}; reports are still counted\n")
+    else:
+        out.write(f"{name}early notices: no longer held\n")
     return 0

@@ -26,6 +26,10 @@ REQUIRED_TEMPLATES = ("incident.md.j2", "manual.md.j2")
 # (``MODBOT_TEST_FAST``), which run the bot many times faster against local fakes.
 MIN_INTERVAL = 1.0
 FAST_MIN_INTERVAL = 0.01
+# Readers' posts are read at most every 10 s: two listings a read, within the budget.
+MIN_REPORTS_INTERVAL = 10.0
+ReportsMode = Literal["notice", "count", "off"]
+ReportsAction = Literal["reply", "remove", "off"]
 
 _BASE_URL = re.compile(r"(?i)(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?(/[^\s]*)?")
 _API_PATH = re.compile(r"(?i)/(api/v\d+|history\.(atom|rss)|incidents(\.json)?)(/.*)?$")
@@ -121,11 +125,26 @@ def interval_floor(fast: bool) -> float:
     return FAST_MIN_INTERVAL if fast else MIN_INTERVAL
 
 
+def reports_interval_floor(fast: bool) -> float:
+    """The shortest reports interval allowed (``MODBOT_TEST_FAST`` lifts it as for polls)."""
+    return FAST_MIN_INTERVAL if fast else MIN_REPORTS_INTERVAL
+
+
+def removal_reason(value: str) -> str:
+    """The note a removed stray post gets: one line, at most 100 characters (Reddit's
+    limit for a removal reason's mod note)."""
+    text = value.strip()
+    if "\n" in text or "\r" in text or len(text) > 100:
+        raise ValueError("one line of at most 100 characters")
+    return text
+
+
 HttpURL = Annotated[str, AfterValidator(http_url)]
 StatusURL = Annotated[str, AfterValidator(status_url)]
 Subreddit = Annotated[str | None, AfterValidator(subreddit_name)]
 Timezone = Annotated[str | None, AfterValidator(timezone_name)]
 TitlePattern = Annotated[str, AfterValidator(title_pattern)]
+RemovalReason = Annotated[str, AfterValidator(removal_reason)]
 # A path is text in the watches file, which is otherwise read strictly.
 TemplatesFolder = Annotated[Path | None, Strict(False), AfterValidator(templates_folder)]
 

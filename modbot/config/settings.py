@@ -32,6 +32,9 @@ from modbot.config.database import DatabaseURL, database_location, existing_fold
 from modbot.config.envfile import EnvLine, read_env_file
 from modbot.config.fields import (
     HttpURL,
+    RemovalReason,
+    ReportsAction,
+    ReportsMode,
     SourceKind,
     StatusURL,
     Subreddit,
@@ -43,6 +46,7 @@ from modbot.config.fields import (
     interval_floor,
     page_url,
     problem,
+    reports_interval_floor,
 )
 from modbot.errors import ConfigError
 
@@ -125,6 +129,19 @@ class Settings(BaseModel):
     inbox_interval: float = Field(default=15.0, gt=0, le=3600, allow_inf_nan=False)
     dry_run: bool = False
 
+    # --- readers' reports (README: Community reports) -----------------------------------
+    # notice: read readers' posts and megathread comments, count outage reports and post
+    # an early notice on a surge; count: read and count (incident comments show the
+    # counts), never post a notice; off: read nothing.
+    reports: ReportsMode = "notice"
+    reports_interval: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    reports_min_authors: int = Field(default=5, ge=1, le=1000)
+    reports_window: float = Field(default=600.0, ge=60, le=86_400, allow_inf_nan=False)
+    reports_factor: float = Field(default=4.0, ge=1, le=100, allow_inf_nan=False)
+    reports_min_account_age: float = Field(default=86_400.0, ge=0, le=10 * 365 * 86_400)
+    reports_link_window: float = Field(default=7200.0, ge=0, le=7 * 86_400, allow_inf_nan=False)
+    reports_action: ReportsAction = "reply"
+    reports_removal_reason: RemovalReason = ""
     # --- alerts to the moderators (modmail) ---------------------------------------------
     alerts: bool = True  # MODBOT_ALERTS=off stops them
     # How long a status page fails before the moderators are told (seconds).
@@ -146,6 +163,9 @@ class Settings(BaseModel):
             "after-reply",
             "after-message-intent",
             "after-message-answer",
+            "after-removal-intent",
+            "after-removal",
+            "after-notice",
         ]
         | None
     ) = None
@@ -224,6 +244,9 @@ class Settings(BaseModel):
         for name in ("poll_interval", "inbox_interval", "lease_interval"):
             if getattr(self, name) < floor:
                 raise ValueError(f"{env_name(name)}: must be at least {floor:g} second")
+        reports_floor = reports_interval_floor(self.test_fast)
+        if self.reports_interval < reports_floor:
+            raise ValueError(f"MODBOT_REPORTS_INTERVAL: must be at least {reports_floor:g} seconds")
         # A page that fails for less than a minute is a blip, not worth a modmail.
         alert_floor = floor if self.test_fast else MIN_ALERT_AFTER
         if self.alert_after < alert_floor:

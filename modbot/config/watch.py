@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modbot import default_templates_dir
 from modbot.core.records import PageInfo
+from modbot.core.surge import SurgeSettings
 from modbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from modbot.core.reports import ReportRules
 
 
 class _Deployed(Protocol):
@@ -31,6 +35,51 @@ class _Configured(Protocol):
 DEFAULT_WATCH = "default"
 DEFAULT_CONFIG = Path("modbot.toml")
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """What a watch does with readers' reports (the ``reports_*`` keys)."""
+
+    mode: str = "notice"  # notice | count | off
+    interval: float = 30.0
+    surge: SurgeSettings = field(default_factory=SurgeSettings)
+    link_window: float = 7200.0
+    action: str = "reply"  # reply | remove | off: what a stray report post gets
+    removal_reason: str = ""
+    rules: ReportRules | None = None  # None: the shipped rules
+
+    @property
+    def reading(self) -> bool:
+        """True when readers' posts are read at all."""
+        return self.mode != "off"
+
+    @property
+    def report_rules(self) -> ReportRules:
+        """The rules in force: the shipped ones with the watch's changes."""
+        if self.rules is not None:
+            return self.rules
+        from modbot.config.reportrules import shipped_rules  # noqa: PLC0415 - not for status
+
+        return shipped_rules()
+
+
+def reports_config(values: Any, rules: ReportRules | None = None) -> ReportsConfig:
+    """The reports settings of ``values`` (the settings, or a completed watch table)."""
+    return ReportsConfig(
+        mode=values.reports,
+        interval=values.reports_interval,
+        surge=SurgeSettings(
+            min_authors=values.reports_min_authors,
+            window=values.reports_window,
+            factor=values.reports_factor,
+            min_account_age=values.reports_min_account_age,
+        ),
+        link_window=values.reports_link_window,
+        action=values.reports_action,
+        removal_reason=values.reports_removal_reason,
+        rules=rules,
+    )
 
 
 @dataclass(frozen=True)
@@ -51,6 +100,7 @@ class Watch:
     last_checked: bool = False  # a "last checked HH:MM UTC" line in open incidents' comments
     provider: str | None = None  # the catalog's name for the page (modbot/data/providers.toml)
     move_threshold: int = 5  # failed polls that look like a move before detecting again
+    reports: ReportsConfig = field(default_factory=ReportsConfig)  # Community reports
 
     def scope(self, dry_run: bool) -> str:
         """The store key of this watch (see ``watch_scope``)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from pydantic import (
@@ -27,6 +28,9 @@ from pydantic import (
 
 from modbot.config.catalog import Resolved, resolve
 from modbot.config.fields import (
+    RemovalReason,
+    ReportsAction,
+    ReportsMode,
     SourceKind,
     StatusURL,
     Subreddit,
@@ -37,17 +41,21 @@ from modbot.config.fields import (
     interval_floor,
     page_url,
     problem,
+    reports_interval_floor,
 )
+from modbot.config.reportrules import shipped_rules, with_changes
 from modbot.config.settings import Settings
 from modbot.config.watch import (
     DEFAULT_CONFIG,
     DEFAULT_WATCH,
     NAME,
+    ReportsConfig,
     Watch,
     config_path,
     default_page,
     deployment_name,
     pick,
+    reports_config,
     watch_scope,
 )
 from modbot.errors import ConfigError
@@ -55,6 +63,7 @@ from modbot.errors import ConfigError
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_WATCH",
+    "ReportsConfig",
     "Watch",
     "WatchesFile",
     "config_path",
@@ -62,6 +71,7 @@ __all__ = [
     "deployment_name",
     "load_watches",
     "pick",
+    "reports_config",
     "watch_scope",
 ]
 
@@ -125,6 +135,7 @@ def _default_watch(settings: Settings) -> Watch:
         last_checked=settings.last_checked,
         provider=resolved.provider.name if resolved.provider else None,
         move_threshold=settings.move_threshold,
+        reports=reports_config(settings),
     )
 
 
@@ -181,6 +192,21 @@ class WatchTable(BaseModel):
     wiki_templates: bool | None = None
     last_checked: bool | None = None
     move_threshold: int | None = Field(default=None, ge=1, le=1000)
+    # Readers' reports: as the MODBOT_REPORTS_* settings of the same names.
+    reports: ReportsMode | None = None
+    reports_interval: float | None = Field(default=None, gt=0, le=3600, allow_inf_nan=False)
+    reports_min_authors: int | None = Field(default=None, ge=1, le=1000)
+    reports_window: float | None = Field(default=None, ge=60, le=86_400, allow_inf_nan=False)
+    reports_factor: float | None = Field(default=None, ge=1, le=100, allow_inf_nan=False)
+    reports_min_account_age: float | None = Field(default=None, ge=0, le=10 * 365 * 86_400)
+    reports_link_window: float | None = Field(
+        default=None, ge=0, le=7 * 86_400, allow_inf_nan=False
+    )
+    reports_action: ReportsAction | None = None
+    reports_removal_reason: RemovalReason | None = None
+    # Changes to the shipped report rules (modbot/data/report_rules.toml), by group:
+    # [watch.report_rules.error-name] add = [...], remove = [...], masks = [...]
+    report_rules: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _complete(self, info: ValidationInfo) -> WatchTable:
@@ -199,6 +225,9 @@ class WatchTable(BaseModel):
         floor = interval_floor(settings.test_fast)
         if watch.poll_interval < floor:
             raise ValueError(f"poll_interval: must be at least {floor:g} second")
+        reports_floor = reports_interval_floor(settings.test_fast)
+        if watch.reports.interval < reports_floor:
+            raise ValueError(f"reports_interval: must be at least {reports_floor:g} seconds")
         if settings.has_reddit_credentials and not watch.subreddit:
             raise ValueError("subreddit: required when Reddit credentials are set")
         if watch.kind == "gcloud" and not watch.components:
@@ -244,7 +273,36 @@ class WatchTable(BaseModel):
             move_threshold=(
                 settings.move_threshold if self.move_threshold is None else self.move_threshold
             ),
+            reports=self._reports(settings),
         )
+
+    def _reports(self, settings: Settings) -> ReportsConfig:
+        """The watch's reports settings: its own keys, the settings for the others."""
+        values = {
+            name: settings_value if (own := getattr(self, name)) is None else own
+            for name in REPORTS_KEYS
+            for settings_value in [getattr(settings, name)]
+        }
+        rules = None
+        if self.report_rules is not None:
+            try:
+                rules = with_changes(shipped_rules(), self.report_rules, "report_rules")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return reports_config(SimpleNamespace(**values), rules)
+
+
+REPORTS_KEYS = (
+    "reports",
+    "reports_interval",
+    "reports_min_authors",
+    "reports_window",
+    "reports_factor",
+    "reports_min_account_age",
+    "reports_link_window",
+    "reports_action",
+    "reports_removal_reason",
+)
 
 
 class WatchesFile(BaseModel):

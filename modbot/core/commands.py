@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from modbot.errors import CommandError
 
-COMMANDS = ("post", "refresh", "status", "pause", "resume", "help")
+COMMANDS = ("post", "refresh", "status", "pause", "resume", "quiet", "help")
 # Commands that change what the bot posts need one of these moderator permissions.
-CHANGING = frozenset({"post", "refresh", "pause", "resume"})
+CHANGING = frozenset({"post", "refresh", "pause", "resume", "quiet"})
+MAX_QUIET = 30 * 86_400.0  # the longest hold of early notices one command can ask for
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?:in)?)?(?:(\d+)s)?")
 CHANGE_PERMISSIONS = frozenset({"all", "posts"})
 _COMMAND_RE = re.compile(r"^!(\w+)\b[ \t]*(.*)$", re.DOTALL)
 # A line of its own naming the watch a command is about (``watch: claude``).
@@ -31,6 +33,7 @@ def help_text(subreddits: Sequence[str], watches: Sequence[str] = ()) -> str:
         "    !status          what the bot is doing\n"
         "    !pause           stop posting; updates are kept\n"
         "    !resume          start posting again, with the latest state\n"
+        "    !quiet 2h        hold early notices (readers' reports) for 2 hours; !quiet off\n"
         "    !help            this text"
     )
     if len(watches) > 1:
@@ -90,6 +93,8 @@ def parse(text: str, username: str, watches: Collection[str] = ()) -> Command | 
         raise CommandError(post_needs_a_watch(watches))
     if name == "refresh" and argument and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", argument):
         raise CommandError("!refresh takes at most one incident id")
+    if name == "quiet":
+        duration(argument)  # checked here, so a mistake gets the help text
     return Command(name, argument, watch)
 
 
@@ -119,3 +124,21 @@ def _known(watch: str, watches: Collection[str]) -> bool:
         known = ", ".join(sorted(watches))
         raise CommandError(f"no watch is called {watch!r} (the watches: {known})")
     return False
+
+
+def duration(text: str) -> float:
+    """Seconds from ``2h``, ``30m``, ``1d``, ``1h30m``, ``90s`` (a bare number is minutes);
+    ``off`` (or ``0``) is 0: no longer quiet."""
+    words = text.strip().lower().replace(" ", "")
+    if words in ("off", "0", "no", "stop"):
+        return 0.0
+    if words.isdigit():
+        words += "m"
+    found = _DURATION.fullmatch(words)
+    if not words or found is None or not any(found.groups()):
+        raise CommandError("!quiet takes a duration such as 30m, 2h or 1d, or off")
+    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    total = float(days * 86_400 + hours * 3600 + minutes * 60 + seconds)
+    if not 0 < total <= MAX_QUIET:
+        raise CommandError("!quiet lasts from a minute to 30 days (or off)")
+    return max(total, 60.0)

@@ -31,6 +31,9 @@ _SCHEME = re.compile(r"(?<=[A-Za-z0-9])://")  # ftp://, irc://, HTTPS://: all au
 _WWW = re.compile(r"(?i)(www)\.")  # Reddit links "www." after any non-letter
 
 
+# What the bot marks: incidents, notices, early notices, replies to stray posts
+# (``records.Kind``'s values).
+MARKED_KINDS = frozenset({"inc", "note", "early", "route"})
 LEGACY_WATCH = "default"  # its markers keep the first releases' form, so old comments count
 
 
@@ -62,7 +65,7 @@ def parse_marker(found: str) -> tuple[str, str, str] | None:
     ``openai_note-x``; ``None`` if it is not one of ours."""
     watch, _, rest = found.partition("_") if "_" in found else (LEGACY_WATCH, "", found)
     kind, _, ident = rest.partition("-")
-    if kind in ("inc", "note") and ident and watch:
+    if kind in MARKED_KINDS and ident and watch:
         return watch, kind, ident
     return None
 

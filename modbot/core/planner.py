@@ -8,6 +8,8 @@ rules it keeps:
 * One comment per subject and thread. An open incident gets a comment in the current
   megathread; a closed incident or a notice gets one where its pending row is placed
   (or the current megathread, if it has none), and only if it has none anywhere else.
+  A subject with a home thread of its own (a reply to a reader's post) gets its one
+  comment there, whatever the megathread is.
 * A ``posting`` row is an intent whose outcome is unknown: it is reconciled in the
   thread it was meant for, whatever the megathread is now, before anything is posted
   there again.
@@ -159,7 +161,7 @@ def _moving(subject: Subject) -> bool:
 def _plan_subject(
     subject: Subject, rows: list[DeliveryRow], planning: _Round, searched: set[int]
 ) -> None:
-    thread_id = planning.thread_id
+    thread_id = _thread_of(subject, planning)
     home = next((r for r in rows if r.thread_id is not None and r.thread_id == thread_id), None)
     for row in rows:
         if row.state == State.POSTING:
@@ -173,6 +175,11 @@ def _plan_subject(
     _plan_pending(subject, rows, home, planning)
 
 
+def _thread_of(subject: Subject, planning: _Round) -> str | None:
+    """Where the subject's comment belongs now: its own thread, else the megathread."""
+    return subject.home if subject.home is not None else planning.thread_id
+
+
 def _plan_pending(
     subject: Subject, rows: list[DeliveryRow], home: DeliveryRow | None, planning: _Round
 ) -> None:
@@ -183,7 +190,7 @@ def _plan_pending(
     # Open incidents want a comment in the current thread; closed incidents and
     # notices only on request (a pending row), and only once.
     wanted = free and (_moving(subject) or (bool(pending) and not served))
-    thread_id = planning.thread_id
+    thread_id = _thread_of(subject, planning)
     if wanted and thread_id is not None:
         chosen = home if home is not None else (pending[-1] if pending else None)
         if chosen is None:

@@ -172,6 +172,7 @@ class Report:
     edited: list[DeliveryRow] = field(default_factory=list)
     failed: list[DeliveryRow] = field(default_factory=list)
     duplicates_deleted: int = 0
+    removed: int = 0  # readers' stray posts removed
     wake_at: float | None = None
 
     def touched(self, keys: Collection[tuple[Kind, str]]) -> int:
@@ -216,6 +217,25 @@ class InboxItem:
 
 
 @dataclass(frozen=True)
+class ReaderItem:
+    """A reader's post or comment as a listing shows it. Its text is read once, by the
+    report rules, and never stored or shown."""
+
+    fullname: str  # t3_... (a post) or t1_... (a comment)
+    created_utc: float
+    author: str | None  # None: deleted
+    text: str  # a post's title and text, or a comment's body
+    thread_id: str  # the post itself, or the post a comment is in (without t3_)
+    removed: bool = False  # removed by a moderator or the spam filter, or deleted
+    distinguished: bool = False  # a moderator speaking as one
+    locked: bool = False  # a post that takes no replies
+
+    @property
+    def is_post(self) -> bool:
+        return self.fullname.startswith("t3_")
+
+
+@dataclass(frozen=True)
 class Moderator:
     """A moderator of the subreddit and their permissions."""
 
@@ -227,10 +247,14 @@ class Moderator:
 
 
 class Kind(StrEnum):
-    """What a delivery carries: an incident's comment or a moderator's notice."""
+    """What a delivery carries: an incident's comment, a moderator's notice, an early
+    notice (readers report an outage the status page does not show yet), or the reply to
+    a reader's stray report post (pointing to the megathread)."""
 
     INCIDENT = "inc"
     NOTE = "note"
+    EARLY = "early"
+    ROUTE = "route"  # the reply to a reader's stray post that reports the outage
 
 
 @dataclass(frozen=True)
@@ -324,6 +348,7 @@ class Subject:
     key: str
     is_open: bool
     wanted_hash: str | None
+    home: str | None = None  # the one thread it belongs in (a reply: the post), if fixed
 
 
 @dataclass(frozen=True)
@@ -352,6 +377,45 @@ class NoteRow:
     source: str
     created_at: float
     cut_chars: int = 0  # how much of the moderator's text did not fit
+
+
+@dataclass(frozen=True)
+class EarlyRow:
+    """An early notice: readers' reports surged while the status page showed nothing.
+    Counts and rule labels only, never readers' words."""
+
+    watch: str
+    notice_id: str
+    began: float  # the first report counted in the surge
+    detected: float  # when the surge was detected (and the notice decided)
+    authors: int  # distinct readers counted
+    errors: tuple[tuple[str, int], ...]  # error labels and how many readers named each
+    products: tuple[tuple[str, int], ...]
+    state: str  # open | confirmed | subsided
+    body: str
+    body_hash: str
+    created_at: float
+    incident_id: str | None = None  # the incident that confirmed it
+    ended: float | None = None  # when the reports subsided
+
+
+@dataclass(frozen=True)
+class RouteRow:
+    """A reader's stray post that reports an outage, and what the bot does about it: one
+    reply (the delivery of kind ``route`` keyed by the post), and with ``remove`` the
+    post's removal (``removal``: none, removing, removed)."""
+
+    watch: str
+    post_id: str  # without t3_
+    subreddit: str
+    action: str  # reply | remove
+    about: str  # what the reply points to: "inc" or "early", and its key
+    about_key: str
+    body: str
+    body_hash: str
+    created_at: float
+    reason: str = ""  # the removal reason, with ``remove``
+    removal: str = "none"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from modbot.core import markdown, moments
-from modbot.core.records import ComponentView, IncidentView, PageInfo, Rendered, UpdateView
+from modbot.core.early import CONFIRMED, OPEN, SUBSIDED, Tally, lead_text
+from modbot.core.records import (
+    ComponentView,
+    EarlyRow,
+    IncidentView,
+    PageInfo,
+    Rendered,
+    UpdateView,
+)
 from modbot.errors import TemplateError
 
 if TYPE_CHECKING:
@@ -35,10 +43,21 @@ if TYPE_CHECKING:
 INCIDENT_TEMPLATE = "incident.md.j2"
 MANUAL_TEMPLATE = "manual.md.j2"
 MAINTENANCE_TEMPLATE = "maintenance.md.j2"
-TEMPLATE_NAMES = (INCIDENT_TEMPLATE, MANUAL_TEMPLATE, MAINTENANCE_TEMPLATE)
-# Added after moderators had their own folders: when a folder lacks it, the shipped one
+EARLY_TEMPLATE = "early.md.j2"
+REPLY_TEMPLATE = "reply.md.j2"
+TEMPLATE_NAMES = (
+    INCIDENT_TEMPLATE,
+    MANUAL_TEMPLATE,
+    MAINTENANCE_TEMPLATE,
+    EARLY_TEMPLATE,
+    REPLY_TEMPLATE,
+)
+# Added after moderators had their own folders: when a folder lacks one, the shipped one
 # is used, so an upgrade never breaks a working set of templates.
-OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE})
+OPTIONAL_TEMPLATES = frozenset({MAINTENANCE_TEMPLATE, EARLY_TEMPLATE, REPLY_TEMPLATE})
+# The bot's own comments on Reddit: the only links an early notice shows besides the page.
+REDDIT_HOSTS = frozenset({"www.reddit.com", "reddit.com", "old.reddit.com"})
+QUIET_COMMAND = "!quiet 2h"  # what every early notice says holds them
 OUTPUT_CAP = 50_000  # characters a template may produce before it is stopped
 # Every field a template receives has a length cap, counted in escaped characters (cut
 # by ``markdown.shorten``, which never splits an escape), so that no value, however
@@ -223,12 +242,41 @@ def link_hosts(home: str) -> frozenset[str]:
     return VENDOR_LINK_HOSTS | ({host} if host else set())
 
 
+@dataclass(frozen=True)
+class Readers:
+    """What an incident's comment shows of readers' reports: counts and rule labels
+    (never a reader's words), how far ahead of the page they were, the early notice."""
+
+    tally: Tally = field(default_factory=Tally)
+    lead: float | None = None  # seconds from the first reports to the incident's opening
+    notice_link: str | None = None  # the early notice's comment
+
+
+def _labelled(counts: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
+    return [{"label": _field(label, MAX_LABEL_CHARS), "count": count} for label, count in counts]
+
+
+def readers_context(readers: Readers | None) -> dict[str, Any]:
+    """The ``reports`` a template receives: labels are the rules' and the components'
+    names, escaped all the same."""
+    found = readers or Readers()
+    return {
+        "authors": found.tally.authors,
+        "errors": _labelled(found.tally.errors),
+        "products": _labelled(found.tally.products),
+        "lead": lead_text(found.lead),
+        "early_notice": markdown.clean_url(found.notice_link, REDDIT_HOSTS) or "",
+    }
+
+
 def incident_context(
     view: IncidentView,
     page: PageInfo,
     zone: ZoneInfo | None,
     subreddit: str | None,
     hosts: frozenset[str],
+    *,
+    readers: Readers | None = None,
 ) -> dict[str, Any]:
     """The plain data an incident template receives (all updates, newest first); only
     URLs on ``hosts`` (``link_hosts``) are links."""
@@ -262,12 +310,89 @@ def incident_context(
         "page": page_data,
         "modmail_url": modmail_url(subreddit),
         "last_checked": "",
+        "reports": readers_context(readers),
     }
 
 
 def checked_time(stamp: float) -> str:
     """``14:05 UTC``: when the bot last read the page, for the ``last_checked`` line."""
     return datetime.fromtimestamp(stamp, UTC).strftime("%H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The incident that confirmed an early notice, as the notice shows it."""
+
+    name: str
+    link: str | None  # the incident's own comment, once it is posted
+    lead: float | None
+
+
+def early_context(
+    row: EarlyRow,
+    page: PageInfo,
+    zone: ZoneInfo | None,
+    subreddit: str | None,
+    hosts: frozenset[str],
+    *,
+    confirmation: Confirmation | None = None,
+) -> dict[str, Any]:
+    """The plain data the early notice's template receives: times, counts and labels."""
+    incident = {"name": "", "url": "", "lead": ""}
+    if confirmation is not None:
+        incident = {
+            "name": _field(confirmation.name, MAX_TITLE_CHARS, hosts),
+            "url": markdown.clean_url(confirmation.link, REDDIT_HOSTS) or "",
+            "lead": lead_text(confirmation.lead),
+        }
+    state = row.state if row.state in (OPEN, CONFIRMED, SUBSIDED) else OPEN
+    return {
+        "notice": {
+            "id": _field(row.notice_id, MAX_ID_CHARS),
+            "state": state,
+            "began": format_time(_moment(row.began), zone),
+            "detected": format_time(_moment(row.detected), zone),
+            "ended": format_time(_moment(row.ended), zone) if row.ended else "",
+            "authors": row.authors,
+            "errors": _labelled(row.errors),
+            "products": _labelled(row.products),
+        },
+        "incident": incident,
+        "page": _page(page, hosts),
+        "quiet_command": QUIET_COMMAND,
+        "modmail_url": modmail_url(subreddit),
+    }
+
+
+def reply_context(
+    about: str,
+    name: str,
+    link: str,
+    *,
+    removed: bool,
+    page: PageInfo,
+    subreddit: str | None,
+    hosts: frozenset[str],
+) -> dict[str, Any]:
+    """What the reply to a reader's stray post receives: what it points to, never the
+    post's words."""
+    return {
+        "about": "incident" if about == "inc" else "early",
+        "name": _field(name, MAX_TITLE_CHARS, hosts) if about == "inc" else "",
+        "link": markdown.clean_url(link, REDDIT_HOSTS) or "",
+        "removed": removed,
+        "page": _page(page, hosts),
+        "modmail_url": modmail_url(subreddit),
+    }
+
+
+def _moment(stamp: float | None) -> datetime | None:
+    if stamp is None:
+        return None
+    try:
+        return datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def notice_context(
@@ -298,6 +423,16 @@ def notice_tail(note_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
     return "\n\n" + markdown.marker("note", note_id, watch)
 
 
+def reply_tail(post_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
+    """What the bot appends to its reply to a stray post: its hidden marker."""
+    return "\n\n" + markdown.marker("route", post_id, watch)
+
+
+def early_tail(notice_id: str, watch: str = markdown.LEGACY_WATCH) -> str:
+    """What the bot appends to an early notice's body: its hidden marker."""
+    return "\n\n" + markdown.marker("early", notice_id, watch)
+
+
 @dataclass(frozen=True)
 class Job:
     """One body to render: which template, its context, the room it has, the marker."""
@@ -325,11 +460,12 @@ def incident_job(
     max_length: int = 10_000,
     watch: str = markdown.LEGACY_WATCH,
     checked_at: float | None = None,
+    readers: Readers | None = None,
 ) -> Job:
     """The job of rendering one incident's comment; ``checked_at``: the time its
     ``last_checked`` line shows while it is open (None: no such line)."""
     tail = incident_tail(view.id, watch)
-    context = incident_context(view, page, zone, subreddit, hosts)
+    context = incident_context(view, page, zone, subreddit, hosts, readers=readers)
     if checked_at is not None and view.is_open:
         context["last_checked"] = checked_time(checked_at)
     name = MAINTENANCE_TEMPLATE if view.maintenance else INCIDENT_TEMPLATE
@@ -350,6 +486,35 @@ def notice_job(
     tail = notice_tail(note_id, watch)
     context = notice_context(text, page, subreddit, hosts)
     return Job(MANUAL_TEMPLATE, context, max_length - len(tail), tail)
+
+
+def early_job(
+    row: EarlyRow,
+    page: PageInfo,
+    *,
+    hosts: frozenset[str],
+    zone: ZoneInfo | None = None,
+    subreddit: str | None = None,
+    max_length: int = 10_000,
+    watch: str = markdown.LEGACY_WATCH,
+    confirmation: Confirmation | None = None,
+) -> Job:
+    """The job of rendering an early notice."""
+    tail = early_tail(row.notice_id, watch)
+    context = early_context(row, page, zone, subreddit, hosts, confirmation=confirmation)
+    return Job(EARLY_TEMPLATE, context, max_length - len(tail), tail)
+
+
+def reply_job(
+    post_id: str,
+    context: dict[str, Any],
+    *,
+    max_length: int = 10_000,
+    watch: str = markdown.LEGACY_WATCH,
+) -> Job:
+    """The job of rendering the reply to a stray post (``context`` from ``reply_context``)."""
+    tail = reply_tail(post_id, watch)
+    return Job(REPLY_TEMPLATE, context, max_length - len(tail), tail)
 
 
 def sample_incident() -> IncidentView:
@@ -393,16 +558,81 @@ def sample_maintenance() -> IncidentView:
 
 SAMPLE_PAGE = PageInfo("status.example.com", "https://status.example.com")
 SAMPLE_NOTICE = "A sample notice."
+SAMPLE_READERS = Readers(
+    Tally(23, (("529 overloaded", 12), ("500", 5)), (("API", 9),)),
+    lead=14 * 60.0,
+    notice_link="https://www.reddit.com/r/sample/comments/abc/sample/def/",
+)
+
+
+def sample_early(state: str = CONFIRMED) -> EarlyRow:
+    """A made-up early notice, used to check the early notice's template."""
+    began = datetime(2026, 1, 2, 2, 50, tzinfo=UTC).timestamp()
+    return EarlyRow(
+        watch="sample",
+        notice_id="e1767322200",
+        began=began,
+        detected=began + 240,
+        authors=7,
+        errors=(("529 overloaded", 4), ("500", 2)),
+        products=(("API", 5),),
+        state=state,
+        body="",
+        body_hash="",
+        created_at=began + 240,
+        incident_id="sample0000001" if state == CONFIRMED else None,
+        ended=began + 3600 if state == SUBSIDED else None,
+    )
+
+
+SAMPLE_CONFIRMATION = Confirmation(
+    "Elevated errors on the API",
+    "https://www.reddit.com/r/sample/comments/abc/sample/ghi/",
+    lead=14 * 60.0,
+)
 
 
 def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
     """Every template with sample data: what a template must render to be accepted."""
     del templates  # every set has the same templates; the argument keeps call sites honest
     page, hosts = SAMPLE_PAGE, link_hosts(SAMPLE_PAGE.url)
+    incident = sample_incident()
     return [
-        (INCIDENT_TEMPLATE, incident_context(sample_incident(), page, None, "sample", hosts)),
+        (
+            INCIDENT_TEMPLATE,
+            incident_context(incident, page, None, "sample", hosts, readers=SAMPLE_READERS),
+        ),
+        (INCIDENT_TEMPLATE, incident_context(incident, page, None, "sample", hosts)),
         (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, page, "sample", hosts)),
         (MAINTENANCE_TEMPLATE, incident_context(sample_maintenance(), page, None, "sample", hosts)),
+        *(
+            (
+                EARLY_TEMPLATE,
+                early_context(
+                    sample_early(state), page, None, "sample", hosts, confirmation=confirmation
+                ),
+            )
+            for state, confirmation in (
+                (OPEN, None),
+                (CONFIRMED, SAMPLE_CONFIRMATION),
+                (SUBSIDED, None),
+            )
+        ),
+        *(
+            (
+                REPLY_TEMPLATE,
+                reply_context(
+                    about,
+                    "Elevated errors on the API",
+                    "https://www.reddit.com/r/sample/comments/abc/sample/def/",
+                    removed=removed,
+                    page=page,
+                    subreddit="sample",
+                    hosts=hosts,
+                ),
+            )
+            for about, removed in (("inc", False), ("early", True))
+        ),
     ]
 
 

@@ -41,6 +41,9 @@ class WatchFigures:
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
     changed_at: dict[str, float] = field(default_factory=dict)  # subject key -> seen at
+    reports: int = 0  # readers' reports counted
+    early_notices: int = 0  # early notices posted
+    routed: Counter[str] = field(default_factory=Counter)  # stray report posts: reply, remove
 
     def observe_latency(self, seconds: float) -> None:
         """One change reached its comment after ``seconds``."""
@@ -74,6 +77,9 @@ class Figures:
         """One delivery round's outcome."""
         figures = self.watches[watch]
         now = self.clock()
+        figures.early_notices += sum(row.kind == "early" for row in report.posted)
+        figures.routed["reply"] += sum(row.kind == "route" for row in report.posted)
+        figures.routed["remove"] += report.removed
         for result, rows in (("posted", report.posted), ("edited", report.edited)):
             figures.deliveries[result] += len(rows)
             for row in rows:
@@ -81,6 +87,14 @@ class Figures:
                 if seen is not None:
                     figures.observe_latency(max(now - seen, 0.0))
         figures.deliveries["failed"] += len(report.failed)
+
+    def reports(self, watch: str, count: int) -> None:
+        """Readers' reports counted for a watch."""
+        self.watches[watch].reports += count
+
+    def routed(self, watch: str, action: str) -> None:
+        """A stray report post was answered (``reply``) or removed (``remove``)."""
+        self.watches[watch].routed[action] += 1
 
     def command(self, result: str) -> None:
         """A moderator command from the inbox: done, refused or failed."""
@@ -132,7 +146,22 @@ class _Collector:
             "Seconds from a change seen on the status page to the comment showing it.",
             labels=["watch"],
         )
+        reports = CounterMetricFamily(
+            "modbot_reports", "Readers' outage reports counted.", labels=["watch"]
+        )
+        notices = CounterMetricFamily(
+            "modbot_early_notices", "Early notices posted.", labels=["watch"]
+        )
+        routed = CounterMetricFamily(
+            "modbot_routed_posts",
+            "Stray report posts answered or removed.",
+            labels=["watch", "action"],
+        )
         for name, figures in watches.items():
+            reports.add_metric([name], figures.reports)
+            notices.add_metric([name], figures.early_notices)
+            for action in ("reply", "remove"):
+                routed.add_metric([name, action], figures.routed[action])
             for result in ("changed", "unchanged", "failed"):
                 polls.add_metric([name, result], figures.polls[result])
             last_good.add_metric([name], figures.last_good_poll or 0.0)
@@ -140,7 +169,7 @@ class _Collector:
             for result in ("posted", "edited", "failed"):
                 delivered.add_metric([name, result], figures.deliveries[result])
             latency.add_metric([name], _buckets(figures), figures.latency_sum)
-        yield from (polls, last_good, open_now, delivered, latency)
+        yield from (polls, last_good, open_now, delivered, latency, reports, notices, routed)
         yield GaugeMetricFamily(
             "modbot_leader",
             "1 while this process leads (polls and posts), 0 while it waits as a follower.",

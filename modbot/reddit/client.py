@@ -56,6 +56,7 @@ from modbot.core.records import (
     MessageRow,
     Moderator,
     PostedComment,
+    ReaderItem,
     Removal,
     Thread,
     WikiRevision,
@@ -279,6 +280,7 @@ class RedditClient:
         self._create_cooldown_until = 0.0
         self.budget = CallBudget(settings.reddit_calls_per_minute)
         self._moderators: dict[str, tuple[float, dict[str, Moderator]]] = {}
+        self._approved: dict[str, tuple[float, set[str] | None]] = {}
         self._megathreads: dict[tuple[str, str], Megathread] = {}
         self.calls = 0
 
@@ -523,6 +525,109 @@ class RedditClient:
             return None
 
         return await self.call(f"finding r/{subreddit}'s megathread", call, retry=True)
+
+    # --- readers' posts and comments (the ``Listings`` port) -----------------------------------
+    async def new_items(
+        self, subreddit: str, listing: str, *, before: str | None, limit: int
+    ) -> list[ReaderItem]:
+        """One page of the subreddit's new posts (``listing`` "posts") or new comments
+        ("comments"), newest first: the ``limit`` items just newer than ``before``, or the
+        newest ones. One call; the caller pages with ``before``."""
+        path = f"r/{subreddit}/{'new' if listing == 'posts' else 'comments'}"
+        params: dict[str, str | int] = {"limit": limit}
+        if before:
+            params["before"] = before
+
+        async def call(reddit: Any) -> list[ReaderItem]:
+            found = await reddit.get(path, params=params)
+            return [_reader_item(thing) for thing in getattr(found, "children", None) or []]
+
+        return await self.call(f"reading r/{subreddit}'s new {listing}", call, retry=True)
+
+    async def account_created(self, name: str) -> float | None:
+        """When ``name``'s account was made, if Reddit says (None for a suspended,
+        deleted or shadow-banned account, whose profile says nothing)."""
+
+        async def call(reddit: Any) -> float | None:
+            try:
+                redditor = await reddit.redditor(name, fetch=True)
+            except asyncprawcore.NotFound:
+                return None
+            created = getattr(redditor, "created_utc", None)
+            return float(created) if isinstance(created, int | float) else None
+
+        return await self.call(f"reading u/{name}'s age", call, retry=True)
+
+    async def posts(self, post_ids: Sequence[str]) -> list[ReaderItem]:
+        """These posts as they are now (a hundred a call)."""
+        found: list[ReaderItem] = []
+        for start in range(0, len(post_ids), 100):
+            chunk = [f"t3_{p}" for p in post_ids[start : start + 100]]
+
+            async def call(reddit: Any, chunk: list[str] = chunk) -> list[ReaderItem]:
+                return [_reader_item(thing) async for thing in reddit.info(fullnames=chunk)]
+
+            found += await self.call("reading readers' posts", call, retry=True)
+        return found
+
+    async def approved_users(self, subreddit: str, *, max_age: float = 300.0) -> set[str] | None:
+        """A subreddit's approved users by lower-case name (cached for ``max_age`` s);
+        None when the bot may not see them."""
+        now = self.clock()
+        cached = self._approved.get(subreddit.lower())
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+
+        async def call(reddit: Any) -> set[str] | None:
+            sub = await reddit.subreddit(subreddit)
+            try:
+                return {str(user).lower() async for user in sub.contributor(limit=None)}
+            except asyncprawcore.Forbidden:
+                return None
+
+        found = await self.call(f"reading r/{subreddit}'s approved users", call, retry=True)
+        self._approved[subreddit.lower()] = (now, found)
+        return found
+
+    # --- readers' stray posts (the ``Moderation`` port) -----------------------------------------
+    async def reply_to_post(self, post_id: str, body: str) -> PostedComment:
+        """Reply to a reader's post, distinguished when the bot moderates its subreddit
+        (never retried here: the outcome may be unknown)."""
+
+        async def call(reddit: Any) -> PostedComment:
+            submission = await reddit.submission(post_id, fetch=False)
+            comment = await submission.reply(body)
+            if comment is None:
+                raise RedditUnavailable("replying: Reddit answered without the new comment")
+            return self.posted(comment)
+
+        posted = await self.call(f"replying to post {post_id}", call, retry=False, creates=True)
+
+        async def distinguish(reddit: Any) -> None:
+            comment = await reddit.comment(posted.id, fetch=False)
+            await comment.mod.distinguish(how="yes", sticky=True)
+
+        try:
+            await self.call(
+                f"distinguishing reply {posted.id}", distinguish, retry=True, writes=True
+            )
+        except RedditError as exc:  # not a moderator (any more): the reply stands
+            log.info("could not distinguish reply %s: %s", posted.id, exc)
+        return posted
+
+    async def remove_post(self, post_id: str, reason: str) -> None:
+        """Remove a reader's post, with ``reason`` as the moderators' note."""
+
+        async def call(reddit: Any) -> None:
+            submission = await reddit.submission(post_id, fetch=False)
+            await submission.mod.remove(mod_note=reason)
+
+        await self.call(f"removing post {post_id}", call, retry=False, writes=True)
+
+    async def post_removed(self, post_id: str) -> bool:
+        """True when the post is removed or deleted already (one call)."""
+        found = await self.posts([post_id])
+        return not found or found[0].removed
 
     # --- the inbox ----------------------------------------------------------------------
     async def unread(self, limit: int = 25) -> list[InboxItem]:
@@ -919,6 +1024,44 @@ def _reaches(things: list[Any], since: float) -> bool:
     if len(things) < HISTORY_LIMIT:
         return True
     return min(float(getattr(t, "created_utc", 0.0) or 0.0) for t in things) <= since
+
+
+def _reader_item(thing: Any) -> ReaderItem:
+    """A listed post or comment as the report rules read it."""
+    author = getattr(thing, "author", None)
+    name = str(author) if author else None
+    distinguished = getattr(thing, "distinguished", None) in ("moderator", "admin")
+    if isinstance(thing, asyncpraw.models.Submission):
+        selftext = getattr(thing, "selftext", "") or ""
+        removed = bool(getattr(thing, "removed_by_category", None)) or selftext in (
+            "[removed]",
+            "[deleted]",
+        )
+        return ReaderItem(
+            fullname=f"t3_{thing.id}",
+            created_utc=float(getattr(thing, "created_utc", 0.0) or 0.0),
+            author=None if name in (None, "[deleted]") else name,
+            text=f"{getattr(thing, 'title', '') or ''}\n\n{selftext}",
+            thread_id=thing.id,
+            removed=removed,
+            distinguished=distinguished,
+            locked=bool(getattr(thing, "locked", False)) or bool(getattr(thing, "archived", False)),
+        )
+    body = getattr(thing, "body", "") or ""
+    removed = (
+        bool(getattr(thing, "removed", False))
+        or bool(getattr(thing, "banned_by", None))
+        or body in ("[removed]", "[deleted]")
+    )
+    return ReaderItem(
+        fullname=f"t1_{thing.id}",
+        created_utc=float(getattr(thing, "created_utc", 0.0) or 0.0),
+        author=None if name in (None, "[deleted]") else name,
+        text=body,
+        thread_id=str(getattr(thing, "link_id", "") or "").removeprefix("t3_"),
+        removed=removed,
+        distinguished=distinguished,
+    )
 
 
 class Megathread:

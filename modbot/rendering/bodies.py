@@ -13,8 +13,19 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from modbot.core.markdown import LEGACY_WATCH
-from modbot.core.records import IncidentView, PageInfo, Rendered
-from modbot.core.render import Job, Templates, incident_job, link_hosts, notice_job
+from modbot.core.records import EarlyRow, IncidentView, PageInfo, Rendered
+from modbot.core.render import (
+    Confirmation,
+    Job,
+    Readers,
+    Templates,
+    early_job,
+    incident_job,
+    link_hosts,
+    notice_job,
+    reply_context,
+    reply_job,
+)
 from modbot.errors import TemplateError
 
 
@@ -67,9 +78,12 @@ class Bodies:
         # the poller, which decides when it may move on.
         self.checked_at: float | None = None
 
-    async def incident(self, view: IncidentView) -> Rendered:
+    async def incident(self, view: IncidentView, readers: Readers | None = None) -> Rendered:
         """The comment for one incident, under the length limit (oldest updates dropped)."""
-        job = incident_job(
+        return await self._run(self._incident_job(view, readers))
+
+    def _incident_job(self, view: IncidentView, readers: Readers | None) -> Job:
+        return incident_job(
             view,
             self.page,
             hosts=self.hosts,
@@ -78,24 +92,16 @@ class Bodies:
             max_length=self.max_length,
             watch=self.watch,
             checked_at=self.checked_at,
+            readers=readers,
         )
-        return await self._run(job)
 
-    async def incidents(self, views: Sequence[IncidentView]) -> list[Rendered | TemplateError]:
-        """Many incidents' comments in one go (one round trip to the render worker)."""
-        jobs = [
-            incident_job(
-                view,
-                self.page,
-                hosts=self.hosts,
-                zone=self.zone,
-                subreddit=self.subreddit,
-                max_length=self.max_length,
-                watch=self.watch,
-                checked_at=self.checked_at,
-            )
-            for view in views
-        ]
+    async def incidents(
+        self, views: Sequence[IncidentView], readers: Mapping[str, Readers] | None = None
+    ) -> list[Rendered | TemplateError]:
+        """Many incidents' comments in one go (one round trip to the render worker), each
+        with what readers reported about it (``readers``, by incident id)."""
+        found = readers or {}
+        jobs = [self._incident_job(view, found.get(view.id)) for view in views]
         outputs = await self.engine.render_batch(
             self.templates, [(job.name, job.context, job.limit) for job in jobs]
         )
@@ -115,6 +121,36 @@ class Bodies:
             max_length=self.max_length,
             watch=self.watch,
         )
+        return await self._run(job)
+
+    async def early(self, row: EarlyRow, confirmation: Confirmation | None = None) -> Rendered:
+        """An early notice: counts and labels, never readers' words."""
+        job = early_job(
+            row,
+            self.page,
+            hosts=self.hosts,
+            zone=self.zone,
+            subreddit=self.subreddit,
+            max_length=self.max_length,
+            watch=self.watch,
+            confirmation=confirmation,
+        )
+        return await self._run(job)
+
+    async def reply(
+        self, post_id: str, about: str, name: str, link: str, *, removed: bool
+    ) -> Rendered:
+        """The reply to a reader's stray post: what the megathread follows, and where."""
+        context = reply_context(
+            about,
+            name,
+            link,
+            removed=removed,
+            page=self.page,
+            subreddit=self.subreddit,
+            hosts=self.hosts,
+        )
+        job = reply_job(post_id, context, max_length=self.max_length, watch=self.watch)
         return await self._run(job)
 
     async def _run(self, job: Job) -> Rendered:

@@ -20,7 +20,9 @@ Checkpoint = Callable[[str], None]
 # saved; after an edit landed but before it is recorded; after a command ran but
 # before its reply; after the reply but before the message is marked read; after a
 # message's intent (a reply, a wiki editor's message) is committed; after Reddit took
-# the message but before that is recorded.
+# the message but before that is recorded; after a stray post's removal is intended, and
+# after Reddit removed it but before that is recorded; after an early notice was decided
+# (saved with its surge) but before it is delivered.
 CRASH_POINTS = (
     "after-intent",
     "after-answer",
@@ -29,6 +31,9 @@ CRASH_POINTS = (
     "after-reply",
     "after-message-intent",
     "after-message-answer",
+    "after-removal-intent",
+    "after-removal",
+    "after-notice",
 )
 
 

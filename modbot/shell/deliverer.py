@@ -37,7 +37,7 @@ from modbot.errors import (
     RedditUnavailable,
     ThreadUnavailable,
 )
-from modbot.ports import Store, Target
+from modbot.ports import Moderation, Store, Target
 from modbot.shell.alerts import Alert, no_alert
 from modbot.shell.crashpoints import Checkpoint, no_checkpoint
 
@@ -56,8 +56,16 @@ def pointer_body(new_permalink: str, incident_id: str, watch: str = markdown.LEG
 
 
 def describe(row: DeliveryRow) -> str:
-    """``incident abc`` / ``notice xyz``, for log lines."""
-    return f"{'incident' if row.kind is Kind.INCIDENT else 'notice'} {row.key}"
+    """``incident abc`` / ``notice xyz`` / ``early notice e123``, for log lines."""
+    return f"{KIND_NAMES.get(row.kind, row.kind.value)} {row.key}"
+
+
+KIND_NAMES = {
+    Kind.INCIDENT: "incident",
+    Kind.NOTE: "notice",
+    Kind.EARLY: "early notice",
+    Kind.ROUTE: "reply to post",
+}
 
 
 class Deliverer:
@@ -76,11 +84,14 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         checkpoint: Checkpoint = no_checkpoint,
         name: str | None = None,
+        moderation: Moderation | None = None,
         alert: Alert = no_alert,
     ) -> None:
         self.store = store
         self.alert = alert  # tells the moderators what stops the bot's comments
         self.target = target
+        # Replies to readers' stray posts, and their removal (None: there are none to make).
+        self.moderation = moderation
         self.watch = watch
         # The watch's name, which its markers carry (its store scope may say dry-run).
         self.name = name or watch.removeprefix("dry-run:")
@@ -112,6 +123,8 @@ class Deliverer:
         self._seen: dict[str, PostedComment] = {}
         self._found_incidents: set[str] = set()
         self._recorded_thread: Thread | bool | None = False  # False: not recorded yet
+        self._removals_at = 0.0  # when to try removing stray posts again after an error
+        self._removal_failed = False  # a removal to retry at ``_removals_at``, idle or not
         self._filtered_seen: set[str] = set()  # filtered comments already said
         # After a round that found nothing to do: the store's version it read, the
         # thread and when the next thing falls due. Until one of them changes, a round
@@ -177,6 +190,7 @@ class Deliverer:
                 min_edit_interval=self.min_edit_interval,
             )
             if not plan.actions:
+                await self._removals(report)
                 report.wake_at = plan.wake_at
                 if keys is None and version is not None:
                     self._idle_at = (version, thread, plan.wake_at)
@@ -212,9 +226,41 @@ class Deliverer:
             and now - self._verified_at < self.verify_interval
             and (self._heal_at is None or now < self._heal_at)
             and (self._drift_at is None or now < self._drift_at)
+            and not (self._removal_failed and now >= self._removals_at)
             and not self._started
             and not self._found_incidents
         )
+
+    # --- removing readers' stray posts ------------------------------------------------------
+    async def _removals(self, report: Report) -> None:
+        """Remove the stray posts whose reply is posted, once each: the intent first; an
+        intent found on restart is settled by looking at the post before removing it."""
+        if self.moderation is None or self.clock() < self._removals_at:
+            return
+        self._removal_failed = False
+        for route in await self.store.routes_to_remove(self.watch):
+            try:
+                if route.removal == "removing" and await self.moderation.post_removed(
+                    route.post_id
+                ):
+                    log.info(
+                        "post %s: removed already (before a restart); not again", route.post_id
+                    )
+                    await self.store.set_removal(route.post_id, "removed")
+                    continue
+                await self.store.set_removal(route.post_id, "removing")
+                self.checkpoint("after-removal-intent")
+                await self.moderation.remove_post(route.post_id, route.reason)
+                self.checkpoint("after-removal")
+            except RedditError as exc:
+                await self._failed_call(exc)
+                log.warning("post %s: cannot remove it now: %s", route.post_id, exc)
+                self._removals_at = self.clock() + self._wait(exc, 2)
+                self._removal_failed = True
+                return
+            await self.store.set_removal(route.post_id, "removed")
+            report.removed += 1
+            log.info("removed stray post %s (%s)", route.post_id, route.reason)
 
     async def _thread(self, max_age: float | None = None) -> Thread | None:
         try:
@@ -234,7 +280,10 @@ class Deliverer:
         if isinstance(action, Heal):
             await self._look(action, report)
         elif isinstance(action, Post):
-            if thread is not None and thread.id == action.thread_id:
+            if action.kind is Kind.ROUTE:
+                # A reply to a reader's post: its thread is the post, whatever the megathread.
+                await self._post(action, Thread(action.thread_id, "", ""), report)
+            elif thread is not None and thread.id == action.thread_id:
                 await self._post(action, thread, report)
         elif isinstance(action, Reconcile):
             await self._reconcile(action.row, report)
@@ -271,7 +320,12 @@ class Deliverer:
             return
         self.checkpoint("after-intent")
         try:
-            posted = await self.target.post(thread, body.body)
+            if row.kind is Kind.ROUTE:
+                if self.moderation is None:
+                    raise RedditRejected("no Reddit session to reply with")
+                posted = await self.moderation.reply_to_post(thread.id, body.body)
+            else:
+                posted = await self.target.post(thread, body.body)
         except RedditError as exc:
             await self._post_failed(claimed, exc, report)
             return
@@ -294,6 +348,12 @@ class Deliverer:
                 error,
             )
             after = machine.unknown(row, str(error), now)
+        elif row.kind is Kind.ROUTE and not isinstance(error, RedditRateLimited):
+            # The post was locked, archived, removed or deleted meanwhile: leave it be.
+            log.info(
+                "%s: Reddit refused the reply (%s); leaving the post alone", describe(row), error
+            )
+            after = machine.rejected(row, str(error))
         elif isinstance(error, ThreadUnavailable):
             log.warning("posting %s: %s", describe(row), error)
             self.target.thread_suspect()

@@ -35,6 +35,7 @@ from modbot.core.commands import (
     CHANGE_PERMISSIONS,
     CHANGING,
     Command,
+    duration,
     help_text,
     parse,
     post_needs_a_watch,
@@ -292,7 +293,7 @@ class Inbox:
         return "\n".join(await self._each(command, author, chosen))
 
     async def _each(self, command: Command, author: str, chosen: list[Operations]) -> list[str]:
-        """Pause, resume or refresh every chosen watch; a line for each."""
+        """Pause, resume, quiet or refresh every chosen watch; a line for each."""
         lines: list[str] = []
         for ops in chosen:
             prefix = f"{ops.poller.watch}: " if len(self.watches) > 1 else ""
@@ -300,6 +301,9 @@ class Inbox:
                 lines.append(prefix + (await ops.pause(f"u/{author}")).text)
             elif command.name == "resume":
                 lines.append(prefix + (await ops.resume(f"u/{author}")).text)
+            elif command.name == "quiet":
+                seconds = duration(command.argument)
+                lines.append(prefix + (await ops.quiet(seconds, f"u/{author}")).text)
             else:
                 try:
                     lines.append(prefix + (await ops.refresh(command.argument or None)).text)

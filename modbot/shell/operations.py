@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
+from modbot.config.watches import ReportsConfig
 from modbot.core import incidents, machine
 from modbot.core.feed import IncidentsFeed
 from modbot.core.machine import State
@@ -23,7 +24,7 @@ from modbot.core.records import DeliveryRow, Kind, NoteRow, Report, Tracked
 from modbot.errors import CommandError
 from modbot.ports import Store
 from modbot.shell.poller import Poller
-from modbot.shell.statusview import status_text
+from modbot.shell.statusview import status_text, when
 
 SubjectKey = tuple[Kind, str]
 Deliver = Callable[[Collection[SubjectKey]], Awaitable[Report]]
@@ -56,7 +57,9 @@ class Operations:
         dry_run: bool,
         clock: Callable[[], float] = time.time,
         settle_timeout: float = SETTLE_TIMEOUT,
+        reports: ReportsConfig | None = None,
     ) -> None:
+        self.reports = reports  # what the watch does with readers' reports (status shows it)
         self.store = store
         self.poller = poller
         self.watch = poller.watch
@@ -218,6 +221,18 @@ class Operations:
         await self.store.set_paused(self.watch, False, by=by, now=self.clock())
         return Outcome("resumed: held updates will be delivered within one poll interval")
 
+    async def quiet(self, seconds: float, by: str) -> Outcome:
+        """Hold early notices for ``seconds`` (0: no longer); readers' reports are still
+        counted, and a surge that begins meanwhile gets no notice."""
+        now = self.clock()
+        until = now + seconds if seconds > 0 else 0.0
+        await self.store.set_quiet(self.watch, until, by=by, now=now)
+        if not seconds:
+            return Outcome("early notices: no longer held")
+        return Outcome(
+            f"early notices held until {when(until)}; readers' reports are still counted"
+        )
+
     async def status(self) -> Outcome:
         """One screen about what the bot is doing (read from the store only)."""
         text = await status_text(
@@ -227,5 +242,6 @@ class Operations:
             subreddit=self.subreddit,
             dry_run=self.dry_run,
             now=self.clock(),
+            reports=self.reports,
         )
         return Outcome(text)

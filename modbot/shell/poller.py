@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from modbot.core.records import (
     Tracked,
     Validators,
 )
+from modbot.core.render import Readers
 from modbot.errors import FeedError, FeedRateLimited, TemplateError
 from modbot.ports import FeedState, Movable, Source, Store
 from modbot.rendering.bodies import Bodies
@@ -96,6 +97,7 @@ class Poller:
         wiki: WikiTemplates | None = None,
         last_checked: bool = False,
         pressed: Callable[[], Awaitable[bool]] | None = None,
+        readers: Callable[[Sequence[IncidentView]], Awaitable[dict[str, Readers]]] | None = None,
     ) -> None:
         self.watch = watch
         self.source = source
@@ -133,6 +135,11 @@ class Poller:
         self.last_checked = last_checked
         self.pressed = pressed
         self._line_shows: float | None = None
+        # What readers reported about incidents, for their comments (None: not read).
+        self.readers = readers
+        # Incidents whose readers' counts changed: re-rendered by the next poll, so that
+        # one task alone renders and saves a watch's incidents.
+        self._counts_changed: set[str] = set()
 
     def restart(self) -> None:
         """Forget what memory holds and read it from the store again (another process
@@ -187,12 +194,22 @@ class Poller:
         await self.store.record_poll(
             self.watch, ok=report.ok, message=report.message, now=self.clock(), kind=kind
         )
-        await self._render_missing()
-        if report.ok:
-            await self._show_checked()
+        await self._render_behind(report)
         if report.changed:
             self.on_change()
         return report
+
+    async def _render_behind(self, report: PollReport) -> None:
+        """Render what the page did not change but the comments should show: incidents
+        with no body yet, readers' new counts, a "last checked" line that moved on."""
+        await self._render_missing()
+        if self._counts_changed:
+            wanted, self._counts_changed = self._counts_changed, set()
+            recounted = await self.store.announced(self.watch, wanted)
+            if recounted:
+                await self.rerender(recounted)
+        if report.ok:
+            await self._show_checked()
 
     async def _prune(self, feed: IncidentsFeed) -> None:
         """Forget settled incidents older than ``MODBOT_KEEP_DAYS`` that the page no longer
@@ -246,6 +263,11 @@ class Poller:
         chosen = {i: t for i, t in self.known.items() if t.announce and t.view.is_open}
         if chosen:
             await self.rerender(chosen)
+
+    def recount(self, incident_ids: Collection[str]) -> None:
+        """Readers' counts about these incidents changed: render them again at the next
+        poll (an unchanged body costs no edit)."""
+        self._counts_changed |= set(incident_ids)
 
     def newest_open(self) -> IncidentView | None:
         """The most recently started open incident on the page (for template previews)."""
@@ -364,8 +386,10 @@ class Poller:
         """Render incidents; a failing one keeps its previous body and reports why."""
         rendered: dict[str, Rendered] = {}
         errors: dict[str, str] = {}
+        views = [item.view for item in tracked.values()]
+        readers = await self.readers(views) if self.readers is not None and views else None
         try:
-            outputs = await self.bodies.incidents([item.view for item in tracked.values()])
+            outputs = await self.bodies.incidents(views, readers)
         except TemplateError as exc:  # the whole batch: a runaway template, the worker
             outputs = [exc] * len(tracked)
         for incident_id, output in zip(tracked, outputs, strict=True):

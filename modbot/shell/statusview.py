@@ -13,6 +13,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from modbot.config.watch import ReportsConfig
+from modbot.core.early import Signal
 from modbot.core.machine import State
 from modbot.core.platforms import platform_name
 from modbot.core.records import DeliveryRow, Health, IncidentRow, Kind, Leadership
@@ -31,9 +33,16 @@ def when(stamp: float | None) -> str:
 
 
 async def status_text(
-    store: Store, watch: str, *, url: str, subreddit: str | None, dry_run: bool, now: float
+    store: Store,
+    watch: str,
+    *,
+    url: str,
+    subreddit: str | None,
+    dry_run: bool,
+    now: float,
+    reports: ReportsConfig | None = None,
 ) -> str:
-    """One screen about one watch."""
+    """One screen about one watch (with ``reports``, what its readers report)."""
     health = await store.health(watch)
     open_rows = await store.open_incidents(watch)
     settled = await store.recent_settled(watch, SETTLED_SHOWN)
@@ -54,6 +63,7 @@ async def status_text(
         + (f" (since {when(health.templates_at)})" if health.templates_at else ""),
         *[f"wiki:        {line}" for line in await _wiki_ignored(store, watch)],
         f"platform:    {await _platform(store, watch)}",
+        *(await _reports_lines(store, watch, reports, dry_run=dry_run)),
         f"open incidents ({len(open_rows)}):",
         *_incident_lines(open_rows, by_incident, now),
         f"recently settled (last {SETTLED_SHOWN}):",
@@ -158,6 +168,57 @@ def kind_text(configured: str, found: str) -> str:
     if configured == "auto":
         return f"auto: {found}" if found and found != "auto" else "auto"
     return configured
+
+
+async def _reports_lines(
+    store: Store, watch: str, config: ReportsConfig | None, *, dry_run: bool
+) -> list[str]:
+    """What the watch's readers report: the rate against the baseline, the open surge
+    and its early notice, quiet hours."""
+    if config is None:
+        return []
+    if not config.reading:
+        return ["reports:     off (readers' posts are not read)"]
+    signal = await store.signal(watch)
+    head = f"reports:     {config.mode}, read every {config.interval:g} s"
+    if signal is None:
+        why = "a dry run reads no reports" if dry_run else "not read yet"
+        return [f"{head}; {why}"]
+    return [f"{head}; {_rate(signal, config)}", *await _surge_lines(store, signal)]
+
+
+def _rate(signal: Signal, config: ReportsConfig) -> str:
+    """``3 readers in the last 10 min, baseline 0.4 at this hour (a surge needs 5)``."""
+    looked = signal.assessed
+    if looked is None:
+        return "not assessed yet"
+    window = f"{config.surge.window / 60:g} min"
+    if looked.expected is None:
+        baseline = "baseline still learning this hour"
+    else:
+        baseline = f"baseline {looked.expected:.1f} at this hour"
+    needs = f"a surge needs {looked.threshold:g}"
+    return f"{looked.authors} readers in the last {window}, {baseline} ({needs}; {when(looked.at)})"
+
+
+async def _surge_lines(store: Store, signal: Signal) -> list[str]:
+    lines = []
+    if signal.quiet_until and signal.assessed and signal.quiet_until > signal.assessed.at:
+        lines.append(
+            f"             early notices held until {when(signal.quiet_until)} "
+            f"by {signal.quiet_by or 'a moderator'}"
+        )
+    surge = signal.surge
+    if surge is None:
+        return lines
+    line = f"             surge since {when(surge.began)}: {surge.authors} readers"
+    if signal.notice_id is None:
+        line += f"; no early notice ({signal.held or 'held'})"
+    else:
+        rows = await store.deliveries(signal.watch, Kind.EARLY, [signal.notice_id])
+        posted = next((r.permalink for r in rows if r.state == State.POSTED), None)
+        line += f"; early notice {signal.notice_id}: {posted or (rows[-1].state if rows else '?')}"
+    return [*lines, line]
 
 
 def _paused(health: Health) -> str:

@@ -1,7 +1,8 @@
 """Templates kept on the subreddit's wiki, where every moderator can edit them.
 
 Opt-in per watch (``wiki_templates = true`` or ``MODBOT_WIKI_TEMPLATES=true``). The bot
-reads ``wiki/modbot/incident``, ``wiki/modbot/manual`` and ``wiki/modbot/maintenance``;
+reads ``wiki/modbot/incident``, ``.../manual``, ``.../maintenance``, ``.../early`` and
+``.../reply``;
 each page's whole text replaces the template file of that name, and a missing page
 means "use the file". Two halves, on either side of the store:
 
@@ -34,12 +35,16 @@ from pathlib import Path
 
 from modbot.core import markdown, outbox
 from modbot.core.alerts import Condition
+from modbot.core.early import OPEN
 from modbot.core.records import IncidentView, MessageRow, Moderator, WikiRevision, WikiRow
 from modbot.core.render import (
+    EARLY_TEMPLATE,
     INCIDENT_TEMPLATE,
     MAINTENANCE_TEMPLATE,
     MANUAL_TEMPLATE,
+    REPLY_TEMPLATE,
     Templates,
+    sample_early,
     sample_incident,
     sample_maintenance,
 )
@@ -56,6 +61,8 @@ PAGES = {
     "incident": INCIDENT_TEMPLATE,
     "manual": MANUAL_TEMPLATE,
     "maintenance": MAINTENANCE_TEMPLATE,
+    "early": EARLY_TEMPLATE,
+    "reply": REPLY_TEMPLATE,
 }
 GOOD, BROKEN, NOT_MODERATOR = "good", "broken", "not a moderator"
 # The moderator permissions that let an account change the templates.
@@ -354,6 +361,11 @@ class WikiTemplates:
             )
         elif page == "maintenance":
             rendered = await bodies.incident(sample_maintenance())
+        elif page == "early":
+            rendered = await bodies.early(sample_early(OPEN))
+        elif page == "reply":
+            link = "https://www.reddit.com/r/sample/comments/abc/sample/def/"
+            rendered = await bodies.reply("sample", "early", "", link, removed=False)
         else:
             rendered = await bodies.incident(newest_open() or sample_incident())
         lines = rendered.body.rstrip().split("\n")

@@ -22,7 +22,7 @@ from modbot.core.machine import MessageState
 from modbot.core.records import Channel
 from modbot.store.base import Dialect, Q, Tx
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 ONE_SCHEMA = 6  # the first version shared by every dialect (below it, each had its own)
 # The spellings a dialect fills in (SQLite's are in ``sqlite``, PostgreSQL's in ``postgres``).
 SPELLINGS = (
@@ -211,6 +211,73 @@ TABLES: dict[str, str] = {
     created_at {time} NOT NULL,
     heal_at {time}
 )""",
+    # Readers' outage reports: what the signal needs and nothing more (never a name, never
+    # a word a reader wrote): the item, when, a keyed hash of its author, the labels.
+    "reports": """CREATE TABLE reports (
+    watch TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    at {time} NOT NULL,
+    author TEXT NOT NULL,
+    author_since {time},
+    rule TEXT NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]',
+    products TEXT NOT NULL DEFAULT '[]',
+    seen_at {time} NOT NULL,
+    PRIMARY KEY (watch, item_id)
+)""",
+    # Per watch: when reading began, the baseline (``surge.Baseline.as_numbers``), the open
+    # surge and its notice, the quiet hours, the last look (for ``modbot status``).
+    "report_signals": """CREATE TABLE report_signals (
+    watch TEXT PRIMARY KEY,
+    started_at {time} NOT NULL,
+    baseline TEXT NOT NULL DEFAULT '',
+    surge TEXT,
+    notice_id TEXT,
+    held TEXT NOT NULL DEFAULT '',
+    quiet_until {time} NOT NULL DEFAULT 0,
+    quiet_by TEXT NOT NULL DEFAULT '',
+    assessed_at {time},
+    authors INTEGER NOT NULL DEFAULT 0,
+    expected {time},
+    threshold {time} NOT NULL DEFAULT 0
+)""",
+    "early_notices": """CREATE TABLE early_notices (
+    watch TEXT NOT NULL,
+    notice_id TEXT NOT NULL,
+    began {time} NOT NULL,
+    detected {time} NOT NULL,
+    authors INTEGER NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]',
+    products TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    created_at {time} NOT NULL,
+    incident_id TEXT,
+    ended {time},{seq_column}
+    PRIMARY KEY (watch, notice_id)
+)""",
+    # Readers' stray posts that report an outage: the one reply each gets (a delivery of
+    # kind ``route`` keyed by the post, in the post's own thread) and, with ``remove``, its
+    # removal. One row per post whatever the watch: no post is answered twice.
+    "routes": """CREATE TABLE routes (
+    post_id TEXT PRIMARY KEY,
+    watch TEXT NOT NULL,
+    subreddit TEXT NOT NULL,
+    action TEXT NOT NULL,
+    about TEXT NOT NULL,
+    about_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at {time} NOT NULL,
+    removal TEXT NOT NULL DEFAULT 'none'
+)""",
+    # Values the bot makes once and keeps: the key of the readers' author hashes.
+    "kept": """CREATE TABLE kept (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)""",
     # Several processes on one PostgreSQL database: the leader and its epoch, and the
     # followers. A state file has one process; its tables stay empty.
     "leadership": """CREATE TABLE leadership (
@@ -252,6 +319,11 @@ INDEXES: dict[str, str] = {
     "deliveries_active": "CREATE INDEX deliveries_active ON deliveries (watch) WHERE {active}",
     "messages_key": "CREATE UNIQUE INDEX messages_key ON messages (key)",
     "messages_active": "CREATE INDEX messages_active ON messages (id) WHERE {message_active}",
+    "reports_at": "CREATE INDEX reports_at ON reports (watch, at)",
+    "early_notices_incident": "CREATE INDEX early_notices_incident ON early_notices "
+    "(watch, incident_id) WHERE incident_id IS NOT NULL",
+    "routes_removing": "CREATE INDEX routes_removing ON routes (watch) "
+    "WHERE action = 'remove' AND removal <> 'removed'",
 }
 PARTIAL = ("incidents_open", "incidents_closed", "incidents_unrendered", "deliveries_active")
 
@@ -269,6 +341,11 @@ COPIED_TABLES: dict[str, str] = {
     "platform_moves": "moved_at, watch",
     "wiki_pages": "subreddit, page",
     "messages": "id",
+    "reports": "watch, at, item_id",
+    "report_signals": "watch",
+    "early_notices": "{seq}",
+    "routes": "created_at, post_id",
+    "kept": "name",
 }
 # Columns of a dialect's own bookkeeping, and the epochs of the processes that wrote:
 # neither is copied to another store.
@@ -451,6 +528,14 @@ def _authors_and_causes(_: Dialect) -> Tx[None]:
     yield from add_columns("health", "failing_since", "started_at")
 
 
+def _readers(_: Dialect) -> Tx[None]:
+    """Readers' reports, each watch's signal, early notices, replies to stray posts."""
+    for table in ("reports", "report_signals", "early_notices", "routes", "kept"):
+        yield Q(TABLES[table].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    for name in ("reports_at", "early_notices_incident", "routes_removing"):
+        yield Q(INDEXES[name].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+
+
 MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     6: _one_schema,
     7: _doubt,
@@ -458,6 +543,7 @@ MIGRATIONS: dict[int, Callable[[Dialect], Tx[None]]] = {
     9: _outbox,
     10: _pruned,
     11: _authors_and_causes,
+    12: _readers,
 }
 
 
@@ -465,4 +551,5 @@ def upgrade(since: int) -> Iterator[Callable[[Dialect], Tx[None]]]:
     """The migrations after version ``since``, in order (a dialect's own migrations have
     brought a store of an older version to its last one, just before ``ONE_SCHEMA``)."""
     for number in range(max(since, ONE_SCHEMA - 1) + 1, SCHEMA_VERSION + 1):
-        yield MIGRATIONS[number]
+        if number in MIGRATIONS:  # a number taken by a branch not merged yet is skipped
+            yield MIGRATIONS[number]

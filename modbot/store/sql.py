@@ -13,6 +13,7 @@ through ``bool()``, as SQLite answers 0/1.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import astuple, fields
@@ -20,12 +21,14 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from modbot.core.codec import pruned_to_json, view_from_json, view_to_json
+from modbot.core.early import Signal, pairs, surge_from_json, surge_to_json
 from modbot.core.records import (
     MOVED,
     Alias,
     Channel,
     CommandRow,
     DeliveryRow,
+    EarlyRow,
     Health,
     IncidentRow,
     Kind,
@@ -36,6 +39,7 @@ from modbot.core.records import (
     PageInfo,
     PlatformMove,
     Rendered,
+    RouteRow,
     Subject,
     Thread,
     Tracked,
@@ -43,6 +47,7 @@ from modbot.core.records import (
     WikiRevision,
     WikiRow,
 )
+from modbot.core.surge import Assessment, Baseline, Report
 from modbot.errors import StoreError
 from modbot.ports import FeedState, Lease, Stepped, Work
 from modbot.store.base import EPOCH, Dialect, Q, Row, Tx
@@ -57,6 +62,8 @@ COMMAND_FIELDS = tuple(f.name for f in fields(CommandRow))
 NOTE_FIELDS = tuple(f.name for f in fields(NoteRow))
 INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRow))
 WIKI_FIELDS = tuple(f.name for f in fields(WikiRow))
+EARLY_FIELDS = tuple(f.name for f in fields(EarlyRow))
+ROUTE_FIELDS = tuple(f.name for f in fields(RouteRow))
 MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRow))
 # What a step may change (a row's subject and birth are fixed; ``wanted_hash`` follows
 # the subject's body).
@@ -88,6 +95,22 @@ SELECT_COMMANDS = f"SELECT {_names(COMMAND_FIELDS)} FROM commands"  # noqa: S608
 SELECT_NOTES = f"SELECT {_names(NOTE_FIELDS)} FROM notes"  # noqa: S608
 SELECT_INCIDENTS = f"SELECT {_names(INCIDENT_FIELDS)} FROM incidents"  # noqa: S608
 SELECT_TRACKED = "SELECT incident_id, view, announce FROM incidents"
+SELECT_EARLY = f"SELECT {_names(EARLY_FIELDS)} FROM early_notices"  # noqa: S608
+SELECT_REPORTS = "SELECT at, author, author_since, rule, errors, products FROM reports"
+SIGNAL_FIELDS = (
+    "started_at",
+    "baseline",
+    "surge",
+    "notice_id",
+    "held",
+    "quiet_until",
+    "quiet_by",
+    "assessed_at",
+    "authors",
+    "expected",
+    "threshold",
+)
+SELECT_SIGNAL = f"SELECT {_names(SIGNAL_FIELDS)} FROM report_signals"  # noqa: S608
 SELECT_MESSAGES = f"SELECT {_names(MESSAGE_FIELDS)} FROM messages"  # noqa: S608
 INSERT_MESSAGE = (
     f"INSERT INTO messages ({_names(NEW_MESSAGE_FIELDS)}) "  # noqa: S608
@@ -407,17 +430,22 @@ def _want(watch: str, kind: Kind, keys: str | Sequence[str], now: float) -> Tx[N
         yield from _sync_wanted(watch, kind, keys)
 
 
+# Where each kind of subject keeps its current body's hash.
+BODY_HASH = {
+    Kind.INCIDENT: "SELECT rendered_hash FROM incidents WHERE watch = :watch "
+    "AND incident_id = :key",
+    Kind.NOTE: "SELECT body_hash FROM notes WHERE watch = :watch AND note_id = :key",
+    Kind.EARLY: "SELECT body_hash FROM early_notices WHERE watch = :watch AND notice_id = :key",
+    Kind.ROUTE: "SELECT body_hash FROM routes WHERE watch = :watch AND post_id = :key",
+}
+
+
 def _sync_wanted(watch: str, kind: Kind, keys: str | Sequence[str]) -> Tx[None]:
     """Copy each subject's current body hash onto its rows (the active index needs it)."""
-    source = (
-        "SELECT rendered_hash FROM incidents WHERE watch = :watch AND incident_id = :key"
-        if kind is Kind.INCIDENT
-        else "SELECT body_hash FROM notes WHERE watch = :watch AND note_id = :key"
-    )
     keys = [keys] if isinstance(keys, str) else keys
     if keys:
         yield Q.each(
-            f"UPDATE deliveries SET wanted_hash = ({source}) "  # noqa: S608 - literals only
+            f"UPDATE deliveries SET wanted_hash = ({BODY_HASH[kind]}) "  # noqa: S608 - literals only
             "WHERE watch = :watch AND kind = :kind AND key = :key",
             [{"watch": watch, "kind": kind.value, "key": key} for key in keys],
         )
@@ -669,6 +697,8 @@ def _subjects(
     found: dict[tuple[Kind, str], Subject] = {}
     incidents = sorted(key for kind, key in keys if kind is Kind.INCIDENT)
     notes = sorted(key for kind, key in keys if kind is Kind.NOTE)
+    early = sorted(key for kind, key in keys if kind is Kind.EARLY)
+    routes = sorted(key for kind, key in keys if kind is Kind.ROUTE)
     for condition, values in among("incident_id", incidents):
         result = yield Q(
             "SELECT incident_id, is_open, rendered_hash FROM incidents "  # noqa: S608
@@ -691,16 +721,41 @@ def _subjects(
             found[(Kind.NOTE, r["note_id"])] = Subject(
                 Kind.NOTE, r["note_id"], False, r["body_hash"]
             )
+    for condition, values in among("notice_id", early):
+        result = yield Q(
+            "SELECT notice_id, body_hash FROM early_notices "  # noqa: S608
+            f"WHERE watch = :watch AND {condition}",
+            watch=watch,
+            **values,
+        )
+        for r in result.rows:
+            found[(Kind.EARLY, r["notice_id"])] = Subject(
+                Kind.EARLY, r["notice_id"], False, r["body_hash"]
+            )
+    for condition, values in among("post_id", routes):
+        result = yield Q(
+            "SELECT post_id, body_hash FROM routes "  # noqa: S608
+            f"WHERE watch = :watch AND {condition}",
+            watch=watch,
+            **values,
+        )
+        for r in result.rows:  # a reply belongs in the post's own thread
+            post = r["post_id"]
+            found[(Kind.ROUTE, post)] = Subject(Kind.ROUTE, post, False, r["body_hash"], post)
     return found
 
 
 def body(watch: str, kind: Kind, key: str) -> Tx[Rendered | None]:
-    sql = (
-        "SELECT rendered AS body, rendered_hash AS digest FROM incidents "
-        "WHERE watch = :watch AND incident_id = :key"
-        if kind is Kind.INCIDENT
-        else "SELECT body, body_hash AS digest FROM notes WHERE watch = :watch AND note_id = :key"
-    )
+    sql = {
+        Kind.INCIDENT: "SELECT rendered AS body, rendered_hash AS digest FROM incidents "
+        "WHERE watch = :watch AND incident_id = :key",
+        Kind.NOTE: "SELECT body, body_hash AS digest FROM notes "
+        "WHERE watch = :watch AND note_id = :key",
+        Kind.EARLY: "SELECT body, body_hash AS digest FROM early_notices "
+        "WHERE watch = :watch AND notice_id = :key",
+        Kind.ROUTE: "SELECT body, body_hash AS digest FROM routes "
+        "WHERE watch = :watch AND post_id = :key",
+    }[kind]
     r = (yield Q(sql, watch=watch, key=key)).one()
     if r is None or r["body"] is None or r["digest"] is None:
         return None
@@ -905,6 +960,11 @@ def one(statement: Q) -> Tx[None]:
     yield statement
 
 
+def one_query(statement: Q) -> Tx[Sequence[Row]]:
+    """A transaction of one query: its rows."""
+    return (yield statement).rows
+
+
 # --- health -----------------------------------------------------------------------------------
 
 
@@ -1001,6 +1061,242 @@ def record_wiki_pages(
             now=now,
             may_edit=revision.author_may_edit if revision else None,
         )
+
+
+# --- readers' reports -------------------------------------------------------------------------
+
+
+def reports_key(fresh: str) -> Tx[str]:
+    """The key of the author hashes: ``fresh`` the first time, the kept one after."""
+    yield Q(
+        "INSERT INTO kept (name, value) VALUES ('author_key', :value) ON CONFLICT DO NOTHING",
+        value=fresh,
+    )
+    r = (yield Q("SELECT value FROM kept WHERE name = 'author_key'")).one()
+    assert r is not None
+    return str(r["value"])
+
+
+def _signal(watch: str, r: Row) -> Signal:
+    numbers = [float(n) for n in r["baseline"].split(",")] if r["baseline"] else []
+    assessed = None
+    if r["assessed_at"] is not None:
+        assessed = Assessment(r["assessed_at"], r["authors"], r["expected"], r["threshold"])
+    return Signal(
+        watch=watch,
+        started_at=r["started_at"],
+        baseline=Baseline.from_numbers(numbers) if numbers else Baseline(),
+        surge=surge_from_json(r["surge"]),
+        notice_id=r["notice_id"],
+        held=r["held"],
+        quiet_until=r["quiet_until"],
+        quiet_by=r["quiet_by"],
+        assessed=assessed,
+    )
+
+
+def signal(watch: str) -> Tx[Signal | None]:
+    r = (yield Q(SELECT_SIGNAL + " WHERE watch = :watch", watch=watch)).one()
+    return None if r is None else _signal(watch, r)
+
+
+def start_signal(watch: str, now: float) -> Tx[Signal]:
+    yield Q(
+        "INSERT INTO report_signals (watch, started_at) VALUES (:watch, :now) "
+        "ON CONFLICT DO NOTHING",
+        watch=watch,
+        now=now,
+    )
+    found = yield from signal(watch)
+    assert found is not None
+    return found
+
+
+def set_quiet(watch: str, until: float, by: str, now: float) -> Tx[None]:
+    yield from start_signal(watch, now)
+    yield Q(
+        "UPDATE report_signals SET quiet_until = :until, quiet_by = :by WHERE watch = :watch",
+        until=until,
+        by=by,
+        watch=watch,
+    )
+
+
+def save_signal(state: Signal, notice: EarlyRow | None) -> Tx[None]:
+    assessed = state.assessed
+    yield Q(
+        "UPDATE report_signals SET baseline = :baseline, surge = :surge, "
+        "notice_id = :notice_id, held = :held, assessed_at = :assessed_at, "
+        "authors = :authors, expected = :expected, threshold = :threshold "
+        "WHERE watch = :watch",
+        watch=state.watch,
+        baseline=",".join(repr(n) for n in state.baseline.as_numbers()),
+        surge=surge_to_json(state.surge),
+        notice_id=state.notice_id,
+        held=state.held,
+        assessed_at=assessed.at if assessed else None,
+        authors=assessed.authors if assessed else 0,
+        expected=assessed.expected if assessed else None,
+        threshold=assessed.threshold if assessed else 0.0,
+    )
+    if notice is not None:
+        yield from _insert_early(notice)
+
+
+def _early_values(row: EarlyRow) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in EARLY_FIELDS}
+    values["errors"] = json.dumps([list(p) for p in row.errors])
+    values["products"] = json.dumps([list(p) for p in row.products])
+    return values
+
+
+INSERT_EARLY = (
+    f"INSERT INTO early_notices ({_names(EARLY_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(EARLY_FIELDS)}) ON CONFLICT DO NOTHING"
+)
+
+
+def _insert_early(row: EarlyRow) -> Tx[bool]:
+    done = yield Q(INSERT_EARLY, **_early_values(row))
+    if done.rowcount == 1:
+        yield from _want(row.watch, Kind.EARLY, row.notice_id, row.created_at)
+    return done.rowcount == 1
+
+
+def _early(r: Row) -> EarlyRow:
+    data = dict(r)
+    data["errors"] = pairs(data["errors"])
+    data["products"] = pairs(data["products"])
+    return EarlyRow(**data)
+
+
+def early_notices(watch: str, ids: Sequence[str]) -> Tx[list[EarlyRow]]:
+    rows: list[EarlyRow] = []
+    for condition, values in among("notice_id", ids):
+        result = yield Q(
+            f"{SELECT_EARLY} WHERE watch = :watch AND {condition}", watch=watch, **values
+        )
+        rows += [_early(r) for r in result.rows]
+    return sorted(rows, key=lambda row: row.detected)
+
+
+def save_early(row: EarlyRow) -> Tx[None]:
+    values = _early_values(row)
+    assignments = ", ".join(f"{n} = :{n}" for n in EARLY_FIELDS if n not in ("watch", "notice_id"))
+    yield Q(
+        f"UPDATE early_notices SET {assignments} "  # noqa: S608 - names are ours
+        "WHERE watch = :watch AND notice_id = :notice_id",
+        **values,
+    )
+    yield from _sync_wanted(row.watch, Kind.EARLY, row.notice_id)
+
+
+def add_reports(watch: str, items: Sequence[tuple[str, Report]], now: float) -> Tx[int]:
+    added = 0
+    for item_id, report in items:
+        done = yield Q(
+            "INSERT INTO reports (watch, item_id, at, author, author_since, rule, errors, "
+            "products, seen_at) VALUES (:watch, :item, :at, :author, :since, :rule, :errors, "
+            ":products, :now) ON CONFLICT DO NOTHING",
+            watch=watch,
+            item=item_id,
+            at=report.at,
+            author=report.author,
+            since=report.author_since,
+            rule=report.rule,
+            errors=json.dumps(list(report.errors)),
+            products=json.dumps(list(report.products)),
+            now=now,
+        )
+        added += done.rowcount == 1
+    return added
+
+
+def _report(r: Row) -> Report:
+    return Report(
+        at=r["at"],
+        author=r["author"],
+        rule=r["rule"],
+        errors=tuple(json.loads(r["errors"])),
+        products=tuple(json.loads(r["products"])),
+        author_since=r["author_since"],
+    )
+
+
+def reports(watch: str, since: float, until: float) -> Tx[list[Report]]:
+    result = yield Q(
+        SELECT_REPORTS + " WHERE watch = :watch AND at >= :since AND at <= :until "
+        "ORDER BY at, item_id",
+        watch=watch,
+        since=since,
+        until=until,
+    )
+    return [_report(r) for r in result.rows]
+
+
+def known_reports(watch: str, ids: Sequence[str]) -> Tx[set[str]]:
+    found: set[str] = set()
+    for condition, values in among("item_id", ids):
+        result = yield Q(
+            f"SELECT item_id FROM reports WHERE watch = :watch AND {condition}",  # noqa: S608
+            watch=watch,
+            **values,
+        )
+        found |= {r["item_id"] for r in result.rows}
+    return found
+
+
+INSERT_ROUTE = (
+    f"INSERT INTO routes ({_names(ROUTE_FIELDS)}) "  # noqa: S608
+    f"VALUES ({_values(ROUTE_FIELDS)}) ON CONFLICT DO NOTHING"
+)
+SELECT_ROUTES = f"SELECT {_names(ROUTE_FIELDS, 'r.')} FROM routes r"  # noqa: S608
+
+
+def add_route(row: RouteRow) -> Tx[bool]:
+    done = yield Q(INSERT_ROUTE, **{name: getattr(row, name) for name in ROUTE_FIELDS})
+    if done.rowcount != 1:
+        return False  # answered already, under this watch or another
+    yield Q(
+        "INSERT INTO deliveries (watch, kind, key, state, thread_id, created_at, epoch) "
+        "VALUES (:watch, 'route', :post, 'pending', :post, :now, :epoch) ON CONFLICT DO NOTHING",
+        watch=row.watch,
+        post=row.post_id,
+        now=row.created_at,
+        epoch=EPOCH,
+    )
+    yield from _sync_wanted(row.watch, Kind.ROUTE, row.post_id)
+    return True
+
+
+def routed(post_ids: Sequence[str]) -> Tx[set[str]]:
+    found: set[str] = set()
+    for condition, values in among("post_id", post_ids):
+        result = yield Q(f"SELECT post_id FROM routes WHERE {condition}", **values)  # noqa: S608
+        found |= {r["post_id"] for r in result.rows}
+    return found
+
+
+def report_posts(watch: str, since: float) -> Tx[list[str]]:
+    result = yield Q(
+        "SELECT item_id FROM reports WHERE watch = :watch AND at >= :since "
+        "AND substr(item_id, 1, 3) = 't3_' ORDER BY at, item_id",
+        watch=watch,
+        since=since,
+    )
+    return [str(r["item_id"]).removeprefix("t3_") for r in result.rows]
+
+
+def routes_to_remove(watch: str) -> Tx[list[RouteRow]]:
+    result = yield Q(
+        SELECT_ROUTES  # noqa: S608 - literals only
+        + " WHERE r.watch = :watch AND r.action = 'remove' "
+        "AND r.removal <> 'removed' AND EXISTS (SELECT 1 FROM deliveries d "
+        "WHERE d.watch = r.watch AND d.kind = 'route' AND d.key = r.post_id "
+        "AND d.state = 'posted') ORDER BY r.created_at, r.post_id",
+        watch=watch,
+    )
+    return [RouteRow(**dict(r)) for r in result.rows]
 
 
 # --- migrate-store ----------------------------------------------------------------------------
@@ -1442,6 +1738,135 @@ class SqlStore(Generic[D]):
     ) -> None:
         """What the wiki's template pages show now (None: the page does not exist)."""
         await self._write(record_wiki_pages(subreddit, pages, now))
+
+    # --- readers' reports -------------------------------------------------------------------
+    async def reports_key(self, fresh: str) -> str:
+        """The key of readers' author hashes (``fresh`` is kept the first time)."""
+        return await self._write(reports_key(fresh))
+
+    async def signal(self, watch: str) -> Signal | None:
+        """What the bot keeps about the watch's readers (None before the first read)."""
+        return await self._read(signal(watch))
+
+    async def start_signal(self, watch: str, *, now: float) -> Signal:
+        """The watch's signal, begun at ``now`` if it has none yet."""
+        return await self._write(start_signal(watch, now))
+
+    async def save_signal(self, state: Signal, notice: EarlyRow | None = None) -> None:
+        """The watch's signal after a read, and (atomically) a new early notice to post."""
+        await self._write(save_signal(state, notice))
+
+    async def set_quiet(self, watch: str, until: float, *, by: str, now: float) -> None:
+        """Hold early notices until ``until`` (0: no longer)."""
+        await self._write(set_quiet(watch, until, by, now))
+
+    async def add_reports(
+        self, watch: str, items: Sequence[tuple[str, Report]], *, now: float
+    ) -> int:
+        """Keep reports (item id and what the signal needs); how many were new."""
+        return await self._write(add_reports(watch, items, now))
+
+    async def reports(self, watch: str, since: float, until: float) -> list[Report]:
+        """The watch's reports posted in ``[since, until]``, oldest first."""
+        return await self._read(reports(watch, since, until))
+
+    async def known_reports(self, watch: str, ids: Collection[str]) -> set[str]:
+        """Which of these items are kept as reports already."""
+        return await self._read(known_reports(watch, tuple(ids)))
+
+    async def forget_reports(self, watch: str, before: float) -> None:
+        """Drop reports posted before ``before`` (the baseline has learnt from them)."""
+        await self._write(
+            one(
+                Q(
+                    "DELETE FROM reports WHERE watch = :watch AND at < :before",
+                    watch=watch,
+                    before=before,
+                )
+            )
+        )
+
+    async def early_notices(self, watch: str, ids: Collection[str]) -> list[EarlyRow]:
+        """These early notices, oldest first."""
+        return await self._read(early_notices(watch, tuple(ids)))
+
+    async def live_early_notices(self, watch: str, since: float) -> list[EarlyRow]:
+        """Early notices still open, or detected since ``since`` (the ones an incident may
+        still confirm or a surge still change), oldest first."""
+        result = await self._read(
+            one_query(
+                Q(
+                    SELECT_EARLY + " WHERE watch = :watch AND (state = 'open' "
+                    "OR detected >= :since) ORDER BY detected, notice_id",
+                    watch=watch,
+                    since=since,
+                )
+            )
+        )
+        return [_early(r) for r in result]
+
+    async def early_for_incident(self, watch: str, incident_id: str) -> EarlyRow | None:
+        """The early notice an incident confirmed, if any."""
+        result = await self._read(
+            one_query(
+                Q(
+                    SELECT_EARLY + " WHERE watch = :watch AND incident_id = :id "
+                    "ORDER BY detected LIMIT 1",
+                    watch=watch,
+                    id=incident_id,
+                )
+            )
+        )
+        return _early(result[0]) if result else None
+
+    async def save_early(self, row: EarlyRow) -> None:
+        """An early notice's new state and body; the deliverer edits its comment."""
+        await self._write(save_early(row))
+
+    async def add_route(self, row: RouteRow) -> bool:
+        """Record a stray post's reply (and removal) to deliver; False when the post was
+        answered already, under any watch."""
+        return await self._write(add_route(row))
+
+    async def routed(self, post_ids: Collection[str]) -> set[str]:
+        """Which of these posts have been (or are being) answered, under any watch."""
+        return await self._read(routed(tuple(post_ids)))
+
+    async def report_posts(self, watch: str, since: float) -> list[str]:
+        """Posts (ids without t3_) kept as the watch's reports, posted since ``since``."""
+        return await self._read(report_posts(watch, since))
+
+    async def routes_to_remove(self, watch: str) -> list[RouteRow]:
+        """Stray posts to remove whose reply is posted, not removed yet."""
+        return await self._read(routes_to_remove(watch))
+
+    async def set_removal(self, post_id: str, state: str) -> None:
+        """How far a stray post's removal got: removing (the intent), removed."""
+        await self._write(
+            one(
+                Q(
+                    "UPDATE routes SET removal = :state WHERE post_id = :post",
+                    state=state,
+                    post=post_id,
+                )
+            )
+        )
+
+    async def routes(self, watch: str, post_ids: Collection[str]) -> list[RouteRow]:
+        """These stray posts' routes."""
+        rows: list[RouteRow] = []
+        for condition, values in among("post_id", tuple(post_ids)):
+            found = await self._read(
+                one_query(
+                    Q(
+                        f"{SELECT_ROUTES} WHERE r.watch = :watch AND r.{condition}",
+                        watch=watch,
+                        **values,
+                    )
+                )
+            )
+            rows += [RouteRow(**dict(r)) for r in found]
+        return rows
 
     # --- several processes ------------------------------------------------------------------
     async def lease(self, deployment: str, host: str, pid: int, *, interval: float) -> Lease:

@@ -98,10 +98,12 @@ import asyncio
 import contextlib
 import html
 import itertools
+import json
 import re
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -131,8 +133,10 @@ SCOPES = frozenset({
 # The scope each route needs (``comment`` needs "privatemessages" to answer a message).
 ROUTE_SCOPES = {
     "me": "identity", "subreddit_about": "read", "sticky": "read", "moderators": "read",
-    "hot": "read", "comments": "read", "comment": "submit", "edit": "edit", "delete": "edit",
-    "distinguish": "modposts", "info": "read", "user_about": "read", "user_comments": "history",
+    "hot": "read", "new": "read", "subreddit_comments": "read", "comments": "read",
+    "comment": "submit", "edit": "edit", "delete": "edit",
+    "distinguish": "modposts", "remove": "modposts", "removal_reason": "modposts",
+    "contributors": "read", "info": "read", "user_about": "read", "user_comments": "history",
     "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
     "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
     "modmail_list": "modmail", "modmail_create": "modmail", "modmail_get": "modmail",
@@ -447,6 +451,36 @@ def _listing(
     return {"kind": "Listing", "data": data}
 
 
+def _cursor_page(
+    names: list[str], query: dict[str, str]
+) -> tuple[range, tuple[str | None, str | None]]:
+    """Which of ``names`` (newest first) a listing page holds, as Reddit cuts it:
+    ``before=X`` the ``limit`` items just newer than X, ``after=X`` those just older,
+    neither the newest; a cursor naming an item not listed (deleted, removed) gives an
+    empty page. Also the page's ``before`` and ``after`` cursors."""
+    limit = _limit(query)
+    cursor = query.get("before") or query.get("after")
+    if cursor and cursor not in names:
+        return range(0), (None, None)
+    if query.get("before"):
+        at = names.index(cursor or "")
+        page, newer, older = range(max(0, at - limit), at), at > limit, True
+    elif cursor:
+        at = names.index(cursor) + 1
+        page, newer, older = range(at, min(at + limit, len(names))), True, at + limit < len(names)
+    else:
+        page, newer, older = range(min(limit, len(names))), False, limit < len(names)
+    before = names[page[0]] if page and newer else None
+    after = names[page[-1]] if page and older else None
+    return page, (before, after)
+
+
+def _page_listing(children: list[JSON], cursors: tuple[str | None, str | None]) -> JSON:
+    before, after = cursors
+    data = {"after": after, "before": before, "dist": len(children), "children": children}
+    return {"kind": "Listing", "data": data}
+
+
 def _limit(query: dict[str, str], default: int = 25, cap: int = 100) -> int:
     try:
         return max(1, min(int(query.get("limit", default)), cap))
@@ -532,11 +566,19 @@ class FakeReddit:
         # Knobs.
         self.down = False
         self.listing_lag = 0.0
+        # Items a listing shows only from a given time on (fullname -> Reddit's clock):
+        # Reddit's listings may show an item after a newer one.
+        self.listed_from: dict[str, float] = {}
         self.ratelimit_headers: tuple[int, int, int] | Literal["auto"] | None = "auto"
         self.on_comment_created: Callable[[Comment], None] | None = None
         self.on_comment_edited: Callable[[Comment], None] | None = None
         self.on_message_read: Callable[[Message | Mention], None] | None = None
         self.on_message_sent: Callable[[Message], None] | None = None
+        self.on_post_removed: Callable[[Submission], None] | None = None
+        # Posts removed over HTTP: how many times each was asked, and the notes given.
+        self.removals: Counter[str] = Counter()
+        self.removal_notes: dict[str, str] = {}
+        self.approved: dict[str, list[str]] = {}  # lower-case subreddit -> approved users
         # Reddit refuses the app (not approved, or suspended): every API call answers 403.
         self.app_suspended = False
         self.suspended_accounts: set[str] = set()  # see suspend_account
@@ -567,11 +609,16 @@ class FakeReddit:
             ("GET", sr + r"/about/sticky", self._h_sticky),
             ("GET", sr + r"/about/moderators", self._h_moderators),
             ("GET", sr + r"/hot", self._h_hot),
+            ("GET", sr + r"/new", self._h_new),
+            ("GET", sr + r"/comments", self._h_subreddit_comments),
             ("GET", r"(?:/r/[^/]+)?/comments/(?P<id>[a-z0-9]+)(?:/[^/]*)?", self._h_comments),
             ("POST", r"/api/comment", self._h_comment),
             ("POST", r"/api/editusertext", self._h_edit),
             ("POST", r"/api/del", self._h_delete),
             ("POST", r"/api/distinguish", self._h_distinguish),
+            ("POST", r"/api/remove", self._h_remove),
+            ("POST", r"/api/v1/modactions/removal_reasons", self._h_removal_reason),
+            ("GET", sr + r"/about/contributors", self._h_contributors),
             ("GET", r"/api/info", self._h_info),
             ("GET", r"/user/(?P<name>[^/]+)/about", self._h_user_about),
             ("GET", r"/user/(?P<name>[^/]+)/comments", self._h_user_comments),
@@ -653,9 +700,11 @@ class FakeReddit:
         self._last_created = max(self.clock(), self._last_created + 0.001)
         return self._last_created
 
-    def add_account(self, name: str) -> Account:
+    def add_account(self, name: str, *, created_utc: float | None = None) -> Account:
+        """The account ``name`` (made now, or at ``created_utc``, if it is new)."""
         if name not in self.accounts:
-            self.accounts[name] = Account(name=name, id=self._new_id(), created_utc=self._now())
+            made = self._now() if created_utc is None else created_utc
+            self.accounts[name] = Account(name=name, id=self._new_id(), created_utc=made)
         return self.accounts[name]
 
     def _account(self, name: str) -> Account | None:
@@ -705,6 +754,11 @@ class FakeReddit:
     def _subreddit_of(self, post: Submission) -> str:
         return post.subreddit or self.subreddit
 
+    def add_approved(self, name: str, *, subreddit: str | None = None) -> None:
+        """Make ``name`` an approved user of ``subreddit`` (the main one by default)."""
+        self.add_account(name)
+        self.approved.setdefault((subreddit or self.subreddit).lower(), []).append(name)
+
     def remove_moderator(self, name: str) -> None:
         self.moderators.pop(name, None)
 
@@ -739,14 +793,16 @@ class FakeReddit:
         locked: bool = False,
         archived: bool = False,
         subreddit: str = "",
+        created_utc: float | None = None,
     ) -> Submission:
+        """A post by ``author`` (made now, or at ``created_utc``)."""
         self.add_account(author)
         post = Submission(
             self._new_id(),
             title,
             author,
             selftext,
-            self._now(),
+            self._now() if created_utc is None else created_utc,
             locked=locked,
             archived=archived,
             subreddit=subreddit,
@@ -784,9 +840,16 @@ class FakeReddit:
         self.submissions[sub_id].sticky = None
 
     def add_comment(
-        self, sub_id: str, body: str, *, author: str, parent_id: str | None = None
+        self,
+        sub_id: str,
+        body: str,
+        *,
+        author: str,
+        parent_id: str | None = None,
+        created_utc: float | None = None,
     ) -> Comment:
-        """Store a comment by ``author`` (no hooks fire: hooks are for HTTP writes)."""
+        """Store a comment by ``author`` (no hooks fire: hooks are for HTTP writes), made
+        now or at ``created_utc``."""
         self.add_account(author)
         post = self.submissions[sub_id]
         comment = Comment(
@@ -795,7 +858,7 @@ class FakeReddit:
             body,
             post.fullname,
             parent_id or post.fullname,
-            self._now(),
+            self._now() if created_utc is None else created_utc,
             history=[body],
         )
         self.comments[comment.id] = comment
@@ -1501,6 +1564,45 @@ class FakeReddit:
         children = [_thing("t3", self._submission_data(p)) for p in pinned + others]
         return _json(_listing(children, limit=_limit(ctx.query), after=ctx.query.get("after")))
 
+    def _h_new(self, ctx: _Ctx) -> web.Response:
+        """The subreddit's posts, newest first (with ``before``/``after`` cursors);
+        removed posts only to moderators."""
+        posts = [
+            p
+            for p in self._posts_in(ctx.arg("sr"))
+            if self._listed(p.fullname, p.created_utc)
+            and p.removed_by_category != "deleted"
+            and (p.removed_by_category is None or self.bot_is_moderator)
+        ]
+        posts.sort(key=lambda p: (p.created_utc, p.id), reverse=True)
+        page, cursors = _cursor_page([p.fullname for p in posts], ctx.query)
+        children = [_thing("t3", self._submission_data(posts[n])) for n in page]
+        return _json(_page_listing(children, cursors))
+
+    def _h_subreddit_comments(self, ctx: _Ctx) -> web.Response:
+        """Every thread's comments in the subreddit, newest first (``before``/``after``);
+        removed comments only to moderators, deleted ones never."""
+        posts = {p.id for p in self._posts_in(ctx.arg("sr"))}
+        comments = [
+            c
+            for c in self.comments.values()
+            if c.submission_id in posts
+            and not c.deleted
+            and (not c.removed or self.bot_is_moderator)
+            and self._listed(c.fullname, c.created_utc)
+        ]
+        comments.sort(key=lambda c: (c.created_utc, c.id), reverse=True)
+        page, cursors = _cursor_page([c.fullname for c in comments], ctx.query)
+        children = [_thing("t1", self._user_comment_data(comments[n])) for n in page]
+        return _json(_page_listing(children, cursors))
+
+    def _listed(self, fullname: str, created_utc: float) -> bool:
+        """True when a listing shows the item by now (``listing_lag``, ``listed_from``)."""
+        now = self.clock()
+        if self.listing_lag > 0 and now - created_utc < self.listing_lag:
+            return False
+        return self.listed_from.get(fullname, 0.0) <= now
+
     # ------------------------------------------------------------------ handlers: comments
 
     def _h_comments(self, ctx: _Ctx) -> web.Response:
@@ -1577,6 +1679,46 @@ class FakeReddit:
         elif how == "no":
             comment.stickied = False
         return _things([_thing("t1", self._comment_data(comment))])
+
+    def _h_remove(self, ctx: _Ctx) -> web.Response:
+        """A moderator (the bot) removes a post or comment."""
+        fullname = ctx.form.get("id", "")
+        kind, _, thing_id = fullname.partition("_")
+        if not self.bot_is_moderator:
+            return _http_error(403)
+        if kind == "t3" and thing_id in self.submissions:
+            post = self.submissions[thing_id]
+            self.removals[thing_id] += 1
+            if post.removed_by_category is None:
+                post.removed_by_category = "moderator"
+            if self.on_post_removed is not None:
+                self.on_post_removed(post)
+        elif kind == "t1" and thing_id in self.comments:
+            self.remove_comment(thing_id, by=self.username)
+        else:
+            return _http_error(404)
+        return _json({})
+
+    def _h_removal_reason(self, ctx: _Ctx) -> web.Response:
+        """A removed item's removal reason (asyncpraw sends it as form field ``json``)."""
+        try:
+            data = json.loads(ctx.form.get("json", "{}"))
+        except ValueError:
+            return _http_error(400)
+        for fullname in data.get("item_ids", [])[:1]:
+            self.removal_notes[str(fullname).removeprefix("t3_")] = str(data.get("mod_note", ""))
+        return _json({})
+
+    def _h_contributors(self, ctx: _Ctx) -> web.Response:
+        """The subreddit's approved users: moderators only."""
+        sr = ctx.arg("sr")
+        if not self.bot_is_moderator:
+            return _http_error(403)
+        children = [
+            {"name": name, "id": f"t2_{self.add_account(name).id}", "date": 1_600_000_000.0}
+            for name in self.approved.get(sr.lower(), [])
+        ]
+        return _json(_listing(children, limit=_limit(ctx.query, cap=1000)))
 
     def _h_info(self, ctx: _Ctx) -> web.Response:
         children = []
