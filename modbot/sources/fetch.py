@@ -19,12 +19,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
 from modbot import __version__
 from modbot.core import moments
-from modbot.errors import FeedError, FeedGone, FeedRateLimited, FeedUnavailable
+from modbot.core.feed import decode
+from modbot.errors import (
+    FeedError,
+    FeedGone,
+    FeedMalformed,
+    FeedNotJSON,
+    FeedRateLimited,
+    FeedUnavailable,
+)
 
 USER_AGENT = f"modbot/{__version__} (+status page watcher)"
 # A page asking for a longer wait is not taken at its word: one header must not stall a
@@ -127,6 +136,17 @@ class Fetcher:
             )
         return page
 
+    async def json_page(self, url: str) -> Page:
+        """A 200 answer that is no HTML page, where a JSON document is expected; the error
+        of ``unexpected`` for another status, ``FeedNotJSON`` for HTML (a page that
+        moved, or a challenge in front of it)."""
+        page = await self.get(url)
+        if page.status != 200:
+            raise unexpected(url, page)
+        if page.looks_like_html():
+            raise FeedNotJSON(f"{url} answered an HTML page instead of JSON")
+        return page
+
     async def _get(self, url: str, headers: Mapping[str, str]) -> Page:
         try:
             response = await self.http.get(url, headers=dict(headers))
@@ -153,6 +173,14 @@ def unexpected(url: str, page: Page) -> FeedError:
     if page.status in (404, 410):
         return FeedGone(message)
     return FeedUnavailable(message)
+
+
+def decoded(url: str, body: bytes) -> Any:
+    """The JSON document ``url`` answered; ``FeedMalformed`` naming the URL if it is none."""
+    try:
+        return decode(body)
+    except FeedMalformed as exc:
+        raise FeedMalformed(f"{url}: {exc}") from exc
 
 
 def retry_after(value: str | None) -> float | None:

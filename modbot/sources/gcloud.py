@@ -14,11 +14,11 @@ import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from modbot.core.feed import IncidentsFeed, ParseCache, decode, parse_incidents_object
+from modbot.core.feed import IncidentsFeed, ParseCache, parse_incidents_object
 from modbot.core.records import Validators
-from modbot.errors import FeedMalformed, FeedNotJSON
+from modbot.errors import FeedMalformed
 from modbot.ports import Fetched
-from modbot.sources.fetch import Fetcher, unexpected
+from modbot.sources.fetch import Fetcher, decoded
 
 if TYPE_CHECKING:
     import httpx
@@ -56,18 +56,11 @@ class GcloudClient:
 
     async def fetch(self, since: Validators) -> Fetched:
         """The incidents of the watched products; "unchanged" by the body's hash."""
-        page = await self._fetcher.get(self.url)
-        if page.status != 200:
-            raise unexpected(self.url, page)
-        if page.looks_like_html():
-            raise FeedNotJSON(f"{self.url} answered an HTML page instead of JSON")
+        page = await self._fetcher.json_page(self.url)
         validators = Validators(digest=page.digest)
         if since.digest == validators.digest:
             return Fetched(feed=None, validators=since, received_bytes=len(page.body))
-        try:
-            data = decode(page.body)
-        except FeedMalformed as exc:
-            raise FeedMalformed(f"{self.url}: {exc}") from exc
+        data = decoded(self.url, page.body)
         if not isinstance(data, list):
             raise FeedMalformed(f"{self.url}: not a list of incidents")
         return Fetched(

@@ -36,9 +36,9 @@ from modbot.core.feed import (
     parse_incidents_object,
 )
 from modbot.core.records import Validators
-from modbot.errors import FeedError, FeedMalformed, FeedNotJSON
+from modbot.errors import FeedError, FeedMalformed
 from modbot.ports import Fetched
-from modbot.sources.fetch import Fetcher, Page, unexpected
+from modbot.sources.fetch import Fetcher, Page
 from modbot.sources.statuspage import INCIDENTS_PATH, StatuspageClient, platform_of
 
 if TYPE_CHECKING:
@@ -102,11 +102,7 @@ class IncidentioClient:
 
     async def fetch(self, since: Validators) -> Fetched:
         """Both documents; "unchanged" when neither body changed (no parsing then)."""
-        page = await self._fetcher.get(self.url)
-        if page.status != 200:
-            raise unexpected(self.url, page)
-        if page.looks_like_html():
-            raise FeedNotJSON(f"{self.url} answered an HTML page instead of JSON")
+        page = await self._fetcher.json_page(self.url)
         summary = await self._summary() if self.wants_summary else None
         texts = await self._texts() if self._texts_wanted else None
         bodies = [page.body, summary.body if summary else b"", texts or b""]
