@@ -343,6 +343,7 @@ async def test_a_revision_by_anyone_but_a_wiki_moderator_is_never_used(
 ) -> None:
     reddit.add_moderator("carol", ["posts"])  # a moderator, but not of the wiki
     reddit.add_moderator("dave", ["wiki"])
+    reddit.add_moderator("modbot", ["all"])  # new modmail is for moderators
     reddit.set_wiki_page(INCIDENT_PAGE, GOOD_TEMPLATE, "alice")
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
         await app.run_once()
@@ -364,6 +365,10 @@ async def test_a_revision_by_anyone_but_a_wiki_moderator_is_never_used(
     assert messages_to(reddit, "mallory") == messages_to(reddit, "carol") == []
     logged = [r for r in caplog.records if "not a moderator" in r.getMessage()]
     assert len(logged) == 2  # once per revision
+    (conversation,) = reddit.modmail()  # the moderators are told, at most once an hour
+    (told,) = conversation.messages
+    assert ignored[0] in told.body
+    assert "not a moderator with the wiki permission" in told.body
 
     async with App(wiki_settings, dry_run=False, out=io.StringIO(), clock=clock) as app:
         await app.run_once()  # a restart judges nothing again and still ignores it

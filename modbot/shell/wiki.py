@@ -310,6 +310,14 @@ class WikiTemplates:
         """A revision by someone who may not change the templates: never rendered, its
         verdict kept (logged once: a revision is judged once, restarts included)."""
         await self._judge(revision, NOT_MODERATOR, None)
+        await self.alert(
+            Condition.WIKI_REJECTED,
+            True,
+            f"{FOLDER}/{revision.page} revision {revision.revision_id} by "
+            f"u/{revision.author or '?'}: ignored, not a moderator with the wiki permission "
+            "(undo the revision, or give that account the wiki permission if it should edit "
+            "the templates)",
+        )
         log.error(
             "r/%s wiki: %s/%s revision %s by u/%s ignored: not a moderator with the wiki "
             "permission; keeping the template in use",
