@@ -28,6 +28,12 @@ from modbot.config.watch import DEFAULT_WATCH, NAME, Watch, config_path
 from modbot.errors import ConfigError
 
 PREFIX = "MODBOT_"
+# Readers' reports settings: ``status`` shows a watch's report rate against them, so a
+# value given sends it the full way (this reader keeps the defaults only).
+READERS = (
+    "reports", "reports_interval", "reports_min_authors", "reports_window", "reports_factor",
+    "reports_min_account_age", "reports_link_window", "reports_action", "reports_removal_reason",
+)  # fmt: skip
 # Every setting's name (``Settings.model_fields``: a test keeps them equal) and the
 # names that are not settings (``NOT_SETTINGS``).
 SETTING_NAMES = frozenset(
@@ -40,7 +46,8 @@ SETTING_NAMES = frozenset(
         "reddit_oauth_url", "reddit_timeout", "reddit_calls_per_minute", "min_edit_interval",
         "megathread_check_interval", "reconcile_grace", "distinguish", "inbox_interval",
         "dry_run", "deployment", "lease_interval", "test_fast", "crash_at", "metrics_port",
-        "metrics_host", "heartbeat_url", "log_level", "log_format", "keep_days",
+        "metrics_host", "heartbeat_url", "log_level", "log_format", "keep_days", "alerts",
+        "alert_after", "last_checked", *READERS,
     }
 )  # fmt: skip
 NOT_SETTINGS = frozenset({"MODBOT_TEST_POSTGRES_URL", "MODBOT_SNUDOWN_DIR"})
@@ -112,7 +119,7 @@ def _raw(env_file: Path | None) -> dict[str, str]:
         if not upper.startswith(PREFIX) or upper in NOT_SETTINGS:
             continue
         key = upper.removeprefix(PREFIX).lower()
-        if key not in SETTING_NAMES:
+        if key not in SETTING_NAMES or key in READERS:
             raise Unusual(name)
         values[key] = value
     return values
