@@ -600,7 +600,9 @@ def sample_jobs(templates: Templates) -> list[tuple[str, dict[str, Any]]]:
     return [
         (
             INCIDENT_TEMPLATE,
-            incident_context(incident, page, None, "sample", hosts, readers=SAMPLE_READERS),
+            # Every optional part shown at once: readers' counts and the "last checked" line.
+            incident_context(incident, page, None, "sample", hosts, readers=SAMPLE_READERS)
+            | {"last_checked": checked_time(1_700_000_000.0)},
         ),
         (INCIDENT_TEMPLATE, incident_context(incident, page, None, "sample", hosts)),
         (MANUAL_TEMPLATE, notice_context(SAMPLE_NOTICE, page, "sample", hosts)),
