@@ -92,10 +92,6 @@ class Figures:
         """Readers' reports counted for a watch."""
         self.watches[watch].reports += count
 
-    def routed(self, watch: str, action: str) -> None:
-        """A stray report post was answered (``reply``) or removed (``remove``)."""
-        self.watches[watch].routed[action] += 1
-
     def command(self, result: str) -> None:
         """A moderator command from the inbox: done, refused or failed."""
         self.commands[result] += 1
