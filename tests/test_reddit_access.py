@@ -222,3 +222,15 @@ async def test_the_refresh_token_never_reaches_any_output_at_debug_level(
     assert reddit.comments_by(BOT["username"])
     for secret in (token, BOT["client_secret"], *reddit.issued_tokens):
         assert secret not in printed  # ...without the token
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00", "", None,
+     "24:00", "not a time", 1e300],
+)  # fmt: skip
+def test_a_modmail_time_at_the_calendars_edge_is_a_number_never_an_error(value: object) -> None:
+    """New modmail's ISO times come from outside: any value is a float (0 when none)."""
+    from modbot.reddit.client import _iso_time
+
+    assert isinstance(_iso_time(value), float)
