@@ -53,7 +53,7 @@ from modbot.shell.reports import SubredditReader, WatchReader, readers_of
 from modbot.shell.statusview import heartbeat_interval, stale
 from modbot.shell.wiki import WikiPages, WikiTemplates
 from modbot.sources.choose import make_http_client, make_source
-from modbot.store import START_FRESH, open_store
+from modbot.store import open_store, refuse_damaged
 
 if TYPE_CHECKING:
     import httpx
@@ -223,12 +223,7 @@ class App:
         settings = self.settings
         store = await open_store(settings.database)
         self._stack.push_async_callback(store.close)
-        damage = await store.startup_problems()  # quick: the full read is check --deep
-        if damage:
-            raise StoreError(
-                f"state file {settings.database} is damaged ({damage[0]}); nothing was "
-                f"written or posted{START_FRESH}"
-            )
+        await refuse_damaged(store, settings.database, kept="; nothing was written or posted")
         self.store: Store = store
         # Good polls and Reddit calls are held in memory: an idle poll writes nothing.
         store.hold_health(min(heartbeat_interval(w.poll_interval) for w in self.watches))

@@ -182,12 +182,18 @@ async def test_a_damaged_state_file_is_one_line_everywhere_and_never_written(
     assert len(reddit.comments_by("modbot")) == posted  # nothing was posted on its word
 
 
+# Where a leaf page of the incidents table is damaged: in its cells (the check lists what
+# it finds) or in its header (the check itself stops with SQLITE_CORRUPT, a finding too).
+DAMAGE = {"cells": (200, b"\xa5" * 3000), "header": (0, b"\xff" * 8)}
+
+
+@pytest.mark.parametrize("where", sorted(DAMAGE))
 async def test_a_start_looks_at_the_state_file_briefly_and_check_deep_reads_it_all(
-    statuspage: FakeStatuspage, tmp_path: Path
+    statuspage: FakeStatuspage, tmp_path: Path, where: str
 ) -> None:
     """A start reads the header and each table's first page, in a time that does not
     grow with the history; ``check --deep`` reads every page and finds the damage deep
-    in the file."""
+    in the file, in one line."""
     env = page_env(statuspage, tmp_path)
     statuspage.set_incidents(
         [stage(3, f"old{n:04d}") for n in range(150)]  # resolved: a baseline, in pages
@@ -208,14 +214,18 @@ async def test_a_start_looks_at_the_state_file_briefly_and_check_deep_reads_it_a
     raw.close()
     assert len(leaves) > 2
     with database.open("r+b") as file:
-        file.seek((leaves[len(leaves) // 2] - 1) * 4096 + 200)
-        file.write(os.urandom(3000))
+        offset, garbage = DAMAGE[where]
+        file.seek((leaves[len(leaves) // 2] - 1) * 4096 + offset)
+        file.write(garbage)
     quick = await run_cli("check", env=env, cwd=tmp_path)
     deep = await run_cli("check", "--deep", env=env, cwd=tmp_path)
     assert "state file:   ok:" in quick.out, quick.out
     assert "state file:   BROKEN:" in deep.out, deep.out
     assert "damaged" in deep.out
     assert deep.code == 1
+    broken = next(line for line in deep.out.splitlines() if line.startswith("state file"))
+    assert "(***" not in broken, broken  # one finding, one line
+    assert broken.endswith(")"), broken
 
 
 async def test_another_programs_sqlite_file_is_refused(tmp_path: Path) -> None:

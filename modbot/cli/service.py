@@ -920,17 +920,13 @@ async def set_pause(
 ) -> int:
     """``modbot pause`` / ``modbot resume``."""
     from modbot.config.watches import pick  # noqa: PLC0415
-    from modbot.store import START_FRESH, open_store  # noqa: PLC0415
+    from modbot.store import open_store, refuse_damaged  # noqa: PLC0415
 
     watch = pick(_watches(settings), watch_name)
     who = f"{getpass.getuser()} (CLI)"
     store = await open_store(settings.database)
     try:
-        damage = await store.startup_problems()
-        if damage:
-            raise StoreError(
-                f"state file {settings.database} is damaged ({damage[0]}){START_FRESH}"
-            )
+        await refuse_damaged(store, settings.database)
         await store.set_paused(watch.scope(is_dry_run(settings)), paused, by=who, now=time.time())
     finally:
         await store.close()
@@ -949,7 +945,7 @@ async def quiet(
     from modbot.config.watches import pick  # noqa: PLC0415
     from modbot.core.commands import duration  # noqa: PLC0415
     from modbot.shell.statusview import when  # noqa: PLC0415
-    from modbot.store import START_FRESH, open_store  # noqa: PLC0415
+    from modbot.store import open_store, refuse_damaged  # noqa: PLC0415
 
     try:
         seconds = duration(duration_text)
@@ -961,11 +957,7 @@ async def quiet(
     until = now + seconds if seconds else 0.0
     store = await open_store(settings.database)
     try:
-        damage = await store.integrity_problems()
-        if damage:
-            raise StoreError(
-                f"state file {settings.database} is damaged ({damage[0]}){START_FRESH}"
-            )
+        await refuse_damaged(store, settings.database)
         await store.set_quiet(watch.scope(is_dry_run(settings)), until, by=who, now=now)
     finally:
         await store.close()

@@ -17,7 +17,7 @@ from modbot.config.database import DatabaseURL, database_location
 from modbot.errors import StoreError
 from modbot.store.base import START_FRESH, StateStore
 
-__all__ = ["START_FRESH", "StateStore", "open_store"]
+__all__ = ["START_FRESH", "StateStore", "open_store", "refuse_damaged"]
 
 
 async def open_store(database: str | Path | DatabaseURL, *, inline: bool = False) -> StateStore:
@@ -46,3 +46,12 @@ async def open_store(database: str | Path | DatabaseURL, *, inline: bool = False
             "installed: pip install 'modbot[postgresql]'"
         ) from exc
     return await open_postgres(location.url)
+
+
+async def refuse_damaged(store: StateStore, database: object, *, kept: str = "") -> None:
+    """Raise a ``StoreError`` naming the first damage a start's quick look finds (in time
+    that does not grow with the history; ``modbot check --deep`` reads it all). ``kept``
+    says what the refusal left alone."""
+    damage = await store.startup_problems()
+    if damage:
+        raise StoreError(f"state file {database} is damaged ({damage[0]}){kept}{START_FRESH}")

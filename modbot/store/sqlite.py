@@ -349,9 +349,12 @@ class SqliteDialect:
             pages = int(db.execute("PRAGMA page_count").fetchone()[0])
             if self.path.stat().st_size < size * pages and not self._wal_holds():
                 problems.append(f"the file is shorter than its {pages} pages: cut off")
-            schema = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            for (table,) in schema.fetchall():
-                db.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchall()  # noqa: S608 - its own names
+            try:
+                schema = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                for (table,) in schema.fetchall():
+                    db.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchall()  # noqa: S608 - its own names
+            except sqlite3.DatabaseError as exc:
+                problems.append(_damage(exc))
             return problems
 
         return await self.call(check)
@@ -366,8 +369,17 @@ class SqliteDialect:
         file is healthy (``modbot check --deep``)."""
 
         def check() -> list[str]:
-            rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check")]
-            return [] if rows == ["ok"] else rows
+            try:
+                rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check")]
+            except sqlite3.DatabaseError as exc:
+                # Damage bad enough (a page's header) stops the check itself: that too is a
+                # finding, not a failure to look.
+                return [_damage(exc)]
+            if rows == ["ok"]:
+                return []
+            # A row may hold many lines under a "*** in database main ***" heading.
+            lines = (part.strip() for row in rows for part in row.splitlines())
+            return [part for part in lines if part and not part.startswith("***")]
 
         return await self.call(check)
 
@@ -480,3 +492,11 @@ def _modbots(owner: int, version: int, tables: set[str]) -> bool:
     # in one transaction.
     required = UNMARKED_TABLES.get(min(version, 3))
     return required is not None and required <= tables
+
+
+def _damage(exc: sqlite3.DatabaseError) -> str:
+    """A damaged page met while reading, as a finding; any other error (a lock, a full
+    disk) is raised again for ``call`` to explain."""
+    if (getattr(exc, "sqlite_errorname", "") or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return str(exc)
+    raise exc
