@@ -382,8 +382,10 @@ async def fairness(
             for number, page in enumerate(made[1:], start=1):
                 page.open(number)
             total = busy_incidents + quiet
-            await wait_until(lambda: len(live_comments(reddit)) >= total, 600, step=0.2)
-            busy_done = time.monotonic() - started
+            # The quiet watches keep a slot each: the busy one gets the rest (about 4 a
+            # minute here, next to the inbox's and the readers' calls).
+            posted = await wait_until(lambda: len(live_comments(reddit)) >= total, 900, step=0.2)
+            busy_done = time.monotonic() - started if posted else float("inf")
             firsts = _first_comment_times(reddit, started)
             quiet_waits = [t for w, t in firsts.items() if not w.startswith("w00")]
             stamps = [
@@ -485,8 +487,9 @@ async def main(sizes: list[int], poll: float, fairness_count: int = 10) -> dict[
             f"{worst.worst_quiet_wait:.1f} s (target <= {poll + 5:g} s, one poll + 5 s), "
             f"within it in {within} of {len(runs)} runs; each run's worst: "
             + ", ".join(f"{f.worst_quiet_wait:.1f}" for f in runs)
-            + f"; busiest minute {worst.busiest_minute} calls, all posted after "
-            f"{worst.busy_all_posted:.1f} s"
+            + f"; busiest minute {max(f.busiest_minute for f in runs)} calls; the busy "
+            f"watch's 40 all posted after {statistics.median(f.busy_all_posted for f in runs):.0f} s"
+            " (median; inf: not within 900 s)"
         )
     cpu = await unchanged_poll_cpu()
     figures["unchanged"] = cpu

@@ -253,6 +253,13 @@ class App:
         if self.reddit is not None:
             self.readers = self._readers(self.reddit)
             self.inbox = self._inbox(self.reddit)
+            # Every caller of the shared budget, known before it first calls: a watch that
+            # never called yet is the one a slot is most owed to (see core.budget).
+            self.reddit.budget.expect(
+                "",  # the account itself: the inbox, the outbox, start-up lookups
+                *(r.deliverer.name for r in self.runtimes),
+                *(reader.caller for reader in self.readers),
+            )
         await self._open_monitoring(http)
 
     def _inbox(self, reddit: RedditClient) -> Inbox:
