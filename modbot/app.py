@@ -63,6 +63,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 3.0
+# The longest an idle deliverer sleeps between its own looks at the megathread: a watch
+# with nothing open reads nothing, but the thread a moderator pins should not wait for
+# the next incident to be noticed (and said, if it is missing).
+IDLE_REST = 30.0
 Step = Callable[[], Awaitable[float]]
 
 
@@ -840,6 +844,8 @@ class App:
         async def step() -> float:
             started = self.clock()
             report = await self._polled(runtime)
+            if runtime.deliverer.stale():
+                runtime.wake.set()  # a resting deliverer looks at the store's news now
             if on_poll is not None:
                 on_poll(report)
             wait = interval - (self.clock() - started)
@@ -865,13 +871,29 @@ class App:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(report)
-            if report.wake_at is None:
-                return runtime.watch.poll_interval
-            # A row may sleep for an hour (a look for late copies); the round's own
-            # checks (the megathread, removed comments) still come every poll interval.
-            return min(max(report.wake_at - self.clock(), 0.05), runtime.watch.poll_interval)
+            return self._deliverer_rest(runtime, report)
 
         return step
+
+    def _deliverer_rest(self, runtime: WatchRuntime, report: Report) -> float:
+        """Seconds the deliverer may sleep after a round (a wake-up ends it sooner).
+
+        After an idle round it sleeps until its own next check is due: a change to the
+        store wakes it through the poller (``Deliverer.stale``, asked after every poll),
+        and new work from this process sets ``wake`` at once. The megathread is still
+        looked at about as often as ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` says (a post
+        looks again first anyway). An idle watch then costs one wake-up per poll, not
+        two. Otherwise a row may sleep for an hour (a look for late copies) while the
+        round's own checks still come every poll interval."""
+        interval = runtime.watch.poll_interval
+        now = self.clock()
+        rest_until = runtime.deliverer.idle_until()
+        if rest_until is not None:
+            longest = max(interval, min(self.settings.megathread_check_interval, IDLE_REST))
+            return min(max(rest_until - now, 0.05), longest)
+        if report.wake_at is None:
+            return interval
+        return min(max(report.wake_at - now, 0.05), interval)
 
     async def _inbox_step(self) -> float:
         assert self.inbox is not None

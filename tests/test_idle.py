@@ -16,12 +16,13 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modbot.app import App
 from modbot.config.settings import Settings
-from modbot.core.records import Kind, NoteRow
+from modbot.core.records import Kind, NoteRow, Report
 from modbot.store.sql import SqlStore
 from modbot.store.sqlite import SqliteDialect, open_sqlite
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -112,6 +113,51 @@ async def test_an_idle_bot_still_sees_what_another_process_asks_for(
         wanted = await app.store.body(app.watch, Kind.INCIDENT, "abc")
         assert wanted is not None
         assert row.delivered_hash != wanted.digest
+
+
+async def test_an_idle_deliverer_rests_and_the_poller_wakes_it_for_news(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings]
+) -> None:
+    """With nothing to do, the deliverer sleeps until its own next check instead of
+    waking every poll (one wake-up per poll for an idle watch, not two); a notice that
+    another process saves meanwhile still goes out within a poll or two, because the
+    poller looks at the store's version after every poll and wakes it."""
+    out = io.StringIO()
+    settings = make_settings(statuspage_url=statuspage.url, poll_interval=0.05)
+    async with App(settings, dry_run=True, out=out) as app:
+        runtime = app.runtime()
+        rounds = 0
+        round_of = runtime.deliverer.round
+
+        async def counted(**kwargs: Any) -> Report:
+            nonlocal rounds
+            rounds += 1
+            return await round_of(**kwargs)
+
+        runtime.deliverer.round = counted  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        runner = asyncio.create_task(app.run(stop))
+        try:
+            await asyncio.sleep(0.5)  # the first rounds are behind it
+            before, polls = rounds, statuspage.count()
+            await asyncio.sleep(1.0)
+            assert statuspage.count() - polls >= 10  # it polls every 0.05 s
+            assert rounds - before <= 1  # the deliverer rests (30 s at most)
+
+            async with stored(settings.database) as other:
+                rendered = await runtime.bodies.notice("Known; on it.", "n1")
+                note = NoteRow(
+                    app.watch, "n1", "Known; on it.", rendered.body, rendered.digest, "mod", 1.0
+                )
+                await other.add_note(note)
+            for _ in range(40):
+                if "Known; on it." in out.getvalue():
+                    break
+                await asyncio.sleep(0.025)
+            assert "Known; on it." in out.getvalue()
+        finally:
+            stop.set()
+            await runner
 
 
 class Commits:

@@ -210,6 +210,27 @@ class Deliverer:
         report.wake_at = self.clock() + 1.0
         return report
 
+    def idle_until(self) -> float | None:
+        """After an idle round, when a round next has something of its own to do (a row
+        falling due, a look at removed comments, a heal, a drift, a removal to retry);
+        None when the last round was not idle. Until then only a change to the store
+        (``stale``) or a wake-up gives a round work."""
+        if self._idle_at is None or self._started or self._found_incidents:
+            return None
+        due = [self._idle_at[2], self._verified_at + self.verify_interval]
+        due += [self._heal_at, self._drift_at]
+        if self._removal_failed:
+            due.append(self._removals_at)
+        return min(t for t in due if t is not None)
+
+    def stale(self) -> bool:
+        """Whether the store changed since the last idle round (a new update, a pause, a
+        command from the command line): the next round has something to read."""
+        if self._idle_at is None:
+            return False
+        version = self.store.version()
+        return version is None or version != self._idle_at[0]
+
     def _nothing_due(
         self, idle: tuple[int, Thread | None, float | None], version: int | None
     ) -> bool:
