@@ -106,6 +106,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
             for row in many["sizes"]
         ],
         ("idle reconnects at 1 / 10 / 50 / 200 watches", " / ".join(str(row.reconnects) for row in many["sizes"]), "0"),
+        ("idle reconnects to Reddit at 1 / 10 / 50 / 200 watches", " / ".join(str(row.reddit_reconnects) for row in many["sizes"]), "0"),
         ("50 watches: RSS / RSS of one", f"{fifty.peak_rss_mb / one.peak_rss_mb:.2f}x", "<= 1.3x"),
         ("50 watches changing at once: busiest minute", f"{fifty.busiest_minute} calls", "< budget (90)"),
         ("busy watch vs 9 quiet: worst quiet first comment", f"{fair.worst_quiet_wait:.1f} s ({within} of {len(fair_runs)} runs within)", f"<= {poll + 5:g} s in 10 of 10"),

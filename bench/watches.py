@@ -219,6 +219,7 @@ class Sized:
     bare_ms_per_round: float = float("nan")  # the bare loop's, over the same pages and time
     reconnects: int = 0  # connections the bot opened while idle, its first ones excepted
     bare_reconnects: int = 0
+    reddit_reconnects: int = 0  # connections to Reddit the bot opened while idle
 
     @property
     def per_watch_poll(self) -> float:
@@ -318,12 +319,14 @@ async def measure(count: int, poll: float, quiet_rounds: int = 15) -> Sized:
             await asyncio.sleep(poll * 2)  # the bare loop's first polls are behind it
             opened = sum(p.connections("modbot") for p in made)
             bare_opened = sum(p.connections(BARE_AGENT) for p in made)
+            reddit_peers, reddit_calls = {c.peer for c in reddit.calls}, len(reddit.calls)
             cpu, bare_cpu = threads_cpu(bot.pid), threads_cpu(bare)
             await asyncio.sleep(poll * quiet_rounds)
             per_round = (threads_cpu(bot.pid) - cpu) * 1000 / quiet_rounds
             bare_round = (threads_cpu(bare) - bare_cpu) * 1000 / quiet_rounds
             reconnects = sum(p.connections("modbot") for p in made) - opened
             bare_reconnects = sum(p.connections(BARE_AGENT) for p in made) - bare_opened
+            reddit_reconnects = len({c.peer for c in reddit.calls[reddit_calls:]} - reddit_peers)
         calls_before = len(reddit.calls)
         started = time.monotonic()
         for number, page in enumerate(made):
@@ -340,6 +343,7 @@ async def measure(count: int, poll: float, quiet_rounds: int = 15) -> Sized:
             bare_round,
             reconnects,
             bare_reconnects,
+            reddit_reconnects,
         )
 
 
@@ -468,11 +472,12 @@ async def main(sizes: list[int], poll: float, fairness_count: int = 10) -> dict[
             f"{row.watches:>8} {row.peak_rss_mb:>12.1f} {row.peak_rss_mb / base:>6.2f} "
             f"{row.cpu_ms_per_round:>13.1f} {row.per_watch_poll:>14.2f} "
             f"{row.bare_per_watch_poll:>8.2f} {row.ratio:>7.2f} "
-            f"{row.reconnects:>6} ({row.bare_reconnects}) "
+            f"{row.reconnects:>6} ({row.bare_reconnects}) {row.reddit_reconnects} "
             f"{row.busiest_minute:>12} {row.last_first_comment:>19.1f}"
         )
     print(
-        "(reconnects: the bot's while idle, the bare loop's in brackets; target 0, and x bare <= 1.3)"
+        "(reconnects: the bot's to its pages while idle, the bare loop's in brackets, then the"
+        " bot's to Reddit; target 0, and x bare <= 1.3)"
     )
     figures: dict[str, Any] = {"sizes": measured}
     if fairness_count:

@@ -15,6 +15,7 @@ import pytest
 
 from modbot.app import App
 from modbot.config.settings import Settings
+from modbot.reddit.client import RedditClient
 from tests.conftest import BOT, page_env, reddit_env, reddit_settings, run_cli, spawn
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
@@ -234,3 +235,20 @@ def test_a_modmail_time_at_the_calendars_edge_is_a_number_never_an_error(value: 
     from modbot.reddit.client import _iso_time
 
     assert isinstance(_iso_time(value), float)
+
+
+@pytest.mark.slow
+async def test_reads_a_quarter_minute_apart_keep_one_connection_to_reddit(
+    reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    """aiohttp drops a connection idle for 15 s, and the bot reads every 15 to 30 s: each
+    read would open a new connection (a TLS handshake, against Reddit). The account's
+    session keeps it longer."""
+    settings = make_settings(**reddit_settings(reddit))
+    async with RedditClient(settings) as client:
+        await client.unread()
+        await asyncio.sleep(16.5)
+        await client.unread()
+    peers = [call.peer for call in reddit.calls if call.path.startswith("/message/unread")]
+    assert len(peers) == 2
+    assert peers[0] == peers[1]

@@ -86,6 +86,7 @@ MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
 HISTORY_LIMIT = 100
 # Commands by modmail older than this are not run: a first start does not answer old ones.
 MODMAIL_MAX_AGE = 86400.0
+KEEPALIVE = 120.0  # seconds an idle connection to Reddit is kept (see ``_session``)
 _WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
 
 
@@ -237,6 +238,18 @@ async def exchange_code(settings: Settings, redirect: str, code: str) -> tuple[s
     return token, str(user or "")
 
 
+def _session() -> aiohttp.ClientSession:
+    """The account's HTTP session, keeping an idle connection for ``KEEPALIVE`` seconds.
+
+    aiohttp's default drops a connection idle for 15 s, and the bot's reads come every 15
+    to 30 s (the inbox, the readers' listings): every read would open a new connection,
+    a TLS handshake each time. Kept longer, they reuse one; one Reddit closes sooner is
+    noticed by aiohttp and replaced. The headers and timeout are asyncprawcore's own
+    (it adds the User-Agent to a session it is given)."""
+    connector = aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+
+
 class RedditClient:
     """One logged-in bot account: the session, its call budget, its inbox.
 
@@ -269,6 +282,7 @@ class RedditClient:
             check_for_updates=False,
             ratelimit_seconds=0,
             timeout=int(settings.reddit_timeout),
+            requestor_kwargs={"session": _session()},
         )
         self._disable_hidden_retries()
         self._cooldown_until = 0.0

@@ -330,6 +330,7 @@ class Call:
     time: float  # time.monotonic() on arrival
     status: int = 0
     route: str | None = None  # None: no such endpoint in the fake
+    peer: str = ""  # the client's address and port: a new one is a new connection
 
 
 @dataclass
@@ -1198,6 +1199,7 @@ class FakeReddit:
         query = dict(request.query)
         call = Call(request.method, request.path, _redact(query), _redact(form), time.monotonic())
         call.route = found[0].name if found else None
+        call.peer = str(request.transport.get_extra_info("peername") if request.transport else "")
         self.calls.append(call)
 
         response = await self._answer(request, found, _Ctx(request, query, form))
