@@ -130,8 +130,8 @@ async def test_signal_stops_the_loop_cleanly(
     loop = asyncio.get_running_loop()
     started = loop.time()
     process.send_signal(sig)
-    await asyncio.wait_for(process.wait(), 5)
-    assert loop.time() - started < 5
+    await asyncio.wait_for(process.wait(), 20)
+    assert loop.time() - started < 10  # a few seconds' grace at most, slack for a loaded machine
     assert process.returncode == 0
     assert process.stderr is not None
     err = (await process.stderr.read()).decode()

@@ -154,8 +154,11 @@ async def test_sigterm_stops_the_bot_while_a_template_runs_away(
         loop = asyncio.get_running_loop()
         started = loop.time()
         bot.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(bot.wait(), 10)
-        assert loop.time() - started < 5
+        await asyncio.wait_for(bot.wait(), 30)
+        # Its shutdown is bounded by a few seconds; the template alone would hold it for
+        # a minute. Under a loaded machine the process takes longer to exit: the bound
+        # here is the difference that matters, not the few seconds themselves.
+        assert loop.time() - started < 15
     finally:
         if bot.returncode is None:
             bot.kill()
