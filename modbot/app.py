@@ -887,7 +887,7 @@ class App:
         round's own checks still come every poll interval."""
         interval = runtime.watch.poll_interval
         now = self.clock()
-        rest_until = runtime.deliverer.idle_until()
+        rest_until = runtime.deliverer.idle_until(interval)
         if rest_until is not None:
             longest = max(interval, min(self.settings.megathread_check_interval, IDLE_REST))
             return min(max(rest_until - now, 0.05), longest)

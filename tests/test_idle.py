@@ -25,6 +25,8 @@ from modbot.config.settings import Settings
 from modbot.core.records import Kind, NoteRow, Report
 from modbot.store.sql import SqlStore
 from modbot.store.sqlite import SqliteDialect, open_sqlite
+from tests.conftest import BOT, MEGATHREAD_TITLE, reddit_settings
+from tests.fakes.reddit import FakeReddit
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 
 
@@ -158,6 +160,42 @@ async def test_an_idle_deliverer_rests_and_the_poller_wakes_it_for_news(
         finally:
             stop.set()
             await runner
+
+
+@pytest.mark.parametrize("reddit_state", ["no megathread", "down"])
+async def test_a_deliverer_with_a_check_it_cannot_finish_never_spins(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings], reddit_state: str
+) -> None:
+    """Found by a review of the rest above: with no megathread pinned (or Reddit down)
+    at start, the start-up heal stays due and cannot run. The deliverer must come back
+    at the poll interval, as before it could rest, not every 50 ms (asking Reddit for
+    the megathread each time)."""
+    async with FakeReddit(subreddit="ClaudeAI", **BOT) as reddit:
+        if reddit_state == "down":
+            reddit.add_submission(MEGATHREAD_TITLE, sticky=1)
+            reddit.down = True
+        settings = make_settings(
+            statuspage_url=statuspage.url, poll_interval=1.0, **reddit_settings(reddit)
+        )
+        async with App(settings, dry_run=False, out=io.StringIO()) as app:
+            runtime = app.runtime()
+            rounds = 0
+            round_of = runtime.deliverer.round
+
+            async def counted(**kwargs: Any) -> Report:
+                nonlocal rounds
+                rounds += 1
+                return await round_of(**kwargs)
+
+            runtime.deliverer.round = counted  # type: ignore[method-assign]
+            stop = asyncio.Event()
+            runner = asyncio.create_task(app.run(stop))
+            try:
+                await asyncio.sleep(2.0)
+            finally:
+                stop.set()
+                await runner
+    assert rounds <= 8  # one or two a poll interval (1 s); a spin makes 40
 
 
 class Commits:

@@ -210,18 +210,28 @@ class Deliverer:
         report.wake_at = self.clock() + 1.0
         return report
 
-    def idle_until(self) -> float | None:
+    def idle_until(self, checks_gap: float = 0.0) -> float | None:
         """After an idle round, when a round next has something of its own to do (a row
         falling due, a look at removed comments, a heal, a drift, a removal to retry);
-        None when the last round was not idle. Until then only a change to the store
-        (``stale``) or a wake-up gives a round work."""
+        None when the last round was not idle, or left a check overdue (the caller then
+        comes back at the poll interval). Until then only a change to the store
+        (``stale``) or a wake-up gives a round work. Its own checks come no sooner than
+        ``checks_gap`` from now (the poll interval: as often as before it could rest)."""
         if self._idle_at is None or self._started or self._found_incidents:
             return None
-        due = [self._idle_at[2], self._verified_at + self.verify_interval]
-        due += [self._heal_at, self._drift_at]
+        checks = [self._verified_at + self.verify_interval]
+        if self._idle_at[1] is not None:  # a heal and a drift wait for a megathread
+            checks += [t for t in (self._heal_at, self._drift_at) if t is not None]
         if self._removal_failed:
-            due.append(self._removals_at)
-        return min(t for t in due if t is not None)
+            checks.append(self._removals_at)
+        now = self.clock()
+        if any(t <= now for t in checks):
+            # A check the round could not finish (Reddit failing): tried again at the
+            # poll interval, as before there was any rest, never in a tight loop.
+            return None
+        due = max(min(checks), now + checks_gap)
+        row_due = self._idle_at[2]
+        return due if row_due is None else min(row_due, due)
 
     def stale(self) -> bool:
         """Whether the store changed since the last idle round (a new update, a pause, a
