@@ -883,8 +883,10 @@ class App:
         and new work from this process sets ``wake`` at once. The megathread is still
         looked at about as often as ``MODBOT_MEGATHREAD_CHECK_INTERVAL`` says (a post
         looks again first anyway). An idle watch then costs one wake-up per poll, not
-        two. Otherwise a row may sleep for an hour (a look for late copies) while the
-        round's own checks still come every poll interval."""
+        two. While the page makes the poller wait longer (a 429's Retry-After), a change
+        from another process waits for the end of the rest: 30 s at most. Otherwise a
+        row may sleep for an hour (a look for late copies) while the round's own checks
+        still come every poll interval."""
         interval = runtime.watch.poll_interval
         now = self.clock()
         rest_until = runtime.deliverer.idle_until(interval)

@@ -213,15 +213,19 @@ class Deliverer:
     def idle_until(self, checks_gap: float = 0.0) -> float | None:
         """After an idle round, when a round next has something of its own to do (a row
         falling due, a look at removed comments, a heal, a drift, a removal to retry);
-        None when the last round was not idle, or left a check overdue (the caller then
-        comes back at the poll interval). Until then only a change to the store
-        (``stale``) or a wake-up gives a round work. Its own checks come no sooner than
-        ``checks_gap`` from now (the poll interval: as often as before it could rest)."""
+        None when the last round was not idle, found no megathread, or left a check
+        overdue (the caller then comes back at the poll interval). Until then only a
+        change to the store (``stale``) or a wake-up gives a round work. Its own checks
+        come no sooner than ``checks_gap`` from now (the poll interval: as often as
+        before it could rest)."""
         if self._idle_at is None or self._started or self._found_incidents:
             return None
+        if self._idle_at[1] is None:
+            # No megathread: a heal, a drift and held updates wait for one, looked for
+            # at the poll interval as before there was any rest.
+            return None
         checks = [self._verified_at + self.verify_interval]
-        if self._idle_at[1] is not None:  # a heal and a drift wait for a megathread
-            checks += [t for t in (self._heal_at, self._drift_at) if t is not None]
+        checks += [t for t in (self._heal_at, self._drift_at) if t is not None]
         if self._removal_failed:
             checks.append(self._removals_at)
         now = self.clock()
