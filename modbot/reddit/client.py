@@ -243,9 +243,9 @@ def _session() -> aiohttp.ClientSession:
 
     aiohttp's default drops a connection idle for 15 s, and the bot's reads come every 15
     to 30 s (the inbox, the readers' listings): every read would open a new connection,
-    a TLS handshake each time. Kept longer, they reuse one; one Reddit closes sooner is
-    noticed by aiohttp and replaced. The headers and timeout are asyncprawcore's own
-    (it adds the User-Agent to a session it is given)."""
+    a TLS handshake each time. Kept longer, they reuse one; a connection that Reddit
+    closes sooner is noticed by aiohttp and replaced. The headers and timeout are
+    asyncprawcore's own (it adds the User-Agent to a session it is given)."""
     connector = aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
