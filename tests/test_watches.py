@@ -164,7 +164,10 @@ async def test_two_watches_share_one_megathread_without_colliding(
         f'[[watch]]\nname = "claude"\nurl = "{statuspage.url}"\nkind = "statuspage"\n'
         f'[[watch]]\nname = "openai"\nurl = "{openai_page.site.url}"\nkind = "incidentio"\n',
     )
-    settings = make_settings(config=path, **reddit_settings(reddit))
+    # The lookups are counted below: a slow machine must not outlast the thread's check
+    # interval between the rounds and make the count a race.
+    values = {**reddit_settings(reddit), "megathread_check_interval": 300.0}
+    settings = make_settings(config=path, **values)
     statuspage.set_incidents([])
     async with App(settings, dry_run=False, out=io.StringIO()) as app:
         await app.run_once()
