@@ -3,7 +3,8 @@
 ``bench.reports`` replays the labelled corpus through the rules and the surge detector
 alone; this replays it through everything the bot runs: asyncpraw reading the fake
 Reddit's listings (``/r/ClaudeAI/new``, ``/r/ClaudeAI/comments``) every reports
-interval, the reader classifying and storing, the store, the surge and the early notice
+interval (later after a read that needed more calls, as the reader says), the reader
+classifying and storing, the store, the surge and the early notice
 posted by the deliverer through the delivery machine, the poller reading the fake status
 page as the corpus's incidents open, and the notice confirmed by the incident it links.
 Time is simulated (one clock for the bot and the fake Reddit): every item appears on the
@@ -51,7 +52,7 @@ INTERVAL = 30.0  # reports_interval
 LAG = 30.0  # listings show an item this long after it was posted
 RESOLVED_AFTER = 3600.0  # the corpus gives when incidents opened; each is resolved an hour on
 TARGET_CALLS = 4.0
-READING_ROUTES = ("new", "subreddit_comments", "user_about")
+READING_ROUTES = ("new", "subreddit_comments", "user_data", "user_about")
 
 
 class SimClock:
@@ -184,19 +185,24 @@ async def _replay(  # noqa: PLR0917 - one replay's whole setting
         reader.restart()  # the bot (re)starts at each stretch
         calls_before = _reading_calls(reddit)
         shown: list[dict[str, Any]] | None = None
+        poll_at = read_at = start
         while clock.now <= end:
             while position < len(items) and items[position]["at"] <= clock.now:
                 _publish(reddit, megathread, items[position])
                 position += 1
                 outcome.items += 1
-            document = page_document(corpus, clock.now)
-            if document != shown:
-                page.set_incidents(document)
-                shown = document
-            await app.run_once()
-            await reader.read()
-            await app.deliverer.round()  # what the read decided is delivered at once
-            clock.now += INTERVAL
+            if clock.now >= poll_at:
+                document = page_document(corpus, clock.now)
+                if document != shown:
+                    page.set_incidents(document)
+                    shown = document
+                await app.run_once()
+                poll_at += INTERVAL
+            if clock.now >= read_at:
+                # When the reader says: a read that needed more calls comes later.
+                read_at = clock.now + await reader.step()
+                await app.deliverer.round()  # what the read decided is delivered at once
+            clock.now = min(poll_at, read_at)
         outcome.minutes += (end - start) / 60
         outcome.reading_calls += _reading_calls(reddit) - calls_before
     for route in READING_ROUTES:

@@ -204,6 +204,11 @@ class Listings(Protocol):
         or not shown)."""
         ...
 
+    async def accounts_created(self, author_ids: Sequence[str]) -> dict[str, float | None]:
+        """When each account (t2_...) was made, if Reddit says (None: suspended, deleted,
+        or not shown); a hundred accounts a call."""
+        ...
+
     async def posts(self, post_ids: Sequence[str]) -> list[ReaderItem]:
         """These posts as they are now (ids without t3_; a hundred a call)."""
         ...

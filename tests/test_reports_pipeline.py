@@ -254,6 +254,56 @@ async def test_an_idle_read_costs_one_call_per_listing_and_reads_from_a_cursor(
         assert all(cursor and cursor.startswith(("t3_", "t1_")) for cursor in cursors)
 
 
+async def test_new_authors_ages_come_in_one_call_and_the_next_read_pays_for_it(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot(reports_interval=30.0) as readers:
+        for _ in range(12):  # twelve new authors in one interval
+            readers.post()
+        readers.post(author="reader1")  # and one of them twice
+        before = len(readers.fake.calls)
+        wait = await readers.reader.step()
+        calls = [c.route for c in readers.fake.calls[before:]]
+        assert calls.count("user_data") == 1  # every age in one call
+        assert calls.count("user_about") == 0
+        # Two listings and the ages: the next read comes 1.5 intervals on, so reading
+        # costs two calls an interval on average.
+        assert sorted(calls) == ["new", "subreddit_comments", "user_data"]
+        assert wait == pytest.approx(45.0)
+        before = len(readers.fake.calls)
+        readers.post(author="reader3")  # an author already known: no call for the age
+        assert await readers.reader.step() == pytest.approx(30.0)
+        assert "user_data" not in [c.route for c in readers.fake.calls[before:]]
+
+
+async def test_an_author_the_listing_names_no_account_for_is_asked_by_name(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        readers.fake.account_fullnames = False  # listings without author_fullname
+        readers.post(author="oldtimer")
+        readers.post(author="newcomer", age=60.0)
+        await readers.run()
+        assert readers.fake.count("GET", r"^/user/(oldtimer|newcomer)/about/?$") == 2
+        status = (await readers.app.first.operations.status()).text
+        assert "1 reader in the last 10 min" in status, status
+
+
+async def test_reports_wait_while_reddit_cannot_say_their_authors_ages(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 503, count=50)
+        for _ in range(5):
+            readers.post()
+        await readers.run()
+        assert readers.early() == []  # not counted, not dropped: they wait
+        readers.fake.clear_faults()
+        await readers.run()
+        (notice,) = readers.early()
+        assert "5 readers" in notice.body
+
+
 async def test_one_author_counts_once_and_young_accounts_not_at_all(
     bot: Callable[..., Any],
 ) -> None:
@@ -285,7 +335,8 @@ async def test_a_flood_stays_within_the_call_budget_and_makes_one_notice(
         times = sorted(c.time for c in readers.fake.calls if c.route != "access_token")
         busiest = max(sum(1 for t in times if start <= t < start + 60) for start in times)
         assert busiest <= 40
-        assert readers.fake.count("GET", r"^/user/flood\d+/about$") <= 12 * 10
+        # 450 authors' ages, a hundred a call.
+        assert readers.fake.count("GET", r"^/api/user_data_by_account_ids$") <= 12 * 5
 
 
 async def test_no_notice_while_an_incident_covers_what_readers_name(

@@ -229,6 +229,7 @@ class ReaderItem:
     removed: bool = False  # removed by a moderator or the spam filter, or deleted
     distinguished: bool = False  # a moderator speaking as one
     locked: bool = False  # a post that takes no replies
+    author_id: str | None = None  # the author's account (t2_...), when the listing says
 
     @property
     def is_post(self) -> bool:

@@ -86,6 +86,7 @@ MAX_PACING_SLEEP = 10.0  # longer waits are rescheduled, not slept
 HISTORY_LIMIT = 100
 # Commands by modmail older than this are not run: a first start does not answer old ones.
 MODMAIL_MAX_AGE = 86400.0
+ACCOUNT_ID = re.compile(r"t2_[0-9a-z]{1,16}")  # an account's fullname, as listings give it
 KEEPALIVE = 120.0  # seconds an idle connection to Reddit is kept (see ``_session``)
 _WAIT_RE = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
 
@@ -572,6 +573,26 @@ class RedditClient:
 
         return await self.call(f"reading u/{name}'s age", call, retry=True)
 
+    async def accounts_created(self, author_ids: Sequence[str]) -> dict[str, float | None]:
+        """When each of these accounts (t2_...) was made, if Reddit says: a hundred a call
+        (``/api/user_data_by_account_ids``); an account Reddit leaves out (suspended,
+        deleted) maps to None."""
+        made: dict[str, float | None] = dict.fromkeys(author_ids)
+        for start in range(0, len(author_ids), 100):
+            chunk = list(author_ids[start : start + 100])
+
+            async def call(reddit: Any, chunk: list[str] = chunk) -> dict[str, float | None]:
+                found: dict[str, float | None] = {}
+                async for user in reddit.redditors.partial_redditors(chunk):
+                    created = getattr(user, "created_utc", None)
+                    if isinstance(created, int | float) and not isinstance(created, bool):
+                        found[str(user.fullname)] = float(created)
+                return found
+
+            answered = await self.call("reading readers' account ages", call, retry=True)
+            made.update((k, v) for k, v in answered.items() if k in made)
+        return made
+
     async def posts(self, post_ids: Sequence[str]) -> list[ReaderItem]:
         """These posts as they are now (a hundred a call)."""
         found: list[ReaderItem] = []
@@ -1044,6 +1065,9 @@ def _reader_item(thing: Any) -> ReaderItem:
     """A listed post or comment as the report rules read it."""
     author = getattr(thing, "author", None)
     name = str(author) if author else None
+    author_id = getattr(thing, "author_fullname", None)
+    if not (isinstance(author_id, str) and ACCOUNT_ID.fullmatch(author_id)):
+        author_id = None  # it goes back to Reddit in a comma-separated query
     distinguished = getattr(thing, "distinguished", None) in ("moderator", "admin")
     if isinstance(thing, asyncpraw.models.Submission):
         selftext = getattr(thing, "selftext", "") or ""
@@ -1060,6 +1084,7 @@ def _reader_item(thing: Any) -> ReaderItem:
             removed=removed,
             distinguished=distinguished,
             locked=bool(getattr(thing, "locked", False)) or bool(getattr(thing, "archived", False)),
+            author_id=author_id,
         )
     body = getattr(thing, "body", "") or ""
     removed = (
@@ -1075,6 +1100,7 @@ def _reader_item(thing: Any) -> ReaderItem:
         thread_id=str(getattr(thing, "link_id", "") or "").removeprefix("t3_"),
         removed=removed,
         distinguished=distinguished,
+        author_id=author_id,
     )
 
 

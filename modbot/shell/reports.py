@@ -8,12 +8,14 @@ author lookups; a reader per subreddit is also how watches on one subreddit read
 once. Every ``reports_interval`` it:
 
 1. reads the new posts and the new comments (``core.reading``: cursors, one call per
-   listing when nothing is new, a few pages at most when much is);
+   listing when nothing is new, a few pages at most when much is); a read that made more
+   calls than one per listing (pages, ages) puts the next one off, so reading costs two
+   calls per interval on average;
 2. for each watch, classifies what its readers posted (posts, and comments in its
    megathread) with the watch's report rules, looks up the age of each new report's
-   author once (cached; at most ``AGE_LOOKUPS`` a read, the rest wait for the next), and
-   keeps each report as its id, time, a keyed hash of its author, and labels: never the
-   name, never the text;
+   author once (cached; one call for all the authors the listings name by account id),
+   and keeps each report as its id, time, a keyed hash of its author, and labels: never
+   the name, never the text;
 3. follows the watch's surge (``core.surge``) against its baseline, learnt hour by hour
    from the same reports, and decides its early notice (``core.early``): the notice's
    intent is saved with the surge in one transaction, and the watch's deliverer, the one
@@ -59,7 +61,7 @@ from modbot.shell.crashpoints import Checkpoint, no_checkpoint
 
 log = logging.getLogger(__name__)
 
-AGE_LOOKUPS = 10  # authors' ages asked of Reddit per read, at most (one call each)
+AGE_LOOKUPS = 10  # ages of authors the listing names no account id for, asked per read
 AGES_KEPT = 10_000  # authors' ages remembered
 KEEP_REPORTS = 35 * 86_400.0  # reports older than this are dropped (the baseline has them)
 LISTINGS = ("posts", "comments")
@@ -115,6 +117,7 @@ class SubredditReader:
         self._waiting: list[ReaderItem] = []  # reports whose author's age is not known yet
         self._ages: OrderedDict[str, float | None] = OrderedDict()
         self._key: bytes | None = None
+        self._calls = 0  # Reddit calls the last read made
         self._resumed: float | None = None  # this run's first read: hours before are unknown
         self._looked: OrderedDict[str, None] = OrderedDict()  # posts routed or left alone
         self._unapproved_said = False
@@ -136,11 +139,14 @@ class SubredditReader:
             raise
         finally:
             CALLER.reset(token)
-        return self.interval
+        # Reading costs one call per listing and interval on average: a read that needed
+        # more (a second page, readers' ages) pays for them by coming later.
+        return self.interval * max(1.0, self._calls / len(LISTINGS))
 
     async def read(self) -> None:
         """One read of both listings, and every watch followed."""
         now = self.clock()
+        self._calls = 0
         if self._key is None:
             self._key = (await self.store.reports_key(secrets.token_hex(32))).encode()
         try:
@@ -165,6 +171,7 @@ class SubredditReader:
         before = listing.before(now)
         shown: list[ReaderItem] = []
         for _ in range(reading.MAX_PAGES):
+            self._calls += 1
             page = await self.listings.new_items(
                 self.subreddit, name, before=before, limit=reading.PAGE
             )
@@ -212,30 +219,51 @@ class SubredditReader:
         self, found: list[tuple[ReaderItem, Report]], min_age: float
     ) -> tuple[list[tuple[ReaderItem, Report]], list[ReaderItem]]:
         """Reports with their authors' account ages, and the items still waiting for one
-        (at most ``AGE_LOOKUPS`` calls; a lookup Reddit cannot answer now waits too)."""
+        (a lookup Reddit cannot answer now waits). The authors the listing names by
+        account id are asked in one call; the others one call each, ``AGE_LOOKUPS`` at
+        most."""
         if min_age <= 0:
             return found, []
+        unknown = {
+            item.author_id: _name(item)
+            for item, _ in found
+            if item.author_id and _name(item) not in self._ages
+        }
+        if unknown:
+            try:
+                self._calls += 1 + (len(unknown) - 1) // 100
+                made = await self.listings.accounts_created(list(unknown))
+            except RedditError as exc:
+                log.info("r/%s: readers' account ages are not known yet: %s", self.subreddit, exc)
+            else:
+                for author_id, name in unknown.items():
+                    self._age_known(name, made.get(author_id))
         done, waiting = [], []
         asked = 0
         for item, report in found:
-            name = (item.author or "").casefold()
+            name = _name(item)
             if name not in self._ages:
-                if asked >= AGE_LOOKUPS:
-                    waiting.append(item)
+                if item.author_id or asked >= AGE_LOOKUPS:
+                    waiting.append(item)  # its batch failed, or too many to ask one by one
                     continue
                 asked += 1
                 try:
-                    self._ages[name] = await self.listings.account_created(item.author or "")
+                    self._calls += 1
+                    self._age_known(name, await self.listings.account_created(item.author or ""))
                 except RedditError as exc:
                     log.info("r/%s: an author's age is not known yet: %s", self.subreddit, exc)
                     waiting.append(item)
                     asked = AGE_LOOKUPS
                     continue
-                while len(self._ages) > AGES_KEPT:
-                    self._ages.popitem(last=False)
             self._ages.move_to_end(name)
             done.append((item, replace(report, author_since=self._ages[name])))
         return done, waiting
+
+    def _age_known(self, name: str, created: float | None) -> None:
+        self._ages[name] = created
+        self._ages.move_to_end(name)
+        while len(self._ages) > AGES_KEPT:
+            self._ages.popitem(last=False)
 
     # --- surges and early notices ---------------------------------------------------------------
     async def _follow(self, watch: WatchReader, now: float) -> None:
@@ -543,6 +571,11 @@ def _leave_alone(post: ReaderItem, authors: set[str]) -> str:
     if post.distinguished or post.author.casefold() in authors:
         return "by a moderator or an approved user"
     return ""
+
+
+def _name(item: ReaderItem) -> str:
+    """The key an author's age is remembered by."""
+    return (item.author or "").casefold()
 
 
 def _merge(waiting: list[ReaderItem], more: list[ReaderItem]) -> list[ReaderItem]:

@@ -198,7 +198,8 @@ def _rate(signal: Signal, config: ReportsConfig) -> str:
     else:
         baseline = f"baseline {looked.expected:.1f} at this hour"
     needs = f"a surge needs {looked.threshold:g}"
-    return f"{looked.authors} readers in the last {window}, {baseline} ({needs}; {when(looked.at)})"
+    readers = f"{looked.authors} reader{'' if looked.authors == 1 else 's'}"
+    return f"{readers} in the last {window}, {baseline} ({needs}; {when(looked.at)})"
 
 
 async def _surge_lines(store: Store, signal: Signal) -> list[str]:

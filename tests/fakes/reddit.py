@@ -136,7 +136,8 @@ ROUTE_SCOPES = {
     "hot": "read", "new": "read", "subreddit_comments": "read", "comments": "read",
     "comment": "submit", "edit": "edit", "delete": "edit",
     "distinguish": "modposts", "remove": "modposts", "removal_reason": "modposts",
-    "contributors": "read", "info": "read", "user_about": "read", "user_comments": "history",
+    "contributors": "read", "info": "read", "user_about": "read", "user_data": "read",
+    "user_comments": "history",
     "inbox": "privatemessages", "read_message": "privatemessages", "sent": "privatemessages",
     "compose": "privatemessages", "wiki_page": "wikiread", "wiki_revisions": "wikiread",
     "modmail_list": "modmail", "modmail_create": "modmail", "modmail_get": "modmail",
@@ -584,6 +585,7 @@ class FakeReddit:
         self.app_suspended = False
         self.suspended_accounts: set[str] = set()  # see suspend_account
         self.shadowbanned_accounts: set[str] = set()  # see shadowban_account
+        self.account_fullnames = True  # listings name each author's account id
         self.subreddit_states: dict[str, Literal["banned", "private"]] = {}  # lower-case name
         # The app's registered redirect URI; None accepts any in authorize().
         self.redirect_uri: str | None = None
@@ -622,6 +624,7 @@ class FakeReddit:
             ("GET", sr + r"/about/contributors", self._h_contributors),
             ("GET", r"/api/info", self._h_info),
             ("GET", r"/user/(?P<name>[^/]+)/about", self._h_user_about),
+            ("GET", r"/api/user_data_by_account_ids", self._h_user_data),
             ("GET", r"/user/(?P<name>[^/]+)/comments", self._h_user_comments),
             ("GET", r"/message/(?P<box>unread|inbox)", self._h_inbox),
             ("GET", r"/message/sent", self._h_sent),
@@ -1357,6 +1360,7 @@ class FakeReddit:
 
     def _submission_data(self, post: Submission) -> JSON:
         sr, removed = self._subreddit_of(post), post.removed_by_category
+        author = None if removed == "deleted" else post.author
         permalink = f"/r/{sr}/comments/{post.id}/{_slug(post.title)}/"
         selftext = post.selftext
         if removed == "deleted" or (removed and not self.bot_is_moderator):
@@ -1364,6 +1368,7 @@ class FakeReddit:
         return {
             "id": post.id, "name": post.fullname, "title": post.title, "selftext": selftext,
             "author": "[deleted]" if removed == "deleted" else post.author,
+            "author_fullname": self._account_fullname(author),
             "created_utc": post.created_utc, "created": post.created_utc,
             "stickied": post.sticky is not None, "locked": post.locked, "archived": post.archived,
             "removed_by_category": removed, "subreddit": sr, "subreddit_name_prefixed": f"r/{sr}",
@@ -1383,6 +1388,7 @@ class FakeReddit:
             author, body = "[deleted]", "[removed]"
         data: JSON = {
             "id": comment.id, "name": comment.fullname, "author": author, "body": body,
+            "author_fullname": self._account_fullname(author),
             "link_id": comment.link_id, "parent_id": comment.parent_id,
             "created_utc": comment.created_utc, "created": comment.created_utc,
             "edited": comment.edited, "distinguished": comment.distinguished,
@@ -1417,6 +1423,13 @@ class FakeReddit:
             "parent_id": message.parent_id, "first_message_name": message.parent_id,
             "first_message": None, "context": "", "distinguished": None,
         }  # fmt: skip
+
+    def _account_fullname(self, name: str | None) -> str | None:
+        """A listed author's account id, as listings give it (none for a deleted one)."""
+        account = self.accounts.get(name or "")
+        if account is None or not self.account_fullnames:
+            return None
+        return f"t2_{account.id}"
 
     def _user_data(self, account: Account) -> JSON:
         name = account.name
@@ -1750,6 +1763,28 @@ class FakeReddit:
                 "awarder_karma": 0, "is_blocked": False, "total_karma": 0,
             }))  # fmt: skip
         return _json(_thing("t2", self._user_data(account)))
+
+    def _h_user_data(self, ctx: _Ctx) -> web.Response:
+        """``/api/user_data_by_account_ids``: a summary of each account named (at most a
+        hundred); ids of no account, and suspended or shadow-banned ones, are left out;
+        404 when none is left."""
+        ids = [i for i in ctx.query.get("ids", "").split(",") if i]
+        if len(ids) > 100:
+            raise _HandlerError(_http_error(400))
+        by_id = {f"t2_{a.id}": a for a in self.accounts.values()}
+        hidden = self.suspended_accounts | self.shadowbanned_accounts
+        found = {
+            i: {
+                "name": a.name, "created_utc": a.created_utc, "link_karma": 0,
+                "comment_karma": 0, "profile_img": "", "profile_color": "",
+                "profile_over_18": False,
+            }
+            for i in ids
+            if (a := by_id.get(i)) is not None and a.name not in hidden
+        }  # fmt: skip
+        if not found:
+            raise _HandlerError(_http_error(404))
+        return _json(found)
 
     def _h_user_comments(self, ctx: _Ctx) -> web.Response:
         name = self._visible_account(ctx).name
