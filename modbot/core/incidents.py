@@ -118,33 +118,43 @@ class ViewMemo:
     def __init__(self) -> None:
         self._last: dict[str, tuple[Incident, IncidentView]] = {}
         # In a changed incident, so is each update that is the same object as before
-        # (the ``ParseCache`` keeps them): by the update's id in the incident's.
-        self._updates: dict[tuple[str, str], tuple[IncidentUpdate, UpdateView]] = {}
+        # (the ``ParseCache`` keeps them): by incident, then by update id. Kept by
+        # incident so that forgetting the gone ones costs one entry each, not a pass
+        # over every update of the page.
+        self._updates: dict[str, _UpdateViews] = {}
 
     def views(self, incidents: Iterable[Incident]) -> list[IncidentView]:
         """The view of each incident (``incidents`` have distinct ids)."""
         kept: dict[str, tuple[Incident, IncidentView]] = {}
+        updates: dict[str, _UpdateViews] = {}
         found = []
         for incident in incidents:
             known = self._last.get(incident.id)
             if known is not None and known[0] is incident:
                 view = known[1]
+                updates[incident.id] = self._updates.get(incident.id, {})
             else:
-                view = view_of(incident, partial(self._update_view, incident.id))
+                now: _UpdateViews = {}
+                before = self._updates.get(incident.id, {})
+                view = view_of(incident, partial(_remembered, before, now))
+                updates[incident.id] = now
             kept[incident.id] = (incident, view)
             found.append(view)
         self._last = kept
-        self._updates = {k: v for k, v in self._updates.items() if k[0] in kept}
+        self._updates = updates
         return found
 
-    def _update_view(self, incident_id: str, update: IncidentUpdate) -> UpdateView:
-        key = (incident_id, update.id)
-        known = self._updates.get(key)
-        if known is not None and known[0] is update:
-            return known[1]
-        view = _update_view(update)
-        self._updates[key] = (update, view)
-        return view
+
+_UpdateViews = dict[str, tuple[IncidentUpdate, UpdateView]]
+
+
+def _remembered(before: _UpdateViews, now: _UpdateViews, update: IncidentUpdate) -> UpdateView:
+    """The update's view from ``before`` if it is the same object, else made; kept in
+    ``now``."""
+    known = before.get(update.id)
+    view = known[1] if known is not None and known[0] is update else _update_view(update)
+    now[update.id] = (update, view)
+    return view
 
 
 # --- component filter -------------------------------------------------------------------
