@@ -186,7 +186,7 @@ async def _replay(  # noqa: PLR0917 - one replay's whole setting
         calls_before = _reading_calls(reddit)
         shown: list[dict[str, Any]] | None = None
         poll_at = read_at = start
-        while clock.now <= end:
+        while clock.now < end:  # [start, end): a span of n intervals has n reads
             while position < len(items) and items[position]["at"] <= clock.now:
                 _publish(reddit, megathread, items[position])
                 position += 1
