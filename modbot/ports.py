@@ -204,6 +204,10 @@ class Listings(Protocol):
         or not shown)."""
         ...
 
+    def calls_made(self, caller: str) -> int:
+        """Reddit calls made so far for ``caller`` (each attempt counts)."""
+        ...
+
     async def accounts_created(self, author_ids: Sequence[str]) -> dict[str, float | None]:
         """When each account (t2_...) was made, if Reddit says (None: suspended, deleted,
         or not shown); a hundred accounts a call."""

@@ -78,6 +78,30 @@ def test_pages_and_what_counts() -> None:
         assert not reading.considered(other, bot="modbot", since=NOW - 1, threads=mega), other
 
 
+def test_reading_pays_for_extra_calls_by_coming_later_but_never_in_a_flood() -> None:
+    quiet = reading.pace(0, 2, flooded=False)
+    assert (quiet.intervals, quiet.owed) == (1.0, 0)  # two listings: on time
+    ages = reading.pace(0, 3, flooded=False)
+    assert (ages.intervals, ages.owed) == (1.5, 0)  # one call more: half an interval
+    owed = 0
+    for _ in range(3):  # a flood: three pages a listing and the ages, read at full speed
+        flood = reading.pace(owed, 7, flooded=True)
+        assert flood.intervals == 1.0
+        owed = flood.owed
+    assert owed == reading.MAX_OWED  # a long flood's debt is capped
+    while owed:  # paid back after it, at most one interval more per read
+        after = reading.pace(owed, 2, flooded=False)
+        assert 1.0 < after.intervals <= 2.0
+        owed = after.owed
+    # Over any run of reads, the calls stay within two per interval plus the cap.
+    calls, intervals = 0, 0.0
+    owed = 0
+    for made in [2, 3, 5, 2, 2, 9, 2, 2, 2, 2, 2]:
+        paced = reading.pace(owed, made, flooded=False)
+        calls, intervals, owed = calls + made, intervals + paced.intervals, paced.owed
+    assert calls <= reading.CALLS_PER_READ * intervals + owed
+
+
 def test_authors_are_kept_as_keyed_hashes() -> None:
     one, other = reading.author_hash(b"k1", "Alice"), reading.author_hash(b"k2", "Alice")
     assert one == reading.author_hash(b"k1", "alice") != other

@@ -294,14 +294,34 @@ async def test_reports_wait_while_reddit_cannot_say_their_authors_ages(
 ) -> None:
     async with bot() as readers:
         readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 503, count=50)
+        readers.fake.fail_next("GET", r"^/user/[^/]+/about", 503, count=50)
         for _ in range(5):
             readers.post()
         await readers.run()
         assert readers.early() == []  # not counted, not dropped: they wait
         readers.fake.clear_faults()
+        # The next read fails halfway (the posts read, the comments not): nothing is
+        # dropped, what was waiting and what the posts listing showed wait on.
+        readers.fake.fail_next("GET", r"^/r/ClaudeAI/comments", 503, count=50)
+        await readers.run()
+        assert readers.early() == []
+        readers.fake.clear_faults()
         await readers.run()
         (notice,) = readers.early()
         assert "5 readers" in notice.body
+
+
+async def test_a_batch_of_ages_that_keeps_failing_falls_back_to_asking_by_name(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 403, count=1000)
+        for _ in range(5):
+            readers.post()
+        await readers.run()
+        (notice,) = readers.early()  # counted all the same
+        assert "5 readers" in notice.body
+        assert readers.fake.count("GET", r"^/user/reader\d+/about/?$") == 5
 
 
 async def test_one_author_counts_once_and_young_accounts_not_at_all(

@@ -36,6 +36,8 @@ REANCHOR = 900.0  # a cursor older than this is dropped for one plain read
 PAGE = 100  # items per listing call (Reddit's maximum)
 MAX_PAGES = 3  # listing calls per listing and read, at most
 NOT_READERS = frozenset({"automoderator"})  # accounts whose items are never reports
+CALLS_PER_READ = 2  # what a read costs on average: one call per listing
+MAX_OWED = 8  # calls a flood may leave owed; more are forgiven, so reading catches up
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,32 @@ def absorb(
     watermark = max(listing.watermark, cursor_at - SETTLE)
     kept = {name: at for name, at in seen.items() if at >= watermark}
     return Listing(cursor, cursor_at, kept, watermark), fresh
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How long until the next read, as a multiple of the reports interval, and the
+    calls still owed."""
+
+    intervals: float
+    owed: int
+
+
+def pace(owed: int, calls: int, *, flooded: bool) -> Pace:
+    """The next read after one that made ``calls`` Reddit calls (attempts, pages, ages,
+    looks at posts), with ``owed`` calls still owed by earlier reads.
+
+    Reading costs ``CALLS_PER_READ`` calls an interval on average: what a read spends
+    beyond that is owed, and paid by the next reads coming later, at most one more
+    interval each. A flood (a listing that needed a second page) is read at full speed,
+    its calls owed until it ends; a long one's debt is capped at ``MAX_OWED``, so the
+    reader never falls behind the listings paying it back.
+    """
+    owed = min(owed + max(0, calls - CALLS_PER_READ), MAX_OWED)
+    if flooded:
+        return Pace(1.0, owed)
+    paid = min(owed, CALLS_PER_READ)
+    return Pace(1.0 + paid / CALLS_PER_READ, owed - paid)
 
 
 def full(page: Collection[ReaderItem]) -> bool:

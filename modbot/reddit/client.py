@@ -30,6 +30,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -298,6 +299,7 @@ class RedditClient:
         self._approved: dict[str, tuple[float, set[str] | None]] = {}
         self._megathreads: dict[tuple[str, str], Megathread] = {}
         self.calls = 0
+        self._calls_by: Counter[str] = Counter()  # by caller (``CALLER``): what each spent
 
     def _disable_hidden_retries(self) -> None:
         reddit: Any = self._reddit
@@ -367,6 +369,7 @@ class RedditClient:
             if (creates or writes) and self.before_write is not None:
                 await self.before_write()
             self.calls += 1
+            self._calls_by[CALLER.get()] += 1
             if attempt == 2:
                 self.budget.spend(CALLER.get(), self.clock())
             try:
@@ -572,6 +575,10 @@ class RedditClient:
             return float(created) if isinstance(created, int | float) else None
 
         return await self.call(f"reading u/{name}'s age", call, retry=True)
+
+    def calls_made(self, caller: str) -> int:
+        """Reddit calls made so far for ``caller`` (each attempt counts)."""
+        return self._calls_by[caller]
 
     async def accounts_created(self, author_ids: Sequence[str]) -> dict[str, float | None]:
         """When each of these accounts (t2_...) was made, if Reddit says: a hundred a call

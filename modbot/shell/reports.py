@@ -8,9 +8,10 @@ author lookups; a reader per subreddit is also how watches on one subreddit read
 once. Every ``reports_interval`` it:
 
 1. reads the new posts and the new comments (``core.reading``: cursors, one call per
-   listing when nothing is new, a few pages at most when much is); a read that made more
-   calls than one per listing (pages, ages) puts the next one off, so reading costs two
-   calls per interval on average;
+   listing when nothing is new, a few pages at most when much is); what a read spends
+   beyond one call per listing is paid back by the next reads coming later
+   (``reading.pace``), so reading costs two calls an interval on average; what a failed
+   read had already read waits for the next one;
 2. for each watch, classifies what its readers posted (posts, and comments in its
    megathread) with the watch's report rules, looks up the age of each new report's
    author once (cached; one call for all the authors the listings name by account id),
@@ -117,7 +118,8 @@ class SubredditReader:
         self._waiting: list[ReaderItem] = []  # reports whose author's age is not known yet
         self._ages: OrderedDict[str, float | None] = OrderedDict()
         self._key: bytes | None = None
-        self._calls = 0  # Reddit calls the last read made
+        self._owed = 0  # calls earlier reads spent beyond their share (``reading.pace``)
+        self._flooded = False  # the last read needed a second page of a listing
         self._resumed: float | None = None  # this run's first read: hours before are unknown
         self._looked: OrderedDict[str, None] = OrderedDict()  # posts routed or left alone
         self._unapproved_said = False
@@ -130,6 +132,7 @@ class SubredditReader:
     async def step(self) -> float:
         """Read once and follow every watch; seconds until the next read."""
         token = CALLER.set(self.caller)
+        before = self.listings.calls_made(self.caller)
         try:
             await self.read()
         except Exception:
@@ -139,24 +142,32 @@ class SubredditReader:
             raise
         finally:
             CALLER.reset(token)
-        # Reading costs one call per listing and interval on average: a read that needed
-        # more (a second page, readers' ages) pays for them by coming later.
-        return self.interval * max(1.0, self._calls / len(LISTINGS))
+        # Every call this read made, retries included: what it spent beyond one call per
+        # listing is paid by the next reads coming later (``core.reading.pace``).
+        calls = self.listings.calls_made(self.caller) - before
+        paced = reading.pace(self._owed, calls, flooded=self._flooded)
+        self._owed = paced.owed
+        return self.interval * paced.intervals
 
     async def read(self) -> None:
         """One read of both listings, and every watch followed."""
         now = self.clock()
-        self._calls = 0
+        self._flooded = False
         if self._key is None:
             self._key = (await self.store.reports_key(secrets.token_hex(32))).encode()
+        read = [*self._waiting]
+        items: list[ReaderItem] | None = None
         try:
             bot = await self.listings.account()
-            items, self._waiting = [*self._waiting], []
             for name in LISTINGS:
-                items += await self._read(name, now)
+                read += await self._read(name, now)
         except RedditError as exc:
             log.warning("r/%s: cannot read readers' posts now: %s", self.subreddit, exc)
-            items = None
+            # What the first listing showed has moved its cursor on: it waits with the
+            # rest, and is classified at the next read.
+            self._waiting = _merge(read, [])
+        else:
+            items, self._waiting = read, []
         if self._resumed is None and items is not None:
             self._resumed = now
         for watch in self.watches:
@@ -170,12 +181,12 @@ class SubredditReader:
         listing = self._listings[name]
         before = listing.before(now)
         shown: list[ReaderItem] = []
-        for _ in range(reading.MAX_PAGES):
-            self._calls += 1
+        for number in range(reading.MAX_PAGES):
             page = await self.listings.new_items(
                 self.subreddit, name, before=before, limit=reading.PAGE
             )
             shown += page
+            self._flooded = self._flooded or number > 0
             if before is None or not reading.full(page):
                 break
             before = reading.newest(page)
@@ -229,13 +240,14 @@ class SubredditReader:
             for item, _ in found
             if item.author_id and _name(item) not in self._ages
         }
+        batched = False
         if unknown:
             try:
-                self._calls += 1 + (len(unknown) - 1) // 100
                 made = await self.listings.accounts_created(list(unknown))
             except RedditError as exc:
                 log.info("r/%s: readers' account ages are not known yet: %s", self.subreddit, exc)
             else:
+                batched = True
                 for author_id, name in unknown.items():
                     self._age_known(name, made.get(author_id))
         done, waiting = [], []
@@ -243,12 +255,13 @@ class SubredditReader:
         for item, report in found:
             name = _name(item)
             if name not in self._ages:
-                if item.author_id or asked >= AGE_LOOKUPS:
-                    waiting.append(item)  # its batch failed, or too many to ask one by one
+                # Asked by name when the listing gave no id, or the batch failed (an
+                # error that lasts must not keep every report from counting).
+                if (item.author_id and batched) or asked >= AGE_LOOKUPS:
+                    waiting.append(item)
                     continue
                 asked += 1
                 try:
-                    self._calls += 1
                     self._age_known(name, await self.listings.account_created(item.author or ""))
                 except RedditError as exc:
                     log.info("r/%s: an author's age is not known yet: %s", self.subreddit, exc)
