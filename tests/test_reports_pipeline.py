@@ -300,15 +300,34 @@ async def test_reports_wait_while_reddit_cannot_say_their_authors_ages(
         await readers.run()
         assert readers.early() == []  # not counted, not dropped: they wait
         readers.fake.clear_faults()
-        # The next read fails halfway (the posts read, the comments not): nothing is
-        # dropped, what was waiting and what the posts listing showed wait on.
-        readers.fake.fail_next("GET", r"^/r/ClaudeAI/comments", 503, count=50)
-        await readers.run()
-        assert readers.early() == []
-        readers.fake.clear_faults()
         await readers.run()
         (notice,) = readers.early()
         assert "5 readers" in notice.body
+
+
+async def test_a_listing_that_cannot_be_read_loses_nothing_and_stops_nothing(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot() as readers:
+        readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 503, count=50)
+        readers.fake.fail_next("GET", r"^/user/[^/]+/about", 503, count=50)
+        for _ in range(5):
+            readers.post()
+        await readers.run()  # five reports wait for their authors' ages
+        readers.fake.clear_faults()
+        # The comments listing fails for a while: the posts are read and counted all
+        # the same, with the reports that waited; the comment is read once it answers.
+        readers.fake.fail_next("GET", r"^/r/ClaudeAI/comments", 403, count=1000)
+        readers.post()
+        readers.comment()
+        for _ in range(3):
+            await readers.run()
+        (notice,) = readers.early()
+        assert "6 readers" in notice.body
+        readers.fake.clear_faults()
+        await readers.run()
+        status = (await readers.app.first.operations.status()).text
+        assert "7 readers in the last 10 min" in status, status
 
 
 async def test_a_batch_of_ages_that_keeps_failing_falls_back_to_asking_by_name(

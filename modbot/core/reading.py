@@ -90,19 +90,19 @@ class Pace:
 
 def pace(owed: int, calls: int, *, flooded: bool) -> Pace:
     """The next read after one that made ``calls`` Reddit calls (attempts, pages, ages,
-    looks at posts), with ``owed`` calls still owed by earlier reads.
+    looks at posts), with ``owed`` calls a flood left unpaid.
 
-    Reading costs ``CALLS_PER_READ`` calls an interval on average: what a read spends
-    beyond that is owed, and paid by the next reads coming later, at most one more
-    interval each. A flood (a listing that needed a second page) is read at full speed,
-    its calls owed until it ends; a long one's debt is capped at ``MAX_OWED``, so the
-    reader never falls behind the listings paying it back.
+    Reading costs ``CALLS_PER_READ`` calls an interval on average: a read that spent
+    more pays for it in full by the next read coming later. A flood (a listing that
+    needed a second page) is read at full speed, so the reader keeps up with it; its
+    extra calls are owed, up to ``MAX_OWED`` (the rest are forgiven), and paid after
+    it, at most one interval more per read.
     """
-    owed = min(owed + max(0, calls - CALLS_PER_READ), MAX_OWED)
+    extra = max(0, calls - CALLS_PER_READ)
     if flooded:
-        return Pace(1.0, owed)
+        return Pace(1.0, min(owed + extra, MAX_OWED))
     paid = min(owed, CALLS_PER_READ)
-    return Pace(1.0 + paid / CALLS_PER_READ, owed - paid)
+    return Pace(1.0 + (extra + paid) / CALLS_PER_READ, owed - paid)
 
 
 def full(page: Collection[ReaderItem]) -> bool:

@@ -10,8 +10,8 @@ once. Every ``reports_interval`` it:
 1. reads the new posts and the new comments (``core.reading``: cursors, one call per
    listing when nothing is new, a few pages at most when much is); what a read spends
    beyond one call per listing is paid back by the next reads coming later
-   (``reading.pace``), so reading costs two calls an interval on average; what a failed
-   read had already read waits for the next one;
+   (``reading.pace``), so reading costs two calls an interval on average outside a
+   flood; a listing that cannot be read keeps its cursor;
 2. for each watch, classifies what its readers posted (posts, and comments in its
    megathread) with the watch's report rules, looks up the age of each new report's
    author once (cached; one call for all the authors the listings name by account id),
@@ -110,6 +110,7 @@ class SubredditReader:
         self.clock = clock
         self.interval = min((w.watch.reports.interval for w in self.watches), default=30.0)
         self.caller = f"reports r/{subreddit}"  # its calls' share of the budget
+        self._owed = 0  # calls a flood spent beyond its share (``reading.pace``)
         self.restart()
 
     def restart(self) -> None:
@@ -118,7 +119,6 @@ class SubredditReader:
         self._waiting: list[ReaderItem] = []  # reports whose author's age is not known yet
         self._ages: OrderedDict[str, float | None] = OrderedDict()
         self._key: bytes | None = None
-        self._owed = 0  # calls earlier reads spent beyond their share (``reading.pace``)
         self._flooded = False  # the last read needed a second page of a listing
         self._resumed: float | None = None  # this run's first read: hours before are unknown
         self._looked: OrderedDict[str, None] = OrderedDict()  # posts routed or left alone
@@ -155,19 +155,13 @@ class SubredditReader:
         self._flooded = False
         if self._key is None:
             self._key = (await self.store.reports_key(secrets.token_hex(32))).encode()
-        read = [*self._waiting]
         items: list[ReaderItem] | None = None
         try:
             bot = await self.listings.account()
-            for name in LISTINGS:
-                read += await self._read(name, now)
         except RedditError as exc:
             log.warning("r/%s: cannot read readers' posts now: %s", self.subreddit, exc)
-            # What the first listing showed has moved its cursor on: it waits with the
-            # rest, and is classified at the next read.
-            self._waiting = _merge(read, [])
         else:
-            items, self._waiting = read, []
+            items = await self._read_listings(now)
         if self._resumed is None and items is not None:
             self._resumed = now
         for watch in self.watches:
@@ -176,8 +170,28 @@ class SubredditReader:
                 await self._keep(watch, signal, items, bot, now)
             await self._follow(watch, now)
 
-    async def _read(self, name: str, now: float) -> list[ReaderItem]:
-        """What one listing shows that was not seen before (a few pages at most)."""
+    async def _read_listings(self, now: float) -> list[ReaderItem] | None:
+        """What the listings show that is new, with the reports still waiting for their
+        authors' ages; None when no listing could be read."""
+        fresh: list[ReaderItem] = []
+        read = False
+        for name in LISTINGS:
+            try:
+                listing, shown = await self._read(name, now)
+            except RedditError as exc:
+                # Its cursor stays: the next read shows again what this one could not.
+                log.warning("r/%s: cannot read the new %s now: %s", self.subreddit, name, exc)
+                continue
+            self._listings[name], read = listing, True
+            fresh += shown
+        if not read:
+            return None
+        items, self._waiting = [*self._waiting, *fresh], []
+        return items
+
+    async def _read(self, name: str, now: float) -> tuple[reading.Listing, list[ReaderItem]]:
+        """One listing after a read, and what it showed that was not seen before (a few
+        pages at most)."""
         listing = self._listings[name]
         before = listing.before(now)
         shown: list[ReaderItem] = []
@@ -190,8 +204,7 @@ class SubredditReader:
             if before is None or not reading.full(page):
                 break
             before = reading.newest(page)
-        self._listings[name], fresh = reading.absorb(listing, shown, now)
-        return fresh
+        return reading.absorb(listing, shown, now)
 
     async def _keep(
         self, watch: WatchReader, signal: Signal, items: list[ReaderItem], bot: str, now: float
