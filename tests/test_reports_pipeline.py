@@ -289,17 +289,23 @@ async def test_an_author_the_listing_names_no_account_for_is_asked_by_name(
         assert "1 reader in the last 10 min" in status, status
 
 
+async def five_waiting_for_their_ages(readers: Harness) -> None:
+    """Five readers' reports read while Reddit cannot say their authors' ages; Reddit
+    answers again afterwards."""
+    readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 503, count=50)
+    readers.fake.fail_next("GET", r"^/user/[^/]+/about", 503, count=50)
+    for _ in range(5):
+        readers.post()
+    await readers.run()
+    readers.fake.clear_faults()
+
+
 async def test_reports_wait_while_reddit_cannot_say_their_authors_ages(
     bot: Callable[..., Any],
 ) -> None:
     async with bot() as readers:
-        readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 503, count=50)
-        readers.fake.fail_next("GET", r"^/user/[^/]+/about", 503, count=50)
-        for _ in range(5):
-            readers.post()
-        await readers.run()
+        await five_waiting_for_their_ages(readers)
         assert readers.early() == []  # not counted, not dropped: they wait
-        readers.fake.clear_faults()
         await readers.run()
         (notice,) = readers.early()
         assert "5 readers" in notice.body
@@ -309,12 +315,7 @@ async def test_a_listing_that_cannot_be_read_loses_nothing_and_stops_nothing(
     bot: Callable[..., Any],
 ) -> None:
     async with bot() as readers:
-        readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 503, count=50)
-        readers.fake.fail_next("GET", r"^/user/[^/]+/about", 503, count=50)
-        for _ in range(5):
-            readers.post()
-        await readers.run()  # five reports wait for their authors' ages
-        readers.fake.clear_faults()
+        await five_waiting_for_their_ages(readers)
         # The comments listing fails for a while: the posts are read and counted all
         # the same, with the reports that waited; the comment is read once it answers.
         readers.fake.fail_next("GET", r"^/r/ClaudeAI/comments", 403, count=1000)

@@ -62,7 +62,7 @@ from modbot.shell.crashpoints import Checkpoint, no_checkpoint
 
 log = logging.getLogger(__name__)
 
-AGE_LOOKUPS = 10  # ages of authors the listing names no account id for, asked per read
+AGE_LOOKUPS = 10  # ages asked by name per read (no account id, or the batch failed)
 AGES_KEPT = 10_000  # authors' ages remembered
 KEEP_REPORTS = 35 * 86_400.0  # reports older than this are dropped (the baseline has them)
 LISTINGS = ("posts", "comments")
@@ -174,17 +174,20 @@ class SubredditReader:
         """What the listings show that is new, with the reports still waiting for their
         authors' ages; None when no listing could be read."""
         fresh: list[ReaderItem] = []
-        read = False
+        failed: dict[str, RedditError] = {}
         for name in LISTINGS:
             try:
                 listing, shown = await self._read(name, now)
             except RedditError as exc:
-                # Its cursor stays: the next read shows again what this one could not.
-                log.warning("r/%s: cannot read the new %s now: %s", self.subreddit, name, exc)
+                failed[name] = exc  # its cursor stays: the next read shows what this missed
                 continue
-            self._listings[name], read = listing, True
+            self._listings[name] = listing
             fresh += shown
-        if not read:
+        if failed:
+            what = "posts" if len(failed) == len(LISTINGS) else f"new {', '.join(failed)}"
+            error = next(iter(failed.values()))
+            log.warning("r/%s: cannot read readers' %s now: %s", self.subreddit, what, error)
+        if len(failed) == len(LISTINGS):
             return None
         items, self._waiting = [*self._waiting, *fresh], []
         return items
