@@ -276,6 +276,20 @@ async def test_new_authors_ages_come_in_one_call_and_the_next_read_pays_for_it(
         assert "user_data" not in [c.route for c in readers.fake.calls[before:]]
 
 
+async def test_a_read_pays_for_the_calls_it_made_retries_included(
+    bot: Callable[..., Any],
+) -> None:
+    async with bot(reports_interval=30.0) as readers:
+        for _ in range(3):
+            readers.post()
+        readers.fake.fail_next("GET", r"^/api/user_data_by_account_ids", 503, count=1)
+        before = len(readers.fake.calls)
+        wait = await readers.reader.step()
+        calls = [c.route for c in readers.fake.calls[before:]]
+        assert calls.count("user_data") == 2  # refused once, asked again
+        assert wait == pytest.approx(60.0)  # four calls: the next read one interval later
+
+
 async def test_an_author_the_listing_names_no_account_for_is_asked_by_name(
     bot: Callable[..., Any],
 ) -> None:
