@@ -682,16 +682,8 @@ class Renderer:
         return str(Path(self.templates.origin) / name)
 
     def _run(self, name: str, context: Mapping[str, Any]) -> str:
-        pieces: list[str] = []
-        size = 0
         try:
-            for piece in self._compiled[name].generate(**context):
-                size += len(piece)
-                if size > OUTPUT_CAP:
-                    raise TemplateError(
-                        f"{self._path(name)}: output exceeds {OUTPUT_CAP} characters"
-                    )
-                pieces.append(piece)
+            pieces = self._pieces(name, context)
         except TemplateError:
             raise
         except MemoryError:
@@ -701,6 +693,28 @@ class Renderer:
         except Exception as exc:  # any error a template can raise, reported with its line
             raise TemplateError(f"{self._path(name)}{_template_line(exc, name)}: {exc}") from exc
         return "".join(pieces).strip()
+
+    def _pieces(self, name: str, context: Mapping[str, Any]) -> list[str]:
+        """The template's output, piece by piece, stopped past ``OUTPUT_CAP``. Its render
+        function is run directly (``generate`` adds a generator around every piece, a
+        fifth of a comment's rendering); an error gets the template's own lines in its
+        traceback, as ``generate`` gives it."""
+        template = self._compiled[name]
+        pieces: list[str] = []
+        size = 0
+        try:
+            for piece in template.root_render_func(template.new_context(dict(context))):
+                size += len(piece)
+                if size > OUTPUT_CAP:
+                    raise TemplateError(
+                        f"{self._path(name)}: output exceeds {OUTPUT_CAP} characters"
+                    )
+                pieces.append(piece)
+        except (TemplateError, MemoryError):
+            raise
+        except Exception:  # re-raised by Jinja, with the template's lines
+            template.environment.handle_exception()
+        return pieces
 
     def body(self, job: Job) -> Rendered:
         """Run ``job`` here, in this process (the tests do; the bot uses the worker)."""
