@@ -181,6 +181,52 @@ async def test_render_error_keeps_the_previous_body(opener: Opener) -> None:
     await store.close()
 
 
+async def test_a_poll_whose_template_failed_keeps_the_body_and_the_wanted_hash(
+    opener: Opener,
+) -> None:
+    store = await opener()
+    await save(store, incident("a"))
+    identified = incident("a", "identified")
+    await store.save_poll(
+        W,
+        url="https://status.example.com",
+        changed={"a": identified},
+        rendered={},
+        render_errors={"a": "incident.md.j2, line 3: boom"},
+        validators=Validators(etag='"e2"'),
+        baseline_at=BASELINE,
+        page=None,
+        now=NOW + 1,
+    )
+    assert await store.tracked(W, ["a"]) == {"a": identified}
+    assert await store.body(W, Kind.INCIDENT, "a") == Rendered(
+        "body a investigating", "h-a-investigating"
+    )
+    (row,) = await store.deliveries(W, Kind.INCIDENT, ["a"])
+    assert row.wanted_hash == "h-a-investigating"
+    assert [r.render_error for r in await store.open_incidents(W)] == [
+        "incident.md.j2, line 3: boom"
+    ]
+    await save(store, identified, now=NOW + 2)  # the template works again
+    assert await store.body(W, Kind.INCIDENT, "a") == Rendered(
+        "body a identified", "h-a-identified"
+    )
+    (row,) = await store.deliveries(W, Kind.INCIDENT, ["a"])
+    assert row.wanted_hash == "h-a-identified"
+    assert [r.render_error for r in await store.open_incidents(W)] == [None]
+    await store.close()
+
+
+async def test_a_poll_that_renders_clears_the_error_of_the_last(opener: Opener) -> None:
+    store = await opener()
+    await save(store, incident("a"))
+    await store.save_renders(W, {}, {"a": "incident.md.j2, line 3: boom"})
+    await save(store, incident("a", "identified"), now=NOW + 1)
+    (row,) = await store.open_incidents(W)
+    assert row.render_error is None
+    await store.close()
+
+
 async def test_only_one_process_can_take_a_step(opener: Opener) -> None:
     first, second = await opener(), await opener()
     await save(first, incident("a"))

@@ -325,13 +325,22 @@ def save_poll(
             adopted=move.adopted,
             closed=move.closed,
         )
-    # One statement for each kind of write, run for every incident at once.
+    # One statement for each kind of write, run for every incident at once: the views
+    # with the bodies rendered from them, the errors of those that did not render, a
+    # delivery for each announced one without, and each delivery's wanted body.
     if changed:
-        rows = [_incident_values(watch, item, now) for item in changed.values()]
+        rows = [
+            _incident_values(watch, item, now, rendered.get(incident_id))
+            for incident_id, item in changed.items()
+        ]
         yield Q.each(SAVE_INCIDENT, rows)
-    yield from save_renders(watch, rendered, render_errors)
+    yield from _render_errors(watch, render_errors)
     announced = [incident_id for incident_id, item in changed.items() if item.announce]
-    yield from _want(watch, Kind.INCIDENT, announced, now)
+    yield from _want(watch, Kind.INCIDENT, announced, now, sync=False)
+    others = [incident_id for incident_id in rendered if incident_id not in changed]
+    if others:  # bodies of incidents whose views did not change (none from a poll)
+        yield from _save_bodies(watch, {i: rendered[i] for i in others})
+    yield from _sync_wanted(watch, Kind.INCIDENT, list(dict.fromkeys([*announced, *rendered])))
 
 
 def aliases(watch: str, ids: Sequence[str]) -> Tx[dict[str, Alias]]:
@@ -387,22 +396,33 @@ def platform_moves(watch: str) -> Tx[list[PlatformMove]]:
 
 # A pruned incident the page lists again keeps its mark unless it is announced again
 # (it reopened): its old comment is never touched again, and a new one is posted.
+# A view saved with no body (not rendered: not announced, or its template failed) keeps
+# the body it had.
 SAVE_INCIDENT = """INSERT INTO incidents (watch, incident_id, view, name, status, announce,
-                                          is_open, first_seen, changed_at, closed_at)
+                                          is_open, first_seen, changed_at, closed_at,
+                                          rendered, rendered_hash)
            VALUES (:watch, :id, :view, :name, :status, :announce, :is_open, :now, :now,
-                   :closed_at)
+                   :closed_at, :body, :digest)
            ON CONFLICT (watch, incident_id) DO UPDATE SET
              view = excluded.view, name = excluded.name, status = excluded.status,
              announce = excluded.announce, is_open = excluded.is_open,
              changed_at = excluded.changed_at,
+             rendered = COALESCE(excluded.rendered, incidents.rendered),
+             rendered_hash = COALESCE(excluded.rendered_hash, incidents.rendered_hash),
+             render_error = CASE WHEN excluded.rendered IS NULL THEN incidents.render_error
+                                 ELSE NULL END,
              closed_at = CASE WHEN excluded.is_open THEN NULL
                               ELSE COALESCE(incidents.closed_at, excluded.closed_at) END,
              pruned_at = CASE WHEN excluded.announce THEN NULL ELSE incidents.pruned_at END"""
 
 
-def _incident_values(watch: str, item: Tracked, now: float) -> dict[str, Any]:
+def _incident_values(
+    watch: str, item: Tracked, now: float, body: Rendered | None = None
+) -> dict[str, Any]:
     view = item.view
     return {
+        "body": body.body if body is not None else None,
+        "digest": body.digest if body is not None else None,
         "watch": watch,
         "id": view.id,
         "view": view_to_json(view),
@@ -421,13 +441,17 @@ WANT = """INSERT INTO deliveries (watch, kind, key, state, wanted_hash, created_
                              WHERE watch = :watch AND kind = :kind AND key = :key)"""
 
 
-def _want(watch: str, kind: Kind, keys: str | Sequence[str], now: float) -> Tx[None]:
-    """A pending, unplaced delivery for each subject that has no delivery row yet."""
+def _want(
+    watch: str, kind: Kind, keys: str | Sequence[str], now: float, *, sync: bool = True
+) -> Tx[None]:
+    """A pending, unplaced delivery for each subject that has no delivery row yet (with
+    its wanted body, unless ``sync`` is off: the caller copies it after)."""
     keys = [keys] if isinstance(keys, str) else keys
     if keys:
         rows = [{"watch": watch, "kind": kind.value, "key": key, "now": now} for key in keys]
         yield Q.each(WANT, rows)
-        yield from _sync_wanted(watch, kind, keys)
+        if sync:
+            yield from _sync_wanted(watch, kind, keys)
 
 
 # Where each kind of subject keeps its current body's hash.
@@ -455,15 +479,23 @@ def save_renders(
     watch: str, rendered: Mapping[str, Rendered], errors: Mapping[str, str]
 ) -> Tx[None]:
     if rendered:
-        yield Q.each(
-            "UPDATE incidents SET rendered = :body, rendered_hash = :digest, "
-            "render_error = NULL WHERE watch = :watch AND incident_id = :id",
-            [
-                {"body": body.body, "digest": body.digest, "watch": watch, "id": incident_id}
-                for incident_id, body in rendered.items()
-            ],
-        )
+        yield from _save_bodies(watch, rendered)
         yield from _sync_wanted(watch, Kind.INCIDENT, list(rendered))
+    yield from _render_errors(watch, errors)
+
+
+def _save_bodies(watch: str, rendered: Mapping[str, Rendered]) -> Tx[None]:
+    yield Q.each(
+        "UPDATE incidents SET rendered = :body, rendered_hash = :digest, "
+        "render_error = NULL WHERE watch = :watch AND incident_id = :id",
+        [
+            {"body": body.body, "digest": body.digest, "watch": watch, "id": incident_id}
+            for incident_id, body in rendered.items()
+        ],
+    )
+
+
+def _render_errors(watch: str, errors: Mapping[str, str]) -> Tx[None]:
     if errors:
         yield Q.each(
             "UPDATE incidents SET render_error = :error WHERE watch = :watch AND incident_id = :id",
