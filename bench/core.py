@@ -31,7 +31,7 @@ import httpx
 
 from bench.bare import BarePoll, bare_client
 from bench.fakes import fake_in_subprocess
-from modbot.app import App
+from modbot.app import App, settle_memory
 from modbot.config.settings import load_settings
 from modbot.rendering.sandbox import RenderWorker
 from tests.fakes.statuspage import PAGE, incident, update
@@ -182,6 +182,7 @@ async def main(polls: int) -> dict[str, Any]:
         )
         worker = RenderWorker(timeout=settings.render_timeout)
         async with App(settings, dry_run=True, out=io.StringIO(), engine=worker) as app:
+            settle_memory()  # as ``modbot run`` does once it has started
             first = await cpu_per_poll(app, worker, 1)
             print(f"status page: fake in a child process at {url}; {INCIDENTS} open incidents")
             print(f"first poll (baseline, {INCIDENTS} incidents rendered): {first[0]:.2f} ms CPU")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from modbot.app import App
+from modbot.app import YOUNG_COLLECTION_EVERY, App
 from modbot.config.settings import Settings
 from modbot.core.records import Kind, NoteRow, Report
 from modbot.shell.deliverer import Deliverer
@@ -248,3 +250,18 @@ async def test_every_watch_keeps_one_connection_to_its_page(
             await app.run_once()
     assert [page.count() for page in pages] == [4] * 25
     assert [page.connections("modbot") for page in pages] == [1] * 25
+
+
+def test_a_long_run_moves_what_start_up_loaded_out_of_the_collectors_sight() -> None:
+    # In a process of its own: freezing is for the whole process, and not the tests'.
+    code = (
+        "import gc\n"
+        "from modbot.app import settle_memory\n"
+        "before = gc.get_freeze_count()\n"
+        "settle_memory()\n"
+        "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold()[0])"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert answer.stdout.split() == ["0", "True", str(YOUNG_COLLECTION_EVERY)]

@@ -79,7 +79,7 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
     """``modbot run``: poll and deliver until stopped (or once)."""
     import asyncio  # noqa: PLC0415 - not for the commands that need no loop
 
-    from modbot.app import stop_on_signals  # noqa: PLC0415
+    from modbot.app import settle_memory, stop_on_signals  # noqa: PLC0415
 
     dry = is_dry_run(settings, dry_run)
     _say_dry_run(settings, dry_run, out)
@@ -91,6 +91,7 @@ async def run(settings: Settings, *, once: bool, dry_run: bool, out: TextIO) -> 
         if once:
             report = await app.run_once_leading()
             return 0 if report.ok else 1
+        settle_memory()
         stop = asyncio.Event()
         with stop_on_signals(stop):
             await app.run(stop, _first_poll_note(settings, watches[0].url, out) if dry else None)
