@@ -248,3 +248,38 @@ async def test_an_update_travels_to_the_worker_once_and_again_when_it_was_droppe
                 worker._shared = {key: number + 1000 for key, number in worker._shared.items()}
     finally:
         await worker.close()
+
+
+async def test_a_context_the_worker_cannot_be_sent_is_one_line_and_the_worker_lives_on(
+    folder: Path,
+) -> None:
+    """Requests travel with ``marshal``, which takes built-in types only: a value of a
+    subclass in a context (a fault of the bot, never of a template) fails that render
+    in one line naming it, the worker is kept, and the next request is answered whole,
+    its set of templates sent again (the failed request had counted it as sent)."""
+    from enum import StrEnum
+
+    class Shade(StrEnum):
+        RED = "red"
+
+    templates = read_templates(default_templates_dir())
+    context = next(c for name, c in sample_jobs(templates) if name == "manual.md.j2")
+    worker = RenderWorker(timeout=5.0)
+    try:
+        await worker.render(templates, "manual.md.j2", context, 10_000)
+        process = worker._process
+        with pytest.raises(TemplateError) as failed:
+            await worker.render(templates, "manual.md.j2", {**context, "text": Shade.RED}, 10_000)
+        message = str(failed.value)
+        assert "manual.md.j2: its context holds a value the render worker cannot be sent" in message
+        assert "\n" not in message
+        assert worker._process is process  # not killed: it was sent nothing
+        (folder / "manual.md.j2").write_text("again: {{ text }}")
+        changed = read_templates(folder)  # a set the worker was never sent
+        with pytest.raises(TemplateError):
+            await worker.render(changed, "manual.md.j2", {**context, "text": Shade.RED}, 10_000)
+        text, _ = await worker.render(changed, "manual.md.j2", {**context, "text": "plain"}, 10_000)
+        assert text == "again: plain"
+        assert worker._process is process
+    finally:
+        await worker.close()

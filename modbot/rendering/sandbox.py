@@ -141,18 +141,20 @@ class RenderWorker:
     ) -> Any:
         async with self._lock:
             process = await self._child()
+            where = f"{templates.origin.rstrip('/')}/{name}"
+            data = self._packed(self._whole(request(), templates), where)
             try:
                 async with asyncio.timeout(self.timeout * budget):
-                    answer = await self._exchange(process, self._whole(request(), templates))
+                    answer = await self._exchange(process, data)
                     if answer.get("missing"):  # the child dropped the set: send it again
                         self._sent.discard(templates.digest)
                     if answer.get("stale"):  # or updates it dropped: send them all
                         self._shared.clear()
                     if answer.get("missing") or answer.get("stale"):
-                        answer = await self._exchange(process, self._whole(request(), templates))
+                        data = self._packed(self._whole(request(), templates), where)
+                        answer = await self._exchange(process, data)
             except TimeoutError as exc:
                 await self._kill()
-                where = f"{templates.origin.rstrip('/')}/{name}"
                 raise TemplateError(
                     f"{where}: took longer than {self.timeout:g} s to render "
                     "(MODBOT_RENDER_TIMEOUT); stopped"
@@ -180,12 +182,22 @@ class RenderWorker:
         }
         return request
 
-    async def _exchange(
-        self, process: asyncio.subprocess.Process, request: dict[str, Any]
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _packed(request: dict[str, Any], where: str) -> bytes:
+        """``request`` as the child reads it. A value ``marshal`` cannot carry (one of a
+        subclass: a fault in what builds contexts, never in a template) is one line, and
+        the child, sent nothing, is kept (what it was counted as given, it says it lacks,
+        and gets again)."""
+        try:
+            return marshal.dumps(request)
+        except ValueError as exc:
+            raise TemplateError(
+                f"{where}: its context holds a value the render worker cannot be sent ({exc})"
+            ) from exc
+
+    async def _exchange(self, process: asyncio.subprocess.Process, data: bytes) -> dict[str, Any]:
         assert process.stdin is not None
         assert process.stdout is not None
-        data = marshal.dumps(request)
         process.stdin.write(HEADER.pack(len(data)) + data)
         await process.stdin.drain()
         (size,) = HEADER.unpack(await process.stdout.readexactly(HEADER.size))

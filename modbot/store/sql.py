@@ -334,12 +334,12 @@ def save_poll(
             for incident_id, item in changed.items()
         ]
         yield Q.each(SAVE_INCIDENT, rows)
-    yield from _render_errors(watch, render_errors)
-    announced = [incident_id for incident_id, item in changed.items() if item.announce]
-    yield from _want(watch, Kind.INCIDENT, announced, now, sync=False)
     others = [incident_id for incident_id in rendered if incident_id not in changed]
     if others:  # bodies of incidents whose views did not change (none from a poll)
         yield from _save_bodies(watch, {i: rendered[i] for i in others})
+    yield from _render_errors(watch, render_errors)
+    announced = [incident_id for incident_id, item in changed.items() if item.announce]
+    yield from _want(watch, Kind.INCIDENT, announced, now, sync=False)
     yield from _sync_wanted(watch, Kind.INCIDENT, list(dict.fromkeys([*announced, *rendered])))
 
 
