@@ -80,6 +80,7 @@ async def report(polls: int, poll: float) -> list[tuple[str, str, str]]:
         ("new connections over the unchanged polls", f"{polled['reconnects']}", "0"),
         ("CPU ms per 50-incident feed, one changed (median)", f"{polled['one_changed_median']:.2f} ({polled['one_changed_spread']}; bare {polled['one_changed_bare']:.2f})", "< 2"),
         ("CPU ms per 50-incident feed, all changed (median)", f"{polled['all_changed_median']:.2f} ({polled['all_changed_spread']}; bare {polled['all_changed_bare']:.2f})", "< 10"),
+        ("  changed poll / the bare loop's, paired: one / all", f"{polled['one_changed_ratio']} / {polled['all_changed_ratio']}", ""),
         ("peak RSS of the running bot", f"{max(timed.peak_rss_mb, scaled.peak_rss_mb):.1f} MB", "< 100 MB"),
         ("50 open incidents: Reddit calls / time to all posted", f"{scaled.first_calls} / {scaled.first_seconds:.1f} s", ""),
         ("burst of 200 changes in 10 s: Reddit calls", f"{scaled.burst_calls}", ""),

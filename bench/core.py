@@ -79,6 +79,14 @@ def summary(samples: list[float]) -> str:
     return f"median {median:6.2f}  p95 {p95:6.2f}  mean {mean:6.2f}  ({spread(ordered)})"
 
 
+def paired(bot: list[float], bare: list[float]) -> str:
+    """The median of each changed poll's CPU over the bare loop's poll of the same page
+    right after it, with its spread: how far above the floor a changed poll is, on a
+    machine of any speed (a busy host moves both alike)."""
+    ratios = [b / f for b, f in zip(bot, bare, strict=True) if f > 0]
+    return f"{statistics.median(ratios):.2f}x ({spread(ratios)})"
+
+
 def percentile(samples: list[float], share: float) -> float:
     """The sample below which ``share`` of them lie (nearest rank)."""
     ordered = sorted(samples)
@@ -236,8 +244,10 @@ async def main(polls: int) -> dict[str, Any]:
             ("bytes on the wire per unchanged poll", f"{wire:.0f} (request + response)"),
             ("CPU ms per poll, 50-incident feed, 1 changed", summary(one_changed)),
             ("  the bare loop's fetch and parse of it", summary(one_bare)),
+            ("  each poll / the bare loop's right after it", paired(one_changed, one_bare)),
             ("CPU ms per poll, 50-incident feed, all 50 changed", summary(all_changed)),
             ("  the bare loop's fetch and parse of it", summary(all_bare)),
+            ("  each poll / the bare loop's right after it", paired(all_changed, all_bare)),
             ("RSS MB at poll 0, 1/4, 1/2, 3/4, end", ", ".join(f"{m:.1f}" for _, m in rss)),
             ("peak RSS MB", f"{peak_rss_mb():.1f}"),
         ]
@@ -255,6 +265,8 @@ async def main(polls: int) -> dict[str, Any]:
         "one_changed_median": statistics.median(one_changed),
         "one_changed_spread": spread(one_changed),
         "one_changed_bare": statistics.median(one_bare),
+        "one_changed_ratio": paired(one_changed, one_bare),
+        "all_changed_ratio": paired(all_changed, all_bare),
         "all_changed_median": statistics.median(all_changed),
         "all_changed_spread": spread(all_changed),
         "all_changed_bare": statistics.median(all_bare),
