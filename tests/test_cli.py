@@ -251,6 +251,21 @@ async def test_an_empty_notice_is_refused(tmp_path: Path) -> None:
     assert "[](#modbot-note-" not in result.out
 
 
+async def test_a_notice_in_bytes_that_are_not_utf8_is_posted_with_each_shown_as_u_fffd(
+    tmp_path: Path,
+) -> None:
+    # A terminal in another encoding: Python keeps the bytes 0xff 0xfe of the argument as
+    # lone surrogates, which no store and no Reddit call can carry.
+    env = {"MODBOT_DATABASE": str(tmp_path / "s.sqlite3")}
+    result = await run_cli("post", "caf\udce9 down \udcff\udcfe", env=env, cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert "caf\ufffd down \ufffd\ufffd" in result.out
+    assert "posted notice cli" in result.out
+    assert "Error" not in result.err
+    status = await run_cli("status", env=env, cwd=tmp_path)
+    assert status.code == 0, status.err
+
+
 async def test_verbose_works_after_the_command_too(
     statuspage: FakeStatuspage, tmp_path: Path
 ) -> None:

@@ -6,8 +6,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from modbot.core.codec import view_to_json
 from modbot.core.feed import parse_incidents, parse_incidents_object
+from modbot.core.incidents import view_of
 from modbot.errors import FeedMalformed
 from tests.conftest import SAMPLES
 
@@ -83,3 +87,23 @@ def test_malformed_documents_raise_one_line(raw: bytes) -> None:
         parse_incidents(raw)
     assert "\n" not in str(caught.value)
     assert "not a Statuspage incidents document" in str(caught.value)
+
+
+@given(st.text(st.characters(exclude_categories=()), min_size=1, max_size=40))
+def test_every_text_a_feed_gives_can_be_stored_and_sent(text: str) -> None:
+    """JSON may write lone surrogates ("\ud800"); no text read from a feed keeps one."""
+    item = {
+        "id": text,
+        "name": text,
+        "status": text,
+        "impact": text,
+        "shortlink": text,
+        "postmortem_body": text,
+        "components": [{"id": text, "name": text, "status": text}],
+        "incident_updates": [{"id": text, "status": text, "body": text}],
+    }
+    feed = parse_incidents(json.dumps({"page": {"name": text}, "incidents": [item]}))
+    (incident,) = feed.incidents
+    view_to_json(view_of(incident)).encode("utf-8")
+    assert feed.page is not None
+    feed.page.name.encode("utf-8")

@@ -357,3 +357,37 @@ async def test_a_time_at_the_edge_of_the_calendar_costs_that_field_not_the_watch
         statuspage.set_incidents([odd, ordinary])
         assert (await app.run_once()).ok
     assert "found it" in reddit.comments[posted["inc-ordinary"].id].body
+
+
+LONE = "\ud800"  # a lone surrogate: valid in JSON text ("\ud800"), not in UTF-8
+
+
+async def test_a_lone_surrogate_in_any_field_costs_that_character_not_the_watch(
+    statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(statuspage_url=statuspage.url, **reddit_settings(reddit))
+    odd = hostile(
+        "odd",
+        name=f"Errors {LONE}here",
+        status=f"investigating{LONE}",
+        impact=f"major{LONE}",
+        shortlink=f"https://stspg.io/{LONE}",
+        postmortem_body=f"why {LONE}",
+        components=[{"id": "c1", "name": f"API {LONE}", "status": f"major_outage{LONE}"}],
+    )
+    odd["incident_updates"][0].update(body=f"seen {LONE} now", status=f"identified{LONE}")
+    ordinary = hostile("ordinary")
+    statuspage.set_incidents([odd, ordinary])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        assert (await app.run_once()).ok
+        posted = {marker_of(c.body): c for c in reddit.comments_by("modbot")}
+        assert sorted(posted) == ["inc-odd", "inc-ordinary"]
+        body = posted["inc-odd"].body
+        body.encode("utf-8")  # Reddit is sent UTF-8: no surrogate reaches a body
+        assert "Errors \ufffdhere" in body
+        assert "seen \ufffd now" in body
+        ordinary["incident_updates"].insert(0, update("ordinary2", "identified", "found it", 5))
+        ordinary["status"] = "identified"
+        statuspage.set_incidents([odd, ordinary])
+        assert (await app.run_once()).ok
+    assert "found it" in reddit.comments[posted["inc-ordinary"].id].body

@@ -18,6 +18,7 @@ from modbot.core.markdown import (
     marker_of,
     parse_marker,
     shorten,
+    sound,
 )
 
 
@@ -134,3 +135,21 @@ def test_control_characters_show_as_the_replacement_character_on_every_store() -
     assert escape_field("name\x00") == "name\ufffd"
     assert escape_text("\x00") == "\ufffd"
     assert escape_text("tab\tstays") == "tab\tstays"
+
+
+# Every character, lone surrogates included (JSON can write "\ud800"; a terminal's bytes
+# that are not UTF-8 arrive as "\udcff").
+EVERY_CHARACTER = st.text(st.characters(exclude_categories=()), max_size=200)
+
+
+@given(EVERY_CHARACTER)
+def test_escaped_text_can_always_be_sent_as_utf8(text: str) -> None:
+    escape_text(text).encode("utf-8")
+    escape_field(text).encode("utf-8")
+    made = sound(text)
+    made.encode("utf-8")
+    assert len(made) == len(text)
+    assert sound(made) == made
+    for given_char, made_char in zip(text, made, strict=True):
+        lone = 0xD800 <= ord(given_char) <= 0xDFFF
+        assert made_char == ("\ufffd" if lone else given_char)

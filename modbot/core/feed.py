@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from modbot.core import moments
+from modbot.core.markdown import sound
 from modbot.errors import FeedMalformed
 
 T = TypeVar("T")
@@ -34,12 +35,23 @@ T = TypeVar("T")
 NO_TEXT = "(no text published)"
 
 
+# Every text a feed gives is made ``sound`` as it is read: JSON may write a lone
+# surrogate ("\ud800"), which Reddit, SQLite and PostgreSQL cannot take.
+
+
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return sound(value) if isinstance(value, str) else ""
 
 
 def _optional_text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return sound(value) if isinstance(value, str) else None
+
+
+def _identifier(value: object) -> str:
+    """An id: text as it is (a number is not an id), its lone surrogates replaced."""
+    if not isinstance(value, str):
+        raise ValueError("an id is text")
+    return sound(value)
 
 
 def _or(default: object) -> WrapValidator:
@@ -74,6 +86,7 @@ def _each(value: object, handler: ValidatorFunctionWrapHandler) -> list[Any]:
 
 
 Text = Annotated[str, PlainValidator(_text)]
+Identifier = Annotated[str, PlainValidator(_identifier)]
 OptionalText = Annotated[str | None, PlainValidator(_optional_text)]
 Time = Annotated[datetime | None, PlainValidator(moments.parse)]
 Flag = Annotated[bool, _or(False)]
@@ -96,7 +109,7 @@ class AffectedComponent(_Model):
 class IncidentUpdate(_Model):
     """One update of an incident; its body can be edited long after it was posted."""
 
-    id: str
+    id: Identifier
     status: Text = ""
     body: Text = ""
     created_at: Time = None
@@ -125,7 +138,7 @@ class Component(_Model):
 class Incident(_Model):
     """An incident with all of its updates."""
 
-    id: str
+    id: Identifier
     name: Text = ""
     status: Text = ""
     impact: Text = ""

@@ -127,8 +127,20 @@ def _escape_line_start(line: str) -> str:
 
 
 # Control characters mean nothing in a comment, and PostgreSQL's text cannot even hold
-# NUL (the PostgreSQL store keeps it as U+FFFD): shown as U+FFFD whatever the store.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# NUL (the PostgreSQL store keeps it as U+FFFD): shown as U+FFFD whatever the store. So
+# is a lone surrogate (JSON may write "\ud800"; UTF-8, and so Reddit, cannot carry it).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sound(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD. JSON may write one ("\ud800"),
+    and so may a terminal's bytes that are not UTF-8 (Python keeps them as surrogates);
+    UTF-8, and so Reddit, SQLite and PostgreSQL, cannot carry it, and a hash of a body
+    holding one fails. ASCII costs one check."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def escape_line(line: str, hosts: frozenset[str] = frozenset()) -> str:

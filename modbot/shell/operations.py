@@ -20,6 +20,7 @@ from modbot.config.watches import ReportsConfig
 from modbot.core import incidents, machine
 from modbot.core.feed import IncidentsFeed
 from modbot.core.machine import State
+from modbot.core.markdown import sound
 from modbot.core.records import DeliveryRow, Kind, NoteRow, Report, Tracked
 from modbot.errors import CommandError
 from modbot.ports import Store
@@ -73,8 +74,10 @@ class Operations:
     async def notice(self, text: str, *, source: str, note_id: str | None = None) -> NoteRow:
         """A notice rendered and ready to record (``note_id`` makes a repeat harmless)."""
         # Where moderators' words enter, from the CLI and from Reddit alike: the same
-        # newlines as feed text, so a lone CR (a line break to Reddit) is one here too.
-        text = incidents.normalise_text(text)
+        # newlines as feed text, so a lone CR (a line break to Reddit) is one here too,
+        # and the same soundness (a terminal's bytes that are not UTF-8 arrive as lone
+        # surrogates, which no store and no Reddit call can carry).
+        text = incidents.normalise_text(sound(text))
         if not text:
             raise CommandError("a notice needs some text")
         ident = note_id or new_note_id()
