@@ -107,3 +107,17 @@ def test_every_text_a_feed_gives_can_be_stored_and_sent(text: str) -> None:
     view_to_json(view_of(incident)).encode("utf-8")
     assert feed.page is not None
     feed.page.name.encode("utf-8")
+
+
+def test_bytes_that_are_not_utf8_cost_their_characters_not_the_document() -> None:
+    raw = json.dumps({"incidents": [{"id": "abc", "name": "NAME"}]}).encode()
+    feed = parse_incidents(raw.replace(b"NAME", b"caf\xe9 \xff"))
+    assert [i.name for i in feed.incidents] == ["caf\ufffd \ufffd"]
+
+
+def test_an_integer_too_long_to_read_costs_its_field_not_the_document() -> None:
+    huge = "9" * 5000
+    raw = '{"incidents": [{"id": "abc", "name": "n", "created_at": %s, "impact": -%s}]}'
+    feed = parse_incidents(raw % (huge, huge))
+    (incident,) = feed.incidents
+    assert (incident.name, incident.created_at, incident.impact) == ("n", None, "")

@@ -391,3 +391,47 @@ async def test_a_lone_surrogate_in_any_field_costs_that_character_not_the_watch(
         statuspage.set_incidents([odd, ordinary])
         assert (await app.run_once()).ok
     assert "found it" in reddit.comments[posted["inc-ordinary"].id].body
+
+
+@pytest.mark.parametrize(
+    "etag", ['W/"caf\u00e9"', 'W/"' + "a" * 6000 + '"'], ids=["not-ascii", "too-long"]
+)
+async def test_an_etag_that_cannot_be_sent_back_is_not_kept_and_the_watch_goes_on(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings], etag: str
+) -> None:
+    """A validator goes back as a header: one no header can carry (httpx cannot even
+    encode it), or one so long a server refuses the request, stalled the watch for good.
+    Now the body's hash tells a change instead."""
+    settings = make_settings(statuspage_url=statuspage.url)
+    statuspage.set_incidents([hostile("first")])
+    statuspage._etag = etag  # what the page sends from now on
+    async with App(settings, dry_run=True, out=io.StringIO()) as app:
+        assert (await app.run_once()).ok
+        assert (await app.store.feed_state(app.first.scope)).validators.etag is None
+        assert (await app.run_once()).ok  # sent without it: the whole body, hashed
+        statuspage.set_incidents([hostile("second"), hostile("first")])
+        statuspage._etag = etag
+        report = await app.run_once()
+        assert report.ok, report.message
+        assert "second" in await app.store.tracked(app.first.scope, ["second"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [("badgzip", "unreadable answer"), ("loop", "too many redirects")],
+)
+async def test_an_answer_httpx_cannot_read_is_a_failed_poll_not_an_unexpected_error(
+    statuspage: FakeStatuspage, make_settings: Callable[..., Settings], kind: str, says: str
+) -> None:
+    settings = make_settings(statuspage_url=statuspage.url)
+    statuspage.set_incidents([hostile("first")])
+    statuspage.misbehave(kind, count=None)
+    async with App(settings, dry_run=True, out=io.StringIO()) as app:
+        report = await app.run_once()
+        assert not report.ok
+        assert says in report.message
+        health = await app.store.health(app.first.scope)  # recorded, as any failed poll
+        assert not health.last_poll_ok
+        assert says in health.last_poll_message
+        statuspage.heal()
+        assert (await app.run_once()).ok

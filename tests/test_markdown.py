@@ -153,3 +153,12 @@ def test_escaped_text_can_always_be_sent_as_utf8(text: str) -> None:
     for given_char, made_char in zip(text, made, strict=True):
         lone = 0xD800 <= ord(given_char) <= 0xDFFF
         assert made_char == ("\ufffd" if lone else given_char)
+
+
+@pytest.mark.parametrize(
+    "mark", ["\u202e", "\u202d", "\u2066", "\u2069", "\x85", "\x9b", "\u2028", "\u2029"]
+)
+def test_marks_that_turn_text_around_or_break_it_show_as_u_fffd(mark: str) -> None:
+    # A field is one line: the marks Python counts as line breaks become spaces there.
+    assert escape_field(f"Fixed{mark} dexif ton") in ("Fixed\ufffd dexif ton", "Fixed dexif ton")
+    assert mark not in escape_text(f"resolved{mark}\nnext line")

@@ -268,9 +268,19 @@ def parse_incidents(raw: bytes | str, cache: ParseCache | None = None) -> Incide
 
 
 def decode(raw: bytes | str) -> Any:
-    """A JSON document; ``FeedMalformed`` when it is not JSON (nested too deep included)."""
+    """A JSON document; ``FeedMalformed`` when it is not JSON (nested too deep included).
+    A value that is bad in itself costs that value, not the document: bytes that are not
+    UTF-8 are U+FFFD, and an integer too long for Python to read (over 4,300 digits) is
+    infinity, which no field takes."""
     try:
-        return json.loads(raw)
+        if isinstance(raw, bytes):
+            raw = raw.decode(json.detect_encoding(raw), "replace")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            if "digits" not in str(exc):
+                raise
+            return json.loads(raw, parse_int=_integer)
     except ValueError as exc:
         raise FeedMalformed(f"not JSON ({exc})") from exc
     except RecursionError:
@@ -278,6 +288,14 @@ def decode(raw: bytes | str) -> Any:
         raise FeedMalformed("not JSON (nested too deep)") from None
 
 
+def _integer(digits: str) -> float:
+    """A JSON integer, or infinity (with its sign) for one too long to convert."""
+    if len(digits.lstrip("-")) <= MAX_DIGITS:
+        return int(digits)
+    return float("-inf") if digits.startswith("-") else float("inf")
+
+
+MAX_DIGITS = 4000  # Python refuses to read integers of more than 4,300 digits
 NOT_A_DOCUMENT = "not a Statuspage incidents document"
 
 

@@ -128,8 +128,13 @@ def _escape_line_start(line: str) -> str:
 
 # Control characters mean nothing in a comment, and PostgreSQL's text cannot even hold
 # NUL (the PostgreSQL store keeps it as U+FFFD): shown as U+FFFD whatever the store. So
-# is a lone surrogate (JSON may write "\ud800"; UTF-8, and so Reddit, cannot carry it).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# are a lone surrogate (JSON may write "\ud800"; UTF-8, and so Reddit, cannot carry
+# it), the C1 controls, the line and paragraph separators, and the marks that override
+# the direction of text: "Fixed\u202e dexif ton" reads "Fixed not fixed", and a status
+# "resolved\u202e" would look resolved while the incident is open.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

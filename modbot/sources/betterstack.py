@@ -118,8 +118,8 @@ class BetterstackClient:
         if page.status != 200:
             raise unexpected(self.url, page)
         validators = Validators(
-            etag=page.headers.get("etag"),
-            last_modified=page.headers.get("last-modified"),
+            etag=page.etag,
+            last_modified=page.last_modified,
             digest=page.digest,
         )
         if since.digest == validators.digest:

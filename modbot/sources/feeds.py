@@ -147,8 +147,8 @@ class FeedClient:
             # challenge, would look like a feed with no incidents.
             raise FeedNotJSON(f"{self.url} answered an HTML page instead of a feed")
         validators = Validators(
-            etag=page.headers.get("etag"),
-            last_modified=page.headers.get("last-modified"),
+            etag=page.etag,
+            last_modified=page.last_modified,
             digest=page.digest,
         )
         if since.digest == validators.digest:

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import math
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,17 @@ USER_AGENT = f"modbot/{__version__} (+status page watcher)"
 MAX_RETRY_AFTER = 3600.0
 
 
+# A validator goes back to the page as a header: one no header can carry (not printable
+# ASCII; httpx cannot even send it), or so long that a server refuses the request, is not
+# kept, and the body's hash tells a change instead.
+_VALIDATOR = re.compile(r"[\x20-\x7e]{1,512}")
+
+
+def usable(validator: str | None) -> str | None:
+    """``validator`` if it can be sent back as it is, else None."""
+    return validator if validator is not None and _VALIDATOR.fullmatch(validator) else None
+
+
 class _RetryableError(Exception):
     """A transport error or 5xx worth another try."""
 
@@ -63,6 +75,16 @@ class Page:
     def content_type(self) -> str:
         """The media type, lower case, without parameters."""
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def etag(self) -> str | None:
+        """The ``ETag`` to send back next time, if it can be (``usable``)."""
+        return usable(self.headers.get("etag"))
+
+    @property
+    def last_modified(self) -> str | None:
+        """The ``Last-Modified`` to send back next time, if it can be (``usable``)."""
+        return usable(self.headers.get("last-modified"))
 
     def looks_like_html(self) -> bool:
         """True for an HTML page (an error or bot-challenge page, where data was asked)."""
@@ -115,10 +137,11 @@ class Fetcher:
         """The answer to one GET (2xx, 304 or 4xx other than 429); raises
         ``FeedUnavailable`` after the retries, ``FeedRateLimited`` on 429."""
         headers = {"Accept": accept}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
+        # Checked again as they go out: a state kept by an older version may hold one.
+        if usable(etag):
+            headers["If-None-Match"] = str(etag)
+        if usable(last_modified):
+            headers["If-Modified-Since"] = str(last_modified)
         attempt = 1
         while True:
             try:
@@ -154,6 +177,12 @@ class Fetcher:
             raise _RetryableError("timed out") from exc
         except httpx.TransportError as exc:
             raise _RetryableError(f"cannot connect ({str(exc) or type(exc).__name__})") from exc
+        except httpx.TooManyRedirects as exc:
+            raise FeedUnavailable(f"{url}: too many redirects") from exc
+        except httpx.RequestError as exc:  # a body that cannot be decoded (a broken gzip)
+            raise FeedUnavailable(
+                f"{url}: unreadable answer ({str(exc) or type(exc).__name__})"
+            ) from exc
         page = Page(
             url=str(response.url),
             status=response.status_code,

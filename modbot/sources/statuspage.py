@@ -129,8 +129,8 @@ class StatuspageClient:
     @staticmethod
     def _validators(page: Page, extra_digest: str) -> Validators:
         return Validators(
-            etag=page.headers.get("etag"),
-            last_modified=page.headers.get("last-modified"),
+            etag=page.etag,
+            last_modified=page.last_modified,
             digest=f"{page.digest}+{extra_digest}",
         )
 
@@ -186,8 +186,8 @@ class StatuspageClient:
                 f"page) instead of JSON; {statuspage_io_hint(self.base_url)}"
             )
         validators = Validators(
-            etag=page.headers.get("etag"),
-            last_modified=page.headers.get("last-modified"),
+            etag=page.etag,
+            last_modified=page.last_modified,
             digest=page.digest,
         )
         if since.digest is not None and validators.digest == since.digest:

@@ -17,6 +17,7 @@ import asyncio
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -131,11 +132,27 @@ class Request:
 class Misbehaviour:
     """What the next ``remaining`` requests get instead of the feed (None: forever)."""
 
-    kind: str  # malformed | html200 | html503 | status | hang
+    kind: str  # malformed | html200 | html503 | status | hang | badgzip | loop
     remaining: int | None
     status: int = 503
     seconds: float = 60.0
     headers: dict[str, str] = field(default_factory=dict)
+
+
+# The answers of the misbehaviours that need nothing but their kind.
+CANNED: dict[str, Callable[[], web.Response]] = {
+    "malformed": lambda: web.Response(
+        text='{"incidents": [{"id": 1, ', content_type="application/json"
+    ),
+    "html200": lambda: web.Response(text=HTML_PAGE, content_type="text/html"),
+    "html503": lambda: web.Response(status=503, text=HTML_PAGE, content_type="text/html"),
+    # Says gzip, and is not.
+    "badgzip": lambda: web.Response(
+        body=b"\x1f\x8b not gzip", headers={"Content-Encoding": "gzip"}
+    ),
+    # Sends the client back to where it was.
+    "loop": lambda: web.Response(status=302, headers={"Location": INCIDENTS_PATH}),
+}
 
 
 class FakeStatuspage:
@@ -293,14 +310,11 @@ class FakeStatuspage:
     async def _misbehave(self, trouble: Misbehaviour) -> web.Response:
         if trouble.kind == "hang":
             await asyncio.sleep(trouble.seconds)
-        if trouble.kind == "malformed":
-            return web.Response(text='{"incidents": [{"id": 1, ', content_type="application/json")
-        if trouble.kind == "html200":
-            return web.Response(text=HTML_PAGE, content_type="text/html")
-        if trouble.kind == "html503":
-            return web.Response(status=503, text=HTML_PAGE, content_type="text/html")
         if trouble.kind == "status":
             return web.Response(status=trouble.status, text="error", headers=trouble.headers)
+        canned = CANNED.get(trouble.kind)
+        if canned is not None:
+            return canned()
         return web.Response(body=self._body, content_type="application/json")
 
     def _record(self, request: web.Request, response: web.Response) -> None:
