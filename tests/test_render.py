@@ -204,3 +204,11 @@ def test_any_number_of_long_updates_renders_newest_first() -> None:
         assert rendered.omitted_updates > 0
         newest = format_time(T + timedelta(minutes=count - 1), None)
         assert newest in rendered.body
+
+
+def test_a_lone_surrogate_a_template_writes_itself_cannot_reach_a_body(templates: Path) -> None:
+    (templates / "incident.md.j2").write_text("{{ '\\ud800' }} {{ incident.name }}")
+    job = incident_job(view(), PAGE, hosts=HOSTS)
+    body = Renderer(read_templates(templates)).body(job).body
+    body.encode("utf-8")
+    assert body.startswith("\ufffd Elevated errors")

@@ -443,8 +443,10 @@ class Job:
     tail: str
 
     def finish(self, text: str, omitted: int = 0) -> Rendered:
-        """The final body: the template's output and the bot's marker after it."""
-        body = text + self.tail
+        """The final body: the template's output and the bot's marker after it. Whatever
+        a template wrote (a literal lone surrogate, "\ud800", included) becomes a body
+        that can be hashed, stored and sent."""
+        body = markdown.sound(text) + self.tail
         if self.name == MANUAL_TEMPLATE:
             return Rendered(body, digest(body), cut_chars=omitted)
         return Rendered(body, digest(body), omitted_updates=omitted)
