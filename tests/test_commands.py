@@ -213,6 +213,19 @@ async def test_a_bare_carriage_return_in_a_notice_is_a_line_break_not_a_heading(
     assert "\r" not in notice.body
 
 
+async def test_a_lone_surrogate_in_a_command_costs_that_character_not_the_inbox(
+    moderated: Moderated,
+) -> None:
+    """JSON may write "\\ud800", which no store and no Reddit call can carry."""
+    message = moderated.message("!post Slow \ud800 today")
+    assert await moderated.inbox.check() == 1
+    (notice,) = notices(moderated.fake)
+    assert "Slow \ufffd today" in notice.body
+    assert moderated.replies(message)
+    assert not moderated.unread(message)
+    assert await moderated.inbox.check() == 0
+
+
 async def test_post_from_a_moderator_is_posted_once_answered_and_marked_read(
     moderated: Moderated, state_location: StateLocation
 ) -> None:

@@ -684,7 +684,7 @@ class RedditClient:
                     InboxItem(
                         fullname=item.fullname,
                         author=str(author) if author else None,
-                        body=getattr(item, "body", "") or "",
+                        body=markdown.sound(getattr(item, "body", "") or ""),
                         is_mention=isinstance(item, asyncpraw.models.Comment),
                         handle=item,
                     )
@@ -767,7 +767,7 @@ class RedditClient:
             item = InboxItem(
                 fullname=fullname,
                 author=author or None,
-                body=getattr(message, "body_markdown", "") or "",
+                body=markdown.sound(getattr(message, "body_markdown", "") or ""),
                 is_mention=False,
                 conversation=conversation_id,
             )
