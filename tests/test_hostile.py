@@ -21,7 +21,7 @@ from modbot.shell.poller import page_info
 from tests.conftest import expire_waits, page_env, reddit_settings, run_cli
 from tests.fakes.feeds import rss
 from tests.fakes.incidentio import COMPAT, FakeIncidentio
-from tests.fakes.reddit import FakeReddit
+from tests.fakes.reddit import Comment, FakeReddit
 from tests.fakes.site import FakeSite
 from tests.fakes.statuspage import FakeStatuspage, incident, update
 from tests.snudown import Snudown
@@ -332,6 +332,25 @@ async def test_a_huge_value_in_any_field_is_cut_and_the_incident_still_posted(
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Go writes for a time never set
 
 
+async def beside_an_ordinary_one(
+    statuspage: FakeStatuspage, reddit: FakeReddit, settings: Settings, odd: dict[str, Any]
+) -> dict[str | None, Comment]:
+    """Post ``odd`` beside an ordinary incident: both get a comment, and the watch is not
+    stalled (a later change to the ordinary one is edited in). The comments, by marker."""
+    ordinary = hostile("ordinary")
+    statuspage.set_incidents([odd, ordinary])
+    async with App(settings, dry_run=False, out=io.StringIO()) as app:
+        assert (await app.run_once()).ok
+        posted = {marker_of(c.body): c for c in reddit.comments_by("modbot")}
+        assert set(posted) == {"inc-odd", "inc-ordinary"}
+        ordinary["incident_updates"].insert(0, update("ordinary2", "identified", "found it", 5))
+        ordinary["status"] = "identified"
+        statuspage.set_incidents([odd, ordinary])
+        assert (await app.run_once()).ok
+    assert "found it" in reddit.comments[posted["inc-ordinary"].id].body
+    return posted
+
+
 async def test_a_time_at_the_edge_of_the_calendar_costs_that_field_not_the_watch(
     statuspage: FakeStatuspage, reddit: FakeReddit, make_settings: Callable[..., Settings]
 ) -> None:
@@ -342,21 +361,10 @@ async def test_a_time_at_the_edge_of_the_calendar_costs_that_field_not_the_watch
     odd["incident_updates"][0].update(
         created_at=GO_ZERO_TIME, display_at=GO_ZERO_TIME, updated_at=GO_ZERO_TIME
     )
-    ordinary = hostile("ordinary")
-    statuspage.set_incidents([odd, ordinary])
-    async with App(settings, dry_run=False, out=io.StringIO()) as app:
-        assert (await app.run_once()).ok
-        posted = {marker_of(c.body): c for c in reddit.comments_by("modbot")}
-        assert sorted(posted) == ["inc-odd", "inc-ordinary"]
-        assert "started unknown time" in posted["inc-odd"].body
-        assert "· unknown time" in posted["inc-odd"].body
-        assert "PDT / " in posted["inc-ordinary"].body
-        # The watch is not stalled: a later change to the ordinary incident is edited in.
-        ordinary["incident_updates"].insert(0, update("ordinary2", "identified", "found it", 5))
-        ordinary["status"] = "identified"
-        statuspage.set_incidents([odd, ordinary])
-        assert (await app.run_once()).ok
-    assert "found it" in reddit.comments[posted["inc-ordinary"].id].body
+    posted = await beside_an_ordinary_one(statuspage, reddit, settings, odd)
+    assert "started unknown time" in posted["inc-odd"].body
+    assert "· unknown time" in posted["inc-odd"].body
+    assert "PDT / " in posted["inc-ordinary"].body
 
 
 LONE = "\ud800"  # a lone surrogate: valid in JSON text ("\ud800"), not in UTF-8
@@ -376,21 +384,11 @@ async def test_a_lone_surrogate_in_any_field_costs_that_character_not_the_watch(
         components=[{"id": "c1", "name": f"API {LONE}", "status": f"major_outage{LONE}"}],
     )
     odd["incident_updates"][0].update(body=f"seen {LONE} now", status=f"identified{LONE}")
-    ordinary = hostile("ordinary")
-    statuspage.set_incidents([odd, ordinary])
-    async with App(settings, dry_run=False, out=io.StringIO()) as app:
-        assert (await app.run_once()).ok
-        posted = {marker_of(c.body): c for c in reddit.comments_by("modbot")}
-        assert sorted(posted) == ["inc-odd", "inc-ordinary"]
-        body = posted["inc-odd"].body
-        body.encode("utf-8")  # Reddit is sent UTF-8: no surrogate reaches a body
-        assert "Errors \ufffdhere" in body
-        assert "seen \ufffd now" in body
-        ordinary["incident_updates"].insert(0, update("ordinary2", "identified", "found it", 5))
-        ordinary["status"] = "identified"
-        statuspage.set_incidents([odd, ordinary])
-        assert (await app.run_once()).ok
-    assert "found it" in reddit.comments[posted["inc-ordinary"].id].body
+    posted = await beside_an_ordinary_one(statuspage, reddit, settings, odd)
+    body = posted["inc-odd"].body
+    body.encode("utf-8")  # Reddit is sent UTF-8: no surrogate reaches a body
+    assert "Errors \ufffdhere" in body
+    assert "seen \ufffd now" in body
 
 
 @pytest.mark.parametrize(
